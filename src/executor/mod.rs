@@ -1,0 +1,1 @@
+//! Runs plays: hosts in parallel, tasks in order, handlers, serial batches.

@@ -1,0 +1,248 @@
+//! Modules: one file each, registered once in [`MODULES`].
+//!
+//! A module reads the state it needs and answers with a [`Plan`]: unchanged,
+//! a change it can make, or a command whose effect it cannot predict. The
+//! engine ([`drive`]) owns check mode, diffs and the changed flag: in check
+//! mode it stops after `plan`, otherwise it calls `apply` with exactly the
+//! change that was planned.
+
+pub mod debug;
+pub mod fs;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::transport::{Remote, TransportError};
+use crate::{Map, Value};
+
+/// Why a module did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// The task failed; `data` is still registered (rc, stdout, ...).
+    #[error("{msg}")]
+    Failed {
+        /// What went wrong.
+        msg: String,
+        /// Result fields to register alongside the failure.
+        data: Map,
+    },
+    /// The arguments (after templating) are not valid for the module.
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    /// The host could not be reached or the connection broke.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl ModuleError {
+    /// A failure with a message and no data.
+    pub fn failed(msg: impl Into<String>) -> ModuleError {
+        ModuleError::Failed {
+            msg: msg.into(),
+            data: Map::new(),
+        }
+    }
+}
+
+/// A before/after pair for `--diff`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Diff {
+    /// Label of the old state, usually the path.
+    pub before_header: String,
+    /// Label of the new state.
+    pub after_header: String,
+    /// Old content ("" for a new file).
+    pub before: String,
+    /// New content.
+    pub after: String,
+}
+
+/// What a module found and would do.
+pub enum Plan<C> {
+    /// The host already matches; the map is the result to register.
+    Unchanged(Map),
+    /// The host differs: `change` makes it match. `data` is the result to
+    /// register (also in check mode); `diff` is shown with `--diff`.
+    Change {
+        /// What `apply` will do.
+        change: C,
+        /// Old and new state, when it can be shown as text.
+        diff: Option<Diff>,
+        /// Result fields known before applying.
+        data: Map,
+    },
+    /// An action whose effect cannot be known in advance (command, shell):
+    /// skipped in check mode, run and reported changed otherwise.
+    Run(C),
+}
+
+/// Renders templates and evaluates expressions with the task's variables.
+pub trait Render: Send + Sync {
+    /// Render a Jinja2 template (the `template` module's source, a string).
+    fn render(&self, source: &str, name: &str) -> Result<String, ModuleError>;
+    /// Evaluate a bare Jinja2 expression (`assert`'s `that`, `debug`'s `var`).
+    fn eval(&self, expr: &str) -> Result<Value, ModuleError>;
+}
+
+/// What a module gets to do its work.
+pub struct ModuleCtx<'a> {
+    /// Inventory name of the host.
+    pub host: &'a str,
+    /// Runs commands and file operations on the host (become applied).
+    pub remote: &'a Remote,
+    /// Check mode: plan only.
+    pub check: bool,
+    /// Diff mode: diffs are wanted (modules may skip reading content when false).
+    pub diff: bool,
+    /// Templates and expressions with this host's variables.
+    pub render: &'a dyn Render,
+    /// Directories in which a relative `src` is looked up, in order (role
+    /// `files/` or `templates/`, then the playbook's directory).
+    pub search: &'a [PathBuf],
+}
+
+impl ModuleCtx<'_> {
+    /// Find a local source file (`src:`) along the search path.
+    pub fn find_local(&self, src: &str) -> Result<PathBuf, ModuleError> {
+        let p = PathBuf::from(src);
+        if p.is_absolute() {
+            return if p.exists() {
+                Ok(p)
+            } else {
+                Err(ModuleError::failed(format!("could not find src {src}")))
+            };
+        }
+        self.search
+            .iter()
+            .map(|d| d.join(&p))
+            .find(|c| c.exists())
+            .ok_or_else(|| {
+                ModuleError::failed(format!(
+                    "could not find src {src} in {}",
+                    self.search
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+}
+
+/// A module: typed arguments plus planning and applying.
+#[async_trait]
+pub trait Module: DeserializeOwned + Send + Sync + 'static {
+    /// Name as written in playbooks (without `ansible.builtin.`).
+    const NAME: &'static str;
+    /// Accepted argument names (with aliases), checked when the playbook is
+    /// loaded. `_raw_params` is the free-form text of `command: ls -l`.
+    const ARGS: &'static [&'static str];
+    /// Does the module take free-form text (`shell: echo hi`)?
+    const FREE_FORM: bool = false;
+    /// What `apply` needs to make the change.
+    type Change: Send;
+
+    /// Read the host's state and decide.
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<Self::Change>, ModuleError>;
+
+    /// Make the planned change; returns result fields to add.
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: Self::Change) -> Result<Map, ModuleError>;
+}
+
+/// The result of running a module on one host.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Did (or would, in check mode) the host change?
+    pub changed: bool,
+    /// Skipped, with the reason (command in check mode).
+    pub skipped: Option<String>,
+    /// Diff to show with `--diff`.
+    pub diff: Option<Diff>,
+    /// Result fields (registered with `register`).
+    pub data: Map,
+}
+
+/// Run a module under the engine's rules for check mode and change reporting.
+pub async fn drive<M: Module>(module: &M, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
+    match module.plan(ctx).await? {
+        Plan::Unchanged(data) => Ok(Outcome {
+            data,
+            ..Outcome::default()
+        }),
+        Plan::Change { change, diff, data } => {
+            let mut data = data;
+            if !ctx.check {
+                data.extend(module.apply(ctx, change).await?);
+            }
+            Ok(Outcome {
+                changed: true,
+                skipped: None,
+                diff,
+                data,
+            })
+        }
+        Plan::Run(change) => {
+            if ctx.check {
+                return Ok(Outcome {
+                    skipped: Some("running in check mode".into()),
+                    ..Outcome::default()
+                });
+            }
+            Ok(Outcome {
+                changed: true,
+                data: module.apply(ctx, change).await?,
+                ..Outcome::default()
+            })
+        }
+    }
+}
+
+/// A registered module: what the loader checks and how the engine runs it.
+pub struct ModuleInfo {
+    /// Short name.
+    pub name: &'static str,
+    /// Accepted argument names.
+    pub args: &'static [&'static str],
+    /// Takes free-form text.
+    pub free_form: bool,
+    /// Deserialize the (templated) arguments and drive the module.
+    pub run: for<'a> fn(Value, &'a ModuleCtx<'a>) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
+}
+
+fn run_json<'a, M: Module>(
+    args: Value,
+    ctx: &'a ModuleCtx<'a>,
+) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
+    Box::pin(async move {
+        let module: M =
+            serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
+        drive(&module, ctx).await
+    })
+}
+
+const fn info<M: Module>() -> ModuleInfo {
+    ModuleInfo {
+        name: M::NAME,
+        args: M::ARGS,
+        free_form: M::FREE_FORM,
+        run: run_json::<M>,
+    }
+}
+
+/// Every module drover has.
+pub static MODULES: &[ModuleInfo] = &[info::<debug::Debug>()];
+
+/// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
+/// `ansible.posix.mount`).
+pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
+    let short = name
+        .strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.posix."))
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .or_else(|| name.strip_prefix("community.general."))
+        .unwrap_or(name);
+    MODULES.iter().find(|m| m.name == short)
+}

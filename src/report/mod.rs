@@ -1,0 +1,1 @@
+//! Events and the reporters that render them.

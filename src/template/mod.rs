@@ -1,0 +1,4 @@
+//! Jinja2 templating with minijinja, behaving like Ansible's for what
+//! playbooks use.
+
+pub mod filters;

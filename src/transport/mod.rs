@@ -1,0 +1,330 @@
+//! Transports run shell commands on a host. A [`Transport`] starts processes;
+//! [`Remote`] is the handle modules use, which adds privilege escalation
+//! (sudo, with the password written to its stdin after its prompt) and
+//! collects output. Modules never see SSH: they get a `Remote`.
+
+pub mod known_hosts;
+pub mod local;
+pub mod ssh;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rand::Rng;
+
+use crate::secret::Secret;
+
+/// Errors while connecting to a host or running a command on it.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// TCP connection could not be made.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// host:port
+        addr: String,
+        /// why
+        reason: String,
+    },
+    /// Connecting, or the key exchange, took too long.
+    #[error("connection to {addr} timed out after {secs}s")]
+    Timeout {
+        /// host:port
+        addr: String,
+        /// the limit
+        secs: u64,
+    },
+    /// The host key is unknown (strict checking) or changed.
+    #[error("host key verification failed for {host}: {detail}")]
+    HostKey {
+        /// inventory host or address
+        host: String,
+        /// what is wrong and how to fix it
+        detail: String,
+    },
+    /// No offered credential was accepted.
+    #[error("authentication failed for {user}@{host}: {detail}")]
+    Auth {
+        /// remote user
+        user: String,
+        /// host address
+        host: String,
+        /// methods tried
+        detail: String,
+    },
+    /// The connection broke or the peer misbehaved.
+    #[error("connection lost: {0}")]
+    Disconnected(String),
+    /// sudo refused or needed a password we do not have.
+    #[error("privilege escalation failed: {0}")]
+    Become(String),
+    /// A local I/O error (key files, known_hosts, local processes).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl TransportError {
+    /// Does this error mean the host cannot be reached (UNREACHABLE in the
+    /// recap) rather than a task failure?
+    pub fn is_unreachable(&self) -> bool {
+        !matches!(self, TransportError::Become(_))
+    }
+}
+
+/// Output of one process on a host.
+#[derive(Debug, Clone)]
+pub enum ProcessEvent {
+    /// Bytes on stdout.
+    Stdout(Vec<u8>),
+    /// Bytes on stderr.
+    Stderr(Vec<u8>),
+    /// The process ended with this status; a signal is reported as 128+N or
+    /// -1 when the signal number is unknown.
+    Exit(i32),
+}
+
+/// A running process on a host.
+#[async_trait]
+pub trait RemoteProcess: Send {
+    /// Write to the process's stdin.
+    async fn write(&mut self, data: &[u8]) -> Result<(), TransportError>;
+    /// Close stdin (EOF).
+    async fn close_stdin(&mut self) -> Result<(), TransportError>;
+    /// The next output or the exit; `None` once the process is gone and all
+    /// output has been delivered.
+    async fn next(&mut self) -> Option<ProcessEvent>;
+}
+
+/// A way to run shell commands on one host.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Start `command` with the remote user's shell (`sh -c` semantics).
+    async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError>;
+    /// Close the connection; further spawns fail.
+    async fn close(&self);
+}
+
+/// The collected result of a command.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    /// Exit status (128+N for signal N).
+    pub status: i32,
+    /// All of stdout.
+    pub stdout: Vec<u8>,
+    /// All of stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// stdout as (lossy) UTF-8.
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as (lossy) UTF-8.
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Privilege escalation settings (sudo).
+#[derive(Debug, Clone)]
+pub struct Become {
+    /// Target user (`ansible_become_user`, default root).
+    pub user: String,
+    /// Password for sudo's prompt, if sudo asks.
+    pub password: Option<Secret>,
+}
+
+/// Quote a string for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The handle modules use to reach a host: a transport plus the become
+/// settings of the current task.
+#[derive(Clone)]
+pub struct Remote {
+    transport: Arc<dyn Transport>,
+    become_: Option<Become>,
+}
+
+impl Remote {
+    /// A handle running commands as the connecting user, or through sudo.
+    pub fn new(transport: Arc<dyn Transport>, become_: Option<Become>) -> Remote {
+        Remote { transport, become_ }
+    }
+
+    /// The same transport with other become settings.
+    pub fn with_become(&self, become_: Option<Become>) -> Remote {
+        Remote {
+            transport: self.transport.clone(),
+            become_,
+        }
+    }
+
+    /// The become settings in force.
+    pub fn become_settings(&self) -> Option<&Become> {
+        self.become_.as_ref()
+    }
+
+    /// Run a shell command, feeding `stdin` to it, and collect its output.
+    /// With become, the command runs through `sudo ... /bin/sh -c`.
+    pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        match &self.become_ {
+            None => {
+                let mut proc = self.transport.spawn(command).await?;
+                if !stdin.is_empty() {
+                    proc.write(stdin).await?;
+                }
+                proc.close_stdin().await?;
+                collect(proc, ExecOutput::default()).await
+            }
+            Some(b) => self.exec_become(command, stdin, b).await,
+        }
+    }
+
+    async fn exec_become(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        b: &Become,
+    ) -> Result<ExecOutput, TransportError> {
+        let token: u64 = rand::rng().random();
+        let marker = format!("DROVER-BECOME-OK-{token:016x}");
+        let prompt = format!("[drover-sudo-{token:016x}] ");
+        let inner = format!("echo {marker}; {command}");
+        let wrapped = format!(
+            "LC_ALL=C sudo -H -S -p {} -u {} /bin/sh -c {}",
+            shell_quote(&prompt),
+            shell_quote(&b.user),
+            shell_quote(&inner)
+        );
+        let mut proc = self.transport.spawn(&wrapped).await?;
+        let mut out = ExecOutput::default();
+        let mut prompts = 0usize;
+        // Until the marker shows, stdout belongs to sudo's handshake and stdin
+        // must not be written: sudo would read it as the password.
+        loop {
+            match proc.next().await {
+                Some(ProcessEvent::Stdout(d)) => {
+                    out.stdout.extend_from_slice(&d);
+                    if let Some(end) = find_line_end(&out.stdout, marker.as_bytes()) {
+                        out.stdout.drain(..end);
+                        break;
+                    }
+                }
+                Some(ProcessEvent::Stderr(d)) => {
+                    out.stderr.extend_from_slice(&d);
+                    let seen = count(&out.stderr, prompt.as_bytes());
+                    if seen > prompts {
+                        prompts = seen;
+                        match (&b.password, prompts) {
+                            (None, _) => {
+                                return Err(TransportError::Become(
+                                    "sudo asks for a password; give one with --ask-become-pass or ansible_become_password".into(),
+                                ))
+                            }
+                            (Some(_), n) if n > 1 => {
+                                return Err(TransportError::Become(
+                                    "incorrect sudo password".into(),
+                                ))
+                            }
+                            (Some(pw), _) => {
+                                let mut line = pw.expose().as_bytes().to_vec();
+                                line.push(b'\n');
+                                proc.write(&line).await?;
+                            }
+                        }
+                    }
+                }
+                Some(ProcessEvent::Exit(status)) => {
+                    let err = strip_all(&out.stderr, prompt.as_bytes());
+                    return Err(TransportError::Become(format!(
+                        "sudo exited with status {status}: {}",
+                        String::from_utf8_lossy(&err).trim()
+                    )));
+                }
+                None => return Err(TransportError::Disconnected("sudo ended early".into())),
+            }
+        }
+        out.stderr = strip_all(&out.stderr, prompt.as_bytes());
+        if !stdin.is_empty() {
+            proc.write(stdin).await?;
+        }
+        proc.close_stdin().await?;
+        collect(proc, out).await
+    }
+}
+
+async fn collect(
+    mut proc: Box<dyn RemoteProcess>,
+    mut out: ExecOutput,
+) -> Result<ExecOutput, TransportError> {
+    let mut status = None;
+    while let Some(ev) = proc.next().await {
+        match ev {
+            ProcessEvent::Stdout(d) => out.stdout.extend_from_slice(&d),
+            ProcessEvent::Stderr(d) => out.stderr.extend_from_slice(&d),
+            ProcessEvent::Exit(s) => status = Some(s),
+        }
+    }
+    match status {
+        Some(s) => {
+            out.status = s;
+            Ok(out)
+        }
+        None => Err(TransportError::Disconnected(
+            "the command ended without an exit status".into(),
+        )),
+    }
+}
+
+/// Index just past the line holding `needle`, once that line is complete.
+fn find_line_end(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let at = hay.windows(needle.len()).position(|w| w == needle)?;
+    let nl = hay[at..].iter().position(|&c| c == b'\n')?;
+    Some(at + nl + 1)
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+fn strip_all(hay: &[u8], needle: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(needle) {
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc/def"), "abc/def");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn marker_line() {
+        assert_eq!(find_line_end(b"xx MARK\nrest", b"MARK"), Some(8));
+        assert_eq!(find_line_end(b"xx MARK", b"MARK"), None);
+    }
+}
