@@ -246,3 +246,9 @@ pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
         .unwrap_or(name);
     MODULES.iter().find(|m| m.name == short)
 }
+
+impl std::fmt::Debug for ModuleInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "module {}", self.name)
+    }
+}

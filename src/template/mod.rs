@@ -1,4 +1,497 @@
 //! Jinja2 templating with minijinja, behaving like Ansible's for what
-//! playbooks use.
+//! playbooks use: strict undefined variables (an error naming the variable),
+//! variables that are themselves templates rendered lazily on use, a string
+//! that is one `{{ expression }}` keeping the expression's type, and
+//! Ansible's filters and tests ([`filters`]).
 
 pub mod filters;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+
+use crate::{Map, Value};
+
+/// How deep variables may refer to variables before we call it a loop.
+const MAX_DEPTH: usize = 32;
+
+/// A templating error, with the undefined variable named when that is the cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateError {
+    /// What went wrong.
+    pub msg: String,
+    /// The variable that is undefined, if that is the problem.
+    pub undefined: Option<String>,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.undefined {
+            Some(var) => write!(f, "'{var}' is undefined"),
+            None => f.write_str(&self.msg),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// The template engine. Cheap to share; build one per run.
+pub struct Templar {
+    env: Arc<Environment<'static>>,
+}
+
+impl Default for Templar {
+    fn default() -> Self {
+        Templar::new()
+    }
+}
+
+impl Templar {
+    /// An environment with Ansible's settings, filters and tests.
+    pub fn new() -> Templar {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_trim_blocks(true);
+        env.set_keep_trailing_newline(true);
+        filters::register(&mut env);
+        Templar { env: Arc::new(env) }
+    }
+
+    /// A scope over `vars`; `magic` adds objects such as `hostvars`.
+    pub fn scope(&self, vars: Arc<Map>, magic: Vec<(String, minijinja::Value)>) -> Scope {
+        Scope(Arc::new(ScopeInner {
+            env: self.env.clone(),
+            vars,
+            magic,
+            cache: Mutex::new(HashMap::new()),
+            depth: Mutex::new(0),
+            error: Mutex::new(None),
+        }))
+    }
+
+    /// Does `s` contain template syntax?
+    pub fn is_template(s: &str) -> bool {
+        s.contains("{{") || s.contains("{%") || s.contains("{#")
+    }
+
+    /// Render every string inside `value`. A string that is exactly one
+    /// `{{ expression }}` becomes the expression's value with its type.
+    pub fn render_value(&self, value: &Value, scope: &Scope) -> Result<Value, TemplateError> {
+        scope.0.render_value(value)
+    }
+
+    /// Render a string template to a string.
+    pub fn render_string(&self, source: &str, scope: &Scope) -> Result<String, TemplateError> {
+        scope.0.render_string(source)
+    }
+
+    /// Evaluate a bare expression (`when`, `that`, `changed_when`).
+    pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Value, TemplateError> {
+        scope.0.eval(expr)
+    }
+
+    /// Evaluate a condition as Jinja truthiness. A bare `{{ x }}` is accepted.
+    pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
+        let expr = expr.trim();
+        let expr = single_expression(expr).unwrap_or(expr);
+        let v = scope.0.eval_raw(expr)?;
+        Ok(v.is_true())
+    }
+}
+
+/// The variables one template sees. Cloning is cheap.
+#[derive(Clone)]
+pub struct Scope(Arc<ScopeInner>);
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scope")
+    }
+}
+
+impl Scope {
+    /// The scope as a minijinja value (for `hostvars[...]`).
+    pub fn to_jinja(&self) -> minijinja::Value {
+        minijinja::Value::from_dyn_object(self.0.clone())
+    }
+
+    /// The raw (unrendered) variables.
+    pub fn vars(&self) -> &Map {
+        &self.0.vars
+    }
+}
+
+struct ScopeInner {
+    env: Arc<Environment<'static>>,
+    vars: Arc<Map>,
+    magic: Vec<(String, minijinja::Value)>,
+    cache: Mutex<HashMap<String, minijinja::Value>>,
+    depth: Mutex<usize>,
+    /// An error met while rendering a variable lazily; minijinja's object
+    /// lookups cannot fail, so it is kept here and reported afterwards.
+    error: Mutex<Option<TemplateError>>,
+}
+
+impl fmt::Debug for ScopeInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScopeInner")
+    }
+}
+
+/// The expression inside `{{ ... }}` when that is all the string holds.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ScopeInner {
+    fn ctx(self: &Arc<Self>) -> minijinja::Value {
+        minijinja::Value::from_dyn_object(self.clone())
+    }
+
+    fn take_error(&self) -> Option<TemplateError> {
+        lock(&self.error).take()
+    }
+
+    fn enter(&self) -> Result<(), TemplateError> {
+        let mut d = lock(&self.depth);
+        if *d >= MAX_DEPTH {
+            return Err(TemplateError {
+                msg: "recursive loop detected in template (a variable refers to itself)".into(),
+                undefined: None,
+            });
+        }
+        *d += 1;
+        Ok(())
+    }
+
+    fn leave(&self) {
+        let mut d = lock(&self.depth);
+        *d = d.saturating_sub(1);
+    }
+
+    fn convert_error(self: &Arc<Self>, err: minijinja::Error, names: Vec<String>) -> TemplateError {
+        if let Some(inner) = self.take_error() {
+            return inner;
+        }
+        if err.kind() == ErrorKind::UndefinedError {
+            let missing = names.into_iter().find(|n| !self.resolves(n));
+            if let Some(var) = missing {
+                return TemplateError {
+                    msg: format!("'{var}' is undefined"),
+                    undefined: Some(var),
+                };
+            }
+        }
+        let mut msg = err.to_string();
+        if let Some(detail) = err.detail() {
+            if !msg.contains(detail) {
+                msg = format!("{msg}: {detail}");
+            }
+        }
+        TemplateError {
+            msg,
+            undefined: None,
+        }
+    }
+
+    /// Does a dotted name (`a.b.c`) resolve in this scope?
+    fn resolves(self: &Arc<Self>, dotted: &str) -> bool {
+        let mut parts = dotted.split('.');
+        let Some(first) = parts.next() else {
+            return true;
+        };
+        let Some(mut v) = self.lookup(first) else {
+            return false;
+        };
+        for p in parts {
+            match v.get_attr(p) {
+                Ok(next) if !next.is_undefined() => v = next,
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn lookup(self: &Arc<Self>, key: &str) -> Option<minijinja::Value> {
+        if let Some((_, v)) = self.magic.iter().find(|(k, _)| k == key) {
+            return Some(v.clone());
+        }
+        if let Some(v) = lock(&self.cache).get(key) {
+            return Some(v.clone());
+        }
+        if lock(&self.error).is_some() {
+            // A variable already failed to render: stop, report that one.
+            return None;
+        }
+        let raw = self.vars.get(key)?;
+        let rendered = if contains_template(raw) {
+            match self.render_value(raw) {
+                Ok(v) => v,
+                Err(e) => {
+                    let mut slot = lock(&self.error);
+                    if slot.is_none() {
+                        *slot = Some(TemplateError {
+                            msg: format!("in variable '{key}': {e}"),
+                            undefined: e.undefined.clone(),
+                        });
+                    }
+                    return None;
+                }
+            }
+        } else {
+            raw.clone()
+        };
+        let v = minijinja::Value::from_serialize(&rendered);
+        lock(&self.cache).insert(key.to_string(), v.clone());
+        Some(v)
+    }
+
+    fn render_value(self: &Arc<Self>, value: &Value) -> Result<Value, TemplateError> {
+        match value {
+            Value::String(s) if Templar::is_template(s) => match single_expression(s) {
+                Some(expr) => self.eval(expr),
+                None => self.render_string(s).map(Value::String),
+            },
+            Value::Array(items) => items
+                .iter()
+                .map(|v| self.render_value(v))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    let key = if Templar::is_template(k) {
+                        self.render_string(k)?
+                    } else {
+                        k.clone()
+                    };
+                    out.insert(key, self.render_value(v)?);
+                }
+                Ok(Value::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn render_string(self: &Arc<Self>, source: &str) -> Result<String, TemplateError> {
+        if !Templar::is_template(source) {
+            return Ok(source.to_string());
+        }
+        self.enter()?;
+        let result = (|| {
+            let tmpl = self
+                .env
+                .template_from_str(source)
+                .map_err(|e| TemplateError {
+                    msg: format!("template error: {e}"),
+                    undefined: None,
+                })?;
+            tmpl.render(self.ctx()).map_err(|e| {
+                let names = sorted(tmpl.undeclared_variables(true));
+                self.convert_error(e, names)
+            })
+        })();
+        self.leave();
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        result
+    }
+
+    fn eval(self: &Arc<Self>, expr: &str) -> Result<Value, TemplateError> {
+        let v = self.eval_raw(expr)?;
+        serde_json::to_value(&v).map_err(|e| TemplateError {
+            msg: format!("cannot convert result of '{expr}': {e}"),
+            undefined: None,
+        })
+    }
+
+    fn eval_raw(self: &Arc<Self>, expr: &str) -> Result<minijinja::Value, TemplateError> {
+        self.enter()?;
+        let result = (|| {
+            let compiled = self
+                .env
+                .compile_expression(expr)
+                .map_err(|e| TemplateError {
+                    msg: format!("template error in '{expr}': {e}"),
+                    undefined: None,
+                })?;
+            let names = || sorted(compiled.undeclared_variables(true));
+            let v = compiled
+                .eval(self.ctx())
+                .map_err(|e| self.convert_error(e, names()))?;
+            if v.is_undefined() {
+                let var = names()
+                    .into_iter()
+                    .find(|n| !self.resolves(n))
+                    .unwrap_or_else(|| expr.to_string());
+                return Err(TemplateError {
+                    msg: format!("'{var}' is undefined"),
+                    undefined: Some(var),
+                });
+            }
+            Ok(v)
+        })();
+        self.leave();
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        result
+    }
+}
+
+fn sorted(set: std::collections::HashSet<String>) -> Vec<String> {
+    let mut v: Vec<String> = set.into_iter().collect();
+    // Longest (most nested) names first, so `a.b` is named rather than `a`
+    // when `a` exists.
+    v.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    v.sort_by_key(|n| n.split('.').count() == 1);
+    v.reverse();
+    v
+}
+
+fn contains_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => Templar::is_template(s),
+        Value::Array(items) => items.iter().any(contains_template),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| Templar::is_template(k) || contains_template(v)),
+        _ => false,
+    }
+}
+
+impl Object for ScopeInner {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.lookup(key.as_str()?)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<minijinja::Value> = self
+            .vars
+            .keys()
+            .map(|k| minijinja::Value::from(k.as_str()))
+            .collect();
+        keys.extend(
+            self.magic
+                .iter()
+                .map(|(k, _)| minijinja::Value::from(k.as_str())),
+        );
+        Enumerator::Values(keys)
+    }
+}
+
+/// `hostvars`: every host's variables, each rendered lazily in its own scope.
+#[derive(Debug)]
+pub struct HostVars {
+    /// One scope per host.
+    pub hosts: indexmap::IndexMap<String, Scope>,
+}
+
+impl Object for HostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.hosts.get(key.as_str()?).map(Scope::to_jinja)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.hosts
+                .keys()
+                .map(|k| minijinja::Value::from(k.as_str()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn scope(t: &Templar, v: Value) -> Scope {
+        let Value::Object(m) = v else {
+            panic!("object expected")
+        };
+        t.scope(Arc::new(m), Vec::new())
+    }
+
+    #[test]
+    fn keeps_types_of_single_expressions() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"ports": [1, 2], "n": 3}));
+        assert_eq!(t.render_value(&json!("{{ ports }}"), &s), Ok(json!([1, 2])));
+        assert_eq!(t.render_value(&json!("{{ n + 1 }}"), &s), Ok(json!(4)));
+        assert_eq!(t.render_value(&json!("n={{ n }}"), &s), Ok(json!("n=3")));
+    }
+
+    #[test]
+    fn variables_render_lazily_and_recursively() {
+        let t = Templar::new();
+        let s = scope(
+            &t,
+            json!({"base": "/srv", "dir": "{{ base }}/app", "conf": "{{ dir }}/c"}),
+        );
+        assert_eq!(t.render_string("{{ conf }}", &s), Ok("/srv/app/c".into()));
+    }
+
+    #[test]
+    fn undefined_variable_is_named() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"a": {"b": 1}, "x": "{{ nope }}"}));
+        let e = t
+            .render_string("v={{ missing }}", &s)
+            .expect_err("undefined");
+        assert_eq!(e.undefined.as_deref(), Some("missing"));
+        let e = t.eval("a.c", &s).expect_err("undefined attr");
+        assert_eq!(e.undefined.as_deref(), Some("a.c"));
+        let e = t
+            .render_string("{{ x }}", &s)
+            .expect_err("nested undefined");
+        assert_eq!(e.undefined.as_deref(), Some("nope"));
+        assert!(t.truthy("missing is defined", &s).is_ok_and(|b| !b));
+    }
+
+    #[test]
+    fn self_reference_is_an_error_not_a_hang() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"a": "{{ a }}"}));
+        assert!(t.render_string("{{ a }}", &s).is_err());
+    }
+
+    #[test]
+    fn hostvars_reach_other_hosts() {
+        let t = Templar::new();
+        let other = scope(&t, json!({"ip": "10.0.0.{{ n }}", "n": 5}));
+        let hv = HostVars {
+            hosts: [("b".to_string(), other)].into_iter().collect(),
+        };
+        let s = t.scope(
+            Arc::new(Map::new()),
+            vec![("hostvars".into(), minijinja::Value::from_object(hv))],
+        );
+        assert_eq!(
+            t.render_string("{{ hostvars['b'].ip }}", &s),
+            Ok("10.0.0.5".into())
+        );
+    }
+}

@@ -1,0 +1,1122 @@
+//! From YAML nodes to typed plays and tasks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Action, Keywords, Loop, Meta, Play, Playbook, Role, Serial, Task};
+use crate::error::{InputError, InputErrors};
+use crate::modules;
+use crate::yaml::{self, Node, NodeKind};
+use crate::{Map, Value};
+
+const PLAY_KEYS: &[&str] = &[
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "vars_prompt",
+    "become",
+    "become_user",
+    "become_method",
+    "gather_facts",
+    "serial",
+    "any_errors_fatal",
+    "max_fail_percentage",
+    "roles",
+    "pre_tasks",
+    "tasks",
+    "post_tasks",
+    "handlers",
+    "tags",
+    "environment",
+    "remote_user",
+    "check_mode",
+    "diff",
+    "no_log",
+    "ignore_errors",
+    "ignore_unreachable",
+    "strategy",
+    "connection",
+    "order",
+    "collections",
+    "module_defaults",
+    "force_handlers",
+    "run_once",
+    "port",
+    "gather_subset",
+    "gather_timeout",
+    "throttle",
+    "timeout",
+];
+
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "loop",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "loop_control",
+    "register",
+    "notify",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "tags",
+    "become",
+    "become_user",
+    "become_method",
+    "no_log",
+    "environment",
+    "delegate_to",
+    "delegate_facts",
+    "run_once",
+    "vars",
+    "check_mode",
+    "diff",
+    "until",
+    "retries",
+    "delay",
+    "listen",
+    "args",
+    "ignore_unreachable",
+    "remote_user",
+    "any_errors_fatal",
+    "block",
+    "rescue",
+    "always",
+    "collections",
+    "timeout",
+    "throttle",
+    "debugger",
+    "action",
+    "local_action",
+    "connection",
+    "module_defaults",
+];
+
+const ROLE_KEYS: &[&str] = &[
+    "role",
+    "name",
+    "vars",
+    "when",
+    "tags",
+    "become",
+    "become_user",
+    "environment",
+    "no_log",
+    "ignore_errors",
+    "delegate_to",
+    "check_mode",
+    "diff",
+    "run_once",
+];
+
+/// What the loader carries while descending into blocks, roles and imports.
+#[derive(Clone)]
+struct Inherit {
+    keywords: Keywords,
+    when: Vec<String>,
+    tags: Vec<String>,
+    vars: Map,
+    role: Option<Arc<Role>>,
+    search: Arc<Vec<PathBuf>>,
+    /// Directory that relative `import_tasks` names resolve against.
+    base: PathBuf,
+    /// Files being imported (to refuse import cycles).
+    stack: Vec<PathBuf>,
+}
+
+struct Loader {
+    errors: Vec<InputError>,
+    playbook_dir: PathBuf,
+}
+
+/// Load and validate a playbook with its roles and imports.
+pub fn load_playbook(path: &Path) -> Result<Playbook, InputErrors> {
+    let root = yaml::load_file(path)?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let mut loader = Loader {
+        errors: Vec::new(),
+        playbook_dir: dir.clone(),
+    };
+    let mut plays = Vec::new();
+    match root.as_seq() {
+        Some(items) => {
+            for item in items {
+                if let Some(p) = loader.play(item) {
+                    plays.push(p);
+                }
+            }
+        }
+        None if root.is_null() => {}
+        None => loader
+            .errors
+            .push(root.error("a playbook must be a list of plays")),
+    }
+    if loader.errors.is_empty() {
+        Ok(Playbook {
+            path: path.to_path_buf(),
+            dir,
+            plays,
+        })
+    } else {
+        Err(InputErrors(loader.errors))
+    }
+}
+
+fn bool_node(node: &Node) -> Result<bool, InputError> {
+    match &node.kind {
+        NodeKind::Bool(b) => Ok(*b),
+        NodeKind::Int(i) => Ok(*i != 0),
+        NodeKind::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" | "y" => Ok(true),
+            "no" | "false" | "off" | "0" | "n" | "" => Ok(false),
+            _ => Err(node.error(format!("expected a boolean, found '{s}'"))),
+        },
+        _ => Err(node.error("expected a boolean")),
+    }
+}
+
+fn string_node(node: &Node) -> Result<String, InputError> {
+    node.scalar_string()
+        .filter(|_| !node.is_null())
+        .ok_or_else(|| node.error("expected a string"))
+}
+
+fn string_list(node: &Node) -> Result<Vec<String>, InputError> {
+    match &node.kind {
+        NodeKind::Seq(items) => items.iter().map(string_node).collect(),
+        NodeKind::Null => Ok(Vec::new()),
+        _ => Ok(vec![string_node(node)?]),
+    }
+}
+
+/// `when`-style conditions: a string, a boolean or a list of them.
+fn conditions(node: &Node) -> Result<Vec<String>, InputError> {
+    match &node.kind {
+        NodeKind::Bool(b) => Ok(vec![b.to_string()]),
+        NodeKind::Seq(items) => items
+            .iter()
+            .map(|i| conditions(i).map(|v| v.join(" and ")))
+            .collect(),
+        _ => Ok(vec![string_node(node)?]),
+    }
+}
+
+fn map_node(node: &Node, what: &str) -> Result<Map, InputError> {
+    match node.to_value() {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => Err(node.error(format!("{what} must be a mapping"))),
+    }
+}
+
+fn tags_of(node: &Node) -> Result<Vec<String>, InputError> {
+    // `tags: a,b` is a comma-separated list.
+    Ok(string_list(node)?
+        .into_iter()
+        .flat_map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect())
+}
+
+/// Parse `key=value key2="quoted value"` as Ansible does for module strings.
+pub(crate) fn parse_kv(text: &str) -> Result<(Map, String), String> {
+    let mut map = Map::new();
+    let mut free = Vec::new();
+    for token in split_words(text)? {
+        match token.split_once('=') {
+            Some((k, v))
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                map.insert(k.to_string(), Value::String(v.to_string()));
+            }
+            _ => free.push(token),
+        }
+    }
+    Ok((map, free.join(" ")))
+}
+
+/// Split on whitespace outside quotes and `{{ }}`; quotes are removed.
+fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut in_word = false;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' && chars.get(i + 1) == Some(&'{') {
+            depth += 1;
+        } else if c == '}' && chars.get(i + 1) == Some(&'}') && depth > 0 {
+            depth -= 1;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => cur.push(c),
+            None if (c == '"' || c == '\'') && depth == 0 => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() && depth == 0 => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            None => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+        i += 1;
+    }
+    if quote.is_some() {
+        return Err("unbalanced quotes".into());
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+impl Loader {
+    fn ok<T>(&mut self, r: Result<T, InputError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn check_keys(&mut self, node: &Node, allowed: &[&str], what: &str) {
+        if let Some(entries) = node.as_map() {
+            for (k, _) in entries {
+                let name = k.scalar_string().unwrap_or_default();
+                if !allowed.contains(&name.as_str()) {
+                    self.errors
+                        .push(k.error(format!("'{name}' is not a valid attribute for a {what}")));
+                }
+            }
+        }
+    }
+
+    fn keywords(&mut self, node: &Node) -> Keywords {
+        let mut kw = Keywords::default();
+        let b = |me: &mut Self, key: &str| node.get(key).and_then(|n| me.ok(bool_node(n)));
+        let s = |me: &mut Self, key: &str| node.get(key).and_then(|n| me.ok(string_node(n)));
+        kw.become_ = b(self, "become");
+        kw.no_log = b(self, "no_log");
+        kw.check_mode = b(self, "check_mode");
+        kw.diff = b(self, "diff");
+        kw.ignore_errors = b(self, "ignore_errors");
+        kw.ignore_unreachable = b(self, "ignore_unreachable");
+        kw.run_once = b(self, "run_once");
+        kw.any_errors_fatal = b(self, "any_errors_fatal");
+        kw.become_user = s(self, "become_user");
+        kw.delegate_to = s(self, "delegate_to");
+        kw.remote_user = s(self, "remote_user");
+        if let Some(m) = node.get("become_method") {
+            if let Some(method) = self.ok(string_node(m)) {
+                if method != "sudo" {
+                    self.errors.push(m.error(format!(
+                        "become_method '{method}' is not supported; drover uses sudo"
+                    )));
+                }
+            }
+        }
+        if let Some(env) = node.get("environment") {
+            kw.environment = Some(env.to_value());
+        }
+        kw
+    }
+
+    fn play(&mut self, node: &Node) -> Option<Play> {
+        if node.as_map().is_none() {
+            self.errors.push(node.error("a play must be a mapping"));
+            return None;
+        }
+        if let Some(imp) = node
+            .get("import_playbook")
+            .or_else(|| node.get("ansible.builtin.import_playbook"))
+        {
+            self.errors.push(
+                imp.error("import_playbook is not supported yet; list the plays in one file"),
+            );
+            return None;
+        }
+        self.check_keys(node, PLAY_KEYS, "play");
+        let hosts = match node.get("hosts") {
+            Some(h) => self
+                .ok(string_list(h))
+                .map(|v| v.join(":"))
+                .unwrap_or_default(),
+            None => {
+                self.errors.push(node.error("a play needs 'hosts'"));
+                String::new()
+            }
+        };
+        let name = node
+            .get("name")
+            .and_then(|n| self.ok(string_node(n)))
+            .unwrap_or_else(|| hosts.clone());
+        let vars = node
+            .get("vars")
+            .and_then(|n| self.ok(map_node(n, "vars")))
+            .unwrap_or_default();
+        let vars_files = match node.get("vars_files") {
+            Some(n) => match n.as_seq() {
+                Some(items) => items
+                    .iter()
+                    .filter_map(|i| self.ok(string_node(i)).map(|s| (s, i.pos.clone())))
+                    .collect(),
+                None => self
+                    .ok(string_node(n))
+                    .map(|s| vec![(s, n.pos.clone())])
+                    .unwrap_or_default(),
+            },
+            None => Vec::new(),
+        };
+        let keywords = self.keywords(node);
+        let gather_facts = node
+            .get("gather_facts")
+            .and_then(|n| self.ok(bool_node(n)))
+            .unwrap_or(true);
+        let any_errors_fatal = keywords.any_errors_fatal.unwrap_or(false);
+        let serial = node
+            .get("serial")
+            .map(|n| self.serial(n))
+            .unwrap_or_default();
+        let max_fail_percentage = node.get("max_fail_percentage").and_then(|n| {
+            match n.to_value() {
+                Value::Number(x) => x.as_f64(),
+                Value::String(s) => s.trim_end_matches('%').parse().ok(),
+                _ => None,
+            }
+            .or_else(|| {
+                self.errors
+                    .push(n.error("max_fail_percentage must be a number"));
+                None
+            })
+        });
+        let tags = node
+            .get("tags")
+            .and_then(|n| self.ok(tags_of(n)))
+            .unwrap_or_default();
+        let base_search = Arc::new(vec![
+            self.playbook_dir.join("files"),
+            self.playbook_dir.join("templates"),
+            self.playbook_dir.clone(),
+        ]);
+        let inherit = Inherit {
+            keywords: keywords.clone(),
+            when: Vec::new(),
+            tags,
+            vars: Map::new(),
+            role: None,
+            search: base_search,
+            base: self.playbook_dir.clone(),
+            stack: Vec::new(),
+        };
+        let pre_tasks = self.task_list(node.get("pre_tasks"), &inherit);
+        let mut tasks = Vec::new();
+        let mut handlers = Vec::new();
+        if let Some(roles) = node.get("roles") {
+            match roles.as_seq() {
+                Some(items) => {
+                    let mut seen = Vec::new();
+                    for r in items {
+                        self.role_use(r, &inherit, &mut tasks, &mut handlers, &mut seen);
+                    }
+                }
+                None => self.errors.push(roles.error("roles must be a list")),
+            }
+        }
+        tasks.extend(self.task_list(node.get("tasks"), &inherit));
+        let post_tasks = self.task_list(node.get("post_tasks"), &inherit);
+        handlers.extend(self.task_list(node.get("handlers"), &inherit));
+        Some(Play {
+            pos: node.pos.clone(),
+            name,
+            hosts,
+            vars,
+            vars_files,
+            keywords,
+            gather_facts,
+            serial,
+            any_errors_fatal,
+            max_fail_percentage,
+            pre_tasks,
+            tasks,
+            post_tasks,
+            handlers,
+        })
+    }
+
+    fn serial(&mut self, node: &Node) -> Vec<Serial> {
+        let one = |n: &Node| -> Result<Serial, InputError> {
+            match &n.kind {
+                NodeKind::Int(i) if *i > 0 => Ok(Serial::Count(*i as usize)),
+                NodeKind::Str(s) => match s.strip_suffix('%') {
+                    Some(p) => p
+                        .trim()
+                        .parse::<f64>()
+                        .map(Serial::Percent)
+                        .map_err(|_| n.error("invalid serial percentage")),
+                    None => s
+                        .parse::<usize>()
+                        .map(Serial::Count)
+                        .map_err(|_| n.error("serial must be a number or a percentage")),
+                },
+                _ => Err(n.error("serial must be a positive number or a percentage")),
+            }
+        };
+        let items: Vec<&Node> = match node.as_seq() {
+            Some(s) => s.iter().collect(),
+            None => vec![node],
+        };
+        items.into_iter().filter_map(|n| self.ok(one(n))).collect()
+    }
+
+    fn task_list(&mut self, node: Option<&Node>, inherit: &Inherit) -> Vec<Task> {
+        let Some(node) = node else {
+            return Vec::new();
+        };
+        match &node.kind {
+            NodeKind::Null => Vec::new(),
+            NodeKind::Seq(items) => items.iter().filter_map(|t| self.task(t, inherit)).collect(),
+            _ => {
+                self.errors.push(node.error("expected a list of tasks"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn load_task_file(&mut self, path: &Path, at: &Node, inherit: &Inherit) -> Vec<Task> {
+        if inherit.stack.iter().any(|p| p == path) {
+            self.errors
+                .push(at.error(format!("{} imports itself", path.display())));
+            return Vec::new();
+        }
+        let doc = match yaml::load_file(path) {
+            Ok(d) => d,
+            Err(mut e) => {
+                if e.msg.starts_with("cannot read file") {
+                    e = at.error(format!("cannot read {}: {}", path.display(), e.msg));
+                }
+                self.errors.push(e);
+                return Vec::new();
+            }
+        };
+        let mut inner = inherit.clone();
+        inner.stack.push(path.to_path_buf());
+        inner.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.task_list(Some(&doc), &inner)
+    }
+
+    fn task(&mut self, node: &Node, parent: &Inherit) -> Option<Task> {
+        let entries = match node.as_map() {
+            Some(e) => e,
+            None => {
+                self.errors.push(node.error("a task must be a mapping"));
+                return None;
+            }
+        };
+        // The module is the one key that is not a task keyword.
+        let mut action_key: Option<(&Node, &Node)> = None;
+        for (k, v) in entries {
+            let name = k.scalar_string().unwrap_or_default();
+            if TASK_KEYS.contains(&name.as_str()) && name != "action" && name != "local_action" {
+                continue;
+            }
+            if let Some((first, _)) = action_key {
+                self.errors.push(k.error(format!(
+                    "conflicting action statements: '{}' and '{}'",
+                    first.scalar_string().unwrap_or_default(),
+                    name
+                )));
+                return None;
+            }
+            action_key = Some((k, v));
+        }
+        let keywords = self.keywords(node);
+        let mut own_when = Vec::new();
+        if let Some(w) = node.get("when") {
+            own_when = self.ok(conditions(w)).unwrap_or_default();
+        }
+        let mut tags = parent.tags.clone();
+        if let Some(t) = node.get("tags") {
+            for tag in self.ok(tags_of(t)).unwrap_or_default() {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+        let mut vars = parent.vars.clone();
+        if let Some(v) = node.get("vars") {
+            vars.extend(self.ok(map_node(v, "vars")).unwrap_or_default());
+        }
+        let mut keywords = parent.keywords.inherit(&keywords);
+        if node.get("local_action").is_some() {
+            keywords.delegate_to = Some("localhost".into());
+        }
+        let mut when = parent.when.clone();
+        when.extend(own_when);
+        let inherit = Inherit {
+            keywords: keywords.clone(),
+            when: when.clone(),
+            tags: tags.clone(),
+            vars: vars.clone(),
+            ..parent.clone()
+        };
+
+        let action = if let Some(block) = node.get("block") {
+            if let Some((k, _)) = action_key {
+                self.errors.push(k.error(format!(
+                    "'{}' cannot be used together with 'block'",
+                    k.scalar_string().unwrap_or_default()
+                )));
+                return None;
+            }
+            // Children carry the block's conditions, tags and keywords.
+            let block_tasks = self.task_list(Some(block), &inherit);
+            let rescue = self.task_list(node.get("rescue"), &inherit);
+            let always = self.task_list(node.get("always"), &inherit);
+            Action::Block {
+                block: block_tasks,
+                rescue,
+                always,
+            }
+        } else {
+            let Some((key, value)) = action_key else {
+                self.errors
+                    .push(node.error("no module or action given in this task"));
+                return None;
+            };
+            let mut name = key.scalar_string().unwrap_or_default();
+            let mut value = value.clone();
+            if name == "action" || name == "local_action" {
+                // `action: module arg=1` or `action: {module: x, arg: 1}`.
+                match &value.kind {
+                    NodeKind::Str(s) => {
+                        let (m, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+                        name = m.to_string();
+                        value = Node {
+                            pos: value.pos.clone(),
+                            kind: NodeKind::Str(rest.to_string()),
+                        };
+                    }
+                    NodeKind::Map(entries) => {
+                        let module = entries.iter().find(|(k, _)| k.key_str() == Some("module"));
+                        let Some((_, m)) = module else {
+                            self.errors.push(value.error("action needs a 'module'"));
+                            return None;
+                        };
+                        name = self.ok(string_node(m))?;
+                        let rest: Vec<(Node, Node)> = entries
+                            .iter()
+                            .filter(|(k, _)| k.key_str() != Some("module"))
+                            .cloned()
+                            .collect();
+                        value = Node {
+                            pos: value.pos.clone(),
+                            kind: NodeKind::Map(rest),
+                        };
+                    }
+                    _ => {
+                        self.errors.push(value.error("invalid action"));
+                        return None;
+                    }
+                }
+            }
+            let short = name
+                .strip_prefix("ansible.builtin.")
+                .or_else(|| name.strip_prefix("ansible.legacy."))
+                .unwrap_or(&name)
+                .to_string();
+            match short.as_str() {
+                "import_tasks" | "include_tasks" | "include" => {
+                    let file = match value.get("file") {
+                        Some(f) => self.ok(string_node(f))?,
+                        None => self.ok(string_node(&value))?,
+                    };
+                    let static_path = !crate::template::Templar::is_template(&file);
+                    if short == "import_tasks"
+                        || (static_path
+                            && node.get("loop").is_none()
+                            && node.get("with_items").is_none())
+                    {
+                        if !static_path {
+                            self.errors.push(value.error("import_tasks needs a file name without templates; use include_tasks"));
+                            return None;
+                        }
+                        let path = inherit.base.join(&file);
+                        let tasks = self.load_task_file(&path, &value, &inherit);
+                        Action::Block {
+                            block: tasks,
+                            rescue: Vec::new(),
+                            always: Vec::new(),
+                        }
+                    } else {
+                        Action::IncludeTasks {
+                            file,
+                            base: inherit.base.clone(),
+                            role: inherit.role.clone(),
+                        }
+                    }
+                }
+                "include_vars" => {
+                    let file = match value.get("file") {
+                        Some(f) => self.ok(string_node(f))?,
+                        None => self.ok(string_node(&value))?,
+                    };
+                    let base = match &inherit.role {
+                        Some(r) => r.dir.join("vars"),
+                        None => inherit.base.clone(),
+                    };
+                    Action::IncludeVars { file, base }
+                }
+                "import_role" | "include_role" => {
+                    let Some(role_name) = value.get("name").and_then(|n| self.ok(string_node(n)))
+                    else {
+                        self.errors.push(value.error("import_role needs 'name'"));
+                        return None;
+                    };
+                    let mut tasks = Vec::new();
+                    let mut handlers = Vec::new();
+                    let mut seen = Vec::new();
+                    let role_node = Node {
+                        pos: value.pos.clone(),
+                        kind: NodeKind::Str(role_name),
+                    };
+                    self.role_use(&role_node, &inherit, &mut tasks, &mut handlers, &mut seen);
+                    Action::Block {
+                        block: tasks,
+                        rescue: Vec::new(),
+                        always: Vec::new(),
+                    }
+                }
+                "meta" => {
+                    let what = self.ok(string_node(&value))?;
+                    let meta = match what.as_str() {
+                        "flush_handlers" => Meta::FlushHandlers,
+                        "end_play" => Meta::EndPlay,
+                        "end_host" => Meta::EndHost,
+                        "noop" | "refresh_inventory" | "reset_connection" => Meta::Noop,
+                        "clear_facts" => Meta::ClearFacts,
+                        other => {
+                            self.errors
+                                .push(value.error(format!("unknown meta action '{other}'")));
+                            return None;
+                        }
+                    };
+                    Action::Meta(meta)
+                }
+                _ => {
+                    let Some(module) = modules::lookup(&name) else {
+                        self.errors.push(key.error(format!(
+                            "unknown module '{name}' (or a misspelled task keyword)"
+                        )));
+                        return None;
+                    };
+                    let args = self.module_args(module, &value, node.get("args"))?;
+                    Action::Module { module, args }
+                }
+            }
+        };
+
+        let loop_ = self.task_loop(node);
+        let register = node.get("register").and_then(|n| self.ok(string_node(n)));
+        let notify = node
+            .get("notify")
+            .and_then(|n| self.ok(string_list(n)))
+            .unwrap_or_default();
+        let listen = node
+            .get("listen")
+            .and_then(|n| self.ok(string_list(n)))
+            .unwrap_or_default();
+        let changed_when = node
+            .get("changed_when")
+            .and_then(|n| self.ok(conditions(n)));
+        let failed_when = node.get("failed_when").and_then(|n| self.ok(conditions(n)));
+        let until = node
+            .get("until")
+            .and_then(|n| self.ok(conditions(n)))
+            .map(|c| {
+                let retries = node
+                    .get("retries")
+                    .and_then(|n| match n.kind {
+                        NodeKind::Int(i) => Some(i.max(0) as u32),
+                        _ => None,
+                    })
+                    .unwrap_or(3);
+                let delay = node
+                    .get("delay")
+                    .and_then(|n| match n.kind {
+                        NodeKind::Int(i) => Some(i as f64),
+                        NodeKind::Float(f) => Some(f),
+                        _ => None,
+                    })
+                    .unwrap_or(5.0);
+                (c, retries, delay)
+            });
+        let name = node.get("name").and_then(|n| self.ok(string_node(n)));
+        Some(Task {
+            pos: node.pos.clone(),
+            name,
+            action,
+            keywords,
+            when,
+            loop_,
+            register,
+            notify,
+            listen,
+            changed_when,
+            failed_when,
+            until,
+            tags,
+            vars,
+            role: parent.role.clone(),
+            search: parent.search.clone(),
+        })
+    }
+
+    fn task_loop(&mut self, node: &Node) -> Option<Loop> {
+        let (items, flatten, dict) =
+            if let Some(l) = node.get("loop").or_else(|| node.get("with_list")) {
+                (l.to_value(), false, false)
+            } else if let Some(l) = node.get("with_items") {
+                (l.to_value(), true, false)
+            } else if let Some(l) = node.get("with_dict") {
+                (l.to_value(), false, true)
+            } else {
+                return None;
+            };
+        let mut lp = Loop {
+            items,
+            flatten,
+            dict,
+            loop_var: "item".into(),
+            index_var: None,
+            label: None,
+        };
+        if let Some(lc) = node.get("loop_control") {
+            self.check_keys(
+                lc,
+                &[
+                    "loop_var",
+                    "index_var",
+                    "label",
+                    "pause",
+                    "extended",
+                    "extended_allitems",
+                ],
+                "loop_control",
+            );
+            if let Some(v) = lc.get("loop_var").and_then(|n| self.ok(string_node(n))) {
+                lp.loop_var = v;
+            }
+            lp.index_var = lc.get("index_var").and_then(|n| self.ok(string_node(n)));
+            lp.label = lc.get("label").and_then(|n| self.ok(string_node(n)));
+        }
+        Some(lp)
+    }
+
+    /// Module arguments: a mapping, `key=value` text, or free-form text.
+    fn module_args(
+        &mut self,
+        module: &'static modules::ModuleInfo,
+        value: &Node,
+        extra: Option<&Node>,
+    ) -> Option<Value> {
+        let mut args = Map::new();
+        let mut key_pos: Vec<(String, &Node)> = Vec::new();
+        match &value.kind {
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    let name = k.scalar_string().unwrap_or_default();
+                    args.insert(name.clone(), v.to_value());
+                    key_pos.push((name, k));
+                }
+            }
+            NodeKind::Null => {}
+            _ => {
+                let text = value.scalar_string().unwrap_or_default();
+                if module.free_form {
+                    let (kv, free) = match parse_kv(&text) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            self.errors.push(value.error(e));
+                            return None;
+                        }
+                    };
+                    // Only the module's own options are taken out of free form.
+                    for (k, v) in kv {
+                        if module.args.contains(&k.as_str()) && k != "_raw_params" {
+                            args.insert(k, v);
+                        }
+                    }
+                    let raw = strip_known_kv(&text, module.args);
+                    let _ = free;
+                    args.insert("_raw_params".into(), Value::String(raw));
+                } else {
+                    match parse_kv(&text) {
+                        Ok((kv, free)) if free.is_empty() => {
+                            for (k, v) in kv {
+                                key_pos.push((k.clone(), value));
+                                args.insert(k, v);
+                            }
+                        }
+                        Ok(_) => {
+                            self.errors.push(value.error(format!(
+                                "module '{}' takes key=value arguments or a mapping",
+                                module.name
+                            )));
+                            return None;
+                        }
+                        Err(e) => {
+                            self.errors.push(value.error(e));
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(extra) = extra {
+            if let Some(entries) = extra.as_map() {
+                for (k, v) in entries {
+                    let name = k.scalar_string().unwrap_or_default();
+                    args.insert(name.clone(), v.to_value());
+                    key_pos.push((name, k));
+                }
+            } else {
+                self.errors.push(extra.error("args must be a mapping"));
+            }
+        }
+        if !module.args.contains(&"*") {
+            for (name, at) in key_pos {
+                if !module.args.contains(&name.as_str()) {
+                    let mut accepted: Vec<&str> = module
+                        .args
+                        .iter()
+                        .copied()
+                        .filter(|a| !a.starts_with('_'))
+                        .collect();
+                    accepted.sort_unstable();
+                    self.errors.push(at.error(format!(
+                        "unknown argument '{name}' for module '{}' (accepted: {})",
+                        module.name,
+                        accepted.join(", ")
+                    )));
+                }
+            }
+        }
+        Some(Value::Object(args))
+    }
+
+    /// Expand a role use (`- common`, `- role: x` with params) into tasks and
+    /// handlers, dependencies first.
+    fn role_use(
+        &mut self,
+        node: &Node,
+        parent: &Inherit,
+        tasks: &mut Vec<Task>,
+        handlers: &mut Vec<Task>,
+        seen: &mut Vec<String>,
+    ) {
+        let (name, params, kw_node) = match &node.kind {
+            NodeKind::Str(s) => (s.clone(), Map::new(), None),
+            NodeKind::Map(_) => {
+                let Some(n) = node.get("role").or_else(|| node.get("name")) else {
+                    self.errors.push(node.error("a role entry needs 'role'"));
+                    return;
+                };
+                let Some(name) = self.ok(string_node(n)) else {
+                    return;
+                };
+                let mut params = Map::new();
+                for (k, v) in node.as_map().unwrap_or(&[]) {
+                    let key = k.scalar_string().unwrap_or_default();
+                    if key == "vars" {
+                        if let Some(m) = self.ok(map_node(v, "vars")) {
+                            params.extend(m);
+                        }
+                    } else if !ROLE_KEYS.contains(&key.as_str()) {
+                        // Anything else is a role parameter, as in Ansible.
+                        params.insert(key, v.to_value());
+                    }
+                }
+                (name, params, Some(node))
+            }
+            _ => {
+                self.errors
+                    .push(node.error("a role entry must be a name or a mapping"));
+                return;
+            }
+        };
+        let key = format!("{name}{}", Value::Object(params.clone()));
+        if seen.contains(&key) {
+            return;
+        }
+        seen.push(key);
+        let dir = [
+            parent.base.join("roles").join(&name),
+            self.playbook_dir.join("roles").join(&name),
+            self.playbook_dir.join("..").join("roles").join(&name),
+        ]
+        .into_iter()
+        .find(|d| d.is_dir());
+        let Some(dir) = dir else {
+            self.errors.push(node.error(format!(
+                "role '{name}' not found in {}",
+                self.playbook_dir.join("roles").display()
+            )));
+            return;
+        };
+        let read_map = |me: &mut Self, sub: &str| -> Map {
+            let path = main_file(&dir.join(sub));
+            let Some(path) = path else {
+                return Map::new();
+            };
+            match yaml::load_file(&path) {
+                Ok(doc) => me.ok(map_node(&doc, sub)).unwrap_or_default(),
+                Err(e) => {
+                    me.errors.push(e);
+                    Map::new()
+                }
+            }
+        };
+        let defaults = read_map(self, "defaults");
+        let mut vars = read_map(self, "vars");
+        vars.extend(params);
+        let role = Arc::new(Role {
+            name: name.clone(),
+            dir: dir.clone(),
+            defaults,
+            vars,
+        });
+        let mut kw = parent.keywords.clone();
+        let mut when = parent.when.clone();
+        let mut tags = parent.tags.clone();
+        if let Some(n) = kw_node {
+            kw = kw.inherit(&self.keywords(n));
+            if let Some(w) = n.get("when") {
+                when.extend(self.ok(conditions(w)).unwrap_or_default());
+            }
+            if let Some(t) = n.get("tags") {
+                tags.extend(self.ok(tags_of(t)).unwrap_or_default());
+            }
+        }
+        // Dependencies from meta/main.yml run first.
+        if let Some(meta_path) = main_file(&dir.join("meta")) {
+            if let Some(doc) = self.ok(yaml::load_file(&meta_path)) {
+                if let Some(deps) = doc.get("dependencies").and_then(Node::as_seq) {
+                    let dep_inherit = Inherit {
+                        keywords: kw.clone(),
+                        when: when.clone(),
+                        tags: tags.clone(),
+                        base: dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+                        ..parent.clone()
+                    };
+                    for d in deps {
+                        self.role_use(d, &dep_inherit, tasks, handlers, seen);
+                    }
+                }
+            }
+        }
+        let search = Arc::new(vec![
+            dir.join("files"),
+            dir.join("templates"),
+            dir.join("tasks"),
+            dir.clone(),
+            self.playbook_dir.join("files"),
+            self.playbook_dir.join("templates"),
+            self.playbook_dir.clone(),
+        ]);
+        let inherit = Inherit {
+            keywords: kw,
+            when,
+            tags,
+            vars: parent.vars.clone(),
+            role: Some(role),
+            search,
+            base: dir.join("tasks"),
+            stack: parent.stack.clone(),
+        };
+        if let Some(p) = main_file(&dir.join("tasks")) {
+            let at = Node {
+                pos: node.pos.clone(),
+                kind: NodeKind::Null,
+            };
+            tasks.extend(self.load_task_file(&p, &at, &inherit));
+        }
+        if let Some(p) = main_file(&dir.join("handlers")) {
+            let at = Node {
+                pos: node.pos.clone(),
+                kind: NodeKind::Null,
+            };
+            let mut hinherit = inherit.clone();
+            hinherit.when = Vec::new();
+            handlers.extend(self.load_task_file(&p, &at, &hinherit));
+        }
+    }
+}
+
+/// `main.yml`, `main.yaml` or `main` in a role subdirectory.
+fn main_file(dir: &Path) -> Option<PathBuf> {
+    ["main.yml", "main.yaml", "main"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
+
+/// Remove `key=value` tokens for the module's own options from free-form
+/// text, keeping the rest verbatim (quotes included).
+fn strip_known_kv(text: &str, known: &[&str]) -> String {
+    let mut out = Vec::new();
+    for token in text.split(' ') {
+        let is_opt = token
+            .split_once('=')
+            .is_some_and(|(k, _)| known.contains(&k) && k != "_raw_params" && !k.is_empty());
+        if !is_opt {
+            out.push(token);
+        }
+    }
+    out.join(" ").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_parsing() {
+        let (m, free) =
+            parse_kv("path=/tmp/x state=directory mode='0755' msg=\"a b\"").expect("kv");
+        assert_eq!(m["path"], "/tmp/x");
+        assert_eq!(m["mode"], "0755");
+        assert_eq!(m["msg"], "a b");
+        assert!(free.is_empty());
+        assert_eq!(
+            strip_known_kv("creates=/x echo hi", &["creates"]),
+            "echo hi"
+        );
+    }
+}
