@@ -23,6 +23,27 @@
 //!
 //! A node's processes are found through their mount namespace, so stopping
 //! a node kills its sshd and every session on it, like a node failing.
+//!
+//! Everything here blocks (it waits for processes and ports): from async
+//! code, call it through `tokio::task::spawn_blocking` or before the runtime
+//! starts. Root is required. Labs that run at the same time need their own
+//! directory and address block:
+//!
+//! ```no_run
+//! use drover::lab::{Lab, LabConfig};
+//!
+//! let lab = Lab::start(LabConfig {
+//!     dir: std::env::temp_dir().join("my-test-lab"),
+//!     block: "127.0.3".into(),
+//!     nodes: 2,
+//!     authorize_caller_keys: false,
+//!     ..LabConfig::default()
+//! })?;
+//! let master = lab.node("pi-master").map(|n| n.socket_addr());
+//! // … connect with lab.key_path() and lab.known_hosts_path() …
+//! lab.stop()?; // or just drop it
+//! # Ok::<(), drover::lab::LabError>(())
+//! ```
 
 mod inventory;
 mod procs;
@@ -139,7 +160,7 @@ pub enum LabError {
         /// The last lines of that log.
         tail: String,
     },
-    /// Processes of a node survived SIGKILL for [`KILL_TIMEOUT`].
+    /// Processes of a node survived SIGKILL for ten seconds.
     #[error("lab node {node}: processes {pids:?} are still alive after SIGKILL")]
     Unkillable {
         /// The node.
@@ -445,7 +466,9 @@ impl Lab {
     }
 
     /// The upper directory of node `name`: every file it has written, at its
-    /// path inside the node (`node_root(n).join("etc/hostname")`).
+    /// path inside the node (`node_root(n).join("etc/hostname")`). Files it
+    /// only read come from the host and are not there. The path is computed,
+    /// not checked: an unknown name gives a path that does not exist.
     pub fn node_root(&self, name: &str) -> PathBuf {
         self.node_dir(name).join("upper")
     }
