@@ -1,0 +1,161 @@
+//! Finding and killing a node's processes through /proc.
+//!
+//! A node's processes are recognised by two facts together: their mount
+//! namespace is the node's, and their root directory lies under the node's
+//! merged directory. A namespace id alone could be reused after the node's
+//! namespace is gone; the root path alone could be faked by any chroot.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Start time of `pid` in clock ticks since boot (field 22 of
+/// /proc/PID/stat); with the PID it identifies a process uniquely.
+pub(super) fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: fields after it are
+    // counted from its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` exists and has not yet exited (zombies count as gone).
+pub(super) fn alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// The mount namespace of `pid`, as the kernel names it (`mnt:[4026532177]`).
+pub(super) fn mount_ns(pid: &str) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub(super) fn cmdline(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        String::from_utf8_lossy(&raw)
+            .replace('\0', " ")
+            .trim()
+            .to_string(),
+    )
+}
+
+fn root_dir(pid: &str) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/root")).ok()
+}
+
+/// Every live process in mount namespace `ns` whose root lies under
+/// `merged`. Never includes a process of our own namespace.
+pub(super) fn members(ns: &str, merged: &Path) -> Vec<u32> {
+    let own = mount_ns("self");
+    if own.as_deref() == Some(ns) {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(pid) = name.parse::<u32>() else {
+            continue;
+        };
+        if mount_ns(name).as_deref() == Some(ns)
+            && root_dir(name).is_some_and(|r| r.starts_with(merged))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Send SIGKILL to `pids` (with the `kill` utility: the crate has no unsafe
+/// code). PIDs that are already gone are ignored.
+pub(super) fn kill(pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let status = Command::new("kill")
+        .arg("-KILL")
+        .arg("--")
+        .args(pids.iter().map(u32::to_string))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    // A process may exit between the scan and the kill; kill then fails for
+    // it and the next scan confirms it is gone.
+    tracing::debug!(?pids, ?status, "lab: SIGKILL");
+}
+
+/// Mount points in our namespace at exactly `dir`, with their file system
+/// types, innermost last.
+pub(super) fn mounts_at(dir: &Path) -> Vec<String> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|line| {
+            let mut halves = line.splitn(2, " - ");
+            let left = halves.next()?;
+            let fstype = halves.next()?.split_whitespace().next()?;
+            let point = left.split_whitespace().nth(4)?;
+            (Path::new(&unescape(point)) == dir).then(|| fstype.to_string())
+        })
+        .collect()
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space, …).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let oct = std::str::from_utf8(&b[i + 1..i + 4]).ok();
+            if let Some(v) = oct.and_then(|o| u8::from_str_radix(o, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_alive_and_has_a_start_time() {
+        let me = std::process::id();
+        assert!(alive(me));
+        assert!(start_time(me).is_some());
+        assert!(mount_ns("self").is_some_and(|ns| ns.starts_with("mnt:[")));
+    }
+
+    #[test]
+    fn members_never_lists_our_own_namespace() {
+        let ns = mount_ns("self").expect("own ns");
+        assert!(members(&ns, Path::new("/")).is_empty());
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape(r"/tmp/a\040b"), "/tmp/a b");
+        assert_eq!(unescape(r"/plain"), "/plain");
+        assert_eq!(unescape(r"/end\04"), r"/end\04");
+    }
+}

@@ -1,0 +1,442 @@
+//! Lab tests. Those that start nodes need root, sshd, sudo and the ssh
+//! client; each uses its own address block (127.0.90.x to 127.0.99.x) so
+//! that they run in parallel with each other and with other suites' labs.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::*;
+
+fn config(tmp: &TempDir, block: &str, nodes: usize) -> LabConfig {
+    LabConfig {
+        dir: tmp.path().join("lab"),
+        block: block.to_string(),
+        nodes,
+        authorize_caller_keys: false,
+        ..LabConfig::default()
+    }
+}
+
+fn start(tmp: &TempDir, block: &str, nodes: usize) -> Lab {
+    Lab::start(config(tmp, block, nodes)).expect("lab starts")
+}
+
+/// The system ssh client, strict about host keys, with the lab's key.
+fn ssh_cmd(lab: &Lab, node: &Node, cmd: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=yes"])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.known_hosts_path().display()
+        ))
+        .arg("-i")
+        .arg(lab.key_path())
+        .arg(format!("admin@{}", node.address))
+        .arg(cmd)
+        .stdin(Stdio::null());
+    c
+}
+
+fn ssh(lab: &Lab, node: &Node, cmd: &str) -> Output {
+    ssh_cmd(lab, node, cmd).output().expect("ssh runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "ssh failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn node(lab: &Lab, name: &str) -> Node {
+    lab.node(name).expect("node exists").clone()
+}
+
+/// A session that stays open: returns once the remote shell has started.
+fn open_session(lab: &Lab, n: &Node) -> Child {
+    let mut child = ssh_cmd(lab, n, "echo started; exec sleep 600")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh runs");
+    let out = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert_eq!(line, "started\n");
+    child
+}
+
+/// Wait (bounded) for a child to exit.
+fn exits_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn refuses(n: &Node) -> bool {
+    TcpStream::connect_timeout(&n.socket_addr(), Duration::from_secs(2)).is_err()
+}
+
+/// Every process of the lab in `dir` with one of the namespaces `nss` (a
+/// namespace id alone may be reused by another test's node once freed).
+fn processes_in(nss: &[String], dir: &Path) -> Vec<u32> {
+    nss.iter()
+        .flat_map(|ns| procs::members(ns, &dir.join("nodes")))
+        .collect()
+}
+
+fn namespaces(lab: &Lab) -> Vec<String> {
+    lab.nodes()
+        .iter()
+        .map(|n| procs::mount_ns(&n.pid.expect("running").to_string()).expect("ns"))
+        .collect()
+}
+
+/// `DROVER_LAB_BLESS=1 cargo test default_inventory` rewrites the committed
+/// file from the generator.
+#[test]
+fn default_inventory_is_the_committed_file() {
+    let rendered = render_inventory(&LabConfig::default()).expect("renders");
+    if std::env::var_os("DROVER_LAB_BLESS").is_some() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/inventory.yml");
+        fs::write(path, &rendered).expect("bless");
+        return;
+    }
+    assert_eq!(rendered, include_str!("../../tests/lab/inventory.yml"));
+    let v: serde_yaml::Value = serde_yaml::from_str(&rendered).expect("YAML");
+    let agents = &v["all"]["children"]["k3s_agents"]["hosts"];
+    assert_eq!(agents.as_mapping().map(|m| m.len()), Some(7));
+    assert_eq!(
+        agents["pi-worker-07"]["ansible_host"].as_str(),
+        Some("127.0.2.8")
+    );
+}
+
+#[test]
+fn node_names_follow_the_cluster() {
+    assert_eq!(node_name(1), "pi-master");
+    assert_eq!(node_name(2), "pi-worker-01");
+    assert_eq!(node_name(8), "pi-worker-07");
+    assert_eq!(node_name(12), "pi-worker-11");
+}
+
+#[test]
+fn blocks_outside_loopback_and_bad_counts_are_refused() {
+    assert_eq!(parse_block("127.0.3").ok(), Some([127, 0, 3]));
+    for bad in ["192.168.1", "127.0", "127.0.2.1", "127.0.x", ""] {
+        assert!(
+            matches!(parse_block(bad), Err(LabError::Config(_))),
+            "{bad}"
+        );
+    }
+    assert!(check_count(0).is_err() && check_count(255).is_err());
+    assert!(check_dir_name(Path::new("/tmp/a,b")).is_err());
+}
+
+#[test]
+fn nodes_answer_ssh_with_their_hostname_and_sudo() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.91", 2);
+    let master = node(&lab, "pi-master");
+    let worker = node(&lab, "pi-worker-01");
+    assert_eq!(master.address, Ipv4Addr::new(127, 0, 91, 1));
+    assert_eq!(worker.address, Ipv4Addr::new(127, 0, 91, 2));
+
+    assert_eq!(
+        stdout(&ssh(&lab, &master, "hostname; sudo -n id -u")),
+        "pi-master\n0\n"
+    );
+    assert_eq!(
+        stdout(&ssh(&lab, &worker, "hostname; id -un")),
+        "pi-worker-01\nadmin\n"
+    );
+
+    let out = ssh(
+        &lab,
+        &master,
+        "echo hello > note && sudo -n sh -c 'echo probe > /etc/drover-probe'",
+    );
+    stdout(&out);
+    let root = lab.node_root("pi-master");
+    assert_eq!(
+        fs::read_to_string(root.join("home/admin/note")).expect("note"),
+        "hello\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/drover-probe")).expect("probe"),
+        "probe\n"
+    );
+    assert!(!lab
+        .node_root("pi-worker-01")
+        .join("etc/drover-probe")
+        .exists());
+    assert!(
+        !Path::new("/etc/drover-probe").exists(),
+        "the host is untouched"
+    );
+
+    let kh = fs::read_to_string(lab.known_hosts_path()).expect("known_hosts");
+    assert_eq!(kh.lines().count(), 4);
+    assert!(kh
+        .lines()
+        .any(|l| l.starts_with("127.0.91.2 ssh-ed25519 AAAA")));
+    let inv = fs::read_to_string(lab.inventory_path()).expect("inventory");
+    assert!(inv.contains("        pi-worker-01:\n          ansible_host: 127.0.91.2\n"));
+    assert!(inv.contains(&format!(
+        "ansible_ssh_private_key_file: {}",
+        lab.key_path().display()
+    )));
+    lab.stop().expect("lab stops");
+}
+
+#[test]
+fn stop_node_kills_its_sessions_and_start_node_brings_it_back() {
+    let tmp = TempDir::new().expect("tempdir");
+    let mut lab = start(&tmp, "127.0.92", 2);
+    let master = node(&lab, "pi-master");
+    let worker = node(&lab, "pi-worker-01");
+    stdout(&ssh(&lab, &worker, "echo kept > kept"));
+    let mut session = open_session(&lab, &worker);
+
+    lab.stop_node("pi-worker-01").expect("stops");
+    assert!(refuses(&worker), "a stopped node refuses connections");
+    assert_eq!(lab.node("pi-worker-01").and_then(|n| n.pid), None);
+    let status = exits_within(&mut session, Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the open session died: {status:?}"
+    );
+    assert_eq!(stdout(&ssh(&lab, &master, "hostname")), "pi-master\n");
+
+    lab.stop_node("pi-worker-01")
+        .expect("stopping twice is fine");
+    lab.start_node("pi-worker-01").expect("starts");
+    assert_eq!(
+        stdout(&ssh(&lab, &worker, "hostname; cat kept")),
+        "pi-worker-01\nkept\n"
+    );
+    assert!(matches!(
+        lab.stop_node("pi-worker-99"),
+        Err(LabError::UnknownNode(_))
+    ));
+}
+
+#[test]
+fn wipe_node_gives_new_host_keys_and_forgets_files() {
+    let tmp = TempDir::new().expect("tempdir");
+    let mut lab = start(&tmp, "127.0.93", 1);
+    let master = node(&lab, "pi-master");
+    stdout(&ssh(&lab, &master, "echo old > old"));
+    let old_keys = lab.host_keys("pi-master").expect("keys");
+
+    lab.wipe_node("pi-master").expect("wipes");
+    let new_keys = lab.host_keys("pi-master").expect("keys");
+    assert_eq!(new_keys.len(), old_keys.len());
+    for (old, new) in old_keys.iter().zip(&new_keys) {
+        assert_ne!(old, new);
+    }
+    assert!(!lab.node_root("pi-master").join("home/admin/old").exists());
+
+    let out = ssh(&lab, &master, "true");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{err}"
+    );
+
+    lab.rewrite_known_hosts().expect("rewrites");
+    assert_eq!(stdout(&ssh(&lab, &master, "hostname; ls")), "pi-master\n");
+}
+
+#[test]
+fn dropping_a_lab_leaves_no_process_and_no_mount() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.94", 2);
+    let dir = lab.dir().to_path_buf();
+    let nss = namespaces(&lab);
+    let worker = node(&lab, "pi-worker-01");
+    let mut session = open_session(&lab, &worker);
+    assert!(
+        processes_in(&nss, &dir).len() >= 3,
+        "listeners and a session"
+    );
+    assert_eq!(procs::mounts_at(&dir), ["tmpfs"]);
+
+    // A test that panics drops its lab while unwinding.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _lab = lab;
+        panic!("test failure");
+    }));
+    assert!(result.is_err());
+
+    assert_eq!(processes_in(&nss, &dir), Vec::<u32>::new());
+    assert!(procs::mounts_at(&dir).is_empty());
+    assert!(!dir.exists(), "the lab removes the directory it made");
+    assert!(refuses(&worker));
+    assert!(exits_within(&mut session, Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn a_kept_lab_is_found_and_stopped_from_its_state() {
+    let tmp = TempDir::new().expect("tempdir");
+    let cfg = LabConfig {
+        background: true,
+        ..config(&tmp, "127.0.95", 2)
+    };
+    let lab = Lab::start(cfg.clone()).expect("starts");
+    let nss = namespaces(&lab);
+    let dir = lab.keep_running();
+    let master_addr = SocketAddr::from((Ipv4Addr::new(127, 0, 95, 1), 22));
+    assert!(TcpStream::connect_timeout(&master_addr, Duration::from_secs(2)).is_ok());
+
+    match Lab::start(cfg) {
+        Err(LabError::AlreadyRunning { nodes, .. }) => {
+            assert_eq!(nodes, "pi-master, pi-worker-01")
+        }
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+
+    let attached = Lab::attach(&dir).expect("attaches");
+    assert!(attached.nodes().iter().all(|n| n.pid.is_some()));
+    drop(attached);
+    assert!(
+        processes_in(&nss, &dir).len() >= 2,
+        "dropping an attached lab leaves it running"
+    );
+
+    Lab::attach(&dir).expect("attaches").stop().expect("stops");
+    assert_eq!(processes_in(&nss, &dir), Vec::<u32>::new());
+    assert!(procs::mounts_at(&dir).is_empty());
+    assert!(matches!(Lab::attach(&dir), Err(LabError::NoLab(_))));
+}
+
+#[test]
+fn sudo_asks_for_the_configured_password() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = Lab::start(LabConfig {
+        sudo_password: Some(Secret::new("s3cret")),
+        ..config(&tmp, "127.0.96", 1)
+    })
+    .expect("starts");
+    let master = node(&lab, "pi-master");
+    let out = ssh(&lab, &master, "sudo -n true");
+    assert!(!out.status.success(), "sudo -n needs a password");
+    let out = ssh(&lab, &master, "echo s3cret | sudo -S -p '' id -u");
+    assert_eq!(stdout(&out), "0\n");
+
+    // Password authentication with the same password (first contact).
+    let askpass = tmp.path().join("askpass");
+    fs::write(&askpass, "#!/bin/sh\necho s3cret\n").expect("write");
+    fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=yes"])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args([
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password",
+        ])
+        .args(["-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10"])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.known_hosts_path().display()
+        ))
+        .arg("admin@127.0.96.1")
+        .arg("hostname")
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh runs");
+    assert_eq!(stdout(&out), "pi-master\n");
+}
+
+#[test]
+fn add_node_joins_known_hosts_and_inventory() {
+    let tmp = TempDir::new().expect("tempdir");
+    let mut lab = start(&tmp, "127.0.97", 1);
+    let added = lab.add_node().expect("adds");
+    assert_eq!(added.name, "pi-worker-01");
+    assert_eq!(added.address, Ipv4Addr::new(127, 0, 97, 2));
+    assert_eq!(stdout(&ssh(&lab, &added, "hostname")), "pi-worker-01\n");
+    let inv = fs::read_to_string(lab.inventory_path()).expect("inventory");
+    assert!(inv.contains("    k3s_agents:\n      hosts:\n        pi-worker-01:\n          ansible_host: 127.0.97.2\n"));
+    let attached = Lab::attach(lab.dir()).expect("attaches");
+    assert_eq!(attached.nodes().len(), 2);
+}
+
+#[test]
+fn start_refuses_a_directory_with_files() {
+    let tmp = TempDir::new().expect("tempdir");
+    let cfg = LabConfig {
+        dir: tmp.path().to_path_buf(),
+        ..config(&tmp, "127.0.98", 1)
+    };
+    fs::write(tmp.path().join("precious"), "x").expect("write");
+    assert!(matches!(Lab::start(cfg), Err(LabError::Config(m)) if m.contains("not empty")));
+    assert!(tmp.path().join("precious").exists());
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn eight_nodes_start_and_answer() {
+    let tmp = TempDir::new().expect("tempdir");
+    let t0 = Instant::now();
+    let lab = start(&tmp, "127.0.99", 8);
+    let started = t0.elapsed();
+    eprintln!("lab: 8 nodes started in {started:?}");
+    for n in lab.nodes() {
+        assert_eq!(stdout(&ssh(&lab, n, "hostname")), format!("{}\n", n.name));
+    }
+    let t1 = Instant::now();
+    lab.stop().expect("stops");
+    eprintln!("lab: 8 nodes stopped in {:?}", t1.elapsed());
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_behind() {
+    let tmp = TempDir::new().expect("tempdir");
+    // Something else holds node 2's address.
+    let squatter = std::net::TcpListener::bind("127.0.90.2:22").expect("bind");
+    let cfg = config(&tmp, "127.0.90", 3);
+    let dir = cfg.dir.clone();
+    match Lab::start(cfg) {
+        Err(LabError::AddressInUse(addr)) => assert_eq!(addr.to_string(), "127.0.90.2:22"),
+        other => panic!("expected AddressInUse, got {other:?}"),
+    }
+    drop(squatter);
+    assert!(TcpStream::connect_timeout(
+        &"127.0.90.1:22".parse().expect("addr"),
+        Duration::from_secs(2)
+    )
+    .is_err());
+    assert!(procs::mounts_at(&dir).is_empty());
+    assert!(!dir.exists());
+}
