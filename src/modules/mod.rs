@@ -6,6 +6,7 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod args;
 pub mod debug;
 pub mod fs;
 
