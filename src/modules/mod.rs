@@ -9,6 +9,9 @@
 pub mod args;
 pub mod debug;
 pub mod fs;
+pub mod slurp;
+pub mod stat;
+pub mod testutil;
 
 use std::path::PathBuf;
 
@@ -234,7 +237,11 @@ const fn info<M: Module>() -> ModuleInfo {
 }
 
 /// Every module drover has.
-pub static MODULES: &[ModuleInfo] = &[info::<debug::Debug>()];
+pub static MODULES: &[ModuleInfo] = &[
+    info::<debug::Debug>(),
+    info::<slurp::Slurp>(),
+    info::<stat::Stat>(),
+];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
 /// `ansible.posix.mount`).
