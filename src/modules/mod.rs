@@ -7,6 +7,7 @@
 //! change that was planned.
 
 pub mod args;
+pub mod copy;
 pub mod debug;
 pub mod fs;
 pub mod slurp;
@@ -239,6 +240,7 @@ const fn info<M: Module>() -> ModuleInfo {
 /// Every module drover has.
 pub static MODULES: &[ModuleInfo] = &[
     info::<debug::Debug>(),
+    info::<copy::Copy>(),
     info::<slurp::Slurp>(),
     info::<stat::Stat>(),
 ];

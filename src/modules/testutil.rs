@@ -4,11 +4,14 @@
 #![cfg(test)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use super::{drive, Module, ModuleCtx, ModuleError, Outcome, Render};
 use crate::transport::local::LocalTransport;
-use crate::transport::Remote;
+use crate::transport::{Remote, RemoteProcess, Transport, TransportError};
 use crate::Value;
 
 /// Renders with minijinja and a fixed set of variables.
@@ -47,10 +50,26 @@ impl Render for TestRender {
     }
 }
 
+/// The local transport, counting the commands it starts (round trips).
+struct Counting {
+    execs: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Transport for Counting {
+    async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError> {
+        self.execs.fetch_add(1, Ordering::SeqCst);
+        LocalTransport.spawn(command).await
+    }
+
+    async fn close(&self) {}
+}
+
 /// A scratch directory plus what a [`ModuleCtx`] borrows.
 pub struct Harness {
     /// The scratch directory (removed on drop).
     pub dir: tempfile::TempDir,
+    execs: Arc<AtomicUsize>,
     remote: Remote,
     render: TestRender,
     search: Vec<PathBuf>,
@@ -74,9 +93,16 @@ impl Harness {
         let files = dir.path().join("files");
         std::fs::create_dir(&files).expect("files dir");
         let search = vec![files, dir.path().to_path_buf()];
+        let execs = Arc::new(AtomicUsize::new(0));
         Harness {
             dir,
-            remote: Remote::new(Arc::new(LocalTransport), None),
+            remote: Remote::new(
+                Arc::new(Counting {
+                    execs: execs.clone(),
+                }),
+                None,
+            ),
+            execs,
             render: TestRender::new(vars),
             search,
         }
@@ -102,6 +128,11 @@ impl Harness {
     /// The scratch directory.
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Commands run on the "host" since the last call (round trips).
+    pub fn take_execs(&self) -> usize {
+        self.execs.swap(0, Ordering::SeqCst)
     }
 
     /// Deserialize `args` as module `M` and drive it.
