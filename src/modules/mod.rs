@@ -12,6 +12,7 @@ pub mod debug;
 pub mod fs;
 pub mod slurp;
 pub mod stat;
+pub mod template;
 pub mod testutil;
 
 use std::path::PathBuf;
@@ -243,6 +244,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<copy::Copy>(),
     info::<slurp::Slurp>(),
     info::<stat::Stat>(),
+    info::<template::Template>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
