@@ -9,6 +9,7 @@
 pub mod args;
 pub mod copy;
 pub mod debug;
+pub mod file;
 pub mod fs;
 pub mod slurp;
 pub mod stat;
@@ -242,6 +243,7 @@ const fn info<M: Module>() -> ModuleInfo {
 pub static MODULES: &[ModuleInfo] = &[
     info::<debug::Debug>(),
     info::<copy::Copy>(),
+    info::<file::File>(),
     info::<slurp::Slurp>(),
     info::<stat::Stat>(),
     info::<template::Template>(),
