@@ -7,6 +7,7 @@
 //! change that was planned.
 
 pub mod args;
+pub mod authorized_key;
 pub mod copy;
 pub mod debug;
 pub mod file;
@@ -242,6 +243,7 @@ const fn info<M: Module>() -> ModuleInfo {
 /// Every module drover has.
 pub static MODULES: &[ModuleInfo] = &[
     info::<debug::Debug>(),
+    info::<authorized_key::AuthorizedKey>(),
     info::<copy::Copy>(),
     info::<file::File>(),
     info::<slurp::Slurp>(),
