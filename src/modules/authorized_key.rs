@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, attrs_script, content_for_diff, mkdirs_script, write_files, Attrs, FileKind,
-    FileWrite, Mode, Read, ReadBatch, WriteSource,
+    attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, write_files, Attrs,
+    FileKind, FileWrite, Mode, Read, ReadBatch, WriteSource,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -327,14 +327,7 @@ impl Module for AuthorizedKey {
             shell_quote(&self.user)
         ));
         let (dir_word, file_word) = match &self.path {
-            Some(p) => {
-                let dir = match p.trim_end_matches('/').rfind('/') {
-                    Some(0) => "/".to_string(),
-                    Some(i) => p[..i].to_string(),
-                    None => ".".to_string(),
-                };
-                (shell_quote(&dir), shell_quote(p))
-            }
+            Some(p) => (shell_quote(&parent_dir(p)), shell_quote(p)),
             None => (
                 "\"$h/.ssh\"".to_string(),
                 "\"$h/.ssh/authorized_keys\"".to_string(),

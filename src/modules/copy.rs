@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, attrs_script, content_for_diff, mkdirs_script, sha1_hex, write_files, Attrs,
-    FileKind, FileState, FileWrite, Mode, Read, ReadBatch, WriteSource,
+    attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, sha1_hex,
+    write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch, WriteSource,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -379,16 +379,6 @@ fn join(a: &str, b: &str) -> String {
     format!("{a}/{b}")
 }
 
-/// The directory part of a path (`.` for a bare name).
-fn parent(path: &str) -> String {
-    let p = path.trim_end_matches('/');
-    match p.rfind('/') {
-        Some(0) => "/".into(),
-        Some(i) => p[..i].to_string(),
-        None => ".".into(),
-    }
-}
-
 fn read_for(ctx: &ModuleCtx<'_>) -> Read {
     Read {
         checksum: true,
@@ -580,7 +570,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
     let i_inner = basename
         .as_ref()
         .map(|b| batch.path(&join(&dest, b), read, false));
-    let i_parent = batch.path(&parent(&dest), Read::default(), true);
+    let i_parent = batch.path(&parent_dir(&dest), Read::default(), true);
     let (i_real, i_inner_real) = if spec.follow {
         let real = batch.expr(
             &format!("\"$(readlink -f -- {})\"", shell_quote(&dest)),
@@ -679,7 +669,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         if !states[i_dest].exists() && states[i_parent].kind != FileKind::Directory {
             return Err(ModuleError::failed(format!(
                 "Destination directory {} does not exist",
-                parent(&dest)
+                parent_dir(&dest)
             )));
         }
         (dest.clone(), i_dest, i_real)
@@ -928,9 +918,10 @@ mod tests {
     fn paths() {
         assert_eq!(join("/etc/", "x"), "/etc/x");
         assert_eq!(join("/", "x"), "/x");
-        assert_eq!(parent("/etc/x"), "/etc");
-        assert_eq!(parent("/x"), "/");
-        assert_eq!(parent("x"), ".");
+        assert_eq!(parent_dir("/etc/x"), "/etc");
+        assert_eq!(parent_dir("/x"), "/");
+        assert_eq!(parent_dir("/"), "/");
+        assert_eq!(parent_dir("x"), ".");
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, chmod_bits, mkdirs_script, run_checked, Attrs, FileKind, FileState, Mode, Read,
-    ReadBatch,
+    attrs_changes, chmod_bits, mkdirs_script, parent_dir, run_checked, Attrs, FileKind, FileState,
+    Mode, Read, ReadBatch,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -325,12 +325,7 @@ impl File {
         if src.starts_with('/') {
             return src.to_string();
         }
-        let dir = match self.path.trim_end_matches('/').rfind('/') {
-            Some(0) => "/".to_string(),
-            Some(i) => self.path[..i].to_string(),
-            None => ".".to_string(),
-        };
-        format!("{}/{src}", dir.trim_end_matches('/'))
+        format!("{}/{src}", parent_dir(&self.path).trim_end_matches('/'))
     }
 
     async fn read(

@@ -284,13 +284,15 @@ pub fn chmod_bits(bits: u32) -> String {
 
 /// The shell function behind every read. Arguments: path, `P` (do not
 /// follow a final link) or `L` (follow it), checksum 0/1, content 0/1, print
-/// the expanded path 0/1. Output lines all start with `@@`.
+/// the expanded path 0/1. Output lines all start with `@@`. It starts as few
+/// processes as it can (one `stat`, one `sha1sum`): on a Raspberry Pi each
+/// costs about a millisecond, and trees have many files.
 const READ_FN: &str = r#"_dr() {
 if [ -e "$1" ] || { [ "$2" = P ] && [ -L "$1" ]; }; then
-if [ "$2" = L ]; then s=$(stat -L -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1); else s=$(stat -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1); fi
-printf '@@ %s\n' "$s"
-if [ "$2" = P ] && [ -L "$1" ]; then printf '@@lnk %s\n' "$(readlink -- "$1")"; fi
-if [ "$3" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@sum %s\n' "$(sha1sum < "$1" | cut -c1-40)"; fi
+printf '@@ '
+if [ "$2" = L ]; then stat -L -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1; else stat -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1; fi
+if [ "$2" = P ] && [ -L "$1" ]; then printf '@@lnk '; readlink -- "$1"; fi
+if [ "$3" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@sum '; sha1sum < "$1"; fi
 if [ "$4" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@data '; base64 -w0 < "$1"; echo; fi
 else echo '@@ missing'; fi
 if [ "$5" = 1 ]; then printf '@@path %s\n' "$1"; fi
@@ -360,7 +362,7 @@ impl ReadBatch {
 
     /// Run the batch in one exec.
     pub async fn run(&self, remote: &Remote) -> Result<ReadOutput, ModuleError> {
-        let out = remote.exec(&self.script(), b"").await?;
+        let out = exec_script(remote, &self.script(), b"").await?;
         let what = || {
             self.paths
                 .iter()
@@ -406,7 +408,8 @@ fn parse_output(paths: &[String], text: &str) -> Result<ReadOutput, String> {
             out.extra.push(x.to_string());
         } else if let Some(sum) = line.strip_prefix("@@sum ") {
             if let Some(s) = out.states.last_mut() {
-                let sum = sum.trim();
+                // `sha1sum < file` prints "<hex>  -".
+                let sum = sum.split_whitespace().next().unwrap_or_default();
                 s.checksum = (sum.len() == 40).then(|| sum.to_string());
             }
         } else if let Some(data) = line.strip_prefix("@@data ") {
@@ -643,82 +646,159 @@ pub async fn write_files(
     prepare: &str,
     files: &[FileWrite<'_>],
 ) -> Result<Vec<Option<String>>, ModuleError> {
-    let mut script = String::from(
-        "set -e\numask 077\nt=\ntrap 'if [ -n \"$t\" ]; then rm -f \"$t\"; fi' EXIT\n",
-    );
-    script.push_str(prepare);
-    script.push('\n');
-    let mut stdin: Vec<u8> = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let q = shell_quote(f.path);
-        script.push_str(&format!(
-            "t=$(mktemp \"$(dirname -- {q})/.drover.XXXXXXXX\")\n"
-        ));
-        match f.source {
-            WriteSource::Bytes(data) => {
-                script.push_str(&format!(
-                    "head -c {n} > \"$t\"\n[ \"$(stat -c %s \"$t\")\" = {n} ] || {{ echo 'short input for {i}' >&2; exit 1; }}\n",
-                    n = data.len()
-                ));
-                stdin.extend_from_slice(data);
-            }
-            WriteSource::RemoteFile(src) => {
-                script.push_str(&format!("cat -- {} > \"$t\"\n", shell_quote(src)));
-            }
-        }
-        script.push_str(&format!(
-            "if [ -e {q} ]; then chmod --reference={q} \"$t\"; chown --reference={q} \"$t\" 2>/dev/null || true; else chmod 0644 \"$t\"; fi\n"
-        ));
-        if f.backup {
-            script.push_str(&format!(
-                "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
+    let header = "set -e\numask 077\nt=\ntrap 'if [ -n \"$t\" ]; then rm -f \"$t\"; fi' EXIT\n";
+    let fragments: Vec<(String, &[u8])> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| write_fragment(i, f))
+        .collect();
+    // Usually one exec. A script too long for one command line is split
+    // between files (each file stays atomic).
+    let mut chunks: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut script = format!("{header}{prepare}\n");
+    let mut stdin = Vec::new();
+    let mut members = Vec::new();
+    for (i, (fragment, data)) in fragments.iter().enumerate() {
+        if !members.is_empty() && script.len() + fragment.len() > MAX_COMMAND {
+            chunks.push((
+                std::mem::take(&mut script),
+                std::mem::take(&mut stdin),
+                std::mem::take(&mut members),
             ));
+            script.push_str(header);
         }
-        if !f.attrs.is_empty() {
-            let mode = match &f.attrs.mode {
-                Some(Mode::Bits(b)) => Some(chmod_bits(*b)),
-                // GNU chmod reads a clause without `who` as Ansible does
-                // (umask applied), so a symbolic mode passes through.
-                Some(Mode::Symbolic(s)) => Some(shell_quote(s)),
-                None => None,
-            };
-            script.push_str(&attr_commands(
-                "\"$t\"",
-                f.attrs.owner.as_deref(),
-                f.attrs.group.as_deref(),
-                mode.as_deref(),
-            ));
-            script.push('\n');
+        script.push_str(fragment);
+        if matches!(files[i].source, WriteSource::Bytes(_)) {
+            stdin.extend_from_slice(data);
+            stdin.extend_from_slice(WRITE_SENTINEL.as_bytes());
+            stdin.push(b'\n');
         }
-        if let Some(cmd) = f.validate {
-            let cmd = cmd.replace("%s", "\"$t\"");
-            script.push_str(&format!(
-                "if ! ( {cmd} ) >&2; then echo 'failed to validate {}' >&2; exit 3; fi\n",
-                f.path.replace('\'', "")
-            ));
-        }
-        script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
+        members.push(i);
     }
-    let out = remote.exec(&script, &stdin).await?;
-    if out.status != 0 {
-        let names: Vec<&str> = files.iter().map(|f| f.path).collect();
-        return Err(ModuleError::failed(format!(
-            "writing {} failed: {}",
-            names.join(", "),
-            out.stderr_str().trim()
-        )));
-    }
+    chunks.push((script, stdin, members));
     let mut backups = vec![None; files.len()];
-    for line in out.stdout_str().lines() {
-        if let Some(rest) = line.strip_prefix("@@backup ") {
-            if let Some((i, path)) = rest.split_once(' ') {
-                if let Some(slot) = i.parse::<usize>().ok().and_then(|i| backups.get_mut(i)) {
-                    *slot = Some(path.to_string());
+    for (script, stdin, members) in chunks {
+        let out = exec_script(remote, &script, &stdin).await?;
+        if out.status != 0 {
+            let names: Vec<&str> = members.iter().map(|i| files[*i].path).collect();
+            let what = if names.is_empty() {
+                "preparing directories".to_string()
+            } else {
+                format!("writing {}", names.join(", "))
+            };
+            return Err(ModuleError::failed(format!(
+                "{what} failed: {}",
+                out.stderr_str().trim()
+            )));
+        }
+        for line in out.stdout_str().lines() {
+            if let Some(rest) = line.strip_prefix("@@backup ") {
+                if let Some((i, path)) = rest.split_once(' ') {
+                    if let Some(slot) = i.parse::<usize>().ok().and_then(|i| backups.get_mut(i)) {
+                        *slot = Some(path.to_string());
+                    }
                 }
             }
         }
     }
     Ok(backups)
+}
+
+/// The script writing file number `i`, and the bytes it reads from stdin.
+fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
+    let q = shell_quote(f.path);
+    let dir = shell_quote(&parent_dir(f.path));
+    let mut script = format!("t=$(mktemp {dir}/.drover.XXXXXXXX)\n");
+    let mut data: &[u8] = &[];
+    match f.source {
+        WriteSource::Bytes(bytes) => {
+            // The sentinel after the bytes proves they all arrived; `read`
+            // is a builtin and reads no further than its line.
+            script.push_str(&format!(
+                "head -c {n} > \"$t\"\nIFS= read -r s && [ \"$s\" = {WRITE_SENTINEL} ] || {{ echo 'short input for file {i}' >&2; exit 1; }}\n",
+                n = bytes.len()
+            ));
+            data = bytes;
+        }
+        WriteSource::RemoteFile(src) => {
+            script.push_str(&format!("cat -- {} > \"$t\"\n", shell_quote(src)));
+        }
+    }
+    let keep_mode = !matches!(f.attrs.mode, Some(Mode::Bits(_)));
+    let keep_owner = f.attrs.owner.is_none() || f.attrs.group.is_none();
+    let mut existing = String::new();
+    if keep_mode {
+        existing.push_str(&format!("chmod --reference={q} \"$t\"; "));
+    }
+    if keep_owner {
+        existing.push_str(&format!(
+            "chown --reference={q} \"$t\" 2>/dev/null || true; "
+        ));
+    }
+    if !existing.is_empty() {
+        script.push_str(&format!("if [ -e {q} ]; then {existing}"));
+        script.push_str(if keep_mode {
+            "else chmod 0644 \"$t\"; fi\n"
+        } else {
+            "fi\n"
+        });
+    }
+    if f.backup {
+        script.push_str(&format!(
+            "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
+        ));
+    }
+    if !f.attrs.is_empty() {
+        let mode = match &f.attrs.mode {
+            Some(Mode::Bits(b)) => Some(chmod_bits(*b)),
+            // GNU chmod reads a clause without `who` as Ansible does
+            // (umask applied), so a symbolic mode passes through.
+            Some(Mode::Symbolic(s)) => Some(shell_quote(s)),
+            None => None,
+        };
+        script.push_str(&attr_commands(
+            "\"$t\"",
+            f.attrs.owner.as_deref(),
+            f.attrs.group.as_deref(),
+            mode.as_deref(),
+        ));
+        script.push('\n');
+    }
+    if let Some(cmd) = f.validate {
+        let cmd = cmd.replace("%s", "\"$t\"");
+        script.push_str(&format!(
+            "if ! ( {cmd} ) >&2; then echo 'failed to validate {}' >&2; exit 3; fi\n",
+            f.path.replace('\'', "")
+        ));
+    }
+    script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
+    (script, data)
+}
+
+/// Follows each file's bytes on stdin.
+const WRITE_SENTINEL: &str = "@@end";
+
+/// Longest script passed as a command line: Linux limits one argument to
+/// 128 KiB, and the script is one argument of `sh -c` (or of sudo's).
+const MAX_COMMAND: usize = 96 * 1024;
+
+/// Run a script; one too long for a command line is fed to `sh -s` on stdin
+/// (possible only when the script itself needs no stdin).
+async fn exec_script(
+    remote: &Remote,
+    script: &str,
+    stdin: &[u8],
+) -> Result<crate::transport::ExecOutput, ModuleError> {
+    if script.len() <= MAX_COMMAND {
+        return Ok(remote.exec(script, stdin).await?);
+    }
+    if stdin.is_empty() {
+        return Ok(remote.exec("sh -s", script.as_bytes()).await?);
+    }
+    Err(ModuleError::failed(format!(
+        "internal error: a script of {} bytes that also reads stdin",
+        script.len()
+    )))
 }
 
 /// Write `content` to `path` atomically. An existing file keeps its mode and
@@ -739,6 +819,17 @@ pub async fn write_file_atomic(
         validate: None,
     };
     Ok(write_files(remote, "", &[file]).await?.pop().flatten())
+}
+
+/// The directory part of a path (`/` for `/x`, `.` for a bare name).
+pub fn parent_dir(path: &str) -> String {
+    let p = path.trim_end_matches('/');
+    match p.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => p[..i].to_string(),
+        None if path.starts_with('/') => "/".into(),
+        None => ".".into(),
+    }
 }
 
 /// Run a shell snippet that must succeed, failing the task with its stderr.
@@ -934,6 +1025,58 @@ mod tests {
         assert_eq!(out.states[computed].kind, FileKind::File);
         assert_eq!(out.states[computed].path, target.to_str().expect("utf8"));
         assert_eq!(out.extra, vec!["hello".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn long_scripts_are_split_or_fed_on_stdin() {
+        // Paths near NAME_MAX make scripts longer than one command line may
+        // be with few files (each file costs processes, which are slow here).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = "d".repeat(250);
+        let base = dir.path().join(&long);
+        let base = base.to_str().expect("utf8");
+        let remote = remote();
+        let names: Vec<String> = (0..100).map(|i| format!("{base}/{long}-{i}")).collect();
+        let datas: Vec<Vec<u8>> = (0..100).map(|i| format!("{i}\n").into_bytes()).collect();
+        let files: Vec<FileWrite<'_>> = names
+            .iter()
+            .zip(&datas)
+            .map(|(n, d)| FileWrite {
+                path: n,
+                source: WriteSource::Bytes(d),
+                attrs: Attrs::default(),
+                backup: false,
+                validate: None,
+            })
+            .collect();
+        let fragments: usize = files.iter().map(|f| write_fragment(0, f).0.len()).sum();
+        assert!(fragments > MAX_COMMAND, "the test must need several execs");
+        let prepare = mkdirs_script(base, &Attrs::default()).expect("mkdirs");
+        write_files(&remote, &prepare, &files).await.expect("write");
+        assert_eq!(std::fs::read(&names[99]).expect("read"), b"99\n");
+        // Missing paths cost no process: many of them make a long read.
+        let mut paths: Vec<String> = names.clone();
+        paths.extend((0..200).map(|i| format!("{base}/{long}-missing-{i}")));
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut batch = ReadBatch::new();
+        for p in &paths {
+            batch.path(
+                p,
+                Read {
+                    checksum: true,
+                    content: false,
+                },
+                false,
+            );
+        }
+        assert!(batch.script().len() > MAX_COMMAND);
+        let states = batch.run(&remote).await.expect("read").states;
+        assert_eq!(states.len(), 300);
+        assert_eq!(
+            states[7].checksum.as_deref(),
+            Some(sha1_hex(b"7\n").as_str())
+        );
+        assert_eq!(states[299].kind, FileKind::Missing);
     }
 
     #[tokio::test]
