@@ -659,7 +659,9 @@ pub async fn write_files(
     let mut stdin = Vec::new();
     let mut members = Vec::new();
     for (i, (fragment, data)) in fragments.iter().enumerate() {
-        if !members.is_empty() && script.len() + fragment.len() > MAX_COMMAND {
+        // Split before this file when the chunk so far (directories to
+        // create, earlier files) would make the script too long.
+        if script.len() > header.len() + 1 && script.len() + fragment.len() > MAX_COMMAND {
             chunks.push((
                 std::mem::take(&mut script),
                 std::mem::take(&mut stdin),
@@ -1051,7 +1053,12 @@ mod tests {
             .collect();
         let fragments: usize = files.iter().map(|f| write_fragment(0, f).0.len()).sum();
         assert!(fragments > MAX_COMMAND, "the test must need several execs");
-        let prepare = mkdirs_script(base, &Attrs::default()).expect("mkdirs");
+        // A long preparation runs on its own, fed on stdin.
+        let prepare = format!(
+            "# {}\n{}",
+            "x".repeat(MAX_COMMAND),
+            mkdirs_script(base, &Attrs::default()).expect("mkdirs")
+        );
         write_files(&remote, &prepare, &files).await.expect("write");
         assert_eq!(std::fs::read(&names[99]).expect("read"), b"99\n");
         // Missing paths cost no process: many of them make a long read.
