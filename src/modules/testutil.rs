@@ -187,3 +187,35 @@ pub fn owner_of(path: &str) -> (u32, u32) {
     let m = std::fs::symlink_metadata(path).expect("metadata");
     (m.uid(), m.gid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::lookup;
+
+    #[tokio::test]
+    async fn file_modules_are_registered_and_run_through_the_table() {
+        for name in [
+            "copy",
+            "ansible.builtin.template",
+            "file",
+            "stat",
+            "slurp",
+            "ansible.posix.authorized_key",
+        ] {
+            assert!(lookup(name).is_some(), "{name} is not registered");
+        }
+        let h = Harness::new();
+        let dest = h.path("x");
+        let info = lookup("ansible.builtin.copy").expect("copy");
+        let ctx = h.ctx(false, false);
+        let out = (info.run)(serde_json::json!({ "content": "x", "dest": dest }), &ctx)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        let err = (info.run)(serde_json::json!({ "content": "x", "dset": dest }), &ctx)
+            .await
+            .expect_err("typo");
+        assert!(err.to_string().contains("unknown field `dset`"), "{err}");
+    }
+}
