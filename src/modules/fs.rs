@@ -1,10 +1,15 @@
 //! File operations on a host, each in one round trip: read the state (and
-//! optionally checksum or content) of several paths at once, and write a file
+//! optionally checksum or content) of several paths at once, and write files
 //! atomically (dot-named temp file in the destination's directory, mode and
 //! owner set, then renamed over the destination).
+//!
+//! Reading: [`read_files`] for a list of literal paths, or a [`ReadBatch`]
+//! when one exec must also follow links, read paths computed on the host
+//! (`"$h/.ssh"` after `getent passwd`) or run a small probe (`find`).
+//! Writing: [`write_file_atomic`] for one file, [`write_files`] for several
+//! (their contents travel on stdin, one after the other).
 
 use base64::Engine as _;
-use rand::Rng;
 
 use super::ModuleError;
 use crate::transport::{shell_quote, Remote};
@@ -28,23 +33,41 @@ pub enum FileKind {
 /// The state of one path on the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileState {
-    /// The path asked for.
+    /// The path asked for (for paths computed on the host: what it expanded to).
     pub path: String,
     /// What is there.
     pub kind: FileKind,
+    /// `stat`'s name for the type ("regular file", "fifo", ...), empty when missing.
+    pub type_name: String,
     /// Permission bits (e.g. 0o644).
     pub mode: u32,
-    /// Owner name.
+    /// Owner name (`UNKNOWN` when the uid has no name).
     pub owner: String,
-    /// Group name.
+    /// Group name (`UNKNOWN` when the gid has no name).
     pub group: String,
+    /// Owner's uid.
+    pub uid: u32,
+    /// Group's gid.
+    pub gid: u32,
     /// Size in bytes.
     pub size: u64,
+    /// Number of hard links.
+    pub nlink: u64,
+    /// Inode number.
+    pub inode: u64,
+    /// Device number.
+    pub dev: u64,
+    /// Last access, seconds since the epoch.
+    pub atime: f64,
+    /// Last modification, seconds since the epoch.
+    pub mtime: f64,
+    /// Last status change, seconds since the epoch.
+    pub ctime: f64,
     /// Target of a symbolic link.
     pub link_target: Option<String>,
-    /// SHA-1 of a regular file's content, hex (when asked for).
+    /// SHA-1 of a regular file's content, hex (when asked for and readable).
     pub checksum: Option<String>,
-    /// A regular file's content (when asked for).
+    /// A regular file's content (when asked for and readable).
     pub content: Option<Vec<u8>>,
 }
 
@@ -52,6 +75,34 @@ impl FileState {
     /// Does anything exist at the path?
     pub fn exists(&self) -> bool {
         self.kind != FileKind::Missing
+    }
+
+    /// The mode as Ansible prints it (`"0644"`).
+    pub fn mode_string(&self) -> String {
+        format!("{:04o}", self.mode)
+    }
+
+    fn missing(path: String) -> FileState {
+        FileState {
+            path,
+            kind: FileKind::Missing,
+            type_name: String::new(),
+            mode: 0,
+            owner: String::new(),
+            group: String::new(),
+            uid: 0,
+            gid: 0,
+            size: 0,
+            nlink: 0,
+            inode: 0,
+            dev: 0,
+            atime: 0.0,
+            mtime: 0.0,
+            ctime: 0.0,
+            link_target: None,
+            checksum: None,
+            content: None,
+        }
     }
 }
 
@@ -69,10 +120,30 @@ pub struct Read {
 pub struct Attrs {
     /// Wanted mode.
     pub mode: Option<Mode>,
-    /// Wanted owner.
+    /// Wanted owner (name or numeric uid).
     pub owner: Option<String>,
-    /// Wanted group.
+    /// Wanted group (name or numeric gid).
     pub group: Option<String>,
+}
+
+impl Attrs {
+    /// Are no attributes asked for?
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none() && self.owner.is_none() && self.group.is_none()
+    }
+
+    /// The same attributes with a symbolic mode turned into bits, as it would
+    /// apply to a file that now has `current` (a directory if `is_dir`).
+    pub fn resolved(&self, current: u32, is_dir: bool) -> Result<Attrs, ModuleError> {
+        Ok(Attrs {
+            mode: match &self.mode {
+                Some(m) => Some(Mode::Bits(m.resolve(current, is_dir)?)),
+                None => None,
+            },
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        })
+    }
 }
 
 /// A mode as Ansible accepts it.
@@ -83,6 +154,10 @@ pub enum Mode {
     /// Symbolic (`u=rw,g=r,o=r`, `u+x`).
     Symbolic(String),
 }
+
+/// The umask assumed for symbolic modes without a `who` (`+x`): Ansible uses
+/// the host's umask; drover does not read it and takes the usual 022.
+const ASSUMED_UMASK: u32 = 0o022;
 
 impl Mode {
     /// Parse a `mode:` argument. An integer is taken as the bits themselves
@@ -119,137 +194,262 @@ impl Mode {
     }
 }
 
-/// Apply a symbolic mode (`u=rw,g+r,o-w,a+X`) to `current`.
+/// Apply a symbolic mode (`u=rw,g+r,o-w,a+X`, `g=u`, `u+r-w`) to `current`
+/// the way Ansible does: clauses left to right, each `who` in turn, `X` and
+/// the copy forms (`g=u`) looking at the mode as changed so far.
 fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, ModuleError> {
     let bad = || ModuleError::Args(format!("invalid symbolic mode {spec:?}"));
     let mut mode = current & 0o7777;
     for clause in spec.split(',') {
-        let op_at = clause.find(['=', '+', '-']).ok_or_else(bad)?;
-        let (who, rest) = clause.split_at(op_at);
-        let mut mask = 0u32;
-        for c in who.chars() {
-            mask |= match c {
-                'u' => 0o4700,
-                'g' => 0o2070,
-                'o' => 0o1007,
-                'a' => 0o7777,
-                _ => return Err(bad()),
-            };
-        }
-        if who.is_empty() {
-            mask = 0o7777;
-        }
-        let mut chars = rest.chars();
-        let op = chars.next().ok_or_else(bad)?;
-        let mut perm = 0u32;
-        for c in chars {
-            perm |= match c {
-                'r' => 0o444,
-                'w' => 0o222,
-                'x' => 0o111,
-                'X' if is_dir || current & 0o111 != 0 => 0o111,
-                'X' => 0,
-                's' => 0o6000,
-                't' => 0o1000,
-                _ => return Err(bad()),
-            };
-        }
-        let bits = perm & mask;
-        mode = match op {
-            '=' => (mode & !(mask & 0o777)) | bits,
-            '+' => mode | bits,
-            '-' => mode & !bits,
-            _ => return Err(bad()),
+        let who_end = clause.find(|c: char| !"ugoa".contains(c)).ok_or_else(bad)?;
+        let (who, mut rest) = clause.split_at(who_end);
+        let use_umask = who.is_empty();
+        let users: Vec<char> = if who.is_empty() || who.contains('a') {
+            vec!['u', 'g', 'o']
+        } else {
+            who.chars().collect()
         };
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        while let Some(op) = rest.chars().next() {
+            if !"=+-".contains(op) {
+                return Err(bad());
+            }
+            let after = &rest[1..];
+            let end = after.find(['=', '+', '-']).unwrap_or(after.len());
+            let perms = &after[..end];
+            rest = &after[end..];
+            if !perms.chars().all(|c| "rwxXstugo".contains(c)) {
+                return Err(bad());
+            }
+            for &user in &users {
+                let bits = symbolic_bits(user, perms, mode, is_dir, use_umask);
+                mode = match op {
+                    '=' => {
+                        let mask = match user {
+                            'u' => 0o4700,
+                            'g' => 0o2070,
+                            _ => 0o1007,
+                        };
+                        (mode & !mask) | bits
+                    }
+                    '+' => mode | bits,
+                    _ => mode & !bits,
+                };
+            }
+        }
     }
     Ok(mode)
 }
 
-/// Read the state of `paths` in one exec.
+/// The bits `perms` stand for, for one of `u`, `g`, `o`, given the mode so far.
+fn symbolic_bits(user: char, perms: &str, prev: u32, is_dir: bool, use_umask: bool) -> u32 {
+    // Shift from the "other" position to this user's position.
+    let shift = match user {
+        'u' => 6,
+        'g' => 3,
+        _ => 0,
+    };
+    let keep = if use_umask { !ASSUMED_UMASK } else { 0o7777 };
+    let x_applies = is_dir || prev & 0o111 != 0;
+    let mut bits = 0;
+    for c in perms.chars() {
+        bits |= match c {
+            'r' => (0o4 << shift) & keep,
+            'w' => (0o2 << shift) & keep,
+            'x' => (0o1 << shift) & keep,
+            'X' if x_applies => 0o1 << shift,
+            'X' => 0,
+            's' => match user {
+                'u' => 0o4000,
+                'g' => 0o2000,
+                _ => 0,
+            },
+            't' if user == 'o' => 0o1000,
+            't' => 0,
+            'u' => ((prev >> 6) & 0o7) << shift,
+            'g' => ((prev >> 3) & 0o7) << shift,
+            _ => (prev & 0o7) << shift,
+        };
+    }
+    bits
+}
+
+/// Format mode bits for `chmod`: five digits, so that `chmod` also clears
+/// the set-id bits of directories (GNU keeps them for four digits).
+pub fn chmod_bits(bits: u32) -> String {
+    format!("0{bits:04o}")
+}
+
+/// The shell function behind every read. Arguments: path, `P` (do not
+/// follow a final link) or `L` (follow it), checksum 0/1, content 0/1, print
+/// the expanded path 0/1. Output lines all start with `@@`. It starts as few
+/// processes as it can (one `stat`, one `sha1sum`): on a Raspberry Pi each
+/// costs about a millisecond, and trees have many files.
+const READ_FN: &str = r#"_dr() {
+if [ -e "$1" ] || { [ "$2" = P ] && [ -L "$1" ]; }; then
+printf '@@ '
+if [ "$2" = L ]; then stat -L -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1; else stat -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1; fi
+if [ "$2" = P ] && [ -L "$1" ]; then printf '@@lnk '; readlink -- "$1"; fi
+if [ "$3" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@sum '; sha1sum < "$1"; fi
+if [ "$4" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@data '; base64 -w0 < "$1"; echo; fi
+else echo '@@ missing'; fi
+if [ "$5" = 1 ]; then printf '@@path %s\n' "$1"; fi
+}
+"#;
+
+/// Several reads (and probes) done in one exec.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatch {
+    script: String,
+    paths: Vec<String>,
+}
+
+/// What a [`ReadBatch`] found.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutput {
+    /// One state per `path`/`expr` call, in call order.
+    pub states: Vec<FileState>,
+    /// Lines that `shell` snippets printed with the `@@x ` prefix (prefix removed).
+    pub extra: Vec<String>,
+}
+
+impl ReadBatch {
+    /// An empty batch.
+    pub fn new() -> ReadBatch {
+        ReadBatch::default()
+    }
+
+    /// Read a literal path; `follow` reads what a final symlink points to.
+    /// Returns the index of its state in [`ReadOutput::states`].
+    pub fn path(&mut self, path: &str, read: Read, follow: bool) -> usize {
+        self.add(&shell_quote(path), path.to_string(), read, follow, false)
+    }
+
+    /// Read a path the host computes: `word` is a shell word such as
+    /// `"$h/.ssh"` or `"$(readlink -f -- /etc/x)"`. The state's `path` is
+    /// what the word expanded to.
+    pub fn expr(&mut self, word: &str, read: Read, follow: bool) -> usize {
+        self.add(word, String::new(), read, follow, true)
+    }
+
+    /// Run a shell snippet at this point (it may set variables that later
+    /// `expr` reads use). Lines it prints starting with `@@x ` come back in
+    /// [`ReadOutput::extra`]; other output is ignored, so keep it quiet.
+    pub fn shell(&mut self, snippet: &str) -> &mut ReadBatch {
+        self.script.push_str(snippet);
+        self.script.push('\n');
+        self
+    }
+
+    fn add(&mut self, word: &str, path: String, read: Read, follow: bool, print: bool) -> usize {
+        self.script.push_str(&format!(
+            "_dr {word} {} {} {} {}\n",
+            if follow { 'L' } else { 'P' },
+            u8::from(read.checksum),
+            u8::from(read.content),
+            u8::from(print)
+        ));
+        self.paths.push(path);
+        self.paths.len() - 1
+    }
+
+    /// The whole script (for tests and debugging).
+    pub fn script(&self) -> String {
+        format!("{READ_FN}{}:", self.script)
+    }
+
+    /// Run the batch in one exec.
+    pub async fn run(&self, remote: &Remote) -> Result<ReadOutput, ModuleError> {
+        let out = exec_script(remote, &self.script(), b"").await?;
+        let what = || {
+            self.paths
+                .iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if out.status != 0 {
+            return Err(ModuleError::failed(format!(
+                "reading {} failed: {}",
+                what(),
+                out.stderr_str().trim()
+            )));
+        }
+        parse_output(&self.paths, &out.stdout_str()).map_err(|e| {
+            ModuleError::failed(format!(
+                "reading {} failed: {e}; {}",
+                what(),
+                out.stderr_str().trim()
+            ))
+        })
+    }
+}
+
+/// Read the state of `paths` in one exec (final symlinks are not followed).
 pub async fn read_files(
     remote: &Remote,
     paths: &[&str],
     read: Read,
 ) -> Result<Vec<FileState>, ModuleError> {
-    let mut script = String::from("for p in");
+    let mut batch = ReadBatch::new();
     for p in paths {
-        script.push(' ');
-        script.push_str(&shell_quote(p));
+        batch.path(p, read, false);
     }
-    script.push_str(
-        "; do if [ -L \"$p\" ] || [ -e \"$p\" ]; then \
-         printf '@@ %s|%s\\n' \"$(stat -c '%F|%a|%U|%G|%s' -- \"$p\" 2>&1)\" \"$(readlink -- \"$p\" 2>/dev/null)\"; ",
-    );
-    if read.checksum {
-        script.push_str(
-            "if [ -f \"$p\" ]; then printf '@@sum %s\\n' \"$(sha1sum < \"$p\" 2>/dev/null | cut -c1-40)\"; fi; ",
-        );
-    }
-    if read.content {
-        script.push_str("if [ -f \"$p\" ]; then printf '@@data '; base64 -w0 < \"$p\"; echo; fi; ");
-    }
-    script.push_str("else echo '@@ missing'; fi; done");
-    let out = remote.exec(&script, b"").await?;
-    if out.status != 0 {
-        return Err(ModuleError::failed(format!(
-            "reading {} failed: {}",
-            paths.join(", "),
-            out.stderr_str().trim()
-        )));
-    }
-    parse_states(paths, &out.stdout_str())
+    Ok(batch.run(remote).await?.states)
 }
 
-fn parse_states(paths: &[&str], text: &str) -> Result<Vec<FileState>, ModuleError> {
-    let mut states: Vec<FileState> = Vec::with_capacity(paths.len());
+fn parse_output(paths: &[String], text: &str) -> Result<ReadOutput, String> {
+    let mut out = ReadOutput::default();
     for line in text.lines() {
-        if let Some(sum) = line.strip_prefix("@@sum ") {
-            if let Some(s) = states.last_mut() {
-                s.checksum = Some(sum.trim().to_string());
+        if let Some(x) = line.strip_prefix("@@x ") {
+            out.extra.push(x.to_string());
+        } else if let Some(sum) = line.strip_prefix("@@sum ") {
+            if let Some(s) = out.states.last_mut() {
+                // `sha1sum < file` prints "<hex>  -".
+                let sum = sum.split_whitespace().next().unwrap_or_default();
+                s.checksum = (sum.len() == 40).then(|| sum.to_string());
             }
         } else if let Some(data) = line.strip_prefix("@@data ") {
-            if let Some(s) = states.last_mut() {
+            if let Some(s) = out.states.last_mut() {
                 s.content = Some(
                     base64::engine::general_purpose::STANDARD
                         .decode(data.trim())
-                        .map_err(|e| ModuleError::failed(format!("bad file data: {e}")))?,
+                        .map_err(|e| format!("bad file data: {e}"))?,
                 );
+            }
+        } else if let Some(target) = line.strip_prefix("@@lnk ") {
+            if let Some(s) = out.states.last_mut() {
+                s.link_target = Some(target.to_string());
+            }
+        } else if let Some(path) = line.strip_prefix("@@path ") {
+            if let Some(s) = out.states.last_mut() {
+                s.path = path.to_string();
             }
         } else if let Some(head) = line.strip_prefix("@@ ") {
             let path = paths
-                .get(states.len())
-                .ok_or_else(|| ModuleError::failed("unexpected output while reading files"))?
-                .to_string();
-            states.push(parse_head(path, head)?);
+                .get(out.states.len())
+                .ok_or("unexpected output")?
+                .clone();
+            out.states.push(parse_head(path, head)?);
         }
     }
-    if states.len() != paths.len() {
-        return Err(ModuleError::failed("incomplete output while reading files"));
+    if out.states.len() != paths.len() {
+        return Err("incomplete output".into());
     }
-    Ok(states)
+    Ok(out)
 }
 
-fn parse_head(path: String, head: &str) -> Result<FileState, ModuleError> {
-    let mut state = FileState {
-        path,
-        kind: FileKind::Missing,
-        mode: 0,
-        owner: String::new(),
-        group: String::new(),
-        size: 0,
-        link_target: None,
-        checksum: None,
-        content: None,
-    };
+fn parse_head(path: String, head: &str) -> Result<FileState, String> {
+    let mut state = FileState::missing(path);
     if head == "missing" {
         return Ok(state);
     }
-    let f: Vec<&str> = head.splitn(6, '|').collect();
-    if f.len() < 6 {
-        return Err(ModuleError::failed(format!(
-            "cannot stat {}: {head}",
-            state.path
-        )));
+    let f: Vec<&str> = head.split('|').collect();
+    if f.len() != 16 {
+        return Err(format!("cannot stat {}: {head}", state.path));
     }
     state.kind = match f[0] {
         "regular file" | "regular empty file" => FileKind::File,
@@ -257,14 +457,64 @@ fn parse_head(path: String, head: &str) -> Result<FileState, ModuleError> {
         "symbolic link" => FileKind::Link,
         _ => FileKind::Other,
     };
+    state.type_name = f[0].to_string();
     state.mode = u32::from_str_radix(f[1], 8).unwrap_or(0);
     state.owner = f[2].to_string();
     state.group = f[3].to_string();
     state.size = f[4].parse().unwrap_or(0);
-    if state.kind == FileKind::Link {
-        state.link_target = Some(f[5].to_string());
-    }
+    state.uid = f[5].parse().unwrap_or(0);
+    state.gid = f[6].parse().unwrap_or(0);
+    state.nlink = f[7].parse().unwrap_or(0);
+    state.inode = f[8].parse().unwrap_or(0);
+    state.dev = f[9].parse().unwrap_or(0);
+    state.atime = timestamp(f[10], f[13]);
+    state.mtime = timestamp(f[11], f[14]);
+    state.ctime = timestamp(f[12], f[15]);
     Ok(state)
+}
+
+/// Seconds since the epoch from `%Y` plus the fraction `%y` shows
+/// (`2024-05-01 10:00:00.123456789 +0000`); `%.9Y` is not in older coreutils.
+fn timestamp(secs: &str, human: &str) -> f64 {
+    let whole: f64 = secs.parse().unwrap_or(0.0);
+    let frac = human
+        .split_whitespace()
+        .nth(1)
+        .and_then(|t| t.split_once('.'))
+        .and_then(|(_, f)| format!("0.{f}").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    if whole < 0.0 {
+        whole - frac
+    } else {
+        whole + frac
+    }
+}
+
+/// `chown`/`chgrp` then `chmod` of a shell word (ownership first: `chown`
+/// clears set-id bits, which `chmod` then sets). `mode` is already a chmod
+/// argument. Each command ends with `&&`-chaining; the result ends in `true`.
+fn attr_commands(
+    word: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
+    mode: Option<&str>,
+) -> String {
+    let mut s = String::new();
+    match (owner, group) {
+        (Some(o), Some(g)) => s.push_str(&format!(
+            "chown {}:{} {word} && ",
+            shell_quote(o),
+            shell_quote(g)
+        )),
+        (Some(o), None) => s.push_str(&format!("chown {} {word} && ", shell_quote(o))),
+        (None, Some(g)) => s.push_str(&format!("chgrp {} {word} && ", shell_quote(g))),
+        (None, None) => {}
+    }
+    if let Some(m) = mode {
+        s.push_str(&format!("chmod {m} {word} && "));
+    }
+    s.push_str("true");
+    s
 }
 
 /// Shell commands that give `target` the wanted attributes.
@@ -274,43 +524,283 @@ pub fn attrs_script(
     current_mode: u32,
     is_dir: bool,
 ) -> Result<String, ModuleError> {
-    let mut s = String::new();
-    if let Some(mode) = &attrs.mode {
-        let bits = mode.resolve(current_mode, is_dir)?;
-        s.push_str(&format!("chmod {:04o} {} && ", bits, shell_quote(target)));
+    let mode = match &attrs.mode {
+        Some(m) => Some(chmod_bits(m.resolve(current_mode, is_dir)?)),
+        None => None,
+    };
+    Ok(attr_commands(
+        &shell_quote(target),
+        attrs.owner.as_deref(),
+        attrs.group.as_deref(),
+        mode.as_deref(),
+    ))
+}
+
+/// Does a wanted owner or group (name or numeric id) match what is there?
+fn id_matches(wanted: &str, name: &str, id: u32) -> bool {
+    if !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_digit()) {
+        wanted.parse::<u32>().ok() == Some(id)
+    } else {
+        wanted == name
     }
-    match (&attrs.owner, &attrs.group) {
-        (Some(o), Some(g)) => s.push_str(&format!(
-            "chown {}:{} {} && ",
-            shell_quote(o),
-            shell_quote(g),
-            shell_quote(target)
-        )),
-        (Some(o), None) => s.push_str(&format!(
-            "chown {} {} && ",
-            shell_quote(o),
-            shell_quote(target)
-        )),
-        (None, Some(g)) => s.push_str(&format!(
-            "chgrp {} {} && ",
-            shell_quote(g),
-            shell_quote(target)
-        )),
-        (None, None) => {}
-    }
-    s.push_str("true");
-    Ok(s)
 }
 
 /// Does `state` already have the wanted attributes?
 pub fn attrs_match(state: &FileState, attrs: &Attrs) -> Result<bool, ModuleError> {
-    if let Some(mode) = &attrs.mode {
-        if mode.resolve(state.mode, state.kind == FileKind::Directory)? != state.mode {
-            return Ok(false);
+    Ok(attrs_changes(state, attrs)?.is_empty())
+}
+
+/// The attributes that differ, as `(name, before, after)` (`mode` as
+/// `"0644"`), for diffs and results.
+pub fn attrs_changes(
+    state: &FileState,
+    attrs: &Attrs,
+) -> Result<Vec<(&'static str, String, String)>, ModuleError> {
+    let mut changes = Vec::new();
+    if let Some(o) = &attrs.owner {
+        if !id_matches(o, &state.owner, state.uid) {
+            changes.push(("owner", state.owner.clone(), o.clone()));
         }
     }
-    Ok(attrs.owner.as_ref().is_none_or(|o| *o == state.owner)
-        && attrs.group.as_ref().is_none_or(|g| *g == state.group))
+    if let Some(g) = &attrs.group {
+        if !id_matches(g, &state.group, state.gid) {
+            changes.push(("group", state.group.clone(), g.clone()));
+        }
+    }
+    if let Some(mode) = &attrs.mode {
+        let want = mode.resolve(state.mode, state.kind == FileKind::Directory)?;
+        if want != state.mode {
+            changes.push(("mode", state.mode_string(), format!("{want:04o}")));
+        }
+    }
+    Ok(changes)
+}
+
+/// Shell commands creating directory `path` and its missing parents (like
+/// `mkdir -p`), giving every directory it creates the attributes `attrs`
+/// (as Ansible's `file: state=directory` does). A symbolic mode applies to
+/// a new directory's 0755.
+pub fn mkdirs_script(path: &str, attrs: &Attrs) -> Result<String, ModuleError> {
+    let attrs = attrs.resolved(0o755 & !ASSUMED_UMASK, true)?;
+    let mode = match attrs.mode {
+        Some(Mode::Bits(b)) => Some(chmod_bits(b)),
+        _ => None,
+    };
+    let mut script = String::new();
+    let mut prefix = if path.starts_with('/') {
+        String::from("/")
+    } else {
+        String::new()
+    };
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        let q = shell_quote(&prefix);
+        script.push_str(&format!(
+            "if [ ! -d {q} ]; then mkdir -- {q} && {}; fi\n",
+            attr_commands(
+                &q,
+                attrs.owner.as_deref(),
+                attrs.group.as_deref(),
+                mode.as_deref()
+            )
+        ));
+    }
+    Ok(script)
+}
+
+/// Where the bytes of a file to write come from.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteSource<'a> {
+    /// These bytes (sent on stdin).
+    Bytes(&'a [u8]),
+    /// A file already on the host (`copy: remote_src=yes`).
+    RemoteFile(&'a str),
+}
+
+/// One file for [`write_files`].
+#[derive(Debug, Clone)]
+pub struct FileWrite<'a> {
+    /// Destination path.
+    pub path: &'a str,
+    /// The new content.
+    pub source: WriteSource<'a>,
+    /// Attributes to set; an existing file otherwise keeps its mode and
+    /// owner, a new one gets 0644. A symbolic mode is applied by `chmod` to
+    /// what the file has.
+    pub attrs: Attrs,
+    /// Copy the old file aside first (`path.PID.YYYY-MM-DD@HH:MM:SS~`).
+    pub backup: bool,
+    /// Command validating the new file before it replaces the old one; `%s`
+    /// is the temp file's path (`visudo -cf %s`).
+    pub validate: Option<&'a str>,
+}
+
+/// Write several files in one exec, each atomically, after running the
+/// shell snippet `prepare` (e.g. [`mkdirs_script`]; `set -e` is in force).
+/// Returns the backup path of each file, when one was made.
+pub async fn write_files(
+    remote: &Remote,
+    prepare: &str,
+    files: &[FileWrite<'_>],
+) -> Result<Vec<Option<String>>, ModuleError> {
+    let header = "set -e\numask 077\nt=\ntrap 'if [ -n \"$t\" ]; then rm -f \"$t\"; fi' EXIT\n";
+    let fragments: Vec<(String, &[u8])> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| write_fragment(i, f))
+        .collect();
+    // Usually one exec. A script too long for one command line is split
+    // between files (each file stays atomic).
+    let mut chunks: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut script = format!("{header}{prepare}\n");
+    let mut stdin = Vec::new();
+    let mut members = Vec::new();
+    for (i, (fragment, data)) in fragments.iter().enumerate() {
+        // Split before this file when the chunk so far (directories to
+        // create, earlier files) would make the script too long.
+        if script.len() > header.len() + 1 && script.len() + fragment.len() > MAX_COMMAND {
+            chunks.push((
+                std::mem::take(&mut script),
+                std::mem::take(&mut stdin),
+                std::mem::take(&mut members),
+            ));
+            script.push_str(header);
+        }
+        script.push_str(fragment);
+        if matches!(files[i].source, WriteSource::Bytes(_)) {
+            stdin.extend_from_slice(data);
+            stdin.extend_from_slice(WRITE_SENTINEL.as_bytes());
+            stdin.push(b'\n');
+        }
+        members.push(i);
+    }
+    chunks.push((script, stdin, members));
+    let mut backups = vec![None; files.len()];
+    for (script, stdin, members) in chunks {
+        let out = exec_script(remote, &script, &stdin).await?;
+        if out.status != 0 {
+            let names: Vec<&str> = members.iter().map(|i| files[*i].path).collect();
+            let what = if names.is_empty() {
+                "preparing directories".to_string()
+            } else {
+                format!("writing {}", names.join(", "))
+            };
+            return Err(ModuleError::failed(format!(
+                "{what} failed: {}",
+                out.stderr_str().trim()
+            )));
+        }
+        for line in out.stdout_str().lines() {
+            if let Some(rest) = line.strip_prefix("@@backup ") {
+                if let Some((i, path)) = rest.split_once(' ') {
+                    if let Some(slot) = i.parse::<usize>().ok().and_then(|i| backups.get_mut(i)) {
+                        *slot = Some(path.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(backups)
+}
+
+/// The script writing file number `i`, and the bytes it reads from stdin.
+fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
+    let q = shell_quote(f.path);
+    let dir = shell_quote(&parent_dir(f.path));
+    let mut script = format!("t=$(mktemp {dir}/.drover.XXXXXXXX)\n");
+    let mut data: &[u8] = &[];
+    match f.source {
+        WriteSource::Bytes(bytes) => {
+            // The sentinel after the bytes proves they all arrived; `read`
+            // is a builtin and reads no further than its line.
+            script.push_str(&format!(
+                "head -c {n} > \"$t\"\nIFS= read -r s && [ \"$s\" = {WRITE_SENTINEL} ] || {{ echo 'short input for file {i}' >&2; exit 1; }}\n",
+                n = bytes.len()
+            ));
+            data = bytes;
+        }
+        WriteSource::RemoteFile(src) => {
+            script.push_str(&format!("cat -- {} > \"$t\"\n", shell_quote(src)));
+        }
+    }
+    let keep_mode = !matches!(f.attrs.mode, Some(Mode::Bits(_)));
+    let keep_owner = f.attrs.owner.is_none() || f.attrs.group.is_none();
+    let mut existing = String::new();
+    if keep_mode {
+        existing.push_str(&format!("chmod --reference={q} \"$t\"; "));
+    }
+    if keep_owner {
+        existing.push_str(&format!(
+            "chown --reference={q} \"$t\" 2>/dev/null || true; "
+        ));
+    }
+    if !existing.is_empty() {
+        script.push_str(&format!("if [ -e {q} ]; then {existing}"));
+        script.push_str(if keep_mode {
+            "else chmod 0644 \"$t\"; fi\n"
+        } else {
+            "fi\n"
+        });
+    }
+    if f.backup {
+        script.push_str(&format!(
+            "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
+        ));
+    }
+    if !f.attrs.is_empty() {
+        let mode = match &f.attrs.mode {
+            Some(Mode::Bits(b)) => Some(chmod_bits(*b)),
+            // GNU chmod reads a clause without `who` as Ansible does
+            // (umask applied), so a symbolic mode passes through.
+            Some(Mode::Symbolic(s)) => Some(shell_quote(s)),
+            None => None,
+        };
+        script.push_str(&attr_commands(
+            "\"$t\"",
+            f.attrs.owner.as_deref(),
+            f.attrs.group.as_deref(),
+            mode.as_deref(),
+        ));
+        script.push('\n');
+    }
+    if let Some(cmd) = f.validate {
+        let cmd = cmd.replace("%s", "\"$t\"");
+        script.push_str(&format!(
+            "if ! ( {cmd} ) >&2; then echo 'failed to validate {}' >&2; exit 3; fi\n",
+            f.path.replace('\'', "")
+        ));
+    }
+    script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
+    (script, data)
+}
+
+/// Follows each file's bytes on stdin.
+const WRITE_SENTINEL: &str = "@@end";
+
+/// Longest script passed as a command line: Linux limits one argument to
+/// 128 KiB, and the script is one argument of `sh -c` (or of sudo's).
+const MAX_COMMAND: usize = 96 * 1024;
+
+/// Run a script; one too long for a command line is fed to `sh -s` on stdin
+/// (possible only when the script itself needs no stdin).
+async fn exec_script(
+    remote: &Remote,
+    script: &str,
+    stdin: &[u8],
+) -> Result<crate::transport::ExecOutput, ModuleError> {
+    if script.len() <= MAX_COMMAND {
+        return Ok(remote.exec(script, stdin).await?);
+    }
+    if stdin.is_empty() {
+        return Ok(remote.exec("sh -s", script.as_bytes()).await?);
+    }
+    Err(ModuleError::failed(format!(
+        "internal error: a script of {} bytes that also reads stdin",
+        script.len()
+    )))
 }
 
 /// Write `content` to `path` atomically. An existing file keeps its mode and
@@ -323,35 +813,25 @@ pub async fn write_file_atomic(
     attrs: &Attrs,
     backup: bool,
 ) -> Result<Option<String>, ModuleError> {
-    let q = shell_quote(path);
-    let stamp: u32 = rand::rng().random();
-    let backup_path = format!("{path}.{stamp:08x}~");
-    let mut script = format!(
-        "set -e; umask 077; d=$(dirname -- {q}); t=$(mktemp \"$d/.drover.XXXXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; \
-         if [ -e {q} ]; then chmod --reference={q} \"$t\"; chown --reference={q} \"$t\" 2>/dev/null || true; else chmod 0644 \"$t\"; fi; "
-    );
-    if backup {
-        script.push_str(&format!(
-            "if [ -f {q} ]; then cp -p {q} {}; echo BACKUP; fi; ",
-            shell_quote(&backup_path)
-        ));
+    let file = FileWrite {
+        path,
+        source: WriteSource::Bytes(content),
+        attrs: attrs.clone(),
+        backup,
+        validate: None,
+    };
+    Ok(write_files(remote, "", &[file]).await?.pop().flatten())
+}
+
+/// The directory part of a path (`/` for `/x`, `.` for a bare name).
+pub fn parent_dir(path: &str) -> String {
+    let p = path.trim_end_matches('/');
+    match p.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => p[..i].to_string(),
+        None if path.starts_with('/') => "/".into(),
+        None => ".".into(),
     }
-    if attrs.mode.is_some() || attrs.owner.is_some() || attrs.group.is_some() {
-        // Symbolic modes apply to what the file has now (or 0644 when new).
-        let script_attrs = attrs_script("$t", attrs, 0o644, false)?.replace("'$t'", "\"$t\"");
-        script.push_str(&script_attrs);
-        script.push_str("; ");
-    }
-    script.push_str(&format!("mv -f \"$t\" {q}; trap - EXIT"));
-    let out = remote.exec(&script, content).await?;
-    if out.status != 0 {
-        return Err(ModuleError::failed(format!(
-            "writing {path} failed: {}",
-            out.stderr_str().trim()
-        )));
-    }
-    Ok(out.stdout_str().contains("BACKUP").then_some(backup_path))
 }
 
 /// Run a shell snippet that must succeed, failing the task with its stderr.
@@ -373,6 +853,28 @@ pub fn sha1_hex(data: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Largest content shown in a diff (Ansible's default `max_diff_size`).
+pub const MAX_DIFF_SIZE: usize = 104_448;
+
+/// A file's content as diff text: the text itself, or a one-line note for
+/// binary or very large content.
+pub fn content_for_diff(data: &[u8]) -> String {
+    if data.len() > MAX_DIFF_SIZE {
+        return format!(
+            "(content not shown: {} bytes, more than {MAX_DIFF_SIZE})\n",
+            data.len()
+        );
+    }
+    match std::str::from_utf8(data) {
+        Ok(text) if !text.contains('\0') => text.to_string(),
+        _ => format!(
+            "(binary content: {} bytes, sha1 {})\n",
+            data.len(),
+            sha1_hex(data)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -392,6 +894,75 @@ mod tests {
         let x = Mode::parse(&Value::from("a+X")).expect("symbolic");
         assert_eq!(x.resolve(0o644, true).ok(), Some(0o755));
         assert!(Mode::parse(&Value::from("q=x")).is_err());
+        assert!(Mode::parse(&Value::from("u")).is_err());
+        assert!(Mode::parse(&Value::from("u=rq")).is_err());
+    }
+
+    #[test]
+    fn symbolic_like_ansible() {
+        let r = |spec: &str, cur: u32, dir: bool| {
+            Mode::Symbolic(spec.into())
+                .resolve(cur, dir)
+                .expect("valid")
+        };
+        // X: directories, or files with some execute bit.
+        assert_eq!(r("u=rwX,g=rX,o=rX", 0o600, false), 0o644);
+        assert_eq!(r("u=rwX,g=rX,o=rX", 0o700, false), 0o755);
+        assert_eq!(r("u=rwX,g=rX,o=rX", 0o700, true), 0o755);
+        // '=' clears the set-id bit of its class.
+        assert_eq!(r("u=rw", 0o4755, false), 0o655);
+        // Several operators in one clause; copy forms.
+        assert_eq!(r("u+r-w", 0o200, false), 0o400);
+        assert_eq!(r("g=u", 0o750, false), 0o770);
+        assert_eq!(r("o+t,g+s", 0o755, true), 0o3755);
+        // No who: the umask (022) applies.
+        assert_eq!(r("+w", 0o444, false), 0o644);
+        assert_eq!(r("a+w", 0o444, false), 0o666);
+    }
+
+    #[test]
+    fn mkdirs_applies_attrs_to_new_dirs() {
+        let s = mkdirs_script(
+            "/a/b c",
+            &Attrs {
+                mode: Some(Mode::Bits(0o750)),
+                owner: Some("nobody".into()),
+                group: None,
+            },
+        )
+        .expect("script");
+        assert_eq!(
+            s,
+            "if [ ! -d /a ]; then mkdir -- /a && chown nobody /a && chmod 00750 /a && true; fi\n\
+             if [ ! -d '/a/b c' ]; then mkdir -- '/a/b c' && chown nobody '/a/b c' && chmod 00750 '/a/b c' && true; fi\n"
+        );
+    }
+
+    #[test]
+    fn numeric_owner_matches_uid() {
+        let mut st = FileState::missing("/x".into());
+        st.kind = FileKind::File;
+        st.owner = "root".into();
+        st.group = "root".into();
+        st.mode = 0o644;
+        let attrs = Attrs {
+            mode: Some(Mode::Bits(0o644)),
+            owner: Some("0".into()),
+            group: Some("root".into()),
+        };
+        assert!(attrs_match(&st, &attrs).expect("match"));
+        let other = Attrs {
+            owner: Some("65534".into()),
+            ..attrs
+        };
+        assert_eq!(
+            attrs_changes(&st, &other).expect("changes"),
+            vec![("owner", "root".to_string(), "65534".to_string())]
+        );
+    }
+
+    fn remote() -> Remote {
+        Remote::new(Arc::new(LocalTransport), None)
     }
 
     #[tokio::test]
@@ -399,7 +970,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f.txt");
         let p = path.to_str().expect("utf8");
-        let remote = Remote::new(Arc::new(LocalTransport), None);
+        let remote = remote();
         let attrs = Attrs {
             mode: Some(Mode::Bits(0o600)),
             ..Attrs::default()
@@ -425,6 +996,7 @@ mod tests {
             states[0].checksum.as_deref(),
             Some(sha1_hex(b"one\ntwo\n").as_str())
         );
+        assert!(states[0].mtime > 1_000_000_000.0);
         assert_eq!(states[1].kind, FileKind::Missing);
         // No temp file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -432,5 +1004,140 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn batch_follows_links_and_expands_words() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "x").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let d = dir.path().to_str().expect("utf8");
+        let l = link.to_str().expect("utf8");
+        let mut batch = ReadBatch::new();
+        let plain = batch.path(l, Read::default(), false);
+        let followed = batch.path(l, Read::default(), true);
+        batch.shell(&format!("d={}; echo '@@x hello'", shell_quote(d)));
+        let computed = batch.expr("\"$d/target\"", Read::default(), false);
+        let out = batch.run(&remote()).await.expect("read");
+        assert_eq!(out.states[plain].kind, FileKind::Link);
+        assert_eq!(out.states[plain].link_target.as_deref(), target.to_str());
+        assert_eq!(out.states[followed].kind, FileKind::File);
+        assert_eq!(out.states[computed].kind, FileKind::File);
+        assert_eq!(out.states[computed].path, target.to_str().expect("utf8"));
+        assert_eq!(out.extra, vec!["hello".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn long_scripts_are_split_or_fed_on_stdin() {
+        // Paths near NAME_MAX make scripts longer than one command line may
+        // be with few files (each file costs processes, which are slow here).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = "d".repeat(250);
+        let base = dir.path().join(&long);
+        let base = base.to_str().expect("utf8");
+        let remote = remote();
+        let names: Vec<String> = (0..100).map(|i| format!("{base}/{long}-{i}")).collect();
+        let datas: Vec<Vec<u8>> = (0..100).map(|i| format!("{i}\n").into_bytes()).collect();
+        let files: Vec<FileWrite<'_>> = names
+            .iter()
+            .zip(&datas)
+            .map(|(n, d)| FileWrite {
+                path: n,
+                source: WriteSource::Bytes(d),
+                attrs: Attrs::default(),
+                backup: false,
+                validate: None,
+            })
+            .collect();
+        let fragments: usize = files.iter().map(|f| write_fragment(0, f).0.len()).sum();
+        assert!(fragments > MAX_COMMAND, "the test must need several execs");
+        // A long preparation runs on its own, fed on stdin.
+        let prepare = format!(
+            "# {}\n{}",
+            "x".repeat(MAX_COMMAND),
+            mkdirs_script(base, &Attrs::default()).expect("mkdirs")
+        );
+        write_files(&remote, &prepare, &files).await.expect("write");
+        assert_eq!(std::fs::read(&names[99]).expect("read"), b"99\n");
+        // Missing paths cost no process: many of them make a long read.
+        let mut paths: Vec<String> = names.clone();
+        paths.extend((0..200).map(|i| format!("{base}/{long}-missing-{i}")));
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut batch = ReadBatch::new();
+        for p in &paths {
+            batch.path(
+                p,
+                Read {
+                    checksum: true,
+                    content: false,
+                },
+                false,
+            );
+        }
+        assert!(batch.script().len() > MAX_COMMAND);
+        let states = batch.run(&remote).await.expect("read").states;
+        assert_eq!(states.len(), 300);
+        assert_eq!(
+            states[7].checksum.as_deref(),
+            Some(sha1_hex(b"7\n").as_str())
+        );
+        assert_eq!(states[299].kind, FileKind::Missing);
+    }
+
+    #[tokio::test]
+    async fn several_writes_backup_and_validate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("sub/a");
+        let b = dir.path().join("b");
+        std::fs::write(&b, "old").expect("write");
+        let remote = remote();
+        let prepare = mkdirs_script(
+            dir.path().join("sub").to_str().expect("utf8"),
+            &Attrs::default(),
+        )
+        .expect("mkdirs");
+        let files = [
+            FileWrite {
+                path: a.to_str().expect("utf8"),
+                source: WriteSource::Bytes(b"AAA"),
+                attrs: Attrs::default(),
+                backup: true,
+                validate: None,
+            },
+            FileWrite {
+                path: b.to_str().expect("utf8"),
+                source: WriteSource::Bytes(b"BBBB"),
+                attrs: Attrs {
+                    mode: Some(Mode::Symbolic("u=rw,go=".into())),
+                    ..Attrs::default()
+                },
+                backup: true,
+                validate: Some("grep -q B %s"),
+            },
+        ];
+        let backups = write_files(&remote, &prepare, &files).await.expect("write");
+        assert_eq!(std::fs::read(&a).expect("a"), b"AAA");
+        assert_eq!(std::fs::read(&b).expect("b"), b"BBBB");
+        assert!(backups[0].is_none());
+        let backup = backups[1].clone().expect("backup made");
+        assert_eq!(std::fs::read(&backup).expect("backup"), b"old");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&b).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o7777, 0o600);
+
+        let bad = [FileWrite {
+            path: b.to_str().expect("utf8"),
+            source: WriteSource::Bytes(b"no match"),
+            attrs: Attrs::default(),
+            backup: false,
+            validate: Some("grep -q B %s"),
+        }];
+        let err = write_files(&remote, "", &bad).await.expect_err("invalid");
+        assert!(err.to_string().contains("failed to validate"), "{err}");
+        assert_eq!(std::fs::read(&b).expect("b"), b"BBBB");
+        // Only sub/, b and b's backup: no temp files left.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 3);
     }
 }

@@ -6,8 +6,16 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod args;
+pub mod authorized_key;
+pub mod copy;
 pub mod debug;
+pub mod file;
 pub mod fs;
+pub mod slurp;
+pub mod stat;
+pub mod template;
+pub mod testutil;
 
 use std::path::PathBuf;
 
@@ -233,7 +241,15 @@ const fn info<M: Module>() -> ModuleInfo {
 }
 
 /// Every module drover has.
-pub static MODULES: &[ModuleInfo] = &[info::<debug::Debug>()];
+pub static MODULES: &[ModuleInfo] = &[
+    info::<debug::Debug>(),
+    info::<authorized_key::AuthorizedKey>(),
+    info::<copy::Copy>(),
+    info::<file::File>(),
+    info::<slurp::Slurp>(),
+    info::<stat::Stat>(),
+    info::<template::Template>(),
+];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
 /// `ansible.posix.mount`).

@@ -1,0 +1,1231 @@
+//! `copy`: put content, a local file, a local directory tree, or a file
+//! already on the host (`remote_src`) at a destination, with mode and owner.
+//!
+//! The planning here is shared with `template` ([`plan_copy`] and
+//! [`apply_copy`]): one exec reads every destination (checksums, and
+//! contents only when a diff is wanted), the comparison happens locally, and
+//! one exec creates directories, fixes attributes and writes the files that
+//! differ.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use rayon::prelude::*;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
+use super::fs::{
+    attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, sha1_hex,
+    write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch, WriteSource,
+};
+use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
+use crate::{Map, Value};
+
+/// Arguments of `copy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Copy {
+    /// Content to write instead of a source file (a mapping or list is
+    /// written as JSON, as Ansible does).
+    #[serde(default)]
+    content: Option<Value>,
+    /// Local file or directory (searched in the role's `files/`, then the
+    /// playbook's directory), or a path on the host with `remote_src`. A
+    /// directory ending in `/` copies its contents, otherwise itself.
+    #[serde(default)]
+    src: Option<String>,
+    /// Destination file, or directory to copy into (existing, or ending in `/`).
+    dest: String,
+    /// Mode of the file(s): octal, symbolic, or `preserve` (the source's).
+    #[serde(default)]
+    mode: Option<ModeArg>,
+    /// Owner of the file(s) and of directories created.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    owner: Option<String>,
+    /// Group of the file(s) and of directories created.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    group: Option<String>,
+    /// Keep a timestamped copy of a file that is replaced.
+    #[serde(default, deserialize_with = "bool_ish")]
+    backup: bool,
+    /// Replace a file whose content differs; with `no`, only create it.
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    force: bool,
+    /// Mode of directories the copy creates.
+    #[serde(default, deserialize_with = "opt_mode")]
+    directory_mode: Option<Mode>,
+    /// Write through a destination symlink instead of replacing it.
+    #[serde(default, deserialize_with = "bool_ish")]
+    follow: bool,
+    /// `src` is a file on the host.
+    #[serde(default, deserialize_with = "bool_ish")]
+    remote_src: bool,
+    /// Command checking the new file before it is put in place (`%s` is its path).
+    #[serde(default)]
+    validate: Option<String>,
+    /// Expected SHA-1 of the source.
+    #[serde(default)]
+    checksum: Option<String>,
+    /// Follow symlinks in the local source (drover always does).
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    local_follow: bool,
+    /// Accepted for compatibility; writes are always atomic.
+    #[serde(default, deserialize_with = "bool_ish")]
+    #[allow(dead_code)]
+    unsafe_writes: bool,
+    /// Accepted for compatibility; drover has no vault.
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    #[allow(dead_code)]
+    decrypt: bool,
+}
+
+/// A `mode:` of `copy`/`template`: a mode, or `preserve`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModeArg {
+    /// Give the file this mode.
+    Mode(Mode),
+    /// Give the file the source file's mode.
+    Preserve,
+}
+
+impl<'de> Deserialize<'de> for ModeArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ModeArg, D::Error> {
+        let v = Value::deserialize(d)?;
+        if v.as_str() == Some("preserve") {
+            return Ok(ModeArg::Preserve);
+        }
+        Mode::parse(&v).map(ModeArg::Mode).map_err(|e| match e {
+            ModuleError::Args(msg) => D::Error::custom(msg),
+            other => D::Error::custom(other),
+        })
+    }
+}
+
+/// Where the new content comes from.
+pub(crate) enum Source {
+    /// Bytes known locally: `content`, a local file, a rendered template.
+    Bytes {
+        /// The content.
+        data: Vec<u8>,
+        /// Name used when the destination is a directory.
+        basename: Option<String>,
+        /// The source's mode, for `mode: preserve`.
+        mode: Option<u32>,
+    },
+    /// A file on the host.
+    Remote(String),
+    /// A local directory tree.
+    Tree {
+        /// Name of the directory to create under `dest`; `None` copies the
+        /// contents straight into `dest` (src ended in `/`).
+        root: Option<String>,
+        /// Directories, relative, parents first.
+        dirs: Vec<String>,
+        /// Files, relative.
+        files: Vec<TreeFile>,
+    },
+}
+
+/// A file of a local tree.
+pub(crate) struct TreeFile {
+    rel: String,
+    data: Vec<u8>,
+    mode: u32,
+}
+
+/// Everything `copy` and `template` need to plan.
+pub(crate) struct CopySpec {
+    /// The content.
+    pub source: Source,
+    /// `src` as given, for the result and the diff header.
+    pub src_label: Option<String>,
+    /// Destination as given.
+    pub dest: String,
+    /// Wanted mode.
+    pub mode: Option<ModeArg>,
+    /// Wanted owner.
+    pub owner: Option<String>,
+    /// Wanted group.
+    pub group: Option<String>,
+    /// Back up replaced files.
+    pub backup: bool,
+    /// Replace differing files.
+    pub force: bool,
+    /// Write through destination symlinks.
+    pub follow: bool,
+    /// Mode for new directories.
+    pub directory_mode: Option<Mode>,
+    /// Validation command.
+    pub validate: Option<String>,
+}
+
+/// What `apply_copy` does, in one exec.
+pub struct CopyChange {
+    /// Directory creation and attribute fixes, run first.
+    prepare: String,
+    /// Files to write.
+    writes: Vec<PlannedWrite>,
+    /// Validation command for each write.
+    validate: Option<String>,
+    /// Report `backup_file` (a single-file copy).
+    single: bool,
+}
+
+struct PlannedWrite {
+    path: String,
+    data: PlannedData,
+    attrs: Attrs,
+    backup: bool,
+}
+
+enum PlannedData {
+    Bytes(Vec<u8>),
+    Remote(String),
+}
+
+#[async_trait]
+impl Module for Copy {
+    const NAME: &'static str = "copy";
+    const ARGS: &'static [&'static str] = &[
+        "content",
+        "src",
+        "dest",
+        "mode",
+        "owner",
+        "group",
+        "backup",
+        "force",
+        "directory_mode",
+        "follow",
+        "remote_src",
+        "validate",
+        "checksum",
+        "local_follow",
+        "unsafe_writes",
+        "decrypt",
+    ];
+    type Change = CopyChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CopyChange>, ModuleError> {
+        let source = match (&self.content, &self.src) {
+            (Some(_), Some(_)) => {
+                return Err(ModuleError::Args(
+                    "src and content are mutually exclusive".into(),
+                ))
+            }
+            (None, None) => return Err(ModuleError::Args("src (or content) is required".into())),
+            (Some(content), None) => {
+                if self.dest.ends_with('/') {
+                    return Err(ModuleError::failed(
+                        "can not use content with a dir as dest",
+                    ));
+                }
+                Source::Bytes {
+                    data: content_bytes(content),
+                    basename: None,
+                    mode: None,
+                }
+            }
+            (None, Some(src)) if self.remote_src => Source::Remote(src.clone()),
+            (None, Some(src)) => {
+                if !self.local_follow {
+                    return Err(ModuleError::Args(
+                        "local_follow: no is not supported; drover follows local symlinks".into(),
+                    ));
+                }
+                load_local(ctx.find_local(src)?, src.ends_with('/')).await?
+            }
+        };
+        if let (Some(want), Source::Bytes { data, .. }) = (&self.checksum, &source) {
+            if !want.eq_ignore_ascii_case(&sha1_hex(data)) {
+                return Err(ModuleError::failed(format!(
+                    "the source's SHA-1 {} does not match the expected checksum {want}",
+                    sha1_hex(data)
+                )));
+            }
+        }
+        let spec = CopySpec {
+            source,
+            src_label: self.src.clone(),
+            dest: self.dest.clone(),
+            mode: self.mode.clone(),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            backup: self.backup,
+            force: self.force,
+            follow: self.follow,
+            directory_mode: self.directory_mode.clone(),
+            validate: self.validate.clone(),
+        };
+        plan_copy(ctx, spec).await
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {
+        apply_copy(ctx, change).await
+    }
+}
+
+/// `content:` as bytes: strings as they are, mappings and lists as JSON.
+fn content_bytes(content: &Value) -> Vec<u8> {
+    match content {
+        Value::String(s) => s.clone().into_bytes(),
+        Value::Null => Vec::new(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+/// Read a local source file or directory tree (off the async threads;
+/// directory trees are read and hashed in parallel).
+async fn load_local(path: PathBuf, contents_only: bool) -> Result<Source, ModuleError> {
+    tokio::task::spawn_blocking(move || load_local_blocking(&path, contents_only))
+        .await
+        .map_err(|e| ModuleError::failed(format!("reading the source failed: {e}")))?
+}
+
+fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, ModuleError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |p: &Path, e: std::io::Error| ModuleError::failed(format!("{}: {e}", p.display()));
+    let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
+    let name = |p: &Path| -> Result<String, ModuleError> {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| ModuleError::failed(format!("{}: name is not UTF-8", p.display())))
+    };
+    if !meta.is_dir() {
+        let data = std::fs::read(path).map_err(|e| io(path, e))?;
+        return Ok(Source::Bytes {
+            data,
+            basename: Some(name(path)?),
+            mode: Some(meta.permissions().mode() & 0o7777),
+        });
+    }
+    let mut dirs = Vec::new();
+    let mut paths = Vec::new();
+    walk(path, "", 0, &mut dirs, &mut paths)?;
+    let files = paths
+        .into_par_iter()
+        .map(|(rel, full)| {
+            let data = std::fs::read(&full).map_err(|e| io(&full, e))?;
+            let mode = std::fs::metadata(&full)
+                .map_err(|e| io(&full, e))?
+                .permissions()
+                .mode()
+                & 0o7777;
+            Ok(TreeFile { rel, data, mode })
+        })
+        .collect::<Result<Vec<_>, ModuleError>>()?;
+    Ok(Source::Tree {
+        root: if contents_only {
+            None
+        } else {
+            Some(name(path)?)
+        },
+        dirs,
+        files,
+    })
+}
+
+/// Collect directories and files below `dir` (symlinks followed), sorted.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    depth: usize,
+    dirs: &mut Vec<String>,
+    files: &mut Vec<(String, PathBuf)>,
+) -> Result<(), ModuleError> {
+    if depth > 32 {
+        return Err(ModuleError::failed(format!(
+            "{}: directories nested too deep (a symlink loop?)",
+            dir.display()
+        )));
+    }
+    let io = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", dir.display()));
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().into_string().map_err(|n| {
+            ModuleError::failed(format!("{}: name {n:?} is not UTF-8", dir.display()))
+        })?;
+        let child_rel = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let full = entry.path();
+        let meta = std::fs::metadata(&full)
+            .map_err(|e| ModuleError::failed(format!("{}: {e}", full.display())))?;
+        if meta.is_dir() {
+            dirs.push(child_rel.clone());
+            walk(&full, &child_rel, depth + 1, dirs, files)?;
+        } else {
+            files.push((child_rel, full));
+        }
+    }
+    Ok(())
+}
+
+/// `a` joined with `b` by exactly one `/`.
+fn join(a: &str, b: &str) -> String {
+    let a = a.trim_end_matches('/');
+    if a.is_empty() && !b.is_empty() {
+        return format!("/{b}");
+    }
+    format!("{a}/{b}")
+}
+
+fn read_for(ctx: &ModuleCtx<'_>) -> Read {
+    Read {
+        checksum: true,
+        content: ctx.diff,
+    }
+}
+
+/// Plan a copy of `spec`; `copy` and `template` both end here.
+pub(crate) async fn plan_copy(
+    ctx: &ModuleCtx<'_>,
+    spec: CopySpec,
+) -> Result<Plan<CopyChange>, ModuleError> {
+    match spec.source {
+        Source::Tree { .. } => plan_tree(ctx, spec).await,
+        _ => plan_single(ctx, spec).await,
+    }
+}
+
+/// Apply a planned copy in one exec.
+pub(crate) async fn apply_copy(
+    ctx: &ModuleCtx<'_>,
+    change: CopyChange,
+) -> Result<Map, ModuleError> {
+    let files: Vec<FileWrite<'_>> = change
+        .writes
+        .iter()
+        .map(|w| FileWrite {
+            path: &w.path,
+            source: match &w.data {
+                PlannedData::Bytes(b) => WriteSource::Bytes(b),
+                PlannedData::Remote(p) => WriteSource::RemoteFile(p),
+            },
+            attrs: w.attrs.clone(),
+            backup: w.backup,
+            validate: change.validate.as_deref(),
+        })
+        .collect();
+    let backups = write_files(ctx.remote, &change.prepare, &files).await?;
+    let mut data = Map::new();
+    if change.single {
+        if let Some(Some(b)) = backups.into_iter().next() {
+            data.insert("backup_file".into(), Value::from(b));
+        }
+    }
+    Ok(data)
+}
+
+/// One file to compare and maybe write.
+struct Target<'a> {
+    path: String,
+    state: &'a FileState,
+    data: PlannedData,
+    checksum: Option<String>,
+    new_content: Option<&'a [u8]>,
+    source_mode: Option<u32>,
+}
+
+/// What was decided for one target.
+struct Decision {
+    write: Option<PlannedWrite>,
+    fix: Option<String>,
+    diff_before: String,
+    diff_after: String,
+    mode: Option<u32>,
+}
+
+/// Compare one destination with its new content and attributes.
+fn decide(
+    spec: &CopySpec,
+    t: Target<'_>,
+    allow_diff: bool,
+) -> Result<Option<Decision>, ModuleError> {
+    let st = t.state;
+    match st.kind {
+        FileKind::Directory => {
+            return Err(ModuleError::failed(format!(
+                "{} is a directory, cannot copy a file over it",
+                t.path
+            )))
+        }
+        FileKind::Missing => {}
+        _ if !spec.force => return Ok(None),
+        _ => {}
+    }
+    let wanted_mode = match &spec.mode {
+        Some(ModeArg::Mode(m)) => Some(m.clone()),
+        Some(ModeArg::Preserve) => t.source_mode.map(Mode::Bits),
+        None => None,
+    };
+    let base = if st.kind == FileKind::File {
+        st.mode
+    } else {
+        0o644
+    };
+    let attrs = Attrs {
+        mode: wanted_mode,
+        owner: spec.owner.clone(),
+        group: spec.group.clone(),
+    }
+    .resolved(base, false)?;
+    let final_mode = match &attrs.mode {
+        Some(Mode::Bits(b)) => Some(*b),
+        _ if st.kind == FileKind::File => Some(st.mode),
+        _ => Some(0o644),
+    };
+    // A symlink is replaced by a file (follow: no), even with equal content.
+    let same = st.kind == FileKind::File && t.checksum.is_some() && st.checksum == t.checksum;
+    if same {
+        let changes = attrs_changes(st, &attrs)?;
+        if changes.is_empty() {
+            return Ok(Some(Decision {
+                write: None,
+                fix: None,
+                diff_before: String::new(),
+                diff_after: String::new(),
+                mode: final_mode,
+            }));
+        }
+        let mut before = format!("path: {}\n", t.path);
+        let mut after = before.clone();
+        for (k, b, a) in changes {
+            before.push_str(&format!("{k}: {b}\n"));
+            after.push_str(&format!("{k}: {a}\n"));
+        }
+        return Ok(Some(Decision {
+            write: None,
+            fix: Some(attrs_script(&t.path, &attrs, st.mode, false)?),
+            diff_before: before,
+            diff_after: after,
+            mode: final_mode,
+        }));
+    }
+    let (diff_before, diff_after) = if allow_diff {
+        let before = match (&st.kind, &st.content) {
+            (FileKind::Missing, _) => String::new(),
+            (FileKind::Link, _) => format!(
+                "(symlink to {})\n",
+                st.link_target.clone().unwrap_or_default()
+            ),
+            (_, Some(c)) => content_for_diff(c),
+            (_, None) => "(content not readable)\n".into(),
+        };
+        let after = t
+            .new_content
+            .map(content_for_diff)
+            .unwrap_or_else(|| "(content of the remote source not read)\n".into());
+        (before, after)
+    } else {
+        (String::new(), String::new())
+    };
+    Ok(Some(Decision {
+        write: Some(PlannedWrite {
+            path: t.path,
+            data: t.data,
+            attrs,
+            backup: spec.backup,
+        }),
+        fix: None,
+        diff_before,
+        diff_after,
+        mode: final_mode,
+    }))
+}
+
+async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChange>, ModuleError> {
+    let read = read_for(ctx);
+    let (basename, new_data, source_mode, remote_src) = match &spec.source {
+        Source::Bytes {
+            data,
+            basename,
+            mode,
+        } => (basename.clone(), Some(data.as_slice()), *mode, None),
+        Source::Remote(src) => (
+            Path::new(src.trim_end_matches('/'))
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string),
+            None,
+            None,
+            Some(src.clone()),
+        ),
+        Source::Tree { .. } => return Err(ModuleError::failed("not a single file")),
+    };
+    let dest = spec.dest.clone();
+    let into_dir = dest.ends_with('/');
+    let mut batch = ReadBatch::new();
+    let i_dest = batch.path(&dest, read, false);
+    let i_dest_followed = batch.path(&dest, Read::default(), true);
+    let i_inner = basename
+        .as_ref()
+        .map(|b| batch.path(&join(&dest, b), read, false));
+    let i_parent = batch.path(&parent_dir(&dest), Read::default(), true);
+    let (i_real, i_inner_real) = if spec.follow {
+        let real = batch.expr(
+            &format!("\"$(readlink -f -- {})\"", shell_quote(&dest)),
+            read,
+            false,
+        );
+        let inner = basename.as_ref().map(|b| {
+            batch.expr(
+                &format!("\"$(readlink -f -- {})\"", shell_quote(&join(&dest, b))),
+                read,
+                false,
+            )
+        });
+        (Some(real), inner)
+    } else {
+        (None, None)
+    };
+    let i_src = remote_src.as_ref().map(|s| {
+        batch.path(
+            s,
+            Read {
+                checksum: true,
+                content: ctx.diff,
+            },
+            true,
+        )
+    });
+    let out = batch.run(ctx.remote).await?;
+    let states = &out.states;
+
+    // The source on the host, for remote_src.
+    let (remote_checksum, remote_content, remote_mode, remote_size) = match i_src {
+        Some(i) => {
+            let s = &states[i];
+            match s.kind {
+                FileKind::Missing => {
+                    return Err(ModuleError::failed(format!(
+                        "Source {} not found",
+                        remote_src.unwrap_or_default()
+                    )))
+                }
+                FileKind::Directory => {
+                    return Err(ModuleError::failed(
+                        "remote_src with a directory as src is not supported",
+                    ))
+                }
+                _ => {}
+            }
+            if s.checksum.is_none() {
+                return Err(ModuleError::failed(format!(
+                    "Source {} not readable",
+                    remote_src.unwrap_or_default()
+                )));
+            }
+            (
+                s.checksum.clone(),
+                s.content.clone(),
+                Some(s.mode),
+                Some(s.size),
+            )
+        }
+        None => (None, None, None, None),
+    };
+    let checksum = match new_data {
+        Some(d) => Some(sha1_hex(d)),
+        None => remote_checksum,
+    };
+    let source_mode = source_mode.or(remote_mode);
+
+    // Where the file goes.
+    let dest_is_dir = states[i_dest_followed].kind == FileKind::Directory;
+    let mut prepare = String::new();
+    let (mut path, mut state_i, real_i) = if into_dir || dest_is_dir {
+        let inner = i_inner.ok_or_else(|| {
+            ModuleError::failed("can not use content with a dir as dest".to_string())
+        })?;
+        if into_dir && !dest_is_dir {
+            if states[i_dest].exists() {
+                return Err(ModuleError::failed(format!(
+                    "{dest} exists and is not a directory"
+                )));
+            }
+            let dir_attrs = Attrs {
+                mode: spec.directory_mode.clone(),
+                owner: spec.owner.clone(),
+                group: spec.group.clone(),
+            };
+            prepare.push_str(&mkdirs_script(dest.trim_end_matches('/'), &dir_attrs)?);
+        }
+        (
+            join(&dest, basename.as_deref().unwrap_or_default()),
+            inner,
+            i_inner_real,
+        )
+    } else {
+        if !states[i_dest].exists() && states[i_parent].kind != FileKind::Directory {
+            return Err(ModuleError::failed(format!(
+                "Destination directory {} does not exist",
+                parent_dir(&dest)
+            )));
+        }
+        (dest.clone(), i_dest, i_real)
+    };
+    if !spec.force && states[state_i].exists() {
+        let mut data = Map::new();
+        data.insert("msg".into(), "file already exists".into());
+        data.insert("dest".into(), Value::from(path));
+        if let Some(src) = &spec.src_label {
+            data.insert("src".into(), Value::from(src.clone()));
+        }
+        return Ok(Plan::Unchanged(data));
+    }
+    if let (true, Some(r)) = (states[state_i].kind == FileKind::Link, real_i) {
+        // follow: write the file the link points to.
+        path = states[r].path.clone();
+        state_i = r;
+        if path.is_empty() {
+            return Err(ModuleError::failed(format!(
+                "cannot resolve the symlink {dest}"
+            )));
+        }
+    }
+    let state = &states[state_i];
+    let planned_data = match (&spec.source, &remote_src) {
+        (Source::Bytes { data, .. }, _) => PlannedData::Bytes(data.clone()),
+        (_, Some(src)) => PlannedData::Remote(src.clone()),
+        _ => return Err(ModuleError::failed("no source")),
+    };
+    let new_content = new_data.or(remote_content.as_deref());
+    let decision = decide(
+        &spec,
+        Target {
+            path: path.clone(),
+            state,
+            data: planned_data,
+            checksum: checksum.clone(),
+            new_content,
+            source_mode,
+        },
+        ctx.diff,
+    )?
+    .ok_or_else(|| ModuleError::failed("unexpected: nothing decided"))?;
+
+    let mut data = Map::new();
+    data.insert("dest".into(), Value::from(path.clone()));
+    if let Some(src) = &spec.src_label {
+        data.insert("src".into(), Value::from(src.clone()));
+    }
+    if let Some(c) = &checksum {
+        data.insert("checksum".into(), Value::from(c.clone()));
+    }
+    let size = new_data.map(|d| d.len() as u64).or(remote_size);
+    if let Some(size) = size {
+        data.insert("size".into(), Value::from(size));
+    }
+    data.insert("state".into(), "file".into());
+    if let Some(m) = decision.mode {
+        data.insert("mode".into(), Value::from(format!("{m:04o}")));
+    }
+    let keeps_file = state.kind == FileKind::File;
+    match &spec.owner {
+        Some(o) => {
+            data.insert("owner".into(), Value::from(o.clone()));
+        }
+        None if keeps_file => {
+            data.insert("owner".into(), Value::from(state.owner.clone()));
+            data.insert("uid".into(), Value::from(state.uid));
+        }
+        None => {}
+    }
+    match &spec.group {
+        Some(g) => {
+            data.insert("group".into(), Value::from(g.clone()));
+        }
+        None if keeps_file => {
+            data.insert("group".into(), Value::from(state.group.clone()));
+            data.insert("gid".into(), Value::from(state.gid));
+        }
+        None => {}
+    }
+
+    if decision.write.is_none() && decision.fix.is_none() && prepare.is_empty() {
+        return Ok(Plan::Unchanged(data));
+    }
+    if let Some(fix) = &decision.fix {
+        prepare.push_str(fix);
+        prepare.push('\n');
+    }
+    let diff = ctx.diff.then(|| Diff {
+        before_header: path.clone(),
+        after_header: spec.src_label.clone().unwrap_or_else(|| "(content)".into()),
+        before: decision.diff_before,
+        after: decision.diff_after,
+    });
+    Ok(Plan::Change {
+        change: CopyChange {
+            prepare,
+            writes: decision.write.into_iter().collect(),
+            validate: spec.validate.clone(),
+            single: true,
+        },
+        diff,
+        data,
+    })
+}
+
+async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChange>, ModuleError> {
+    let Source::Tree { root, dirs, files } = &spec.source else {
+        return Err(ModuleError::failed("not a directory tree"));
+    };
+    let base = match root {
+        Some(name) => join(&spec.dest, name),
+        None => spec.dest.trim_end_matches('/').to_string(),
+    };
+    let base = if base.is_empty() { "/".into() } else { base };
+    let read = read_for(ctx);
+    let mut batch = ReadBatch::new();
+    let i_base = batch.path(&base, Read::default(), true);
+    let dir_is: Vec<usize> = dirs
+        .iter()
+        .map(|d| batch.path(&join(&base, d), Read::default(), false))
+        .collect();
+    let file_is: Vec<usize> = files
+        .iter()
+        .map(|f| batch.path(&join(&base, &f.rel), read, false))
+        .collect();
+    let out = batch.run(ctx.remote).await?;
+    let states = &out.states;
+
+    let mut prepare = String::new();
+    let dir_attrs = Attrs {
+        mode: spec.directory_mode.clone(),
+        owner: spec.owner.clone(),
+        group: spec.group.clone(),
+    };
+    let owner_attrs = Attrs {
+        mode: None,
+        owner: spec.owner.clone(),
+        group: spec.group.clone(),
+    };
+    let mut before = String::new();
+    let mut after = String::new();
+    let mut note = |path: &str, b: &str, a: &str| {
+        before.push_str(&format!("==> {path} <==\n{b}"));
+        after.push_str(&format!("==> {path} <==\n{a}"));
+    };
+    let mut dir_paths = vec![(base.clone(), &states[i_base])];
+    for (d, i) in dirs.iter().zip(&dir_is) {
+        dir_paths.push((join(&base, d), &states[*i]));
+    }
+    for (n, (path, st)) in dir_paths.iter().enumerate() {
+        // With `src: dir/` the contents go into dest, which is left as it is.
+        if n == 0 && root.is_none() && st.exists() {
+            continue;
+        }
+        match st.kind {
+            FileKind::Missing => {
+                prepare.push_str(&mkdirs_script(path, &dir_attrs)?);
+                note(path, "(absent)\n", "(directory)\n");
+            }
+            FileKind::Directory => {
+                // Ansible sets directory_mode on new directories only.
+                let changes = attrs_changes(st, &owner_attrs)?;
+                if !changes.is_empty() {
+                    prepare.push_str(&attrs_script(path, &owner_attrs, st.mode, true)?);
+                    prepare.push('\n');
+                    let (b, a): (Vec<String>, Vec<String>) = changes
+                        .into_iter()
+                        .map(|(k, b, a)| (format!("{k}: {b}\n"), format!("{k}: {a}\n")))
+                        .unzip();
+                    note(path, &b.concat(), &a.concat());
+                }
+            }
+            _ => {
+                return Err(ModuleError::failed(format!(
+                    "{path} exists and is not a directory"
+                )))
+            }
+        }
+    }
+    let mut writes = Vec::new();
+    for (f, i) in files.iter().zip(&file_is) {
+        let path = join(&base, &f.rel);
+        let decision = decide(
+            &spec,
+            Target {
+                path: path.clone(),
+                state: &states[*i],
+                data: PlannedData::Bytes(f.data.clone()),
+                checksum: Some(sha1_hex(&f.data)),
+                new_content: Some(&f.data),
+                source_mode: Some(f.mode),
+            },
+            ctx.diff,
+        )?;
+        let Some(decision) = decision else { continue };
+        if let Some(fix) = decision.fix {
+            prepare.push_str(&fix);
+            prepare.push('\n');
+        }
+        if decision.write.is_some() || !decision.diff_before.is_empty() {
+            note(&path, &decision.diff_before, &decision.diff_after);
+        }
+        writes.extend(decision.write);
+    }
+    let mut data = Map::new();
+    data.insert("dest".into(), Value::from(base.clone()));
+    if let Some(src) = &spec.src_label {
+        data.insert("src".into(), Value::from(src.clone()));
+    }
+    if prepare.is_empty() && writes.is_empty() {
+        return Ok(Plan::Unchanged(data));
+    }
+    let diff = ctx.diff.then(|| Diff {
+        before_header: base.clone(),
+        after_header: spec.src_label.clone().unwrap_or_default(),
+        before,
+        after,
+    });
+    Ok(Plan::Change {
+        change: CopyChange {
+            prepare,
+            writes,
+            validate: spec.validate.clone(),
+            single: false,
+        },
+        diff,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::testutil::{assert_args_complete, mode_of, owner_of, Harness};
+
+    #[test]
+    fn args() {
+        assert_args_complete::<Copy>();
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(join("/etc/", "x"), "/etc/x");
+        assert_eq!(join("/", "x"), "/x");
+        assert_eq!(parent_dir("/etc/x"), "/etc");
+        assert_eq!(parent_dir("/x"), "/");
+        assert_eq!(parent_dir("/"), "/");
+        assert_eq!(parent_dir("x"), ".");
+    }
+
+    #[tokio::test]
+    async fn content_create_then_unchanged_then_modify() {
+        let h = Harness::new();
+        let dest = h.path("conf");
+        let args = json!({ "content": "a=1\n", "dest": dest, "mode": "0640" });
+
+        // Check mode: reports the change, touches nothing.
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(&dest).exists());
+        let diff = out.diff.expect("diff");
+        assert_eq!((diff.before.as_str(), diff.after.as_str()), ("", "a=1\n"));
+
+        h.take_execs();
+        let out = h
+            .run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        // One exec to read, one to write.
+        assert_eq!(h.take_execs(), 2);
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "a=1\n");
+        assert_eq!(mode_of(&dest), 0o640);
+        assert_eq!(out.data["checksum"], json!(sha1_hex(b"a=1\n")));
+        assert_eq!(out.data["mode"], json!("0640"));
+        assert_eq!(out.data["dest"], json!(dest));
+
+        let out = h.run::<Copy>(args, false, true).await.expect("again");
+        assert!(!out.changed);
+        assert_eq!(h.take_execs(), 1);
+        assert!(out.diff.is_none());
+        assert_eq!(out.data["owner"], json!("root"));
+
+        // New content: a diff with the old text; backup kept.
+        let args = json!({ "content": "a=2\n", "dest": dest, "backup": "yes" });
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        let diff = out.diff.expect("diff");
+        assert_eq!(
+            (diff.before.as_str(), diff.after.as_str()),
+            ("a=1\n", "a=2\n")
+        );
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "a=1\n");
+        let out = h.run::<Copy>(args, false, false).await.expect("run");
+        assert!(out.changed);
+        let backup = out.data["backup_file"].as_str().expect("backup_file");
+        assert_eq!(std::fs::read_to_string(backup).expect("backup"), "a=1\n");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "a=2\n");
+        // The mode of the replaced file is kept.
+        assert_eq!(mode_of(&dest), 0o640);
+    }
+
+    #[tokio::test]
+    async fn attributes_only_change() {
+        let h = Harness::new();
+        let dest = h.path("f");
+        std::fs::write(&dest, "same\n").expect("write");
+        let args = json!({ "content": "same\n", "dest": dest, "mode": "u=rw,g=,o=", "owner": "nobody", "group": "daemon" });
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        let diff = out.diff.expect("diff");
+        assert!(diff.before.contains("mode: 0644"), "{}", diff.before);
+        assert!(diff.after.contains("mode: 0600"), "{}", diff.after);
+        assert!(diff.after.contains("owner: nobody"), "{}", diff.after);
+        assert_eq!(owner_of(&dest), (0, 0));
+        let out = h
+            .run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        assert_eq!(mode_of(&dest), 0o600);
+        assert_eq!(owner_of(&dest), (65534, 1));
+        let out = h.run::<Copy>(args, false, false).await.expect("again");
+        assert!(!out.changed);
+        // Numeric ids are compared with the file's ids.
+        let out = h
+            .run::<Copy>(
+                json!({ "content": "same\n", "dest": dest, "owner": 65534, "group": "1" }),
+                false,
+                false,
+            )
+            .await
+            .expect("numeric");
+        assert!(!out.changed);
+    }
+
+    #[tokio::test]
+    async fn local_src_into_directory_and_force_no() {
+        let h = Harness::new();
+        std::fs::write(h.root().join("files/app.conf"), "x\n").expect("write");
+        let d = h.path("etc");
+        std::fs::create_dir(&d).expect("mkdir");
+        // An existing directory: copy into it with src's basename.
+        let out = h
+            .run::<Copy>(json!({ "src": "app.conf", "dest": d }), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        assert_eq!(out.data["dest"], json!(format!("{d}/app.conf")));
+        assert_eq!(out.data["src"], json!("app.conf"));
+        assert_eq!(
+            std::fs::read_to_string(format!("{d}/app.conf")).expect("read"),
+            "x\n"
+        );
+        // A dest ending in / is created, with directory_mode and owner.
+        let nd = h.path("new/sub/");
+        let args =
+            json!({ "src": "app.conf", "dest": nd, "directory_mode": "0750", "owner": "daemon" });
+        let out = h
+            .run::<Copy>(args.clone(), true, false)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(&h.path("new")).exists());
+        h.run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert_eq!(mode_of(&h.path("new/sub")), 0o750);
+        assert_eq!(owner_of(&h.path("new/sub")).0, 1);
+        assert_eq!(owner_of(&h.path("new/sub/app.conf")).0, 1);
+        assert!(
+            !h.run::<Copy>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+        // force: no leaves an existing file alone.
+        let out = h
+            .run::<Copy>(
+                json!({ "content": "other\n", "dest": format!("{d}/app.conf"), "force": "no" }),
+                false,
+                false,
+            )
+            .await
+            .expect("force no");
+        assert!(!out.changed);
+        assert_eq!(
+            std::fs::read_to_string(format!("{d}/app.conf")).expect("read"),
+            "x\n"
+        );
+        // A missing parent fails like Ansible.
+        let err = h
+            .run::<Copy>(
+                json!({ "content": "x", "dest": h.path("nope/file") }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("no parent");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let err = h
+            .run::<Copy>(json!({ "content": "x", "dest": d }), false, false)
+            .await
+            .expect_err("content into dir");
+        assert!(err.to_string().contains("dir as dest"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn symlink_dest_replaced_or_followed() {
+        let h = Harness::new();
+        let target = h.path("target");
+        std::fs::write(&target, "same").expect("write");
+        let link = h.path("link");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        // follow: equal content through the link is unchanged.
+        let out = h
+            .run::<Copy>(
+                json!({ "content": "same", "dest": link, "follow": true }),
+                false,
+                false,
+            )
+            .await
+            .expect("follow");
+        assert!(!out.changed);
+        let out = h
+            .run::<Copy>(
+                json!({ "content": "new", "dest": link, "follow": true }),
+                false,
+                false,
+            )
+            .await
+            .expect("follow");
+        assert!(out.changed);
+        assert_eq!(out.data["dest"], json!(target));
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "new");
+        assert!(std::fs::symlink_metadata(&link).expect("meta").is_symlink());
+        // follow: no (default) replaces the link by a file.
+        let out = h
+            .run::<Copy>(json!({ "content": "new", "dest": link }), false, false)
+            .await
+            .expect("replace");
+        assert!(out.changed);
+        assert!(std::fs::symlink_metadata(&link).expect("meta").is_file());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "new");
+    }
+
+    #[tokio::test]
+    async fn remote_src_and_validate() {
+        let h = Harness::new();
+        let src = h.path("k3s.yaml");
+        std::fs::write(&src, "server: x\n").expect("write");
+        std::process::Command::new("chmod")
+            .args(["0600", &src])
+            .status()
+            .expect("chmod");
+        let dest = h.path("config");
+        let args = json!({ "src": src, "dest": dest, "remote_src": true, "mode": "preserve" });
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert_eq!(out.diff.expect("diff").after, "server: x\n");
+        assert!(!Path::new(&dest).exists());
+        h.run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "server: x\n");
+        assert_eq!(mode_of(&dest), 0o600);
+        assert!(
+            !h.run::<Copy>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+
+        let err = h
+            .run::<Copy>(
+                json!({ "content": "bad\n", "dest": dest, "validate": "grep -q server %s" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("invalid");
+        assert!(err.to_string().contains("validate"), "{err}");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "server: x\n");
+    }
+
+    #[tokio::test]
+    async fn directory_tree() {
+        let h = Harness::new();
+        let src = h.root().join("files/dags");
+        std::fs::create_dir_all(src.join("sub/empty")).expect("mkdir");
+        std::fs::write(src.join("a.py"), "a\n").expect("write");
+        std::fs::write(src.join("sub/b.py"), "b\n").expect("write");
+        let dest = h.path("opt");
+        // Without a trailing slash the directory itself is copied.
+        let args = json!({ "src": "dags", "dest": dest, "mode": "0644", "directory_mode": "0755" });
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(&dest).exists());
+        h.take_execs();
+        let out = h
+            .run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        // The whole tree: one exec to read, one to write.
+        assert_eq!(h.take_execs(), 2);
+        assert_eq!(out.data["dest"], json!(format!("{dest}/dags")));
+        assert_eq!(
+            std::fs::read_to_string(format!("{dest}/dags/sub/b.py")).expect("read"),
+            "b\n"
+        );
+        assert!(Path::new(&format!("{dest}/dags/sub/empty")).is_dir());
+        assert!(
+            !h.run::<Copy>(args.clone(), false, true)
+                .await
+                .expect("again")
+                .changed
+        );
+        // One file changes: only it is written, and the diff names it.
+        std::fs::write(src.join("a.py"), "a2\n").expect("write");
+        let out = h
+            .run::<Copy>(args.clone(), false, true)
+            .await
+            .expect("update");
+        assert!(out.changed);
+        let diff = out.diff.expect("diff");
+        assert!(
+            diff.before.contains("dags/a.py <==\na\n"),
+            "{}",
+            diff.before
+        );
+        assert!(diff.after.contains("dags/a.py <==\na2\n"), "{}", diff.after);
+        assert!(!diff.after.contains("b.py"), "{}", diff.after);
+        // With a trailing slash the contents go straight into dest.
+        let flat = h.path("flat");
+        h.run::<Copy>(json!({ "src": "dags/", "dest": flat }), false, false)
+            .await
+            .expect("contents");
+        assert!(Path::new(&format!("{flat}/a.py")).is_file());
+    }
+}

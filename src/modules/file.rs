@@ -1,0 +1,1400 @@
+//! `file`: make a path a file (attributes only), a directory, a symlink, a
+//! hard link, touched, or absent; set mode and owner, recursively for
+//! directories.
+//!
+//! One exec reads the path, what it resolves to, the link source and, for
+//! `recurse`, counts with `find` the entries whose owner or mode differ;
+//! one exec applies the change.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
+use super::fs::{
+    attrs_changes, chmod_bits, mkdirs_script, parent_dir, run_checked, Attrs, FileKind, FileState,
+    Mode, Read, ReadBatch,
+};
+use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
+use crate::{Map, Value};
+
+/// What the path should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// An existing file (only its attributes are managed).
+    File,
+    /// A directory (created with its parents).
+    Directory,
+    /// Nothing (removed, recursively for directories).
+    Absent,
+    /// Created empty if missing; times updated.
+    Touch,
+    /// A symbolic link to `src`.
+    Link,
+    /// A hard link to `src`.
+    Hard,
+}
+
+/// Arguments of `file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// The path to manage.
+    #[serde(alias = "dest", alias = "name")]
+    path: String,
+    /// What it should be; default: what it is, else `file` (`directory`
+    /// with `recurse`).
+    #[serde(default)]
+    state: Option<State>,
+    /// Target of a link (`state: link` or `hard`).
+    #[serde(default)]
+    src: Option<String>,
+    /// Mode (octal or symbolic).
+    #[serde(default, deserialize_with = "opt_mode")]
+    mode: Option<Mode>,
+    /// Owner (name or uid).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    owner: Option<String>,
+    /// Group (name or gid).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    group: Option<String>,
+    /// Directories: apply owner, group and mode to everything below.
+    #[serde(default, deserialize_with = "bool_ish")]
+    recurse: bool,
+    /// Links: replace a file or an empty directory, or link to a missing src.
+    #[serde(default, deserialize_with = "bool_ish")]
+    force: bool,
+    /// Operate on what a symlink points to.
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    follow: bool,
+    /// `now`, `preserve`, or a time in `modification_time_format`.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    modification_time: Option<String>,
+    /// strftime format of `modification_time` (only the default is supported).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    modification_time_format: Option<String>,
+    /// `now`, `preserve`, or a time in `access_time_format`.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    access_time: Option<String>,
+    /// strftime format of `access_time` (only the default is supported).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    access_time_format: Option<String>,
+    /// Accepted for compatibility.
+    #[serde(default, deserialize_with = "bool_ish")]
+    #[allow(dead_code)]
+    unsafe_writes: bool,
+}
+
+/// The shell script that makes the change.
+pub struct FileChange {
+    script: String,
+}
+
+/// A timestamp argument.
+#[derive(Debug, Clone, PartialEq)]
+enum Stamp {
+    Preserve,
+    Now,
+    /// A local time for `date -d` (`2024-01-02 15:30:45`).
+    At(String),
+}
+
+const DEFAULT_TIME_FORMAT: &str = "%Y%m%d%H%M.%S";
+
+fn stamp(value: Option<&str>, format: Option<&str>, default: Stamp) -> Result<Stamp, ModuleError> {
+    let Some(v) = value else { return Ok(default) };
+    match v {
+        "preserve" => return Ok(Stamp::Preserve),
+        "now" => return Ok(Stamp::Now),
+        _ => {}
+    }
+    if format.is_some_and(|f| f != DEFAULT_TIME_FORMAT) {
+        return Err(ModuleError::Args(format!(
+            "only the time format {DEFAULT_TIME_FORMAT} is supported"
+        )));
+    }
+    let bad = || ModuleError::Args(format!("time {v:?} does not match {DEFAULT_TIME_FORMAT}"));
+    let (main, secs) = v.split_once('.').ok_or_else(bad)?;
+    if main.len() != 12
+        || secs.len() != 2
+        || !format!("{main}{secs}").bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    Ok(Stamp::At(format!(
+        "{}-{}-{} {}:{}:{secs}",
+        &main[0..4],
+        &main[4..6],
+        &main[6..8],
+        &main[8..10],
+        &main[10..12]
+    )))
+}
+
+/// Ansible's name for what is at a path.
+fn prev_state(st: &FileState) -> &'static str {
+    match st.kind {
+        FileKind::Missing => "absent",
+        FileKind::Link => "link",
+        FileKind::Directory => "directory",
+        _ if st.nlink > 1 => "hard",
+        _ => "file",
+    }
+}
+
+/// Diff lines and script for one path.
+#[derive(Default)]
+struct Work {
+    script: String,
+    before: Vec<(String, String)>,
+    after: Vec<(String, String)>,
+}
+
+impl Work {
+    fn note(&mut self, key: &str, before: impl Into<String>, after: impl Into<String>) {
+        self.before.push((key.into(), before.into()));
+        self.after.push((key.into(), after.into()));
+    }
+
+    fn run(&mut self, line: impl AsRef<str>) {
+        self.script.push_str(line.as_ref());
+        self.script.push('\n');
+    }
+
+    fn is_empty(&self) -> bool {
+        self.script.is_empty()
+    }
+}
+
+/// Everything read in the planning exec.
+struct Facts {
+    /// The path itself (not followed).
+    path: FileState,
+    /// What the path resolves to (`readlink -f`), followed.
+    real: FileState,
+    /// Wanted times as seconds since the epoch (`At` stamps).
+    mtime: Option<f64>,
+    atime: Option<f64>,
+    /// Directory has entries (for converting it to a link).
+    nonempty: bool,
+    /// Entries below a directory whose attributes differ (recurse).
+    recurse_mismatches: u64,
+    /// Link source as resolved from the link's directory, followed.
+    link_src: Option<FileState>,
+}
+
+#[async_trait]
+impl Module for File {
+    const NAME: &'static str = "file";
+    const ARGS: &'static [&'static str] = &[
+        "path",
+        "dest",
+        "name",
+        "state",
+        "src",
+        "mode",
+        "owner",
+        "group",
+        "recurse",
+        "force",
+        "follow",
+        "modification_time",
+        "modification_time_format",
+        "access_time",
+        "access_time_format",
+        "unsafe_writes",
+    ];
+    type Change = FileChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<FileChange>, ModuleError> {
+        let mtime_arg = self.modification_time.as_deref();
+        let atime_arg = self.access_time.as_deref();
+        // Fail on bad times before reading anything.
+        stamp(
+            mtime_arg,
+            self.modification_time_format.as_deref(),
+            Stamp::Now,
+        )?;
+        stamp(atime_arg, self.access_time_format.as_deref(), Stamp::Now)?;
+        let recurse = recurse_classes(self.mode.as_ref())?;
+        let facts = self.read(ctx, recurse.as_deref()).await?;
+
+        let state = match self.state {
+            Some(s) => s,
+            None => match prev_state(&facts.path) {
+                "absent" if self.recurse => State::Directory,
+                "absent" => State::File,
+                "directory" => State::Directory,
+                "link" => State::Link,
+                "hard" => State::Hard,
+                _ => State::File,
+            },
+        };
+        if self.recurse && state != State::Directory {
+            return Err(ModuleError::Args(
+                "recurse option requires state to be 'directory'".into(),
+            ));
+        }
+        if self.src.is_some() && !matches!(state, State::Link | State::Hard) {
+            return Err(ModuleError::Args(
+                "src option requires state to be 'link' or 'hard'".into(),
+            ));
+        }
+        let default_stamp = if state == State::Touch {
+            Stamp::Now
+        } else {
+            Stamp::Preserve
+        };
+        let stamps = (
+            stamp(
+                mtime_arg,
+                self.modification_time_format.as_deref(),
+                default_stamp.clone(),
+            )?,
+            stamp(atime_arg, self.access_time_format.as_deref(), default_stamp)?,
+        );
+        let mut data = Map::new();
+        let mut work = Work::default();
+        let shown_state = match state {
+            State::Absent => self.plan_absent(&facts, &mut work),
+            State::File => self.plan_file(&facts, &stamps, &mut work, &mut data)?,
+            State::Directory => {
+                self.plan_directory(&facts, &stamps, recurse.as_deref(), &mut work, &mut data)?
+            }
+            State::Touch => self.plan_touch(&facts, &stamps, &mut work, &mut data)?,
+            State::Link => self.plan_link(&facts, &stamps, &mut work, &mut data)?,
+            State::Hard => self.plan_hard(&facts, &stamps, &mut work, &mut data)?,
+        };
+        data.insert("state".into(), Value::from(shown_state));
+        if matches!(state, State::Link | State::Hard | State::Touch) {
+            data.insert("dest".into(), Value::from(self.path.clone()));
+        } else {
+            data.entry("path").or_insert(Value::from(self.path.clone()));
+        }
+        if work.is_empty() {
+            return Ok(Plan::Unchanged(data));
+        }
+        let render = |lines: &[(String, String)]| {
+            let mut s = format!("path: {}\n", data_path(&data, &self.path));
+            for (k, v) in lines {
+                s.push_str(&format!("{k}: {v}\n"));
+            }
+            s
+        };
+        let diff = Diff {
+            before_header: self.path.clone(),
+            after_header: self.path.clone(),
+            before: render(&work.before),
+            after: render(&work.after),
+        };
+        Ok(Plan::Change {
+            change: FileChange {
+                script: format!("set -e\n{}", work.script),
+            },
+            diff: Some(diff),
+            data,
+        })
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: FileChange) -> Result<Map, ModuleError> {
+        run_checked(ctx.remote, &change.script, &format!("file {}", self.path)).await?;
+        Ok(Map::new())
+    }
+}
+
+fn data_path(data: &Map, fallback: &str) -> String {
+    data.get("path")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback)
+        .to_string()
+}
+
+impl File {
+    fn attrs(&self) -> Attrs {
+        Attrs {
+            mode: self.mode.clone(),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        }
+    }
+
+    /// Where a relative link source is looked up: the link's directory, or
+    /// the path itself when it is a real directory (Ansible's rule).
+    fn link_src_path(&self, src: &str) -> String {
+        if src.starts_with('/') {
+            return src.to_string();
+        }
+        format!("{}/{src}", parent_dir(&self.path).trim_end_matches('/'))
+    }
+
+    async fn read(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        recurse: Option<&[ModeClass]>,
+    ) -> Result<Facts, ModuleError> {
+        let q = shell_quote(&self.path);
+        let mut batch = ReadBatch::new();
+        let i_path = batch.path(&self.path, Read::default(), false);
+        let i_real = batch.expr(&format!("\"$(readlink -f -- {q})\""), Read::default(), true);
+        // A relative src of a link resolves from the link's directory (or
+        // the path, when that is a real directory): both are read.
+        let src_reads = self.src.as_ref().map(|src| {
+            let beside = batch.path(&self.link_src_path(src), Read::default(), true);
+            let inside = batch.path(
+                &format!("{}/{src}", self.path.trim_end_matches('/')),
+                Read::default(),
+                true,
+            );
+            let plain = batch.path(src, Read::default(), true);
+            (beside, inside, plain)
+        });
+        let mut probe = format!(
+            "if [ -d {q} ] && [ ! -L {q} ] && [ -n \"$(ls -A -- {q} 2>/dev/null)\" ]; then echo '@@x nonempty'; fi\n"
+        );
+        for (name, value, format) in [
+            (
+                "mtime",
+                &self.modification_time,
+                &self.modification_time_format,
+            ),
+            ("atime", &self.access_time, &self.access_time_format),
+        ] {
+            if let Stamp::At(t) = stamp(value.as_deref(), format.as_deref(), Stamp::Preserve)? {
+                probe.push_str(&format!(
+                    "printf '@@x {name} %s\\n' \"$(date -d {} +%s)\"\n",
+                    shell_quote(&t)
+                ));
+            }
+        }
+        if self.recurse {
+            let root = if self.follow {
+                format!("\"$(readlink -f -- {q})\"")
+            } else {
+                q.clone()
+            };
+            let mismatch = recurse_mismatch(self.owner.as_deref(), self.group.as_deref(), recurse);
+            if let Some(m) = mismatch {
+                probe.push_str(&format!(
+                    "printf '@@x recurse %s\\n' \"$(find {root} -mindepth 1 \\( {m} \\) -printf . 2>/dev/null | wc -c)\"\n"
+                ));
+            }
+        }
+        batch.shell(&probe);
+        let out = batch.run(ctx.remote).await?;
+        let extra = |key: &str| {
+            out.extra
+                .iter()
+                .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        };
+        let time = |key: &str| -> Result<Option<f64>, ModuleError> {
+            match extra(key) {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| {
+                    ModuleError::failed(format!("cannot convert the {key} to a timestamp"))
+                }),
+            }
+        };
+        let states = &out.states;
+        let link_src = match src_reads {
+            Some((beside, inside, plain)) => {
+                let is_real_dir = states[i_path].kind == FileKind::Directory;
+                let pick = match (self.state, is_real_dir) {
+                    (Some(State::Hard), _) => plain,
+                    (_, true) => inside,
+                    _ => beside,
+                };
+                Some(states[pick].clone())
+            }
+            None => None,
+        };
+        Ok(Facts {
+            real: states[i_real].clone(),
+            path: states[i_path].clone(),
+            mtime: time("mtime ")?,
+            atime: time("atime ")?,
+            nonempty: out.extra.iter().any(|l| l == "nonempty"),
+            recurse_mismatches: extra("recurse ").and_then(|v| v.parse().ok()).unwrap_or(0),
+            link_src,
+        })
+    }
+
+    fn plan_absent(&self, facts: &Facts, work: &mut Work) -> &'static str {
+        let prev = prev_state(&facts.path);
+        if prev != "absent" {
+            let q = shell_quote(&self.path);
+            if facts.path.kind == FileKind::Directory {
+                work.run(format!("rm -rf -- {q}"));
+            } else {
+                work.run(format!("rm -f -- {q}"));
+            }
+            work.note("state", prev, "absent");
+        }
+        "absent"
+    }
+
+    /// The path to work on: the link's target when following a link.
+    fn target<'f>(&self, facts: &'f Facts) -> (&'f FileState, String) {
+        if self.follow && facts.path.kind == FileKind::Link && !facts.real.path.is_empty() {
+            (&facts.real, facts.real.path.clone())
+        } else {
+            (&facts.path, self.path.clone())
+        }
+    }
+
+    fn plan_file(
+        &self,
+        facts: &Facts,
+        stamps: &(Stamp, Stamp),
+        work: &mut Work,
+        data: &mut Map,
+    ) -> Result<&'static str, ModuleError> {
+        let (st, path) = self.target(facts);
+        let prev = prev_state(st);
+        if !matches!(prev, "file" | "hard") {
+            return Err(ModuleError::Failed {
+                msg: format!("file ({path}) is {prev}, cannot continue"),
+                data: path_data(&path),
+            });
+        }
+        self.fix_attrs(st, &path, work, data)?;
+        self.fix_times(st, &path, facts, stamps, false, work)?;
+        data.insert("path".into(), Value::from(path));
+        Ok("file")
+    }
+
+    fn plan_directory(
+        &self,
+        facts: &Facts,
+        stamps: &(Stamp, Stamp),
+        recurse: Option<&[ModeClass]>,
+        work: &mut Work,
+        data: &mut Map,
+    ) -> Result<&'static str, ModuleError> {
+        let (st, path) = self.target(facts);
+        data.insert("path".into(), Value::from(path.clone()));
+        match st.kind {
+            FileKind::Missing => {
+                work.run(mkdirs_script(&path, &self.attrs())?);
+                work.note("state", "absent", "directory");
+                let mode = match &self.mode {
+                    Some(m) => m.resolve(0o755, true)?,
+                    None => 0o755,
+                };
+                data.insert("mode".into(), Value::from(format!("{mode:04o}")));
+                if let Some(o) = &self.owner {
+                    data.insert("owner".into(), Value::from(o.clone()));
+                }
+                if let Some(g) = &self.group {
+                    data.insert("group".into(), Value::from(g.clone()));
+                }
+                self.fix_times(st, &path, facts, stamps, false, work)?;
+                return Ok("directory");
+            }
+            FileKind::Directory => {}
+            _ => {
+                return Err(ModuleError::Failed {
+                    msg: format!("{path} already exists as a {}", prev_state(st)),
+                    data: path_data(&path),
+                })
+            }
+        }
+        self.fix_attrs(st, &path, work, data)?;
+        self.fix_times(st, &path, facts, stamps, false, work)?;
+        if self.recurse && facts.recurse_mismatches > 0 {
+            let n = facts.recurse_mismatches;
+            work.run(recurse_fix(
+                &shell_quote(&path),
+                self.owner.as_deref(),
+                self.group.as_deref(),
+                recurse,
+            ));
+            work.note(
+                "recurse",
+                format!("{n} entries below differ"),
+                "owner, group and mode applied",
+            );
+        }
+        Ok("directory")
+    }
+
+    fn plan_touch(
+        &self,
+        facts: &Facts,
+        stamps: &(Stamp, Stamp),
+        work: &mut Work,
+        data: &mut Map,
+    ) -> Result<&'static str, ModuleError> {
+        let (st, path) = self.target(facts);
+        let q = shell_quote(&path);
+        if !st.exists() {
+            work.run(format!("touch -- {q}"));
+            work.note("state", "absent", "touch");
+            let created = {
+                let mut s = st.clone();
+                s.kind = FileKind::File;
+                s.mode = 0o644;
+                s
+            };
+            // Attributes of the new file: only what was asked differs.
+            self.fix_attrs(&created, &path, work, data)?;
+            data.remove("uid");
+            data.remove("gid");
+            if *stamps != (Stamp::Now, Stamp::Now) {
+                self.fix_times(&created, &path, facts, stamps, false, work)?;
+            }
+            return Ok("file");
+        }
+        self.fix_attrs(st, &path, work, data)?;
+        self.fix_times(st, &path, facts, stamps, !self.follow, work)?;
+        Ok(if st.kind == FileKind::Directory {
+            "directory"
+        } else {
+            "file"
+        })
+    }
+
+    fn plan_link(
+        &self,
+        facts: &Facts,
+        stamps: &(Stamp, Stamp),
+        work: &mut Work,
+        data: &mut Map,
+    ) -> Result<&'static str, ModuleError> {
+        let st = &facts.path;
+        let prev = prev_state(st);
+        let src = match (&self.src, prev) {
+            (Some(s), _) => s.clone(),
+            // No src: keep the current link, manage its attributes.
+            (None, "link") => st.link_target.clone().unwrap_or_default(),
+            (None, _) => {
+                return Err(ModuleError::Args(
+                    "src is required for creating new links".into(),
+                ))
+            }
+        };
+        data.insert("src".into(), Value::from(src.clone()));
+        let src_state = facts.link_src.as_ref();
+        if self.src.is_some() && !self.force && !src_state.is_some_and(FileState::exists) {
+            return Err(ModuleError::Failed {
+                msg: format!(
+                    "src file does not exist, use \"force=yes\" if you really want to create the link: {}",
+                    src_state.map(|s| s.path.clone()).unwrap_or(src.clone())
+                ),
+                data: path_data(&self.path),
+            });
+        }
+        match prev {
+            "directory" if !self.force => {
+                return Err(ModuleError::failed(format!(
+                    "refusing to convert from directory to symlink for {}",
+                    self.path
+                )))
+            }
+            "directory" if facts.nonempty => {
+                return Err(ModuleError::failed(format!(
+                    "the directory {} is not empty, refusing to convert it",
+                    self.path
+                )))
+            }
+            "file" | "hard" if !self.force => {
+                return Err(ModuleError::failed(format!(
+                    "refusing to convert from {prev} to symlink for {}",
+                    self.path
+                )))
+            }
+            _ => {}
+        }
+        let q = shell_quote(&self.path);
+        let relink = prev != "link" || st.link_target.as_deref() != Some(src.as_str());
+        if relink {
+            self.replace_with(
+                &format!("ln -s -- {} \"$t\"", shell_quote(&src)),
+                prev,
+                work,
+            );
+            if prev == "link" {
+                work.note(
+                    "src",
+                    st.link_target.clone().unwrap_or_default(),
+                    src.clone(),
+                );
+            } else {
+                work.note("state", prev, "link");
+            }
+        }
+        // Attributes: of the link's target when following (if it exists),
+        // else of the link itself (owner only: Linux links have no mode).
+        let src_state = src_state.or((self.src.is_none()).then_some(&facts.real));
+        match src_state {
+            Some(target) if self.follow && target.exists() => {
+                self.fix_attrs(target, &target.path.clone(), work, data)?;
+                self.fix_times(target, &target.path.clone(), facts, stamps, false, work)?;
+            }
+            _ if !self.follow => {
+                let owner_only = Attrs {
+                    mode: None,
+                    ..self.attrs()
+                };
+                let current = if relink { None } else { Some(st) };
+                let changes = match current {
+                    Some(c) => attrs_changes(c, &owner_only)?,
+                    None => owner_changes_unknown(&owner_only),
+                };
+                if !changes.is_empty() {
+                    work.run(chown_cmd(&q, &owner_only, true));
+                    for (k, b, a) in changes {
+                        work.note(k, b, a);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok("link")
+    }
+
+    fn plan_hard(
+        &self,
+        facts: &Facts,
+        stamps: &(Stamp, Stamp),
+        work: &mut Work,
+        data: &mut Map,
+    ) -> Result<&'static str, ModuleError> {
+        let src = self.src.clone().ok_or_else(|| {
+            ModuleError::Args("src is required for creating new hardlinks".into())
+        })?;
+        data.insert("src".into(), Value::from(src.clone()));
+        let src_state = facts
+            .link_src
+            .as_ref()
+            .filter(|s| s.exists())
+            .ok_or_else(|| ModuleError::failed(format!("src does not exist: {src}")))?;
+        let st = &facts.path;
+        let prev = prev_state(st);
+        let same_inode = st.exists() && st.inode == src_state.inode && st.dev == src_state.dev;
+        let relink = match prev {
+            "absent" => true,
+            "link" => true,
+            "hard" | "file" | "directory" if same_inode => false,
+            _ if !self.force => {
+                return Err(ModuleError::failed(format!(
+                    "Cannot link, {prev} exists at destination: {}",
+                    self.path
+                )))
+            }
+            _ => true,
+        };
+        if relink {
+            self.replace_with(&format!("ln -- {} \"$t\"", shell_quote(&src)), prev, work);
+            work.note("state", prev, "hard");
+        }
+        let current = if relink { src_state } else { st };
+        self.fix_attrs(current, &self.path, work, data)?;
+        self.fix_times(current, &self.path, facts, stamps, false, work)?;
+        Ok("hard")
+    }
+
+    /// Put a new link at the path: directly when nothing is there, else
+    /// beside it under a dot name and renamed over it.
+    fn replace_with(&self, make: &str, prev: &str, work: &mut Work) {
+        let q = shell_quote(&self.path);
+        if prev == "absent" {
+            work.run(make.replace("\"$t\"", &q));
+            return;
+        }
+        work.run(format!(
+            "t=\"$(dirname -- {q})/.drover.$$.link\"; rm -f -- \"$t\""
+        ));
+        if prev == "directory" {
+            work.run(format!("rmdir -- {q}"));
+        }
+        work.run(make);
+        work.run(format!("mv -fT -- \"$t\" {q}"));
+    }
+
+    /// Mode, owner and group of `st` (at `path`).
+    fn fix_attrs(
+        &self,
+        st: &FileState,
+        path: &str,
+        work: &mut Work,
+        data: &mut Map,
+    ) -> Result<(), ModuleError> {
+        let mut attrs = self.attrs();
+        let is_link = st.kind == FileKind::Link;
+        if is_link {
+            // A symlink has no mode of its own on Linux (chmod would change
+            // its target); its owner is changed with chown -h.
+            attrs.mode = None;
+        }
+        let is_dir = st.kind == FileKind::Directory;
+        let changes = attrs_changes(st, &attrs)?;
+        let q = shell_quote(path);
+        let owner_changes = changes.iter().any(|(k, _, _)| *k != "mode");
+        if owner_changes {
+            work.run(chown_cmd(&q, &attrs, is_link));
+        }
+        // chown clears set-id bits: set the mode again after it.
+        let mode = match &attrs.mode {
+            Some(m) => m.resolve(st.mode, is_dir)?,
+            None => st.mode,
+        };
+        if changes.iter().any(|(k, _, _)| *k == "mode") || (owner_changes && attrs.mode.is_some()) {
+            work.run(format!("chmod {} {q}", chmod_bits(mode)));
+        }
+        for (k, b, a) in changes {
+            work.note(k, b, a);
+        }
+        data.insert("mode".into(), Value::from(format!("{mode:04o}")));
+        data.insert(
+            "owner".into(),
+            Value::from(attrs.owner.clone().unwrap_or_else(|| st.owner.clone())),
+        );
+        data.insert(
+            "group".into(),
+            Value::from(attrs.group.clone().unwrap_or_else(|| st.group.clone())),
+        );
+        if attrs.owner.is_none() {
+            data.insert("uid".into(), Value::from(st.uid));
+        }
+        if attrs.group.is_none() {
+            data.insert("gid".into(), Value::from(st.gid));
+        }
+        if st.kind == FileKind::File {
+            data.insert("size".into(), Value::from(st.size));
+        }
+        Ok(())
+    }
+
+    /// Access and modification times of `st` (at `path`).
+    fn fix_times(
+        &self,
+        st: &FileState,
+        path: &str,
+        facts: &Facts,
+        stamps: &(Stamp, Stamp),
+        no_deref: bool,
+        work: &mut Work,
+    ) -> Result<(), ModuleError> {
+        let q = shell_quote(path);
+        let h = if no_deref { "-h " } else { "" };
+        let (m, a) = stamps;
+        if *m == Stamp::Now && *a == Stamp::Now {
+            work.run(format!("touch -c {h}-- {q}"));
+            work.note("times", "(previous)", "now");
+            return Ok(());
+        }
+        for (stamp, flag, wanted, current, name) in [
+            (m, "-m", facts.mtime, st.mtime, "mtime"),
+            (a, "-a", facts.atime, st.atime, "atime"),
+        ] {
+            match stamp {
+                Stamp::Preserve => {}
+                Stamp::Now => {
+                    work.run(format!("touch -c {h}{flag} -- {q}"));
+                    work.note(name, format!("{current}"), "now");
+                }
+                Stamp::At(_) => {
+                    let want = wanted.ok_or_else(|| {
+                        ModuleError::failed(format!("the host could not convert the {name}"))
+                    })?;
+                    if !st.exists() || want != current {
+                        work.run(format!("touch -c {h}{flag} -d @{want} -- {q}"));
+                        work.note(name, format!("{current}"), format!("{want}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn path_data(path: &str) -> Map {
+    let mut m = Map::new();
+    m.insert("path".into(), Value::from(path));
+    m
+}
+
+/// For a link about to be created: every owner/group asked for is a change.
+fn owner_changes_unknown(attrs: &Attrs) -> Vec<(&'static str, String, String)> {
+    let mut v = Vec::new();
+    if let Some(o) = &attrs.owner {
+        v.push(("owner", String::new(), o.clone()));
+    }
+    if let Some(g) = &attrs.group {
+        v.push(("group", String::new(), g.clone()));
+    }
+    v
+}
+
+fn chown_cmd(word: &str, attrs: &Attrs, no_deref: bool) -> String {
+    let h = if no_deref { "-h " } else { "" };
+    match (&attrs.owner, &attrs.group) {
+        (Some(o), Some(g)) => format!("chown {h}{}:{} {word}", shell_quote(o), shell_quote(g)),
+        (Some(o), None) => format!("chown {h}{} {word}", shell_quote(o)),
+        (None, Some(g)) => format!("chgrp {h}{} {word}", shell_quote(g)),
+        (None, None) => "true".into(),
+    }
+}
+
+/// A class of entries below a directory (a `find` predicate) and how the
+/// wanted mode changes any of them: bits to set and bits to clear.
+#[derive(Debug, Clone, PartialEq)]
+struct ModeClass {
+    find: &'static str,
+    set: u32,
+    clear: u32,
+}
+
+/// Split a mode into `find` classes on which it acts as fixed set/clear
+/// bits, so that one `find` can tell what differs and one `chmod` per class
+/// can fix it. `u=rwX,g=rX,o=rX` gives directories 0755 and files 0644 or
+/// 0755 depending on whether they have an execute bit.
+fn recurse_classes(mode: Option<&Mode>) -> Result<Option<Vec<ModeClass>>, ModuleError> {
+    let Some(mode) = mode else { return Ok(None) };
+    if let Mode::Bits(b) = mode {
+        return Ok(Some(vec![ModeClass {
+            find: "! -type l",
+            set: *b,
+            clear: !*b & 0o7777,
+        }]));
+    }
+    type Class = (&'static str, bool, fn(u32) -> bool);
+    let classes: [Class; 3] = [
+        ("-type d", true, |_| true),
+        ("! -type d ! -type l -perm /111", false, |c| c & 0o111 != 0),
+        ("! -type d ! -type l ! -perm /111", false, |c| {
+            c & 0o111 == 0
+        }),
+    ];
+    let mut out = Vec::new();
+    for (find, is_dir, member) in classes {
+        // Per bit: always 1 after, always 0 after, or unchanged, over every
+        // mode of the class.
+        let (mut ones, mut zeros, mut keeps) = (0o7777u32, 0o7777u32, 0o7777u32);
+        for c in (0..=0o7777u32).filter(|c| member(*c)) {
+            let r = mode.resolve(c, is_dir)?;
+            ones &= r;
+            zeros &= !r;
+            keeps &= !(r ^ c);
+        }
+        let set = ones & !keeps;
+        let clear = zeros & !keeps;
+        if (set | clear | keeps) & 0o7777 != 0o7777 {
+            return Err(ModuleError::Args(format!(
+                "mode {mode:?} cannot be applied recursively"
+            )));
+        }
+        out.push(ModeClass { find, set, clear });
+    }
+    Ok(Some(out))
+}
+
+/// `find` expression matching entries whose owner, group or mode differ.
+fn recurse_mismatch(
+    owner: Option<&str>,
+    group: Option<&str>,
+    classes: Option<&[ModeClass]>,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(o) = owner {
+        parts.push(format!("! -user {}", shell_quote(o)));
+    }
+    if let Some(g) = group {
+        parts.push(format!("! -group {}", shell_quote(g)));
+    }
+    for c in classes.unwrap_or_default() {
+        if let Some(m) = class_mismatch(c) {
+            parts.push(format!("\\( {} {m} \\)", c.find));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" -o "))
+}
+
+fn class_mismatch(c: &ModeClass) -> Option<String> {
+    let mut alts = Vec::new();
+    if c.set != 0 {
+        alts.push(format!("! -perm -{:04o}", c.set));
+    }
+    if c.clear != 0 {
+        alts.push(format!("-perm /{:04o}", c.clear));
+    }
+    (!alts.is_empty()).then(|| format!("\\( {} \\)", alts.join(" -o ")))
+}
+
+/// A `chmod` symbolic argument that sets `set` and clears `clear`.
+fn chmod_delta(set: u32, clear: u32) -> String {
+    let letters = |bits: u32, who: char| -> String {
+        let (shift, special, sp) = match who {
+            'u' => (6, 0o4000, 's'),
+            'g' => (3, 0o2000, 's'),
+            _ => (0, 0o1000, 't'),
+        };
+        let mut s = String::new();
+        for (b, ch) in [(4, 'r'), (2, 'w'), (1, 'x')] {
+            if bits & (b << shift) != 0 {
+                s.push(ch);
+            }
+        }
+        if bits & special != 0 {
+            s.push(sp);
+        }
+        s
+    };
+    let mut clauses = Vec::new();
+    for (bits, op) in [(clear, '-'), (set, '+')] {
+        for who in ['u', 'g', 'o'] {
+            let l = letters(bits, who);
+            if !l.is_empty() {
+                clauses.push(format!("{who}{op}{l}"));
+            }
+        }
+    }
+    clauses.join(",")
+}
+
+/// Commands applying owner, group and mode to everything below `root`
+/// (ownership first, as `chown` clears set-id bits).
+fn recurse_fix(
+    root: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
+    classes: Option<&[ModeClass]>,
+) -> String {
+    let mut s = String::new();
+    if let Some(m) = recurse_mismatch(owner, group, None) {
+        let attrs = Attrs {
+            mode: None,
+            owner: owner.map(str::to_string),
+            group: group.map(str::to_string),
+        };
+        let cmd = chown_cmd("{}", &attrs, true);
+        s.push_str(&format!(
+            "find {root} -mindepth 1 \\( {m} \\) -exec {cmd} +\n"
+        ));
+    }
+    for c in classes.unwrap_or_default() {
+        if let Some(m) = class_mismatch(c) {
+            s.push_str(&format!(
+                "find {root} -mindepth 1 {} {m} -exec chmod {} {{}} +\n",
+                c.find,
+                chmod_delta(c.set, c.clear)
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::testutil::{assert_args_complete, mode_of, owner_of, Harness};
+
+    #[test]
+    fn args() {
+        assert_args_complete::<File>();
+    }
+
+    #[test]
+    fn symbolic_classes() {
+        let m = Mode::Symbolic("u=rwX,g=rX,o=rX".into());
+        let classes = recurse_classes(Some(&m)).expect("ok").expect("some");
+        assert_eq!(classes[0].set, 0o755); // directories
+        assert_eq!(classes[0].clear, 0o7022);
+        assert_eq!(classes[1].set, 0o755); // files with an x bit
+        assert_eq!(classes[2].set, 0o644); // files without
+        assert_eq!(classes[2].clear, 0o7022); // (their x bits are 0 already)
+        assert_eq!(chmod_delta(0o644, 0o7133), "u-xs,g-wxs,o-wxt,u+rw,g+r,o+r");
+        // Additive modes only set bits.
+        let plus = recurse_classes(Some(&Mode::Symbolic("g+w".into())))
+            .expect("ok")
+            .expect("some");
+        assert!(plus.iter().all(|c| c.set == 0o020 && c.clear == 0));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            stamp(Some("202401021530.45"), None, Stamp::Now).expect("ok"),
+            Stamp::At("2024-01-02 15:30:45".into())
+        );
+        assert_eq!(stamp(None, None, Stamp::Now).expect("ok"), Stamp::Now);
+        assert!(stamp(Some("yesterday"), None, Stamp::Now).is_err());
+        assert!(stamp(Some("2024"), Some("%Y"), Stamp::Now).is_err());
+    }
+
+    #[tokio::test]
+    async fn directory_created_with_parents_then_unchanged() {
+        let h = Harness::new();
+        let leaf = h.path("a/b/c");
+        let args = json!({ "path": leaf, "state": "directory", "mode": "0750", "owner": "daemon" });
+        let out = h
+            .run::<File>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(&h.path("a")).exists());
+        let diff = out.diff.expect("diff");
+        assert!(diff.before.contains("state: absent"), "{}", diff.before);
+        assert!(diff.after.contains("state: directory"), "{}", diff.after);
+
+        h.take_execs();
+        let out = h
+            .run::<File>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        assert_eq!(h.take_execs(), 2);
+        // Like Ansible, every directory created gets mode and owner.
+        for p in ["a", "a/b", "a/b/c"] {
+            assert_eq!(mode_of(&h.path(p)), 0o750, "{p}");
+            assert_eq!(owner_of(&h.path(p)).0, 1, "{p}");
+        }
+        let out = h.run::<File>(args, false, false).await.expect("again");
+        assert!(!out.changed);
+        assert_eq!(h.take_execs(), 1);
+        assert_eq!(out.data["mode"], json!("0750"));
+        assert_eq!(out.data["owner"], json!("daemon"));
+
+        // Only the leaf's mode changes when it alone differs.
+        let out = h
+            .run::<File>(
+                json!({ "path": leaf, "state": "directory", "mode": "u=rwx,g=,o=" }),
+                false,
+                true,
+            )
+            .await
+            .expect("mode");
+        assert!(out.changed);
+        assert_eq!(mode_of(&leaf), 0o700);
+        assert_eq!(mode_of(&h.path("a/b")), 0o750);
+        // A file in the way fails.
+        std::fs::write(h.path("plain"), "").expect("write");
+        let err = h
+            .run::<File>(
+                json!({ "path": h.path("plain"), "state": "directory" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("file in the way");
+        assert!(
+            err.to_string().contains("already exists as a file"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn recurse_is_idempotent() {
+        let h = Harness::new();
+        let root = h.path("tree");
+        std::fs::create_dir_all(h.path("tree/sub")).expect("mkdir");
+        std::fs::write(h.path("tree/sub/run.sh"), "").expect("write");
+        std::fs::write(h.path("tree/data"), "").expect("write");
+        std::process::Command::new("chmod")
+            .args(["0700", &h.path("tree/sub/run.sh")])
+            .status()
+            .expect("chmod");
+        std::process::Command::new("chmod")
+            .args(["0600", &h.path("tree/data")])
+            .status()
+            .expect("chmod");
+        let args = json!({ "path": root, "state": "directory", "recurse": true,
+                           "owner": "nobody", "group": "daemon", "mode": "u=rwX,g=rX,o=rX" });
+        let out = h
+            .run::<File>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert_eq!(owner_of(&h.path("tree/data")).0, 0);
+        h.take_execs();
+        let out = h
+            .run::<File>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        assert_eq!(h.take_execs(), 2);
+        assert_eq!(mode_of(&h.path("tree/sub/run.sh")), 0o755);
+        assert_eq!(mode_of(&h.path("tree/data")), 0o644);
+        assert_eq!(mode_of(&h.path("tree/sub")), 0o755);
+        for p in ["tree", "tree/sub", "tree/sub/run.sh", "tree/data"] {
+            assert_eq!(owner_of(&h.path(p)), (65534, 1), "{p}");
+        }
+        let out = h
+            .run::<File>(args.clone(), false, false)
+            .await
+            .expect("again");
+        assert!(!out.changed);
+        // One file drifts: found and fixed.
+        std::process::Command::new("chown")
+            .args(["root", &h.path("tree/sub/run.sh")])
+            .status()
+            .expect("chown");
+        let out = h
+            .run::<File>(args.clone(), false, true)
+            .await
+            .expect("drift");
+        assert!(out.changed);
+        assert!(out
+            .diff
+            .expect("diff")
+            .before
+            .contains("1 entries below differ"));
+        assert_eq!(owner_of(&h.path("tree/sub/run.sh")).0, 65534);
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+    }
+
+    #[tokio::test]
+    async fn file_state_and_absent() {
+        let h = Harness::new();
+        let f = h.path("f");
+        let err = h
+            .run::<File>(json!({ "path": f, "mode": "0600" }), false, false)
+            .await
+            .expect_err("missing");
+        assert!(
+            err.to_string().contains("is absent, cannot continue"),
+            "{err}"
+        );
+        std::fs::write(&f, "x").expect("write");
+        let args = json!({ "path": f, "state": "file", "mode": "0600" });
+        let out = h
+            .run::<File>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert_eq!(mode_of(&f), 0o644);
+        let diff = out.diff.expect("diff");
+        assert!(diff.before.contains("mode: 0644") && diff.after.contains("mode: 0600"));
+        h.run::<File>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert_eq!(mode_of(&f), 0o600);
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+
+        std::fs::create_dir_all(h.path("d/x")).expect("mkdir");
+        let args = json!({ "path": h.path("d"), "state": "absent" });
+        let out = h
+            .run::<File>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(out.diff.expect("diff").after.contains("state: absent"));
+        assert!(Path::new(&h.path("d")).exists());
+        h.run::<File>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(!Path::new(&h.path("d")).exists());
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+    }
+
+    #[tokio::test]
+    async fn touch_always_changes_unless_preserved() {
+        let h = Harness::new();
+        let f = h.path("t");
+        let out = h
+            .run::<File>(
+                json!({ "path": f, "state": "touch", "mode": "0640" }),
+                true,
+                false,
+            )
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(&f).exists());
+        h.run::<File>(
+            json!({ "path": f, "state": "touch", "mode": "0640" }),
+            false,
+            false,
+        )
+        .await
+        .expect("create");
+        assert_eq!(mode_of(&f), 0o640);
+        assert!(
+            h.run::<File>(json!({ "path": f, "state": "touch" }), false, false)
+                .await
+                .expect("touch")
+                .changed
+        );
+        let keep = json!({ "path": f, "state": "touch",
+                           "modification_time": "preserve", "access_time": "preserve" });
+        assert!(
+            !h.run::<File>(keep, false, false)
+                .await
+                .expect("preserve")
+                .changed
+        );
+        // An explicit time is set once.
+        let at = json!({ "path": f, "state": "file",
+                         "modification_time": "202001021530.45", "access_time": "preserve" });
+        assert!(
+            h.run::<File>(at.clone(), false, false)
+                .await
+                .expect("at")
+                .changed
+        );
+        assert!(
+            !h.run::<File>(at, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+    }
+
+    #[tokio::test]
+    async fn symlinks() {
+        let h = Harness::new();
+        std::fs::write(h.path("target"), "x").expect("write");
+        let link = h.path("link");
+        // A relative src resolves from the link's directory.
+        let args = json!({ "src": "target", "dest": link, "state": "link" });
+        let out = h
+            .run::<File>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        h.run::<File>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert_eq!(
+            std::fs::read_link(&link).expect("link").to_str(),
+            Some("target")
+        );
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+
+        // Retarget: the diff names both sources.
+        std::fs::write(h.path("other"), "y").expect("write");
+        let args = json!({ "src": h.path("other"), "path": link, "state": "link" });
+        let out = h
+            .run::<File>(args.clone(), false, true)
+            .await
+            .expect("retarget");
+        assert!(out.changed);
+        let diff = out.diff.expect("diff");
+        assert!(diff.before.contains("src: target"), "{}", diff.before);
+        assert_eq!(
+            std::fs::read_link(&link).expect("link"),
+            Path::new(&h.path("other"))
+        );
+
+        // A missing src needs force; a file in the way needs force.
+        let err = h
+            .run::<File>(
+                json!({ "src": "nope", "path": h.path("l2"), "state": "link" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("missing src");
+        assert!(err.to_string().contains("force=yes"), "{err}");
+        h.run::<File>(
+            json!({ "src": "nope", "path": h.path("l2"), "state": "link", "force": true }),
+            false,
+            false,
+        )
+        .await
+        .expect("dangling link with force");
+        std::fs::write(h.path("plain"), "").expect("write");
+        let err = h
+            .run::<File>(
+                json!({ "src": "target", "path": h.path("plain"), "state": "link" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("file in the way");
+        assert!(err.to_string().contains("refusing to convert"), "{err}");
+        h.run::<File>(
+            json!({ "src": "target", "path": h.path("plain"), "state": "link", "force": "yes" }),
+            false,
+            false,
+        )
+        .await
+        .expect("forced");
+        assert!(std::fs::symlink_metadata(h.path("plain"))
+            .expect("meta")
+            .is_symlink());
+
+        // Owner with follow=no applies to the link itself.
+        let args = json!({ "src": "target", "path": link, "state": "link",
+                           "owner": "nobody", "follow": false });
+        h.run::<File>(args.clone(), false, false)
+            .await
+            .expect("owner");
+        assert_eq!(owner_of(&link).0, 65534);
+        assert_eq!(owner_of(&h.path("target")).0, 0);
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+        // touch with follow=no: the link's owner, never the target's mode.
+        let args = json!({ "path": link, "state": "touch", "follow": false, "owner": "daemon",
+                           "mode": "0600", "modification_time": "preserve", "access_time": "preserve" });
+        assert!(
+            h.run::<File>(args.clone(), false, false)
+                .await
+                .expect("touch")
+                .changed
+        );
+        assert_eq!(owner_of(&link).0, 1);
+        assert_eq!(mode_of(&h.path("target")), 0o644);
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+    }
+
+    #[tokio::test]
+    async fn hard_links() {
+        let h = Harness::new();
+        std::fs::write(h.path("src"), "x").expect("write");
+        let src = h.path("src");
+        let args = json!({ "src": src, "path": h.path("hl"), "state": "hard" });
+        assert!(
+            h.run::<File>(args.clone(), false, false)
+                .await
+                .expect("run")
+                .changed
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(h.path("hl")).expect("meta").ino(),
+            std::fs::metadata(&src).expect("meta").ino()
+        );
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+    }
+}

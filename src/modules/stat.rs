@@ -1,0 +1,286 @@
+//! `stat`: report facts about a path (result key `stat`). Changes nothing.
+//! Everything, including the access checks and a non-SHA-1 checksum, comes
+//! from one exec.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::args::{bool_ish, yes};
+use super::fs::{FileKind, Read, ReadBatch};
+use super::{Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
+use crate::{Map, Value};
+
+/// Arguments of `stat`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stat {
+    /// The path to look at.
+    #[serde(alias = "dest", alias = "name")]
+    path: String,
+    /// Report on what a symlink points to instead of the link.
+    #[serde(default, deserialize_with = "bool_ish")]
+    follow: bool,
+    /// Compute a checksum of a regular file.
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    get_checksum: bool,
+    /// md5, sha1 (default), sha224, sha256, sha384 or sha512.
+    #[serde(default = "sha1", alias = "checksum", alias = "checksum_algo")]
+    checksum_algorithm: String,
+    /// Accepted for compatibility; drover reports no MIME type.
+    #[serde(
+        default,
+        alias = "mime",
+        alias = "mime_type",
+        alias = "mime-type",
+        deserialize_with = "bool_ish"
+    )]
+    #[allow(dead_code)]
+    get_mime: bool,
+    /// Accepted for compatibility; drover reports no `lsattr` attributes.
+    #[serde(
+        default,
+        alias = "attr",
+        alias = "attributes",
+        deserialize_with = "bool_ish"
+    )]
+    #[allow(dead_code)]
+    get_attributes: bool,
+}
+
+fn sha1() -> String {
+    "sha1".into()
+}
+
+const ALGORITHMS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
+#[async_trait]
+impl Module for Stat {
+    const NAME: &'static str = "stat";
+    const ARGS: &'static [&'static str] = &[
+        "path",
+        "dest",
+        "name",
+        "follow",
+        "get_checksum",
+        "checksum_algorithm",
+        "checksum",
+        "checksum_algo",
+        "get_mime",
+        "mime",
+        "mime_type",
+        "mime-type",
+        "get_attributes",
+        "attr",
+        "attributes",
+    ];
+    type Change = ();
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let alg = self.checksum_algorithm.to_ascii_lowercase();
+        if !ALGORITHMS.contains(&alg.as_str()) {
+            return Err(ModuleError::Args(format!(
+                "checksum_algorithm must be one of {}, not {alg}",
+                ALGORITHMS.join(", ")
+            )));
+        }
+        let q = shell_quote(&self.path);
+        let mut batch = ReadBatch::new();
+        batch.path(
+            &self.path,
+            Read {
+                checksum: self.get_checksum && alg == "sha1",
+                content: false,
+            },
+            self.follow,
+        );
+        // Access is checked as the user the task runs as, like os.access.
+        let mut probe = format!(
+            "if [ -r {q} ]; then echo '@@x r'; fi; if [ -w {q} ]; then echo '@@x w'; fi; \
+             if [ -x {q} ]; then echo '@@x x'; fi; \
+             if [ -L {q} ]; then printf '@@x src %s\\n' \"$(readlink -f -- {q})\"; fi"
+        );
+        if self.get_checksum && alg != "sha1" {
+            probe.push_str(&format!(
+                "; if [ -f {q} ] && [ -r {q} ]; then printf '@@x sum %s\\n' \"$({alg}sum < {q} | cut -d' ' -f1)\"; fi"
+            ));
+        }
+        batch.shell(&probe);
+        let out = batch.run(ctx.remote).await?;
+        let st = out
+            .states
+            .first()
+            .ok_or_else(|| ModuleError::failed("no state read"))?;
+        let mut s = Map::new();
+        if !st.exists() {
+            s.insert("exists".into(), Value::Bool(false));
+            let mut data = Map::new();
+            data.insert("stat".into(), Value::Object(s));
+            return Ok(Plan::Unchanged(data));
+        }
+        let flag = |f: &str| out.extra.iter().any(|l| l == f);
+        let t = st.type_name.as_str();
+        let m = st.mode;
+        let isreg = st.kind == FileKind::File;
+        let readable = flag("r");
+        let entries: Vec<(&str, Value)> = vec![
+            ("exists", true.into()),
+            ("path", self.path.clone().into()),
+            ("mode", st.mode_string().into()),
+            ("isdir", (st.kind == FileKind::Directory).into()),
+            ("ischr", (t == "character special file").into()),
+            ("isblk", (t == "block special file").into()),
+            ("isreg", isreg.into()),
+            ("isfifo", (t == "fifo").into()),
+            ("islnk", (st.kind == FileKind::Link).into()),
+            ("issock", (t == "socket").into()),
+            ("uid", st.uid.into()),
+            ("gid", st.gid.into()),
+            ("size", st.size.into()),
+            ("inode", st.inode.into()),
+            ("dev", st.dev.into()),
+            ("nlink", st.nlink.into()),
+            ("atime", st.atime.into()),
+            ("mtime", st.mtime.into()),
+            ("ctime", st.ctime.into()),
+            ("wusr", (m & 0o200 != 0).into()),
+            ("rusr", (m & 0o400 != 0).into()),
+            ("xusr", (m & 0o100 != 0).into()),
+            ("wgrp", (m & 0o020 != 0).into()),
+            ("rgrp", (m & 0o040 != 0).into()),
+            ("xgrp", (m & 0o010 != 0).into()),
+            ("woth", (m & 0o002 != 0).into()),
+            ("roth", (m & 0o004 != 0).into()),
+            ("xoth", (m & 0o001 != 0).into()),
+            ("isuid", (m & 0o4000 != 0).into()),
+            ("isgid", (m & 0o2000 != 0).into()),
+            ("readable", readable.into()),
+            ("writeable", flag("w").into()),
+            ("executable", flag("x").into()),
+            ("pw_name", st.owner.clone().into()),
+            ("gr_name", st.group.clone().into()),
+        ];
+        for (k, v) in entries {
+            s.insert(k.into(), v);
+        }
+        if self.get_checksum && isreg && readable {
+            let sum = if alg == "sha1" {
+                st.checksum.clone()
+            } else {
+                out.extra
+                    .iter()
+                    .find_map(|l| l.strip_prefix("sum ").map(str::to_string))
+            };
+            if let Some(sum) = sum {
+                s.insert("checksum".into(), sum.into());
+            }
+        }
+        if st.kind == FileKind::Link {
+            if let Some(src) = out.extra.iter().find_map(|l| l.strip_prefix("src ")) {
+                s.insert("lnk_source".into(), src.into());
+            }
+            if let Some(target) = &st.link_target {
+                s.insert("lnk_target".into(), target.clone().into());
+            }
+        }
+        let mut data = Map::new();
+        data.insert("stat".into(), Value::Object(s));
+        Ok(Plan::Unchanged(data))
+    }
+
+    async fn apply(&self, _ctx: &ModuleCtx<'_>, _change: ()) -> Result<Map, ModuleError> {
+        Ok(Map::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::fs::sha1_hex;
+    use crate::modules::testutil::{assert_args_complete, Harness};
+
+    #[test]
+    fn args() {
+        assert_args_complete::<Stat>();
+    }
+
+    #[tokio::test]
+    async fn file_dir_link_and_missing() {
+        let h = Harness::new();
+        let f = h.path("f");
+        std::fs::write(&f, "hello\n").expect("write");
+        std::process::Command::new("chmod")
+            .args(["0640", &f])
+            .status()
+            .expect("chmod");
+        let link = h.path("l");
+        std::os::unix::fs::symlink(&f, &link).expect("symlink");
+
+        let out = h
+            .run::<Stat>(json!({ "path": f }), false, false)
+            .await
+            .expect("stat");
+        assert!(!out.changed);
+        let s = &out.data["stat"];
+        assert_eq!(s["exists"], json!(true));
+        assert_eq!(s["isreg"], json!(true));
+        assert_eq!(s["isdir"], json!(false));
+        assert_eq!(s["mode"], json!("0640"));
+        assert_eq!(s["size"], json!(6));
+        assert_eq!(s["pw_name"], json!("root"));
+        assert_eq!(s["uid"], json!(0));
+        assert_eq!(s["rgrp"], json!(true));
+        assert_eq!(s["roth"], json!(false));
+        assert_eq!(s["checksum"], json!(sha1_hex(b"hello\n")));
+        assert!(s["mtime"].as_f64().expect("mtime") > 1.0e9);
+
+        let out = h
+            .run::<Stat>(
+                json!({ "path": link, "checksum_algorithm": "sha256" }),
+                false,
+                false,
+            )
+            .await
+            .expect("stat");
+        let s = &out.data["stat"];
+        assert_eq!(s["islnk"], json!(true));
+        assert_eq!(s["isreg"], json!(false));
+        assert_eq!(s["lnk_target"], json!(f));
+        assert_eq!(s["lnk_source"], json!(f));
+        assert!(s.get("checksum").is_none());
+
+        let out = h
+            .run::<Stat>(
+                json!({ "path": link, "follow": "yes", "checksum_algorithm": "sha256" }),
+                false,
+                false,
+            )
+            .await
+            .expect("stat");
+        let s = &out.data["stat"];
+        assert_eq!(s["islnk"], json!(false));
+        assert_eq!(s["isreg"], json!(true));
+        assert_eq!(
+            s["checksum"],
+            json!("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+        );
+
+        let out = h
+            .run::<Stat>(
+                json!({ "path": h.path(""), "get_checksum": false }),
+                true,
+                false,
+            )
+            .await
+            .expect("stat");
+        assert_eq!(out.data["stat"]["isdir"], json!(true));
+
+        let out = h
+            .run::<Stat>(json!({ "path": h.path("nope") }), false, false)
+            .await
+            .expect("stat");
+        assert_eq!(out.data["stat"], json!({ "exists": false }));
+    }
+}

@@ -1,0 +1,245 @@
+//! `template`: render a local Jinja2 template with the host's variables and
+//! put the result at `dest`, exactly as `copy` would put content there (the
+//! planning is `copy`'s).
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::args::{bool_ish, opt_string_ish, yes};
+use super::copy::{apply_copy, plan_copy, CopyChange, CopySpec, ModeArg, Source};
+use super::{Module, ModuleCtx, ModuleError, Plan};
+use crate::Map;
+
+/// Arguments of `template`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// Local template (searched in the role's `templates/`, then the
+    /// playbook's directory).
+    src: String,
+    /// Destination file, or a directory to render into (with src's name).
+    dest: String,
+    /// Mode: octal, symbolic, or `preserve` (the template file's).
+    #[serde(default)]
+    mode: Option<ModeArg>,
+    /// Owner of the file.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    owner: Option<String>,
+    /// Group of the file.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    group: Option<String>,
+    /// Keep a timestamped copy of a file that is replaced.
+    #[serde(default, deserialize_with = "bool_ish")]
+    backup: bool,
+    /// Replace a file whose content differs; with `no`, only create it.
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    force: bool,
+    /// Write through a destination symlink instead of replacing it.
+    #[serde(default, deserialize_with = "bool_ish")]
+    follow: bool,
+    /// Command checking the new file before it is put in place (`%s` is its path).
+    #[serde(default)]
+    validate: Option<String>,
+    /// Line ending of the output: `\n` (default), `\r\n` or `\r`.
+    #[serde(default)]
+    newline_sequence: Option<String>,
+    /// Only `utf-8` is supported.
+    #[serde(default)]
+    output_encoding: Option<String>,
+    /// Must stay `yes` (the renderer's setting, as in Ansible).
+    #[serde(default = "yes", deserialize_with = "bool_ish")]
+    trim_blocks: bool,
+    /// Must stay `no` (the renderer's setting, as in Ansible).
+    #[serde(default, deserialize_with = "bool_ish")]
+    lstrip_blocks: bool,
+    /// Accepted for compatibility; writes are always atomic.
+    #[serde(default, deserialize_with = "bool_ish")]
+    #[allow(dead_code)]
+    unsafe_writes: bool,
+}
+
+#[async_trait]
+impl Module for Template {
+    const NAME: &'static str = "template";
+    const ARGS: &'static [&'static str] = &[
+        "src",
+        "dest",
+        "mode",
+        "owner",
+        "group",
+        "backup",
+        "force",
+        "follow",
+        "validate",
+        "newline_sequence",
+        "output_encoding",
+        "trim_blocks",
+        "lstrip_blocks",
+        "unsafe_writes",
+    ];
+    type Change = CopyChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CopyChange>, ModuleError> {
+        if !self.trim_blocks || self.lstrip_blocks {
+            return Err(ModuleError::Args(
+                "only trim_blocks: yes and lstrip_blocks: no are supported".into(),
+            ));
+        }
+        if let Some(enc) = &self.output_encoding {
+            if !matches!(enc.to_ascii_lowercase().as_str(), "utf-8" | "utf8") {
+                return Err(ModuleError::Args(format!(
+                    "output_encoding {enc} is not supported (only utf-8)"
+                )));
+            }
+        }
+        let newline = match self.newline_sequence.as_deref() {
+            None | Some("\n") | Some("\\n") => "\n",
+            Some("\r\n") | Some("\\r\\n") => "\r\n",
+            Some("\r") | Some("\\r") => "\r",
+            Some(other) => {
+                return Err(ModuleError::Args(format!(
+                    "newline_sequence must be \\n, \\r\\n or \\r, not {other:?}"
+                )))
+            }
+        };
+        let path = ctx.find_local(&self.src)?;
+        let (text, mode) = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            let text = std::fs::read(&path)
+                .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?;
+            let text = String::from_utf8(text).map_err(|_| {
+                ModuleError::failed(format!("{}: the template is not UTF-8", path.display()))
+            })?;
+            let mode = std::fs::metadata(&path)
+                .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?
+                .permissions()
+                .mode()
+                & 0o7777;
+            Ok::<_, ModuleError>((text, mode))
+        })
+        .await
+        .map_err(|e| ModuleError::failed(format!("reading the template failed: {e}")))??;
+        let mut rendered = ctx.render.render(&text, &self.src)?;
+        if newline != "\n" {
+            rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
+        }
+        let basename = std::path::Path::new(&self.src)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string);
+        let spec = CopySpec {
+            source: Source::Bytes {
+                data: rendered.into_bytes(),
+                basename,
+                mode: Some(mode),
+            },
+            src_label: Some(self.src.clone()),
+            dest: self.dest.clone(),
+            mode: self.mode.clone(),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            backup: self.backup,
+            force: self.force,
+            follow: self.follow,
+            directory_mode: None,
+            validate: self.validate.clone(),
+        };
+        plan_copy(ctx, spec).await
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {
+        apply_copy(ctx, change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::fs::sha1_hex;
+    use crate::modules::testutil::{assert_args_complete, mode_of, owner_of, Harness};
+
+    #[test]
+    fn args() {
+        assert_args_complete::<Template>();
+    }
+
+    #[tokio::test]
+    async fn renders_then_unchanged_and_diffs() {
+        let h = Harness::with_vars(json!({ "port": 8080, "hosts": ["a", "b"] }));
+        std::fs::write(
+            h.root().join("app.conf.j2"),
+            "port={{ port }}\n{% for x in hosts %}\nhost={{ x }}\n{% endfor %}\n",
+        )
+        .expect("write");
+        let dest = h.path("app.conf");
+        let args = json!({ "src": "app.conf.j2", "dest": dest, "mode": "0600", "owner": "nobody" });
+        let want = "port=8080\nhost=a\nhost=b\n";
+
+        let out = h
+            .run::<Template>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!std::path::Path::new(&dest).exists());
+        assert_eq!(out.diff.expect("diff").after, want);
+
+        let out = h
+            .run::<Template>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), want);
+        assert_eq!(mode_of(&dest), 0o600);
+        assert_eq!(owner_of(&dest).0, 65534);
+        assert_eq!(out.data["checksum"], json!(sha1_hex(want.as_bytes())));
+        assert_eq!(out.data["src"], json!("app.conf.j2"));
+
+        h.take_execs();
+        let out = h.run::<Template>(args, false, true).await.expect("again");
+        assert!(!out.changed);
+        assert_eq!(h.take_execs(), 1);
+
+        // The same template with other variables: a diff of the text.
+        let h2 = Harness::with_vars(json!({ "port": 9090, "hosts": ["a"] }));
+        std::fs::write(
+            h2.root().join("files/t.j2"),
+            "port={{ port }}\n{% for x in hosts %}\nhost={{ x }}\n{% endfor %}\n",
+        )
+        .expect("write");
+        let out = h2
+            .run::<Template>(json!({ "src": "t.j2", "dest": dest }), true, true)
+            .await
+            .expect("check");
+        let diff = out.diff.expect("diff");
+        assert_eq!(diff.before, want);
+        assert_eq!(diff.after, "port=9090\nhost=a\n");
+        assert_eq!(diff.before_header, dest);
+    }
+
+    #[tokio::test]
+    async fn newline_sequence_and_errors() {
+        let h = Harness::new();
+        std::fs::write(h.root().join("t.j2"), "a\nb\n").expect("write");
+        let dest = h.path("out");
+        h.run::<Template>(
+            json!({ "src": "t.j2", "dest": dest, "newline_sequence": "\r\n" }),
+            false,
+            false,
+        )
+        .await
+        .expect("run");
+        assert_eq!(std::fs::read(&dest).expect("read"), b"a\r\nb\r\n");
+        let err = h
+            .run::<Template>(json!({ "src": "missing.j2", "dest": dest }), false, false)
+            .await
+            .expect_err("missing");
+        assert!(err.to_string().contains("could not find src"), "{err}");
+        std::fs::write(h.root().join("bad.j2"), "{{ nope(").expect("write");
+        assert!(h
+            .run::<Template>(json!({ "src": "bad.j2", "dest": dest }), false, false)
+            .await
+            .is_err());
+    }
+}
