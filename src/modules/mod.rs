@@ -6,8 +6,11 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod cmdargs;
+pub mod command;
 pub mod debug;
 pub mod fs;
+pub mod textedit;
 
 use std::path::PathBuf;
 
@@ -233,7 +236,11 @@ const fn info<M: Module>() -> ModuleInfo {
 }
 
 /// Every module drover has.
-pub static MODULES: &[ModuleInfo] = &[info::<debug::Debug>()];
+pub static MODULES: &[ModuleInfo] = &[
+    info::<debug::Debug>(),
+    info::<command::Command>(),
+    info::<command::Shell>(),
+];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
 /// `ansible.posix.mount`).
