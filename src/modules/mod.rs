@@ -10,6 +10,7 @@ pub mod cmdargs;
 pub mod command;
 pub mod debug;
 pub mod fs;
+pub mod lineinfile;
 pub mod textedit;
 
 use std::path::PathBuf;
@@ -240,6 +241,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<debug::Debug>(),
     info::<command::Command>(),
     info::<command::Shell>(),
+    info::<lineinfile::LineInFile>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
