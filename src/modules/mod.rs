@@ -11,6 +11,7 @@ pub mod command;
 pub mod debug;
 pub mod fs;
 pub mod lineinfile;
+pub mod replace;
 pub mod textedit;
 
 use std::path::PathBuf;
@@ -242,6 +243,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<command::Command>(),
     info::<command::Shell>(),
     info::<lineinfile::LineInFile>(),
+    info::<replace::Replace>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
