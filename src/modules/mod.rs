@@ -6,6 +6,7 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod blockinfile;
 pub mod cmdargs;
 pub mod command;
 pub mod debug;
@@ -244,6 +245,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<command::Shell>(),
     info::<lineinfile::LineInFile>(),
     info::<replace::Replace>(),
+    info::<blockinfile::BlockInFile>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
