@@ -6,13 +6,16 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod assert;
 pub mod blockinfile;
 pub mod cmdargs;
 pub mod command;
 pub mod debug;
+pub mod fail;
 pub mod fs;
 pub mod lineinfile;
 pub mod replace;
+pub mod set_fact;
 pub mod textedit;
 
 use std::path::PathBuf;
@@ -246,6 +249,9 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<lineinfile::LineInFile>(),
     info::<replace::Replace>(),
     info::<blockinfile::BlockInFile>(),
+    info::<set_fact::SetFact>(),
+    info::<assert::Assert>(),
+    info::<fail::Fail>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
