@@ -17,6 +17,7 @@ pub mod lineinfile;
 pub mod replace;
 pub mod set_fact;
 pub mod textedit;
+pub mod wait_for;
 
 use std::path::PathBuf;
 
@@ -252,6 +253,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<set_fact::SetFact>(),
     info::<assert::Assert>(),
     info::<fail::Fail>(),
+    info::<wait_for::WaitFor>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
