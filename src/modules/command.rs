@@ -106,21 +106,19 @@ pub enum CmdChange {
 impl CmdArgs {
     fn prepare(&self, shell: bool) -> Result<Prepared, ModuleError> {
         let no_command = || fail_data("no command given", Map::new(), Some(256));
-        let text = match (&self.raw_params, &self.cmd) {
+        // Only the free form carries `key=value` options; `cmd:` is taken as is.
+        let (inline, text) = match (&self.raw_params, &self.cmd) {
             (Some(_), Some(_)) => {
                 return Err(ModuleError::Args(
                     "give the command as free form or as cmd, not both".into(),
                 ))
             }
-            (Some(t), None) | (None, Some(t)) => Some(t.as_str()),
-            (None, None) => None,
-        };
-        let (inline, text) = match text {
-            Some(t) => {
+            (Some(t), None) => {
                 let (opts, rest) = extract_kv(t, INLINE_KEYS);
                 (opts, Some(rest))
             }
-            None => (Vec::new(), None),
+            (None, Some(t)) => (Vec::new(), Some(t.clone())),
+            (None, None) => (Vec::new(), None),
         };
         let mut chdir = self.chdir.clone();
         let mut creates = self.creates.clone();
@@ -823,6 +821,14 @@ mod tests {
             format!("Did not run command since '{dir}/m*' exists")
         );
         assert_eq!(second.data["rc"], 0);
+    }
+
+    #[tokio::test]
+    async fn cmd_argument_keeps_key_value_words() {
+        let out = command(json!({"cmd": "echo creates=/x chdir=/"}), false)
+            .await
+            .expect("runs");
+        assert_eq!(out.data["stdout"], "creates=/x chdir=/");
     }
 
     #[tokio::test]

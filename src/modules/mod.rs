@@ -8,7 +8,7 @@
 
 pub mod assert;
 pub mod blockinfile;
-pub mod cmdargs;
+mod cmdargs;
 pub mod command;
 pub mod debug;
 pub mod fail;
@@ -16,7 +16,7 @@ pub mod fs;
 pub mod lineinfile;
 pub mod replace;
 pub mod set_fact;
-pub mod textedit;
+mod textedit;
 pub mod wait_for;
 
 use std::path::PathBuf;

@@ -82,6 +82,40 @@ pub enum Replaced {
     Done(Vec<u8>, usize),
 }
 
+/// Python's `re.subn`: replace every match, where (unlike the regex
+/// crate's iterator) an empty match right after a non-empty one counts too.
+fn substitute(re: &Regex, template: &PyTemplate, hay: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut copied = 0;
+    let mut pos = 0;
+    let mut count = 0;
+    let mut empty_at: Option<usize> = None;
+    while pos <= hay.len() {
+        let Some(caps) = re.captures_at(hay, pos) else {
+            break;
+        };
+        let Some(m) = caps.get(0) else {
+            break;
+        };
+        if m.is_empty() && empty_at == Some(m.start()) {
+            // Not the same empty match twice: move on by one character.
+            pos = m.start() + 1;
+            while hay.get(pos).is_some_and(|b| b & 0xC0 == 0x80) {
+                pos += 1;
+            }
+            continue;
+        }
+        out.extend_from_slice(&hay[copied..m.start()]);
+        out.extend_from_slice(&template.expand(&caps));
+        copied = m.end();
+        count += 1;
+        empty_at = m.is_empty().then_some(m.end());
+        pos = m.end();
+    }
+    out.extend_from_slice(&hay[copied..]);
+    (out, count)
+}
+
 /// Replace every match of `spec.regexp` in `contents` (or in its section).
 pub fn replace(contents: &[u8], spec: &Spec) -> Replaced {
     let (start, end) = match &spec.section {
@@ -91,14 +125,7 @@ pub fn replace(contents: &[u8], spec: &Spec) -> Replaced {
             None => return Replaced::NoSection(pattern.clone()),
         },
     };
-    let section = &contents[start..end];
-    let mut count = 0;
-    let replaced = spec
-        .regexp
-        .replace_all(section, |caps: &regex::bytes::Captures<'_>| {
-            count += 1;
-            spec.replace.expand(caps)
-        });
+    let (replaced, count) = substitute(&spec.regexp, &spec.replace, &contents[start..end]);
     let mut out = Vec::with_capacity(contents.len());
     out.extend_from_slice(&contents[..start]);
     out.extend_from_slice(&replaced);
@@ -280,6 +307,32 @@ mod tests {
             json!({"regexp": "(?P<k>\\w+)=(?P<v>\\w+)", "replace": "\\g<v>=\\g<k> (\\g<0>)"}),
         );
         assert_eq!(new, "v=k (k=v)\n");
+    }
+
+    #[test]
+    fn line_anchors_and_empty_matches_like_python() {
+        // Expected values are Python's re.sub results.
+        assert_eq!(
+            sub("a\nb\n", json!({"regexp": "^", "replace": "#"})).0,
+            "#a\n#b\n#"
+        );
+        assert_eq!(
+            sub("a\nb\n", json!({"regexp": "$", "replace": "#"})).0,
+            "a#\nb#\n#"
+        );
+        assert_eq!(
+            sub("a\n\n  \nb\n", json!({"regexp": "^\\s*$\\n?"})).0,
+            "a\nb\n"
+        );
+        assert_eq!(
+            sub("abxd", json!({"regexp": "x*", "replace": "-"})).0,
+            "-a-b--d-"
+        );
+        assert_eq!(
+            sub("a  \nb", json!({"regexp": "\\s*$", "replace": "X"})),
+            ("aXX\nbX".to_string(), 3)
+        );
+        assert_eq!(sub("éa", json!({"regexp": "", "replace": "-"})).0, "-é-a-");
     }
 
     #[test]
