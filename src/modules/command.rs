@@ -86,10 +86,15 @@ pub struct Prepared {
     line: String,
     /// What the result reports as `cmd`: the words, or the shell text.
     cmd: Value,
+    /// Directory to change to first.
     chdir: Option<String>,
+    /// Skip when this glob matches.
     creates: Option<String>,
+    /// Skip unless this glob matches.
     removes: Option<String>,
+    /// Bytes for the command's stdin (newline already added).
     stdin: Vec<u8>,
+    /// Strip trailing newlines from the output.
     strip: bool,
 }
 
@@ -365,9 +370,13 @@ enum Report {
 /// Start and end of a command: `date +%s.%N` and local time, each.
 #[derive(Debug, PartialEq)]
 struct Times {
+    /// `date +%s.%N` before the command.
     start_epoch: String,
+    /// Local time before the command.
     start_local: String,
+    /// `date +%s.%N` after the command.
     end_epoch: String,
+    /// Local time after the command.
     end_local: String,
 }
 
