@@ -307,6 +307,12 @@ fn quote_word(word: &str, expand: Expand) -> String {
     out
 }
 
+/// Quote a path for the host's shell as Ansible's `type: path` expands it:
+/// `~`, `~user/` and `$VARS` (set ones) are expanded there.
+pub(super) fn quote_path(path: &str) -> String {
+    quote_word(path, Expand::VARS)
+}
+
 /// Build the script: change directory, test `creates`/`removes`, then run
 /// (or, for check mode, only say that it would run). Every outcome ends in a
 /// line `\n<marker> <what>` on stdout.

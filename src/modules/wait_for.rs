@@ -16,6 +16,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::cmdargs::{opt_f64, opt_string, opt_strings, opt_u64};
+use super::command::quote_path;
 use super::textedit::{py_regex, ReFlags};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -188,16 +189,16 @@ fn condition(target: &Target, connect_timeout: u64) -> (String, String) {
             );
             (cond, String::new())
         }
-        Target::FileThere(path, None) => (format!("[ -e {} ]", shell_quote(path)), String::new()),
+        Target::FileThere(path, None) => (format!("[ -e {} ]", quote_path(path)), String::new()),
         Target::FileThere(path, Some(re)) => (
             format!(
                 "{grep_flavour}[ -e {p} ] && m=$(grep -m1 \"$G\" -e {} -- {p} 2>/dev/null)",
                 shell_quote(re),
-                p = shell_quote(path)
+                p = quote_path(path)
             ),
             "printf '%s\\n' \"$m\"".into(),
         ),
-        Target::FileGone(path) => (format!("! [ -e {} ]", shell_quote(path)), String::new()),
+        Target::FileGone(path) => (format!("! [ -e {} ]", quote_path(path)), String::new()),
     }
 }
 
@@ -476,6 +477,20 @@ mod tests {
         .await
         .expect("absent");
         assert_eq!(gone.data["elapsed"], 0);
+    }
+
+    #[tokio::test]
+    async fn home_is_expanded_in_path() {
+        let home = std::env::var("HOME").expect("HOME");
+        let dir = tempfile::tempdir_in(&home).expect("tempdir in home");
+        let name = dir
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name");
+        run::<WaitFor>(json!({"path": format!("~/{name}"), "timeout": 2}), false)
+            .await
+            .expect("found under ~");
     }
 
     #[tokio::test]
