@@ -7,15 +7,25 @@
 //! change that was planned.
 
 pub mod args;
+pub mod assert;
 pub mod authorized_key;
+pub mod blockinfile;
+mod cmdargs;
+pub mod command;
 pub mod copy;
 pub mod debug;
+pub mod fail;
 pub mod file;
 pub mod fs;
+pub mod lineinfile;
+pub mod replace;
+pub mod set_fact;
 pub mod slurp;
 pub mod stat;
 pub mod template;
 pub mod testutil;
+mod textedit;
+pub mod wait_for;
 
 use std::path::PathBuf;
 
@@ -249,6 +259,15 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<slurp::Slurp>(),
     info::<stat::Stat>(),
     info::<template::Template>(),
+    info::<command::Command>(),
+    info::<command::Shell>(),
+    info::<lineinfile::LineInFile>(),
+    info::<replace::Replace>(),
+    info::<blockinfile::BlockInFile>(),
+    info::<set_fact::SetFact>(),
+    info::<assert::Assert>(),
+    info::<fail::Fail>(),
+    info::<wait_for::WaitFor>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,

@@ -1,0 +1,684 @@
+//! What the modules that edit text files in place (lineinfile, replace,
+//! blockinfile) share: Python regular expressions and replacement templates
+//! on top of the `regex` crate, reading the file in one exec, and planning and
+//! applying the write with attributes, backup and `validate`.
+//!
+//! The text transformations themselves are pure functions in each module's
+//! file; this file only moves bytes and decides what kind of change it is.
+
+use regex::bytes::{Captures, Regex, RegexBuilder};
+
+use super::cmdargs::shlex_split;
+use super::fs::{self, Attrs, FileKind, FileState, Read};
+use super::{Diff, ModuleError, Plan};
+use crate::transport::{shell_quote, Remote};
+use crate::{Map, Value};
+
+/// The flags Ansible's modules compile their patterns with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReFlags {
+    /// `re.MULTILINE`: `^` and `$` match at line boundaries.
+    pub multi_line: bool,
+    /// `re.DOTALL`: `.` matches a newline too.
+    pub dot_all: bool,
+}
+
+/// Compile a Python regular expression. The syntax the two engines share
+/// passes through; Python's `\Z`, literal `{`/`}` outside quantifiers, `{,n}`,
+/// literal `[`, `&&` and `~~` inside classes and `\<`/`\>` are rewritten.
+/// Lookaround and backreferences are not supported and fail here.
+pub fn py_regex(pattern: &str, flags: ReFlags) -> Result<Regex, ModuleError> {
+    RegexBuilder::new(&translate(pattern))
+        .multi_line(flags.multi_line)
+        .dot_matches_new_line(flags.dot_all)
+        .build()
+        .map_err(|e| ModuleError::Args(format!("invalid regular expression {pattern:?}: {e}")))
+}
+
+/// Rewrite the parts of Python's regex syntax that the `regex` crate reads
+/// differently.
+fn translate(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut in_class = false;
+    let mut class_start = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            match chars.get(i + 1) {
+                None => out.push('\\'),
+                Some('Z') if !in_class => out.push_str("\\z"),
+                // Python: literal angle brackets; regex crate: word boundaries.
+                Some(&d @ ('<' | '>')) => out.push(d),
+                Some(&d) => {
+                    out.push('\\');
+                    out.push(d);
+                }
+            }
+            i += 2;
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' if !class_start => {
+                    in_class = false;
+                    out.push(']');
+                }
+                ']' | '[' | '&' | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+            class_start = false;
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.get(i + 1) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+            }
+            '{' => match quantifier(&chars[i..]) {
+                Some((len, q)) => {
+                    out.push_str(&q);
+                    i += len;
+                    continue;
+                }
+                None => out.push_str("\\{"),
+            },
+            '}' => out.push_str("\\}"),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A `{m}`, `{m,}`, `{,n}` or `{m,n}` quantifier at the start of `s`: its
+/// length and its spelling for the regex crate.
+fn quantifier(s: &[char]) -> Option<(usize, String)> {
+    let digits = |from: usize| -> String {
+        s[from..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .collect()
+    };
+    let lo = digits(1);
+    let mut j = 1 + lo.len();
+    let hi = if s.get(j) == Some(&',') {
+        let h = digits(j + 1);
+        j += 1 + h.len();
+        Some(h)
+    } else {
+        None
+    };
+    if s.get(j) != Some(&'}') || (lo.is_empty() && hi.is_none()) {
+        return None;
+    }
+    let lo = if lo.is_empty() { "0".to_string() } else { lo };
+    let q = match hi {
+        None => format!("{{{lo}}}"),
+        Some(h) => format!("{{{lo},{h}}}"),
+    };
+    Some((j + 1, q))
+}
+
+/// A Python replacement template (`re.sub`'s `repl`, `match.expand`):
+/// `\1`, `\g<1>`, `\g<name>`, `\n`-style escapes, octal escapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyTemplate(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Lit(Vec<u8>),
+    Group(usize),
+}
+
+impl PyTemplate {
+    /// Parse `template` for matches of `re`; group references are checked
+    /// against the pattern's groups as Python does.
+    pub fn parse(template: &str, re: &Regex) -> Result<PyTemplate, ModuleError> {
+        let bad = |m: String| ModuleError::Args(format!("invalid replacement {template:?}: {m}"));
+        let group = |n: usize| -> Result<Piece, ModuleError> {
+            if n < re.captures_len() {
+                Ok(Piece::Group(n))
+            } else {
+                Err(bad(format!("invalid group reference {n}")))
+            }
+        };
+        let chars: Vec<char> = template.chars().collect();
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let flush = |lit: &mut String, pieces: &mut Vec<Piece>| {
+            if !lit.is_empty() {
+                pieces.push(Piece::Lit(std::mem::take(lit).into_bytes()));
+            }
+        };
+        let is_oct = |c: Option<&char>| c.is_some_and(|c| ('0'..='7').contains(c));
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c != '\\' {
+                lit.push(c);
+                i += 1;
+                continue;
+            }
+            let Some(&e) = chars.get(i + 1) else {
+                return Err(bad("bad escape (end of pattern)".into()));
+            };
+            i += 2;
+            match e {
+                'g' => {
+                    if chars.get(i) != Some(&'<') {
+                        return Err(bad("missing <".into()));
+                    }
+                    let end = chars[i..]
+                        .iter()
+                        .position(|&c| c == '>')
+                        .map(|p| i + p)
+                        .ok_or_else(|| bad("missing >, unterminated name".into()))?;
+                    let name: String = chars[i + 1..end].iter().collect();
+                    i = end + 1;
+                    if name.is_empty() {
+                        return Err(bad("missing group name".into()));
+                    }
+                    let piece = if name.bytes().all(|b| b.is_ascii_digit()) {
+                        group(name.parse().map_err(|_| bad(format!("bad group {name}")))?)?
+                    } else {
+                        let n = re
+                            .capture_names()
+                            .position(|n| n == Some(name.as_str()))
+                            .ok_or_else(|| bad(format!("unknown group name '{name}'")))?;
+                        Piece::Group(n)
+                    };
+                    flush(&mut lit, &mut pieces);
+                    pieces.push(piece);
+                }
+                '0' => {
+                    let mut value = 0u32;
+                    let mut taken = 0;
+                    while taken < 2 && is_oct(chars.get(i)) {
+                        value = value * 8 + chars[i].to_digit(8).unwrap_or(0);
+                        i += 1;
+                        taken += 1;
+                    }
+                    lit.push(char::from_u32(value).unwrap_or('\0'));
+                }
+                '1'..='9' => {
+                    if is_oct(Some(&e)) && is_oct(chars.get(i)) && is_oct(chars.get(i + 1)) {
+                        let value = e.to_digit(8).unwrap_or(0) * 64
+                            + chars[i].to_digit(8).unwrap_or(0) * 8
+                            + chars[i + 1].to_digit(8).unwrap_or(0);
+                        if value > 0o377 {
+                            return Err(bad(format!(
+                                "octal escape value \\{e}{}{} outside of range 0-0o377",
+                                chars[i],
+                                chars[i + 1]
+                            )));
+                        }
+                        lit.push(char::from_u32(value).unwrap_or('\0'));
+                        i += 2;
+                    } else {
+                        let mut n = e.to_digit(10).unwrap_or(0) as usize;
+                        if let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
+                            n = n * 10 + d as usize;
+                            i += 1;
+                        }
+                        flush(&mut lit, &mut pieces);
+                        pieces.push(group(n)?);
+                    }
+                }
+                'a' => lit.push('\x07'),
+                'b' => lit.push('\x08'),
+                'f' => lit.push('\x0c'),
+                'n' => lit.push('\n'),
+                'r' => lit.push('\r'),
+                't' => lit.push('\t'),
+                'v' => lit.push('\x0b'),
+                '\\' => lit.push('\\'),
+                e if e.is_ascii_alphabetic() => return Err(bad(format!("bad escape \\{e}"))),
+                e => {
+                    lit.push('\\');
+                    lit.push(e);
+                }
+            }
+        }
+        flush(&mut lit, &mut pieces);
+        Ok(PyTemplate(pieces))
+    }
+
+    /// The replacement for one match (an unmatched group gives nothing).
+    pub fn expand(&self, caps: &Captures<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &self.0 {
+            match p {
+                Piece::Lit(b) => out.extend_from_slice(b),
+                Piece::Group(n) => {
+                    if let Some(m) = caps.get(*n) {
+                        out.extend_from_slice(m.as_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Split after each `\n`, as Python's `readlines()` does.
+pub fn split_lines(data: &[u8]) -> Vec<&[u8]> {
+    data.split_inclusive(|&b| b == b'\n').collect()
+}
+
+/// A line without its `\r\n` / `\n` / `\r` ending (`rstrip(b'\r\n')`).
+pub fn strip_eol(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// A line without its final `\n` only: what a Python pattern sees of a line
+/// once `$` (which matches before a final newline) is accounted for.
+pub fn without_newline(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// A failure with the `rc` Ansible's file modules report.
+pub fn fail_rc(msg: String, rc: i64) -> ModuleError {
+    let mut data = Map::new();
+    data.insert("rc".into(), Value::from(rc));
+    data.insert("msg".into(), Value::from(msg.clone()));
+    ModuleError::Failed { msg, data }
+}
+
+/// A text file on the host, read for editing.
+#[derive(Debug, Clone)]
+pub struct TextFile {
+    /// Where writes go: the path with `~` and symbolic links resolved.
+    pub real: String,
+    /// State (and content) of `real`.
+    pub state: FileState,
+    /// Does the directory a new file would go into exist?
+    pub parent_exists: bool,
+}
+
+impl TextFile {
+    /// The content, or `None` when there is no file.
+    pub fn content(&self) -> Option<&[u8]> {
+        match self.state.kind {
+            FileKind::Missing => None,
+            _ => Some(self.state.content.as_deref().unwrap_or(b"")),
+        }
+    }
+
+    /// Is something there?
+    pub fn exists(&self) -> bool {
+        self.state.exists()
+    }
+
+    /// Is it a directory?
+    pub fn is_dir(&self) -> bool {
+        self.state.kind == FileKind::Directory
+    }
+}
+
+fn parent_of(path: &str) -> String {
+    match path.trim_end_matches('/').rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => path[..i].into(),
+        None => ".".into(),
+    }
+}
+
+/// Expand a leading `~` or `~user` as Ansible's `type: path` does. Costs a
+/// round trip only for such paths.
+async fn expand_home(remote: &Remote, path: &str) -> Result<String, ModuleError> {
+    let Some(rest) = path.strip_prefix('~') else {
+        return Ok(path.to_string());
+    };
+    let (user, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !user
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Ok(path.to_string());
+    }
+    let out = remote.exec(&format!("printf '%s' ~{user}"), b"").await?;
+    let home = out.stdout_str();
+    if out.status != 0 || home.starts_with('~') || home.is_empty() {
+        return Ok(path.to_string());
+    }
+    Ok(format!("{home}{tail}"))
+}
+
+/// Read `path` (its state, content and whether its directory exists) in one
+/// exec; a symbolic link is followed to the file it names, as Ansible writes
+/// through links.
+pub async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleError> {
+    let read = Read {
+        checksum: false,
+        content: true,
+    };
+    let mut real = expand_home(remote, path).await?;
+    let mut states = fs::read_files(remote, &[&real, &parent_of(&real)], read).await?;
+    if states.first().is_some_and(|s| s.kind == FileKind::Link) {
+        let out = remote
+            .exec(&format!("readlink -f -- {}", shell_quote(&real)), b"")
+            .await?;
+        if out.status != 0 {
+            return Err(ModuleError::failed(format!(
+                "cannot resolve the link {path}: {}",
+                out.stderr_str().trim()
+            )));
+        }
+        real = out.stdout_str().trim_end_matches('\n').to_string();
+        states = fs::read_files(remote, &[&real, &parent_of(&real)], read).await?;
+    }
+    let mut states = states.into_iter();
+    match (states.next(), states.next()) {
+        (Some(state), Some(parent)) => Ok(TextFile {
+            real,
+            state,
+            parent_exists: parent.kind == FileKind::Directory,
+        }),
+        _ => Err(ModuleError::failed(format!("reading {path} failed"))),
+    }
+}
+
+/// How an edited file is written.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOpts {
+    /// Mode, owner and group the file must have.
+    pub attrs: Attrs,
+    /// Copy the old file aside before writing.
+    pub backup: bool,
+    /// Result key for the backup's path (`backup` or `backup_file`).
+    pub backup_key: &'static str,
+    /// Command (with `%s` for the new content's temp file) that must succeed
+    /// before the file is replaced.
+    pub validate: Option<String>,
+}
+
+impl WriteOpts {
+    /// Options from the common file arguments.
+    pub fn new(
+        mode: Option<&Value>,
+        owner: Option<String>,
+        group: Option<String>,
+        backup: bool,
+        backup_key: &'static str,
+        validate: Option<String>,
+    ) -> Result<WriteOpts, ModuleError> {
+        if let Some(v) = &validate {
+            if !v.contains("%s") {
+                return Err(ModuleError::failed(format!(
+                    "validate must contain %s: {v}"
+                )));
+            }
+        }
+        Ok(WriteOpts {
+            attrs: Attrs {
+                mode: mode.map(fs::Mode::parse).transpose()?,
+                owner,
+                group,
+            },
+            backup,
+            backup_key,
+            validate,
+        })
+    }
+}
+
+/// The planned write of an edited file.
+#[derive(Debug, Clone)]
+pub struct EditChange {
+    /// File to write.
+    path: String,
+    /// New content, or `None` when only attributes change.
+    content: Option<Vec<u8>>,
+    /// Directory to create first.
+    mkdir: Option<String>,
+    /// Mode the file has now (symbolic modes apply to it).
+    current_mode: u32,
+    /// Attributes, backup and validation.
+    opts: WriteOpts,
+}
+
+const ATTRS_MSG: &str = "ownership, perms or SE linux context changed";
+
+/// Decide what to do with `file` given the content it should have (`None`:
+/// the module leaves the content as it is) and the message naming that
+/// change. `data` is the result to register; `msg` is added to it.
+pub fn plan_edit(
+    file: &TextFile,
+    content: Option<Vec<u8>>,
+    msg: &str,
+    opts: &WriteOpts,
+    header: String,
+    mut data: Map,
+) -> Result<Plan<EditChange>, ModuleError> {
+    let before = file.content();
+    let content = content.filter(|new| before != Some(new.as_slice()));
+    let attrs_differ = file.exists() && !fs::attrs_match(&file.state, &opts.attrs)?;
+    let msg = match (&content, attrs_differ) {
+        (None, false) => {
+            data.insert("msg".into(), Value::from(""));
+            return Ok(Plan::Unchanged(data));
+        }
+        (Some(_), false) => msg.to_string(),
+        (None, true) => ATTRS_MSG.to_string(),
+        (Some(_), true) => format!("{msg} and {ATTRS_MSG}"),
+    };
+    data.insert("msg".into(), Value::from(msg));
+    let diff = content.as_ref().map(|new| Diff {
+        before_header: header.clone(),
+        after_header: header,
+        before: String::from_utf8_lossy(before.unwrap_or(b"")).into_owned(),
+        after: String::from_utf8_lossy(new).into_owned(),
+    });
+    let mkdir = (!file.exists() && !file.parent_exists).then(|| parent_of(&file.real));
+    Ok(Plan::Change {
+        change: EditChange {
+            path: file.real.clone(),
+            content,
+            mkdir,
+            current_mode: file.state.mode,
+            opts: opts.clone(),
+        },
+        diff,
+        data,
+    })
+}
+
+/// Make a change planned by [`plan_edit`]; returns the backup's path when
+/// one was made.
+pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, ModuleError> {
+    let mut data = Map::new();
+    let opts = &change.opts;
+    let Some(content) = change.content else {
+        let script = fs::attrs_script(&change.path, &opts.attrs, change.current_mode, false)?;
+        fs::run_checked(
+            remote,
+            &script,
+            &format!("setting attributes of {}", change.path),
+        )
+        .await?;
+        return Ok(data);
+    };
+    if let Some(dir) = &change.mkdir {
+        let out = remote
+            .exec(&format!("mkdir -p -- {}", shell_quote(dir)), b"")
+            .await?;
+        if out.status != 0 {
+            return Err(ModuleError::failed(format!(
+                "Error creating {dir} ({})",
+                out.stderr_str().trim()
+            )));
+        }
+    }
+    if let Some(v) = &opts.validate {
+        validate(remote, v, &content).await?;
+    }
+    let backup =
+        fs::write_file_atomic(remote, &change.path, &content, &opts.attrs, opts.backup).await?;
+    if let Some(b) = backup {
+        data.insert(opts.backup_key.into(), Value::from(b));
+    }
+    Ok(data)
+}
+
+/// Run `validate` on a temp file holding `content`; fail the task unless it
+/// exits 0. Like Ansible, the command is split into words, not run by a shell.
+async fn validate(remote: &Remote, validate: &str, content: &[u8]) -> Result<(), ModuleError> {
+    let words = shlex_split(validate)?;
+    let cmd: Vec<String> = words.iter().map(|w| quote_with_tmp(w)).collect();
+    let script = format!(
+        "t=$(mktemp) || exit 1; trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; ( exec {} )",
+        cmd.join(" ")
+    );
+    let out = remote.exec(&script, content).await?;
+    if out.status != 0 {
+        let mut data = Map::new();
+        data.insert("rc".into(), Value::from(out.status));
+        data.insert("stderr".into(), Value::from(out.stderr_str()));
+        return Err(ModuleError::Failed {
+            msg: format!(
+                "failed to validate: rc:{} error:{}",
+                out.status,
+                out.stderr_str()
+            ),
+            data,
+        });
+    }
+    Ok(())
+}
+
+/// Quote one word for the shell with `%s` standing for the temp file `$t`
+/// and `%%` for a percent sign (Python's `validate % tmpfile`).
+fn quote_with_tmp(word: &str) -> String {
+    let mut out = String::new();
+    let mut lit = String::new();
+    let mut chars = word.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('%', Some('s')) => {
+                chars.next();
+                if !lit.is_empty() {
+                    out.push_str(&shell_quote(&std::mem::take(&mut lit)));
+                }
+                out.push_str("\"$t\"");
+            }
+            ('%', Some('%')) => {
+                chars.next();
+                lit.push('%');
+            }
+            (c, _) => lit.push(c),
+        }
+    }
+    if !lit.is_empty() || out.is_empty() {
+        out.push_str(&shell_quote(&lit));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::cmdargs::testing::remote;
+
+    fn re(p: &str) -> Regex {
+        py_regex(p, ReFlags::default()).expect("regex")
+    }
+
+    #[test]
+    fn python_syntax_is_translated() {
+        assert_eq!(translate(r"abc\Z"), r"abc\z");
+        assert_eq!(translate(r"server {"), r"server \{");
+        assert_eq!(translate(r"a{2,}b{,3}c{}"), r"a{2,}b{0,3}c\{\}");
+        assert_eq!(translate(r"[[a&&b~~]"), r"[\[a\&\&b\~\~]");
+        assert_eq!(translate(r"[]x]\<y\>"), r"[\]x]<y>");
+        assert_eq!(translate(r"[^]x]"), r"[^\]x]");
+        assert_eq!(translate(r"[\]]{3}"), r"[\]]{3}");
+        assert!(re(r"^\s*listen\s+(\d+);").is_match(b"  listen 80;"));
+        assert!(re(r"^x = {").is_match(b"x = {"));
+        assert!(re(r"<tag>").is_match(b"a <tag> b"));
+        assert!(py_regex(r"(?<=a)b", ReFlags::default()).is_err());
+    }
+
+    #[test]
+    fn templates_like_python() {
+        let r = re(r"(?P<key>\w+)=(\w+)");
+        let caps = r.captures(b"port=80").expect("match");
+        let t = |s: &str| PyTemplate::parse(s, &r).expect("template").expand(&caps);
+        assert_eq!(t(r"\1 is \2"), b"port is 80");
+        assert_eq!(t(r"\g<key>:\g<2>"), b"port:80");
+        assert_eq!(t(r"\g<1>0"), b"port0");
+        assert_eq!(t(r"a\tb\\c\&"), b"a\tb\\c\\&");
+        assert_eq!(t(r"\0"), b"\0");
+        assert_eq!(t("$1 ${key}"), b"$1 ${key}");
+        assert!(PyTemplate::parse(r"\3", &r).is_err());
+        assert!(PyTemplate::parse(r"\g<nope>", &r).is_err());
+        assert!(PyTemplate::parse(r"\q", &r).is_err());
+    }
+
+    #[test]
+    fn lines_and_endings() {
+        assert_eq!(split_lines(b"a\nb\r\nc"), vec![&b"a\n"[..], b"b\r\n", b"c"]);
+        assert!(split_lines(b"").is_empty());
+        assert_eq!(strip_eol(b"x\r\n"), b"x");
+        assert_eq!(without_newline(b"x\r\n"), b"x\r");
+        assert_eq!(parent_of("/etc/x"), "/etc");
+        assert_eq!(parent_of("/x"), "/");
+        assert_eq!(parent_of("x"), ".");
+    }
+
+    #[test]
+    fn validate_words_are_quoted() {
+        assert_eq!(quote_with_tmp("%s"), "\"$t\"");
+        assert_eq!(quote_with_tmp("--file=%s"), "--file=\"$t\"");
+        assert_eq!(quote_with_tmp("a b"), "'a b'");
+        assert_eq!(quote_with_tmp("100%%"), "100%");
+    }
+
+    #[tokio::test]
+    async fn validation_runs_on_the_new_content() {
+        let r = remote();
+        assert!(validate(&r, "grep -q good %s", b"good\n").await.is_ok());
+        match validate(&r, "grep -q good %s", b"bad\n").await {
+            Err(ModuleError::Failed { msg, .. }) => {
+                assert!(msg.starts_with("failed to validate: rc:1"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn links_are_followed_and_home_expanded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "x\n").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let f = read_text(&remote(), link.to_str().expect("utf8"))
+            .await
+            .expect("read");
+        assert_eq!(f.real, target.to_str().expect("utf8"));
+        assert_eq!(f.content(), Some(&b"x\n"[..]));
+        assert!(f.parent_exists);
+        let home = std::env::var("HOME").expect("HOME");
+        let f = read_text(&remote(), "~/.drover-surely-missing/x")
+            .await
+            .expect("read");
+        assert_eq!(f.real, format!("{home}/.drover-surely-missing/x"));
+        assert!(!f.exists() && !f.parent_exists);
+    }
+}
