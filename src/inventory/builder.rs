@@ -157,9 +157,24 @@ impl Builder {
     }
 
     /// Set an inventory-file variable of `group`; later writes win.
-    pub fn set_group_var(&mut self, group: &str, key: String, value: Value) {
-        if let Some(g) = self.groups.get_mut(group) {
+    /// `ansible_group_priority` sets the group's priority instead, as in
+    /// Ansible, and is not a variable; a bad value is an error at `pos`.
+    pub fn set_group_var(&mut self, group: &str, key: String, value: Value, pos: &Pos) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if key != "ansible_group_priority" {
             g.vars.insert(key, value);
+            return;
+        }
+        match priority_value(&value) {
+            Some(p) => g.priority = p,
+            None => self.errors.push(InputError::new(
+                pos.clone(),
+                format!(
+                    "ansible_group_priority of group `{group}` must be an integer, not {value}"
+                ),
+            )),
         }
     }
 
@@ -217,7 +232,7 @@ impl Builder {
     /// Close the graph: parentless groups go under `all`, hosts in no group
     /// but `all` go to `ungrouped` (and leave it once in another group),
     /// depths and ancestors are computed. Host variables are not merged yet.
-    pub fn finish(mut self, errors: &mut Vec<InputError>) -> Inventory {
+    pub fn finish(mut self) -> Inventory {
         let names: Vec<String> = self.groups.keys().cloned().collect();
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
         for g in self.groups.values() {
@@ -254,23 +269,6 @@ impl Builder {
                 g.depth = d;
             }
         }
-        for g in self.groups.values_mut() {
-            if let Some(p) = g.vars.get("ansible_group_priority") {
-                match priority_value(p) {
-                    Some(p) => g.priority = p,
-                    None => errors.push(InputError::new(
-                        g.defined_at
-                            .clone()
-                            .unwrap_or_else(|| Pos::file_start(Path::new("<inventory>"))),
-                        format!(
-                            "ansible_group_priority of group `{}` must be an integer, not {p}",
-                            g.name
-                        ),
-                    )),
-                }
-            }
-        }
-
         // Direct memberships, then `ungrouped` reconciled.
         let mut direct: IndexMap<String, Vec<String>> =
             self.hosts.keys().map(|h| (h.clone(), Vec::new())).collect();

@@ -92,7 +92,12 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
             State::Hosts(group) => host_line(group, line, line_no, col, &pos, b),
             State::Vars(group) => match line.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() => {
-                    b.set_group_var(group, k.trim().to_string(), literal::parse_value(v.trim()));
+                    b.set_group_var(
+                        group,
+                        k.trim().to_string(),
+                        literal::parse_value(v.trim()),
+                        &at,
+                    );
                 }
                 _ => b.errors.push(InputError::new(
                     at,

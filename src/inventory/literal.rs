@@ -31,9 +31,13 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Skip whitespace and a Python `#` comment (which runs to the end).
     fn ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
             self.i += 1;
+        }
+        if self.peek() == Some(b'#') {
+            self.i = self.s.len();
         }
     }
 
@@ -323,6 +327,8 @@ mod tests {
             json!({"a": 1, "2": [null]})
         );
         assert_eq!(parse_value("{1, 2}"), json!([1, 2]));
+        assert_eq!(parse_value("1 # comment"), json!(1));
+        assert_eq!(parse_value("'a#b' # c"), json!("a#b"));
     }
 
     #[test]
@@ -335,7 +341,7 @@ mod tests {
             "192.168.1.240",
             "admin",
             "a=b",
-            "1 # c",
+            "x # c",
             "[1,",
             "'open",
             "1_000_",

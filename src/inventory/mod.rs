@@ -130,7 +130,7 @@ impl Inventory {
             }
         }
         let mut errors = std::mem::take(&mut builder.errors);
-        let mut inv = builder.finish(&mut errors);
+        let mut inv = builder.finish();
         inv.sources = paths.to_vec();
         for base in var_dirs {
             let dir = VarsDir::load(&base, &inv, &mut errors);
@@ -150,8 +150,8 @@ impl Inventory {
     pub fn from_str(text: &str, path: &Path) -> Result<Inventory, InputErrors> {
         let mut builder = Builder::new();
         builder.load_text(text, path, path.extension().and_then(|e| e.to_str()));
-        let mut errors = std::mem::take(&mut builder.errors);
-        let mut inv = builder.finish(&mut errors);
+        let errors = std::mem::take(&mut builder.errors);
+        let mut inv = builder.finish();
         if !errors.is_empty() {
             return Err(InputErrors(errors));
         }
@@ -364,19 +364,24 @@ impl Inventory {
         }
     }
 
-    /// What `ansible-inventory --host NAME` prints: the host's variables.
-    /// None for a host that is neither in the inventory nor a localhost name.
+    /// What `ansible-inventory --host NAME` prints: the host's variables,
+    /// keys sorted. None for a host that is neither in the inventory nor a
+    /// localhost name.
     pub fn host_vars_json(&self, host: &str) -> Option<Value> {
-        self.get(host).map(|h| Value::Object(h.vars.clone()))
+        self.get(host)
+            .map(|h| sorted_keys(&Value::Object(h.vars.clone())))
     }
 
-    /// What `ansible-inventory --list` prints: `_meta.hostvars`, then each
-    /// non-empty group with its `hosts` and `children` (empty keys left out;
-    /// `all` lists only children).
+    /// What `ansible-inventory --list` prints: `_meta.hostvars` (hosts with
+    /// variables only), then each non-empty group with its `hosts` and
+    /// `children` (`all` lists only children), every key sorted as
+    /// ansible-inventory sorts them.
     pub fn to_json(&self) -> Value {
         let mut hostvars = Map::new();
         for host in self.hosts.values() {
-            hostvars.insert(host.name.clone(), Value::Object(host.vars.clone()));
+            if !host.vars.is_empty() {
+                hostvars.insert(host.name.clone(), Value::Object(host.vars.clone()));
+            }
         }
         let mut meta = Map::new();
         meta.insert("hostvars".into(), Value::Object(hostvars));
@@ -396,7 +401,24 @@ impl Inventory {
                 out.insert(group.name.clone(), Value::Object(entry));
             }
         }
-        Value::Object(out)
+        sorted_keys(&Value::Object(out))
+    }
+}
+
+/// `value` with the keys of every mapping in it sorted (lists keep order).
+fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
     }
 }
 

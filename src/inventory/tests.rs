@@ -158,6 +158,14 @@ fn group_order_depth_then_priority_then_name() {
     );
     assert_eq!(inv.hosts["h"].vars["v"], json!("alpha"));
     assert_eq!(inv.hosts["h"].groups, ["all", "zeta", "alpha"]);
+    // Like Ansible, the priority is not a variable.
+    assert!(!inv.hosts["h"].vars.contains_key("ansible_group_priority"));
+    assert_eq!(inv.groups["alpha"].priority, 10);
+    let errs = errors_of("all:\n  vars:\n    ansible_group_priority: high\n", "p.yml");
+    assert!(
+        errs[0].starts_with("p.yml:3:29: ansible_group_priority"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -663,15 +671,24 @@ fn graph_like_ansible_inventory() {
 
 #[test]
 fn list_and_host_json() {
-    let inv = yaml("all:\n  vars: {a: 1}\n  children:\n    web:\n      hosts:\n        w1: {b: 2}\n    empty:\n");
+    let inv = yaml("all:\n  children:\n    web:\n      hosts:\n        w1: {b: 2, a: 1}\n        w0:\n    empty:\n");
+    let list = inv.to_json();
     assert_eq!(
-        inv.to_json(),
+        list,
         json!({
             "_meta": {"hostvars": {"w1": {"a": 1, "b": 2}}},
             "all": {"children": ["ungrouped", "web", "empty"]},
-            "web": {"hosts": ["w1"]},
+            "web": {"hosts": ["w1", "w0"]},
         })
     );
+    // Keys sorted like ansible-inventory; lists keep inventory order.
+    let keys: Vec<&String> = list
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["_meta", "all", "web"]);
+    let w1 = serde_json::to_string(&list["_meta"]["hostvars"]["w1"]).expect("json");
+    assert_eq!(w1, r#"{"a":1,"b":2}"#);
     assert_eq!(inv.host_vars_json("w1"), Some(json!({"a": 1, "b": 2})));
     assert_eq!(inv.host_vars_json("nope"), None);
 }

@@ -134,7 +134,7 @@ fn parse_group_vars(group: &str, node: &Node, b: &mut Builder) {
         NodeKind::Map(entries) => {
             for (k, v) in entries {
                 if let Some(key) = var_name(k, b) {
-                    b.set_group_var(group, key, v.to_value());
+                    b.set_group_var(group, key, v.to_value(), &v.pos);
                 }
             }
         }
