@@ -4,10 +4,11 @@
 //! with Ansible's precedence, host patterns (`a:b`, `a:&b`, `a:!b`, globs,
 //! `~regex`, subscripts), and the views `ansible-inventory` prints.
 //!
-//! Loading happens in two steps: the parsers ([`yaml_inv`], [`ini`]) fill a
-//! [`Builder`] that records groups, hosts and inventory-file variables as
-//! written; [`Builder::finish`] then closes the group graph (implicit `all`
-//! and `ungrouped`, depths, ancestors) and computes every host's variables.
+//! Loading happens in two steps: the parsers (`yaml_inv.rs`, `ini.rs`) fill a
+//! `Builder` that records groups, hosts and inventory-file variables as
+//! written; `Builder::finish` then closes the group graph (implicit `all`
+//! and `ungrouped`, depths, ancestors), and the variable layers are merged
+//! into every host's variables.
 
 mod builder;
 mod ini;
@@ -314,11 +315,18 @@ impl Inventory {
             .collect()
     }
 
-    /// The hosts `pattern` selects (see [`pattern`] for the syntax), in the
-    /// order Ansible evaluates them: unions in pattern order (each group's
-    /// hosts in inventory order), then intersections, then exclusions. A
-    /// pattern that names nothing selects nothing; a malformed one is an error.
-    /// `localhost` selects the implicit localhost when the inventory lacks it.
+    /// The hosts `pattern` selects, in the order Ansible evaluates them:
+    /// unions in pattern order (each group's hosts in inventory order), then
+    /// intersections, then exclusions.
+    ///
+    /// Terms are separated by `,` (or, without a comma, by `:`); each is
+    /// `all`/`*`, a host or group name, a glob (`pi-worker-0*`, `web?`,
+    /// `db[12]`, `n[0-3]`), or a regex after `~` (anchored at the start),
+    /// optionally with a subscript (`agents[0]`, `[-1]`, `[0:2]` inclusive,
+    /// `[1:]`); `&term` intersects and `!term` excludes. A pattern that names
+    /// nothing selects nothing; a malformed one (empty, bad regex, unbalanced
+    /// `[`, index out of range) is an error. `localhost` selects the implicit
+    /// localhost when the inventory lacks it.
     pub fn select(&self, pattern: &str) -> Result<Vec<String>, PatternError> {
         pattern::select(self, pattern)
     }
