@@ -692,3 +692,14 @@ fn list_and_host_json() {
     assert_eq!(inv.host_vars_json("w1"), Some(json!({"a": 1, "b": 2})));
     assert_eq!(inv.host_vars_json("nope"), None);
 }
+
+#[test]
+fn a_group_at_two_depths_takes_the_deeper() {
+    // Checked with ansible-inventory 2.19: `b` is under `all` and under `a`,
+    // so its depth is 2 and its value wins over `c` (depth 1).
+    let inv = yaml("all:\n  children:\n    b:\n      vars: {v: b}\n      hosts: {h: }\n    a:\n      vars: {v: a}\n      children:\n        b:\n    c:\n      vars: {v: c}\n      hosts: {h: }\n");
+    assert_eq!(inv.groups["b"].depth, 2);
+    assert_eq!(inv.groups["b"].parents, ["all", "a"]);
+    assert_eq!(inv.hosts["h"].vars["v"], json!("b"));
+    assert_eq!(inv.hosts["h"].groups, ["all", "a", "c", "b"]);
+}
