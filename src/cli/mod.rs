@@ -1,6 +1,546 @@
-//! The command line.
+//! The command line: `drover apply`, `inventory`, `ping`, `lab` and
+//! `known-hosts`. Maps errors to exit codes (0 ok, 1 invalid input, 2 a host
+//! failed, 4 a host unreachable).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{exit, InputError, InputErrors};
+use crate::executor::{Options, Runner};
+use crate::inventory::Inventory;
+use crate::playbook::{self, Playbook};
+use crate::report::{Format, Reporter};
+use crate::secret::{Redactor, Secret};
+use crate::transport::known_hosts::HostKeyChecking;
+use crate::yaml::Pos;
+use crate::{Map, Value};
+
+/// drover: converge hosts over plain SSH from Ansible-syntax playbooks.
+#[derive(Parser, Debug)]
+#[command(name = "drover", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a playbook against the inventory's hosts.
+    Apply(ApplyArgs),
+    /// Show hosts, groups and merged variables.
+    Inventory(InventoryArgs),
+    /// Connect, authenticate and check sudo on each host.
+    Ping(PingArgs),
+    /// Start or stop local lab nodes (real OpenSSH servers on 127.0.2.x).
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Manage known host keys.
+    KnownHosts {
+        #[command(subcommand)]
+        action: KnownHostsAction,
+    },
+}
+
+/// Connection options shared by `apply` and `ping`.
+#[derive(Args, Debug, Clone)]
+struct ConnArgs {
+    /// Inventory file or directory.
+    #[arg(short = 'i', long = "inventory", default_value = "inventory/hosts.yml")]
+    inventory: PathBuf,
+    /// Only hosts matching this pattern.
+    #[arg(short = 'l', long)]
+    limit: Option<String>,
+    /// Parallel hosts (default: all).
+    #[arg(short = 'f', long)]
+    forks: Option<usize>,
+    /// Remote user (overrides ansible_user).
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// Private key file for SSH authentication.
+    #[arg(long = "private-key")]
+    private_key: Option<PathBuf>,
+    /// known_hosts file (default ~/.ssh/known_hosts).
+    #[arg(long = "known-hosts")]
+    known_hosts: Option<PathBuf>,
+    /// Host key policy: strict (default) or accept-new.
+    #[arg(long = "host-key-checking", value_enum)]
+    host_key_checking: Option<HostKeyChecking>,
+    /// Ask for the sudo password.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    ask_become_pass: bool,
+    /// Ask for the SSH password (first contact with a new node).
+    #[arg(short = 'k', long = "ask-pass")]
+    ask_pass: bool,
+    /// Connection timeout in seconds.
+    #[arg(short = 'T', long = "timeout", default_value_t = 10)]
+    timeout: u64,
+    /// Extra variables: KEY=VALUE, YAML/JSON text, or @file.yml.
+    #[arg(short = 'e', long = "extra-vars")]
+    extra_vars: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    output: Format,
+    /// More output (-vvv shows the commands run).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    /// The playbook to run.
+    playbook: PathBuf,
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Only tasks with these tags.
+    #[arg(short = 't', long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Skip tasks with these tags.
+    #[arg(long = "skip-tags", value_delimiter = ',')]
+    skip_tags: Vec<String>,
+    /// Report what would change; change nothing.
+    #[arg(short = 'C', long)]
+    check: bool,
+    /// Show the changes to files.
+    #[arg(short = 'D', long)]
+    diff: bool,
+}
+
+#[derive(Args, Debug)]
+struct InventoryArgs {
+    /// Inventory file or directory.
+    #[arg(short = 'i', long = "inventory", default_value = "inventory/hosts.yml")]
+    inventory: PathBuf,
+    /// Show the group tree.
+    #[arg(long, conflicts_with = "host")]
+    graph: bool,
+    /// Show one host's merged variables.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct PingArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabAction {
+    /// Start lab nodes and write their inventory and known_hosts.
+    Up {
+        /// Number of nodes.
+        #[arg(short = 'n', long, default_value_t = crate::lab::DEFAULT_NODES)]
+        nodes: usize,
+        /// Lab directory.
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Address block (first three octets).
+        #[arg(long, default_value = crate::lab::DEFAULT_BLOCK)]
+        block: String,
+    },
+    /// Stop every node and remove the lab.
+    Down {
+        /// Lab directory.
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// List the lab's nodes.
+    Status {
+        /// Lab directory.
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Stop one node (simulates a failure).
+    Stop {
+        /// Node name.
+        node: String,
+        /// Lab directory.
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KnownHostsAction {
+    /// Remove a host's keys (after a node was reinstalled).
+    Forget {
+        /// Host name or address as written in known_hosts.
+        host: String,
+        /// Port.
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// known_hosts file.
+        #[arg(long = "known-hosts")]
+        known_hosts: Option<PathBuf>,
+    },
+}
 
 /// Run the binary; returns the exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let verbosity = match &cli.command {
+        Command::Apply(a) => a.conn.verbose,
+        Command::Ping(p) => p.conn.verbose,
+        _ => 0,
+    };
+    init_tracing(verbosity);
+    match cli.command {
+        Command::Apply(args) => apply(args),
+        Command::Inventory(args) => inventory(args),
+        Command::Ping(args) => ping(args),
+        Command::Lab { action } => lab(action),
+        Command::KnownHosts { action } => known_hosts(action),
+    }
+}
+
+fn init_tracing(verbosity: u8) {
+    let level = match verbosity {
+        0..=2 => "warn",
+        3 => "drover=debug",
+        _ => "drover=trace,russh=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+#[allow(clippy::print_stderr)]
+fn say_err(msg: &str) {
+    eprintln!("{msg}");
+}
+
+#[allow(clippy::print_stdout)]
+fn say(msg: &str) {
+    println!("{msg}");
+}
+
+fn input_error(e: &InputErrors) -> i32 {
+    say_err(&format!("ERROR: {e}"));
+    exit::INVALID
+}
+
+/// Parse `-e` values.
+fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
+    let mut out = Map::new();
+    for v in values {
+        let pos = Pos::file_start(Path::new("<extra-vars>"));
+        if let Some(file) = v.strip_prefix('@') {
+            let doc = crate::yaml::load_file(Path::new(file))?;
+            match doc.to_value() {
+                Value::Object(m) => out.extend(m),
+                _ => return Err(doc.error("extra vars file must be a mapping").into()),
+            }
+        } else if v.trim_start().starts_with('{') {
+            let doc = crate::yaml::load_str(v, Path::new("<extra-vars>"))?;
+            match doc.to_value() {
+                Value::Object(m) => out.extend(m),
+                _ => return Err(InputError::new(pos, "extra vars must be a mapping").into()),
+            }
+        } else {
+            let (kv, free) = playbook::parse_kv(v).map_err(|e| InputError::new(pos.clone(), e))?;
+            if !free.is_empty() {
+                return Err(InputError::new(
+                    pos,
+                    format!("cannot parse extra vars '{v}': expected KEY=VALUE"),
+                )
+                .into());
+            }
+            out.extend(kv);
+        }
+    }
+    Ok(out)
+}
+
+fn prompt(what: &str) -> Result<Secret, i32> {
+    rpassword::prompt_password(format!("{what}: "))
+        .map(Secret::new)
+        .map_err(|e| {
+            say_err(&format!("ERROR: cannot read {what}: {e}"));
+            exit::INVALID
+        })
+}
+
+fn options(conn: &ConnArgs, extra: Map) -> Result<Options, i32> {
+    Ok(Options {
+        forks: conn.forks,
+        limit: conn.limit.clone(),
+        extra_vars: extra,
+        user: conn.user.clone(),
+        private_key: conn.private_key.clone(),
+        known_hosts: conn.known_hosts.clone(),
+        host_key_checking: conn.host_key_checking,
+        become_password: if conn.ask_become_pass {
+            Some(prompt("BECOME password")?)
+        } else {
+            None
+        },
+        ssh_password: if conn.ask_pass {
+            Some(prompt("SSH password")?)
+        } else {
+            None
+        },
+        connect_timeout: Duration::from_secs(conn.timeout.max(1)),
+        ..Options::default()
+    })
+}
+
+/// Secrets known before the run: prompted passwords and passwords in the
+/// inventory.
+fn redactor(opts: &Options, inv: &Inventory) -> Redactor {
+    let mut r = Redactor::default();
+    for s in [&opts.become_password, &opts.ssh_password]
+        .into_iter()
+        .flatten()
+    {
+        r.add(s);
+    }
+    for h in inv.hosts.values() {
+        for key in [
+            "ansible_become_password",
+            "ansible_become_pass",
+            "ansible_password",
+            "ansible_ssh_pass",
+        ] {
+            if let Some(Value::String(s)) = h.vars.get(key) {
+                if !s.contains("{{") {
+                    r.add(&Secret::new(s.clone()));
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Load, check and run a playbook.
+fn run_playbook(
+    pb: &Playbook,
+    inv: &Inventory,
+    opts: &Options,
+    output: Format,
+    verbosity: u8,
+) -> i32 {
+    let redactor = redactor(opts, inv);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut reporter = Reporter::stdout(output, verbosity, opts.diff, redactor.clone());
+    let printer = std::thread::spawn(move || {
+        for ev in rx {
+            reporter.handle(&ev);
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            say_err(&format!("ERROR: cannot start runtime: {e}"));
+            return exit::INVALID;
+        }
+    };
+    let runner = Runner::new(pb, inv, opts, tx, redactor);
+    if let Err(e) = runner.resolve_hosts() {
+        return input_error(&e);
+    }
+    let result = runtime.block_on(runner.run());
+    let _ = printer.join();
+    match result {
+        Ok(summary) => summary.exit_code(),
+        Err(e) => input_error(&e),
+    }
+}
+
+fn apply(args: ApplyArgs) -> i32 {
+    let extra = match extra_vars(&args.conn.extra_vars) {
+        Ok(e) => e,
+        Err(e) => return input_error(&e),
+    };
+    let mut inv = match Inventory::load(&args.conn.inventory) {
+        Ok(i) => i,
+        Err(e) => return input_error(&e),
+    };
+    let pb = match playbook::load_playbook(&args.playbook) {
+        Ok(p) => p,
+        Err(e) => return input_error(&e),
+    };
+    if let Err(e) = inv.add_playbook_vars(&pb.dir) {
+        return input_error(&e);
+    }
+    if let Err(e) = playbook::check::check(&pb, &inv, &extra) {
+        return input_error(&e);
+    }
+    let mut opts = match options(&args.conn, extra) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    opts.check = args.check;
+    opts.diff = args.diff;
+    opts.tags = args.tags;
+    opts.skip_tags = args.skip_tags;
+    run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
+}
+
+const PING_PLAYBOOK: &str = r#"
+- name: ping
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: connect and authenticate
+      command: id -un
+      changed_when: false
+    - name: sudo
+      command: id -u
+      become: true
+      changed_when: false
+      failed_when: ping_sudo.stdout != '0'
+      register: ping_sudo
+"#;
+
+fn ping(args: PingArgs) -> i32 {
+    let extra = match extra_vars(&args.conn.extra_vars) {
+        Ok(e) => e,
+        Err(e) => return input_error(&e),
+    };
+    let inv = match Inventory::load(&args.conn.inventory) {
+        Ok(i) => i,
+        Err(e) => return input_error(&e),
+    };
+    let pb = match playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>")) {
+        Ok(p) => p,
+        Err(e) => return input_error(&e),
+    };
+    let opts = match options(&args.conn, extra) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
+}
+
+fn inventory(args: InventoryArgs) -> i32 {
+    let inv = match Inventory::load(&args.inventory) {
+        Ok(i) => i,
+        Err(e) => return input_error(&e),
+    };
+    if args.graph {
+        say(inv.to_string().trim_end());
+    } else if let Some(h) = args.host {
+        match inv.host_vars_json(&h) {
+            Some(v) => say(&serde_json::to_string_pretty(&v).unwrap_or_default()),
+            None => {
+                say_err(&format!(
+                    "ERROR: no host '{h}' in {}",
+                    args.inventory.display()
+                ));
+                return exit::INVALID;
+            }
+        }
+    } else {
+        say(&serde_json::to_string_pretty(&inv.to_json()).unwrap_or_default());
+    }
+    exit::OK
+}
+
+fn lab(action: LabAction) -> i32 {
+    use crate::lab::{Lab, LabConfig};
+    let result = match action {
+        LabAction::Up { nodes, dir, block } => {
+            let cfg = LabConfig {
+                dir,
+                block,
+                nodes,
+                background: true,
+                ..LabConfig::default()
+            };
+            Lab::start(cfg).map(|lab| {
+                for n in lab.nodes() {
+                    say(&format!("{:<14} {}:{}", n.name, n.address, n.port));
+                }
+                say(&format!("inventory:   {}", lab.inventory_path().display()));
+                say(&format!(
+                    "known_hosts: {}",
+                    lab.known_hosts_path().display()
+                ));
+                say(&format!("key:         {}", lab.key_path().display()));
+                let dir = lab.keep_running();
+                say(&format!(
+                    "stop with:   drover lab down --dir {}",
+                    dir.display()
+                ));
+            })
+        }
+        LabAction::Down { dir } => Lab::attach(&dir).and_then(Lab::stop),
+        LabAction::Status { dir } => Lab::attach(&dir).map(|lab| {
+            for n in lab.nodes() {
+                let state = if n.pid.is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                say(&format!("{:<14} {}:{} {state}", n.name, n.address, n.port));
+            }
+            drop(lab);
+        }),
+        LabAction::Stop { node, dir } => Lab::attach(&dir).and_then(|mut lab| lab.stop_node(&node)),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            say_err(&format!("ERROR: {e}"));
+            exit::INVALID
+        }
+    }
+}
+
+fn known_hosts(action: KnownHostsAction) -> i32 {
+    match action {
+        KnownHostsAction::Forget {
+            host,
+            port,
+            known_hosts,
+        } => {
+            let path = known_hosts.unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_default()
+                    .join(".ssh/known_hosts")
+            });
+            match crate::transport::known_hosts::forget(&path, &host, port) {
+                Ok(n) => {
+                    say(&format!(
+                        "removed {n} key(s) for {host} from {}",
+                        path.display()
+                    ));
+                    exit::OK
+                }
+                Err(e) => {
+                    say_err(&format!("ERROR: {}: {e}", path.display()));
+                    exit::INVALID
+                }
+            }
+        }
+    }
+}
+
+/// Is stdout a terminal? (Used to pick live progress.)
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
 }

@@ -1,2 +1,271 @@
 //! Static checks before any connection: template syntax, and variables that
-//! nothing in the inventory, playbook or roles could define.
+//! nothing in the inventory, the playbook, its roles or the command line
+//! could define. A variable guarded by `is defined` or `default` is never
+//! reported; anything that may define variables dynamically (`include_vars`,
+//! a templated `vars_files` name) turns the undefined-variable check off.
+
+use std::collections::HashSet;
+
+use regex::Regex;
+
+use super::{Action, Playbook, Task};
+use crate::error::{InputError, InputErrors};
+use crate::inventory::Inventory;
+use crate::template::Templar;
+use crate::{Map, Value};
+
+/// Names Ansible (and drover) define for every task.
+const MAGIC: &[&str] = &[
+    "hostvars",
+    "groups",
+    "group_names",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "play_hosts",
+    "ansible_play_hosts",
+    "ansible_play_batch",
+    "ansible_play_hosts_all",
+    "playbook_dir",
+    "role_path",
+    "role_name",
+    "ansible_check_mode",
+    "ansible_diff_mode",
+    "omit",
+    "item",
+    "ansible_loop_var",
+    "ansible_loop",
+    "ansible_facts",
+    "environment",
+    "lookup",
+    "query",
+    "q",
+    "range",
+    "dict",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+    "ansible_version",
+    "ansible_verbosity",
+    "inventory_dir",
+    "inventory_file",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+];
+
+struct Checker<'a> {
+    templar: &'a Templar,
+    known: HashSet<String>,
+    dynamic: bool,
+    errors: Vec<InputError>,
+}
+
+/// Check every template in the playbook; `extra_vars` are `-e` values.
+pub fn check(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    extra_vars: &Map,
+) -> Result<(), InputErrors> {
+    let templar = Templar::new();
+    let mut known: HashSet<String> = MAGIC.iter().map(|s| s.to_string()).collect();
+    known.extend(extra_vars.keys().cloned());
+    for h in inventory.hosts.values() {
+        known.extend(h.vars.keys().cloned());
+    }
+    for g in inventory.groups.values() {
+        known.extend(g.vars.keys().cloned());
+    }
+    let mut c = Checker {
+        templar: &templar,
+        known,
+        dynamic: false,
+        errors: Vec::new(),
+    };
+    for play in &playbook.plays {
+        c.known.extend(play.vars.keys().cloned());
+        for (file, _) in &play.vars_files {
+            if Templar::is_template(file) {
+                c.dynamic = true;
+                continue;
+            }
+            if let Ok(doc) = crate::yaml::load_file(&playbook.dir.join(file)) {
+                if let Value::Object(m) = doc.to_value() {
+                    c.known.extend(m.keys().cloned());
+                }
+            }
+        }
+        let all = play
+            .pre_tasks
+            .iter()
+            .chain(&play.tasks)
+            .chain(&play.post_tasks)
+            .chain(&play.handlers);
+        for t in all.clone() {
+            c.collect(t);
+        }
+        for t in all {
+            c.check_task(t);
+        }
+    }
+    if c.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(InputErrors(c.errors))
+    }
+}
+
+impl Checker<'_> {
+    /// Gather every name the tasks may define.
+    fn collect(&mut self, task: &Task) {
+        self.known.extend(task.vars.keys().cloned());
+        if let Some(r) = &task.register {
+            self.known.insert(r.clone());
+        }
+        if let Some(role) = &task.role {
+            self.known.extend(role.defaults.keys().cloned());
+            self.known.extend(role.vars.keys().cloned());
+        }
+        if let Some(lp) = &task.loop_ {
+            self.known.insert(lp.loop_var.clone());
+            if let Some(i) = &lp.index_var {
+                self.known.insert(i.clone());
+            }
+        }
+        match &task.action {
+            Action::Module { module, args } if module.name == "set_fact" => {
+                if let Some(m) = args.as_object() {
+                    self.known.extend(m.keys().cloned());
+                }
+            }
+            Action::IncludeVars { .. } | Action::IncludeTasks { .. } => self.dynamic = true,
+            Action::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                for t in block.iter().chain(rescue).chain(always) {
+                    self.collect(t);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_task(&mut self, task: &Task) {
+        let guards = task.when.join(" ");
+        let mut exprs: Vec<&str> = task.when.iter().map(String::as_str).collect();
+        for list in [&task.changed_when, &task.failed_when]
+            .into_iter()
+            .flatten()
+        {
+            exprs.extend(list.iter().map(String::as_str));
+        }
+        if let Some((until, _, _)) = &task.until {
+            exprs.extend(until.iter().map(String::as_str));
+        }
+        for e in exprs {
+            self.check_source(task, e, true, &guards);
+        }
+        let mut strings = Vec::new();
+        if let Some(n) = &task.name {
+            strings.push(n.clone());
+        }
+        match &task.action {
+            Action::Module { args, .. } => collect_strings(args, &mut strings),
+            Action::IncludeTasks { file, .. } | Action::IncludeVars { file, .. } => {
+                strings.push(file.clone())
+            }
+            Action::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                for t in block.iter().chain(rescue).chain(always) {
+                    self.check_task(t);
+                }
+            }
+            Action::Meta(_) => {}
+        }
+        if let Some(lp) = &task.loop_ {
+            collect_strings(&lp.items, &mut strings);
+        }
+        for s in strings.iter().filter(|s| Templar::is_template(s)) {
+            self.check_source(task, s, false, &guards);
+        }
+    }
+
+    fn check_source(&mut self, task: &Task, source: &str, expr: bool, guards: &str) {
+        let names = match self.templar.referenced(source, expr) {
+            Ok(n) => n,
+            Err(e) => {
+                self.errors.push(InputError::new(
+                    task.pos.clone(),
+                    format!(
+                        "template syntax error in task '{}': {e}",
+                        task.display_name()
+                    ),
+                ));
+                return;
+            }
+        };
+        if self.dynamic {
+            return;
+        }
+        for name in names {
+            if self.known.contains(&name)
+                || name.starts_with("ansible_")
+                || guarded(&name, source)
+                || guarded(&name, guards)
+            {
+                continue;
+            }
+            self.errors.push(InputError::new(
+                task.pos.clone(),
+                format!(
+                    "undefined variable '{name}' in task '{}': nothing in the inventory, the playbook, its roles or -e defines it",
+                    task.display_name()
+                ),
+            ));
+        }
+    }
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(m) => m.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+/// Is `name` used behind `is defined`/`is undefined`/`default` in `source`?
+fn guarded(name: &str, source: &str) -> bool {
+    let n = regex::escape(name);
+    let patterns = [
+        format!(r"\b{n}\b(\.\w+|\[[^\]]*\])*\s+is\s+(not\s+)?(defined|undefined|none)\b"),
+        format!(r"\b{n}\b(\.\w+|\[[^\]]*\])*\s*\|\s*(default|d)\b"),
+    ];
+    patterns
+        .iter()
+        .any(|p| Regex::new(p).is_ok_and(|re| re.is_match(source)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards() {
+        assert!(guarded("x", "x is defined and x"));
+        assert!(guarded("x", "{{ x.y | default('a') }}"));
+        assert!(!guarded("x", "{{ x }}"));
+        assert!(!guarded("x", "xx is defined"));
+    }
+}

@@ -135,6 +135,17 @@ struct Loader {
 /// Load and validate a playbook with its roles and imports.
 pub fn load_playbook(path: &Path) -> Result<Playbook, InputErrors> {
     let root = yaml::load_file(path)?;
+    playbook_from_node(root, path)
+}
+
+/// Load a playbook from text; `path` places it (roles, files) and names it
+/// in errors.
+pub fn load_playbook_str(text: &str, path: &Path) -> Result<Playbook, InputErrors> {
+    let root = yaml::load_str(text, path)?;
+    playbook_from_node(root, path)
+}
+
+fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> {
     let dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -234,7 +245,7 @@ fn tags_of(node: &Node) -> Result<Vec<String>, InputError> {
 }
 
 /// Parse `key=value key2="quoted value"` as Ansible does for module strings.
-pub(crate) fn parse_kv(text: &str) -> Result<(Map, String), String> {
+pub fn parse_kv(text: &str) -> Result<(Map, String), String> {
     let mut map = Map::new();
     let mut free = Vec::new();
     for token in split_words(text)? {
@@ -1100,6 +1111,39 @@ fn strip_known_kv(text: &str, known: &[&str]) -> String {
         }
     }
     out.join(" ").trim().to_string()
+}
+
+/// Load the file of an `include_tasks` reached at run time; its tasks inherit
+/// the including task's conditions, tags, keywords and role.
+pub fn load_included(
+    path: &Path,
+    parent: &Task,
+    playbook_dir: &Path,
+) -> Result<Vec<Task>, InputErrors> {
+    let mut loader = Loader {
+        errors: Vec::new(),
+        playbook_dir: playbook_dir.to_path_buf(),
+    };
+    let inherit = Inherit {
+        keywords: parent.keywords.clone(),
+        when: parent.when.clone(),
+        tags: parent.tags.clone(),
+        vars: parent.vars.clone(),
+        role: parent.role.clone(),
+        search: parent.search.clone(),
+        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        stack: Vec::new(),
+    };
+    let at = Node {
+        pos: parent.pos.clone(),
+        kind: NodeKind::Null,
+    };
+    let tasks = loader.load_task_file(path, &at, &inherit);
+    if loader.errors.is_empty() {
+        Ok(tasks)
+    } else {
+        Err(InputErrors(loader.errors))
+    }
 }
 
 #[cfg(test)]

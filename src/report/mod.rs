@@ -63,6 +63,8 @@ pub enum Event {
         ignored: bool,
         /// Delegated to this host.
         delegated: Option<String>,
+        /// Show the result in human output even without -v (debug).
+        show: bool,
     },
     /// A warning.
     Warning(String),
@@ -190,6 +192,7 @@ impl Reporter {
                 diff,
                 ignored,
                 delegated,
+                ..
             } => serde_json::json!({
                 "event": "host_result",
                 "host": host,
@@ -259,6 +262,7 @@ impl Reporter {
                 diff,
                 ignored,
                 delegated,
+                show,
             } => {
                 if let Some(pb) = &self.progress {
                     if item.is_none() {
@@ -298,19 +302,11 @@ impl Reporter {
                         text = format!("fatal: {target}: UNREACHABLE! => {}", detail(msg, result));
                     }
                     _ => {
-                        let show = self.verbosity > 0
-                            || result.as_ref().is_some_and(|r| {
-                                r.get("msg").is_some() && r.get("_debug").is_some()
-                            });
-                        if show {
+                        if *show || self.verbosity > 0 {
                             if let Some(r) = result {
-                                let mut r = r.clone();
-                                if let Some(obj) = r.as_object_mut() {
-                                    obj.remove("_debug");
-                                }
                                 text.push_str(&format!(
                                     " => {}",
-                                    serde_json::to_string_pretty(&r).unwrap_or_default()
+                                    serde_json::to_string_pretty(r).unwrap_or_default()
                                 ));
                             }
                         }

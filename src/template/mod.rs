@@ -72,6 +72,26 @@ impl Templar {
         }))
     }
 
+    /// Top-level variables a template (or, with `expr`, a bare expression)
+    /// reads; a syntax error is returned as text.
+    pub fn referenced(&self, source: &str, expr: bool) -> Result<Vec<String>, String> {
+        let names = if expr {
+            let e = single_expression(source).unwrap_or(source);
+            self.env
+                .compile_expression(e)
+                .map_err(|e| e.to_string())?
+                .undeclared_variables(false)
+        } else {
+            self.env
+                .template_from_str(source)
+                .map_err(|e| e.to_string())?
+                .undeclared_variables(false)
+        };
+        let mut v: Vec<String> = names.into_iter().collect();
+        v.sort();
+        Ok(v)
+    }
+
     /// Does `s` contain template syntax?
     pub fn is_template(s: &str) -> bool {
         s.contains("{{") || s.contains("{%") || s.contains("{#")

@@ -152,12 +152,23 @@ pub fn shell_quote(s: &str) -> String {
 pub struct Remote {
     transport: Arc<dyn Transport>,
     become_: Option<Become>,
+    env: Vec<(String, String)>,
 }
 
 impl Remote {
     /// A handle running commands as the connecting user, or through sudo.
     pub fn new(transport: Arc<dyn Transport>, become_: Option<Become>) -> Remote {
-        Remote { transport, become_ }
+        Remote {
+            transport,
+            become_,
+            env: Vec::new(),
+        }
+    }
+
+    /// The same handle exporting `env` to every command (`environment:`).
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Remote {
+        self.env = env;
+        self
     }
 
     /// The same transport with other become settings.
@@ -165,6 +176,7 @@ impl Remote {
         Remote {
             transport: self.transport.clone(),
             become_,
+            env: self.env.clone(),
         }
     }
 
@@ -176,6 +188,20 @@ impl Remote {
     /// Run a shell command, feeding `stdin` to it, and collect its output.
     /// With become, the command runs through `sudo ... /bin/sh -c`.
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        // Logged without the environment: its values may be secrets.
+        tracing::debug!(command, "exec");
+        let with_env;
+        let command = if self.env.is_empty() {
+            command
+        } else {
+            let mut s = String::new();
+            for (k, v) in &self.env {
+                s.push_str(&format!("export {k}={}; ", shell_quote(v)));
+            }
+            s.push_str(command);
+            with_env = s;
+            &with_env
+        };
         match &self.become_ {
             None => {
                 let mut proc = self.transport.spawn(command).await?;

@@ -33,3 +33,13 @@ pub struct ConnectSpec {
     /// Interval of SSH keepalives.
     pub keepalive: Duration,
 }
+
+/// Placeholder until the russh transport lands.
+pub async fn connect(
+    spec: &ConnectSpec,
+) -> Result<std::sync::Arc<dyn super::Transport>, super::TransportError> {
+    Err(super::TransportError::Connect {
+        addr: format!("{}:{}", spec.address, spec.port),
+        reason: "ssh transport not built yet".into(),
+    })
+}

@@ -1,0 +1,196 @@
+//! Connections: one per host for the whole run, opened on first use and
+//! shared by every task (and by tasks delegated to that host).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use super::Options;
+use crate::inventory::{ssh_args_options, Inventory};
+use crate::secret::Secret;
+use crate::template::{Scope, Templar};
+use crate::transport::known_hosts::HostKeyChecking;
+use crate::transport::local::LocalTransport;
+use crate::transport::ssh::{self, ConnectSpec};
+use crate::transport::Transport;
+use crate::Value;
+
+type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, String>>>;
+
+/// The run's connections, keyed by inventory host name.
+#[derive(Default)]
+pub struct Pool {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl Pool {
+    /// The connection to `host`, opening it on first use. The error text is
+    /// the reason the host is unreachable.
+    pub async fn get(
+        &self,
+        host: &str,
+        spec: impl FnOnce() -> Result<Target, String>,
+    ) -> Result<Arc<dyn Transport>, String> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(host.to_string()).or_default().clone()
+        };
+        slot.get_or_init(|| async move {
+            match spec()? {
+                Target::Local => Ok(Arc::new(LocalTransport) as Arc<dyn Transport>),
+                Target::Ssh(spec) => ssh::connect(&spec).await.map_err(|e| e.to_string()),
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// Forget a host's connection (after it was found dead).
+    pub fn forget(&self, host: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.remove(host);
+    }
+
+    /// Close every connection.
+    pub async fn close_all(&self) {
+        let slots: Vec<Slot> = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.drain().map(|(_, s)| s).collect()
+        };
+        for s in slots {
+            if let Some(Ok(t)) = s.get() {
+                t.close().await;
+            }
+        }
+    }
+}
+
+/// How to reach a host.
+pub enum Target {
+    /// Run commands on the control machine.
+    Local,
+    /// Over SSH.
+    Ssh(Box<ConnectSpec>),
+}
+
+fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String>, String> {
+    match scope.vars().get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match templar.render_value(v, scope) {
+            Ok(Value::String(s)) => Ok(Some(s)),
+            Ok(Value::Null) => Ok(None),
+            Ok(other) => Ok(Some(other.to_string())),
+            Err(e) => Err(format!("{name}: {e}")),
+        },
+    }
+}
+
+/// Work out how to reach `host` from its variables and the command line.
+pub fn target_for(
+    host: &str,
+    inv: &Inventory,
+    templar: &Templar,
+    scope: &Scope,
+    opts: &Options,
+) -> Result<Target, String> {
+    let get = |n: &str| var_str(templar, scope, n);
+    let connection = get("ansible_connection")?;
+    let is_local_name =
+        inv.hosts.get(host).is_none() && matches!(host, "localhost" | "127.0.0.1" | "::1");
+    if connection.as_deref() == Some("local") || (connection.is_none() && is_local_name) {
+        return Ok(Target::Local);
+    }
+    let mut common = String::new();
+    for n in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        if let Some(a) = get(n)? {
+            common.push(' ');
+            common.push_str(&a);
+        }
+    }
+    let ssh_opts = ssh_args_options(&common);
+    let address = get("ansible_host")?
+        .or_else(|| get("ansible_ssh_host").ok().flatten())
+        .unwrap_or_else(|| host.to_string());
+    let port = match get("ansible_port")?.or_else(|| get("ansible_ssh_port").ok().flatten()) {
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("ansible_port is not a port number: {p}"))?,
+        None => ssh_opts.port.unwrap_or(22),
+    };
+    let user = match &opts.user {
+        Some(u) => u.clone(),
+        None => get("ansible_user")?
+            .or_else(|| get("ansible_ssh_user").ok().flatten())
+            .or(ssh_opts.user.clone())
+            .unwrap_or_else(current_user),
+    };
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let mut private_keys = Vec::new();
+    if let Some(k) = &opts.private_key {
+        private_keys.push(k.clone());
+    }
+    if let Some(k) = get("ansible_ssh_private_key_file")?
+        .or_else(|| get("ansible_private_key_file").ok().flatten())
+    {
+        private_keys.push(expand_home(&k, &home));
+    }
+    if let Some(k) = &ssh_opts.identity {
+        private_keys.push(k.clone());
+    }
+    if private_keys.is_empty() {
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+            let p = home.join(".ssh").join(name);
+            if p.exists() {
+                private_keys.push(p);
+            }
+        }
+    }
+    let password = match &opts.ssh_password {
+        Some(p) => Some(p.clone()),
+        None => get("ansible_password")?
+            .or_else(|| get("ansible_ssh_pass").ok().flatten())
+            .map(Secret::new),
+    };
+    let known_hosts = opts
+        .known_hosts
+        .clone()
+        .or(ssh_opts.known_hosts.clone())
+        .unwrap_or_else(|| home.join(".ssh").join("known_hosts"));
+    let checking = opts
+        .host_key_checking
+        .unwrap_or(match ssh_opts.strict.as_deref() {
+            Some("accept-new") | Some("no") | Some("off") => HostKeyChecking::AcceptNew,
+            _ => HostKeyChecking::Strict,
+        });
+    Ok(Target::Ssh(Box::new(ConnectSpec {
+        name: host.to_string(),
+        address,
+        port,
+        user,
+        private_keys,
+        use_agent: std::env::var_os("SSH_AUTH_SOCK").is_some(),
+        password,
+        known_hosts,
+        checking,
+        connect_timeout: opts.connect_timeout,
+        keepalive: Duration::from_secs(15),
+    })))
+}
+
+fn expand_home(path: &str, home: &std::path::Path) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        None => PathBuf::from(path),
+    }
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".into())
+}

@@ -1,0 +1,767 @@
+//! One task on many hosts: conditions, loops, templated arguments, become,
+//! delegation, the module run, `changed_when`/`failed_when`, `register`,
+//! `notify` and the result events.
+
+use std::sync::Arc;
+
+use super::{host_event, HostState, PlayCtx, Runner, Standing};
+use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
+use crate::playbook::{Action, Task};
+use crate::report::{Event, Status};
+use crate::secret::Secret;
+use crate::template::{Scope, Templar};
+use crate::transport::{Become, Remote};
+use crate::{Map, Value};
+
+const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/// Renders for modules with the task's scope.
+struct TaskRender<'a> {
+    templar: &'a Templar,
+    scope: &'a Scope,
+}
+
+impl Render for TaskRender<'_> {
+    fn render(&self, source: &str, name: &str) -> Result<String, ModuleError> {
+        self.templar
+            .render_string(source, self.scope)
+            .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
+    }
+
+    fn eval(&self, expr: &str) -> Result<Value, ModuleError> {
+        self.templar
+            .eval(expr, self.scope)
+            .map_err(|e| ModuleError::failed(e.to_string()))
+    }
+}
+
+/// The result of one run of the module (one loop item).
+struct ItemResult {
+    status: Status,
+    data: Map,
+    msg: Option<String>,
+    diff: Option<crate::modules::Diff>,
+    ignored: bool,
+    facts: Option<Map>,
+}
+
+impl ItemResult {
+    fn failed(msg: String) -> ItemResult {
+        let mut data = Map::new();
+        data.insert("failed".into(), Value::Bool(true));
+        data.insert("msg".into(), Value::from(msg.clone()));
+        ItemResult {
+            status: Status::Failed,
+            data,
+            msg: Some(msg),
+            diff: None,
+            ignored: false,
+            facts: None,
+        }
+    }
+
+    fn skipped(reason: &str) -> ItemResult {
+        let mut data = Map::new();
+        data.insert("changed".into(), Value::Bool(false));
+        data.insert("skipped".into(), Value::Bool(true));
+        data.insert("skip_reason".into(), Value::from(reason));
+        ItemResult {
+            status: Status::Skipped,
+            data,
+            msg: None,
+            diff: None,
+            ignored: false,
+            facts: None,
+        }
+    }
+}
+
+fn truthy_value(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => {
+            matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "1" | "on")
+        }
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        _ => false,
+    }
+}
+
+fn strip_omit(v: &mut Value, omit: &str) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| x.as_str() != Some(omit));
+            m.values_mut().for_each(|x| strip_omit(x, omit));
+        }
+        Value::Array(items) => {
+            items.retain(|x| x.as_str() != Some(omit));
+            items.iter_mut().for_each(|x| strip_omit(x, omit));
+        }
+        _ => {}
+    }
+}
+
+impl Runner<'_> {
+    /// Run a module task (or `include_vars`) on `hosts`.
+    pub(super) async fn run_task(
+        &mut self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        hosts: &[String],
+        handler: bool,
+    ) {
+        let run_once = task.keywords.run_once.unwrap_or(false);
+        let targets: Vec<String> = if run_once {
+            hosts.iter().take(1).cloned().collect()
+        } else {
+            hosts.to_vec()
+        };
+        self.emit(Event::TaskStart {
+            name: task.display_name(),
+            hosts: targets.len(),
+            handler,
+        });
+        let mut states: Vec<HostState> = targets
+            .iter()
+            .filter_map(|h| self.states.shift_remove(h))
+            .collect();
+        {
+            let me = &*self;
+            let futs = states.iter_mut().map(|st| async move {
+                let _permit = me.forks.acquire().await;
+                me.run_on_host(ctx, task, st).await;
+            });
+            futures::future::join_all(futs).await;
+        }
+        let mut any_failed = false;
+        let mut shared: Option<(Option<String>, Value)> = None;
+        for st in states {
+            if st.standing == Standing::Failed || st.standing == Standing::Unreachable {
+                any_failed = true;
+            }
+            if run_once {
+                if let Some(r) = &task.register {
+                    if let Some(v) = st.set_facts.get(r) {
+                        shared = Some((Some(r.clone()), v.clone()));
+                    }
+                }
+            }
+            self.states.insert(st.name.clone(), st);
+        }
+        // Keep the inventory order of hosts in the state table.
+        let order: Vec<String> = self.inventory.hosts.keys().cloned().collect();
+        self.states.sort_by(|a, _, b, _| {
+            let ia = order.iter().position(|x| x == a).unwrap_or(usize::MAX);
+            let ib = order.iter().position(|x| x == b).unwrap_or(usize::MAX);
+            ia.cmp(&ib)
+        });
+        if let Some((Some(name), value)) = shared {
+            for h in hosts.iter().skip(1) {
+                if let Some(s) = self.states.get_mut(h) {
+                    s.set_facts.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        let fatal = task
+            .keywords
+            .any_errors_fatal
+            .unwrap_or(ctx.play.any_errors_fatal);
+        if any_failed && fatal {
+            for h in &ctx.hosts {
+                if let Some(s) = self.states.get_mut(h) {
+                    if s.active() {
+                        s.standing = Standing::Ended;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, st: &mut HostState) {
+        let no_log = task.keywords.no_log.unwrap_or(false);
+        let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+        let Some(lp) = &task.loop_ else {
+            let result = match self.conditions_hold(task, &scope) {
+                Err(msg) => ItemResult::failed(msg),
+                Ok(false) => ItemResult::skipped("Conditional result was False"),
+                Ok(true) => self.run_item(ctx, task, st, &scope).await,
+            };
+            if result.status == Status::Unreachable {
+                return;
+            }
+            let data = result.data.clone();
+            self.record(task, st, &result, None, no_log);
+            self.register(task, st, Value::Object(data), result.facts);
+            return;
+        };
+        let items = match self.loop_items(lp, &scope) {
+            Ok(items) => items,
+            Err(msg) => {
+                let r = ItemResult::failed(msg);
+                self.record(task, st, &r, None, no_log);
+                return;
+            }
+        };
+        let mut results = Vec::new();
+        let (mut changed, mut failed, mut all_skipped) = (false, false, true);
+        for (index, item) in items.into_iter().enumerate() {
+            let mut extra = vec![(lp.loop_var.clone(), item.clone())];
+            if let Some(iv) = &lp.index_var {
+                extra.push((iv.clone(), Value::from(index)));
+            }
+            extra.push(("ansible_loop_var".into(), Value::from(lp.loop_var.clone())));
+            let item_scope = self.host_scope(ctx, st, Some(task), extra);
+            let label = match &lp.label {
+                Some(l) => self
+                    .templar
+                    .render_string(l, &item_scope)
+                    .unwrap_or_else(|_| l.clone()),
+                None => match &item {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            };
+            let mut r = match self.conditions_hold(task, &item_scope) {
+                Err(msg) => ItemResult::failed(msg),
+                Ok(false) => ItemResult::skipped("Conditional result was False"),
+                Ok(true) => self.run_item(ctx, task, st, &item_scope).await,
+            };
+            if r.status == Status::Unreachable {
+                return;
+            }
+            r.data.insert(lp.loop_var.clone(), item.clone());
+            r.data
+                .insert("ansible_loop_var".into(), Value::from(lp.loop_var.clone()));
+            changed |= r.status == Status::Changed;
+            failed |= r.status == Status::Failed && !r.ignored;
+            all_skipped &= r.status == Status::Skipped;
+            if let Some(f) = r.facts.take() {
+                st.set_facts.extend(f);
+            }
+            let shown = if no_log { "None".to_string() } else { label };
+            self.emit_item(task, st, &r, Some(shown), no_log);
+            results.push(Value::Object(r.data));
+        }
+        let mut agg = Map::new();
+        agg.insert("changed".into(), Value::Bool(changed));
+        agg.insert(
+            "msg".into(),
+            Value::from(if failed {
+                "One or more items failed"
+            } else {
+                "All items completed"
+            }),
+        );
+        if failed {
+            agg.insert("failed".into(), Value::Bool(true));
+        }
+        if all_skipped {
+            agg.insert("skipped".into(), Value::Bool(true));
+        }
+        agg.insert("results".into(), Value::Array(results));
+        let status = if failed {
+            Status::Failed
+        } else if all_skipped {
+            Status::Skipped
+        } else if changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        let summary = ItemResult {
+            status,
+            data: agg.clone(),
+            msg: failed.then(|| "One or more items failed".to_string()),
+            diff: None,
+            ignored: false,
+            facts: None,
+        };
+        self.count(task, st, &summary);
+        if failed {
+            self.emit(host_event(
+                &st.name,
+                Status::Failed,
+                Some("One or more items failed".into()),
+                Some(serde_json::json!({"msg": "One or more items failed", "changed": changed})),
+                None,
+            ));
+        }
+        self.register(task, st, Value::Object(agg), None);
+    }
+
+    fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, String> {
+        for c in &task.when {
+            match self.templar.truthy(c, scope) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => {
+                    return Err(format!(
+                        "task '{}' at {}: error in condition '{c}': {e}",
+                        task.display_name(),
+                        task.pos
+                    ))
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn loop_items(&self, lp: &crate::playbook::Loop, scope: &Scope) -> Result<Vec<Value>, String> {
+        let value = self
+            .templar
+            .render_value(&lp.items, scope)
+            .map_err(|e| format!("error in loop: {e}"))?;
+        let value = match value {
+            // `loop: "{{ x }}"` where x renders to a string holding a list.
+            Value::String(s) if s.trim_start().starts_with('[') => {
+                serde_json::from_str(&s).unwrap_or(Value::String(s))
+            }
+            v => v,
+        };
+        if lp.dict {
+            return match value {
+                Value::Object(m) => Ok(m
+                    .into_iter()
+                    .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+                    .collect()),
+                _ => Err("with_dict expects a mapping".into()),
+            };
+        }
+        match value {
+            Value::Array(items) if lp.flatten => Ok(items
+                .into_iter()
+                .flat_map(|i| match i {
+                    Value::Array(inner) => inner,
+                    other => vec![other],
+                })
+                .collect()),
+            Value::Array(items) => Ok(items),
+            Value::Null => Ok(Vec::new()),
+            other if lp.flatten => Ok(vec![other]),
+            other => Err(format!(
+                "Invalid data passed to 'loop', it requires a list, got: {other}"
+            )),
+        }
+    }
+
+    fn become_for(&self, task: &Task, scope: &Scope) -> Result<Option<Become>, String> {
+        let var = |n: &str| -> Option<Value> {
+            scope
+                .vars()
+                .get(n)
+                .map(|v| self.templar.render_value(v, scope).unwrap_or(Value::Null))
+        };
+        let on = match task.keywords.become_ {
+            Some(b) => b,
+            None => truthy_value(var("ansible_become").as_ref()),
+        };
+        if !on {
+            return Ok(None);
+        }
+        let user = task
+            .keywords
+            .become_user
+            .as_ref()
+            .map(|u| {
+                self.templar
+                    .render_string(u, scope)
+                    .map_err(|e| e.to_string())
+            })
+            .transpose()?
+            .or_else(|| var("ansible_become_user").and_then(|v| v.as_str().map(str::to_string)))
+            .unwrap_or_else(|| "root".into());
+        let password = match &self.opts.become_password {
+            Some(p) => Some(p.clone()),
+            None => var("ansible_become_password")
+                .or_else(|| var("ansible_become_pass"))
+                .and_then(|v| v.as_str().map(|s| Secret::new(s.to_string()))),
+        };
+        Ok(Some(Become { user, password }))
+    }
+
+    async fn run_item(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        st: &HostState,
+        scope: &Scope,
+    ) -> ItemResult {
+        match &task.action {
+            Action::IncludeVars { file, base } => return self.include_vars(file, base, scope),
+            Action::Module { .. } => {}
+            _ => return ItemResult::skipped("not a module"),
+        }
+        let Action::Module { module, args } = &task.action else {
+            return ItemResult::skipped("not a module");
+        };
+        let mut args = match self.templar.render_value(args, scope) {
+            Ok(a) => a,
+            Err(e) => {
+                return ItemResult::failed(format!(
+                    "task '{}' at {}: {e}",
+                    task.display_name(),
+                    task.pos
+                ))
+            }
+        };
+        strip_omit(&mut args, &self.omit);
+        let become_ = match self.become_for(task, scope) {
+            Ok(b) => b,
+            Err(e) => return ItemResult::failed(e),
+        };
+        let env: Vec<(String, String)> = match &task.keywords.environment {
+            Some(env) => match self.templar.render_value(env, scope) {
+                Ok(Value::Object(m)) => m
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let s = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        (k, s)
+                    })
+                    .collect(),
+                Ok(_) => return ItemResult::failed("environment must be a mapping".into()),
+                Err(e) => return ItemResult::failed(format!("environment: {e}")),
+            },
+            None => Vec::new(),
+        };
+        // Delegation: run on another host's connection with this host's vars.
+        let delegate = match &task.keywords.delegate_to {
+            Some(d) => match self.templar.render_string(d, scope) {
+                Ok(d) => Some(d),
+                Err(e) => return ItemResult::failed(format!("delegate_to: {e}")),
+            },
+            None => None,
+        };
+        let conn = match &delegate {
+            Some(d) if d != &st.name => {
+                let dscope = match self.states.get(d) {
+                    Some(ds) => self.host_scope(ctx, ds, None, Vec::new()),
+                    None => {
+                        let mut vars = self
+                            .inventory
+                            .get(d)
+                            .map(|h| h.into_owned().vars)
+                            .unwrap_or_default();
+                        vars.insert("inventory_hostname".into(), Value::from(d.clone()));
+                        self.templar.scope(Arc::new(vars), Vec::new())
+                    }
+                };
+                self.connection(d, &dscope).await
+            }
+            _ => self.connection(&st.name, scope).await,
+        };
+        let transport = match conn {
+            Ok(t) => t,
+            Err(msg) => {
+                let mut r = ItemResult::failed(msg);
+                r.status = Status::Unreachable;
+                return r;
+            }
+        };
+        let remote = Remote::new(transport, become_).with_env(env);
+        let check = task.keywords.check_mode.unwrap_or(self.opts.check);
+        let diff = task.keywords.diff.unwrap_or(self.opts.diff);
+        let render = TaskRender {
+            templar: &self.templar,
+            scope,
+        };
+        let mctx = ModuleCtx {
+            host: &st.name,
+            remote: &remote,
+            check,
+            diff,
+            render: &render,
+            search: &task.search,
+        };
+        let mut attempts = 0u32;
+        loop {
+            let outcome = (module.run)(args.clone(), &mctx).await;
+            let mut r = self.judge(task, scope, outcome);
+            if r.status == Status::Unreachable {
+                return r;
+            }
+            let Some((until, retries, delay)) = &task.until else {
+                return r;
+            };
+            let done = self.with_result(task, scope, &r.data, |s| {
+                until
+                    .iter()
+                    .all(|c| self.templar.truthy(c, s).unwrap_or(false))
+            });
+            attempts += 1;
+            r.data.insert("attempts".into(), Value::from(attempts));
+            if done || attempts > *retries {
+                if !done && r.status != Status::Failed {
+                    r.status = Status::Failed;
+                    r.msg = Some("Retries exceeded".into());
+                    r.data.insert("failed".into(), Value::Bool(true));
+                }
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs_f64(*delay)).await;
+        }
+    }
+
+    /// Evaluate with the registered name bound to `data` (for changed_when,
+    /// failed_when and until).
+    fn with_result<T>(
+        &self,
+        task: &Task,
+        scope: &Scope,
+        data: &Map,
+        f: impl FnOnce(&Scope) -> T,
+    ) -> T {
+        match &task.register {
+            Some(name) => {
+                let mut vars = scope.vars().clone();
+                vars.insert(name.clone(), Value::Object(data.clone()));
+                let magic = vec![
+                    ("groups".to_string(), self.groups.clone()),
+                    ("hostvars".to_string(), self.hostvars()),
+                ];
+                let s = self.templar.scope(Arc::new(vars), magic);
+                f(&s)
+            }
+            None => {
+                // Result fields (rc, stdout) are visible directly too.
+                let mut vars = scope.vars().clone();
+                for (k, v) in data {
+                    vars.insert(k.clone(), v.clone());
+                }
+                let s = self.templar.scope(Arc::new(vars), Vec::new());
+                f(&s)
+            }
+        }
+    }
+
+    /// Turn a module's outcome into a result, applying changed_when,
+    /// failed_when and ignore_errors.
+    fn judge(
+        &self,
+        task: &Task,
+        scope: &Scope,
+        outcome: Result<Outcome, ModuleError>,
+    ) -> ItemResult {
+        let (mut status, mut data, mut msg, diff) = match outcome {
+            Ok(o) => {
+                if let Some(reason) = o.skipped {
+                    let mut r = ItemResult::skipped(&reason);
+                    r.data.extend(o.data);
+                    return r;
+                }
+                let status = if o.changed {
+                    Status::Changed
+                } else {
+                    Status::Ok
+                };
+                (status, o.data, None, o.diff)
+            }
+            Err(ModuleError::Transport(e)) if e.is_unreachable() => {
+                let mut r = ItemResult::failed(e.to_string());
+                r.status = Status::Unreachable;
+                return r;
+            }
+            Err(ModuleError::Failed { msg, data }) => (Status::Failed, data, Some(msg), None),
+            Err(e) => (Status::Failed, Map::new(), Some(e.to_string()), None),
+        };
+        let facts = data
+            .get("ansible_facts")
+            .and_then(Value::as_object)
+            .cloned();
+        data.insert("changed".into(), Value::Bool(status == Status::Changed));
+        if let Some(m) = &msg {
+            data.insert("msg".into(), Value::from(m.clone()));
+            data.insert("failed".into(), Value::Bool(true));
+        }
+        if let Some(cw) = &task.changed_when {
+            let r = self.with_result(task, scope, &data, |s| {
+                cw.iter()
+                    .try_fold(true, |acc, c| self.templar.truthy(c, s).map(|b| acc && b))
+            });
+            match r {
+                Ok(changed) if status != Status::Failed => {
+                    status = if changed { Status::Changed } else { Status::Ok };
+                    data.insert("changed".into(), Value::Bool(changed));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    status = Status::Failed;
+                    msg = Some(format!("error in changed_when: {e}"));
+                }
+            }
+        }
+        if let Some(fw) = &task.failed_when {
+            let r = self.with_result(task, scope, &data, |s| {
+                fw.iter()
+                    .try_fold(true, |acc, c| self.templar.truthy(c, s).map(|b| acc && b))
+            });
+            match r {
+                Ok(true) => {
+                    status = Status::Failed;
+                    if msg.is_none() {
+                        msg = Some("failed_when condition was true".into());
+                    }
+                    data.insert("failed".into(), Value::Bool(true));
+                    data.insert("failed_when_result".into(), Value::Bool(true));
+                }
+                Ok(false) => {
+                    if status == Status::Failed {
+                        status = if truthy_value(data.get("changed")) {
+                            Status::Changed
+                        } else {
+                            Status::Ok
+                        };
+                        msg = None;
+                    }
+                    data.insert("failed".into(), Value::Bool(false));
+                    data.insert("failed_when_result".into(), Value::Bool(false));
+                }
+                Err(e) => {
+                    status = Status::Failed;
+                    msg = Some(format!("error in failed_when: {e}"));
+                }
+            }
+        }
+        if let (Status::Failed, Some(m)) = (status, &msg) {
+            data.insert("msg".into(), Value::from(m.clone()));
+            data.insert("failed".into(), Value::Bool(true));
+        }
+        let ignored = status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
+        ItemResult {
+            status,
+            data,
+            msg,
+            diff,
+            ignored,
+            facts,
+        }
+    }
+
+    fn include_vars(&self, file: &str, base: &std::path::Path, scope: &Scope) -> ItemResult {
+        let name = match self.templar.render_string(file, scope) {
+            Ok(n) => n,
+            Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
+        };
+        let path = base.join(&name);
+        let path = if path.exists() {
+            path
+        } else {
+            self.playbook.dir.join("vars").join(&name)
+        };
+        match crate::yaml::load_file(&path).map(|n| n.to_value()) {
+            Ok(Value::Object(m)) => {
+                let mut data = Map::new();
+                data.insert("ansible_facts".into(), Value::Object(m.clone()));
+                data.insert("changed".into(), Value::Bool(false));
+                ItemResult {
+                    status: Status::Ok,
+                    data,
+                    msg: None,
+                    diff: None,
+                    ignored: false,
+                    facts: Some(m),
+                }
+            }
+            Ok(_) => ItemResult::failed(format!("{} must hold a mapping", path.display())),
+            Err(e) => ItemResult::failed(e.to_string()),
+        }
+    }
+
+    /// Count, notify and emit the result of a task without a loop.
+    fn record(
+        &self,
+        task: &Task,
+        st: &mut HostState,
+        r: &ItemResult,
+        item: Option<String>,
+        no_log: bool,
+    ) {
+        self.count(task, st, r);
+        self.emit_item(task, st, r, item, no_log);
+    }
+
+    fn count(&self, task: &Task, st: &mut HostState, r: &ItemResult) {
+        match r.status {
+            Status::Ok => st.counters.ok += 1,
+            Status::Changed => {
+                st.counters.ok += 1;
+                st.counters.changed += 1;
+                for n in &task.notify {
+                    if !st.notified.contains(n) {
+                        st.notified.push(n.clone());
+                    }
+                }
+            }
+            Status::Skipped => st.counters.skipped += 1,
+            Status::Failed if r.ignored => st.counters.ignored += 1,
+            Status::Failed => {
+                st.counters.failed += 1;
+                st.standing = Standing::Failed;
+                st.failed_in_block = true;
+            }
+            Status::Unreachable => {}
+        }
+    }
+
+    fn emit_item(
+        &self,
+        task: &Task,
+        st: &HostState,
+        r: &ItemResult,
+        item: Option<String>,
+        no_log: bool,
+    ) {
+        if r.status == Status::Unreachable {
+            return;
+        }
+        let is_debug =
+            matches!(&task.action, Action::Module { module, .. } if module.name == "debug");
+        let (msg, result, diff) = if no_log {
+            (
+                (r.status == Status::Failed).then(|| NO_LOG_MSG.to_string()),
+                Some(
+                    serde_json::json!({"censored": NO_LOG_MSG, "changed": r.status == Status::Changed}),
+                ),
+                None,
+            )
+        } else {
+            let mut shown = r.data.clone();
+            shown.remove("ansible_facts");
+            if is_debug {
+                shown.remove("changed");
+            }
+            (r.msg.clone(), Some(Value::Object(shown)), r.diff.clone())
+        };
+        let mut redacted = result;
+        if let Some(v) = redacted.as_mut() {
+            self.redactor.redact_value(v);
+        }
+        self.emit(Event::HostResult {
+            host: st.name.clone(),
+            status: r.status,
+            item,
+            msg: msg.map(|m| self.redactor.redact(&m)),
+            result: redacted,
+            diff,
+            ignored: r.ignored,
+            delegated: task.keywords.delegate_to.clone(),
+            show: is_debug && !no_log,
+        });
+    }
+
+    fn register(&self, task: &Task, st: &mut HostState, data: Value, facts: Option<Map>) {
+        if let Some(f) = facts {
+            st.set_facts.extend(f);
+        }
+        if let Some(name) = &task.register {
+            let mut data = data;
+            if let Some(m) = data.as_object_mut() {
+                m.remove("ansible_facts");
+            }
+            st.set_facts.insert(name.clone(), data);
+        }
+    }
+}
