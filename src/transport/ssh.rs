@@ -1263,6 +1263,148 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         hold.abort();
     }
+
+    /// An in-process russh server offering only the given password
+    /// methods (the lab sshd runs without PAM, so it has no
+    /// keyboard-interactive, and root may not use passwords there).
+    struct PasswordServer {
+        password: &'static str,
+        /// russh's server asks the handler even for methods it does not offer.
+        allow_password: bool,
+        /// keyboard-interactive rounds answered, to check we answer once.
+        rounds: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl russh::server::Handler for PasswordServer {
+        type Error = russh::Error;
+
+        async fn auth_password(
+            &mut self,
+            _user: &str,
+            password: &str,
+        ) -> Result<russh::server::Auth, Self::Error> {
+            Ok(match self.allow_password && password == self.password {
+                true => russh::server::Auth::Accept,
+                false => russh::server::Auth::reject(),
+            })
+        }
+
+        async fn auth_keyboard_interactive<'a>(
+            &'a mut self,
+            _user: &str,
+            _submethods: &str,
+            response: Option<russh::server::Response<'a>>,
+        ) -> Result<russh::server::Auth, Self::Error> {
+            let Some(mut response) = response else {
+                return Ok(russh::server::Auth::Partial {
+                    name: "".into(),
+                    instructions: "".into(),
+                    prompts: vec![("Password: ".into(), false)].into(),
+                });
+            };
+            self.rounds.fetch_add(1, Ordering::SeqCst);
+            let ok = response
+                .next()
+                .is_some_and(|answer| answer.as_ref() == self.password.as_bytes());
+            Ok(match ok {
+                true => russh::server::Auth::Accept,
+                false => russh::server::Auth::reject(),
+            })
+        }
+    }
+
+    /// Serve `connections` connections with `methods`; returns the port and
+    /// the keyboard-interactive round counter.
+    async fn password_server(
+        dir: &Path,
+        methods: &[MethodKind],
+        connections: usize,
+    ) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let key_path = dir.join("russh_host");
+        keygen(&key_path, "ed25519", "");
+        let host_key = russh::keys::load_secret_key(&key_path, None).expect("host key");
+        let config = Arc::new(russh::server::Config {
+            methods: russh::MethodSet::from(methods),
+            auth_rejection_time: Duration::from_millis(1),
+            keys: vec![host_key],
+            ..Default::default()
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.7.252:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let rounds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = rounds.clone();
+        let allow_password = methods.contains(&MethodKind::Password);
+        tokio::spawn(async move {
+            for _ in 0..connections {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let handler = PasswordServer {
+                    password: "correct horse",
+                    allow_password,
+                    rounds: counter.clone(),
+                };
+                let config = config.clone();
+                tokio::spawn(async move {
+                    if let Ok(session) = russh::server::run_stream(config, socket, handler).await {
+                        let _ = session.await;
+                    }
+                });
+            }
+        });
+        (port, rounds)
+    }
+
+    #[tokio::test]
+    async fn password_and_keyboard_interactive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kh = dir.path().join("known_hosts");
+        let (port, _) = password_server(dir.path(), &[MethodKind::Password], 3).await;
+        let mut spec = test_spec("127.0.7.252", port, kh.clone());
+        spec.checking = HostKeyChecking::AcceptNew;
+        // A key first (refused: the server wants passwords), then the password.
+        keygen(&dir.path().join("id"), "ed25519", "");
+        spec.private_keys = vec![dir.path().join("id")];
+        spec.password = Some(Secret::new("correct horse"));
+        connect(&spec).await.expect("password auth").close().await;
+
+        // A wrong password: the error says what was tried, never the secret.
+        spec.password = Some(Secret::new("wrong battery"));
+        let err = connect(&spec).await.expect_err("wrong password");
+        let msg = format!("{err} {err:?}");
+        assert!(matches!(err, TransportError::Auth { .. }), "{msg}");
+        assert!(msg.contains("password"), "{msg}");
+        assert!(!msg.contains("wrong battery"), "{msg}");
+
+        // Nothing to try against a password server: say so.
+        spec.password = None;
+        spec.private_keys.clear();
+        let err = connect(&spec).await.expect_err("no password");
+        assert!(err.to_string().contains("nothing to try"), "{err}");
+
+        // A server offering only keyboard-interactive gets the password
+        // as the answer to its hidden prompt, once.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (port, rounds) =
+            password_server(dir.path(), &[MethodKind::KeyboardInteractive], 2).await;
+        let mut spec = test_spec("127.0.7.252", port, dir.path().join("known_hosts"));
+        spec.checking = HostKeyChecking::AcceptNew;
+        spec.password = Some(Secret::new("correct horse"));
+        connect(&spec)
+            .await
+            .expect("keyboard-interactive")
+            .close()
+            .await;
+        assert_eq!(rounds.load(Ordering::SeqCst), 1);
+        spec.password = Some(Secret::new("wrong battery"));
+        let err = connect(&spec).await.expect_err("wrong answer");
+        let msg = format!("{err} {err:?}");
+        assert!(msg.contains("keyboard-interactive"), "{msg}");
+        assert!(!msg.contains("wrong battery"), "{msg}");
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+    }
 }
 
 /// A real OpenSSH server for tests, and specs to reach it.
