@@ -635,19 +635,12 @@ impl Transport for SshTransport {
             freed: self.freed.clone(),
         };
         let (read, writer) = self.open_session().await?.split();
-        // Not waiting for the reply saves a round trip; a refusal arrives
-        // as `Failure` and ends the process.
-        if let Err(e) = writer.exec(true, command.as_bytes()).await {
-            let _ = writer.close().await;
-            return Err(TransportError::Disconnected(format!(
-                "cannot start a command on {}: {e}",
-                self.addr
-            )));
-        }
         let (tx, events) = mpsc::unbounded_channel();
         let (closed_tx, closed) = watch::channel(false);
         tokio::spawn(pump(read, tx, closed_tx));
-        Ok(Box::new(SshProcess {
+        // Built before `exec` so that an error, or this future being
+        // dropped, closes the channel (through `Drop`).
+        let process = SshProcess {
             writer: Some(writer),
             events,
             closed,
@@ -655,7 +648,18 @@ impl Transport for SshTransport {
             exit: None,
             eof_sent: false,
             done: false,
-        }))
+        };
+        // Not waiting for the reply saves a round trip; a refusal arrives
+        // as `Failure` and ends the process.
+        if let Some(writer) = &process.writer {
+            writer.exec(true, command.as_bytes()).await.map_err(|e| {
+                TransportError::Disconnected(format!(
+                    "cannot start a command on {}: {e}",
+                    self.addr
+                ))
+            })?;
+        }
+        Ok(Box::new(process))
     }
 
     async fn close(&self) {
@@ -941,6 +945,15 @@ mod tests {
         // Output only after stdin is closed.
         let out = run(&remote, "wc -c", &big).await;
         assert_eq!(out.stdout_str().trim(), big.len().to_string());
+        // A command that exits without reading its input must not leave the
+        // writer waiting forever for window space.
+        let unread = tokio::time::timeout(Duration::from_secs(10), remote.exec("true", &big))
+            .await
+            .expect("no hang");
+        assert!(
+            matches!(unread, Err(TransportError::Disconnected(_))),
+            "{unread:?}"
+        );
         t.close().await;
         let err = t
             .spawn("true")
