@@ -41,7 +41,10 @@ impl Pool {
         slot.get_or_init(|| async move {
             match spec()? {
                 Target::Local => Ok(Arc::new(LocalTransport) as Arc<dyn Transport>),
-                Target::Ssh(spec) => ssh::connect(&spec).await.map_err(|e| e.to_string()),
+                Target::Ssh(spec) => ssh::connect(&spec)
+                    .await
+                    .map(|t| Arc::new(t) as Arc<dyn Transport>)
+                    .map_err(|e| e.to_string()),
             }
         })
         .await
