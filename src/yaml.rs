@@ -301,6 +301,16 @@ impl MarkedEventReceiver for Builder {
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(Open::Seq(node, anchor) | Open::Map(node, anchor, _)) = self.stack.pop()
                 {
+                    let mut node = node;
+                    // The parser marks a block mapping where it sees the first
+                    // ':'; point at the first key instead.
+                    if let NodeKind::Map(entries) = &node.kind {
+                        if let Some((k, _)) = entries.first() {
+                            if k.pos.line == node.pos.line && k.pos.col < node.pos.col {
+                                node.pos = k.pos.clone();
+                            }
+                        }
+                    }
                     self.push_value(node, anchor);
                 }
             }

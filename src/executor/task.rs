@@ -188,6 +188,11 @@ impl Runner<'_> {
                 Ok(true) => self.run_item(ctx, task, st, &scope).await,
             };
             if result.status == Status::Unreachable {
+                self.unreachable(
+                    st,
+                    task.keywords.delegate_to.clone(),
+                    result.msg.unwrap_or_default(),
+                );
                 return;
             }
             let data = result.data.clone();
@@ -228,6 +233,11 @@ impl Runner<'_> {
                 Ok(true) => self.run_item(ctx, task, st, &item_scope).await,
             };
             if r.status == Status::Unreachable {
+                self.unreachable(
+                    st,
+                    task.keywords.delegate_to.clone(),
+                    r.msg.unwrap_or_default(),
+                );
                 return;
             }
             r.data.insert(lp.loop_var.clone(), item.clone());
@@ -461,7 +471,9 @@ impl Runner<'_> {
                 return r;
             }
         };
-        let remote = Remote::new(transport, become_).with_env(env);
+        let remote = Remote::new(transport, become_)
+            .with_env(env)
+            .with_no_log(task.keywords.no_log.unwrap_or(false));
         let check = task.keywords.check_mode.unwrap_or(self.opts.check);
         let diff = task.keywords.diff.unwrap_or(self.opts.diff);
         let render = TaskRender {

@@ -163,7 +163,8 @@ impl fmt::Debug for ScopeInner {
 
 /// The expression inside `{{ ... }}` when that is all the string holds.
 fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // No trimming: `"{{ x }}\n"` is text with a newline, not the value of x.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") {
         return None;
     }
@@ -462,6 +463,7 @@ mod tests {
         assert_eq!(t.render_value(&json!("{{ ports }}"), &s), Ok(json!([1, 2])));
         assert_eq!(t.render_value(&json!("{{ n + 1 }}"), &s), Ok(json!(4)));
         assert_eq!(t.render_value(&json!("n={{ n }}"), &s), Ok(json!("n=3")));
+        assert_eq!(t.render_value(&json!("{{ n }}\n"), &s), Ok(json!("3\n")));
     }
 
     #[test]

@@ -153,6 +153,7 @@ pub struct Remote {
     transport: Arc<dyn Transport>,
     become_: Option<Become>,
     env: Vec<(String, String)>,
+    no_log: bool,
 }
 
 impl Remote {
@@ -162,7 +163,14 @@ impl Remote {
             transport,
             become_,
             env: Vec::new(),
+            no_log: false,
         }
+    }
+
+    /// The same handle, never logging its commands (`no_log` tasks).
+    pub fn with_no_log(mut self, no_log: bool) -> Remote {
+        self.no_log = no_log;
+        self
     }
 
     /// The same handle exporting `env` to every command (`environment:`).
@@ -177,6 +185,7 @@ impl Remote {
             transport: self.transport.clone(),
             become_,
             env: self.env.clone(),
+            no_log: self.no_log,
         }
     }
 
@@ -189,7 +198,11 @@ impl Remote {
     /// With become, the command runs through `sudo ... /bin/sh -c`.
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
         // Logged without the environment: its values may be secrets.
-        tracing::debug!(command, "exec");
+        if self.no_log {
+            tracing::debug!("exec (command hidden: no_log)");
+        } else {
+            tracing::debug!(command, "exec");
+        }
         let with_env;
         let command = if self.env.is_empty() {
             command

@@ -194,7 +194,11 @@ fn walk(root: &Path, dir: &Path, node: &str, out: &mut BTreeMap<String, String>)
     };
     for e in entries.flatten() {
         let p = e.path();
-        let rel = p.strip_prefix(root).expect("under root").display().to_string();
+        let rel = p
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
         if rel.starts_with("var/log")
             || rel.starts_with("var/lib/sudo")
             || rel.ends_with(".sudo_as_admin_successful")
@@ -226,7 +230,10 @@ fn walk(root: &Path, dir: &Path, node: &str, out: &mut BTreeMap<String, String>)
 
 /// Read a child's stdout lines until one contains `needle`; returns the
 /// lines read so far and the reader to go on with.
-pub fn read_until(child: &mut Child, needle: &str) -> (Vec<String>, BufReader<std::process::ChildStdout>) {
+pub fn read_until(
+    child: &mut Child,
+    needle: &str,
+) -> (Vec<String>, BufReader<std::process::ChildStdout>) {
     let stdout = child.stdout.take().expect("piped");
     let mut reader = BufReader::new(stdout);
     let mut lines = Vec::new();

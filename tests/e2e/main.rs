@@ -25,11 +25,17 @@ fn every_module_converges_then_reports_no_change() {
     let recap = first.recap();
     assert_eq!(recap.len(), 8);
     for (host, c) in &recap {
-        assert!(c["changed"].as_u64() > Some(0), "{host} did not change: {c}");
+        assert!(
+            c["changed"].as_u64() > Some(0),
+            "{host} did not change: {c}"
+        );
         assert_eq!(c["failed"], 0, "{host}: {c}");
     }
     for host in env.node_names() {
-        let read = |p: &str| env.node_file(&host, p).unwrap_or_else(|| panic!("{host}:{p} missing"));
+        let read = |p: &str| {
+            env.node_file(&host, p)
+                .unwrap_or_else(|| panic!("{host}:{p} missing"))
+        };
         assert_eq!(read("/opt/app/app.conf"), format!("name={host}\n"));
         assert_eq!(read("/etc/motd.drover"), "Managed by drover.\n");
         assert_eq!(read("/opt/app/listen.conf"), "listen 0.0.0.0\n");
@@ -73,7 +79,11 @@ fn every_module_converges_then_reports_no_change() {
     let second = env.apply(&pb, &[]);
     assert_eq!(second.code, 0, "{}", second.all());
     for (host, c) in second.recap() {
-        assert_eq!(c["changed"], 0, "{host} changed on the second run: {}", second.stdout);
+        assert_eq!(
+            c["changed"], 0,
+            "{host} changed on the second run: {}",
+            second.stdout
+        );
         assert_eq!(c["failed"], 0);
     }
 
@@ -108,7 +118,7 @@ fn diff_shows_the_change() {
     let env = Env::new(2);
     let pb = env.write(
         "diff.yml",
-        "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    - copy:\n        content: \"alpha\\nbeta\\n\"\n        dest: /etc/diff-me\n    - lineinfile: { path: /etc/diff-me, regexp: '^beta', line: gamma }\n",
+        "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    - copy:\n        content: \"alpha\\nbeta\\n\"\n        dest: /etc/diff-me\n    - copy: { content: \"alpha\\nbeta\\n\", dest: /etc/diff-too, force: false }\n    - lineinfile: { path: /etc/diff-too, regexp: '^beta', line: gamma }\n",
     );
     let run = env.apply(&pb, &["--diff", "--output", "human"]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -147,7 +157,11 @@ fn a_node_stopped_mid_play_is_unreachable_and_the_others_finish() {
     for host in env.node_names().into_iter().filter(|h| h != "pi-worker-03") {
         assert_eq!(recap[&host]["failed"], 0);
         assert_eq!(recap[&host]["unreachable"], 0);
-        assert_eq!(env.node_file(&host, "/tmp/finished").as_deref(), Some("done"), "{host}");
+        assert_eq!(
+            env.node_file(&host, "/tmp/finished").as_deref(),
+            Some("done"),
+            "{host}"
+        );
     }
     assert!(env.node_file("pi-worker-03", "/tmp/finished").is_none());
 }
@@ -155,7 +169,10 @@ fn a_node_stopped_mid_play_is_unreachable_and_the_others_finish() {
 #[test]
 fn a_changed_host_key_is_refused_before_authentication() {
     let mut env = Env::new(2);
-    let pb = env.write("ok.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n");
+    let pb = env.write(
+        "ok.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n",
+    );
     assert_eq!(env.apply(&pb, &[]).code, 0);
     env.lab.wipe_node("pi-worker-01").expect("wipe");
     let log = env.lab.dir().join("nodes/pi-worker-01/sshd.log");
@@ -166,10 +183,16 @@ fn a_changed_host_key_is_refused_before_authentication() {
     assert_eq!(run.recap()["pi-master"]["unreachable"], 0);
     let out = run.all();
     assert!(out.contains("known_hosts"), "{out}");
-    assert!(out.contains("line"), "the message names the known_hosts line: {out}");
+    assert!(
+        out.contains("line"),
+        "the message names the known_hosts line: {out}"
+    );
     let after = std::fs::read_to_string(&log).unwrap_or_default();
     let new_log = after.strip_prefix(before.as_str()).unwrap_or(&after);
-    assert!(!new_log.contains("Accepted"), "authenticated despite the changed key: {new_log}");
+    assert!(
+        !new_log.contains("Accepted"),
+        "authenticated despite the changed key: {new_log}"
+    );
 }
 
 #[test]
@@ -214,7 +237,12 @@ fn bad_input_fails_before_any_connection() {
         let pb = dir.path().join(name);
         std::fs::write(&pb, text).expect("playbook");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-            .args(["apply", pb.to_str().expect("utf8"), "-i", inv.to_str().expect("utf8")])
+            .args([
+                "apply",
+                pb.to_str().expect("utf8"),
+                "-i",
+                inv.to_str().expect("utf8"),
+            ])
             .output()
             .expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -231,7 +259,10 @@ fn bad_input_fails_before_any_connection() {
         }
     }
     std::thread::sleep(Duration::from_millis(50));
-    assert!(listener.accept().is_err(), "a connection was made despite bad input");
+    assert!(
+        listener.accept().is_err(),
+        "a connection was made despite bad input"
+    );
 }
 
 #[test]
@@ -250,8 +281,17 @@ fn secrets_never_reach_output() {
         let run = env.apply(&pb, &["-vvv", "--output", format]);
         assert_eq!(run.code, 0, "{}", run.all());
         let all = run.all();
-        assert!(!all.contains(become_pw), "become password in output:\n{all}");
-        assert!(!all.contains("tok-9f8e7d6c5b"), "no_log value in output:\n{all}");
+        assert!(
+            !all.contains(become_pw),
+            "become password in output:\n{all}"
+        );
+        assert!(
+            !all.contains("tok-9f8e7d6c5b"),
+            "no_log value in output:\n{all}"
+        );
     }
-    assert_eq!(env.node_file("pi-master", "/root/token").as_deref(), Some("tok-9f8e7d6c5b\n"));
+    assert_eq!(
+        env.node_file("pi-master", "/root/token").as_deref(),
+        Some("tok-9f8e7d6c5b\n")
+    );
 }
