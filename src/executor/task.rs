@@ -77,6 +77,12 @@ impl ItemResult {
     }
 }
 
+fn results_empty(agg: &Map) -> bool {
+    agg.get("results")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+}
+
 fn truthy_value(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
@@ -288,6 +294,9 @@ impl Runner<'_> {
             facts: None,
         };
         self.count(task, st, &summary);
+        if results_empty(&agg) {
+            self.emit(host_event(&st.name, Status::Skipped, None, None, None));
+        }
         if failed {
             self.emit(host_event(
                 &st.name,
