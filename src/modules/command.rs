@@ -101,11 +101,8 @@ pub struct Prepared {
 /// What `apply` does.
 #[derive(Debug)]
 pub enum CmdChange {
-    /// Run the command.
+    /// Run the command (testing `creates`/`removes` in the same exec).
     Run(Prepared),
-    /// It already ran during planning (with `creates`/`removes`, whose test
-    /// shares the command's exec).
-    Done,
 }
 
 impl CmdArgs {
@@ -624,29 +621,29 @@ async fn plan_cmd(
     if p.creates.is_none() && p.removes.is_none() {
         return Ok(Plan::Run(CmdChange::Run(p)));
     }
-    // The test runs on the host. Outside check mode it shares one exec with
-    // the command itself, so the command runs here: drive() reports every
-    // Plan::Run as changed, and a skipped command must come back unchanged.
-    match execute(ctx.remote, &p, !ctx.check, ctx.check).await? {
+    if !ctx.check {
+        // The guard is tested in the same exec as the command (apply).
+        return Ok(Plan::Run(CmdChange::Run(p)));
+    }
+    match execute(ctx.remote, &p, false, true).await? {
         Finished::Skipped(data) => Ok(Plan::Unchanged(data)),
-        Finished::WouldRun => Ok(Plan::Change {
+        Finished::WouldRun | Finished::Ran(_) => Ok(Plan::Change {
             data: not_run(&p, "Command would have run if not in check mode".into()),
             change: CmdChange::Run(p),
             diff: None,
-        }),
-        Finished::Ran(data) => Ok(Plan::Change {
-            change: CmdChange::Done,
-            diff: None,
-            data,
         }),
     }
 }
 
 async fn apply_cmd(ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
     match change {
-        CmdChange::Done => Ok(Map::new()),
         CmdChange::Run(p) => match execute(ctx.remote, &p, true, false).await? {
-            Finished::Ran(data) | Finished::Skipped(data) => Ok(data),
+            Finished::Ran(data) => Ok(data),
+            // `creates`/`removes` said no: drive() reports it unchanged.
+            Finished::Skipped(mut data) => {
+                data.insert("changed".into(), Value::Bool(false));
+                Ok(data)
+            }
             Finished::WouldRun => Ok(Map::new()),
         },
     }

@@ -93,7 +93,8 @@ pub enum Plan<C> {
         data: Map,
     },
     /// An action whose effect cannot be known in advance (command, shell):
-    /// skipped in check mode, run and reported changed otherwise.
+    /// skipped in check mode, run otherwise and reported changed unless
+    /// `apply` answers `changed: false`.
     Run(C),
 }
 
@@ -209,9 +210,12 @@ pub async fn drive<M: Module>(module: &M, ctx: &ModuleCtx<'_>) -> Result<Outcome
                     ..Outcome::default()
                 });
             }
+            let data = module.apply(ctx, change).await?;
+            // A run whose guard held (`creates:`) answers `changed: false`.
+            let changed = data.get("changed") != Some(&Value::Bool(false));
             Ok(Outcome {
-                changed: true,
-                data: module.apply(ctx, change).await?,
+                changed,
+                data,
                 ..Outcome::default()
             })
         }
