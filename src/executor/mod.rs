@@ -327,10 +327,7 @@ impl<'a> Runner<'a> {
             hosts: active.len(),
             handler: false,
         });
-        let mut states: Vec<HostState> = active
-            .iter()
-            .filter_map(|h| self.states.shift_remove(h))
-            .collect();
+        let mut states = self.take_states(&active);
         {
             let me = &*self;
             let futs = states.iter_mut().map(|st| async move {
@@ -354,9 +351,27 @@ impl<'a> Runner<'a> {
             });
             futures::future::join_all(futs).await;
         }
+        self.put_back(states);
+    }
+
+    /// Take hosts' states out of the table so that each host's future can own
+    /// its state while the runner is shared.
+    fn take_states(&mut self, hosts: &[String]) -> Vec<HostState> {
+        hosts
+            .iter()
+            .filter_map(|h| self.states.shift_remove(h))
+            .collect()
+    }
+
+    /// Return states taken with [`Runner::take_states`], keeping the table
+    /// in inventory order (the order of the recap).
+    fn put_back(&mut self, states: Vec<HostState>) {
         for st in states {
             self.states.insert(st.name.clone(), st);
         }
+        let inventory = self.inventory;
+        self.states
+            .sort_by_cached_key(|name, _| inventory.hosts.get_index_of(name).unwrap_or(usize::MAX));
     }
 
     fn active_of(&self, hosts: &[String]) -> Vec<String> {

@@ -128,10 +128,7 @@ impl Runner<'_> {
             hosts: targets.len(),
             handler,
         });
-        let mut states: Vec<HostState> = targets
-            .iter()
-            .filter_map(|h| self.states.shift_remove(h))
-            .collect();
+        let mut states = self.take_states(&targets);
         {
             let me = &*self;
             let futs = states.iter_mut().map(|st| async move {
@@ -140,28 +137,18 @@ impl Runner<'_> {
             });
             futures::future::join_all(futs).await;
         }
-        let mut any_failed = false;
-        let mut shared: Option<(Option<String>, Value)> = None;
-        for st in states {
-            if st.standing == Standing::Failed || st.standing == Standing::Unreachable {
-                any_failed = true;
-            }
-            if run_once {
-                if let Some(r) = &task.register {
-                    if let Some(v) = st.set_facts.get(r) {
-                        shared = Some((Some(r.clone()), v.clone()));
-                    }
-                }
-            }
-            self.states.insert(st.name.clone(), st);
-        }
-        // Keep the inventory order of hosts in the state table.
-        let order: Vec<String> = self.inventory.hosts.keys().cloned().collect();
-        self.states.sort_by(|a, _, b, _| {
-            let ia = order.iter().position(|x| x == a).unwrap_or(usize::MAX);
-            let ib = order.iter().position(|x| x == b).unwrap_or(usize::MAX);
-            ia.cmp(&ib)
-        });
+        let any_failed = states
+            .iter()
+            .any(|st| matches!(st.standing, Standing::Failed | Standing::Unreachable));
+        // run_once: the one host's registered result is every host's.
+        let shared = match (&task.register, run_once) {
+            (Some(r), true) => states
+                .first()
+                .and_then(|st| st.set_facts.get(r))
+                .map(|v| (Some(r.clone()), v.clone())),
+            _ => None,
+        };
+        self.put_back(states);
         if let Some((Some(name), value)) = shared {
             for h in hosts.iter().skip(1) {
                 if let Some(s) = self.states.get_mut(h) {

@@ -295,3 +295,70 @@ fn secrets_never_reach_output() {
         Some("tok-9f8e7d6c5b\n")
     );
 }
+
+#[test]
+fn play_and_task_keywords_behave_like_ansible() {
+    let env = Env::new(3);
+    env.write(
+        "inc.yml",
+        "- copy: { content: included, dest: /tmp/included }\n",
+    );
+    let pb = env.write(
+        "keywords.yml",
+        r#"- hosts: all
+  gather_facts: false
+  serial: 2
+  tasks:
+    - name: once per batch
+      command: hostname
+      run_once: true
+      register: once
+      changed_when: false
+    - copy: { content: "{{ once.stdout }}", dest: /tmp/once }
+    - name: delegated
+      copy: { content: "from {{ inventory_hostname }}", dest: "/tmp/from-{{ inventory_hostname }}" }
+      delegate_to: pi-master
+    - include_tasks: inc.yml
+    - name: never runs
+      copy: { content: tagged, dest: /tmp/tagged }
+      tags: [never]
+    - name: loop with register
+      command: echo {{ item }}
+      loop: [a, b]
+      register: echoes
+      changed_when: false
+    - assert:
+        that: "echoes.results | map(attribute='stdout') | list == ['a', 'b']"
+    - name: handler trigger
+      copy: { content: x, dest: /tmp/trigger }
+      notify: note
+  handlers:
+    - name: note
+      copy: { content: "handled", dest: /tmp/handled }
+"#,
+    );
+    let run = env.apply(&pb, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let file = |h: &str, p: &str| env.node_file(h, p);
+    assert_eq!(file("pi-master", "/tmp/once").as_deref(), Some("pi-master"));
+    assert_eq!(
+        file("pi-worker-01", "/tmp/once").as_deref(),
+        Some("pi-master")
+    );
+    assert_eq!(
+        file("pi-worker-02", "/tmp/once").as_deref(),
+        Some("pi-worker-02")
+    );
+    for h in ["pi-master", "pi-worker-01", "pi-worker-02"] {
+        assert_eq!(
+            file("pi-master", &format!("/tmp/from-{h}")),
+            Some(format!("from {h}"))
+        );
+        assert_eq!(file(h, "/tmp/included").as_deref(), Some("included"));
+        assert_eq!(file(h, "/tmp/handled").as_deref(), Some("handled"));
+        assert!(file(h, "/tmp/tagged").is_none());
+    }
+    assert!(file("pi-worker-01", "/tmp/from-pi-worker-01").is_none());
+    let again = env.apply(&pb, &[]);
+    assert_eq!(again.total("changed"), 0, "{}", again.stdout);
+}
