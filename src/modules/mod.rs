@@ -28,6 +28,7 @@ pub mod sysctl;
 pub mod template;
 pub mod testutil;
 mod textedit;
+pub mod user;
 pub mod wait_for;
 
 use std::path::PathBuf;
@@ -274,6 +275,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<sysctl::Sysctl>(),
     info::<group::Group>(),
     info::<hostname::Hostname>(),
+    info::<user::User>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
