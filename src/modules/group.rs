@@ -187,7 +187,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::testutil::assert_args_complete;
+    use crate::modules::testutil::{assert_args_complete, Harness};
 
     fn module(v: Value) -> Group {
         serde_json::from_value(v).expect("args")
@@ -240,5 +240,28 @@ mod tests {
         assert_eq!(argv(m.decide(None)), None);
         assert!(module(json!({"name": "-r"})).validate().is_err());
         assert!(serde_json::from_value::<Group>(json!({"name": "a", "state": "gone"})).is_err());
+    }
+
+    #[tokio::test]
+    async fn check_mode_reads_the_host_and_changes_nothing() {
+        // Read-only: check mode stops after planning.
+        let h = Harness::new();
+        let name = "drover-no-such-group-x9";
+        let out = h
+            .run::<Group>(json!({"name": name}), true, false)
+            .await
+            .expect("plan");
+        assert!(out.changed, "a missing group would be created");
+        assert_eq!(h.take_execs(), 1, "one read");
+        let out = h
+            .run::<Group>(json!({"name": name, "state": "absent"}), true, false)
+            .await
+            .expect("plan");
+        assert!(!out.changed);
+        let out = h
+            .run::<Group>(json!({"name": "root", "state": "present"}), true, false)
+            .await
+            .expect("plan");
+        assert!(!out.changed, "root exists");
     }
 }

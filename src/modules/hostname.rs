@@ -172,7 +172,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::testutil::assert_args_complete;
+    use crate::modules::testutil::{assert_args_complete, Harness};
 
     fn module(v: Value) -> Hostname {
         serde_json::from_value(v).expect("args")
@@ -240,5 +240,20 @@ mod tests {
         let data = module(json!({"name": "pi-1.lan"})).data();
         assert_eq!(data["ansible_facts"]["ansible_hostname"], json!("pi-1"));
         assert_eq!(data["ansible_facts"]["ansible_domain"], json!("lan"));
+    }
+
+    #[tokio::test]
+    async fn check_mode_reads_the_host_and_changes_nothing() {
+        // Read-only: check mode stops after planning.
+        let h = Harness::new();
+        let out = h
+            .run::<Hostname>(json!({"name": "drover-no-such-name-x9"}), true, true)
+            .await
+            .expect("plan");
+        assert!(out.changed);
+        assert_eq!(h.take_execs(), 1, "one read");
+        let diff = out.diff.expect("diff");
+        assert_eq!(diff.after, "drover-no-such-name-x9\n");
+        assert!(!diff.before.trim().is_empty(), "the live name was read");
     }
 }

@@ -532,7 +532,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::testutil::assert_args_complete;
+    use crate::modules::testutil::{assert_args_complete, Harness};
 
     fn module(v: Value) -> User {
         serde_json::from_value(v).expect("args")
@@ -686,5 +686,28 @@ mod tests {
         assert!(module(json!({"name": "a", "generate_ssh_key": false}))
             .validate()
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn check_mode_reads_the_host_and_changes_nothing() {
+        // Read-only: check mode stops after planning.
+        let h = Harness::new();
+        let name = "drover-no-such-user-x9";
+        let out = h
+            .run::<User>(json!({"name": name}), true, false)
+            .await
+            .expect("plan");
+        assert!(out.changed, "a missing user would be created");
+        assert_eq!(h.take_execs(), 1, "one read");
+        let out = h
+            .run::<User>(json!({"name": name, "state": "absent"}), true, false)
+            .await
+            .expect("plan");
+        assert!(!out.changed);
+        let out = h
+            .run::<User>(json!({"name": "root", "state": "present"}), true, false)
+            .await
+            .expect("plan");
+        assert!(!out.changed, "root exists");
     }
 }
