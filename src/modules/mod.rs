@@ -17,14 +17,18 @@ pub mod debug;
 pub mod fail;
 pub mod file;
 pub mod fs;
+pub mod group;
+pub mod hostname;
 pub mod lineinfile;
 pub mod replace;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
+pub mod sysctl;
 pub mod template;
 pub mod testutil;
 mod textedit;
+pub mod user;
 pub mod wait_for;
 
 use std::path::PathBuf;
@@ -272,6 +276,10 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<assert::Assert>(),
     info::<fail::Fail>(),
     info::<wait_for::WaitFor>(),
+    info::<sysctl::Sysctl>(),
+    info::<group::Group>(),
+    info::<hostname::Hostname>(),
+    info::<user::User>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,

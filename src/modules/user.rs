@@ -1,0 +1,713 @@
+//! `user` (ansible.builtin.user): create, change or remove a local account
+//! with `useradd`, `usermod` and `userdel`. The account (`getent passwd`),
+//! its groups (`id -gn`, `id -Gn`) and, only when a password or lock is
+//! asked for, its shadow hash are read in one exec. A password (an already
+//! hashed crypt string) goes to `chpasswd -e` on stdin, never on a command
+//! line, and never into results or errors.
+
+use async_trait::async_trait;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+use super::args::{bool_ish, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
+use super::{Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
+use crate::{Map, Value};
+
+/// Arguments of `user`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Account name.
+    name: String,
+    /// Wanted numeric id.
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    uid: Option<u64>,
+    /// Primary group (name or gid).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    group: Option<String>,
+    /// Supplementary groups (list or comma-separated string); `""` removes
+    /// all unless `append`.
+    #[serde(default, deserialize_with = "opt_groups")]
+    groups: Option<Vec<String>>,
+    /// Add to `groups` without removing other memberships.
+    #[serde(default, deserialize_with = "bool_ish")]
+    append: bool,
+    /// Login shell.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    shell: Option<String>,
+    /// Home directory (set, not moved, on an existing account).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    home: Option<String>,
+    /// Create the home directory when creating the account.
+    #[serde(default = "yes", alias = "createhome", deserialize_with = "bool_ish")]
+    create_home: bool,
+    /// Create a system account (only when creating it).
+    #[serde(default, deserialize_with = "bool_ish")]
+    system: bool,
+    /// `present` or `absent`.
+    #[serde(default)]
+    state: State,
+    /// With `state: absent`, remove the home directory and mail spool.
+    #[serde(default, deserialize_with = "bool_ish")]
+    remove: bool,
+    /// With `state: absent`, `userdel --force`.
+    #[serde(default, deserialize_with = "bool_ish")]
+    force: bool,
+    /// GECOS field.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    comment: Option<String>,
+    /// Crypted password (as in /etc/shadow).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    password: Option<String>,
+    /// `always` (default) or `on_create`.
+    #[serde(default)]
+    update_password: UpdatePassword,
+    /// Lock (`usermod -L`) or unlock (`usermod -U`) the password.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    password_lock: Option<bool>,
+    /// Not supported: accepted only as false.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    generate_ssh_key: Option<bool>,
+}
+
+/// Whether the account should exist.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    #[default]
+    Present,
+    Absent,
+}
+
+/// When to set the password.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum UpdatePassword {
+    #[default]
+    Always,
+    OnCreate,
+}
+
+/// `groups:` as a list or a comma-separated string; `null` is absent.
+fn opt_groups<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = Value::deserialize(d)?;
+    let joined = match &v {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => Err(D::Error::custom(format!("invalid group {other}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(","),
+        other => return Err(D::Error::custom(format!("invalid groups {other}"))),
+    };
+    Ok(Some(
+        joined
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect(),
+    ))
+}
+
+/// An account as read from the host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Account {
+    /// Numeric id.
+    pub uid: u64,
+    /// Primary gid.
+    pub gid: u64,
+    /// Primary group's name.
+    pub group: String,
+    /// Supplementary group names (primary excluded).
+    pub groups: Vec<String>,
+    /// GECOS.
+    pub comment: String,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+    /// Shadow hash, when it was read.
+    pub hash: Option<String>,
+}
+
+/// `name:x:uid:gid:gecos:home:shell` → (name, account without groups).
+pub fn parse_passwd_line(line: &str) -> Option<(String, Account)> {
+    let f: Vec<&str> = line.trim_end_matches('\n').split(':').collect();
+    if f.len() < 7 {
+        return None;
+    }
+    Some((
+        f[0].to_string(),
+        Account {
+            uid: f[2].parse().ok()?,
+            gid: f[3].parse().ok()?,
+            comment: f[4].to_string(),
+            home: f[5].to_string(),
+            shell: f[6].to_string(),
+            ..Account::default()
+        },
+    ))
+}
+
+fn read_script(name: &str, shadow: bool) -> String {
+    format!(
+        "n={}\n\
+         if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
+         printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; {}\
+         else echo '@@none'; fi\n",
+        shell_quote(name),
+        if shadow {
+            "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2)\"; "
+        } else {
+            ""
+        }
+    )
+}
+
+/// Parse the read script's output (`None`: no such account).
+fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, String> {
+    let mut acct: Option<Account> = None;
+    let mut all_groups = Vec::new();
+    let mut hash = None;
+    for line in out.lines() {
+        if line == "@@none" {
+            return Ok(None);
+        } else if let Some(p) = line.strip_prefix("@@pw ") {
+            let (n, a) = parse_passwd_line(p).ok_or_else(|| format!("bad passwd line {p:?}"))?;
+            if n != name {
+                // `getent passwd 1000` looks up a uid.
+                return Ok(None);
+            }
+            acct = Some(a);
+        } else if let Some(g) = line.strip_prefix("@@pg ") {
+            if let Some(a) = acct.as_mut() {
+                a.group = g.trim().to_string();
+            }
+        } else if let Some(gs) = line.strip_prefix("@@gs ") {
+            all_groups = gs.split_whitespace().map(String::from).collect();
+        } else if let Some(h) = line.strip_prefix("@@sh ") {
+            hash = Some(h.to_string());
+        }
+    }
+    let mut a = acct.ok_or_else(|| "incomplete output".to_string())?;
+    a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
+    a.hash = hash.filter(|h| !h.is_empty());
+    Ok(Some(a))
+}
+
+/// What `apply` does. The password is kept out of `Debug`.
+#[derive(PartialEq)]
+pub struct UserChange {
+    /// `useradd`/`usermod`/`userdel` argument vector, if any.
+    argv: Option<Vec<String>>,
+    /// Hash to set with `chpasswd -e`.
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for UserChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserChange")
+            .field("argv", &self.argv)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .finish()
+    }
+}
+
+impl User {
+    fn validate(&self) -> Result<(), ModuleError> {
+        let bad = |s: &str| s.is_empty() || s.starts_with('-') || s.contains([':', '\n', ',']);
+        if bad(&self.name) {
+            return Err(ModuleError::Args(format!(
+                "invalid user name {:?}",
+                self.name
+            )));
+        }
+        if let Some(g) = self.groups.iter().flatten().find(|g| bad(g)) {
+            return Err(ModuleError::Args(format!("invalid group name {g:?}")));
+        }
+        if self
+            .password
+            .as_deref()
+            .is_some_and(|p| p.contains([':', '\n']))
+        {
+            return Err(ModuleError::Args(
+                "password must be a crypted hash (no ':' or newline)".into(),
+            ));
+        }
+        if self.password.is_some() && self.password_lock.is_some() {
+            return Err(ModuleError::Args(
+                "password and password_lock cannot be used together".into(),
+            ));
+        }
+        if self.generate_ssh_key == Some(true) {
+            return Err(ModuleError::Args(
+                "generate_ssh_key is not supported by drover".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Wanted supplementary groups, without the primary group.
+    fn wanted_groups(&self, primary: &str) -> Option<Vec<String>> {
+        self.groups.as_ref().map(|gs| {
+            let mut out: Vec<String> = Vec::new();
+            for g in gs {
+                if g != primary && !out.contains(g) {
+                    out.push(g.clone());
+                }
+            }
+            out
+        })
+    }
+
+    fn decide(&self, current: Option<&Account>) -> Option<UserChange> {
+        let s = |v: &str| v.to_string();
+        match (self.state, current) {
+            (State::Absent, None) => None,
+            (State::Absent, Some(_)) => {
+                let mut v = vec![s("userdel")];
+                if self.remove {
+                    v.push(s("-r"));
+                }
+                if self.force {
+                    v.push(s("-f"));
+                }
+                v.push(self.name.clone());
+                Some(UserChange {
+                    argv: Some(v),
+                    password: None,
+                })
+            }
+            (State::Present, None) => {
+                let mut v = vec![s("useradd")];
+                if let Some(uid) = self.uid {
+                    v.extend([s("-u"), uid.to_string()]);
+                }
+                if let Some(g) = &self.group {
+                    v.extend([s("-g"), g.clone()]);
+                }
+                if let Some(gs) = self.wanted_groups(self.group.as_deref().unwrap_or_default()) {
+                    if !gs.is_empty() {
+                        v.extend([s("-G"), gs.join(",")]);
+                    }
+                }
+                if let Some(c) = &self.comment {
+                    v.extend([s("-c"), c.clone()]);
+                }
+                if let Some(h) = &self.home {
+                    v.extend([s("-d"), h.clone()]);
+                }
+                if let Some(sh) = &self.shell {
+                    v.extend([s("-s"), sh.clone()]);
+                }
+                if self.system {
+                    v.push(s("-r"));
+                }
+                v.push(s(if self.create_home { "-m" } else { "-M" }));
+                v.push(self.name.clone());
+                Some(UserChange {
+                    argv: Some(v),
+                    password: self.password.clone(),
+                })
+            }
+            (State::Present, Some(a)) => {
+                let mut v = Vec::new();
+                if let Some(uid) = self.uid.filter(|u| *u != a.uid) {
+                    v.extend([s("-u"), uid.to_string()]);
+                }
+                let primary = match &self.group {
+                    Some(g) => {
+                        let same = match g.parse::<u64>() {
+                            Ok(gid) => gid == a.gid,
+                            Err(_) => *g == a.group,
+                        };
+                        if !same {
+                            v.extend([s("-g"), g.clone()]);
+                        }
+                        g.clone()
+                    }
+                    None => a.group.clone(),
+                };
+                if let Some(want) = self.wanted_groups(&primary) {
+                    if self.append {
+                        if want.iter().any(|g| !a.groups.contains(g)) {
+                            v.extend([s("-a"), s("-G"), want.join(",")]);
+                        }
+                    } else {
+                        let mut w = want.clone();
+                        let mut c = a.groups.clone();
+                        w.sort();
+                        c.sort();
+                        c.dedup();
+                        if w != c {
+                            v.extend([s("-G"), want.join(",")]);
+                        }
+                    }
+                }
+                if let Some(c) = self.comment.as_ref().filter(|c| **c != a.comment) {
+                    v.extend([s("-c"), c.clone()]);
+                }
+                if let Some(h) = self.home.as_ref().filter(|h| **h != a.home) {
+                    v.extend([s("-d"), h.clone()]);
+                }
+                if let Some(sh) = self.shell.as_ref().filter(|sh| **sh != a.shell) {
+                    v.extend([s("-s"), sh.clone()]);
+                }
+                let locked = a.hash.as_deref().is_some_and(|h| h.starts_with('!'));
+                match self.password_lock {
+                    Some(true) if !locked => v.push(s("-L")),
+                    Some(false) if locked => v.push(s("-U")),
+                    _ => {}
+                }
+                let password = self
+                    .password
+                    .clone()
+                    .filter(|_| self.update_password == UpdatePassword::Always)
+                    .filter(|p| a.hash.as_deref() != Some(p.as_str()));
+                let argv = (!v.is_empty()).then(|| {
+                    let mut full = vec![s("usermod")];
+                    full.extend(v);
+                    full.push(self.name.clone());
+                    full
+                });
+                (argv.is_some() || password.is_some()).then_some(UserChange { argv, password })
+            }
+        }
+    }
+
+    fn state_str(&self) -> &'static str {
+        match self.state {
+            State::Present => "present",
+            State::Absent => "absent",
+        }
+    }
+
+    /// Result fields; `acct` is the account as it is (or will be, as far as known).
+    fn data(&self, acct: Option<&Account>) -> Map {
+        let mut m = Map::new();
+        m.insert("name".into(), Value::from(self.name.clone()));
+        m.insert("state".into(), Value::from(self.state_str()));
+        if self.state == State::Absent {
+            m.insert("remove".into(), Value::from(self.remove));
+            m.insert("force".into(), Value::from(self.force));
+            return m;
+        }
+        m.insert("system".into(), Value::from(self.system));
+        m.insert("append".into(), Value::from(self.append));
+        if let Some(gs) = &self.groups {
+            m.insert("groups".into(), Value::from(gs.join(",")));
+        }
+        if self.password.is_some() {
+            m.insert("password".into(), Value::from("NOT_LOGGING_PASSWORD"));
+        }
+        if let Some(a) = acct {
+            m.insert("uid".into(), Value::from(a.uid));
+            m.insert("group".into(), Value::from(a.gid));
+            m.insert("comment".into(), Value::from(a.comment.clone()));
+            m.insert("home".into(), Value::from(a.home.clone()));
+            m.insert("shell".into(), Value::from(a.shell.clone()));
+        }
+        for (k, v) in [
+            ("comment", &self.comment),
+            ("home", &self.home),
+            ("shell", &self.shell),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), Value::from(v.clone()));
+            }
+        }
+        if let Some(uid) = self.uid {
+            m.insert("uid".into(), Value::from(uid));
+        }
+        m
+    }
+}
+
+#[async_trait]
+impl Module for User {
+    const NAME: &'static str = "user";
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "uid",
+        "group",
+        "groups",
+        "append",
+        "shell",
+        "home",
+        "create_home",
+        "createhome",
+        "system",
+        "state",
+        "remove",
+        "force",
+        "comment",
+        "password",
+        "update_password",
+        "password_lock",
+        "generate_ssh_key",
+    ];
+    type Change = UserChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<UserChange>, ModuleError> {
+        self.validate()?;
+        let shadow = self.state == State::Present
+            && (self.password.is_some() || self.password_lock.is_some());
+        let out = ctx
+            .remote
+            .exec(&read_script(&self.name, shadow), b"")
+            .await?;
+        if out.status != 0 {
+            return Err(ModuleError::failed(format!(
+                "reading user {} failed: {}",
+                self.name,
+                out.stderr_str().trim()
+            )));
+        }
+        let current = parse_observed(&self.name, &out.stdout_str())
+            .map_err(|e| ModuleError::failed(format!("reading user {} failed: {e}", self.name)))?;
+        match self.decide(current.as_ref()) {
+            None => Ok(Plan::Unchanged(self.data(current.as_ref()))),
+            Some(change) => Ok(Plan::Change {
+                change,
+                diff: None,
+                data: self.data(current.as_ref()),
+            }),
+        }
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: UserChange) -> Result<Map, ModuleError> {
+        let mut parts = Vec::new();
+        if let Some(argv) = &change.argv {
+            parts.push(
+                argv.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        let mut stdin = Vec::new();
+        if let Some(p) = &change.password {
+            parts.push("chpasswd -e".into());
+            stdin = format!("{}:{p}\n", self.name).into_bytes();
+        }
+        if self.state == State::Present {
+            parts.push(format!("getent passwd {}", shell_quote(&self.name)));
+        }
+        let out = ctx.remote.exec(&parts.join(" && "), &stdin).await?;
+        if out.status != 0 {
+            let what = change
+                .argv
+                .as_ref()
+                .and_then(|a| a.first().cloned())
+                .unwrap_or_else(|| "chpasswd".into());
+            let mut data = Map::new();
+            data.insert("rc".into(), Value::from(out.status));
+            return Err(ModuleError::Failed {
+                msg: format!("{what} failed: {}", out.stderr_str().trim()),
+                data,
+            });
+        }
+        let stdout = out.stdout_str();
+        let acct = stdout
+            .lines()
+            .filter_map(parse_passwd_line)
+            .find(|(n, _)| *n == self.name)
+            .map(|(_, a)| a);
+        let mut data = self.data(acct.as_ref());
+        data.remove("name");
+        data.remove("state");
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::testutil::{assert_args_complete, Harness};
+
+    fn module(v: Value) -> User {
+        serde_json::from_value(v).expect("args")
+    }
+
+    fn argv(c: &Option<UserChange>) -> Option<String> {
+        c.as_ref()
+            .and_then(|c| c.argv.as_ref())
+            .map(|a| a.join(" "))
+    }
+
+    fn k3s() -> Account {
+        Account {
+            uid: 1001,
+            gid: 1001,
+            group: "k3s".into(),
+            groups: vec!["docker".into(), "sudo".into()],
+            comment: "K3s".into(),
+            home: "/home/k3s".into(),
+            shell: "/bin/bash".into(),
+            hash: Some("$6$old".into()),
+        }
+    }
+
+    #[test]
+    fn args() {
+        assert_args_complete::<User>();
+    }
+
+    #[test]
+    fn parses_read_output() {
+        let out = "@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s docker sudo\n@@sh $6$old\n";
+        assert_eq!(parse_observed("k3s", out).expect("ok"), Some(k3s()));
+        assert_eq!(parse_observed("k3s", "@@none\n").expect("ok"), None);
+        let out = "@@pw root:x:0:0:root:/root:/bin/bash\n@@pg root\n@@gs root\n";
+        assert_eq!(parse_observed("0", out).expect("ok"), None, "uid lookup");
+        let a = parse_observed("root", out).expect("ok").expect("root");
+        assert!(a.groups.is_empty());
+        assert_eq!(a.hash, None);
+        assert!(parse_observed("k3s", "").is_err());
+        assert!(read_script("k3s", false).contains("getent passwd"));
+        assert!(!read_script("k3s", false).contains("shadow"));
+        assert!(read_script("k3s", true).contains("getent shadow"));
+    }
+
+    #[test]
+    fn groups_as_list_or_string() {
+        let m = module(json!({"name": "a", "groups": "docker, sudo,"}));
+        assert_eq!(m.groups, Some(vec!["docker".into(), "sudo".into()]));
+        let m = module(json!({"name": "a", "groups": ["docker", "sudo,adm"]}));
+        assert_eq!(
+            m.groups,
+            Some(vec!["docker".into(), "sudo".into(), "adm".into()])
+        );
+        let m = module(json!({"name": "a", "groups": ""}));
+        assert_eq!(m.groups, Some(vec![]));
+        assert_eq!(module(json!({"name": "a", "groups": null})).groups, None);
+    }
+
+    #[test]
+    fn plans_useradd() {
+        let m = module(json!({
+            "name": "k3s", "uid": 1001, "group": "k3s", "groups": ["docker", "k3s"],
+            "shell": "/bin/bash", "system": true, "createhome": "no",
+            "comment": "K3s service", "password": "$6$new"
+        }));
+        m.validate().expect("valid");
+        let c = m.decide(None);
+        assert_eq!(
+            argv(&c).as_deref(),
+            Some("useradd -u 1001 -g k3s -G docker -c K3s service -s /bin/bash -r -M k3s")
+        );
+        let c = c.expect("change");
+        assert_eq!(c.password.as_deref(), Some("$6$new"));
+        assert!(
+            !format!("{c:?}").contains("$6$new"),
+            "password not in Debug"
+        );
+        let data = m.data(None);
+        assert_eq!(data["password"], json!("NOT_LOGGING_PASSWORD"));
+        assert_eq!(
+            argv(&module(json!({"name": "bob"})).decide(None)).as_deref(),
+            Some("useradd -m bob")
+        );
+    }
+
+    #[test]
+    fn plans_usermod_only_for_differences() {
+        let a = k3s();
+        let same = module(json!({
+            "name": "k3s", "uid": "1001", "group": 1001, "groups": "sudo,docker",
+            "shell": "/bin/bash", "home": "/home/k3s", "comment": "K3s", "password": "$6$old"
+        }));
+        assert_eq!(same.decide(Some(&a)), None);
+        let m = module(json!({"name": "k3s", "groups": ["docker"]}));
+        assert_eq!(
+            argv(&m.decide(Some(&a))).as_deref(),
+            Some("usermod -G docker k3s")
+        );
+        let m = module(json!({"name": "k3s", "groups": ["docker"], "append": true}));
+        assert_eq!(m.decide(Some(&a)), None);
+        let m = module(json!({"name": "k3s", "groups": ["adm"], "append": true}));
+        assert_eq!(
+            argv(&m.decide(Some(&a))).as_deref(),
+            Some("usermod -a -G adm k3s")
+        );
+        let m = module(json!({"name": "k3s", "groups": ""}));
+        assert_eq!(
+            argv(&m.decide(Some(&a))).as_deref(),
+            Some("usermod -G  k3s")
+        );
+        let m = module(json!({"name": "k3s", "uid": 1002, "group": "users", "shell": "/bin/sh"}));
+        assert_eq!(
+            argv(&m.decide(Some(&a))).as_deref(),
+            Some("usermod -u 1002 -g users -s /bin/sh k3s")
+        );
+        let m = module(json!({"name": "k3s", "password": "$6$new"}));
+        let c = m.decide(Some(&a)).expect("change");
+        assert_eq!(c.argv, None);
+        assert_eq!(c.password.as_deref(), Some("$6$new"));
+        let m =
+            module(json!({"name": "k3s", "password": "$6$new", "update_password": "on_create"}));
+        assert_eq!(m.decide(Some(&a)), None);
+        let m = module(json!({"name": "k3s", "password_lock": true}));
+        assert_eq!(argv(&m.decide(Some(&a))).as_deref(), Some("usermod -L k3s"));
+        let locked = Account {
+            hash: Some("!$6$old".into()),
+            ..k3s()
+        };
+        assert_eq!(m.decide(Some(&locked)), None);
+        let m = module(json!({"name": "k3s", "password_lock": false}));
+        assert_eq!(
+            argv(&m.decide(Some(&locked))).as_deref(),
+            Some("usermod -U k3s")
+        );
+    }
+
+    #[test]
+    fn plans_userdel_and_rejects_bad_args() {
+        let a = k3s();
+        let m = module(json!({"name": "k3s", "state": "absent", "remove": "yes"}));
+        assert_eq!(argv(&m.decide(Some(&a))).as_deref(), Some("userdel -r k3s"));
+        assert_eq!(m.decide(None), None);
+        assert!(module(json!({"name": "-o"})).validate().is_err());
+        assert!(module(json!({"name": "a", "password": "x:y"}))
+            .validate()
+            .is_err());
+        assert!(module(json!({"name": "a", "generate_ssh_key": true}))
+            .validate()
+            .is_err());
+        assert!(module(json!({"name": "a", "generate_ssh_key": false}))
+            .validate()
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn check_mode_reads_the_host_and_changes_nothing() {
+        // Read-only: check mode stops after planning.
+        let h = Harness::new();
+        let name = "drover-no-such-user-x9";
+        let out = h
+            .run::<User>(json!({"name": name}), true, false)
+            .await
+            .expect("plan");
+        assert!(out.changed, "a missing user would be created");
+        assert_eq!(h.take_execs(), 1, "one read");
+        let out = h
+            .run::<User>(json!({"name": name, "state": "absent"}), true, false)
+            .await
+            .expect("plan");
+        assert!(!out.changed);
+        let out = h
+            .run::<User>(json!({"name": "root", "state": "present"}), true, false)
+            .await
+            .expect("plan");
+        assert!(!out.changed, "root exists");
+    }
+}
