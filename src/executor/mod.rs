@@ -616,6 +616,8 @@ impl<'a> Runner<'a> {
         extra: Vec<(String, Value)>,
     ) -> Scope {
         let mut vars = Map::new();
+        // Ansible's default, so templates it rendered render the same.
+        vars.insert("ansible_managed".into(), Value::from("Ansible managed"));
         if let Some(role) = task.and_then(|t| t.role.as_ref()) {
             vars.extend(role.defaults.clone());
         }

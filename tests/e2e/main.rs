@@ -47,7 +47,8 @@ fn every_module_converges_then_reports_no_change() {
         assert_eq!(read("/opt/app/restarted"), "restarted\n");
         assert_eq!(read("/opt/app/shell.out").trim(), host);
         let hosts = read("/opt/app/hosts");
-        assert_eq!(hosts.lines().count(), 8, "{hosts}");
+        assert_eq!(hosts.lines().count(), 9, "{hosts}");
+        assert!(hosts.ends_with("# Ansible managed\n"), "{hosts}");
         assert!(hosts.contains(" pi-master\n"), "{hosts}");
         let keys = read("/home/admin/.ssh/authorized_keys");
         assert!(keys.contains("ops@example"), "{keys}");
