@@ -83,15 +83,10 @@ fn results_empty(agg: &Map) -> bool {
         .is_some_and(Vec::is_empty)
 }
 
+/// A boolean variable or result field as Ansible reads it (`yes`, `"True"`, 1).
 fn truthy_value(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => {
-            matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "1" | "on")
-        }
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        _ => false,
-    }
+    v.and_then(crate::modules::args::parse_bool)
+        .unwrap_or(false)
 }
 
 fn strip_omit(v: &mut Value, omit: &str) {

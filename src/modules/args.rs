@@ -16,9 +16,9 @@ use crate::Value;
 pub fn parse_bool(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(1) => Some(true),
-            Some(0) => Some(false),
+        Value::Number(n) => match n.as_f64() {
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
             _ => None,
         },
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -33,7 +33,8 @@ pub fn parse_bool(value: &Value) -> Option<bool> {
 /// A boolean argument (`force: yes`, `backup: "True"`, `recurse: 1`).
 pub fn bool_ish<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let v = Value::deserialize(d)?;
-    parse_bool(&v).ok_or_else(|| D::Error::custom(format!("{v} is not a valid boolean")))
+    parse_bool(&v)
+        .ok_or_else(|| D::Error::custom(format!("{} is not a valid boolean", describe(&v))))
 }
 
 /// An optional boolean argument; `null` is absent.
@@ -44,14 +45,14 @@ pub fn opt_bool_ish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
     }
     parse_bool(&v)
         .map(Some)
-        .ok_or_else(|| D::Error::custom(format!("{v} is not a valid boolean")))
+        .ok_or_else(|| D::Error::custom(format!("{} is not a valid boolean", describe(&v))))
 }
 
 /// A string argument that may be written as a number or boolean
 /// (`owner: 1000`, `group: 0`).
 pub fn string_ish<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let v = Value::deserialize(d)?;
-    value_to_string(&v).ok_or_else(|| D::Error::custom(format!("expected a string, got {v}")))
+    loose_string(&v).ok_or_else(|| D::Error::custom(format!("{} is not a string", describe(&v))))
 }
 
 /// An optional string argument that may be written as a number; `null` is
@@ -61,12 +62,13 @@ pub fn opt_string_ish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
     if v.is_null() {
         return Ok(None);
     }
-    value_to_string(&v)
+    loose_string(&v)
         .map(Some)
-        .ok_or_else(|| D::Error::custom(format!("expected a string, got {v}")))
+        .ok_or_else(|| D::Error::custom(format!("{} is not a string", describe(&v))))
 }
 
-fn value_to_string(v: &Value) -> Option<String> {
+/// Ansible's string conversion: numbers and booleans become their text.
+pub fn loose_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -90,24 +92,81 @@ pub fn opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Erro
     })
 }
 
-/// An optional non-negative integer that may be written as a string
+/// A number given as a number or as a string.
+pub fn loose_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A value for an error message, cut short.
+fn describe(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        format!("{}...", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// An optional non-negative whole number that may be written as a string
 /// (`timeout: "30"`); `null` is absent.
 pub fn opt_u64_ish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    match loose_f64(&v) {
+        Some(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= u64::MAX as f64 => {
+            Ok(Some(x as u64))
+        }
+        _ => Err(D::Error::custom(format!(
+            "{} is not a whole number",
+            describe(&v)
+        ))),
+    }
+}
+
+/// An optional non-negative number (`delay: 0.5`); `null` is absent.
+pub fn opt_f64_ish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    match loose_f64(&v) {
+        Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+        _ => Err(D::Error::custom(format!(
+            "{} is not a non-negative number",
+            describe(&v)
+        ))),
+    }
+}
+
+/// An optional list of strings, from a list of scalars or a comma-separated
+/// string (Ansible's `type: list` conversion); `null` is absent.
+pub fn opt_strings_ish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = Value::deserialize(d)?;
     match &v {
         Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| D::Error::custom(format!("{n} is not a non-negative integer"))),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| D::Error::custom(format!("{s:?} is not a non-negative integer"))),
-        other => Err(D::Error::custom(format!(
-            "{other} is not a non-negative integer"
-        ))),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                loose_string(i)
+                    .ok_or_else(|| D::Error::custom(format!("{} is not a string", describe(i))))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Value::String(s) => Ok(Some(
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )),
+        other => loose_string(other)
+            .map(|s| Some(vec![s]))
+            .ok_or_else(|| D::Error::custom(format!("{} is not a list", describe(other)))),
     }
 }
 
@@ -161,5 +220,57 @@ mod tests {
         assert!(a(serde_json::json!({"force": "maybe"})).is_err());
         assert!(a(serde_json::json!({"mode": "q+z"})).is_err());
         assert!(a(serde_json::json!({"bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn loose_booleans() {
+        for yes in [
+            serde_json::json!(true),
+            serde_json::json!("yes"),
+            serde_json::json!("True"),
+            serde_json::json!(1),
+            serde_json::json!("on"),
+        ] {
+            assert_eq!(parse_bool(&yes), Some(true), "{yes}");
+        }
+        for no in [
+            serde_json::json!(false),
+            serde_json::json!("no"),
+            serde_json::json!("FALSE"),
+            serde_json::json!(0),
+            serde_json::json!("off"),
+        ] {
+            assert_eq!(parse_bool(&no), Some(false), "{no}");
+        }
+        assert_eq!(parse_bool(&serde_json::json!("maybe")), None);
+        assert_eq!(parse_bool(&serde_json::json!(2)), None);
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Loose {
+        #[serde(default, deserialize_with = "opt_bool_ish")]
+        b: Option<bool>,
+        #[serde(default, deserialize_with = "opt_string_ish")]
+        s: Option<String>,
+        #[serde(default, deserialize_with = "opt_u64_ish")]
+        n: Option<u64>,
+        #[serde(default, deserialize_with = "opt_strings_ish")]
+        l: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn loose_fields() {
+        let l: Loose = serde_json::from_value(
+            serde_json::json!({"b": "yes", "s": 8080, "n": "30", "l": "a, b"}),
+        )
+        .expect("loose");
+        assert_eq!(l.b, Some(true));
+        assert_eq!(l.s.as_deref(), Some("8080"));
+        assert_eq!(l.n, Some(30));
+        assert_eq!(l.l, Some(vec!["a".to_string(), "b".to_string()]));
+        let none: Loose = serde_json::from_value(serde_json::json!({"b": null})).expect("null");
+        assert_eq!(none.b, None);
+        assert!(serde_json::from_value::<Loose>(serde_json::json!({"b": "maybe"})).is_err());
+        assert!(serde_json::from_value::<Loose>(serde_json::json!({"n": 1.5})).is_err());
     }
 }

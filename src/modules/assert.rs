@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::cmdargs::{opt_bool, truthy};
+use super::args::opt_bool_ish;
+use super::cmdargs::truthy;
 use super::fail::message_text;
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::{Map, Value};
@@ -23,7 +24,7 @@ pub struct Assert {
     #[serde(default)]
     success_msg: Option<Value>,
     /// Less output on success; accepted, the reporter decides.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
     quiet: Option<bool>,
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::cmdargs::{opt_bool, opt_string};
+use super::args::{opt_bool_ish, opt_string_ish};
 use super::textedit::{
     apply_edit, fail_rc, plan_edit, py_regex, read_text, strip_eol, without_newline, EditChange,
     ReFlags, WriteOpts,
@@ -35,56 +35,56 @@ pub struct BlockInFile {
         alias = "dest",
         alias = "destfile",
         alias = "name",
-        deserialize_with = "opt_string"
+        deserialize_with = "opt_string_ish"
     )]
     path: Option<String>,
     /// `present` (default) or `absent`.
     #[serde(default)]
     state: Option<State>,
     /// Marker line template; `{mark}` becomes `marker_begin` / `marker_end`.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     marker: Option<String>,
     /// The text between the markers; empty removes the block.
-    #[serde(default, alias = "content", deserialize_with = "opt_string")]
+    #[serde(default, alias = "content", deserialize_with = "opt_string_ish")]
     block: Option<String>,
     /// `EOF` or a regular expression: a new block goes after its last match.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     insertafter: Option<String>,
     /// `BOF` or a regular expression: a new block goes before its last match.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     insertbefore: Option<String>,
     /// Create the file when missing.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     create: Option<bool>,
     /// Keep a timestamped copy of the old file.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     backup: Option<bool>,
     /// Command checking the new content (`%s` is its temp file).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     validate: Option<String>,
     /// Replaces `{mark}` in the first marker (default `BEGIN`).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     marker_begin: Option<String>,
     /// Replaces `{mark}` in the last marker (default `END`).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     marker_end: Option<String>,
     /// Put a blank line after the block unless one is there.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     append_newline: Option<bool>,
     /// Put a blank line before the block unless one is there.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     prepend_newline: Option<bool>,
     /// Mode of the file.
     #[serde(default)]
     mode: Option<Value>,
     /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     owner: Option<String>,
     /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     group: Option<String>,
     /// Accepted for compatibility; writes are always atomic.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: Option<bool>,
 }

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::Deserialize;
 
-use super::cmdargs::{extract_kv, loose_bool, opt_bool, opt_string, opt_strings, shlex_split};
+use super::args::{opt_bool_ish, opt_string_ish, opt_strings_ish, parse_bool};
+use super::cmdargs::{extract_kv, shlex_split};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::{shell_quote, ExecOutput, Remote};
 use crate::{Map, Value};
@@ -23,37 +24,37 @@ use crate::{Map, Value};
 #[serde(deny_unknown_fields)]
 pub struct CmdArgs {
     /// The free-form text (`command: ls -l`).
-    #[serde(default, rename = "_raw_params", deserialize_with = "opt_string")]
+    #[serde(default, rename = "_raw_params", deserialize_with = "opt_string_ish")]
     raw_params: Option<String>,
     /// The command as an argument instead of free form.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     cmd: Option<String>,
     /// The program and its arguments as a list (`command` only).
-    #[serde(default, deserialize_with = "opt_strings")]
+    #[serde(default, deserialize_with = "opt_strings_ish")]
     argv: Option<Vec<String>>,
     /// Directory to run in.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     chdir: Option<String>,
     /// Do not run when this path (a glob) exists.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     creates: Option<String>,
     /// Do not run unless this path (a glob) exists.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     removes: Option<String>,
     /// Shell to run the text with (`shell`; `command` ignores it as Ansible does).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     executable: Option<String>,
     /// Data for the command's standard input.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     stdin: Option<String>,
     /// Append a newline to `stdin` (default yes).
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     stdin_add_newline: Option<bool>,
     /// Strip trailing newlines from stdout and stderr (default yes).
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     strip_empty_ends: Option<bool>,
     /// Expand `~` and `$VARS` in the words of `command` (default yes).
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     expand_argument_vars: Option<bool>,
 }
 
@@ -131,7 +132,7 @@ impl CmdArgs {
         let mut strip = self.strip_empty_ends;
         for (k, v) in inline {
             let flag = || {
-                loose_bool(&Value::from(v.as_str()))
+                parse_bool(&Value::from(v.as_str()))
                     .ok_or_else(|| ModuleError::Args(format!("{k}={v}: not a boolean")))
             };
             match k.as_str() {

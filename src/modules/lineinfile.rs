@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::cmdargs::{opt_bool, opt_string};
+use super::args::{opt_bool_ish, opt_string_ish};
 use super::textedit::{
     apply_edit, fail_rc, plan_edit, py_regex, read_text, split_lines, strip_eol, without_newline,
     EditChange, PyTemplate, ReFlags, WriteOpts,
@@ -36,54 +36,54 @@ pub struct LineInFile {
         alias = "dest",
         alias = "destfile",
         alias = "name",
-        deserialize_with = "opt_string"
+        deserialize_with = "opt_string_ish"
     )]
     path: Option<String>,
     /// `present` (default) or `absent`.
     #[serde(default)]
     state: Option<State>,
     /// Python regular expression selecting the line to replace or remove.
-    #[serde(default, alias = "regex", deserialize_with = "opt_string")]
+    #[serde(default, alias = "regex", deserialize_with = "opt_string_ish")]
     regexp: Option<String>,
     /// Literal text selecting the line to replace or remove.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     search_string: Option<String>,
     /// The line to put in.
-    #[serde(default, alias = "value", deserialize_with = "opt_string")]
+    #[serde(default, alias = "value", deserialize_with = "opt_string_ish")]
     line: Option<String>,
     /// `EOF`, `BOF` or a regular expression: insert after its last match.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     insertafter: Option<String>,
     /// `BOF` or a regular expression: insert before its last match.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     insertbefore: Option<String>,
     /// `line` holds `\1`-style references to `regexp`'s groups; without a
     /// match nothing changes.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     backrefs: Option<bool>,
     /// Create the file when missing.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     create: Option<bool>,
     /// Keep a timestamped copy of the old file.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     backup: Option<bool>,
     /// Use the first match of `regexp`/`insertafter`/`insertbefore`, not the last.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     firstmatch: Option<bool>,
     /// Command checking the new content (`%s` is its temp file).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     validate: Option<String>,
     /// Mode of the file.
     #[serde(default)]
     mode: Option<Value>,
     /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     owner: Option<String>,
     /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     group: Option<String>,
     /// Accepted for compatibility; writes are always atomic.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: Option<bool>,
 }

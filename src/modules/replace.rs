@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::cmdargs::{opt_bool, opt_string};
+use super::args::{opt_bool_ish, opt_string_ish};
 use super::textedit::{
     apply_edit, fail_rc, plan_edit, py_regex, read_text, EditChange, PyTemplate, ReFlags, WriteOpts,
 };
@@ -23,41 +23,41 @@ pub struct Replace {
         alias = "dest",
         alias = "destfile",
         alias = "name",
-        deserialize_with = "opt_string"
+        deserialize_with = "opt_string_ish"
     )]
     path: Option<String>,
     /// Python regular expression, compiled with `re.MULTILINE`.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     regexp: Option<String>,
     /// Replacement, with `\1` / `\g<name>` references (default: empty).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     replace: Option<String>,
     /// Only replace after the first match of this expression.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     after: Option<String>,
     /// Only replace before the (first following) match of this expression.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     before: Option<String>,
     /// Keep a timestamped copy of the old file.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     backup: Option<bool>,
     /// Command checking the new content (`%s` is its temp file).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     validate: Option<String>,
     /// The file's encoding; only UTF-8 is supported.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     encoding: Option<String>,
     /// Mode of the file.
     #[serde(default)]
     mode: Option<Value>,
     /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     owner: Option<String>,
     /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     group: Option<String>,
     /// Accepted for compatibility; writes are always atomic.
-    #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: Option<bool>,
 }

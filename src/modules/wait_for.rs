@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::cmdargs::{opt_f64, opt_string, opt_strings, opt_u64};
+use super::args::{opt_f64_ish, opt_string_ish, opt_strings_ish, opt_u64_ish};
 use super::command::quote_path;
 use super::textedit::{py_regex, ReFlags};
 use super::{Module, ModuleCtx, ModuleError, Plan};
@@ -44,40 +44,40 @@ pub enum State {
 #[serde(deny_unknown_fields)]
 pub struct WaitFor {
     /// Host whose port to probe, as seen from the managed host (default 127.0.0.1).
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     host: Option<String>,
     /// Port to probe.
-    #[serde(default, deserialize_with = "opt_u64")]
+    #[serde(default, deserialize_with = "opt_u64_ish")]
     port: Option<u64>,
     /// File to wait for.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     path: Option<String>,
     /// What to wait for (default `started`).
     #[serde(default)]
     state: Option<State>,
     /// Seconds to wait in all (default 300), counted from the start, delay included.
-    #[serde(default, deserialize_with = "opt_u64")]
+    #[serde(default, deserialize_with = "opt_u64_ish")]
     timeout: Option<u64>,
     /// Seconds to wait before the first check (default 0).
-    #[serde(default, deserialize_with = "opt_u64")]
+    #[serde(default, deserialize_with = "opt_u64_ish")]
     delay: Option<u64>,
     /// Seconds between checks (default 1).
-    #[serde(default, deserialize_with = "opt_f64")]
+    #[serde(default, deserialize_with = "opt_f64_ish")]
     sleep: Option<f64>,
     /// Seconds one connection attempt may take (default 5).
-    #[serde(default, deserialize_with = "opt_u64")]
+    #[serde(default, deserialize_with = "opt_u64_ish")]
     connect_timeout: Option<u64>,
     /// Expression the file (or what the port sends) must match.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     search_regex: Option<String>,
     /// Peers whose connections `drained` ignores (IPv4 addresses).
-    #[serde(default, deserialize_with = "opt_strings")]
+    #[serde(default, deserialize_with = "opt_strings_ish")]
     exclude_hosts: Option<Vec<String>>,
     /// Connection states `drained` counts as active.
-    #[serde(default, deserialize_with = "opt_strings")]
+    #[serde(default, deserialize_with = "opt_strings_ish")]
     active_connection_states: Option<Vec<String>>,
     /// Message on timeout instead of the default one.
-    #[serde(default, deserialize_with = "opt_string")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     msg: Option<String>,
 }
 
