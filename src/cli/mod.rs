@@ -2,7 +2,6 @@
 //! `known-hosts`. Maps errors to exit codes (0 ok, 1 invalid input, 2 a host
 //! failed, 4 a host unreachable).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -538,9 +537,4 @@ fn known_hosts(action: KnownHostsAction) -> i32 {
             }
         }
     }
-}
-
-/// Is stdout a terminal? (Used to pick live progress.)
-pub fn stdout_is_terminal() -> bool {
-    std::io::stdout().is_terminal()
 }

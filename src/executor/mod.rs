@@ -108,6 +108,9 @@ pub struct Runner<'a> {
     groups: minijinja::Value,
     omit: String,
     states: IndexMap<String, HostState>,
+    /// `hostvars` as of the end of the last task: built once per task, not
+    /// per host, and while every state is in the table.
+    hostvars: minijinja::Value,
 }
 
 /// The outcome of a run.
@@ -154,6 +157,7 @@ impl<'a> Runner<'a> {
             groups: minijinja::Value::from_serialize(Value::Object(inventory.groups_var())),
             omit,
             states: IndexMap::new(),
+            hostvars: minijinja::Value::UNDEFINED,
         }
     }
 
@@ -265,6 +269,7 @@ impl<'a> Runner<'a> {
             )));
             return Ok(());
         }
+        self.refresh_hostvars();
         let ctx = PlayCtx {
             play,
             vars,
@@ -372,6 +377,7 @@ impl<'a> Runner<'a> {
         let inventory = self.inventory;
         self.states
             .sort_by_cached_key(|name, _| inventory.hosts.get_index_of(name).unwrap_or(usize::MAX));
+        self.refresh_hostvars();
     }
 
     fn active_of(&self, hosts: &[String]) -> Vec<String> {
@@ -664,13 +670,18 @@ impl<'a> Runner<'a> {
         vars.insert("omit".into(), Value::from(self.omit.clone()));
         let magic = vec![
             ("groups".to_string(), self.groups.clone()),
-            ("hostvars".to_string(), self.hostvars()),
+            ("hostvars".to_string(), self.hostvars.clone()),
         ];
         self.templar.scope(Arc::new(vars), magic)
     }
 
-    /// `hostvars`: each host's inventory variables, facts and registered values.
-    fn hostvars(&self) -> minijinja::Value {
+    /// Rebuild `hostvars`: each host's inventory variables, facts and
+    /// registered values.
+    fn refresh_hostvars(&mut self) {
+        self.hostvars = self.build_hostvars();
+    }
+
+    fn build_hostvars(&self) -> minijinja::Value {
         let hosts = self
             .inventory
             .hosts

@@ -523,7 +523,7 @@ impl Runner<'_> {
                 vars.insert(name.clone(), Value::Object(data.clone()));
                 let magic = vec![
                     ("groups".to_string(), self.groups.clone()),
-                    ("hostvars".to_string(), self.hostvars()),
+                    ("hostvars".to_string(), self.hostvars.clone()),
                 ];
                 let s = self.templar.scope(Arc::new(vars), magic);
                 f(&s)

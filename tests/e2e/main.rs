@@ -320,6 +320,12 @@ fn play_and_task_keywords_behave_like_ansible() {
       copy: { content: "from {{ inventory_hostname }}", dest: "/tmp/from-{{ inventory_hostname }}" }
       delegate_to: pi-master
     - include_tasks: inc.yml
+    - name: who
+      command: hostname
+      register: who
+      changed_when: false
+    - name: another host's registered result through hostvars
+      copy: { content: "{{ hostvars['pi-master'].who.stdout }}", dest: /tmp/master-name }
     - name: never runs
       copy: { content: tagged, dest: /tmp/tagged }
       tags: [never]
@@ -358,6 +364,7 @@ fn play_and_task_keywords_behave_like_ansible() {
         assert_eq!(file(h, "/tmp/included").as_deref(), Some("included"));
         assert_eq!(file(h, "/tmp/handled").as_deref(), Some("handled"));
         assert!(file(h, "/tmp/tagged").is_none());
+        assert_eq!(file(h, "/tmp/master-name").as_deref(), Some("pi-master"));
     }
     assert!(file("pi-worker-01", "/tmp/from-pi-worker-01").is_none());
     let again = env.apply(&pb, &[]);
