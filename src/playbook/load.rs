@@ -871,22 +871,9 @@ impl Loader {
             _ => {
                 let text = value.scalar_string().unwrap_or_default();
                 if module.free_form {
-                    let (kv, free) = match parse_kv(&text) {
-                        Ok(x) => x,
-                        Err(e) => {
-                            self.errors.push(value.error(e));
-                            return None;
-                        }
-                    };
-                    // Only the module's own options are taken out of free form.
-                    for (k, v) in kv {
-                        if module.args.contains(&k.as_str()) && k != "_raw_params" {
-                            args.insert(k, v);
-                        }
-                    }
-                    let raw = strip_known_kv(&text, module.args);
-                    let _ = free;
-                    args.insert("_raw_params".into(), Value::String(raw));
+                    // The module takes its own `key=value` options out of
+                    // free-form text (command: creates=, chdir=; set_fact).
+                    args.insert("_raw_params".into(), Value::String(text));
                 } else {
                     match parse_kv(&text) {
                         Ok((kv, free)) if free.is_empty() => {
@@ -1098,21 +1085,6 @@ fn main_file(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Remove `key=value` tokens for the module's own options from free-form
-/// text, keeping the rest verbatim (quotes included).
-fn strip_known_kv(text: &str, known: &[&str]) -> String {
-    let mut out = Vec::new();
-    for token in text.split(' ') {
-        let is_opt = token
-            .split_once('=')
-            .is_some_and(|(k, _)| known.contains(&k) && k != "_raw_params" && !k.is_empty());
-        if !is_opt {
-            out.push(token);
-        }
-    }
-    out.join(" ").trim().to_string()
-}
-
 /// Load the file of an `include_tasks` reached at run time; its tasks inherit
 /// the including task's conditions, tags, keywords and role.
 pub fn load_included(
@@ -1158,9 +1130,18 @@ mod tests {
         assert_eq!(m["mode"], "0755");
         assert_eq!(m["msg"], "a b");
         assert!(free.is_empty());
-        assert_eq!(
-            strip_known_kv("creates=/x echo hi", &["creates"]),
-            "echo hi"
-        );
+    }
+
+    #[test]
+    fn free_form_text_reaches_the_module_verbatim() {
+        let pb = load_playbook_str(
+            "- hosts: all\n  tasks:\n    - command: creates=/x touch \"/x  y\"\n",
+            Path::new("p.yml"),
+        )
+        .expect("loads");
+        let Action::Module { args, .. } = &pb.plays[0].tasks[0].action else {
+            panic!("module task expected")
+        };
+        assert_eq!(args["_raw_params"], "creates=/x touch \"/x  y\"");
     }
 }
