@@ -10,6 +10,7 @@
 //! `human_to_bytes`, `comment`, `strftime`, `to_datetime`, `urlsplit`, vault
 //! filters, and the `pep440` version type.
 
+mod lookup;
 mod pycompat;
 mod pyjson;
 mod pyre;
@@ -146,6 +147,12 @@ pub fn register(env: &mut Environment<'static>) {
         if let Some(test) = builtin_test(name) {
             env.add_test(format!("ansible.builtin.{name}"), test);
         }
+    }
+    for name in ["lookup", "ansible.builtin.lookup"] {
+        env.add_function(name, lookup::lookup);
+    }
+    for name in ["query", "q"] {
+        env.add_function(name, lookup::query);
     }
     env.set_unknown_method_callback(pycompat);
 }
