@@ -2,6 +2,7 @@
 //! servers (see `drover::lab`), each test on its own address block.
 
 mod harness;
+mod manifests;
 
 use std::io::BufRead;
 use std::net::TcpListener;
