@@ -145,34 +145,22 @@ pub fn load_playbook_str(text: &str, path: &Path) -> Result<Playbook, InputError
     playbook_from_node(root, path)
 }
 
+fn playbook_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> {
-    let dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
+    let dir = playbook_dir_of(path);
     let mut loader = Loader {
         errors: Vec::new(),
         playbook_dir: dir.clone(),
     };
     let mut plays = Vec::new();
-    match root.as_seq() {
-        Some(items) => {
-            for item in items {
-                if let Some(p) = loader.play(item) {
-                    plays.push(p);
-                }
-            }
-        }
-        None if root.is_null() => {}
-        None => loader
-            .errors
-            .push(root.error("a playbook must be a list of plays")),
-    }
+    let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
+    loader.plays(&root, &mut plays, &mut stack);
     if loader.errors.is_empty() {
         Ok(Playbook {
             path: path.to_path_buf(),
@@ -359,18 +347,72 @@ impl Loader {
         kw
     }
 
+    /// The plays of a playbook file's root node, with `import_playbook`
+    /// items replaced by the imported file's plays (relative to this file's
+    /// directory; `stack` holds the files being imported, to refuse cycles).
+    fn plays(&mut self, root: &Node, plays: &mut Vec<Play>, stack: &mut Vec<PathBuf>) {
+        let Some(items) = root.as_seq() else {
+            if !root.is_null() {
+                self.errors
+                    .push(root.error("a playbook must be a list of plays"));
+            }
+            return;
+        };
+        for item in items {
+            let imp = item
+                .get("import_playbook")
+                .or_else(|| item.get("ansible.builtin.import_playbook"));
+            match imp {
+                Some(imp) => self.import_playbook(item, imp, plays, stack),
+                None => {
+                    if let Some(p) = self.play(item) {
+                        plays.push(p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn import_playbook(
+        &mut self,
+        item: &Node,
+        imp: &Node,
+        plays: &mut Vec<Play>,
+        stack: &mut Vec<PathBuf>,
+    ) {
+        self.check_keys(
+            item,
+            &["import_playbook", "ansible.builtin.import_playbook", "name"],
+            "import_playbook",
+        );
+        let Some(file) = self.ok(string_node(imp)) else {
+            return;
+        };
+        let path = self.playbook_dir.join(&file);
+        let abs = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        if stack.contains(&abs) {
+            self.errors
+                .push(imp.error(format!("import_playbook {file} imports itself (a cycle)")));
+            return;
+        }
+        let root = match yaml::load_file(&path) {
+            Ok(root) => root,
+            Err(e) => {
+                self.errors
+                    .push(imp.error(format!("import_playbook {file}: {e}")));
+                return;
+            }
+        };
+        let outer = std::mem::replace(&mut self.playbook_dir, playbook_dir_of(&path));
+        stack.push(abs);
+        self.plays(&root, plays, stack);
+        stack.pop();
+        self.playbook_dir = outer;
+    }
+
     fn play(&mut self, node: &Node) -> Option<Play> {
         if node.as_map().is_none() {
             self.errors.push(node.error("a play must be a mapping"));
-            return None;
-        }
-        if let Some(imp) = node
-            .get("import_playbook")
-            .or_else(|| node.get("ansible.builtin.import_playbook"))
-        {
-            self.errors.push(
-                imp.error("import_playbook is not supported yet; list the plays in one file"),
-            );
             return None;
         }
         self.check_keys(node, PLAY_KEYS, "play");
@@ -1143,5 +1185,31 @@ mod tests {
             panic!("module task expected")
         };
         assert_eq!(args["_raw_params"], "creates=/x touch \"/x  y\"");
+    }
+
+    #[test]
+    fn import_playbook_splices_plays_and_refuses_cycles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::fs::write(
+            sub.join("inner.yml"),
+            "- name: inner\n  hosts: all\n  tasks:\n    - debug: msg=x\n",
+        )
+        .expect("write");
+        let outer = dir.path().join("outer.yml");
+        std::fs::write(
+            &outer,
+            "- name: first\n  hosts: all\n  tasks: []\n- import_playbook: sub/inner.yml\n",
+        )
+        .expect("write");
+        let pb = load_playbook(&outer).expect("loads");
+        let names: Vec<_> = pb.plays.iter().map(|p| p.name.clone()).collect();
+        assert_eq!(names, vec!["first".to_string(), "inner".to_string()]);
+
+        std::fs::write(sub.join("loop.yml"), "- import_playbook: loop.yml\n").expect("write");
+        let err = load_playbook(&sub.join("loop.yml")).expect_err("a cycle");
+        assert!(err.to_string().contains("cycle"), "{err}");
+        assert!(err.to_string().contains("loop.yml:1:"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the `drover` binary against labs of real OpenSSH
 //! servers (see `drover::lab`), each test on its own address block.
 
+mod cluster;
 mod harness;
 mod manifests;
 
