@@ -222,6 +222,21 @@ class ServerAndAgents(K3sTestCase):
         self.failed(master.kubectl("get", "node", "pi-worker-02"),
                     r'Error from server \(NotFound\): nodes "pi-worker-02" not found')
 
+    def test_agents_joining_at_once_all_register(self):
+        master, token = self.cluster()
+        procs = []
+        for i in range(1, 8):
+            agent = self.node(f"pi-worker-0{i}", f"127.0.2.{i + 1}")
+            agent.write("/etc/rancher/k3s/config.yaml", f"server: {SERVER_URL}\ntoken: {token}\n")
+            procs.append(subprocess.Popen([agent.path("/usr/local/bin/k3s"), "agent"],
+                                          env=agent.env(DROVER_LAB_ONESHOT="1"),
+                                          stderr=subprocess.DEVNULL))
+        self.assertEqual([p.wait() for p in procs], [0] * 7)
+        # `k3s kubectl` is kubectl too; short flags may be glued to their value
+        names = self.ok(master.run("k3s", "kubectl", "get", "nodes", "-oname")).stdout.split()
+        self.assertEqual(len(names), 8)
+        self.assertEqual(names[0], "node/pi-master")
+
     def test_node_labels_apply_only_when_the_node_is_created(self):
         master, token = self.cluster()
         agent, proc = self.join("pi-worker-01", "127.0.2.2", token, ["a=1"])
