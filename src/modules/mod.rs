@@ -20,11 +20,13 @@ pub mod fs;
 pub mod group;
 pub mod hostname;
 pub mod lineinfile;
+pub mod mount;
 pub mod replace;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
 pub mod sysctl;
+pub mod systemd;
 pub mod template;
 pub mod testutil;
 mod textedit;
@@ -280,6 +282,9 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<group::Group>(),
     info::<hostname::Hostname>(),
     info::<user::User>(),
+    info::<mount::Mount>(),
+    info::<systemd::Systemd>(),
+    info::<systemd::Service>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
@@ -291,6 +296,12 @@ pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
         .or_else(|| name.strip_prefix("ansible.legacy."))
         .or_else(|| name.strip_prefix("community.general."))
         .unwrap_or(name);
+    // `systemd_service` is the systemd module's newer name.
+    let short = if short == "systemd_service" {
+        "systemd"
+    } else {
+        short
+    };
     MODULES.iter().find(|m| m.name == short)
 }
 
