@@ -6,6 +6,7 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod apt;
 pub mod args;
 pub mod assert;
 pub mod authorized_key;
@@ -283,6 +284,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<hostname::Hostname>(),
     info::<user::User>(),
     info::<mount::Mount>(),
+    info::<apt::Apt>(),
     info::<systemd::Systemd>(),
     info::<systemd::Service>(),
 ];
