@@ -18,6 +18,7 @@ pub mod debug;
 pub mod fail;
 pub mod file;
 pub mod fs;
+pub mod get_url;
 pub mod group;
 pub mod hostname;
 pub mod lineinfile;
@@ -285,6 +286,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<user::User>(),
     info::<mount::Mount>(),
     info::<apt::Apt>(),
+    info::<get_url::GetUrl>(),
     info::<systemd::Systemd>(),
     info::<systemd::Service>(),
 ];
