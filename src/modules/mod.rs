@@ -23,6 +23,7 @@ pub mod group;
 pub mod hostname;
 pub mod lineinfile;
 pub mod mount;
+pub mod reboot;
 pub mod replace;
 pub mod set_fact;
 pub mod slurp;
@@ -287,6 +288,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<mount::Mount>(),
     info::<apt::Apt>(),
     info::<get_url::GetUrl>(),
+    info::<reboot::Reboot>(),
     info::<systemd::Systemd>(),
     info::<systemd::Service>(),
 ];
