@@ -246,7 +246,7 @@ impl Apt {
              echo \"@@now $(date +%s)\"\n\
              st=/var/lib/apt/periodic/update-success-stamp\n\
              if [ -e \"$st\" ]; then echo \"@@stamp $(stat -c %Y \"$st\")\"; \
-             else echo \"@@stamp $(find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -printf '%T@\\n' 2>/dev/null | sort -n | tail -n1 | cut -d. -f1)\"; fi\n\
+             else echo \"@@stamp $(find /var/lib/apt/lists -maxdepth 1 ! -name lock ! -name partial -printf '%T@\\n' 2>/dev/null | sort -n | tail -n1 | cut -d. -f1)\"; fi\n\
              echo @@dpkg\n",
         );
         if !names.is_empty() {
@@ -273,7 +273,9 @@ impl Apt {
             .collect()
     }
 
-    /// Is the cache older than allowed?
+    /// Is the cache older than allowed? The age is that of Debian's
+    /// update-success stamp (which `apply` also touches after an update),
+    /// else of the newest entry in the lists directory.
     fn update_needed(&self, obs: &Observed) -> bool {
         if !self.update_cache {
             return false;
@@ -411,6 +413,7 @@ impl Apt {
             s.push_str(&format!(
                 "b=$({LISTS_SIG})\n\
                  {} update || exit 91\n\
+                 touch /var/lib/apt/periodic/update-success-stamp 2>/dev/null\n\
                  a=$({LISTS_SIG})\n\
                  [ \"$a\" = \"$b\" ] || echo @@cache-changed\n\
                  echo \"@@now $(date +%s)\"\n",

@@ -106,11 +106,13 @@ fn is_running(status: &Map) -> bool {
     )
 }
 
-/// Does the unit start at boot (what `systemctl is-enabled` answers 0 for)?
+/// Does the unit count as enabled? What `systemctl is-enabled` answers 0
+/// for, except the states Ansible enables anyway (runtime-only, indirect,
+/// alias).
 fn is_enabled(status: &Map) -> bool {
     matches!(
         prop(status, "UnitFileState"),
-        "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated" | "transient"
+        "enabled" | "static" | "generated" | "transient"
     )
 }
 
@@ -326,6 +328,25 @@ mod tests {
     fn args() {
         assert_args_complete::<Systemd>();
         assert_args_complete::<Service>();
+    }
+
+    #[test]
+    fn system_modules_are_registered() {
+        for name in [
+            "ansible.builtin.systemd",
+            "ansible.builtin.systemd_service",
+            "service",
+            "ansible.builtin.apt",
+            "ansible.posix.mount",
+            "get_url",
+            "ansible.builtin.reboot",
+        ] {
+            assert!(crate::modules::lookup(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            crate::modules::lookup("systemd_service").map(|m| m.name),
+            Some("systemd")
+        );
     }
 
     #[test]
