@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::args::{opt_string_ish, opt_u64_ish};
 use super::{Module, ModuleCtx, ModuleError, Plan};
-use crate::transport::shell_quote;
+use crate::transport::{shell_quote, TransportError};
 use crate::{Map, Value};
 
 /// Arguments of `reboot`.
@@ -173,6 +173,8 @@ impl Reboot {
             };
             match tokio::time::timeout(per_try.min(left), attempt).await {
                 Err(_) => last_error = "connection attempt timed out".into(),
+                // A changed host key will not fix itself by waiting.
+                Ok(Err(e @ TransportError::HostKey { .. })) => return Err(e.into()),
                 Ok(Err(e)) => last_error = e.to_string(),
                 Ok(Ok(out)) => {
                     let probe = parse_probe(&out.stdout_str());
@@ -312,6 +314,51 @@ mod tests {
         let m = module(json!({"reboot_command": "systemctl reboot", "test_command": "uptime"}));
         assert!(m.start_script().contains("c='systemctl reboot'\n"));
         assert!(m.probe_script().contains("( uptime ) >/dev/null"));
+    }
+
+    /// Through real SSH: the "reboot" kills the connection's sshd (as a
+    /// reboot drops every session) and the module reconnects.
+    #[tokio::test]
+    async fn reconnects_over_ssh() {
+        use crate::modules::testutil::TestRender;
+        use crate::transport::ssh::tests_support::Sshd;
+        use crate::transport::{Remote, Transport};
+
+        let sshd = Sshd::start("");
+        let t = sshd.connect().await;
+        let remote = Remote::new(t.clone(), None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = dir.path().join("boot_id").to_string_lossy().into_owned();
+        std::fs::write(&id, "one\n").expect("write");
+        let conn_pid = remote
+            .exec("echo $PPID", b"")
+            .await
+            .expect("pid")
+            .stdout_str();
+        let m = module(json!({
+            "boot_time_command": format!("cat {id}"),
+            "reboot_command": format!("echo two > {id}; kill -9 {}", conn_pid.trim()),
+            "reboot_timeout": 30
+        }));
+        let render = TestRender::new(json!({}));
+        let ctx = ModuleCtx {
+            host: "node",
+            remote: &remote,
+            check: false,
+            diff: false,
+            render: &render,
+            search: &[],
+        };
+        let out = drive(&m, &ctx).await.expect("reboot");
+        assert!(out.changed);
+        let now = remote
+            .exec("echo $PPID", b"")
+            .await
+            .expect("after")
+            .stdout_str();
+        assert_ne!(now, conn_pid, "a new connection");
+        t.close().await;
+        sshd.stop().await;
     }
 
     /// The whole flow on this machine: the "reboot" rewrites a file that
