@@ -19,6 +19,9 @@ pub mod file;
 pub mod fs;
 pub mod group;
 pub mod hostname;
+pub mod k8s;
+pub mod k8s_apply;
+pub mod k8s_node_labels;
 pub mod lineinfile;
 pub mod replace;
 pub mod set_fact;
@@ -280,6 +283,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<group::Group>(),
     info::<hostname::Hostname>(),
     info::<user::User>(),
+    info::<k8s_apply::K8sApply>(),
+    info::<k8s_node_labels::K8sNodeLabels>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
