@@ -890,3 +890,96 @@ mod tests {
         );
     }
 }
+
+/// The airflow role's real templates, rendered with its defaults, load and
+/// group so that PostgreSQL, the migration Job and the servers come in
+/// that order.
+#[cfg(test)]
+mod airflow_role {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::Render;
+    use crate::template::{Scope, Templar};
+    use crate::transport::local::LocalTransport;
+    use crate::transport::Remote;
+
+    struct RoleRender {
+        templar: Templar,
+        scope: Scope,
+    }
+
+    impl Render for RoleRender {
+        fn render(&self, source: &str, name: &str) -> Result<String, ModuleError> {
+            self.templar
+                .render_string(source, &self.scope)
+                .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
+        }
+        fn eval(&self, expr: &str) -> Result<Value, ModuleError> {
+            self.templar
+                .eval(expr, &self.scope)
+                .map_err(|e| ModuleError::failed(e.to_string()))
+        }
+    }
+
+    #[tokio::test]
+    async fn airflow_manifests_wait_for_postgres_then_the_migration() {
+        let role = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("roles/airflow");
+        let defaults = crate::yaml::load_file(&role.join("defaults/main.yml"))
+            .expect("defaults")
+            .to_value();
+        let mut vars = defaults.as_object().cloned().expect("mapping");
+        for (k, v) in [
+            ("groups", json!({"k3s_server": ["pi-master"]})),
+            (
+                "hostvars",
+                json!({"pi-master": {"ansible_host": "192.0.2.10"}}),
+            ),
+            (
+                "airflow_secrets",
+                json!({"fernet_key": "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=",
+                       "webserver_secret_key": "s", "postgres_password": "p", "admin_password": "a"}),
+            ),
+        ] {
+            vars.insert(k.into(), v);
+        }
+        let templar = Templar::new();
+        let scope = templar.scope(Arc::new(vars), Vec::new());
+        let render = RoleRender { templar, scope };
+        let remote = Remote::new(Arc::new(LocalTransport), None);
+        let search = vec![role.join("templates")];
+        let ctx = ModuleCtx {
+            host: "pi-master",
+            remote: &remote,
+            check: true,
+            diff: false,
+            render: &render,
+            search: &search,
+        };
+        let m: K8sApply = serde_json::from_value(json!({"src": "."})).expect("args");
+        let objects = m.load(&ctx).await.expect("load");
+        let keys: Vec<ObjKey> = objects.iter().map(|o| o.key.clone()).collect();
+        let values: Vec<Value> = objects.iter().map(|o| o.value.clone()).collect();
+        let groups = group_objects(&values, &keys).expect("groups");
+        let level = |prefix: &str| {
+            groups
+                .iter()
+                .position(|g| g.iter().any(|&i| keys[i].to_string().starts_with(prefix)))
+                .unwrap_or_else(|| panic!("{prefix} not found"))
+        };
+        let pg = level("StatefulSet/airflow/airflow-postgres");
+        let job = level("Job/airflow/airflow-db-migrate-");
+        assert!(pg < job, "postgres {pg}, job {job}");
+        for d in [
+            "Deployment/airflow/airflow-webserver",
+            "Deployment/airflow/airflow-scheduler",
+            "Deployment/airflow/airflow-triggerer",
+        ] {
+            assert!(job < level(d), "{d}");
+        }
+        assert_eq!(level("Namespace/airflow"), 0);
+    }
+}
