@@ -13,7 +13,10 @@
 //! Each object carries `drover.dev/applied-sha256`, the hash of the object as
 //! given; a live object with the same hash is unchanged. The live objects are
 //! read in one `kubectl get`; only the changed objects are applied, group by
-//! group, with a readiness wait after each group that holds workloads.
+//! group, with a readiness wait after each group that holds workloads
+//! (each group gets `wait_timeout`). A workload a `drover.dev/depends-on`
+//! annotation names outside the set must be live and ready before the
+//! annotated object is applied.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -292,11 +295,15 @@ impl K8sApply {
                 .map_err(|e| ModuleError::failed(e.to_string()))??;
                 for (f, text) in texts {
                     let name = f.to_string_lossy().into_owned();
-                    let (text, base) = match name.strip_suffix(".j2") {
-                        Some(base) => (ctx.render.render(&text, &name)?, base.to_string()),
-                        None => (text, name.clone()),
-                    };
-                    raw.extend(parse_text(&text, &f, base.ends_with(".json"))?);
+                    match name.strip_suffix(".j2") {
+                        Some(base) => {
+                            let text = ctx.render.render(&text, &name)?;
+                            // Line numbers are those of the rendered text.
+                            let shown = PathBuf::from(format!("{name} (rendered)"));
+                            raw.extend(parse_text(&text, &shown, base.ends_with(".json"))?);
+                        }
+                        None => raw.extend(parse_text(&text, &f, name.ends_with(".json"))?),
+                    }
                 }
             }
             (None, Some(def)) => {
@@ -460,6 +467,50 @@ fn diff_of(objects: &[Object], actions: &[Action], live: &[Option<Value>]) -> Di
     }
 }
 
+/// `apiVersion` of the workload kinds a depends-on annotation may name.
+fn workload_api_version(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => Some("apps/v1"),
+        "Job" | "CronJob" => Some("batch/v1"),
+        "Pod" => Some("v1"),
+        _ => None,
+    }
+}
+
+/// Workloads named by `drover.dev/depends-on` of `objs` that are not in
+/// the set, as minimal objects `kubectl get -f -` can look up.
+fn outside_dependencies(all: &[Object], objs: &[&Object]) -> Result<Vec<Object>, ModuleError> {
+    let mut out: Vec<Object> = Vec::new();
+    for o in objs {
+        for (kind, name) in super::k8s::depends_on(&o.value)
+            .map_err(|e| ModuleError::failed(format!("{}: {e}", o.key)))?
+        {
+            let Some(api) = workload_api_version(&kind) else {
+                continue;
+            };
+            let key = ObjKey {
+                kind: kind.clone(),
+                namespace: o.key.namespace.clone(),
+                name: name.clone(),
+            };
+            if all.iter().any(|a| a.key == key) || out.iter().any(|a| a.key == key) {
+                continue;
+            }
+            let mut meta = Map::new();
+            meta.insert("name".into(), Value::String(name));
+            if let Some(ns) = &key.namespace {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            out.push(Object {
+                value: serde_json::json!({"apiVersion": api, "kind": kind, "metadata": meta}),
+                origin: format!("{} {}", o.key, super::k8s::DEPENDS_ON_ANNOTATION),
+                key,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Poll until every object in `keys` is ready; fail at once on a Failed Job,
 /// and at the deadline naming what is not ready and why.
 async fn wait_ready(
@@ -532,14 +583,30 @@ impl Module for K8sApply {
         let values: Vec<Value> = objects.iter().map(|o| o.value.clone()).collect();
         let groups = group_objects(&values, &keys).map_err(ModuleError::failed)?;
         let kubectl = self.kubectl();
-        let out = kubectl
-            .run(
-                ctx.remote,
-                "get -f - -o json --ignore-not-found",
-                &list_json(&values),
-            )
-            .await?;
-        let live = parse_get_output(&out.stdout_str()).map_err(ModuleError::failed)?;
+        let stdin = list_json(&values);
+        let live = if ctx.check {
+            // In check mode kubectl may not be installed yet (a first run
+            // that would install k3s): then every object would be created.
+            let out = ctx
+                .remote
+                .exec(&kubectl.cmd("get -f - -o json --ignore-not-found"), &stdin)
+                .await?;
+            match out.status {
+                0 => parse_get_output(&out.stdout_str()).map_err(ModuleError::failed)?,
+                127 => Vec::new(),
+                rc => {
+                    return Err(ModuleError::failed(format!(
+                        "kubectl get failed (rc {rc}): {}",
+                        out.stderr_str().trim()
+                    )))
+                }
+            }
+        } else {
+            let out = kubectl
+                .run(ctx.remote, "get -f - -o json --ignore-not-found", &stdin)
+                .await?;
+            parse_get_output(&out.stdout_str()).map_err(ModuleError::failed)?
+        };
         let (actions, live) = decide(&objects, &live);
         let data = result_data(&objects, &actions, &groups);
         if actions.iter().all(|a| *a == Action::Unchanged) {
@@ -587,6 +654,13 @@ impl Module for K8sApply {
                 .filter(|&&i| changed(&i) || live_ready[i] != Some(Readiness::Ready))
                 .map(|&i| &objects[i])
                 .collect();
+            // What these objects' depends-on annotations name outside the
+            // set must be live and ready first.
+            let outside = outside_dependencies(&objects, &to_apply)?;
+            if self.wait && !outside.is_empty() {
+                let outside: Vec<&Object> = outside.iter().collect();
+                wait_ready(ctx, &kubectl, &outside, self.timeout(), self.interval()).await?;
+            }
             if !to_apply.is_empty() {
                 let out = kubectl
                     .run(
@@ -863,6 +937,48 @@ mod tests {
             err.contains("Deployment/default/web (updated 0/1, available 0/1; Available=False: waiting for Job/migrate)"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_dependency_outside_the_set_before_applying() {
+        let h = Harness::new();
+        let kubectl = fake_kubectl(&h);
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": "airflow"},
+            "status": {"failed": 3, "conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}});
+        std::fs::write(h.root().join("live.json"), job.to_string()).expect("live");
+        let args = json!({"kubectl": kubectl, "namespace": "airflow",
+            "definition": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    drover.dev/depends-on: Job/migrate\n"});
+        let err = h
+            .run::<K8sApply>(args, false, false)
+            .await
+            .expect_err("failed job");
+        assert_eq!(
+            err.to_string(),
+            "Job/airflow/migrate failed: BackoffLimitExceeded"
+        );
+        assert!(
+            !h.root().join("applied.0.json").exists(),
+            "applied before its dependency"
+        );
+    }
+
+    #[tokio::test]
+    async fn check_mode_without_kubectl_would_create_everything() {
+        let h = Harness::new();
+        let args = json!({"kubectl": h.path("no-such-kubectl"),
+            "definition": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}});
+        let out = h
+            .run::<K8sApply>(args.clone(), true, false)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert_eq!(out.data["objects"][0]["action"], "created");
+        let err = h
+            .run::<K8sApply>(args, false, false)
+            .await
+            .expect_err("no kubectl");
+        assert!(err.to_string().contains("rc 127"), "{err}");
     }
 
     #[tokio::test]

@@ -208,7 +208,13 @@ impl K8sNodeLabels {
                     .map_err(ModuleError::failed);
             }
             let err = out.stderr_str();
-            if !err.contains("NotFound") && !err.contains("not found") {
+            // 127: no kubectl yet (k3s not installed): absent in check mode.
+            if out.status == 127 && ctx.check {
+                return Ok(None);
+            }
+            let absent = err.contains("NotFound")
+                || err.contains(&format!("nodes \"{}\" not found", self.name));
+            if out.status == 127 || !absent {
                 return Err(ModuleError::failed(format!(
                     "kubectl get node {} failed (rc {}): {}",
                     self.name,
