@@ -6,6 +6,7 @@
 //! mode it stops after `plan`, otherwise it calls `apply` with exactly the
 //! change that was planned.
 
+pub mod apt;
 pub mod args;
 pub mod assert;
 pub mod authorized_key;
@@ -17,14 +18,21 @@ pub mod debug;
 pub mod fail;
 pub mod file;
 pub mod fs;
+pub mod get_url;
 pub mod group;
 pub mod hostname;
+pub mod k8s;
+pub mod k8s_apply;
+pub mod k8s_node_labels;
 pub mod lineinfile;
+pub mod mount;
+pub mod reboot;
 pub mod replace;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
 pub mod sysctl;
+pub mod systemd;
 pub mod template;
 pub mod testutil;
 mod textedit;
@@ -280,6 +288,14 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<group::Group>(),
     info::<hostname::Hostname>(),
     info::<user::User>(),
+    info::<mount::Mount>(),
+    info::<apt::Apt>(),
+    info::<get_url::GetUrl>(),
+    info::<reboot::Reboot>(),
+    info::<systemd::Systemd>(),
+    info::<systemd::Service>(),
+    info::<k8s_apply::K8sApply>(),
+    info::<k8s_node_labels::K8sNodeLabels>(),
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
@@ -291,6 +307,12 @@ pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
         .or_else(|| name.strip_prefix("ansible.legacy."))
         .or_else(|| name.strip_prefix("community.general."))
         .unwrap_or(name);
+    // `systemd_service` is the systemd module's newer name.
+    let short = if short == "systemd_service" {
+        "systemd"
+    } else {
+        short
+    };
     MODULES.iter().find(|m| m.name == short)
 }
 

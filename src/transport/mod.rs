@@ -101,6 +101,12 @@ pub trait Transport: Send + Sync {
     async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError>;
     /// Close the connection; further spawns fail.
     async fn close(&self);
+    /// Replace the connection by a new one to the same host, with the same
+    /// credentials and host key checking (after a reboot). Transports
+    /// without a connection have nothing to do.
+    async fn reconnect(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
 }
 
 /// The collected result of a command.
@@ -187,6 +193,12 @@ impl Remote {
             env: self.env.clone(),
             no_log: self.no_log,
         }
+    }
+
+    /// Connect to the host anew (see [`Transport::reconnect`]); become
+    /// settings apply to later commands as before.
+    pub async fn reconnect(&self) -> Result<(), TransportError> {
+        self.transport.reconnect().await
     }
 
     /// The become settings in force.

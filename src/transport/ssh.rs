@@ -79,14 +79,24 @@ impl ConnectSpec {
     }
 }
 
-/// An authenticated SSH connection to one host.
+/// An authenticated SSH connection to one host, which can be replaced by a
+/// new one to the same host (after a reboot).
 pub struct SshTransport {
+    conn: Mutex<Arc<Conn>>,
+    /// How the connection was made, to make it again.
+    spec: ConnectSpec,
+    agent: Option<PathBuf>,
+    addr: String,
+    closed: AtomicBool,
+}
+
+/// One SSH connection and its session slots.
+struct Conn {
     handle: client::Handle<Client>,
     sessions: Arc<Semaphore>,
     /// Signalled whenever one of our channels has been closed.
     freed: Arc<Notify>,
     addr: String,
-    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -113,6 +123,18 @@ pub async fn connect_with_agent(
     spec: &ConnectSpec,
     agent: Option<&Path>,
 ) -> Result<SshTransport, TransportError> {
+    let conn = open(spec, agent).await?;
+    Ok(SshTransport {
+        addr: conn.addr.clone(),
+        conn: Mutex::new(Arc::new(conn)),
+        spec: spec.clone(),
+        agent: agent.map(Path::to_path_buf),
+        closed: AtomicBool::new(false),
+    })
+}
+
+/// One connection, within `spec.connect_timeout`.
+async fn open(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, TransportError> {
     if spec.connect_timeout.is_zero() {
         return connect_inner(spec, agent).await;
     }
@@ -125,10 +147,7 @@ pub async fn connect_with_agent(
     }
 }
 
-async fn connect_inner(
-    spec: &ConnectSpec,
-    agent: Option<&Path>,
-) -> Result<SshTransport, TransportError> {
+async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, TransportError> {
     let addr = spec.addr();
     let started = tokio::time::Instant::now();
     let stream = TcpStream::connect((spec.address.as_str(), spec.port))
@@ -175,12 +194,11 @@ async fn connect_inner(
         kex - tcp,
         started.elapsed() - kex
     );
-    Ok(SshTransport {
+    Ok(Conn {
         handle,
         sessions: Arc::new(Semaphore::new(MAX_OPEN_SESSIONS)),
         freed: Arc::new(Notify::new()),
         addr,
-        closed: AtomicBool::new(false),
     })
 }
 
@@ -567,6 +585,13 @@ impl SshTransport {
         &self.addr
     }
 
+    /// The connection in use now.
+    fn current(&self) -> Arc<Conn> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Conn {
     /// Are channels other than the caller's open?
     fn others_open(&self) -> bool {
         MAX_OPEN_SESSIONS - self.sessions.available_permits() > 1
@@ -621,20 +646,21 @@ impl SshTransport {
 #[async_trait]
 impl Transport for SshTransport {
     async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError> {
-        if self.closed.load(Ordering::Acquire) || self.handle.is_closed() {
-            return Err(self.gone());
+        let conn = self.current();
+        if self.closed.load(Ordering::Acquire) || conn.handle.is_closed() {
+            return Err(conn.gone());
         }
-        let permit = self
+        let permit = conn
             .sessions
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| self.gone())?;
+            .map_err(|_| conn.gone())?;
         let slot = Slot {
             _permit: permit,
-            freed: self.freed.clone(),
+            freed: conn.freed.clone(),
         };
-        let (read, writer) = self.open_session().await?.split();
+        let (read, writer) = conn.open_session().await?.split();
         let (tx, events) = mpsc::unbounded_channel();
         let (closed_tx, closed) = watch::channel(false);
         tokio::spawn(pump(read, tx, closed_tx));
@@ -664,6 +690,26 @@ impl Transport for SshTransport {
 
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.current().close().await;
+    }
+
+    async fn reconnect(&self) -> Result<(), TransportError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.current().gone());
+        }
+        let new = Arc::new(open(&self.spec, self.agent.as_deref()).await?);
+        let old = std::mem::replace(
+            &mut *self.conn.lock().unwrap_or_else(|p| p.into_inner()),
+            new,
+        );
+        // Usually dead already (the host rebooted); say goodbye if not.
+        old.close().await;
+        Ok(())
+    }
+}
+
+impl Conn {
+    async fn close(&self) {
         self.sessions.close();
         let _ = self
             .handle
@@ -1054,6 +1100,45 @@ mod tests {
         let out = run(&nobody, "id -un; exit 4", b"").await;
         assert_eq!((out.status, out.stdout_str().as_str()), (4, "nobody\n"));
         t.close().await;
+        sshd.stop().await;
+    }
+
+    #[tokio::test]
+    async fn reconnect_replaces_a_dead_connection_and_keeps_become() {
+        let sshd = Sshd::start("");
+        let t = sshd.connect().await;
+        let root = Become {
+            user: "root".into(),
+            password: None,
+        };
+        let remote = Remote::new(t.clone(), Some(root));
+        let plain = remote.with_become(None);
+        // A session's shell is a child of its connection's sshd process.
+        let first = run(&plain, "echo $PPID", b"").await.stdout_str();
+        assert_eq!(run(&plain, "echo $PPID", b"").await.stdout_str(), first);
+        // Kill that connection's sshd, as a reboot would.
+        let _ = plain.exec("kill -9 $PPID", b"").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            remote.exec("true", b"").await.is_err(),
+            "old connection is dead"
+        );
+        remote.reconnect().await.expect("reconnect");
+        assert_eq!(
+            run(&remote, "id -u", b"").await.stdout_str(),
+            "0\n",
+            "become still applies"
+        );
+        assert_ne!(
+            run(&plain, "echo $PPID", b"").await.stdout_str(),
+            first,
+            "a new connection"
+        );
+        t.close().await;
+        assert!(
+            t.reconnect().await.is_err(),
+            "a closed transport stays closed"
+        );
         sshd.stop().await;
     }
 

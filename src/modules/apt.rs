@@ -1,0 +1,741 @@
+//! `apt` (ansible.builtin.apt): install, upgrade or remove Debian packages
+//! and refresh the package lists. One exec reads the cache's age, the dpkg
+//! status of every named package (`dpkg-query -W`) and, for `latest`, the
+//! candidates (`apt-cache policy`); nothing runs when the host already
+//! matches. Installs run non-interactively and keep changed config files.
+//!
+//! The cache update is not a change by itself when packages are named (as in
+//! Ansible); alone (`update_cache: true` without names) it is a change only
+//! when the lists in `/var/lib/apt/lists` changed.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::args::{bool_ish, opt_bool_ish, opt_strings_ish, opt_u64_ish};
+use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
+use crate::{Map, Value};
+
+/// Arguments of `apt`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Apt {
+    /// Packages (`name`, `name=version`, `name=1.2*`, `name:arch`).
+    #[serde(
+        default,
+        alias = "pkg",
+        alias = "package",
+        deserialize_with = "opt_strings_ish"
+    )]
+    name: Option<Vec<String>>,
+    /// present (installed), absent (removed) or latest.
+    #[serde(default)]
+    state: State,
+    /// Run `apt-get update` first.
+    #[serde(default, alias = "update-cache", deserialize_with = "bool_ish")]
+    update_cache: bool,
+    /// Update only when the last successful update is older (seconds).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    cache_valid_time: Option<u64>,
+    /// Remove config files too (absent).
+    #[serde(default, deserialize_with = "bool_ish")]
+    purge: bool,
+    /// Install recommended packages (apt's own default when not given).
+    #[serde(
+        default,
+        alias = "install-recommends",
+        deserialize_with = "opt_bool_ish"
+    )]
+    install_recommends: Option<bool>,
+    /// Seconds to wait for the dpkg lock.
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    lock_timeout: Option<u64>,
+}
+
+/// The wanted package state.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    #[default]
+    #[serde(alias = "installed")]
+    Present,
+    #[serde(alias = "removed")]
+    Absent,
+    Latest,
+}
+
+/// One package as dpkg knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PkgStatus {
+    arch: String,
+    /// `db:Status-Abbrev`, e.g. `ii `, `rc `, `un `.
+    abbrev: String,
+    version: String,
+}
+
+impl PkgStatus {
+    /// Unpacked and configured (triggers pending count as installed).
+    fn installed(&self) -> bool {
+        matches!(self.abbrev.as_bytes().get(1), Some(b'i' | b'W' | b't'))
+    }
+
+    /// Removed but its config files are kept.
+    fn config_files(&self) -> bool {
+        self.abbrev.as_bytes().get(1) == Some(&b'c')
+    }
+}
+
+/// What was read from the host.
+#[derive(Debug, Default, PartialEq)]
+struct Observed {
+    /// `date +%s` on the host.
+    now: u64,
+    /// When the lists were last updated (epoch seconds), if known.
+    stamp: Option<u64>,
+    /// dpkg's records, by package name.
+    dpkg: Vec<(String, PkgStatus)>,
+    /// Candidate versions from `apt-cache policy` (`None`: no candidate).
+    candidates: Vec<(String, Option<String>)>,
+}
+
+/// A requested package split into name, optional arch and optional version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Wanted {
+    spec: String,
+    name: String,
+    arch: Option<String>,
+    version: Option<String>,
+}
+
+fn parse_wanted(spec: &str) -> Wanted {
+    let (pkg, version) = match spec.split_once('=') {
+        Some((p, v)) => (p, Some(v.to_string())),
+        None => (spec, None),
+    };
+    let (name, arch) = match pkg.split_once(':') {
+        Some((n, a)) => (n.to_string(), Some(a.to_string())),
+        None => (pkg.to_string(), None),
+    };
+    Wanted {
+        spec: spec.to_string(),
+        name,
+        arch,
+        version,
+    }
+}
+
+/// Does an installed version satisfy `name=version` (a trailing `*` is a prefix)?
+fn version_matches(installed: &str, wanted: &str) -> bool {
+    match wanted.strip_suffix('*') {
+        Some(prefix) => installed.starts_with(prefix),
+        None => installed == wanted,
+    }
+}
+
+/// Parse `dpkg-query -W -f='${Package}\t${Architecture}\t${db:Status-Abbrev}\t${Version}\n'`.
+fn parse_dpkg(out: &str) -> Vec<(String, PkgStatus)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let name = f.next()?.to_string();
+            let arch = f.next()?.to_string();
+            let abbrev = f.next()?.to_string();
+            let version = f.next().unwrap_or("").to_string();
+            (!name.is_empty()).then_some((
+                name,
+                PkgStatus {
+                    arch,
+                    abbrev,
+                    version,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Parse `apt-cache policy A B ...` (LC_ALL=C): each block starts with
+/// `name:` at column 0 and holds `  Candidate: version` or `(none)`.
+fn parse_policy(out: &str) -> Vec<(String, Option<String>)> {
+    let mut res: Vec<(String, Option<String>)> = Vec::new();
+    for line in out.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            res.push((line.trim_end_matches(':').to_string(), None));
+        } else if let Some(c) = line.trim().strip_prefix("Candidate:") {
+            let c = c.trim();
+            if let Some(last) = res.last_mut() {
+                last.1 = (c != "(none)" && !c.is_empty()).then(|| c.to_string());
+            }
+        }
+    }
+    res
+}
+
+fn parse_observed(out: &str) -> Result<Observed, String> {
+    let mut o = Observed::default();
+    let mut section = "";
+    let mut dpkg = String::new();
+    let mut policy = String::new();
+    let mut end = false;
+    for line in out.lines() {
+        if let Some(n) = line.strip_prefix("@@now ") {
+            o.now = n.trim().parse().map_err(|_| format!("bad date {n}"))?;
+        } else if let Some(s) = line.strip_prefix("@@stamp") {
+            o.stamp = s.trim().parse().ok();
+        } else if line == "@@dpkg" || line == "@@policy" {
+            section = if line == "@@dpkg" { "dpkg" } else { "policy" };
+        } else if line == "@@end" {
+            end = true;
+            section = "";
+        } else if section == "dpkg" {
+            dpkg.push_str(line);
+            dpkg.push('\n');
+        } else if section == "policy" {
+            policy.push_str(line);
+            policy.push('\n');
+        }
+    }
+    if !end || o.now == 0 {
+        return Err("incomplete output".into());
+    }
+    o.dpkg = parse_dpkg(&dpkg);
+    o.candidates = parse_policy(&policy);
+    Ok(o)
+}
+
+/// What `apply` does.
+#[derive(Debug, PartialEq, Default)]
+pub struct AptChange {
+    /// Run `apt-get update` first.
+    update: bool,
+    /// Package specs to install (or upgrade).
+    install: Vec<String>,
+    /// Packages to remove.
+    remove: Vec<String>,
+    /// Packages are satisfied before the update; `latest` ones are
+    /// installed after it and the result is changed only if apt did something.
+    after_update: bool,
+}
+
+/// Lists' names, sizes and times: compared around `apt-get update`.
+const LISTS_SIG: &str = "find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -printf '%f %s %T@\\n' 2>/dev/null | sort | cksum";
+
+/// apt-get's summary when it did nothing.
+const NOTHING_DONE: &str = "0 upgraded, 0 newly installed, 0 to remove";
+
+impl Apt {
+    fn names(&self) -> Vec<Wanted> {
+        self.name
+            .iter()
+            .flatten()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| parse_wanted(n.trim()))
+            .collect()
+    }
+
+    fn read_script(&self) -> String {
+        let wanted = self.names();
+        let names: Vec<String> = wanted
+            .iter()
+            .map(|w| match &w.arch {
+                Some(a) => shell_quote(&format!("{}:{a}", w.name)),
+                None => shell_quote(&w.name),
+            })
+            .collect();
+        let mut s = String::from(
+            "export LC_ALL=C\n\
+             echo \"@@now $(date +%s)\"\n\
+             st=/var/lib/apt/periodic/update-success-stamp\n\
+             if [ -e \"$st\" ]; then echo \"@@stamp $(stat -c %Y \"$st\")\"; \
+             else echo \"@@stamp $(find /var/lib/apt/lists -maxdepth 1 ! -name lock ! -name partial -printf '%T@\\n' 2>/dev/null | sort -n | tail -n1 | cut -d. -f1)\"; fi\n\
+             echo @@dpkg\n",
+        );
+        if !names.is_empty() {
+            s.push_str(&format!(
+                "dpkg-query -W -f='${{Package}}\\t${{Architecture}}\\t${{db:Status-Abbrev}}\\t${{Version}}\\n' -- {} 2>/dev/null\n",
+                names.join(" ")
+            ));
+            if self.state == State::Latest {
+                s.push_str(&format!(
+                    "echo @@policy\napt-cache policy -- {} 2>/dev/null\n",
+                    names.join(" ")
+                ));
+            }
+        }
+        s.push_str("echo @@end\n");
+        s
+    }
+
+    fn status_of<'a>(&self, obs: &'a Observed, w: &Wanted) -> Vec<&'a PkgStatus> {
+        obs.dpkg
+            .iter()
+            .filter(|(n, st)| *n == w.name && w.arch.as_ref().is_none_or(|a| *a == st.arch))
+            .map(|(_, st)| st)
+            .collect()
+    }
+
+    /// Is the cache older than allowed? The age is that of Debian's
+    /// update-success stamp (which `apply` also touches after an update),
+    /// else of the newest entry in the lists directory.
+    fn update_needed(&self, obs: &Observed) -> bool {
+        if !self.update_cache {
+            return false;
+        }
+        match (self.cache_valid_time, obs.stamp) {
+            (Some(valid), Some(stamp)) => obs.now.saturating_sub(stamp) > valid,
+            _ => true,
+        }
+    }
+
+    /// The packages to install and to remove.
+    fn package_changes(&self, obs: &Observed) -> (Vec<String>, Vec<String>) {
+        let mut install = Vec::new();
+        let mut remove = Vec::new();
+        for w in self.names() {
+            let st = self.status_of(obs, &w);
+            let installed: Vec<&PkgStatus> = st.iter().copied().filter(|s| s.installed()).collect();
+            match self.state {
+                State::Absent => {
+                    if !installed.is_empty() || (self.purge && st.iter().any(|s| s.config_files()))
+                    {
+                        // `name=version` removes the package whatever its version.
+                        remove.push(match &w.arch {
+                            Some(a) => format!("{}:{a}", w.name),
+                            None => w.name.clone(),
+                        });
+                    }
+                }
+                State::Present | State::Latest => {
+                    let ok = match (&w.version, self.state) {
+                        (Some(v), _) => installed.iter().any(|s| version_matches(&s.version, v)),
+                        (None, State::Latest) => {
+                            let key = match &w.arch {
+                                Some(a) => format!("{}:{a}", w.name),
+                                None => w.name.clone(),
+                            };
+                            let cand = obs
+                                .candidates
+                                .iter()
+                                .find(|(n, _)| *n == key || *n == w.name)
+                                .and_then(|(_, c)| c.clone());
+                            match cand {
+                                // No candidate: what is installed is the latest.
+                                None => !installed.is_empty(),
+                                Some(c) => installed.iter().any(|s| s.version == c),
+                            }
+                        }
+                        (None, _) => !installed.is_empty(),
+                    };
+                    if !ok {
+                        install.push(w.spec.clone());
+                    }
+                }
+            }
+        }
+        (install, remove)
+    }
+
+    /// Decide from what was read; `check` is the engine's check mode.
+    fn decide(&self, obs: &Observed, check: bool) -> Plan<AptChange> {
+        let update = self.update_needed(obs);
+        let (install, remove) = self.package_changes(obs);
+        if install.is_empty() && remove.is_empty() {
+            // Whether the update changes anything is known only after it.
+            if update && !check {
+                return Plan::Run(AptChange {
+                    update,
+                    install: Vec::new(),
+                    remove: Vec::new(),
+                    after_update: true,
+                });
+            }
+            return Plan::Unchanged(self.data(obs, false));
+        }
+        let mut install = install;
+        if update && self.state == State::Latest {
+            // Candidates may move with the update: ask for every name.
+            install = self.names().into_iter().map(|w| w.spec).collect();
+        }
+        let mut lines = String::new();
+        for p in &install {
+            lines.push_str(&format!("install {p}\n"));
+        }
+        for p in &remove {
+            lines.push_str(&format!(
+                "{} {p}\n",
+                if self.purge { "purge" } else { "remove" }
+            ));
+        }
+        let mut data = self.data(obs, false);
+        if check {
+            data.insert(
+                "msg".into(),
+                Value::from(format!("would {}", lines.trim_end().replace('\n', ", "))),
+            );
+        }
+        Plan::Change {
+            change: AptChange {
+                update,
+                install,
+                remove,
+                after_update: false,
+            },
+            diff: Some(Diff {
+                before_header: "packages".into(),
+                after_header: "packages".into(),
+                before: String::new(),
+                after: lines,
+            }),
+            data,
+        }
+    }
+
+    fn data(&self, obs: &Observed, updated: bool) -> Map {
+        let mut m = Map::new();
+        m.insert("cache_updated".into(), Value::Bool(updated));
+        let time = if updated { Some(obs.now) } else { obs.stamp };
+        if let Some(t) = time {
+            m.insert("cache_update_time".into(), Value::from(t));
+        }
+        m
+    }
+
+    fn apt_get(&self) -> String {
+        format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={} \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold",
+            self.lock_timeout.unwrap_or(60)
+        )
+    }
+
+    fn apply_script(&self, change: &AptChange) -> String {
+        let mut s = String::from("export LC_ALL=C\n");
+        if change.update {
+            s.push_str(&format!(
+                "b=$({LISTS_SIG})\n\
+                 {} update || exit 91\n\
+                 touch /var/lib/apt/periodic/update-success-stamp 2>/dev/null\n\
+                 a=$({LISTS_SIG})\n\
+                 [ \"$a\" = \"$b\" ] || echo @@cache-changed\n\
+                 echo \"@@now $(date +%s)\"\n",
+                self.apt_get()
+            ));
+        }
+        let quote = |v: &[String]| {
+            v.iter()
+                .map(|p| shell_quote(p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut install = change.install.clone();
+        if change.after_update && self.state == State::Latest {
+            install = self.names().into_iter().map(|w| w.spec).collect();
+        }
+        if !install.is_empty() {
+            let rec = match self.install_recommends {
+                Some(true) => " -o APT::Install-Recommends=yes",
+                Some(false) => " --no-install-recommends",
+                None => "",
+            };
+            s.push_str(&format!(
+                "{}{rec} install -- {} || exit 92\n",
+                self.apt_get(),
+                quote(&install)
+            ));
+        }
+        if !change.remove.is_empty() {
+            s.push_str(&format!(
+                "{} remove{} -- {} || exit 93\n",
+                self.apt_get(),
+                if self.purge { " --purge" } else { "" },
+                quote(&change.remove)
+            ));
+        }
+        s
+    }
+}
+
+#[async_trait]
+impl Module for Apt {
+    const NAME: &'static str = "apt";
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "pkg",
+        "package",
+        "state",
+        "update_cache",
+        "update-cache",
+        "cache_valid_time",
+        "purge",
+        "install_recommends",
+        "install-recommends",
+        "lock_timeout",
+    ];
+    type Change = AptChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
+        if self.names().is_empty() && !self.update_cache {
+            return Err(ModuleError::Args(
+                "one of name or update_cache is required".into(),
+            ));
+        }
+        let out = ctx.remote.exec(&self.read_script(), b"").await?;
+        let obs = parse_observed(&out.stdout_str()).map_err(|e| {
+            ModuleError::failed(format!(
+                "reading package state failed: {e}: {}",
+                out.stderr_str().trim()
+            ))
+        })?;
+        Ok(self.decide(&obs, ctx.check))
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: AptChange) -> Result<Map, ModuleError> {
+        let out = ctx.remote.exec(&self.apply_script(&change), b"").await?;
+        let raw = out.stdout_str();
+        let mut stdout = String::new();
+        let mut cache_changed = false;
+        let mut now = None;
+        for line in raw.lines() {
+            if line == "@@cache-changed" {
+                cache_changed = true;
+            } else if let Some(n) = line.strip_prefix("@@now ") {
+                now = n.trim().parse::<u64>().ok();
+            } else {
+                stdout.push_str(line);
+                stdout.push('\n');
+            }
+        }
+        let mut data = Map::new();
+        data.insert("cache_updated".into(), Value::Bool(change.update));
+        if let Some(t) = now {
+            data.insert("cache_update_time".into(), Value::from(t));
+        }
+        data.insert("stdout".into(), Value::from(stdout.clone()));
+        data.insert("stderr".into(), Value::from(out.stderr_str()));
+        if out.status != 0 {
+            let what = match out.status {
+                91 => "apt-get update",
+                92 => "apt-get install",
+                93 => "apt-get remove",
+                _ => "apt",
+            };
+            data.insert("rc".into(), Value::from(out.status));
+            return Err(ModuleError::Failed {
+                msg: format!("{what} failed: {}", out.stderr_str().trim()),
+                data,
+            });
+        }
+        if change.after_update {
+            let changed = if self.names().is_empty() {
+                cache_changed
+            } else {
+                // Only a `latest` install can have run; did apt do anything?
+                self.state == State::Latest
+                    && stdout.contains("newly installed")
+                    && !stdout.contains(NOTHING_DONE)
+            };
+            data.insert("changed".into(), Value::Bool(changed));
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::testutil::assert_args_complete;
+
+    fn module(v: Value) -> Apt {
+        serde_json::from_value(v).expect("args")
+    }
+
+    fn obs(dpkg: &str, policy: &str) -> Observed {
+        Observed {
+            now: 1000,
+            stamp: Some(900),
+            dpkg: parse_dpkg(dpkg),
+            candidates: parse_policy(policy),
+        }
+    }
+
+    fn change(p: Plan<AptChange>) -> Option<AptChange> {
+        match p {
+            Plan::Unchanged(_) => None,
+            Plan::Change { change, .. } | Plan::Run(change) => Some(change),
+        }
+    }
+
+    const DPKG: &str = "nfs-common\tarm64\tii \t1:2.6.2-4\n\
+                        nfs-kernel-server\tarm64\trc \t1:2.6.2-4\n\
+                        curl\tarm64\tun \t\n";
+
+    const POLICY: &str = "nfs-common:\n  Installed: 1:2.6.2-4\n  Candidate: 1:2.6.2-5\n  Version table:\n *** 1:2.6.2-4 500\n        500 file:/x ./ Packages\ncurl:\n  Installed: (none)\n  Candidate: (none)\n";
+
+    #[test]
+    fn args() {
+        assert_args_complete::<Apt>();
+        let m = module(json!({"pkg": "a, b=1.0", "state": "installed", "update-cache": "yes"}));
+        assert_eq!(m.state, State::Present);
+        assert!(m.update_cache);
+        assert_eq!(m.names()[1].version.as_deref(), Some("1.0"));
+        assert_eq!(
+            module(json!({"name": "a", "state": "removed"})).state,
+            State::Absent
+        );
+    }
+
+    #[test]
+    fn parses_dpkg_and_policy() {
+        let d = parse_dpkg(DPKG);
+        assert_eq!(d.len(), 3);
+        assert!(d[0].1.installed());
+        assert!(!d[1].1.installed() && d[1].1.config_files());
+        assert!(!d[2].1.installed());
+        let p = parse_policy(POLICY);
+        assert_eq!(
+            p,
+            vec![
+                ("nfs-common".into(), Some("1:2.6.2-5".into())),
+                ("curl".into(), None)
+            ]
+        );
+        assert_eq!(
+            parse_wanted("libc6:arm64=2.36*"),
+            Wanted {
+                spec: "libc6:arm64=2.36*".into(),
+                name: "libc6".into(),
+                arch: Some("arm64".into()),
+                version: Some("2.36*".into())
+            }
+        );
+        assert!(version_matches("2.36-9", "2.36*"));
+        assert!(!version_matches("2.36-9", "2.36"));
+        let o = parse_observed("@@now 1000\n@@stamp 900\n@@dpkg\nnfs-common\tarm64\tii \t1\n@@policy\nnfs-common:\n  Candidate: 2\n@@end\n").expect("ok");
+        assert_eq!(o.stamp, Some(900));
+        assert_eq!(o.dpkg.len(), 1);
+        assert_eq!(o.candidates[0].1.as_deref(), Some("2"));
+        let o = parse_observed("@@now 5\n@@stamp \n@@dpkg\n@@end\n").expect("ok");
+        assert_eq!(o.stamp, None);
+        assert!(parse_observed("@@now 5\n").is_err());
+    }
+
+    #[test]
+    fn decides_packages_like_ansible() {
+        let o = obs(DPKG, POLICY);
+        let m = module(json!({"name": ["nfs-common"]}));
+        assert!(change(m.decide(&o, false)).is_none());
+        let m = module(json!({"name": ["nfs-common", "nfs-kernel-server", "curl"]}));
+        let c = change(m.decide(&o, true)).expect("change");
+        assert_eq!(c.install, vec!["nfs-kernel-server", "curl"]);
+        assert!(c.remove.is_empty());
+        let m = module(json!({"name": "nfs-common=1:2.6.2-4"}));
+        assert!(change(m.decide(&o, false)).is_none());
+        let m = module(json!({"name": "nfs-common=1:2.6.2-5"}));
+        assert_eq!(
+            change(m.decide(&o, false)).expect("c").install,
+            vec!["nfs-common=1:2.6.2-5"]
+        );
+        let m = module(json!({"name": "nfs-common", "state": "latest"}));
+        assert_eq!(
+            change(m.decide(&o, false)).expect("c").install,
+            vec!["nfs-common"]
+        );
+        let m = module(json!({"name": "nfs-common", "state": "absent"}));
+        assert_eq!(
+            change(m.decide(&o, false)).expect("c").remove,
+            vec!["nfs-common"]
+        );
+        let m = module(json!({"name": ["curl", "nfs-kernel-server"], "state": "absent"}));
+        assert!(
+            change(m.decide(&o, false)).is_none(),
+            "rc without purge is absent"
+        );
+        let m = module(
+            json!({"name": ["curl", "nfs-kernel-server"], "state": "absent", "purge": true}),
+        );
+        assert_eq!(
+            change(m.decide(&o, false)).expect("c").remove,
+            vec!["nfs-kernel-server"]
+        );
+    }
+
+    #[test]
+    fn decides_cache_updates() {
+        let o = obs(DPKG, POLICY);
+        let m = module(json!({"update_cache": true, "cache_valid_time": 3600}));
+        assert!(change(m.decide(&o, false)).is_none(), "cache is fresh");
+        let m = module(json!({"update_cache": true, "cache_valid_time": 50}));
+        assert!(matches!(
+            m.decide(&o, false),
+            Plan::Run(AptChange {
+                update: true,
+                after_update: true,
+                ..
+            })
+        ));
+        assert!(
+            matches!(m.decide(&o, true), Plan::Unchanged(_)),
+            "no update in check mode"
+        );
+        let m = module(json!({"update_cache": true, "name": "nfs-common"}));
+        assert!(matches!(m.decide(&o, false), Plan::Run(_)));
+        let m = module(json!({"update_cache": true, "name": ["nfs-common", "curl"]}));
+        match m.decide(&o, true) {
+            Plan::Change { change, data, .. } => {
+                assert!(change.update);
+                assert_eq!(change.install, vec!["curl"]);
+                assert_eq!(data["msg"], json!("would install curl"));
+            }
+            _ => panic!("change expected"),
+        }
+        let mut o2 = obs(DPKG, POLICY);
+        o2.stamp = None;
+        assert!(module(json!({"update_cache": true, "cache_valid_time": 50})).update_needed(&o2));
+    }
+
+    #[test]
+    fn scripts() {
+        let m = module(json!({"name": ["a", "b:arm64=1"], "state": "latest"}));
+        let r = m.read_script();
+        assert!(r.contains("dpkg-query -W -f='${Package}\\t${Architecture}\\t${db:Status-Abbrev}\\t${Version}\\n' -- a b:arm64 2>/dev/null"), "{r}");
+        assert!(r.contains("apt-cache policy -- a b:arm64"));
+        let s = m.apply_script(&AptChange {
+            update: false,
+            install: vec!["b:arm64=1".into()],
+            remove: vec![],
+            after_update: false,
+        });
+        assert!(s.contains("DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=60 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -- b:arm64=1 || exit 92"), "{s}");
+        let m = module(
+            json!({"name": "a", "state": "absent", "purge": true, "install_recommends": false}),
+        );
+        let s = m.apply_script(&AptChange {
+            update: true,
+            install: vec![],
+            remove: vec!["a".into()],
+            after_update: false,
+        });
+        assert!(s.contains("update || exit 91"));
+        assert!(s.contains("remove --purge -- a || exit 93"));
+    }
+
+    #[tokio::test]
+    async fn read_script_runs_here_when_dpkg_exists() {
+        if !std::path::Path::new("/usr/bin/dpkg-query").exists() {
+            return;
+        }
+        let h = crate::modules::testutil::Harness::new();
+        // Check mode: reads only.
+        let out = h
+            .run::<Apt>(
+                json!({"name": ["dpkg", "no-such-package-x"], "state": "latest"}),
+                true,
+                false,
+            )
+            .await
+            .expect("plan");
+        assert!(out.changed, "the unknown package would be installed");
+        assert_eq!(h.take_execs(), 1, "one read");
+    }
+}

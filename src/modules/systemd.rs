@@ -1,0 +1,432 @@
+//! `systemd` (ansible.builtin.systemd_service) and its plain `service` alias:
+//! start, stop, restart or reload a unit, enable or disable it, mask it.
+//! The unit's state is read in one exec (`systemctl show -p ...`, after a
+//! `daemon-reload` when asked) and only the needed `systemctl` commands run,
+//! in one more exec.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::args::{bool_ish, opt_bool_ish};
+use super::{Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
+use crate::{Map, Value};
+
+/// Arguments of `systemd`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Systemd {
+    /// Unit name (`.service` is implied without a suffix).
+    #[serde(default, alias = "unit", alias = "service")]
+    name: Option<String>,
+    /// Wanted run state.
+    #[serde(default)]
+    state: Option<RunState>,
+    /// Start at boot.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    enabled: Option<bool>,
+    /// Run `systemctl daemon-reload` first (not counted as a change).
+    #[serde(default, alias = "daemon-reload", deserialize_with = "bool_ish")]
+    daemon_reload: bool,
+    /// Mask (true) or unmask (false) the unit.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    masked: Option<bool>,
+}
+
+/// Arguments of `service` (the subset drover supports; runs as `systemd`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Unit name.
+    name: String,
+    /// Wanted run state.
+    #[serde(default)]
+    state: Option<RunState>,
+    /// Start at boot.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    enabled: Option<bool>,
+}
+
+/// The run state a task asks for.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Running (started when not).
+    Started,
+    /// Not running.
+    Stopped,
+    /// Restarted (always a change).
+    Restarted,
+    /// Reloaded, or started when not running (always a change).
+    Reloaded,
+}
+
+impl RunState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunState::Started => "started",
+            RunState::Stopped => "stopped",
+            RunState::Restarted => "restarted",
+            RunState::Reloaded => "reloaded",
+        }
+    }
+}
+
+/// The `systemctl` verbs to run, in order.
+#[derive(Debug, PartialEq)]
+pub struct SystemdChange {
+    verbs: Vec<&'static str>,
+}
+
+/// Properties read with `systemctl show`.
+const PROPS: &str = "Id,LoadState,ActiveState,SubState,UnitFileState";
+
+/// `systemctl show` output (`Key=value` lines) as a map.
+fn parse_show(out: &str) -> Map {
+    let mut m = Map::new();
+    for line in out.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if !k.is_empty() && !k.contains(' ') {
+                m.insert(k.to_string(), Value::from(v.to_string()));
+            }
+        }
+    }
+    m
+}
+
+fn prop<'a>(status: &'a Map, key: &str) -> &'a str {
+    status.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Is the unit running (or on its way)?
+fn is_running(status: &Map) -> bool {
+    matches!(
+        prop(status, "ActiveState"),
+        "active" | "activating" | "reloading"
+    )
+}
+
+/// Does the unit count as enabled? What `systemctl is-enabled` answers 0
+/// for, except the states Ansible enables anyway (runtime-only, indirect,
+/// alias).
+fn is_enabled(status: &Map) -> bool {
+    matches!(
+        prop(status, "UnitFileState"),
+        "enabled" | "static" | "generated" | "transient"
+    )
+}
+
+impl Systemd {
+    /// Decide from the unit's properties.
+    fn decide(&self, status: &Map) -> Result<Option<SystemdChange>, ModuleError> {
+        let Some(name) = &self.name else {
+            return Ok(None);
+        };
+        let not_found = prop(status, "LoadState") == "not-found";
+        let mut verbs = Vec::new();
+        match self.masked {
+            // systemctl masks units that do not exist too.
+            Some(true) if prop(status, "UnitFileState") != "masked" => verbs.push("mask"),
+            Some(false) if prop(status, "UnitFileState") == "masked" => verbs.push("unmask"),
+            _ => {}
+        }
+        if not_found && (self.state.is_some() || self.enabled.is_some()) {
+            return Err(ModuleError::failed(format!(
+                "Could not find the requested service {name}: host"
+            )));
+        }
+        if let Some(want) = self.enabled {
+            if want != is_enabled(status) {
+                // `static` units cannot be disabled; systemctl says so.
+                verbs.push(if want { "enable" } else { "disable" });
+            }
+        }
+        let running = is_running(status);
+        match self.state {
+            Some(RunState::Started) if !running => verbs.push("start"),
+            Some(RunState::Stopped) if running || prop(status, "ActiveState") == "deactivating" => {
+                verbs.push("stop")
+            }
+            Some(RunState::Restarted) => verbs.push("restart"),
+            Some(RunState::Reloaded) => verbs.push(if running { "reload" } else { "start" }),
+            _ => {}
+        }
+        Ok((!verbs.is_empty()).then_some(SystemdChange { verbs }))
+    }
+
+    fn read_script(&self, reload: bool) -> String {
+        let mut s = String::new();
+        if reload {
+            s.push_str(
+                "systemctl daemon-reload >&2 || { echo 'daemon-reload failed' >&2; exit 90; }\n",
+            );
+        }
+        if let Some(name) = &self.name {
+            s.push_str(&format!(
+                "systemctl show -p {PROPS} {}\n",
+                shell_quote(name)
+            ));
+        }
+        s
+    }
+
+    fn apply_script(&self, change: &SystemdChange) -> String {
+        let name = shell_quote(self.name.as_deref().unwrap_or_default());
+        change
+            .verbs
+            .iter()
+            .map(|v| format!("systemctl {v} {name}"))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    }
+
+    fn data(&self, status: Map) -> Map {
+        let mut m = Map::new();
+        if let Some(n) = &self.name {
+            m.insert("name".into(), Value::from(n.clone()));
+        }
+        if let Some(s) = self.state {
+            m.insert("state".into(), Value::from(s.as_str()));
+        }
+        if let Some(e) = self.enabled {
+            m.insert("enabled".into(), Value::Bool(e));
+        }
+        if !status.is_empty() {
+            m.insert("status".into(), Value::Object(status));
+        }
+        m
+    }
+}
+
+#[async_trait]
+impl Module for Systemd {
+    const NAME: &'static str = "systemd";
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "unit",
+        "service",
+        "state",
+        "enabled",
+        "daemon_reload",
+        "daemon-reload",
+        "masked",
+    ];
+    type Change = SystemdChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SystemdChange>, ModuleError> {
+        if self.name.is_none()
+            && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
+        {
+            return Err(ModuleError::Args(
+                "name is required with state, enabled or masked".into(),
+            ));
+        }
+        // Ansible does not reload in check mode: it changes the host.
+        let script = self.read_script(self.daemon_reload && !ctx.check);
+        if script.is_empty() {
+            return Ok(Plan::Unchanged(self.data(Map::new())));
+        }
+        let out = ctx.remote.exec(&script, b"").await?;
+        if out.status != 0 {
+            let what = if out.status == 90 {
+                "systemctl daemon-reload".to_string()
+            } else {
+                format!("systemctl show {}", self.name.as_deref().unwrap_or(""))
+            };
+            let mut data = Map::new();
+            data.insert("rc".into(), Value::from(out.status));
+            return Err(ModuleError::Failed {
+                msg: format!("{what} failed: {}", out.stderr_str().trim()),
+                data,
+            });
+        }
+        let status = parse_show(&out.stdout_str());
+        match self.decide(&status)? {
+            None => Ok(Plan::Unchanged(self.data(status))),
+            Some(change) => Ok(Plan::Change {
+                change,
+                diff: None,
+                data: self.data(status),
+            }),
+        }
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: SystemdChange) -> Result<Map, ModuleError> {
+        let out = ctx.remote.exec(&self.apply_script(&change), b"").await?;
+        if out.status != 0 {
+            let mut data = Map::new();
+            data.insert("rc".into(), Value::from(out.status));
+            data.insert("stdout".into(), Value::from(out.stdout_str()));
+            data.insert("stderr".into(), Value::from(out.stderr_str()));
+            let err = out.stderr_str();
+            return Err(ModuleError::Failed {
+                msg: format!(
+                    "Unable to {} service {}: {}",
+                    change.verbs.join("/"),
+                    self.name.as_deref().unwrap_or(""),
+                    err.trim()
+                ),
+                data,
+            });
+        }
+        Ok(Map::new())
+    }
+}
+
+impl Service {
+    fn as_systemd(&self) -> Systemd {
+        Systemd {
+            name: Some(self.name.clone()),
+            state: self.state,
+            enabled: self.enabled,
+            daemon_reload: false,
+            masked: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Module for Service {
+    const NAME: &'static str = "service";
+    const ARGS: &'static [&'static str] = &["name", "state", "enabled"];
+    type Change = SystemdChange;
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SystemdChange>, ModuleError> {
+        self.as_systemd().plan(ctx).await
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: SystemdChange) -> Result<Map, ModuleError> {
+        self.as_systemd().apply(ctx, change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::testutil::assert_args_complete;
+
+    fn module(v: Value) -> Systemd {
+        serde_json::from_value(v).expect("args")
+    }
+
+    fn status(active: &str, file: &str) -> Map {
+        parse_show(&format!(
+            "Id=k3s.service\nLoadState=loaded\nActiveState={active}\nSubState=x\nUnitFileState={file}\n"
+        ))
+    }
+
+    fn verbs(m: &Systemd, s: &Map) -> Vec<&'static str> {
+        m.decide(s)
+            .expect("ok")
+            .map(|c| c.verbs)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn args() {
+        assert_args_complete::<Systemd>();
+        assert_args_complete::<Service>();
+    }
+
+    #[test]
+    fn system_modules_are_registered() {
+        for name in [
+            "ansible.builtin.systemd",
+            "ansible.builtin.systemd_service",
+            "service",
+            "ansible.builtin.apt",
+            "ansible.posix.mount",
+            "get_url",
+            "ansible.builtin.reboot",
+        ] {
+            assert!(crate::modules::lookup(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            crate::modules::lookup("systemd_service").map(|m| m.name),
+            Some("systemd")
+        );
+    }
+
+    #[test]
+    fn parses_show() {
+        let s = parse_show("Id=a.service\nLoadState=not-found\nActiveState=inactive\nExecStart={ path=/x ; argv[]=/x a=b }\n");
+        assert_eq!(prop(&s, "Id"), "a.service");
+        assert_eq!(prop(&s, "LoadState"), "not-found");
+        assert_eq!(prop(&s, "ExecStart"), "{ path=/x ; argv[]=/x a=b }");
+        assert_eq!(prop(&s, "Missing"), "");
+    }
+
+    #[test]
+    fn decides_like_ansible() {
+        let m = module(json!({"name": "k3s", "state": "started", "enabled": true}));
+        assert!(verbs(&m, &status("active", "enabled")).is_empty());
+        assert_eq!(
+            verbs(&m, &status("inactive", "disabled")),
+            vec!["enable", "start"]
+        );
+        assert_eq!(verbs(&m, &status("failed", "enabled")), vec!["start"]);
+        assert!(verbs(&m, &status("activating", "static")).is_empty());
+        let m = module(json!({"name": "k3s", "state": "stopped", "enabled": "no"}));
+        assert_eq!(
+            verbs(&m, &status("active", "enabled")),
+            vec!["disable", "stop"]
+        );
+        assert!(verbs(&m, &status("inactive", "disabled")).is_empty());
+        let m = module(json!({"name": "k3s", "state": "restarted"}));
+        assert_eq!(verbs(&m, &status("active", "enabled")), vec!["restart"]);
+        assert_eq!(verbs(&m, &status("inactive", "enabled")), vec!["restart"]);
+        let m = module(json!({"name": "k3s", "state": "reloaded"}));
+        assert_eq!(verbs(&m, &status("active", "enabled")), vec!["reload"]);
+        assert_eq!(verbs(&m, &status("inactive", "enabled")), vec!["start"]);
+        let m = module(json!({"name": "k3s", "masked": true}));
+        assert_eq!(verbs(&m, &status("inactive", "enabled")), vec!["mask"]);
+        assert!(verbs(&m, &status("inactive", "masked")).is_empty());
+        let m = module(json!({"name": "k3s", "masked": false, "enabled": true}));
+        assert_eq!(
+            verbs(&m, &status("inactive", "masked")),
+            vec!["unmask", "enable"]
+        );
+        let m = module(json!({"daemon_reload": true}));
+        assert!(
+            verbs(&m, &Map::new()).is_empty(),
+            "reload alone is no change"
+        );
+    }
+
+    #[test]
+    fn unknown_units_fail_like_ansible() {
+        let s = parse_show("Id=nope.service\nLoadState=not-found\nActiveState=inactive\n");
+        let err = module(json!({"name": "nope", "state": "started"}))
+            .decide(&s)
+            .expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("Could not find the requested service nope"),
+            "{err}"
+        );
+        assert!(module(json!({"name": "nope", "enabled": false}))
+            .decide(&s)
+            .is_err());
+    }
+
+    #[test]
+    fn scripts() {
+        let m = module(json!({"name": "k3s-agent", "state": "started", "daemon-reload": "yes"}));
+        assert!(m.daemon_reload);
+        let r = m.read_script(true);
+        assert!(r.starts_with("systemctl daemon-reload"), "{r}");
+        assert!(r.ends_with(&format!("systemctl show -p {PROPS} k3s-agent\n")));
+        assert!(!m.read_script(false).contains("daemon-reload"));
+        assert_eq!(
+            m.apply_script(&SystemdChange {
+                verbs: vec!["enable", "start"]
+            }),
+            "systemctl enable k3s-agent && systemctl start k3s-agent"
+        );
+        let s: Service =
+            serde_json::from_value(json!({"name": "ssh", "state": "restarted"})).expect("args");
+        assert_eq!(s.as_systemd().state, Some(RunState::Restarted));
+    }
+}
