@@ -160,19 +160,18 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         write_file(&path, text, 0o755, root)?;
     }
 
-    // Only the lab's repository: the host's sources are hidden by overlay
-    // whiteouts (character devices 0/0 in the upper directory).
+    // Only the lab's repository, and none of the host's enabled services
+    // (the systemd double would start them at a reboot): the host's files
+    // are hidden by overlay whiteouts.
     write_file(&up.join("etc/apt/sources.list"), "", 0o644, root)?;
-    if let Ok(entries) = fs::read_dir("/etc/apt/sources.list.d") {
-        // apt reads only these two suffixes; other files need no hiding.
-        for e in entries.flatten().filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.ends_with(".list") || n.ends_with(".sources")
-        }) {
-            let path = up.join("etc/apt/sources.list.d").join(e.file_name());
-            super::run(Command::new("mknod").arg(&path).args(["c", "0", "0"]))?;
-        }
+    // apt reads only these two suffixes; other files need no hiding.
+    let mut hide = host_entries("etc/apt/sources.list.d", |n| {
+        n.ends_with(".list") || n.ends_with(".sources")
+    });
+    hide.extend(host_entries(WANTS, |_| true));
+    if !hide.is_empty() {
+        mkdir_like_host(up, WANTS)?;
+        whiteouts(up, &hide)?;
     }
     write_file(
         &up.join("etc/apt/sources.list.d/drover-lab.list"),
@@ -180,6 +179,38 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         0o644,
         root,
     )
+}
+
+/// Where systemd (and its double) find enabled units.
+const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
+
+/// The entries of the host's directory `/rel` whose names pass `keep`, as
+/// relative paths.
+fn host_entries(rel: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(Path::new("/").join(rel)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| keep(&e.file_name().to_string_lossy()))
+        .map(|e| Path::new(rel).join(e.file_name()))
+        .collect()
+}
+
+/// Hide the host's files `rels` in the node: an overlay whiteout is a
+/// character device 0/0 in the upper directory. One shell makes them all
+/// (std has no mknod, and the crate has no unsafe code).
+fn whiteouts(upper: &Path, rels: &[PathBuf]) -> Result<(), LabError> {
+    super::run(
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"for f do mknod "$f" c 0 0 || exit 1; done"#,
+                "drover-lab-whiteouts",
+            ])
+            .args(rels.iter().map(|r| upper.join(r))),
+    )
+    .map(|_| ())
 }
 
 /// Generate the node's host keys into upper/etc/ssh, replacing old ones.

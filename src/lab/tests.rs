@@ -727,6 +727,15 @@ fn reboot_double_drops_sessions_and_boots_the_node_again() {
     assert_eq!(lines[1], "1");
     assert_eq!(lines[2], "active");
     assert_eq!(lines[3], lines[0], "the enabled unit ran during the boot");
+    // Only the node's own enabled units: none of the host's.
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &master,
+            "ls /etc/systemd/system/multi-user.target.wants/ /run/systemd-double/"
+        )),
+        "/etc/systemd/system/multi-user.target.wants/:\ndemo.service\n\n/run/systemd-double/:\ndemo.service\n"
+    );
     // Only the rebooted node was touched; the lab still owns the listener.
     assert_eq!(
         stdout(&ssh(&lab, &worker, "cat /proc/sys/kernel/random/boot_id")),
@@ -829,6 +838,16 @@ fn nfs_exports_of_one_node_mount_on_another() {
         &other,
         "mount -t nfs 127.0.65.1:/srv/one /mnt/one && umount /mnt/one",
     ));
+    // As the mount module does it: an fstab entry, then `mount DIR`.
+    assert_eq!(
+        stdout(&root(
+            &lab,
+            &other,
+            "echo 'pi-master:/srv/share /mnt/share nfs defaults,_netdev 0 0' >> /etc/fstab \
+             && mount /mnt/share && mountpoint -q /mnt/share && cat /mnt/share/back"
+        )),
+        "back\n"
+    );
 
     // Bad lines are rejected as exportfs does.
     for bad in ["srv/rel *(rw)", "/srv/share *(rw,bogus)"] {
