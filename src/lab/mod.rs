@@ -15,7 +15,17 @@
 //! <dir>/inventory.yml                Ansible inventory (k3s_server, k3s_agents, k3s_cluster)
 //! <dir>/state.json                   what `Lab::attach` needs to find the nodes again
 //! <dir>/nodes/<name>/{upper,work,merged,sshd.log}
+//! <dir>/nodes/<name>/proc/           files bind-mounted over the node's /proc/cgroups,
+//!                                    boot_id, ip_forward, ipv6 forwarding
+//! <dir>/network/                     shared by all nodes at /var/lib/drover-lab/network:
+//!                                    apt/ (the lab's Debian repository), nfs/, k3s/
+//! <dir>/k3s-airgap/{k3s,install.sh}  the k3s doubles, for an air-gapped install
 //! ```
+//!
+//! Each node also has /etc/drover-lab/node.json (its name and address),
+//! /boot/firmware/cmdline.txt, the systemctl, reboot and shutdown doubles in
+//! /usr/local/sbin and apt sources naming only the lab's repository (see
+//! [`doubles`]).
 //!
 //! Node 1 is `pi-master`, node K ≥ 2 is `pi-worker-(K-1)`, as on the real
 //! cluster. Every node has the user `admin` (sudo, password `admin` unless
@@ -45,6 +55,7 @@
 //! # Ok::<(), drover::lab::LabError>(())
 //! ```
 
+mod doubles;
 mod inventory;
 mod procs;
 mod seed;
@@ -87,10 +98,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node's processes may take to die after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Shell run in the node's fresh namespaces: mount its overlay and the
-/// kernel file systems, set its hostname, then become its sshd (`exec`, so
-/// the PID that was spawned is the listener's). Arguments: upper, work,
-/// merged, hostname, sshd config path.
+/// Shell run in the node's fresh namespaces: mount its overlay, the kernel
+/// file systems, the shared network directory and its own files over some
+/// /proc entries (regular files bind-mounted over proc files, as lxcfs
+/// does), set its hostname, then become its sshd (`exec`, so the PID that
+/// was spawned is the listener's). Arguments: upper, work, merged,
+/// hostname, sshd config path, node directory, network directory.
 const NODE_SCRIPT: &str = r#"set -e
 mount -t overlay drover-lab-node -o "lowerdir=/,upperdir=$1,workdir=$2,index=off" "$3"
 mount -t proc proc "$3/proc"
@@ -98,6 +111,13 @@ mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$3/sys"
 mount --rbind /dev "$3/dev"
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$3/dev/shm"
 mount -t tmpfs -o mode=0755,nosuid,nodev run "$3/run"
+mount --bind "$7" "$3/var/lib/drover-lab/network"
+mount --bind "$6/proc/cgroups" "$3/proc/cgroups"
+mount --bind "$6/proc/boot_id" "$3/proc/sys/kernel/random/boot_id"
+mount --bind "$6/proc/ip_forward" "$3/proc/sys/net/ipv4/ip_forward"
+if [ -e "$3/proc/sys/net/ipv6/conf/all/forwarding" ]; then
+    mount --bind "$6/proc/ipv6_forwarding" "$3/proc/sys/net/ipv6/conf/all/forwarding"
+fi
 mkdir -p "$3/run/sshd" "$3/run/lock"
 chmod 1777 "$3/run/lock"
 printf '%s' "$4" > /proc/sys/kernel/hostname
@@ -649,6 +669,7 @@ impl Lab {
             keys.push_str(&caller_public_keys());
         }
         fs::write(self.dir.join(AUTHORIZED_KEYS_FILE), keys).at(&self.dir)?;
+        doubles::write_lab_wide(&self.dir)?;
         fs::create_dir(self.dir.join("nodes")).at(&self.dir)
     }
 
@@ -684,6 +705,7 @@ impl Lab {
         let authorized_keys = fs::read_to_string(&ak_path).at(&ak_path)?;
         let seed_one = |i: usize| {
             let n = &self.nodes[i];
+            doubles::write_proc_files(&self.node_dir(&n.name))?;
             seed::write(&seed::Seed {
                 upper: &n.upper,
                 name: &n.name,
@@ -750,6 +772,8 @@ impl Lab {
             .arg(nd.join("merged"))
             .arg(&node.name)
             .arg(seed::SSHD_CONFIG)
+            .arg(&nd)
+            .arg(self.dir.join("network"))
             .env_clear()
             .env(
                 "PATH",
@@ -1031,8 +1055,8 @@ fn require_root() -> Result<(), LabError> {
 }
 
 fn require_tools() -> Result<(), LabError> {
-    let apt = "install it: apt-get install -y openssh-server sudo";
-    for file in ["/usr/sbin/sshd", "/usr/bin/sudo"] {
+    let apt = "install it: apt-get install -y openssh-server sudo python3";
+    for file in ["/usr/sbin/sshd", "/usr/bin/sudo", "/usr/bin/python3"] {
         if !Path::new(file).exists() {
             return Err(LabError::Missing {
                 what: file.into(),
@@ -1048,11 +1072,14 @@ fn require_tools() -> Result<(), LabError> {
         "kill",
         "ssh-keygen",
         "openssl",
+        "dpkg-deb",
+        "mknod",
     ] {
         if !in_path(prog) {
             let hint = match prog {
                 "ssh-keygen" => "install it: apt-get install -y openssh-client",
                 "openssl" => "install it: apt-get install -y openssl",
+                "dpkg-deb" => "install it: apt-get install -y dpkg",
                 _ => "install it: apt-get install -y util-linux coreutils procps",
             };
             return Err(LabError::Missing {

@@ -1,7 +1,9 @@
 //! A node's seed: the files written into its overlay's upper directory
 //! before the overlay is mounted (editing an upper directory under a live
 //! overlay is undefined). Users, sudoers, authorized_keys, hostname, hosts,
-//! fresh host keys and the node's own sshd configuration.
+//! fresh host keys, the node's own sshd configuration, and the lab's node
+//! environment: node.json, cmdline.txt, the systemd and reboot doubles and
+//! apt sources naming only the lab's repository.
 //!
 //! The account files are edited as text by pure functions so that they can
 //! be unit-tested without root.
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{IoContext, LabError};
+use super::{doubles, IoContext, LabError};
 
 /// The lab's user on every node.
 pub(super) const USER: &str = "admin";
@@ -96,6 +98,7 @@ pub(super) fn write(seed: &Seed<'_>) -> Result<(), LabError> {
         (id, id),
     )?;
 
+    write_node_environment(seed)?;
     new_host_keys(up, seed.name)?;
     write_file(
         &up.join(SSHD_CONFIG.trim_start_matches('/')),
@@ -104,6 +107,110 @@ pub(super) fn write(seed: &Seed<'_>) -> Result<(), LabError> {
         (0, 0),
     )?;
     Ok(())
+}
+
+/// The lab's additions to a node (see [`super::doubles`]): node.json, the
+/// mount point of the shared network directory, a fresh cmdline.txt, the
+/// systemd and reboot doubles, and apt sources naming only the lab's
+/// repository.
+fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
+    let up = seed.upper;
+    let root = (0, 0);
+    for rel in [
+        "etc/drover-lab",
+        "var/lib/drover-lab/network",
+        "boot/firmware",
+        "etc/apt/sources.list.d",
+    ] {
+        mkdir_like_host(up, rel)?;
+    }
+    let addr = match seed.listen.ip() {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => Ipv4Addr::LOCALHOST,
+    };
+    write_file(
+        &up.join("etc/drover-lab/node.json"),
+        &doubles::node_json(seed.name, addr),
+        0o644,
+        root,
+    )?;
+    write_file(
+        &up.join("boot/firmware/cmdline.txt"),
+        doubles::CMDLINE,
+        0o755,
+        root,
+    )?;
+    // Also over the host's real programs (systemctl in /usr/bin, reboot and
+    // shutdown in /usr/sbin), for callers that use an absolute path or a
+    // PATH without /usr/local/sbin (non-root users).
+    for dir in ["usr/local/sbin", "usr/sbin", "usr/bin"] {
+        mkdir_like_host(up, dir)?;
+    }
+    for (rel, text) in [
+        ("usr/local/sbin/systemctl", doubles::SYSTEMCTL),
+        ("usr/bin/systemctl", doubles::SYSTEMCTL),
+        ("usr/local/sbin/reboot", doubles::REBOOT),
+        ("usr/local/sbin/shutdown", doubles::REBOOT),
+        ("usr/sbin/reboot", doubles::REBOOT),
+        ("usr/sbin/shutdown", doubles::REBOOT),
+    ] {
+        let path = up.join(rel);
+        // The host's may be a symlink (reboot -> /bin/systemctl): replace it.
+        let _ = fs::remove_file(&path);
+        write_file(&path, text, 0o755, root)?;
+    }
+
+    // Only the lab's repository, and none of the host's enabled services
+    // (the systemd double would start them at a reboot): the host's files
+    // are hidden by overlay whiteouts.
+    write_file(&up.join("etc/apt/sources.list"), "", 0o644, root)?;
+    // apt reads only these two suffixes; other files need no hiding.
+    let mut hide = host_entries("etc/apt/sources.list.d", |n| {
+        n.ends_with(".list") || n.ends_with(".sources")
+    });
+    hide.extend(host_entries(WANTS, |_| true));
+    if !hide.is_empty() {
+        mkdir_like_host(up, WANTS)?;
+        whiteouts(up, &hide)?;
+    }
+    write_file(
+        &up.join("etc/apt/sources.list.d/drover-lab.list"),
+        doubles::APT_SOURCE,
+        0o644,
+        root,
+    )
+}
+
+/// Where systemd (and its double) find enabled units.
+const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
+
+/// The entries of the host's directory `/rel` whose names pass `keep`, as
+/// relative paths.
+fn host_entries(rel: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(Path::new("/").join(rel)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| keep(&e.file_name().to_string_lossy()))
+        .map(|e| Path::new(rel).join(e.file_name()))
+        .collect()
+}
+
+/// Hide the host's files `rels` in the node: an overlay whiteout is a
+/// character device 0/0 in the upper directory. One shell makes them all
+/// (std has no mknod, and the crate has no unsafe code).
+fn whiteouts(upper: &Path, rels: &[PathBuf]) -> Result<(), LabError> {
+    super::run(
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"for f do mknod "$f" c 0 0 || exit 1; done"#,
+                "drover-lab-whiteouts",
+            ])
+            .args(rels.iter().map(|r| upper.join(r))),
+    )
+    .map(|_| ())
 }
 
 /// Generate the node's host keys into upper/etc/ssh, replacing old ones.

@@ -1,6 +1,7 @@
-//! Lab tests. Those that start nodes need root, sshd, sudo and the ssh
-//! client; each uses its own address block (127.0.90.x to 127.0.99.x) so
-//! that they run in parallel with each other and with other suites' labs.
+//! Lab tests. Those that start nodes need root, sshd, sudo, python3,
+//! dpkg-deb and the ssh client; each uses its own address block (127.0.61.x
+//! to 127.0.65.x, 127.0.90.x to 127.0.99.x) so that they run in parallel
+//! with each other and with other suites' labs.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -130,6 +131,25 @@ fn default_inventory_is_the_committed_file() {
         agents["pi-worker-07"]["ansible_host"].as_str(),
         Some("127.0.2.8")
     );
+    let groups = &v["all"]["children"];
+    assert_eq!(
+        groups["management"]["vars"]["airflow_role"].as_str(),
+        Some("management")
+    );
+    assert_eq!(
+        groups["schedulers"]["hosts"]["pi-worker-02"]["airflow_role"].as_str(),
+        Some("scheduler-2")
+    );
+    assert!(groups["nfs_server"]["hosts"]
+        .as_mapping()
+        .is_some_and(|m| m.len() == 1 && m.contains_key("pi-master")));
+    assert!(groups["nfs_clients"]["children"]
+        .as_mapping()
+        .is_some_and(|m| m.contains_key("k3s_agents")));
+    assert_eq!(
+        v["all"]["vars"]["k3s_airgap_dir"].as_str(),
+        Some("/tmp/drover-lab/k3s-airgap")
+    );
 }
 
 #[test]
@@ -247,6 +267,13 @@ fn wipe_node_gives_new_host_keys_and_forgets_files() {
     let mut lab = start(&tmp, "127.0.93", 1);
     let master = node(&lab, "pi-master");
     stdout(&ssh(&lab, &master, "echo old > old"));
+    stdout(&root(
+        &lab,
+        &master,
+        "echo changed > /boot/firmware/cmdline.txt \
+         && c=$(sed 's/\t0$/\t1/' /proc/cgroups) && echo \"$c\" > /proc/cgroups",
+    ));
+    let old_boot = stdout(&ssh(&lab, &master, "cat /proc/sys/kernel/random/boot_id"));
     let old_keys = lab.host_keys("pi-master").expect("keys");
 
     lab.wipe_node("pi-master").expect("wipes");
@@ -267,6 +294,16 @@ fn wipe_node_gives_new_host_keys_and_forgets_files() {
 
     lab.rewrite_known_hosts().expect("rewrites");
     assert_eq!(stdout(&ssh(&lab, &master, "hostname; ls")), "pi-master\n");
+    assert_eq!(
+        stdout(&ssh(&lab, &master, "cat /boot/firmware/cmdline.txt")),
+        doubles::CMDLINE
+    );
+    let cg = stdout(&ssh(&lab, &master, "grep ^memory /proc/cgroups"));
+    assert!(cg.trim_end().ends_with("\t0"), "{cg:?}");
+    assert_ne!(
+        stdout(&ssh(&lab, &master, "cat /proc/sys/kernel/random/boot_id")),
+        old_boot
+    );
 }
 
 #[test]
@@ -386,6 +423,15 @@ fn add_node_joins_known_hosts_and_inventory() {
     assert_eq!(added.name, "pi-worker-01");
     assert_eq!(added.address, Ipv4Addr::new(127, 0, 97, 2));
     assert_eq!(stdout(&ssh(&lab, &added, "hostname")), "pi-worker-01\n");
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &added,
+            "cat /etc/drover-lab/node.json; ls /var/lib/drover-lab/network; \
+             test -x /usr/local/sbin/systemctl && grep -c ^memory /proc/cgroups"
+        )),
+        "{\"name\":\"pi-worker-01\",\"address\":\"127.0.97.2\"}\napt\nk3s\nnfs\n1\n"
+    );
     let inv = fs::read_to_string(lab.inventory_path()).expect("inventory");
     assert!(inv.contains("    k3s_agents:\n      hosts:\n        pi-worker-01:\n          ansible_host: 127.0.97.2\n"));
     let attached = Lab::attach(lab.dir()).expect("attaches");
@@ -439,4 +485,383 @@ fn a_failed_start_leaves_nothing_behind() {
     .is_err());
     assert!(procs::mounts_at(&dir).is_empty());
     assert!(!dir.exists());
+}
+
+/// Run `cmd` as root on `n` through sudo.
+fn root(lab: &Lab, n: &Node, cmd: &str) -> Output {
+    ssh(lab, n, &format!("sudo -n sh -c {}", shell_quote(cmd)))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The node answers ssh again within `limit`.
+fn answers_within(lab: &Lab, n: &Node, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ssh(lab, n, "true").status.success() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn nodes_have_their_own_identity_proc_files_and_a_shared_network() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.61", 2);
+    let master = node(&lab, "pi-master");
+    let worker = node(&lab, "pi-worker-01");
+    assert_eq!(
+        stdout(&ssh(&lab, &master, "cat /etc/drover-lab/node.json")),
+        "{\"name\":\"pi-master\",\"address\":\"127.0.61.1\"}\n"
+    );
+    assert!(stdout(&ssh(&lab, &worker, "cat /etc/drover-lab/node.json"))
+        .contains("\"address\":\"127.0.61.2\""));
+    assert_eq!(
+        stdout(&ssh(&lab, &master, "cat /boot/firmware/cmdline.txt")),
+        doubles::CMDLINE
+    );
+
+    // The network directory is one for the whole lab.
+    stdout(&root(
+        &lab,
+        &master,
+        "echo hi > /var/lib/drover-lab/network/nfs/probe",
+    ));
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &worker,
+            "cat /var/lib/drover-lab/network/nfs/probe"
+        )),
+        "hi\n"
+    );
+    assert!(lab.dir().join("network/nfs/probe").exists());
+
+    // Per-node proc files: memory controller off, own boot id, forwarding
+    // set in one node only, never on the host.
+    let cg = stdout(&ssh(&lab, &master, "grep ^memory /proc/cgroups"));
+    assert!(cg.trim_end().ends_with("\t0"), "{cg:?}");
+    let host_boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot_id");
+    let b1 = stdout(&ssh(&lab, &master, "cat /proc/sys/kernel/random/boot_id"));
+    let b2 = stdout(&ssh(&lab, &worker, "cat /proc/sys/kernel/random/boot_id"));
+    assert!(
+        b1 != b2 && b1 != host_boot && b1.len() == 37,
+        "{b1:?} {b2:?}"
+    );
+    let host_fwd = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("fwd");
+    let host_fwd6 = fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding").ok();
+    stdout(&root(
+        &lab,
+        &master,
+        "echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
+    ));
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &master,
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding"
+        )),
+        "1\n1\n"
+    );
+    assert_eq!(
+        stdout(&ssh(&lab, &worker, "cat /proc/sys/net/ipv4/ip_forward")),
+        "0\n"
+    );
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("fwd"),
+        host_fwd
+    );
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding").ok(),
+        host_fwd6
+    );
+    assert!(
+        !ssh(&lab, &master, "echo 1 > /proc/sys/net/ipv4/ip_forward")
+            .status
+            .success()
+    );
+
+    // The doubles are there; k3s's are ready for an air-gapped install.
+    let head = stdout(&ssh(
+        &lab,
+        &worker,
+        "for f in systemctl reboot shutdown; do sed -n 2p /usr/local/sbin/$f; done",
+    ));
+    assert_eq!(head.matches("TEST DOUBLE").count(), 3, "{head}");
+    for f in ["k3s", "install.sh"] {
+        let m = fs::metadata(lab.dir().join("k3s-airgap").join(f)).expect("airgap file");
+        assert_eq!(m.permissions().mode() & 0o777, 0o755);
+    }
+    let inv = fs::read_to_string(lab.inventory_path()).expect("inventory");
+    assert!(inv.contains("    k3s_install_mode: airgap\n"));
+    lab.stop().expect("lab stops");
+}
+
+/// A unit whose ExecStart writes the node's boot id to /var/tmp/demo.
+const DEMO_UNIT: &str = "[Unit]\nDescription=demo\n\n[Service]\nEnvironment=WHO=demo\n\
+ExecStart=/bin/sh -c 'echo $WHO $DROVER_LAB_ONESHOT $(cat /proc/sys/kernel/random/boot_id) > /var/tmp/demo'\n\n\
+[Install]\nWantedBy=multi-user.target\n";
+
+#[test]
+fn systemctl_double_enables_starts_and_shows_units() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.62", 1);
+    let master = node(&lab, "pi-master");
+    let put = format!(
+        "printf %s {} > /etc/systemd/system/demo.service",
+        shell_quote(DEMO_UNIT)
+    );
+    stdout(&root(&lab, &master, &put));
+    stdout(&root(
+        &lab,
+        &master,
+        "systemctl daemon-reload && systemctl enable --now demo",
+    ));
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &master,
+            "systemctl is-active demo; systemctl is-enabled demo.service; \
+             systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState demo; cut -d' ' -f1,2 /var/tmp/demo"
+        )),
+        "active\nenabled\nId=demo.service\nLoadState=loaded\nActiveState=active\n\
+         SubState=running\nUnitFileState=enabled\ndemo 1\n"
+    );
+    assert!(lab
+        .node_root("pi-master")
+        .join("etc/systemd/system/multi-user.target.wants/demo.service")
+        .is_symlink());
+
+    let out = ssh(
+        &lab,
+        &master,
+        "systemctl show -p LoadState --value nope; sudo -n systemctl start nope",
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "not-found\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unit nope.service not found."));
+
+    // A failing ExecStart fails the unit and keeps its stderr.
+    let bad = "printf '[Service]\\nExecStart=/bin/sh -c \"echo boom >&2; exit 3\"\\n' > /etc/systemd/system/bad.service";
+    stdout(&root(&lab, &master, bad));
+    let out = root(&lab, &master, "systemctl start bad");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Job for bad.service failed"));
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &master,
+            "systemctl is-failed bad; cat /var/log/drover-lab/bad.service.log"
+        )),
+        "failed\nboom\n"
+    );
+    // A loaded unit changed on disk: systemd's warning until daemon-reload.
+    let out = root(
+        &lab,
+        &master,
+        "echo '# edited' >> /etc/systemd/system/demo.service && systemctl restart demo",
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Run 'systemctl daemon-reload'"));
+    let out = root(
+        &lab,
+        &master,
+        "systemctl daemon-reload && systemctl restart demo",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    stdout(&root(&lab, &master, "systemctl disable --now demo"));
+    assert_eq!(
+        String::from_utf8_lossy(
+            &ssh(
+                &lab,
+                &master,
+                "systemctl is-enabled demo; systemctl is-active demo"
+            )
+            .stdout
+        ),
+        "disabled\ninactive\n"
+    );
+    lab.stop().expect("lab stops");
+}
+
+#[test]
+fn reboot_double_drops_sessions_and_boots_the_node_again() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.63", 2);
+    let master = node(&lab, "pi-master");
+    let worker = node(&lab, "pi-worker-01");
+    let worker_boot = stdout(&ssh(&lab, &worker, "cat /proc/sys/kernel/random/boot_id"));
+    let put = format!(
+        "printf %s {} > /etc/systemd/system/demo.service && systemctl enable demo \
+         && sed -i 's/$/ cgroup_memory=1 cgroup_enable=memory/' /boot/firmware/cmdline.txt",
+        shell_quote(DEMO_UNIT)
+    );
+    stdout(&root(&lab, &master, &put));
+    let before = stdout(&ssh(&lab, &master, "cat /proc/sys/kernel/random/boot_id"));
+    let mut session = open_session(&lab, &master);
+
+    let t0 = Instant::now();
+    stdout(&root(&lab, &master, "reboot"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "reboot returns at once"
+    );
+    assert!(
+        exits_within(&mut session, Duration::from_secs(10)).is_some(),
+        "the open session is dropped"
+    );
+    assert!(answers_within(&lab, &master, Duration::from_secs(30)));
+    let after = stdout(&ssh(
+        &lab,
+        &master,
+        "cat /proc/sys/kernel/random/boot_id; grep ^memory /proc/cgroups | cut -f4; \
+         systemctl is-active demo; cut -d' ' -f3 /var/tmp/demo",
+    ));
+    let lines: Vec<&str> = after.lines().collect();
+    assert_eq!(lines.len(), 4, "{after}");
+    assert_ne!(format!("{}\n", lines[0]), before);
+    assert_eq!(lines[1], "1");
+    assert_eq!(lines[2], "active");
+    assert_eq!(lines[3], lines[0], "the enabled unit ran during the boot");
+    // Only the node's own enabled units: none of the host's.
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &master,
+            "ls /etc/systemd/system/multi-user.target.wants/ /run/systemd-double/"
+        )),
+        "/etc/systemd/system/multi-user.target.wants/:\ndemo.service\n\n/run/systemd-double/:\ndemo.service\n"
+    );
+    // Only the rebooted node was touched; the lab still owns the listener.
+    assert_eq!(
+        stdout(&ssh(&lab, &worker, "cat /proc/sys/kernel/random/boot_id")),
+        worker_boot
+    );
+    let i = lab.index_of("pi-master").expect("index");
+    assert!(lab.is_running(i));
+
+    // shutdown -r works too; a non-root reboot is refused.
+    assert!(!ssh(&lab, &worker, "reboot").status.success());
+    stdout(&root(&lab, &worker, "shutdown -r now"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = ssh(&lab, &worker, "cat /proc/sys/kernel/random/boot_id");
+        if out.status.success() && String::from_utf8_lossy(&out.stdout) != worker_boot {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker did not reboot");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dir = lab.dir().to_path_buf();
+    let nss = namespaces(&lab);
+    lab.stop().expect("lab stops");
+    assert_eq!(processes_in(&nss, &dir), Vec::<u32>::new());
+}
+
+#[test]
+fn apt_installs_from_the_lab_repository_into_one_node() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.64", 2);
+    let master = node(&lab, "pi-master");
+    let worker = node(&lab, "pi-worker-01");
+    let out = root(
+        &lab,
+        &master,
+        "apt-get update 2>&1 && apt-get install -y drover-lab-hello nfs-common 2>&1",
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("W: "), "apt warned:\n{text}");
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &master,
+            "drover-lab-hello; dpkg-query -W -f '${Status}\\n' drover-lab-hello; ls -l /sbin/mount.nfs | cut -c1-10"
+        )),
+        "hello from the drover lab\ninstall ok installed\n-rwxr-xr-x\n"
+    );
+    let other = ssh(&lab, &worker, "dpkg-query -W drover-lab-hello");
+    assert!(!other.status.success());
+    assert!(!Path::new("/usr/bin/drover-lab-hello").exists());
+    // apt's sandbox user read the repository (no "as root" fallback note).
+    assert!(!text.contains("unsandboxed"), "{text}");
+    lab.stop().expect("lab stops");
+}
+
+#[test]
+fn nfs_exports_of_one_node_mount_on_another() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lab = start(&tmp, "127.0.65", 3);
+    let master = node(&lab, "pi-master");
+    let worker = node(&lab, "pi-worker-01");
+    let other = node(&lab, "pi-worker-02");
+    stdout(&root(
+        &lab,
+        &master,
+        "apt-get update -qq && apt-get install -y -qq nfs-kernel-server >/dev/null \
+         && systemctl is-active nfs-kernel-server && mkdir -p /srv/share /srv/one \
+         && echo before > /srv/share/old \
+         && printf '/srv/share 127.0.65.0/24(rw,sync,no_subtree_check)\\n/srv/one 127.0.65.3(ro) pi-none(rw)\\n' >> /etc/exports \
+         && exportfs -ra && echo shared > /srv/share/file",
+    ));
+    let published =
+        fs::read_to_string(lab.dir().join("network/nfs/127.0.65.1/exports")).expect("exports");
+    assert!(published.contains("/srv/share\t127.0.65.0/24(rw,sync,no_subtree_check)\n"));
+
+    for n in [&worker, &other] {
+        stdout(&root(
+            &lab,
+            n,
+            "apt-get update -qq && apt-get install -y -qq nfs-common >/dev/null && mkdir -p /mnt/share /mnt/one",
+        ));
+    }
+    assert_eq!(
+        stdout(&root(
+            &lab,
+            &worker,
+            "mount -t nfs pi-master:/srv/share /mnt/share && cat /mnt/share/old /mnt/share/file \
+             && echo back > /mnt/share/back && umount /mnt/share && ls /mnt/share"
+        )),
+        "before\nshared\n"
+    );
+    assert_eq!(stdout(&ssh(&lab, &master, "cat /srv/share/back")), "back\n");
+    // /srv/one is only for 127.0.65.3.
+    let out = root(&lab, &worker, "mount 127.0.65.1:/srv/one /mnt/one -t nfs4");
+    assert_eq!(out.status.code(), Some(32));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("mount.nfs4: access denied by server while mounting 127.0.65.1:/srv/one"));
+    stdout(&root(
+        &lab,
+        &other,
+        "mount -t nfs 127.0.65.1:/srv/one /mnt/one && umount /mnt/one",
+    ));
+    // As the mount module does it: an fstab entry, then `mount DIR`.
+    assert_eq!(
+        stdout(&root(
+            &lab,
+            &other,
+            "echo 'pi-master:/srv/share /mnt/share nfs defaults,_netdev 0 0' >> /etc/fstab \
+             && mount /mnt/share && mountpoint -q /mnt/share && cat /mnt/share/back"
+        )),
+        "back\n"
+    );
+
+    // Bad lines are rejected as exportfs does.
+    for bad in ["srv/rel *(rw)", "/srv/share *(rw,bogus)"] {
+        let out = root(
+            &lab,
+            &master,
+            &format!(
+                "mkdir -p /etc/exports.d; echo {} > /etc/exports.d/bad.exports; exportfs -r",
+                shell_quote(bad)
+            ),
+        );
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr)
+            .starts_with("exportfs: /etc/exports.d/bad.exports:1: "));
+    }
+    lab.stop().expect("lab stops");
 }
