@@ -93,6 +93,34 @@ struct PlayCtx<'p> {
     play: &'p Play,
     vars: Map,
     hosts: Vec<String>,
+    /// Defaults of every role in the play, merged in the order the roles
+    /// appear: as in Ansible, a role's defaults are visible to the whole
+    /// play (a role's tasks see the defaults of roles it imports or depends
+    /// on), its own defaults taking precedence.
+    role_defaults: Map,
+}
+
+/// The defaults of every role whose tasks appear in `tasks` (blocks
+/// included), merged in order of first appearance.
+fn collect_role_defaults(tasks: &[Task], seen: &mut Vec<PathBuf>, out: &mut Map) {
+    for task in tasks {
+        if let Some(role) = &task.role {
+            if !seen.contains(&role.dir) {
+                seen.push(role.dir.clone());
+                out.extend(role.defaults.clone());
+            }
+        }
+        if let Action::Block {
+            block,
+            rescue,
+            always,
+        } = &task.action
+        {
+            for part in [block, rescue, always] {
+                collect_role_defaults(part, seen, out);
+            }
+        }
+    }
 }
 
 /// Runs a playbook.
@@ -270,10 +298,21 @@ impl<'a> Runner<'a> {
             return Ok(());
         }
         self.refresh_hostvars();
+        let mut role_defaults = Map::new();
+        let mut seen = Vec::new();
+        for section in [
+            &play.pre_tasks,
+            &play.tasks,
+            &play.post_tasks,
+            &play.handlers,
+        ] {
+            collect_role_defaults(section, &mut seen, &mut role_defaults);
+        }
         let ctx = PlayCtx {
             play,
             vars,
             hosts: live.clone(),
+            role_defaults,
         };
         for batch in batches(&live, &play.serial) {
             let before_failed = self.count_failed(&batch);
@@ -624,6 +663,7 @@ impl<'a> Runner<'a> {
         let mut vars = Map::new();
         // Ansible's default, so templates it rendered render the same.
         vars.insert("ansible_managed".into(), Value::from("Ansible managed"));
+        vars.extend(ctx.role_defaults.clone());
         if let Some(role) = task.and_then(|t| t.role.as_ref()) {
             vars.extend(role.defaults.clone());
         }

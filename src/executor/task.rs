@@ -44,6 +44,8 @@ struct ItemResult {
     diff: Option<crate::modules::Diff>,
     ignored: bool,
     facts: Option<Map>,
+    /// The host a delegated task ran on (`delegate_to`, rendered).
+    delegated: Option<String>,
 }
 
 impl ItemResult {
@@ -58,6 +60,7 @@ impl ItemResult {
             diff: None,
             ignored: false,
             facts: None,
+            delegated: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl ItemResult {
             diff: None,
             ignored: false,
             facts: None,
+            delegated: None,
         }
     }
 }
@@ -175,12 +179,12 @@ impl Runner<'_> {
                 Ok(false) => ItemResult::skipped("Conditional result was False"),
                 Ok(true) => self.run_item(ctx, task, st, &scope).await,
             };
+            let result = ItemResult {
+                delegated: self.delegate_name(task, &scope),
+                ..result
+            };
             if result.status == Status::Unreachable {
-                self.unreachable(
-                    st,
-                    task.keywords.delegate_to.clone(),
-                    result.msg.unwrap_or_default(),
-                );
+                self.unreachable(st, result.delegated.clone(), result.msg.unwrap_or_default());
                 return;
             }
             let data = result.data.clone();
@@ -220,12 +224,9 @@ impl Runner<'_> {
                 Ok(false) => ItemResult::skipped("Conditional result was False"),
                 Ok(true) => self.run_item(ctx, task, st, &item_scope).await,
             };
+            r.delegated = self.delegate_name(task, &item_scope);
             if r.status == Status::Unreachable {
-                self.unreachable(
-                    st,
-                    task.keywords.delegate_to.clone(),
-                    r.msg.unwrap_or_default(),
-                );
+                self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
                 return;
             }
             r.data.insert(lp.loop_var.clone(), item.clone());
@@ -274,6 +275,7 @@ impl Runner<'_> {
             diff: None,
             ignored: false,
             facts: None,
+            delegated: None,
         };
         self.count(task, st, &summary);
         if results_empty(&agg) {
@@ -640,6 +642,7 @@ impl Runner<'_> {
             diff,
             ignored,
             facts,
+            delegated: None,
         }
     }
 
@@ -666,11 +669,21 @@ impl Runner<'_> {
                     diff: None,
                     ignored: false,
                     facts: Some(m),
+                    delegated: None,
                 }
             }
             Ok(_) => ItemResult::failed(format!("{} must hold a mapping", path.display())),
             Err(e) => ItemResult::failed(e.to_string()),
         }
+    }
+
+    /// `delegate_to` rendered for this host (as written if it cannot be).
+    fn delegate_name(&self, task: &Task, scope: &Scope) -> Option<String> {
+        task.keywords.delegate_to.as_ref().map(|d| {
+            self.templar
+                .render_string(d, scope)
+                .unwrap_or_else(|_| d.clone())
+        })
     }
 
     /// Count, notify and emit the result of a task without a loop.
@@ -750,7 +763,7 @@ impl Runner<'_> {
             result: redacted,
             diff,
             ignored: r.ignored,
-            delegated: task.keywords.delegate_to.clone(),
+            delegated: r.delegated.clone(),
             show: is_debug && !no_log,
         });
     }

@@ -5,7 +5,8 @@
 //! `kubectl label node NAME k=v ... stale- --overwrite` makes them match.
 //! With `exclusive`, labels under `prefix` that are not wanted are removed;
 //! labels of Kubernetes itself (`*kubernetes.io/`, `*k8s.io/`, `*k3s.io/`)
-//! are never removed.
+//! are never removed unless the prefix names keys inside such a domain
+//! (`node-role.kubernetes.io/airflow`, which the user owns), not the domain.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -56,6 +57,14 @@ fn is_system_label(key: &str) -> bool {
         .any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
 }
 
+/// Does `prefix` name keys inside a domain (`node-role.kubernetes.io/airflow`)
+/// rather than a whole domain (`node-role.kubernetes.io/`)?
+fn names_keys(prefix: &str) -> bool {
+    prefix
+        .split_once('/')
+        .is_some_and(|(_, name)| !name.is_empty())
+}
+
 /// What changes on the Node's labels.
 #[derive(Debug, Default, PartialEq)]
 pub struct LabelChange {
@@ -101,7 +110,11 @@ fn plan_labels(
     if let Some(prefix) = exclusive_prefix {
         c.removed = current
             .keys()
-            .filter(|k| k.starts_with(prefix) && !want.contains_key(*k) && !is_system_label(k))
+            .filter(|k| {
+                k.starts_with(prefix)
+                    && !want.contains_key(*k)
+                    && (names_keys(prefix) || !is_system_label(k))
+            })
             .cloned()
             .collect();
     }
@@ -181,9 +194,13 @@ impl K8sNodeLabels {
                         .into(),
                 ))
             }
-            (true, Some(p)) if is_system_label(&format!("{}/x", p.trim_end_matches('/'))) => {
+            (true, Some(p))
+                if !names_keys(p) && is_system_label(&format!("{}/x", p.trim_end_matches('/'))) =>
+            {
                 return Err(ModuleError::Args(format!(
-                    "prefix {p} is Kubernetes' own; its labels are never removed"
+                    "prefix {p} is Kubernetes' own; its labels are never removed \
+                     (name the keys: {}/<name>)",
+                    p.trim_end_matches('/')
                 )))
             }
             (true, Some(p)) => Some(p),
@@ -397,6 +414,18 @@ mod tests {
                 .wanted()
                 .expect_err("system prefix");
         assert!(err.to_string().contains("Kubernetes' own"), "{err}");
+        let named = parse(json!({"name": "n", "exclusive": true,
+            "prefix": "node-role.kubernetes.io/airflow", "labels": {}}));
+        let (_, prefix) = named.wanted().expect("a named key under a system domain");
+        let current = m(&[
+            ("node-role.kubernetes.io/airflow", "scheduler-1"),
+            ("node-role.kubernetes.io/control-plane", "true"),
+        ]);
+        let c = plan_labels(&current, &BTreeMap::new(), prefix);
+        assert_eq!(
+            c.removed,
+            vec!["node-role.kubernetes.io/airflow".to_string()]
+        );
         let ok = parse(json!({"name": "n", "labels": {"n": 1, "b": true}}));
         let (want, prefix) = ok.wanted().expect("ok");
         assert_eq!(want, m(&[("n", "1"), ("b", "True")]));

@@ -197,8 +197,12 @@ fn cluster_converges_recovers_a_node_and_bootstraps_another() {
         .node_file("pi-worker-01", "/etc/rancher/k3s/config.yaml")
         .expect("config");
     assert!(
-        config.contains("node-role.kubernetes.io/airflow=scheduler-1"),
+        config.contains("drover.dev/airflow-role=scheduler-1"),
         "{config}"
+    );
+    assert!(
+        !config.contains("node-role.kubernetes.io"),
+        "kubelet refuses these labels at registration: {config}"
     );
 
     // Airflow: applied in an order the API server double accepted.
@@ -209,7 +213,7 @@ fn cluster_converges_recovers_a_node_and_bootstraps_another() {
             .unwrap_or_else(|| panic!("{kind}/{name} never applied:\n{}", log.join("\n")))
     };
     assert!(pos("Namespace", "airflow") < pos("ConfigMap", "airflow-config"));
-    assert!(pos("StatefulSet", "postgres") < pos("Deployment", "airflow-webserver"));
+    assert!(pos("StatefulSet", "airflow-postgres") < pos("Deployment", "airflow-webserver"));
     let job = log
         .iter()
         .position(|l| l.contains(" Job "))
@@ -303,7 +307,16 @@ fn cluster_converges_recovers_a_node_and_bootstraps_another() {
             assert_eq!(after.get(path), Some(desc), "bootstrap touched {path}");
         }
     }
+    // The next full run tells every other node about the new one (/etc/hosts),
+    // and nothing else; then the cluster is converged again.
     let site_again = env.apply(&site, &[]);
     assert_ok(&site_again, "site.yml after bootstrap");
-    assert_unchanged(&site_again, "site.yml after bootstrap", &[]);
+    for (host, c) in site_again.recap() {
+        assert!(c["changed"].as_u64() <= Some(1), "{host}: {c}");
+    }
+    let hosts = env.node_file("pi-master", "/etc/hosts").expect("hosts");
+    assert!(hosts.contains(" pi-worker-08\n"), "{hosts}");
+    let converged = env.apply(&site, &[]);
+    assert_ok(&converged, "site.yml, converged with nine nodes");
+    assert_unchanged(&converged, "site.yml, converged with nine nodes", &[]);
 }

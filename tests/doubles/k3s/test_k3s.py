@@ -182,6 +182,16 @@ class Install(K3sTestCase):
 
 
 class ServerAndAgents(K3sTestCase):
+    def test_kubelet_refuses_node_role_labels_at_registration(self):
+        master, token = self.cluster()
+        _, proc = self.join("pi-worker-01", "127.0.2.2", token,
+                            labels=("node-role.kubernetes.io/airflow=scheduler-1",))
+        self.failed(proc, r"unknown 'kubernetes.io' or 'k8s.io' labels specified with "
+                          r"--node-labels: \[node-role.kubernetes.io/airflow\]")
+        _, proc = self.join("pi-worker-02", "127.0.2.3", token,
+                            labels=("node.kubernetes.io/pool=a", "drover.dev/airflow-role=x"))
+        self.ok(proc)
+
     def test_server_start_writes_token_kubeconfig_and_registers_node(self):
         master, token = self.cluster()
         self.assertRegex(token, r"^K10[0-9a-f]{64}::server:[0-9a-f]{32}$")
