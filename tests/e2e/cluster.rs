@@ -279,17 +279,39 @@ fn cluster_converges_recovers_a_node_and_bootstraps_another() {
         object(&env, "Node", "_", "pi-worker-03").is_some(),
         "pi-worker-03 did not rejoin"
     );
+    assert!(
+        !run.all().contains(token),
+        "the join token appeared in output"
+    );
     let again = env.apply(&recover, &[]);
     assert_ok(&again, "recover-node.yml, again");
     assert_unchanged(&again, "recover-node.yml, again", &[]);
 
     // Bootstrap: a ninth Pi joins with --limit, nothing else changes.
+    // Fresh out of the box it takes only the password: its authorized_keys
+    // is emptied first.
     let new = env.lab.add_node().expect("ninth node");
     assert_eq!(new.name, "pi-worker-08");
+    let strip = env.write(
+        "strip-keys.yml",
+        "- hosts: pi-worker-08\n  gather_facts: false\n  tasks:\n    - copy:\n        content: ''\n        dest: /home/admin/.ssh/authorized_keys\n",
+    );
+    assert_ok(&env.apply(&strip, &[]), "emptying authorized_keys");
+    let inventory = env.lab.inventory_path();
+    let inventory = inventory.to_str().expect("utf8");
+    let ping = env.run(&["ping", "-i", inventory, "--limit", "pi-worker-08"]);
+    assert_ne!(
+        ping.code,
+        0,
+        "the key should no longer work:\n{}",
+        ping.all()
+    );
+    let password = env.write("password.yml", "ansible_password: admin\n");
+    let password = format!("@{}", password.display());
     let before = env.snapshot();
     let boot = env.apply(
         &repo("playbooks/bootstrap-node.yml"),
-        &["--limit", "pi-worker-08"],
+        &["--limit", "pi-worker-08", "-e", &password],
     );
     assert_ok(&boot, "bootstrap-node.yml");
     assert_eq!(
@@ -300,6 +322,17 @@ fn cluster_converges_recovers_a_node_and_bootstraps_another() {
     assert!(
         object(&env, "Node", "_", "pi-worker-08").is_some(),
         "pi-worker-08 did not join"
+    );
+    assert!(
+        !boot.all().contains(token),
+        "the join token appeared in output"
+    );
+    let ping = env.run(&["ping", "-i", inventory, "--limit", "pi-worker-08"]);
+    assert_eq!(
+        ping.code,
+        0,
+        "reached by key after ssh_keys:\n{}",
+        ping.all()
     );
     let after = env.snapshot();
     for (path, desc) in &before {
