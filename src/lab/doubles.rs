@@ -88,10 +88,10 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
 pub(super) fn write_lab_wide(dir: &Path) -> Result<(), LabError> {
     let network = dir.join("network");
     for sub in ["", "apt", "nfs", "k3s"] {
-        make_dir(&network.join(sub))?;
+        make_dir_0755(&network.join(sub))?;
     }
     let airgap = dir.join("k3s-airgap");
-    make_dir(&airgap)?;
+    make_dir_0755(&airgap)?;
     write(&airgap.join("k3s"), K3S, 0o755)?;
     write(&airgap.join("install.sh"), K3S_INSTALL, 0o755)?;
     build_repo(&dir.join("build"), &network.join("apt"))
@@ -206,7 +206,7 @@ fn rfc2822(secs: u64) -> String {
 /// disabled (as on a fresh Pi), a new boot id, forwarding off.
 pub(super) fn write_proc_files(nd: &Path) -> Result<(), LabError> {
     let dir = nd.join("proc");
-    make_dir(&dir)?;
+    make_dir_0755(&dir)?;
     let host = fs::read_to_string("/proc/cgroups").unwrap_or_default();
     write(&dir.join("cgroups"), &cgroups_without_memory(&host), 0o644)?;
     write(&dir.join("boot_id"), &format!("{}\n", new_uuid()), 0o644)?;
@@ -266,17 +266,9 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn make_dir(path: &Path) -> Result<(), LabError> {
-    match fs::create_dir(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            return Err(LabError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })
-        }
-        _ => {}
-    }
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).at(path)
+/// A directory owned by root, mode 0755 (as dpkg-deb and the nodes expect).
+fn make_dir_0755(path: &Path) -> Result<(), LabError> {
+    super::seed::make_dir(path, 0o755, (0, 0))
 }
 
 fn make_dirs(path: &Path) -> Result<(), LabError> {
@@ -284,7 +276,7 @@ fn make_dirs(path: &Path) -> Result<(), LabError> {
     for c in path.components() {
         p.push(c);
         if !p.is_dir() {
-            make_dir(&p)?;
+            make_dir_0755(&p)?;
         }
     }
     Ok(())

@@ -109,29 +109,10 @@ pub(super) fn mounts_at(dir: &Path) -> Vec<String> {
             let left = halves.next()?;
             let fstype = halves.next()?.split_whitespace().next()?;
             let point = left.split_whitespace().nth(4)?;
-            (Path::new(&unescape(point)) == dir).then(|| fstype.to_string())
+            (Path::new(&crate::modules::mount::unescape_field(point)) == dir)
+                .then(|| fstype.to_string())
         })
         .collect()
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space, …).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let oct = std::str::from_utf8(&b[i + 1..i + 4]).ok();
-            if let Some(v) = oct.and_then(|o| u8::from_str_radix(o, 8).ok()) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -150,12 +131,5 @@ mod tests {
     fn members_never_lists_our_own_namespace() {
         let ns = mount_ns("self").expect("own ns");
         assert!(members(&ns, Path::new("/")).is_empty());
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape(r"/tmp/a\040b"), "/tmp/a b");
-        assert_eq!(unescape(r"/plain"), "/plain");
-        assert_eq!(unescape(r"/end\04"), r"/end\04");
     }
 }

@@ -436,7 +436,7 @@ fn write_like_host(upper: &Path, rel: &str, text: &str) -> Result<(), LabError> 
     )
 }
 
-fn make_dir(path: &Path, mode: u32, owner: (u32, u32)) -> Result<(), LabError> {
+pub(super) fn make_dir(path: &Path, mode: u32, owner: (u32, u32)) -> Result<(), LabError> {
     match fs::create_dir(path) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(LabError::Io {

@@ -35,6 +35,18 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
+    /// From a task's `kubectl` and `kubeconfig` arguments (`kubectl` when
+    /// the command is unset or blank).
+    pub fn new(command: Option<&str>, kubeconfig: Option<&str>) -> Kubectl {
+        Kubectl {
+            command: command
+                .filter(|k| !k.trim().is_empty())
+                .unwrap_or("kubectl")
+                .to_string(),
+            kubeconfig: kubeconfig.map(str::to_string),
+        }
+    }
+
     /// The shell command running kubectl with `args` (already quoted).
     pub fn cmd(&self, args: &str) -> String {
         match &self.kubeconfig {

@@ -251,14 +251,7 @@ fn src_files(path: &Path) -> Result<Vec<PathBuf>, ModuleError> {
 
 impl K8sApply {
     fn kubectl(&self) -> Kubectl {
-        Kubectl {
-            command: self
-                .kubectl
-                .clone()
-                .filter(|k| !k.trim().is_empty())
-                .unwrap_or_else(|| "kubectl".into()),
-            kubeconfig: self.kubeconfig.clone(),
-        }
+        Kubectl::new(self.kubectl.as_deref(), self.kubeconfig.as_deref())
     }
 
     /// Every manifest object, parsed, checked and hashed, with origins.

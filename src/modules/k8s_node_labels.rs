@@ -157,14 +157,7 @@ fn node_labels(json: &str) -> Result<BTreeMap<String, String>, String> {
 
 impl K8sNodeLabels {
     fn kubectl(&self) -> Kubectl {
-        Kubectl {
-            command: self
-                .kubectl
-                .clone()
-                .filter(|k| !k.trim().is_empty())
-                .unwrap_or_else(|| "kubectl".into()),
-            kubeconfig: self.kubeconfig.clone(),
-        }
+        Kubectl::new(self.kubectl.as_deref(), self.kubeconfig.as_deref())
     }
 
     /// Checked wanted labels and the exclusive prefix.
