@@ -107,6 +107,10 @@ struct ApplyArgs {
     /// Show the changes to files.
     #[arg(short = 'D', long)]
     diff: bool,
+    /// Run each task's state reads on their own instead of batching the
+    /// reads of upcoming tasks into one round trip (for measuring).
+    #[arg(long = "no-read-ahead")]
+    no_read_ahead: bool,
 }
 
 #[derive(Args, Debug)]
@@ -392,6 +396,7 @@ fn apply(args: ApplyArgs) -> i32 {
         Err(code) => return code,
     };
     opts.check = args.check;
+    opts.no_read_ahead = args.no_read_ahead;
     opts.diff = args.diff;
     opts.tags = args.tags;
     opts.skip_tags = args.skip_tags;

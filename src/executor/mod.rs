@@ -5,6 +5,7 @@
 
 mod connect;
 pub mod facts;
+mod readahead;
 mod task;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub struct Options {
     pub ssh_password: Option<Secret>,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// `--no-read-ahead`: every task reads the host on its own.
+    pub no_read_ahead: bool,
 }
 
 /// Where a host stands in the current play.
@@ -80,6 +83,8 @@ struct HostState {
     counters: Counters,
     /// Set when the host failed inside the block being run (for rescue).
     failed_in_block: bool,
+    /// How many tasks the next read-ahead may cover (see `readahead`).
+    read_ahead: usize,
 }
 
 impl HostState {
@@ -276,6 +281,7 @@ impl<'a> Runner<'a> {
                         standing: Standing::Active,
                         counters: Counters::default(),
                         failed_in_block: false,
+                        read_ahead: readahead::MAX_WINDOW / 2,
                     },
                 );
             }
@@ -436,7 +442,8 @@ impl<'a> Runner<'a> {
         handler: bool,
     ) -> futures::future::BoxFuture<'s, ()> {
         Box::pin(async move {
-            for task in tasks {
+            for (i, task) in tasks.iter().enumerate() {
+                let later = if handler { &[][..] } else { &tasks[i + 1..] };
                 let active = self.active_of(hosts);
                 if active.is_empty() {
                     return;
@@ -540,7 +547,7 @@ impl<'a> Runner<'a> {
                         if !task.selected(&self.opts.tags, &self.opts.skip_tags) {
                             continue;
                         }
-                        self.run_task(ctx, task, &active, handler).await;
+                        self.run_task(ctx, task, later, &active, handler).await;
                     }
                 }
             }

@@ -17,9 +17,9 @@ const NO_LOG_MSG: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// Renders for modules with the task's scope.
-struct TaskRender<'a> {
-    templar: &'a Templar,
-    scope: &'a Scope,
+pub(super) struct TaskRender<'a> {
+    pub(super) templar: &'a Templar,
+    pub(super) scope: &'a Scope,
 }
 
 impl Render for TaskRender<'_> {
@@ -93,7 +93,7 @@ fn truthy_value(v: Option<&Value>) -> bool {
         .unwrap_or(false)
 }
 
-fn strip_omit(v: &mut Value, omit: &str) {
+pub(super) fn strip_omit(v: &mut Value, omit: &str) {
     match v {
         Value::Object(m) => {
             m.retain(|_, x| x.as_str() != Some(omit));
@@ -113,6 +113,7 @@ impl Runner<'_> {
         &mut self,
         ctx: &PlayCtx<'_>,
         task: &Task,
+        later: &[Task],
         hosts: &[String],
         handler: bool,
     ) {
@@ -132,6 +133,7 @@ impl Runner<'_> {
             let me = &*self;
             let futs = states.iter_mut().map(|st| async move {
                 let _permit = me.forks.acquire().await;
+                me.read_ahead(ctx, task, later, st).await;
                 me.run_on_host(ctx, task, st).await;
             });
             futures::future::join_all(futs).await;
@@ -293,7 +295,7 @@ impl Runner<'_> {
         self.register(task, st, Value::Object(agg), None);
     }
 
-    fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, String> {
+    pub(super) fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, String> {
         for c in &task.when {
             match self.templar.truthy(c, scope) {
                 Ok(true) => {}
@@ -348,7 +350,7 @@ impl Runner<'_> {
         }
     }
 
-    fn become_for(&self, task: &Task, scope: &Scope) -> Result<Option<Become>, String> {
+    pub(super) fn become_for(&self, task: &Task, scope: &Scope) -> Result<Option<Become>, String> {
         let var = |n: &str| -> Option<Value> {
             scope
                 .vars()
@@ -413,22 +415,9 @@ impl Runner<'_> {
             Ok(b) => b,
             Err(e) => return ItemResult::failed(e),
         };
-        let env: Vec<(String, String)> = match &task.keywords.environment {
-            Some(env) => match self.templar.render_value(env, scope) {
-                Ok(Value::Object(m)) => m
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let s = match v {
-                            Value::String(s) => s,
-                            other => other.to_string(),
-                        };
-                        (k, s)
-                    })
-                    .collect(),
-                Ok(_) => return ItemResult::failed("environment must be a mapping".into()),
-                Err(e) => return ItemResult::failed(format!("environment: {e}")),
-            },
-            None => Vec::new(),
+        let env = match self.task_env(task, scope) {
+            Ok(env) => env,
+            Err(msg) => return ItemResult::failed(msg),
         };
         // Delegation: run on another host's connection with this host's vars.
         let delegate = match &task.keywords.delegate_to {
@@ -674,6 +663,31 @@ impl Runner<'_> {
             }
             Ok(_) => ItemResult::failed(format!("{} must hold a mapping", path.display())),
             Err(e) => ItemResult::failed(e.to_string()),
+        }
+    }
+
+    /// The task's `environment:`, rendered.
+    pub(super) fn task_env(
+        &self,
+        task: &Task,
+        scope: &Scope,
+    ) -> Result<Vec<(String, String)>, String> {
+        match &task.keywords.environment {
+            Some(env) => match self.templar.render_value(env, scope) {
+                Ok(Value::Object(m)) => Ok(m
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let s = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        (k, s)
+                    })
+                    .collect()),
+                Ok(_) => Err("environment must be a mapping".into()),
+                Err(e) => Err(format!("environment: {e}")),
+            },
+            None => Ok(Vec::new()),
         }
     }
 

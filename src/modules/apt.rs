@@ -457,6 +457,7 @@ impl Apt {
 #[async_trait]
 impl Module for Apt {
     const NAME: &'static str = "apt";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "pkg",

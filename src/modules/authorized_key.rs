@@ -305,6 +305,7 @@ impl AuthorizedKey {
 #[async_trait]
 impl Module for AuthorizedKey {
     const NAME: &'static str = "authorized_key";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "user",
         "key",

@@ -286,6 +286,7 @@ impl BlockInFile {
 #[async_trait]
 impl Module for BlockInFile {
     const NAME: &'static str = "blockinfile";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",

@@ -188,6 +188,7 @@ enum PlannedData {
 #[async_trait]
 impl Module for Copy {
     const NAME: &'static str = "copy";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "content",
         "src",

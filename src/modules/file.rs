@@ -187,6 +187,7 @@ struct Facts {
 #[async_trait]
 impl Module for File {
     const NAME: &'static str = "file";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",

@@ -138,6 +138,7 @@ async fn getent_group(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<GroupEnt
 #[async_trait]
 impl Module for Group {
     const NAME: &'static str = "group";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "gid", "state", "system"];
     type Change = GroupChange;
 

@@ -111,6 +111,7 @@ impl Hostname {
 #[async_trait]
 impl Module for Hostname {
     const NAME: &'static str = "hostname";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "use"];
     type Change = HostnameChange;
 

@@ -320,6 +320,7 @@ impl LineInFile {
 #[async_trait]
 impl Module for LineInFile {
     const NAME: &'static str = "lineinfile";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",

@@ -173,6 +173,10 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     const ARGS: &'static [&'static str];
     /// Does the module take free-form text (`shell: echo hi`)?
     const FREE_FORM: bool = false;
+    /// Is the first command `plan` runs a pure read of the host (no
+    /// change, no stdin)? Then the engine may run it ahead of time, batched
+    /// with the reads of the tasks around it (see `transport::prefetch`).
+    const READS_FIRST: bool = false;
     /// What `apply` needs to make the change.
     type Change: Send;
 
@@ -242,6 +246,8 @@ pub struct ModuleInfo {
     pub args: &'static [&'static str],
     /// Takes free-form text.
     pub free_form: bool,
+    /// Its plan starts with a read the engine may run ahead of time.
+    pub reads_first: bool,
     /// Deserialize the (templated) arguments and drive the module.
     pub run: for<'a> fn(Value, &'a ModuleCtx<'a>) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
 }
@@ -262,6 +268,7 @@ const fn info<M: Module>() -> ModuleInfo {
         name: M::NAME,
         args: M::ARGS,
         free_form: M::FREE_FORM,
+        reads_first: M::READS_FIRST,
         run: run_json::<M>,
     }
 }

@@ -467,6 +467,7 @@ impl Mount {
 #[async_trait]
 impl Module for Mount {
     const NAME: &'static str = "mount";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path", "name", "src", "fstype", "opts", "dump", "passno", "state", "fstab", "boot",
         "backup",

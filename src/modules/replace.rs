@@ -180,6 +180,7 @@ impl Replace {
 #[async_trait]
 impl Module for Replace {
     const NAME: &'static str = "replace";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",

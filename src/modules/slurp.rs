@@ -21,6 +21,7 @@ pub struct Slurp {
 #[async_trait]
 impl Module for Slurp {
     const NAME: &'static str = "slurp";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["src", "path"];
     type Change = ();
 

@@ -57,6 +57,7 @@ const ALGORITHMS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha5
 #[async_trait]
 impl Module for Stat {
     const NAME: &'static str = "stat";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",

@@ -228,6 +228,7 @@ impl Sysctl {
 #[async_trait]
 impl Module for Sysctl {
     const NAME: &'static str = "sysctl";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "key",

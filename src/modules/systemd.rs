@@ -201,6 +201,7 @@ impl Systemd {
 #[async_trait]
 impl Module for Systemd {
     const NAME: &'static str = "systemd";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "unit",
@@ -288,6 +289,7 @@ impl Service {
 #[async_trait]
 impl Module for Service {
     const NAME: &'static str = "service";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "state", "enabled"];
     type Change = SystemdChange;
 

@@ -61,6 +61,7 @@ pub struct Template {
 #[async_trait]
 impl Module for Template {
     const NAME: &'static str = "template";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "src",
         "dest",

@@ -433,6 +433,7 @@ impl User {
 #[async_trait]
 impl Module for User {
     const NAME: &'static str = "user";
+    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "uid",

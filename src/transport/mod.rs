@@ -5,6 +5,7 @@
 
 pub mod known_hosts;
 pub mod local;
+pub mod prefetch;
 pub mod ssh;
 
 use std::sync::Arc;
@@ -60,13 +61,16 @@ pub enum TransportError {
     /// A local I/O error (key files, known_hosts, local processes).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The handle only records commands (read-ahead planning): nothing ran.
+    #[error("command recorded for read-ahead, not run")]
+    Recorded,
 }
 
 impl TransportError {
     /// Does this error mean the host cannot be reached (UNREACHABLE in the
     /// recap) rather than a task failure?
     pub fn is_unreachable(&self) -> bool {
-        !matches!(self, TransportError::Become(_))
+        !matches!(self, TransportError::Become(_) | TransportError::Recorded)
     }
 }
 
@@ -106,6 +110,11 @@ pub trait Transport: Send + Sync {
     /// without a connection have nothing to do.
     async fn reconnect(&self) -> Result<(), TransportError> {
         Ok(())
+    }
+    /// Outputs of reads run ahead of time on this connection (see
+    /// [`prefetch`]); transports without one run every command as asked.
+    fn exec_cache(&self) -> Option<&prefetch::ExecCache> {
+        None
     }
 }
 
@@ -160,6 +169,8 @@ pub struct Remote {
     become_: Option<Become>,
     env: Vec<(String, String)>,
     no_log: bool,
+    /// Read-ahead planning: commands are recorded here, not run.
+    recorder: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Remote {
@@ -170,7 +181,56 @@ impl Remote {
             become_,
             env: Vec::new(),
             no_log: false,
+            recorder: None,
         }
+    }
+
+    /// The same handle, recording into `into` the commands it is asked to
+    /// run (stdin-less ones) instead of running them: each exec fails with
+    /// [`TransportError::Recorded`].
+    pub fn recording(mut self, into: Arc<std::sync::Mutex<Vec<String>>>) -> Remote {
+        self.recorder = Some(into);
+        self
+    }
+
+    /// Run `commands` (as recorded by [`Remote::recording`] on a handle
+    /// with the same settings) in one exec and keep their outputs in the
+    /// connection's cache, where the same commands run later find them.
+    /// Returns how many were stored; none without a cache.
+    pub async fn prefetch(&self, commands: &[String]) -> Result<usize, TransportError> {
+        let Some(cache) = self.transport.exec_cache() else {
+            return Ok(0);
+        };
+        if commands.is_empty() {
+            return Ok(0);
+        }
+        // The recorded commands carry their environment exports already.
+        let runner = Remote {
+            env: Vec::new(),
+            recorder: None,
+            ..self.clone()
+        };
+        let token = format!("@@drover-read-{:016x}", rand::rng().random::<u64>());
+        let out = runner
+            .exec_uncached(&prefetch::batch_script(commands, &token), b"")
+            .await?;
+        if out.status != 0 {
+            return Ok(0);
+        }
+        let user = self.become_.as_ref().map(|b| b.user.as_str());
+        let found = prefetch::parse_batch(&out.stdout, &token, commands.len());
+        let n = found.len();
+        cache.insert(
+            found
+                .into_iter()
+                .map(|(i, o)| (prefetch::key(user, &commands[i], b""), o)),
+        );
+        Ok(n)
+    }
+
+    /// Is nothing waiting in the connection's read-ahead cache?
+    pub fn prefetch_idle(&self) -> bool {
+        self.transport.exec_cache().is_some_and(|c| c.is_empty())
     }
 
     /// The same handle, never logging its commands (`no_log` tasks).
@@ -192,6 +252,7 @@ impl Remote {
             become_,
             env: self.env.clone(),
             no_log: self.no_log,
+            recorder: self.recorder.clone(),
         }
     }
 
@@ -209,6 +270,40 @@ impl Remote {
     /// Run a shell command, feeding `stdin` to it, and collect its output.
     /// With become, the command runs through `sudo ... /bin/sh -c`.
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        if let Some(rec) = &self.recorder {
+            if stdin.is_empty() {
+                rec.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(self.with_env_exports(command));
+            }
+            return Err(TransportError::Recorded);
+        }
+        if let Some(cache) = self.transport.exec_cache() {
+            let user = self.become_.as_ref().map(|b| b.user.as_str());
+            let key = prefetch::key(user, &self.with_env_exports(command), stdin);
+            if let Some(out) = cache.take_or_clear(&key) {
+                tracing::debug!("exec answered by read-ahead");
+                return Ok(out);
+            }
+        }
+        self.exec_uncached(command, stdin).await
+    }
+
+    /// `command` preceded by the exports of this handle's environment.
+    fn with_env_exports(&self, command: &str) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(&format!("export {k}={}; ", shell_quote(v)));
+        }
+        s.push_str(command);
+        s
+    }
+
+    async fn exec_uncached(
+        &self,
+        command: &str,
+        stdin: &[u8],
+    ) -> Result<ExecOutput, TransportError> {
         // Logged without the environment: its values may be secrets.
         if self.no_log {
             tracing::debug!("exec (command hidden: no_log)");
@@ -219,12 +314,7 @@ impl Remote {
         let command = if self.env.is_empty() {
             command
         } else {
-            let mut s = String::new();
-            for (k, v) in &self.env {
-                s.push_str(&format!("export {k}={}; ", shell_quote(v)));
-            }
-            s.push_str(command);
-            with_env = s;
+            with_env = self.with_env_exports(command);
             &with_env
         };
         match &self.become_ {

@@ -88,6 +88,8 @@ pub struct SshTransport {
     agent: Option<PathBuf>,
     addr: String,
     closed: AtomicBool,
+    /// Reads run ahead of time on this connection.
+    cache: super::prefetch::ExecCache,
 }
 
 /// One SSH connection and its session slots.
@@ -130,6 +132,7 @@ pub async fn connect_with_agent(
         spec: spec.clone(),
         agent: agent.map(Path::to_path_buf),
         closed: AtomicBool::new(false),
+        cache: super::prefetch::ExecCache::new(),
     })
 }
 
@@ -693,7 +696,13 @@ impl Transport for SshTransport {
         self.current().close().await;
     }
 
+    fn exec_cache(&self) -> Option<&super::prefetch::ExecCache> {
+        Some(&self.cache)
+    }
+
     async fn reconnect(&self) -> Result<(), TransportError> {
+        // A rebooted host is another host as far as stored reads go.
+        self.cache.clear();
         if self.closed.load(Ordering::Acquire) {
             return Err(self.current().gone());
         }

@@ -4,6 +4,7 @@
 mod cluster;
 mod harness;
 mod manifests;
+mod readahead;
 
 use std::io::BufRead;
 use std::net::TcpListener;
