@@ -28,11 +28,29 @@ pub struct ReFlags {
 /// literal `[`, `&&` and `~~` inside classes and `\<`/`\>` are rewritten.
 /// Lookaround and backreferences are not supported and fail here.
 pub fn py_regex(pattern: &str, flags: ReFlags) -> Result<Regex, ModuleError> {
-    RegexBuilder::new(&translate(pattern))
+    // Compiling is the costliest thing a converged lineinfile/replace does
+    // on the control machine (profiled: a quarter of a run's instructions),
+    // and every host compiles the same patterns: keep them. A `Regex` is a
+    // cheap handle to shared, thread-safe state.
+    type Cache = std::sync::Mutex<std::collections::HashMap<(String, bool, bool), Regex>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let key = (pattern.to_string(), flags.multi_line, flags.dot_all);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(re) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(re.clone());
+    }
+    let re = RegexBuilder::new(&translate(pattern))
         .multi_line(flags.multi_line)
         .dot_matches_new_line(flags.dot_all)
         .build()
-        .map_err(|e| ModuleError::Args(format!("invalid regular expression {pattern:?}: {e}")))
+        .map_err(|e| ModuleError::Args(format!("invalid regular expression {pattern:?}: {e}")))?;
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // Playbooks have a bounded set of patterns; guard against templated ones.
+    if map.len() >= 4096 {
+        map.clear();
+    }
+    map.insert(key, re.clone());
+    Ok(re)
 }
 
 /// Rewrite the parts of Python's regex syntax that the `regex` crate reads

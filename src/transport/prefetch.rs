@@ -82,20 +82,18 @@ impl ExecCache {
 }
 
 /// The key of `command` (environment exports included) run with stdin
-/// `stdin` as `become_user` (`None`: the connecting user).
+/// `stdin` as `become_user` (`None`: the connecting user): all of it, as
+/// one string (hashing it with a digest cost more than the map's own hash).
 pub fn key(become_user: Option<&str>, command: &str, stdin: &[u8]) -> String {
-    use sha1::Digest as _;
-    let mut h = sha1::Sha1::new();
-    h.update(become_user.unwrap_or("\0none").as_bytes());
-    h.update([0]);
-    h.update(command.as_bytes());
-    h.update([0]);
-    h.update(stdin);
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let user = become_user.unwrap_or("");
+    let mut k = String::with_capacity(user.len() + command.len() + stdin.len() + 8);
+    k.push_str(if become_user.is_some() { "u:" } else { "-:" });
+    k.push_str(user);
+    k.push('\0');
+    k.push_str(command);
+    k.push('\0');
+    k.push_str(&String::from_utf8_lossy(stdin));
+    k
 }
 
 /// One shell script running `commands` one after the other, each in a
