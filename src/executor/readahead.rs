@@ -22,7 +22,7 @@ pub(super) const MAX_WINDOW: usize = 64;
 
 /// Can `task`'s first read be predicted and run early?
 fn predictable(task: &Task) -> bool {
-    matches!(&task.action, Action::Module { module, .. } if module.reads_first)
+    matches!(&task.action, Action::Module { module, args } if (module.reads_first)(args))
         && task.loop_.is_none()
         && task.keywords.delegate_to.is_none()
         && !task.keywords.no_log.unwrap_or(false)
@@ -98,7 +98,11 @@ impl Runner<'_> {
             let mctx = ModuleCtx {
                 host: &st.name,
                 remote: &remote,
-                check: t.keywords.check_mode.unwrap_or(self.opts.check),
+                // Always check mode: the engine then never calls `apply`, so
+                // nothing but a plan's first read can ever be recorded. A
+                // plan that reads differently outside check mode only
+                // wastes its stored read (a miss).
+                check: true,
                 diff: t.keywords.diff.unwrap_or(self.opts.diff),
                 render: &render,
                 search: &t.search,

@@ -3,9 +3,12 @@
 //! Python's `shlex`) without a shell, `shell` hands the text to `/bin/sh -c`
 //! (or `executable -c`).
 //!
-//! Everything happens in one exec: `chdir`, the `creates`/`removes` test and
+//! The command runs in one exec: `chdir`, the `creates`/`removes` test and
 //! the command itself, with the exit status and timestamps reported on a
-//! marker line after the command's output.
+//! marker line after the command's output. With `creates`/`removes`, the
+//! plan first tests the guard alone (a pure read, which the engine batches
+//! with other tasks' reads), so a satisfied guard costs no round trip of its
+//! own.
 
 use std::time::Instant;
 
@@ -538,7 +541,13 @@ async fn execute(
     run: bool,
     check: bool,
 ) -> Result<Finished, ModuleError> {
-    let marker = format!("@@drover-{:016x}", rand::rng().random::<u64>());
+    // Testing the guard alone prints nothing of its own: a fixed marker keeps
+    // that script the same from run to run, so a read-ahead can answer it.
+    let marker = if run {
+        format!("@@drover-{:016x}", rand::rng().random::<u64>())
+    } else {
+        "@@drover-guard".to_string()
+    };
     let started = Instant::now();
     let stdin: &[u8] = if run { &p.stdin } else { b"" };
     let out = remote.exec(&script(p, &marker, run), stdin).await?;
@@ -613,6 +622,19 @@ async fn execute(
     }
 }
 
+/// Do these raw arguments name `creates` or `removes` (as an argument or
+/// inside the free-form text)? Then the plan starts by testing them.
+fn has_guard(args: &Value) -> bool {
+    let raw = args
+        .get("_raw_params")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    args.get("creates").is_some()
+        || args.get("removes").is_some()
+        || raw.contains("creates=")
+        || raw.contains("removes=")
+}
+
 async fn plan_cmd(
     args: &CmdArgs,
     shell: bool,
@@ -622,17 +644,16 @@ async fn plan_cmd(
     if p.creates.is_none() && p.removes.is_none() {
         return Ok(Plan::Run(CmdChange::Run(p)));
     }
-    if !ctx.check {
-        // The guard is tested in the same exec as the command (apply).
-        return Ok(Plan::Run(CmdChange::Run(p)));
-    }
-    match execute(ctx.remote, &p, false, true).await? {
+    // The guard alone first; apply tests it again with the command, in the
+    // same exec, so nothing changes in between.
+    match execute(ctx.remote, &p, false, ctx.check).await? {
         Finished::Skipped(data) => Ok(Plan::Unchanged(data)),
-        Finished::WouldRun | Finished::Ran(_) => Ok(Plan::Change {
+        Finished::WouldRun | Finished::Ran(_) if ctx.check => Ok(Plan::Change {
             data: not_run(&p, "Command would have run if not in check mode".into()),
             change: CmdChange::Run(p),
             diff: None,
         }),
+        Finished::WouldRun | Finished::Ran(_) => Ok(Plan::Run(CmdChange::Run(p))),
     }
 }
 
@@ -653,6 +674,9 @@ async fn apply_cmd(ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, Module
 #[async_trait]
 impl Module for Command {
     const NAME: &'static str = "command";
+    fn reads_first(args: &Value) -> bool {
+        has_guard(args)
+    }
     const ARGS: &'static [&'static str] = &[
         "_raw_params",
         "cmd",
@@ -681,6 +705,9 @@ impl Module for Command {
 #[async_trait]
 impl Module for Shell {
     const NAME: &'static str = "shell";
+    fn reads_first(args: &Value) -> bool {
+        has_guard(args)
+    }
     const ARGS: &'static [&'static str] = &[
         "_raw_params",
         "cmd",
@@ -821,7 +848,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn creates_skips_in_the_same_exec() {
+    async fn a_satisfied_creates_skips_the_command() {
         let (_d, dir) = tmp();
         let args = json!({"_raw_params": format!("touch {dir}/made creates={dir}/m*")});
         let first = command(args.clone(), false).await.expect("first");

@@ -177,6 +177,11 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     /// change, no stdin)? Then the engine may run it ahead of time, batched
     /// with the reads of the tasks around it (see `transport::prefetch`).
     const READS_FIRST: bool = false;
+    /// [`Module::READS_FIRST`] for these (raw, untemplated) arguments, for
+    /// modules where it depends on them.
+    fn reads_first(_args: &Value) -> bool {
+        Self::READS_FIRST
+    }
     /// What `apply` needs to make the change.
     type Change: Send;
 
@@ -246,8 +251,9 @@ pub struct ModuleInfo {
     pub args: &'static [&'static str],
     /// Takes free-form text.
     pub free_form: bool,
-    /// Its plan starts with a read the engine may run ahead of time.
-    pub reads_first: bool,
+    /// Does its plan start with a read the engine may run ahead of time,
+    /// for these arguments?
+    pub reads_first: fn(&Value) -> bool,
     /// Deserialize the (templated) arguments and drive the module.
     pub run: for<'a> fn(Value, &'a ModuleCtx<'a>) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
 }
@@ -268,7 +274,7 @@ const fn info<M: Module>() -> ModuleInfo {
         name: M::NAME,
         args: M::ARGS,
         free_form: M::FREE_FORM,
-        reads_first: M::READS_FIRST,
+        reads_first: M::reads_first,
         run: run_json::<M>,
     }
 }
