@@ -228,9 +228,10 @@ pub struct LabConfig {
     /// Lab directory; a tmpfs is mounted on it. Must be absent or empty.
     pub dir: PathBuf,
     /// First three octets of the node addresses, `127.x.y`: node K listens
-    /// on `<block>.K`. Labs running at the same time need distinct blocks.
+    /// on `<block>.K` (past 254 nodes, on the blocks after it). Labs running
+    /// at the same time need distinct blocks.
     pub block: String,
-    /// Number of nodes (1 to 254).
+    /// Number of nodes (1 to [`MAX_NODES`]).
     pub nodes: usize,
     /// Port every node's sshd listens on.
     pub port: u16,
@@ -268,8 +269,8 @@ impl Default for LabConfig {
 pub struct Node {
     /// Inventory name and hostname: `pi-master`, `pi-worker-01`, …
     pub name: String,
-    /// Position in the lab, from 1: the last octet of its address.
-    pub index: u8,
+    /// Position in the lab, from 1 (see [`node_addr`] for its address).
+    pub index: u16,
     /// The address its sshd listens on.
     pub address: Ipv4Addr,
     /// The port its sshd listens on.
@@ -302,7 +303,7 @@ pub fn render_inventory(cfg: &LabConfig) -> Result<String, LabError> {
     check_count(cfg.nodes)?;
     let dir = std::path::absolute(&cfg.dir).at(&cfg.dir)?;
     let hosts: Vec<_> = (1..=cfg.nodes)
-        .map(|k| (node_name(k), node_addr(block, k as u8)))
+        .map(|k| (node_name(k), node_addr(block, k as u16)))
         .collect();
     Ok(inventory::render(&dir, cfg.port, &hosts))
 }
@@ -400,7 +401,7 @@ impl Lab {
         let t0 = Instant::now();
         lab.write_lab_files(cfg.authorize_caller_keys)?;
         for k in 1..=cfg.nodes {
-            lab.push_node(k as u8)?;
+            lab.push_node(k as u16)?;
         }
         let all: Vec<usize> = (0..lab.nodes.len()).collect();
         lab.seed_nodes(&all)?;
@@ -561,9 +562,7 @@ impl Lab {
     /// inventory. Nodes seeded earlier do not get it in their /etc/hosts.
     pub fn add_node(&mut self) -> Result<Node, LabError> {
         let k = self.nodes.iter().map(|n| n.index).max().unwrap_or(0);
-        if k >= 254 {
-            return Err(LabError::Config("a lab has at most 254 nodes".into()));
-        }
+        check_count(usize::from(k) + 1)?;
         self.push_node(k + 1)?;
         let i = self.nodes.len() - 1;
         self.seed_nodes(&[i])?;
@@ -674,7 +673,7 @@ impl Lab {
     }
 
     /// Register node `k` and create its directories.
-    fn push_node(&mut self, k: u8) -> Result<(), LabError> {
+    fn push_node(&mut self, k: u16) -> Result<(), LabError> {
         let name = node_name(k.into());
         let nd = self.node_dir(&name);
         for sub in ["upper", "work", "merged"] {
@@ -1003,8 +1002,19 @@ fn is_listener(pid: u32, start: u64) -> bool {
         && procs::cmdline(pid).is_some_and(|c| c.contains("sshd") && c.contains(seed::SSHD_CONFIG))
 }
 
-fn node_addr(block: [u8; 3], k: u8) -> Ipv4Addr {
-    Ipv4Addr::new(block[0], block[1], block[2], k)
+/// Most nodes a lab has: 254 to an address block, and the nodes past the
+/// first 254 take the blocks after it (`127.x.y+1.1`, …).
+pub const MAX_NODES: usize = 4 * 254;
+
+/// Address of node `k` (from 1): `<block>.k` for the first 254, then on
+/// into the next blocks, so that a lab of 256 nodes on `127.0.42` ends at
+/// `127.0.43.2`.
+fn node_addr(block: [u8; 3], k: u16) -> Ipv4Addr {
+    let spill = (k - 1) / 254;
+    let last = (k - 1) % 254 + 1;
+    // check_count keeps k within MAX_NODES and parse_block keeps the third
+    // octet low enough for it.
+    Ipv4Addr::new(block[0], block[1], block[2] + spill as u8, last as u8)
 }
 
 fn parse_block(block: &str) -> Result<[u8; 3], LabError> {
@@ -1017,18 +1027,19 @@ fn parse_block(block: &str) -> Result<[u8; 3], LabError> {
         .split('.')
         .map(|o| o.parse::<u8>().map_err(|_| bad()))
         .collect::<Result<_, _>>()?;
+    let spare = (MAX_NODES / 254 - 1) as u8;
     match octets[..] {
-        [127, b, c] => Ok([127, b, c]),
+        [127, b, c] if c <= u8::MAX - spare => Ok([127, b, c]),
         _ => Err(bad()),
     }
 }
 
 fn check_count(nodes: usize) -> Result<(), LabError> {
-    if (1..=254).contains(&nodes) {
+    if (1..=MAX_NODES).contains(&nodes) {
         Ok(())
     } else {
         Err(LabError::Config(format!(
-            "{nodes} nodes: a lab has 1 to 254"
+            "{nodes} nodes: a lab has 1 to {MAX_NODES}"
         )))
     }
 }

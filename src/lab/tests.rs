@@ -169,7 +169,27 @@ fn blocks_outside_loopback_and_bad_counts_are_refused() {
             "{bad}"
         );
     }
-    assert!(check_count(0).is_err() && check_count(255).is_err());
+    assert!(check_count(0).is_err() && check_count(MAX_NODES + 1).is_err());
+    assert!(
+        check_count(256).is_ok(),
+        "the fan-out benchmark's largest lab"
+    );
+    // The blocks after the first must exist for a full lab.
+    assert!(parse_block("127.0.253").is_err());
+    assert!(parse_block("127.0.252").is_ok());
+}
+
+#[test]
+fn nodes_past_254_take_the_next_block() {
+    assert_eq!(node_addr([127, 0, 46], 1), Ipv4Addr::new(127, 0, 46, 1));
+    assert_eq!(node_addr([127, 0, 46], 254), Ipv4Addr::new(127, 0, 46, 254));
+    assert_eq!(node_addr([127, 0, 46], 255), Ipv4Addr::new(127, 0, 47, 1));
+    assert_eq!(node_addr([127, 0, 46], 256), Ipv4Addr::new(127, 0, 47, 2));
+    let last = u16::try_from(MAX_NODES).expect("fits");
+    assert_eq!(
+        node_addr([127, 0, 252], last),
+        Ipv4Addr::new(127, 0, 255, 254)
+    );
     assert!(check_dir_name(Path::new("/tmp/a,b")).is_err());
 }
 
