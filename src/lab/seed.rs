@@ -169,10 +169,27 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         n.ends_with(".list") || n.ends_with(".sources")
     });
     hide.extend(host_entries(WANTS, |_| true));
+    // Nor the host's package lists: a node starts with none, last updated
+    // at the epoch, so that `apt: update_cache` with a `cache_valid_time`
+    // reads the lab's repository whenever the host itself updated lately
+    // (as CI's setup does).
+    let lists: Vec<PathBuf> =
+        host_entries(APT_LISTS, |n| !matches!(n, "lock" | "partial" | "auxfiles"))
+            .into_iter()
+            .chain(host_entries(APT_PERIODIC, |n| n == "update-success-stamp"))
+            .collect();
+    hide.extend(lists);
+    for dir in [WANTS, APT_LISTS, APT_PERIODIC] {
+        mkdir_like_host(up, dir)?;
+    }
     if !hide.is_empty() {
-        mkdir_like_host(up, WANTS)?;
         whiteouts(up, &hide)?;
     }
+    super::run(
+        Command::new("touch")
+            .args(["-d", "@0"])
+            .arg(up.join(APT_LISTS)),
+    )?;
     write_file(
         &up.join("etc/apt/sources.list.d/drover-lab.list"),
         doubles::APT_SOURCE,
@@ -183,6 +200,10 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
 
 /// Where systemd (and its double) find enabled units.
 const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
+
+/// apt's package lists, and the directory of its update-success stamp.
+const APT_LISTS: &str = "var/lib/apt/lists";
+const APT_PERIODIC: &str = "var/lib/apt/periodic";
 
 /// The entries of the host's directory `/rel` whose names pass `keep`, as
 /// relative paths.
