@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::task::{strip_omit, TaskRender};
 use super::{HostState, PlayCtx, Runner};
+use crate::modules::fs_deferred::DeferredReads;
 use crate::modules::ModuleCtx;
 use crate::playbook::{Action, Task};
 use crate::transport::{Become, Remote};
@@ -128,7 +129,7 @@ impl Runner<'_> {
                 continue;
             }
             let remote = Remote::new(transport.clone(), become_);
-            if let Err(e) = remote.prefetch(&commands).await {
+            if let Err(e) = remote.prefetch(&commands, Some(&DeferredReads)).await {
                 tracing::debug!(host = %st.name, error = %e, "read-ahead failed");
             }
         }

@@ -282,12 +282,18 @@ pub fn chmod_bits(bits: u32) -> String {
     format!("0{bits:04o}")
 }
 
+/// What `stat -c` prints for each read (see `parse_head`).
+pub(crate) const STAT_FORMAT: &str = "%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z";
+
 /// The shell function behind every read. Arguments: path, `P` (do not
 /// follow a final link) or `L` (follow it), checksum 0/1, content 0/1, print
 /// the expanded path 0/1. Output lines all start with `@@`. It starts as few
 /// processes as it can (one `stat`, one `sha1sum`): on a Raspberry Pi each
-/// costs about a millisecond, and trees have many files.
+/// costs about a millisecond, and trees have many files. In a read-ahead
+/// batch, `_drq` (see `fs_deferred`) takes the read instead and leaves it
+/// for one `stat` of every file at the end of the batch.
 const READ_FN: &str = r#"_dr() {
+if [ -n "${__drover_q-}" ] && _drq "$@"; then return; fi
 if [ -e "$1" ] || { [ "$2" = P ] && [ -L "$1" ]; }; then
 printf '@@ '
 if [ "$2" = L ]; then stat -L -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1; else stat -c '%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z' -- "$1" 2>&1; fi
@@ -358,6 +364,12 @@ impl ReadBatch {
     /// The whole script (for tests and debugging).
     pub fn script(&self) -> String {
         format!("{READ_FN}{}:", self.script)
+    }
+
+    /// Parse what the script printed (for tests that run it themselves).
+    #[cfg(test)]
+    pub(super) fn parse(&self, stdout: &str) -> Result<ReadOutput, String> {
+        parse_output(&self.paths, stdout)
     }
 
     /// Run the batch in one exec.

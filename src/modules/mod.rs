@@ -18,6 +18,7 @@ pub mod debug;
 pub mod fail;
 pub mod file;
 pub mod fs;
+pub mod fs_deferred;
 pub mod get_url;
 pub mod group;
 pub mod hostname;

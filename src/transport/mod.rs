@@ -196,8 +196,14 @@ impl Remote {
     /// Run `commands` (as recorded by [`Remote::recording`] on a handle
     /// with the same settings) in one exec and keep their outputs in the
     /// connection's cache, where the same commands run later find them.
-    /// Returns how many were stored; none without a cache.
-    pub async fn prefetch(&self, commands: &[String]) -> Result<usize, TransportError> {
+    /// With `deferred`, the work the commands leave for the end of the
+    /// batch is done there (see [`prefetch::Deferred`]). Returns how many
+    /// were stored; none without a cache.
+    pub async fn prefetch(
+        &self,
+        commands: &[String],
+        deferred: Option<&dyn prefetch::Deferred>,
+    ) -> Result<usize, TransportError> {
         let Some(cache) = self.transport.exec_cache() else {
             return Ok(0);
         };
@@ -212,13 +218,21 @@ impl Remote {
         };
         let token = format!("@@drover-read-{:016x}", rand::rng().random::<u64>());
         let out = runner
-            .exec_uncached(&prefetch::batch_script(commands, &token), b"")
+            .exec_uncached(&prefetch::batch_script(commands, &token, deferred), b"")
             .await?;
         if out.status != 0 {
             return Ok(0);
         }
         let user = self.become_.as_ref().map(|b| b.user.as_str());
-        let found = prefetch::parse_batch(&out.stdout, &token, commands.len());
+        let mut found = prefetch::parse_batch(&out.stdout, &token, commands.len());
+        if let Some(d) = deferred {
+            let tail = prefetch::tail(&out.stdout, &token).unwrap_or_default();
+            let mut outputs: Vec<&mut ExecOutput> = found.iter_mut().map(|(_, o)| o).collect();
+            if !d.complete(&mut outputs, tail, &token) {
+                tracing::debug!("read-ahead: deferred work not completed, nothing stored");
+                return Ok(0);
+            }
+        }
         let n = found.len();
         cache.insert(
             found

@@ -96,16 +96,41 @@ pub fn key(become_user: Option<&str>, command: &str, stdin: &[u8]) -> String {
     k
 }
 
+/// Work that the commands of a batch may leave for its end, where it is
+/// done once for all of them (`modules::fs` defers its `stat`s this way:
+/// one `stat` process for every file of a stretch of tasks instead of one
+/// per file). The commands' texts stay as they are, so their keys do too:
+/// a command run on its own does its work itself.
+pub trait Deferred: Sync {
+    /// Shell code run before the first command, in the batch's shell (so
+    /// the commands' subshells see what it defines). `token` is the
+    /// batch's own random marker.
+    fn prologue(&self, token: &str) -> String;
+    /// Shell code run after the last command; what it prints is handed to
+    /// [`Deferred::complete`].
+    fn epilogue(&self) -> &str;
+    /// Complete the outputs of the commands (all of them, in order) from
+    /// what the epilogue printed. `false`: they cannot be completed, and
+    /// none may be used.
+    fn complete(&self, outputs: &mut [&mut ExecOutput], tail: &[u8], token: &str) -> bool;
+}
+
 /// One shell script running `commands` one after the other, each in a
 /// subshell (`eval`, so no new shell is started) with stdin from
 /// /dev/null. Each command's stdout goes straight out between marker lines
 /// carrying `token`; its stderr passes through a private temporary file (in
 /// /dev/shm when possible, so nothing lands on disk), removed at the end.
-pub fn batch_script(commands: &[String], token: &str) -> String {
+/// With `deferred`, its prologue runs first and its epilogue last, after a
+/// `<token> T` line (see [`tail`]).
+pub fn batch_script(commands: &[String], token: &str, deferred: Option<&dyn Deferred>) -> String {
     let mut s = String::from(
         "umask 077\n\
          __drover_d=$(mktemp -d /dev/shm/.drover-read.XXXXXX 2>/dev/null || mktemp -d) || exit 97\n",
     );
+    if let Some(d) = deferred {
+        s.push_str(&d.prologue(token));
+        s.push('\n');
+    }
     for (i, c) in commands.iter().enumerate() {
         s.push_str(&format!(
             "__drover_c={}\n\
@@ -116,8 +141,26 @@ pub fn batch_script(commands: &[String], token: &str) -> String {
             shell_quote(c)
         ));
     }
+    if let Some(d) = deferred {
+        s.push_str(&format!("printf '%s T\\n' {token}\n"));
+        s.push_str(d.epilogue());
+        s.push('\n');
+    }
     s.push_str("rm -rf \"$__drover_d\"\n");
     s
+}
+
+/// What a [`batch_script`] with a [`Deferred`] printed after its last
+/// command: the epilogue's output.
+pub fn tail<'a>(out: &'a [u8], token: &str) -> Option<&'a [u8]> {
+    let mark = format!("{token} T\n");
+    let mut from = 0;
+    let mut last = None;
+    while let Some(p) = find(out, mark.as_bytes(), from) {
+        last = Some(p + mark.len());
+        from = p + 1;
+    }
+    last.map(|p| &out[p..])
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -222,7 +265,7 @@ mod tests {
         ];
         let out = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(batch_script(&cmds, "TOK123"))
+            .arg(batch_script(&cmds, "TOK123", None))
             .output()
             .expect("sh runs");
         assert!(out.status.success());
