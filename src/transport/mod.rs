@@ -6,6 +6,7 @@
 pub mod known_hosts;
 pub mod local;
 pub mod prefetch;
+pub mod shell;
 pub mod ssh;
 
 use std::sync::Arc;
@@ -114,6 +115,11 @@ pub trait Transport: Send + Sync {
     /// Outputs of reads run ahead of time on this connection (see
     /// [`prefetch`]); transports without one run every command as asked.
     fn exec_cache(&self) -> Option<&prefetch::ExecCache> {
+        None
+    }
+    /// Shells kept open to run commands in (see [`shell`]); transports
+    /// without them start a process per command.
+    fn shells(&self) -> Option<&shell::Shells> {
         None
     }
 }
@@ -331,6 +337,9 @@ impl Remote {
             with_env = self.with_env_exports(command);
             &with_env
         };
+        if let Some(result) = self.exec_in_shell(command, stdin).await {
+            return result;
+        }
         match &self.become_ {
             None => {
                 let mut proc = self.transport.spawn(command).await?;
@@ -344,12 +353,89 @@ impl Remote {
         }
     }
 
+    /// Run `command` in the connection's shell for this become user
+    /// (starting it if need be); `None` where there is none to be had, or
+    /// it is busy with another command: the command then gets a channel of
+    /// its own.
+    async fn exec_in_shell(
+        &self,
+        command: &str,
+        stdin: &[u8],
+    ) -> Option<Result<ExecOutput, TransportError>> {
+        let shells = self.transport.shells()?;
+        if command.len() > shell::MAX_SCRIPT || stdin.len() > shell::MAX_STDIN {
+            return None;
+        }
+        let slot = shells
+            .slot(self.become_.as_ref().map(|b| b.user.as_str()))
+            .await;
+        let mut slot = slot.try_lock().ok()?;
+        if slot.take_alive().is_none() {
+            match &*slot {
+                shell::Slot::Unavailable => return None,
+                _ => match self.start_shell().await {
+                    Ok(sh) => *slot = shell::Slot::Ready(sh),
+                    // A command on a channel would meet the same refusal.
+                    Err(e @ TransportError::Become(_)) => return Some(Err(e)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no shell: one channel per command");
+                        *slot = shell::Slot::Unavailable;
+                        return None;
+                    }
+                },
+            }
+        }
+        let shell::Slot::Ready(sh) = &mut *slot else {
+            return None;
+        };
+        let result = sh.run(command, stdin).await;
+        if result.is_err() {
+            *slot = shell::Slot::Empty;
+        }
+        Some(result)
+    }
+
+    /// Start a shell (see [`shell`]) as this handle's become user.
+    async fn start_shell(&self) -> Result<shell::Shell, TransportError> {
+        let token = shell::token();
+        let script = shell::script(&token);
+        let (proc, seen) = match &self.become_ {
+            None => {
+                let proc = self
+                    .transport
+                    .spawn(&format!("exec /bin/sh -c {}", shell_quote(&script)))
+                    .await?;
+                (proc, Vec::new())
+            }
+            Some(b) => {
+                let (proc, out) = self.spawn_become(&script, b).await?;
+                (proc, out.stdout)
+            }
+        };
+        shell::Shell::ready(proc, token, seen).await
+    }
+
     async fn exec_become(
         &self,
         command: &str,
         stdin: &[u8],
         b: &Become,
     ) -> Result<ExecOutput, TransportError> {
+        let (mut proc, out) = self.spawn_become(command, b).await?;
+        if !stdin.is_empty() {
+            proc.write(stdin).await?;
+        }
+        proc.close_stdin().await?;
+        collect(proc, out).await
+    }
+
+    /// Start `command` through sudo and answer its password prompt; the
+    /// process once sudo let it run, with what it printed so far.
+    async fn spawn_become(
+        &self,
+        command: &str,
+        b: &Become,
+    ) -> Result<(Box<dyn RemoteProcess>, ExecOutput), TransportError> {
         let token: u64 = rand::rng().random();
         let marker = format!("DROVER-BECOME-OK-{token:016x}");
         let prompt = format!("[drover-sudo-{token:016x}] ");
@@ -409,11 +495,7 @@ impl Remote {
             }
         }
         out.stderr = strip_all(&out.stderr, prompt.as_bytes());
-        if !stdin.is_empty() {
-            proc.write(stdin).await?;
-        }
-        proc.close_stdin().await?;
-        collect(proc, out).await
+        Ok((proc, out))
     }
 }
 

@@ -90,6 +90,8 @@ pub struct SshTransport {
     closed: AtomicBool,
     /// Reads run ahead of time on this connection.
     cache: super::prefetch::ExecCache,
+    /// Shells kept open on this connection.
+    shells: super::shell::Shells,
 }
 
 /// One SSH connection and its session slots.
@@ -133,6 +135,7 @@ pub async fn connect_with_agent(
         agent: agent.map(Path::to_path_buf),
         closed: AtomicBool::new(false),
         cache: super::prefetch::ExecCache::new(),
+        shells: super::shell::Shells::new(),
     })
 }
 
@@ -700,9 +703,15 @@ impl Transport for SshTransport {
         Some(&self.cache)
     }
 
+    fn shells(&self) -> Option<&super::shell::Shells> {
+        Some(&self.shells)
+    }
+
     async fn reconnect(&self) -> Result<(), TransportError> {
-        // A rebooted host is another host as far as stored reads go.
+        // A rebooted host is another host as far as stored reads and open
+        // shells go.
         self.cache.clear();
+        self.shells.clear().await;
         if self.closed.load(Ordering::Acquire) {
             return Err(self.current().gone());
         }
@@ -1125,8 +1134,16 @@ mod tests {
         // A session's shell is a child of its connection's sshd process.
         let first = run(&plain, "echo $PPID", b"").await.stdout_str();
         assert_eq!(run(&plain, "echo $PPID", b"").await.stdout_str(), first);
-        // Kill that connection's sshd, as a reboot would.
-        let _ = plain.exec("kill -9 $PPID", b"").await;
+        // Kill that connection's sshd, as a reboot would: the nearest
+        // sshd above the command (its shell's parent, or the parent of the
+        // connection's kept shell).
+        let _ = plain
+            .exec(
+                "p=$PPID; while ! grep -qx 'sshd\\|sshd-session' /proc/$p/comm; do \
+                 p=$(cut -d' ' -f4 /proc/$p/stat); done; kill -9 $p",
+                b"",
+            )
+            .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
             remote.exec("true", b"").await.is_err(),
