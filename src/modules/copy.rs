@@ -16,11 +16,11 @@ use serde::{Deserialize, Deserializer};
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, sha1_hex,
-    write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch, WriteSource,
+    attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, resolved_word,
+    sha1_hex, write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch,
+    WriteSource,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
-use crate::transport::shell_quote;
 use crate::{Map, Value};
 
 /// Arguments of `copy`.
@@ -573,18 +573,10 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         .map(|b| batch.path(&join(&dest, b), read, false));
     let i_parent = batch.path(&parent_dir(&dest), Read::default(), true);
     let (i_real, i_inner_real) = if spec.follow {
-        let real = batch.expr(
-            &format!("\"$(readlink -f -- {})\"", shell_quote(&dest)),
-            read,
-            false,
-        );
-        let inner = basename.as_ref().map(|b| {
-            batch.expr(
-                &format!("\"$(readlink -f -- {})\"", shell_quote(&join(&dest, b))),
-                read,
-                false,
-            )
-        });
+        let real = batch.expr(&resolved_word(&dest), read, false);
+        let inner = basename
+            .as_ref()
+            .map(|b| batch.expr(&resolved_word(&join(&dest, b)), read, false));
         (Some(real), inner)
     } else {
         (None, None)

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, chmod_bits, mkdirs_script, parent_dir, run_checked, Attrs, FileKind, FileState,
-    Mode, Read, ReadBatch,
+    attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, parent_dir, resolved_word,
+    run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -337,7 +337,7 @@ impl File {
         let q = shell_quote(&self.path);
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
-        let i_real = batch.expr(&format!("\"$(readlink -f -- {q})\""), Read::default(), true);
+        let i_real = batch.expr(&resolved_word(&self.path), Read::default(), true);
         // A relative src of a link resolves from the link's directory (or
         // the path, when that is a real directory): both are read.
         let src_reads = self.src.as_ref().map(|src| {
@@ -351,7 +351,8 @@ impl File {
             (beside, inside, plain)
         });
         let mut probe = format!(
-            "if [ -d {q} ] && [ ! -L {q} ] && [ -n \"$(ls -A -- {q} 2>/dev/null)\" ]; then echo '@@x nonempty'; fi\n"
+            "if {}; then echo '@@x nonempty'; fi\n",
+            nonempty_dir_test(&self.path)
         );
         for (name, value, format) in [
             (
@@ -370,7 +371,7 @@ impl File {
         }
         if self.recurse {
             let root = if self.follow {
-                format!("\"$(readlink -f -- {q})\"")
+                resolved_word(&self.path)
             } else {
                 q.clone()
             };

@@ -285,13 +285,16 @@ pub fn chmod_bits(bits: u32) -> String {
 /// What `stat -c` prints for each read (see `parse_head`).
 pub(crate) const STAT_FORMAT: &str = "%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|%y|%z";
 
-/// The shell function behind every read. Arguments: path, `P` (do not
+/// The shell functions behind every read. `_dr` reads; arguments: path, `P` (do not
 /// follow a final link) or `L` (follow it), checksum 0/1, content 0/1, print
 /// the expanded path 0/1. Output lines all start with `@@`. It starts as few
 /// processes as it can (one `stat`, one `sha1sum`): on a Raspberry Pi each
 /// costs about a millisecond, and trees have many files. In a read-ahead
 /// batch, `_drq` (see `fs_deferred`) takes the read instead and leaves it
-/// for one `stat` of every file at the end of the batch.
+/// for one `stat` of every file at the end of the batch. `_drl` prints what
+/// `readlink -f` would, starting it only where a link, a missing parent or
+/// a `.`/`..` makes that needed; `_drn` says whether a directory has any
+/// entry (`ls -A`), without starting a process.
 const READ_FN: &str = r#"_dr() {
 if [ -n "${__drover_q-}" ] && _drq "$@"; then return; fi
 if [ -e "$1" ] || { [ "$2" = P ] && [ -L "$1" ]; }; then
@@ -302,6 +305,25 @@ if [ "$3" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@sum '; sha1sum < "
 if [ "$4" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@data '; base64 -w0 < "$1"; echo; fi
 else echo '@@ missing'; fi
 if [ "$5" = 1 ]; then printf '@@path %s\n' "$1"; fi
+}
+_drl() {
+case $1 in
+/*) case $1 in */|*/./*|*/../*|*/.|*/..|*//*) readlink -f -- "$1"; return ;; esac ;;
+*) readlink -f -- "$1"; return ;;
+esac
+__p=$1
+while [ -n "$__p" ]; do
+if [ -L "$__p" ]; then readlink -f -- "$1"; return; fi
+__p=${__p%/*}
+done
+__p=${1%/*}
+if [ -d "${__p:-/}" ]; then printf '%s\n' "$1"; else readlink -f -- "$1"; fi
+}
+_drn() {
+for __f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+if [ -e "$__f" ] || [ -L "$__f" ]; then return 0; fi
+done
+return 1
 }
 "#;
 
@@ -398,6 +420,19 @@ impl ReadBatch {
             ))
         })
     }
+}
+
+/// A shell word for what `path` resolves to (`readlink -f`), for
+/// [`ReadBatch::expr`] and the batch's own snippets.
+pub fn resolved_word(path: &str) -> String {
+    format!("\"$(_drl {})\"", shell_quote(path))
+}
+
+/// A shell condition: `path` is a directory with entries, found without
+/// starting a process, for [`ReadBatch::shell`] snippets.
+pub fn nonempty_dir_test(path: &str) -> String {
+    let q = shell_quote(path);
+    format!("[ -d {q} ] && [ ! -L {q} ] && _drn {q}")
 }
 
 /// Read the state of `paths` in one exec (final symlinks are not followed).
@@ -1016,6 +1051,71 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn resolving_and_emptiness_match_readlink_and_ls() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path().to_str().expect("utf8").to_string();
+        for dir in ["sub", "empty", "dots", "dotdot", "sub/deeper"] {
+            std::fs::create_dir(format!("{d}/{dir}")).expect("mkdir");
+        }
+        for file in ["file", "sub/x", "dots/.hidden", "dotdot/..x"] {
+            std::fs::write(format!("{d}/{file}"), "x").expect("write");
+        }
+        std::os::unix::fs::symlink(format!("{d}/sub"), format!("{d}/link")).expect("symlink");
+        std::os::unix::fs::symlink("nowhere", format!("{d}/dangling")).expect("symlink");
+        let sh = |script: String| {
+            let out = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("{READ_FN}{script}; echo \"rc=$?\""))
+                .output()
+                .expect("sh");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        for rel in [
+            "file",
+            "sub",
+            "sub/",
+            "sub/deeper",
+            "missing",
+            "missing/child",
+            "link",
+            "link/x",
+            "link/deeper/../x",
+            "dangling",
+            "./file",
+            "sub/../file",
+            "sub//x",
+            ".",
+        ] {
+            let path = format!("{d}/{rel}");
+            let q = shell_quote(&path);
+            assert_eq!(
+                sh(format!("_drl {q}")),
+                sh(format!("readlink -f -- {q}")),
+                "{rel}"
+            );
+        }
+        for path in ["/", "relative/path", "/nonexistent-drover/x"] {
+            let q = shell_quote(path);
+            assert_eq!(
+                sh(format!("_drl {q}")),
+                sh(format!("readlink -f -- {q}")),
+                "{path}"
+            );
+        }
+        for rel in ["sub", "empty", "dots", "dotdot", "file", "missing", "link"] {
+            let path = format!("{d}/{rel}");
+            let q = shell_quote(&path);
+            assert_eq!(
+                sh(format!("if {}; then echo yes; fi", nonempty_dir_test(&path))),
+                sh(format!(
+                    "if [ -d {q} ] && [ ! -L {q} ] && [ -n \"$(ls -A -- {q} 2>/dev/null)\" ]; then echo yes; fi"
+                )),
+                "{rel}"
+            );
+        }
     }
 
     #[tokio::test]

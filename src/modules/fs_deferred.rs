@@ -27,42 +27,49 @@ use crate::transport::ExecOutput;
 /// The [`Deferred`] of file reads; pass it to `Remote::prefetch`.
 pub struct DeferredReads;
 
-/// Defines `_drq`, which `_dr` calls in a batch. It notes one line of flags
-/// (`P` or `L`, then checksum, content, print, exists, link, regular and
-/// readable) and the path on a line of its own, and prints the placeholder.
-/// It declines (status 1) paths with a newline, and content reads of an
-/// unfollowed link (the content would be the target's but the size the
+/// Defines `_drq`, which `_dr` calls in a batch. It notes the read as a
+/// line of flags (`P` or `L`, then checksum, content, print, exists, link,
+/// regular and readable) followed by the path, adds the path to the
+/// argument list of each tool that will need it (files of `set -- "$@"
+/// 'path'` lines, which the end of the batch sources: the shell's `read`
+/// takes one system call per byte), and prints the placeholder. It declines
+/// (status 1) paths with a newline or a single quote, and content reads of
+/// an unfollowed link (the content would be the target's but the size the
 /// link's).
 const PROLOGUE: &str = r#"__drover_q=$__drover_d/q
 __drover_nl='
 '
-: >"$__drover_q.f"; : >"$__drover_q.p"
+for __s in Q P L K S D; do : >"$__drover_q.$__s"; done
 _drq() {
-case $1 in *"$__drover_nl"*) return 1 ;; esac
+case $1 in *"$__drover_nl"*|*"'"*) return 1 ;; esac
 __dre=0; __drl=0; __drf=0
 if [ -e "$1" ]; then __dre=1; fi
 if [ -L "$1" ]; then __drl=1; fi
 if [ -f "$1" ] && [ -r "$1" ]; then __drf=1; fi
 if [ "$2$__drl$4" = P11 ]; then return 1; fi
-printf '%s %s %s %s %s %s %s\n' "$2" "$3" "$4" "$5" "$__dre" "$__drl" "$__drf" >>"$__drover_q.f"
-printf '%s\n' "$1" >>"$__drover_q.p"
-printf '%s\n' "$__drover_r"
+printf '%s %s %s %s %s %s %s %s
+' "$2" "$3" "$4" "$5" "$__dre" "$__drl" "$__drf" "$1" >>"$__drover_q.Q"
+__dra="set -- \"\$@\" '$1'"
+if [ "$2" = P ]; then
+if [ "$__dre$__drl" != 00 ]; then printf '%s
+' "$__dra" >>"$__drover_q.P"; fi
+if [ "$__drl" = 1 ]; then printf '%s
+' "$__dra" >>"$__drover_q.K"; fi
+elif [ "$__dre" = 1 ]; then printf '%s
+' "$__dra" >>"$__drover_q.L"; fi
+if [ "$3$__drf" = 11 ]; then printf '%s
+' "$__dra" >>"$__drover_q.S"; fi
+if [ "$4$__drf" = 11 ]; then printf '%s
+' "$__dra" >>"$__drover_q.D"; fi
+printf '%s
+' "$__drover_r"
 }"#;
 
 /// Prints the noted reads (section Q), then each tool's output over the
 /// paths that need it, in note order: `@@sec K`, the output, `@@end STATUS`.
 const EPILOGUE: &str = r#"_drsec() {
 __k=$1; set --
-while IFS=' ' read -r __m __c __t __p __e __l __f <&3 && IFS= read -r __x <&4; do
-case $__k in
-Q) printf '%s %s %s %s %s %s %s %s\n' "$__m" "$__c" "$__t" "$__p" "$__e" "$__l" "$__f" "$__x"; false ;;
-P) [ "$__m" = P ] && { [ "$__e" = 1 ] || [ "$__l" = 1 ]; } ;;
-L) [ "$__m" = L ] && [ "$__e" = 1 ] ;;
-K) [ "$__m" = P ] && [ "$__l" = 1 ] ;;
-S) [ "$__c" = 1 ] && [ "$__f" = 1 ] ;;
-D) [ "$__t" = 1 ] && [ "$__f" = 1 ] ;;
-esac && set -- "$@" "$__x"
-done 3<"$__drover_q.f" 4<"$__drover_q.p"
+. "$__drover_q.$__k"
 if [ $# -gt 0 ]; then
 case $__k in
 P) stat -c "$__drover_sf" -- "$@" ;;
@@ -73,7 +80,14 @@ D) cat -- "$@" | base64 -w0 ;;
 esac 2>/dev/null
 fi
 }
-for __s in Q P L K S D; do printf '@@sec %s\n' "$__s"; _drsec "$__s"; printf '\n@@end %s\n' "$?"; done"#;
+printf '@@sec Q
+'; cat "$__drover_q.Q"; printf '
+@@end %s
+' "$?"
+for __s in P L K S D; do printf '@@sec %s
+' "$__s"; _drsec "$__s"; printf '
+@@end %s
+' "$?"; done"#;
 
 impl Deferred for DeferredReads {
     fn prologue(&self, token: &str) -> String {
@@ -318,6 +332,7 @@ mod tests {
         std::fs::write(p("with space | bar"), b"spaced\n").expect("write");
         std::fs::write(p("back\\slash"), b"escaped name\n").expect("write");
         std::fs::write(p("new\nline"), b"declined\n").expect("write");
+        std::fs::write(p("it's"), b"declined too\n").expect("write");
         std::fs::create_dir(p("sub")).expect("mkdir");
         symlink(p("data"), p("link")).expect("symlink");
         symlink(p("nowhere"), p("dangling")).expect("symlink");
@@ -347,14 +362,15 @@ mod tests {
         b.path(&p("with space | bar"), all, false);
         b.path(&p("back\\slash"), all, false);
         b.path(&p("new\nline"), all, false); // declined: newline
+        b.path(&p("it's"), all, true); // declined: a quote
         b.shell(&format!("d={}", shell_quote(&p(""))));
-        b.expr("\"$(readlink -f -- \"$d/link\")\"", all, true);
+        b.expr("\"$(_drl \"$d/link\")\"", all, true);
         b.path(&p("data"), Read::default(), false); // the same file again
         batches.push(b);
         let scripts: Vec<String> = batches.iter().map(ReadBatch::script).collect();
         let (together, deferred) = batched(&scripts);
         let together = together.expect("completed");
-        assert_eq!(deferred, 12, "all 14 reads but the two declined ones");
+        assert_eq!(deferred, 12, "all 15 reads but the three declined ones");
         for ((batch, script), deferred) in batches.iter().zip(&scripts).zip(&together) {
             assert_eq!(
                 states(batch, &sh(script)),
