@@ -98,6 +98,9 @@ struct PlayCtx<'p> {
     play: &'p Play,
     vars: Map,
     hosts: Vec<String>,
+    /// `hosts` as a template value, made once: every task of every host
+    /// sees it (as `ansible_play_hosts`, ...), and cloning it is cheap.
+    hosts_value: minijinja::Value,
     /// Defaults of every role in the play, merged in the order the roles
     /// appear: as in Ansible, a role's defaults are visible to the whole
     /// play (a role's tasks see the defaults of roles it imports or depends
@@ -317,6 +320,7 @@ impl<'a> Runner<'a> {
         let ctx = PlayCtx {
             play,
             vars,
+            hosts_value: minijinja::Value::from_serialize(&live),
             hosts: live.clone(),
             role_defaults,
         };
@@ -705,9 +709,6 @@ impl<'a> Runner<'a> {
             "group_names".into(),
             serde_json::json!(self.inventory.group_names(&name)),
         );
-        vars.insert("ansible_play_hosts".into(), serde_json::json!(ctx.hosts));
-        vars.insert("play_hosts".into(), serde_json::json!(ctx.hosts));
-        vars.insert("ansible_play_batch".into(), serde_json::json!(ctx.hosts));
         vars.insert(
             "playbook_dir".into(),
             Value::from(self.playbook.dir.display().to_string()),
@@ -715,9 +716,15 @@ impl<'a> Runner<'a> {
         vars.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         vars.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
         vars.insert("omit".into(), Value::from(self.omit.clone()));
+        // Shared values, not copied into every host's variables: with
+        // hundreds of hosts a list of them per host and task was most of
+        // the client's work.
         let magic = vec![
             ("groups".to_string(), self.groups.clone()),
             ("hostvars".to_string(), self.hostvars.clone()),
+            ("ansible_play_hosts".to_string(), ctx.hosts_value.clone()),
+            ("play_hosts".to_string(), ctx.hosts_value.clone()),
+            ("ansible_play_batch".to_string(), ctx.hosts_value.clone()),
         ];
         self.templar.scope(Arc::new(vars), magic)
     }

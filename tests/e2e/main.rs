@@ -339,6 +339,11 @@ fn play_and_task_keywords_behave_like_ansible() {
       changed_when: false
     - assert:
         that: "echoes.results | map(attribute='stdout') | list == ['a', 'b']"
+    - name: the play's hosts, shared by every host's scope
+      assert:
+        that:
+          - "ansible_play_hosts == ['pi-master', 'pi-worker-01', 'pi-worker-02']"
+          - "inventory_hostname in play_hosts"
     - name: handler trigger
       copy: { content: x, dest: /tmp/trigger }
       notify: note
