@@ -368,7 +368,7 @@ impl Remote {
         }
         let slot = shells
             .slot(self.become_.as_ref().map(|b| b.user.as_str()))
-            .await;
+            .await?;
         let mut slot = slot.try_lock().ok()?;
         if slot.take_alive().is_none() {
             match &*slot {

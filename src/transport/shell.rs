@@ -33,6 +33,10 @@ pub const MAX_SCRIPT: usize = 1 << 20;
 /// Largest stdin sent through a shell (`dd` holds it in memory at once).
 pub const MAX_STDIN: usize = 4 << 20;
 
+/// Most shells one connection keeps (one per become user): each holds one
+/// of the connection's few channels for good, and commands need the rest.
+const MAX_SHELLS: usize = 3;
+
 /// After this many commands a shell deletes the output files of the
 /// earlier ones (one `rm` for many commands).
 const SWEEP_EVERY: u32 = 64;
@@ -62,14 +66,15 @@ impl Shells {
         Shells::default()
     }
 
-    /// The slot of `user`'s shell.
-    pub(super) async fn slot(&self, user: Option<&str>) -> Arc<Mutex<Slot>> {
-        self.slots
-            .lock()
-            .await
-            .entry(user.map(str::to_string))
-            .or_default()
-            .clone()
+    /// The slot of `user`'s shell; `None` when the connection keeps as
+    /// many shells as it may, for other users.
+    pub(super) async fn slot(&self, user: Option<&str>) -> Option<Arc<Mutex<Slot>>> {
+        let mut slots = self.slots.lock().await;
+        let key = user.map(str::to_string);
+        if !slots.contains_key(&key) && slots.len() >= MAX_SHELLS {
+            return None;
+        }
+        Some(slots.entry(key).or_default().clone())
     }
 
     /// Forget every shell (the connection was replaced).
@@ -385,6 +390,20 @@ mod tests {
         .await;
         assert!(gave_up.is_err());
         assert_eq!(run(&r, "echo quick").await.stdout, b"quick\n");
+    }
+
+    #[tokio::test]
+    async fn a_connection_keeps_a_few_shells_at_most() {
+        let t = Arc::new(LocalShells::default());
+        for i in 0..=MAX_SHELLS {
+            let slot = t.shells.slot(Some(&format!("user{i}"))).await;
+            assert_eq!(slot.is_some(), i < MAX_SHELLS, "{i}");
+        }
+        assert!(t.shells.slot(Some("user0")).await.is_some(), "kept");
+        // One more user's commands get channels of their own.
+        let r = Remote::new(t.clone(), None);
+        assert_eq!(run(&r, "echo ok").await.stdout, b"ok\n");
+        assert!(t.shells.slot(None).await.is_none());
     }
 
     #[tokio::test]
