@@ -163,7 +163,8 @@ pub fn tail<'a>(out: &'a [u8], token: &str) -> Option<&'a [u8]> {
     last.map(|p| &out[p..])
 }
 
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+/// Where `needle` first occurs in `hay` at or after `from`.
+pub(super) fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     hay.get(from..)?
         .windows(needle.len())
         .position(|w| w == needle)

@@ -26,6 +26,7 @@ use futures::FutureExt as _;
 use rand::Rng;
 use tokio::sync::Mutex;
 
+use super::prefetch::find;
 use super::{ExecOutput, ProcessEvent, RemoteProcess, TransportError};
 
 /// Largest command sent through a shell; a larger one gets a channel.
@@ -229,13 +230,6 @@ enum Answer {
     Partial,
     Done(ExecOutput),
     Garbled,
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
 }
 
 /// Split a shell's answer into stdout, stderr and status, once complete.
