@@ -95,7 +95,10 @@ pub(super) struct Shell {
 
 /// The loop the shell runs: `count-of-script count-of-stdin` on a line,
 /// then the script and the stdin; the answer is `<token> O`, stdout,
-/// `<token> E`, stderr, `<token> S status`.
+/// `<token> E`, stderr, `<token> S status`. It says READY only once it has
+/// a private directory and a `dd` that reads exactly (`iflag=fullblock`,
+/// GNU and recent BusyBox): without them there is no shell, and commands
+/// get channels.
 pub(super) fn script(token: &str) -> String {
     format!(
         r#"__t={token}
@@ -104,6 +107,7 @@ trap 'rm -rf "$__d"' EXIT
 trap 'exit 129' HUP
 trap 'exit 143' TERM
 printf '\n%s E\n' "$__t" >"$__d/m"
+printf ab | dd bs=2 count=1 iflag=fullblock of="$__d/s" 2>/dev/null && [ -s "$__d/s" ] || exit 96
 __n=0
 printf '%s READY\n' "$__t"
 while IFS=' ' read -r __ns __ni; do
@@ -282,17 +286,25 @@ mod tests {
     use crate::transport::local::LocalTransport;
     use crate::transport::{Remote, Transport};
 
-    /// The local transport, with shells as an SSH connection has them.
+    /// The local transport, with shells as an SSH connection has them;
+    /// `path` goes before PATH (to stand in a broken tool).
     #[derive(Default)]
     struct LocalShells {
         local: LocalTransport,
         shells: Shells,
+        path: Option<String>,
     }
 
     #[async_trait]
     impl Transport for LocalShells {
         async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError> {
-            self.local.spawn(command).await
+            match &self.path {
+                Some(p) => {
+                    let cmd = format!("PATH={p}:$PATH; export PATH; {command}");
+                    self.local.spawn(&cmd).await
+                }
+                None => self.local.spawn(command).await,
+            }
         }
         async fn close(&self) {}
         fn shells(&self) -> Option<&Shells> {
@@ -384,6 +396,29 @@ mod tests {
         .await;
         assert!(gave_up.is_err());
         assert_eq!(run(&r, "echo quick").await.stdout, b"quick\n");
+    }
+
+    #[tokio::test]
+    async fn without_an_exact_dd_commands_get_channels() {
+        let bin = tempfile::tempdir().expect("tempdir");
+        let dd = bin.path().join("dd");
+        std::fs::write(
+            &dd,
+            "#!/bin/sh\necho 'dd: invalid input flag' >&2\nexit 1\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&dd, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let t = Arc::new(LocalShells {
+            path: Some(bin.path().to_str().expect("utf8").to_string()),
+            ..LocalShells::default()
+        });
+        let r = Remote::new(t.clone(), None);
+        let out = r.exec("cat; echo done", b"in ").await.expect("runs");
+        assert_eq!(out.stdout, b"in done\n");
+        assert_eq!(run(&r, "echo again").await.stdout, b"again\n");
+        let slot = t.shells.slot(None).await.expect("slot");
+        assert!(matches!(*slot.lock().await, Slot::Unavailable));
     }
 
     #[tokio::test]
