@@ -370,19 +370,16 @@ impl Remote {
             .slot(self.become_.as_ref().map(|b| b.user.as_str()))
             .await?;
         let mut slot = slot.try_lock().ok()?;
-        if slot.take_alive().is_none() {
-            match &*slot {
-                shell::Slot::Unavailable => return None,
-                _ => match self.start_shell().await {
-                    Ok(sh) => *slot = shell::Slot::Ready(sh),
-                    // A command on a channel would meet the same refusal.
-                    Err(e @ TransportError::Become(_)) => return Some(Err(e)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no shell: one channel per command");
-                        *slot = shell::Slot::Unavailable;
-                        return None;
-                    }
-                },
+        slot.drop_dead();
+        if matches!(*slot, shell::Slot::Empty) {
+            match self.start_shell().await {
+                Ok(sh) => *slot = shell::Slot::Ready(sh),
+                // A command on a channel would meet the same refusal.
+                Err(e @ TransportError::Become(_)) => return Some(Err(e)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no shell: one channel per command");
+                    *slot = shell::Slot::Unavailable;
+                }
             }
         }
         let shell::Slot::Ready(sh) = &mut *slot else {

@@ -154,13 +154,10 @@ pub fn batch_script(commands: &[String], token: &str, deferred: Option<&dyn Defe
 /// command: the epilogue's output.
 pub fn tail<'a>(out: &'a [u8], token: &str) -> Option<&'a [u8]> {
     let mark = format!("{token} T\n");
-    let mut from = 0;
-    let mut last = None;
-    while let Some(p) = find(out, mark.as_bytes(), from) {
-        last = Some(p + mark.len());
-        from = p + 1;
-    }
-    last.map(|p| &out[p..])
+    let at = out
+        .windows(mark.len())
+        .rposition(|w| w == mark.as_bytes())?;
+    Some(&out[at + mark.len()..])
 }
 
 /// Where `needle` first occurs in `hay` at or after `from`.

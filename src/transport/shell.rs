@@ -215,17 +215,13 @@ impl Shell {
 }
 
 impl Slot {
-    /// The ready shell, if there is one that is still alive; a dead or
-    /// busy one is discarded.
-    pub(super) fn take_alive(&mut self) -> Option<&mut Shell> {
+    /// Discard a shell that died or still owes an answer to a caller who
+    /// gave up.
+    pub(super) fn drop_dead(&mut self) {
         if let Slot::Ready(shell) = self {
             if !shell.alive() {
                 *self = Slot::Empty;
             }
-        }
-        match self {
-            Slot::Ready(shell) => Some(shell),
-            _ => None,
         }
     }
 }
