@@ -190,7 +190,7 @@ impl<'a> Runner<'a> {
             forks: Arc::new(Semaphore::new(forks)),
             events,
             redactor,
-            groups: minijinja::Value::from_serialize(Value::Object(inventory.groups_var())),
+            groups: crate::template::to_value(Value::Object(inventory.groups_var())),
             omit,
             states: IndexMap::new(),
             hostvars: minijinja::Value::UNDEFINED,
@@ -320,7 +320,7 @@ impl<'a> Runner<'a> {
         let ctx = PlayCtx {
             play,
             vars,
-            hosts_value: minijinja::Value::from_serialize(&live),
+            hosts_value: crate::template::to_value(&live),
             hosts: live.clone(),
             role_defaults,
         };

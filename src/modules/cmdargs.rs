@@ -210,7 +210,7 @@ pub(crate) mod testing {
     impl Render for TestRender {
         fn render(&self, source: &str, _name: &str) -> Result<String, ModuleError> {
             self.env
-                .render_str(source, &self.vars)
+                .render_str(source, crate::template::to_value(&self.vars))
                 .map_err(|e| ModuleError::failed(e.to_string()))
         }
 
@@ -220,7 +220,7 @@ pub(crate) mod testing {
                 .compile_expression(expr)
                 .map_err(|e| ModuleError::failed(e.to_string()))?;
             let value = compiled
-                .eval(&self.vars)
+                .eval(crate::template::to_value(&self.vars))
                 .map_err(|e| ModuleError::failed(e.to_string()))?;
             if value.is_undefined() {
                 return Ok(Value::Null);

@@ -25,8 +25,7 @@ impl TestRender {
     pub fn new(vars: Value) -> TestRender {
         let mut env = minijinja::Environment::new();
         // Ansible's defaults.
-        env.set_trim_blocks(true);
-        env.set_keep_trailing_newline(true);
+        crate::template::set_ansible_whitespace(&mut env);
         TestRender { env, vars }
     }
 }
@@ -34,7 +33,7 @@ impl TestRender {
 impl Render for TestRender {
     fn render(&self, source: &str, name: &str) -> Result<String, ModuleError> {
         self.env
-            .render_named_str(name, source, &self.vars)
+            .render_named_str(name, source, crate::template::to_value(&self.vars))
             .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
     }
 
@@ -44,7 +43,7 @@ impl Render for TestRender {
             .compile_expression(expr)
             .map_err(|e| ModuleError::failed(e.to_string()))?;
         let v = e
-            .eval(&self.vars)
+            .eval(crate::template::to_value(&self.vars))
             .map_err(|e| ModuleError::failed(e.to_string()))?;
         serde_json::to_value(&v).map_err(|e| ModuleError::failed(e.to_string()))
     }

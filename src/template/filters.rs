@@ -20,7 +20,7 @@ mod version;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use minijinja::value::{from_args, Kwargs, Rest, Value, ValueKind};
+use minijinja::value::{from_args, ArgType, Kwargs, Rest, Value, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State};
 use sha1::Digest as _;
 
@@ -174,6 +174,51 @@ fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
+/// A filter's or test's arguments after its input, keyword arguments
+/// included (as the last value). minijinja's `Rest<Value>` refuses keyword
+/// arguments; Ansible's filters take them, and [`Params`] binds them.
+pub(super) struct Args(Vec<Value>);
+
+impl std::ops::Deref for Args {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        &self.0
+    }
+}
+
+impl From<Rest<ValueOrKwargs>> for Args {
+    fn from(rest: Rest<ValueOrKwargs>) -> Args {
+        Args(rest.0.into_iter().map(ValueOrKwargs::into_value).collect())
+    }
+}
+
+// Delegates to `Rest<ValueOrKwargs>`, overriding each conversion `Rest` does.
+impl<'a> ArgType<'a> for Args {
+    type Output = Args;
+
+    fn from_value(value: Option<&'a Value>) -> Result<Args, Error> {
+        Rest::<ValueOrKwargs>::from_value(value).map(Args::from)
+    }
+
+    fn from_state_and_values(
+        state: Option<&'a State>,
+        values: &'a [Value],
+        offset: usize,
+    ) -> Result<(Args, usize), Error> {
+        Rest::<ValueOrKwargs>::from_state_and_values(state, values, offset)
+            .map(|(rest, n)| (Args::from(rest), n))
+    }
+
+    fn from_state_and_values_mut(
+        state: Option<&State>,
+        values: &'a [Value],
+        offset: usize,
+    ) -> Result<(Args, usize), Error> {
+        Rest::<ValueOrKwargs>::from_state_and_values_mut(state, values, offset)
+            .map(|(rest, n)| (Args::from(rest), n))
+    }
+}
+
 /// Arguments bound to Python parameter names: positional first, then
 /// keywords; unknown or repeated keywords are errors.
 struct Params {
@@ -323,7 +368,7 @@ fn undefined_error(what: &str) -> Error {
 // Conversions
 
 /// Ansible's `bool`: `yes`/`on`/`true`/`1` (any case) and 1 are true.
-fn bool_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn bool_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("bool", &args, &[])?;
     Ok(Value::from(match value.kind() {
         ValueKind::Undefined => return Err(undefined_error("bool")),
@@ -386,7 +431,7 @@ fn parse_py_float(s: &str) -> Option<f64> {
 }
 
 /// Jinja2's `int(default=0, base=10)`: `"42.7"` is 42, junk is the default.
-fn int_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn int_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("int", &args, &["default", "base"])?;
     let default = p.get("default").cloned().unwrap_or(Value::from(0));
     let base = p.int("base", 10)?;
@@ -416,7 +461,7 @@ fn int_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error
 }
 
 /// Jinja2's `float(default=0.0)`.
-fn float_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn float_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("float", &args, &["default"])?;
     let default = p.get("default").cloned().unwrap_or(Value::from(0.0));
     Ok(match value.kind() {
@@ -431,7 +476,7 @@ fn float_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Err
 }
 
 /// `default(value='', boolean=False)`; `boolean` also by keyword.
-fn default_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn default_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("default", &args, &["default_value", "boolean"])?;
     let fallback = p.get("default_value").cloned().unwrap_or(Value::from(""));
     if value.is_undefined() || (p.truthy("boolean", false) && !value.is_true()) {
@@ -441,7 +486,7 @@ fn default_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, E
     }
 }
 
-fn mandatory(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn mandatory(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("mandatory", &args, &["msg"])?;
     if value.is_undefined() {
         let msg = p
@@ -452,7 +497,7 @@ fn mandatory(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error>
     Ok(value)
 }
 
-fn ternary(state: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn ternary(state: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("ternary", &args, &["true_val", "false_val", "none_val"])?;
     let (Some(t), Some(f)) = (p.get("true_val"), p.get("false_val")) else {
         return Err(err("ternary needs a true value and a false value"));
@@ -469,7 +514,7 @@ fn ternary(state: &State, value: Value, args: Rest<Value>) -> Result<Value, Erro
     })
 }
 
-fn type_debug(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn type_debug(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("type_debug", &args, &[])?;
     Ok(Value::from(py_type(&value)))
 }
@@ -510,7 +555,7 @@ fn json_text(
     pyjson::dumps(value, &opts).map(Value::from)
 }
 
-fn to_json(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn to_json(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind(
         "to_json",
         &args,
@@ -519,7 +564,7 @@ fn to_json(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
     json_text(&value, &p, None, false)
 }
 
-fn to_nice_json(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn to_nice_json(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind(
         "to_nice_json",
         &args,
@@ -558,11 +603,11 @@ const YAML_PARAMS: &[&str] = &[
     "explicit_start",
 ];
 
-fn to_yaml(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn to_yaml(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     yaml_text(&value, &Params::bind("to_yaml", &args, YAML_PARAMS)?, false)
 }
 
-fn to_nice_yaml(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn to_nice_yaml(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     yaml_text(
         &value,
         &Params::bind("to_nice_yaml", &args, YAML_PARAMS)?,
@@ -570,7 +615,7 @@ fn to_nice_yaml(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Err
     )
 }
 
-fn from_json(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn from_json(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("from_json", &args, &[])?;
     let s = value.as_str().ok_or_else(|| {
         err(format!(
@@ -579,17 +624,17 @@ fn from_json(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error>
         ))
     })?;
     serde_json::from_str::<serde_json::Value>(s)
-        .map(Value::from_serialize)
+        .map(crate::template::to_value)
         .map_err(|e| err(format!("from_json: invalid JSON: {e}")))
 }
 
 fn parse_yaml_doc(s: &str) -> Result<Value, Error> {
     crate::yaml::load_str(s, Path::new("<from_yaml>"))
-        .map(|node| Value::from_serialize(node.to_value()))
+        .map(|node| crate::template::to_value(node.to_value()))
         .map_err(|e| err(format!("from_yaml: {e}")))
 }
 
-fn from_yaml(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn from_yaml(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("from_yaml", &args, &[])?;
     match value.kind() {
         ValueKind::None => Ok(value),
@@ -637,7 +682,7 @@ fn yaml_documents(s: &str) -> Vec<String> {
     docs
 }
 
-fn from_yaml_all(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn from_yaml_all(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("from_yaml_all", &args, &[])?;
     match value.kind() {
         ValueKind::None => Ok(Value::from(Vec::<Value>::new())),
@@ -712,7 +757,7 @@ fn decode_text(b: &[u8], encoding: &str) -> Result<String, Error> {
     }
 }
 
-fn b64encode(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn b64encode(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("b64encode", &args, &["encoding", "urlsafe"])?;
     let bytes = encode_text(&text(&value), &p.string("encoding", "utf-8"))?;
     Ok(Value::from(if p.truthy("urlsafe", false) {
@@ -722,7 +767,7 @@ fn b64encode(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error>
     }))
 }
 
-fn b64decode(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn b64decode(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("b64decode", &args, &["encoding", "urlsafe"])?;
     let urlsafe = p.truthy("urlsafe", false);
     // Like Python's non-validating decoder, characters outside the alphabet
@@ -770,17 +815,17 @@ fn hex_digest(algorithm: &str, data: &[u8]) -> Result<String, Error> {
     })
 }
 
-fn hash(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn hash(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("hash", &args, &["hashtype"])?;
     hex_digest(&p.string("hashtype", "sha1"), text(&value).as_bytes()).map(Value::from)
 }
 
-fn sha1_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn sha1_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("sha1", &args, &[])?;
     hex_digest("sha1", text(&value).as_bytes()).map(Value::from)
 }
 
-fn md5_filter(_: &State, _value: Value, _args: Rest<Value>) -> Result<Value, Error> {
+fn md5_filter(_: &State, _value: Value, _args: Args) -> Result<Value, Error> {
     hex_digest("md5", b"").map(Value::from)
 }
 
@@ -807,7 +852,7 @@ fn parse_uuid(s: &str) -> Option<[u8; 16]> {
 }
 
 /// UUID version 5 (SHA-1 of namespace and name), as Python's `uuid.uuid5`.
-fn to_uuid(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn to_uuid(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("to_uuid", &args, &["namespace"])?;
     let ns = match p.some("namespace") {
         None => UUID_NAMESPACE_ANSIBLE,
@@ -836,7 +881,7 @@ fn to_uuid(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
 // ---------------------------------------------------------------------------
 // Regular expressions
 
-fn regex_replace(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn regex_replace(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind(
         "regex_replace",
         &args,
@@ -867,7 +912,7 @@ fn regex_replace(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Er
     Ok(Value::from(out))
 }
 
-fn regex_search(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn regex_search(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (groups, p) = varargs("regex_search", &args, &["ignorecase", "multiline"])?;
     let Some((pattern, groups)) = groups.split_first() else {
         return Err(err("regex_search needs a pattern"));
@@ -892,7 +937,7 @@ fn regex_search(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Err
         .map(Value::from)
 }
 
-fn regex_findall(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn regex_findall(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind(
         "regex_findall",
         &args,
@@ -907,7 +952,7 @@ fn regex_findall(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Er
     Ok(pyre::findall(&re, &text(&value)))
 }
 
-fn regex_escape(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn regex_escape(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("regex_escape", &args, &["re_type"])?;
     let s = text(&value);
     match p.string("re_type", "python").as_str() {
@@ -1011,34 +1056,34 @@ fn home_expand(p: &str) -> String {
     }
 }
 
-fn basename(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn basename(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("basename", &args, &[])?;
     Ok(Value::from(py_basename(&text(&value))))
 }
 
-fn dirname(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn dirname(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("dirname", &args, &[])?;
     Ok(Value::from(py_dirname(&text(&value))))
 }
 
-fn splitext(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn splitext(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("splitext", &args, &[])?;
     let (root, ext) = py_splitext(&text(&value));
     Ok(Value::from(vec![Value::from(root), Value::from(ext)]))
 }
 
-fn expanduser(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn expanduser(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("expanduser", &args, &[])?;
     Ok(Value::from(home_expand(&text(&value))))
 }
 
-fn normpath(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn normpath(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("normpath", &args, &[])?;
     Ok(Value::from(py_normpath(&text(&value))))
 }
 
 /// `os.path.realpath`: symlinks resolved where the path exists.
-fn realpath(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn realpath(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("realpath", &args, &[])?;
     let p = text(&value);
     if let Ok(real) = std::fs::canonicalize(&p) {
@@ -1054,7 +1099,7 @@ fn realpath(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> 
 }
 
 /// `os.path.join(*paths)`: an absolute part restarts the path.
-fn path_join(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn path_join(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("path_join", &args, &[])?;
     let parts: Vec<String> = match value.kind() {
         ValueKind::String => vec![text(&value)],
@@ -1093,7 +1138,7 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'"'"'"#))
 }
 
-fn quote(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn quote(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("quote", &args, &[])?;
     let s = if value.is_none() {
         String::new()
@@ -1148,7 +1193,7 @@ fn merge_hash(
     out
 }
 
-fn combine(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn combine(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (terms, p) = varargs("combine", &args, &["recursive", "list_merge"])?;
     let list_merge = p.string("list_merge", "replace");
     if ![
@@ -1187,22 +1232,22 @@ fn combine(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
             }
         }
     }
-    Ok(Value::from_serialize(serde_json::Value::Object(out)))
+    Ok(crate::template::to_value(serde_json::Value::Object(out)))
 }
 
-fn dict2items(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn dict2items(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("dict2items", &args, &["key_name", "value_name"])?;
     expect_map("dict2items", &value)?;
     let (kn, vn) = (p.string("key_name", "key"), p.string("value_name", "value"));
     let mut out = Vec::new();
     for k in value.try_iter()? {
         let v = value.get_item(&k)?;
-        out.push(Value::from_iter([(kn.clone(), k), (vn.clone(), v)]));
+        out.push(Value::from_pairs([(kn.clone(), k), (vn.clone(), v)]));
     }
     Ok(Value::from(out))
 }
 
-fn items2dict(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn items2dict(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("items2dict", &args, &["key_name", "value_name"])?;
     if !is_sequence(&value) {
         return Err(err(format!(
@@ -1221,7 +1266,7 @@ fn items2dict(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error
         }
         pairs.push((k, v));
     }
-    Ok(Value::from_iter(pairs))
+    Ok(Value::from_pairs(pairs))
 }
 
 fn flatten_into(
@@ -1245,7 +1290,7 @@ fn flatten_into(
     Ok(())
 }
 
-fn flatten(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn flatten(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("flatten", &args, &["levels", "skip_nulls"])?;
     let levels = match p.some("levels") {
         None => None,
@@ -1256,7 +1301,7 @@ fn flatten(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
     Ok(Value::from(out))
 }
 
-fn zip_longest(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn zip_longest(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (others, p) = varargs("zip_longest", &args, &["fillvalue"])?;
     let fill = p.get("fillvalue").cloned().unwrap_or(Value::from(()));
     let lists: Vec<Vec<Value>> = std::iter::once(&value)
@@ -1278,7 +1323,7 @@ fn zip_longest(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Erro
     ))
 }
 
-fn product(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn product(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (others, p) = varargs("product", &args, &["repeat"])?;
     let repeat = p.int("repeat", 1)?.max(0) as usize;
     let lists: Vec<Vec<Value>> = std::iter::once(&value)
@@ -1320,7 +1365,7 @@ fn dedup(list: impl IntoIterator<Item = Value>) -> Vec<Value> {
 
 /// Ansible's `unique`: Jinja2's (case-insensitive unless `case_sensitive`,
 /// optional `attribute`), first occurrences in order.
-fn unique(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn unique(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("unique", &args, &["case_sensitive", "attribute"])?;
     let case_sensitive = p.truthy("case_sensitive", false);
     let attr = p.some("attribute").map(text);
@@ -1357,22 +1402,22 @@ fn two_lists(what: &str, value: &Value, args: &[Value]) -> Result<(Vec<Value>, V
 
 // Ansible computes these with Python sets, whose order is arbitrary; drover
 // keeps the order of the first list, then the second.
-fn difference(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn difference(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (a, b) = two_lists("difference", &value, &args)?;
     Ok(Value::from(dedup(a.into_iter().filter(|x| !b.contains(x)))))
 }
 
-fn intersect(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn intersect(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (a, b) = two_lists("intersect", &value, &args)?;
     Ok(Value::from(dedup(a.into_iter().filter(|x| b.contains(x)))))
 }
 
-fn union(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn union(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (a, b) = two_lists("union", &value, &args)?;
     Ok(Value::from(dedup(a.into_iter().chain(b))))
 }
 
-fn symmetric_difference(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn symmetric_difference(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let (a, b) = two_lists("symmetric_difference", &value, &args)?;
     let both: Vec<Value> = a.iter().filter(|x| b.contains(x)).cloned().collect();
     Ok(Value::from(dedup(
@@ -1381,7 +1426,7 @@ fn symmetric_difference(_: &State, value: Value, args: Rest<Value>) -> Result<Va
 }
 
 /// `extract(container, morekeys=None)`: `container[item][morekeys...]`.
-fn extract(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn extract(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("extract", &args, &["container", "morekeys"])?;
     let Some(container) = p.get("container") else {
         return Err(err("extract needs a container"));
@@ -1399,7 +1444,7 @@ fn extract(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
     Ok(cur)
 }
 
-fn subelements(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn subelements(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("subelements", &args, &["subelements", "skip_missing"])?;
     let elements: Vec<Value> = match value.kind() {
         ValueKind::Map => value
@@ -1459,7 +1504,7 @@ fn number(what: &str, v: &Value) -> Result<f64, Error> {
     f64::try_from(v.clone()).map_err(|_| err(format!("{what}() can only be used on numbers")))
 }
 
-fn log(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn log(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("log", &args, &["base"])?;
     let x = number("log", &value)?;
     Ok(Value::from(match p.some("base") {
@@ -1469,13 +1514,13 @@ fn log(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
     }))
 }
 
-fn pow(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn pow(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("pow", &args, &["y"])?;
     let y = p.get("y").ok_or_else(|| err("pow needs an exponent"))?;
     Ok(Value::from(number("pow", &value)?.powf(number("pow", y)?)))
 }
 
-fn root(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn root(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("root", &args, &["base"])?;
     let x = number("root", &value)?;
     Ok(Value::from(match p.some("base") {
@@ -1492,7 +1537,7 @@ fn root(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
 }
 
 /// Python's `str.split(sep=None, maxsplit=-1)`.
-fn split_filter(_: &State, value: Value, args: Rest<Value>) -> Result<Value, Error> {
+fn split_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     let p = Params::bind("split", &args, &["sep", "maxsplit"])?;
     let sep = p.some("sep").map(text);
     let parts = pycompat::py_split(&text(&value), sep.as_deref(), p.int("maxsplit", -1)?)?;
@@ -1529,15 +1574,15 @@ fn regex_test(value: &Value, args: &[Value], default_type: &str) -> Result<bool,
     Ok(re.is_match(&text(value)))
 }
 
-fn test_match(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_match(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     regex_test(&value, &args, "match")
 }
 
-fn test_search(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_search(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     regex_test(&value, &args, "search")
 }
 
-fn test_regex(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_regex(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     regex_test(&value, &args, "search")
 }
 
@@ -1573,11 +1618,11 @@ fn truthy(state: &State, value: &Value, args: &[Value]) -> Result<bool, Error> {
     truth(state, value)
 }
 
-fn test_truthy(state: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_truthy(state: &State, value: Value, args: Args) -> Result<bool, Error> {
     truthy(state, &value, &args)
 }
 
-fn test_falsy(state: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_falsy(state: &State, value: Value, args: Args) -> Result<bool, Error> {
     truthy(state, &value, &args).map(|t| !t)
 }
 
@@ -1642,7 +1687,7 @@ fn test_started(_: &State, value: Value) -> Result<bool, Error> {
     Ok(result_key("started", &value, "started")?.is_none_or(|v| v.is_true()))
 }
 
-fn test_version(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_version(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let p = Params::bind(
         "version",
         &args,
@@ -1670,17 +1715,17 @@ fn test_version(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Erro
     version::satisfies(ord, &op).map_err(err)
 }
 
-fn test_subset(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_subset(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let (a, b) = two_lists("subset", &value, &args)?;
     Ok(a.iter().all(|x| b.contains(x)))
 }
 
-fn test_superset(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_superset(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let (a, b) = two_lists("superset", &value, &args)?;
     Ok(b.iter().all(|x| a.contains(x)))
 }
 
-fn test_contains(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_contains(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let p = Params::bind("contains", &args, &["item"])?;
     let item = p.get("item").cloned().unwrap_or_default();
     Ok(items(&value)?.contains(&item))
@@ -1726,7 +1771,7 @@ fn test_abs(_: &State, value: Value) -> bool {
     text(&value).starts_with('/')
 }
 
-fn test_same_file(_: &State, value: Value, args: Rest<Value>) -> Result<bool, Error> {
+fn test_same_file(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     use std::os::unix::fs::MetadataExt as _;
     let p = Params::bind("same_file", &args, &["other"])?;
     let other = p

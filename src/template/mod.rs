@@ -49,13 +49,28 @@ impl Default for Templar {
     }
 }
 
+/// Ansible's whitespace rules: `trim_blocks`, and a template's trailing
+/// newline kept.
+pub fn set_ansible_whitespace(env: &mut Environment<'_>) {
+    let mut syntax = minijinja::syntax::SyntaxConfig::builder();
+    syntax.trim_blocks(true).keep_trailing_newline(true);
+    // Only custom delimiters can make `build` fail; these are the defaults.
+    if let Ok(syntax) = syntax.build() {
+        env.set_syntax(syntax);
+    }
+}
+
+/// A template value holding serializable data (variables, facts, results).
+pub fn to_value<T: serde::Serialize>(data: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(data))
+}
+
 impl Templar {
     /// An environment with Ansible's settings, filters and tests.
     pub fn new() -> Templar {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_trim_blocks(true);
-        env.set_keep_trailing_newline(true);
+        set_ansible_whitespace(&mut env);
         filters::register(&mut env);
         Templar { env: Arc::new(env) }
     }
@@ -273,7 +288,7 @@ impl ScopeInner {
         } else {
             raw.clone()
         };
-        let v = minijinja::Value::from_serialize(&rendered);
+        let v = crate::template::to_value(&rendered);
         lock(&self.cache).insert(key.to_string(), v.clone());
         Some(v)
     }

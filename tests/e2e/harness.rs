@@ -13,7 +13,18 @@ use drover::secret::Secret;
 use serde_json::Value;
 
 /// Each test's lab gets its own 127.0.N.x block so tests run in parallel.
-static NEXT_BLOCK: AtomicU8 = AtomicU8::new(20);
+/// `DROVER_TEST_BLOCK` moves the first block (two checkouts testing on one
+/// machine at once); 0 means the default.
+static NEXT_BLOCK: AtomicU8 = AtomicU8::new(0);
+
+fn next_block() -> u8 {
+    let first = std::env::var("DROVER_TEST_BLOCK")
+        .ok()
+        .and_then(|b| b.parse::<u8>().ok())
+        .unwrap_or(20);
+    let _ = NEXT_BLOCK.compare_exchange(0, first, Ordering::SeqCst, Ordering::SeqCst);
+    NEXT_BLOCK.fetch_add(1, Ordering::SeqCst)
+}
 
 pub fn require_root() {
     // SAFETY-free check through the environment of the process owner.
@@ -82,7 +93,7 @@ impl Env {
     pub fn with(nodes: usize, sudo_password: Option<&str>) -> Env {
         require_root();
         let dir = tempfile::tempdir().expect("tempdir");
-        let block = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        let block = next_block();
         let cfg = LabConfig {
             dir: dir.path().join("lab"),
             block: format!("127.0.{block}"),

@@ -2,7 +2,7 @@
 //! control machine (templates render there). Supported: `file` (contents,
 //! trailing whitespace stripped as Ansible's `rstrip` default) and `env`.
 
-use minijinja::value::{Kwargs, Rest, Value};
+use minijinja::value::{Kwargs, Value};
 use minijinja::{Error, ErrorKind};
 
 use super::home_expand;
@@ -53,7 +53,7 @@ fn run(name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error
 
 /// `lookup('file', a, b)`: the values joined with commas, as Ansible does
 /// unless `wantlist=True`.
-pub(super) fn lookup(name: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+pub(super) fn lookup(name: String, terms: super::Args, kwargs: Kwargs) -> Result<Value, Error> {
     let wantlist: Option<bool> = kwargs.get("wantlist")?;
     let values = run(&name, &terms, &kwargs)?;
     if wantlist.unwrap_or(false) {
@@ -67,7 +67,7 @@ pub(super) fn lookup(name: String, terms: Rest<Value>, kwargs: Kwargs) -> Result
 }
 
 /// `query('file', ...)` / `q(...)`: always a list.
-pub(super) fn query(name: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+pub(super) fn query(name: String, terms: super::Args, kwargs: Kwargs) -> Result<Value, Error> {
     Ok(Value::from(run(&name, &terms, &kwargs)?))
 }
 

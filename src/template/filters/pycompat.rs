@@ -13,7 +13,7 @@ fn err(msg: String) -> Error {
 
 /// The callback for `Environment::set_unknown_method_callback`.
 pub fn pycompat(
-    state: &State,
+    state: &mut State,
     value: &Value,
     method: &str,
     args: &[Value],
@@ -408,7 +408,12 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> 
     })
 }
 
-fn map_method(state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+fn map_method(
+    state: &mut State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
     let pos = |max| positional(method, args, max);
     Ok(match method {
         "items" => {

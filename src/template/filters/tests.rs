@@ -15,7 +15,7 @@ fn env() -> Environment<'static> {
 
 fn render_with(template: &str, ctx: serde_json::Value) -> String {
     env()
-        .render_str(template, ctx)
+        .render_str(template, crate::template::to_value(ctx))
         .unwrap_or_else(|e| panic!("{template}: {e:#}"))
 }
 
@@ -24,7 +24,7 @@ fn render(template: &str) -> String {
 }
 
 fn render_err(template: &str, ctx: serde_json::Value) -> String {
-    match env().render_str(template, ctx) {
+    match env().render_str(template, crate::template::to_value(ctx)) {
         Ok(out) => panic!("{template} rendered {out:?}, expected an error"),
         Err(e) => format!("{e:#}"),
     }
@@ -37,7 +37,7 @@ fn eval(expr: &str, ctx: serde_json::Value) -> serde_json::Value {
         .compile_expression(expr)
         .unwrap_or_else(|e| panic!("{expr}: {e:#}"));
     let v: Value = compiled
-        .eval(ctx)
+        .eval(crate::template::to_value(ctx))
         .unwrap_or_else(|e| panic!("{expr}: {e:#}"));
     serde_json::to_value(&v).expect("json")
 }

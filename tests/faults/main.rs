@@ -1,0 +1,8 @@
+//! The fault suite: hostile input, failing networks and failing hosts, each
+//! class of defect with a test that fails on the code before its fix (see
+//! issue "Hardening"). Tests that need a lab start real OpenSSH nodes, each
+//! on its own address block, as the end-to-end tests do.
+
+#[path = "../e2e/harness.rs"]
+#[allow(dead_code)]
+mod harness;
