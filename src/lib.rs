@@ -14,6 +14,7 @@ pub mod error;
 pub mod executor;
 pub mod inventory;
 pub mod lab;
+pub mod localfs;
 pub mod modules;
 pub mod playbook;
 pub mod report;

@@ -284,6 +284,12 @@ fn prompt(what: &str) -> Result<Secret, i32> {
 }
 
 fn options(conn: &ConnArgs, extra: Map) -> Result<Options, i32> {
+    if let Some(path) = &conn.known_hosts {
+        if let Err(e) = crate::localfs::target(path) {
+            say_err(&format!("ERROR: --known-hosts: {e}"));
+            return Err(exit::INVALID);
+        }
+    }
     Ok(Options {
         forks: conn.forks,
         limit: conn.limit.clone(),
@@ -522,10 +528,11 @@ fn known_hosts(action: KnownHostsAction) -> i32 {
             known_hosts,
         } => {
             let path = known_hosts.unwrap_or_else(|| {
-                std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_default()
-                    .join(".ssh/known_hosts")
+                crate::transport::known_hosts::default_path(
+                    &std::env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .unwrap_or_default(),
+                )
             });
             match crate::transport::known_hosts::forget(&path, &host, port) {
                 Ok(n) => {

@@ -163,7 +163,7 @@ pub fn target_for(
         .known_hosts
         .clone()
         .or(ssh_opts.known_hosts.clone())
-        .unwrap_or_else(|| home.join(".ssh").join("known_hosts"));
+        .unwrap_or_else(|| crate::transport::known_hosts::default_path(&home));
     let checking = opts
         .host_key_checking
         .unwrap_or(match ssh_opts.strict.as_deref() {

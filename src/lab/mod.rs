@@ -1229,15 +1229,12 @@ fn caller_public_keys() -> String {
     keys
 }
 
+/// The lab's own files (inventory, known_hosts), written as every file on
+/// the control machine is (see [`crate::localfs`]).
 fn write_atomic(path: &Path, text: &str) -> Result<(), LabError> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    fs::write(&tmp, text).at(&tmp)?;
-    fs::rename(&tmp, path).at(path)
+    crate::localfs::write_atomic(path, text.as_bytes(), 0o644)
+        .map(|_| ())
+        .at(path)
 }
 
 fn panicked(what: &str) -> LabError {

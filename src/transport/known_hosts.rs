@@ -20,14 +20,17 @@
 //! file.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::Engine;
 use russh::keys::ssh_key::{HashAlg, PublicKey};
 use sha1::{Digest, Sha1};
+
+use crate::localfs;
+use crate::transport::shell_quote;
 
 /// How unknown host keys are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -186,14 +189,29 @@ pub fn verify(
     }
 }
 
-/// The command that removes a host's entries (the `drover known-hosts
-/// forget` subcommand calls [`forget`]).
-pub fn forget_hint(host: &str, port: u16) -> String {
-    if port == 22 {
-        format!("drover known-hosts forget {host}")
-    } else {
-        format!("drover known-hosts forget {host} --port {port}")
+/// The known_hosts file used when none is given: `~/.ssh/known_hosts`.
+pub fn default_path(home: &Path) -> PathBuf {
+    home.join(".ssh").join("known_hosts")
+}
+
+/// The command that removes a host's entries from `path` (the `drover
+/// known-hosts forget` subcommand calls [`forget`]); it names the file
+/// unless it is the default one.
+pub fn forget_hint(host: &str, port: u16, path: &Path) -> String {
+    let mut hint = format!("drover known-hosts forget {}", shell_quote(host));
+    if port != 22 {
+        hint.push_str(&format!(" --port {port}"));
     }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    if path != default_path(&home) {
+        hint.push_str(&format!(
+            " --known-hosts {}",
+            shell_quote(&path.to_string_lossy())
+        ));
+    }
+    hint
 }
 
 /// A message for a refused verdict: what is wrong, where, and the fix.
@@ -235,7 +253,7 @@ pub fn explain(v: &Verdict, path: &Path, host: &str, port: u16, key: &PublicKey)
                  was reinstalled. If the change is expected, remove the old entry with \
                  `{}` (or edit {file}) and connect again",
                 at.join(", "),
-                forget_hint(host, port)
+                forget_hint(host, port, path)
             )
         }
     }
@@ -430,11 +448,7 @@ fn key_text(key: &PublicKey) -> io::Result<String> {
 }
 
 fn read_or_empty(path: &Path) -> io::Result<String> {
-    match fs::read_to_string(path) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e),
-    }
+    localfs::read_to_string(path)
 }
 
 /// Serialises rewrites inside this process; the file lock serialises
@@ -443,21 +457,22 @@ fn read_or_empty(path: &Path) -> io::Result<String> {
 static REWRITE: Mutex<()> = Mutex::new(());
 
 /// Read `path`, let `edit` compute new contents (`None`: leave it), and
-/// replace the file atomically, all under the locks.
+/// replace the file atomically, all under the locks. A symlinked
+/// known_hosts is rewritten through its target; `/dev/null` remembers
+/// nothing (the edit sees an empty file and its result is dropped).
 fn rewrite_locked(
     path: &Path,
     edit: impl FnOnce(&str) -> io::Result<Option<String>>,
 ) -> io::Result<()> {
     let _guard = REWRITE.lock().unwrap_or_else(|p| p.into_inner());
-    // A symlinked known_hosts stays a symlink: rewrite its target.
-    let path = match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path)?,
-        _ => path.to_path_buf(),
+    let path = match localfs::target(path)? {
+        localfs::Target::Null => {
+            edit("")?;
+            return Ok(());
+        }
+        localfs::Target::File(p) => p,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = localfs::parent(&path);
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "known_hosts path has no name"))?
@@ -482,38 +497,13 @@ fn rewrite_locked(
     let Some(new) = edit(&text)? else {
         return Ok(());
     };
-    let mode = fs::metadata(&path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    let tmp = dir.join(format!(
-        ".{file_name}.drover-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let written = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(new.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    // Make the rename durable; not every filesystem lets a directory be synced.
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    localfs::write_file_atomic(&path, new.as_bytes(), 0o644)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const ED_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
     const ED_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIA6rWI3G1sz07DnfFlrouTcysQlj2P+jpNSOEWD9OJ3X";
@@ -579,8 +569,24 @@ mod tests {
         assert!(msg.contains("another algorithm"), "{msg}");
         assert!(msg.contains(&format!("{}:1", path.display())), "{msg}");
         assert!(
-            msg.contains("drover known-hosts forget pi --port 2222"),
-            "{msg}"
+            msg.contains(&format!(
+                "drover known-hosts forget pi --port 2222 --known-hosts {}",
+                path.display()
+            )),
+            "the hint names the file the key is pinned in: {msg}"
+        );
+    }
+
+    #[test]
+    fn the_forget_hint_names_the_file_unless_it_is_the_default() {
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        assert_eq!(
+            forget_hint("pi", 22, &default_path(&home)),
+            "drover known-hosts forget pi"
+        );
+        assert_eq!(
+            forget_hint("pi", 22, Path::new("/tmp/lab/known hosts")),
+            "drover known-hosts forget pi --known-hosts '/tmp/lab/known hosts'"
         );
     }
 
@@ -669,6 +675,70 @@ mod tests {
         );
         let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn accept_new_with_dev_null_remembers_nothing_and_keeps_the_device() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        for _ in 0..2 {
+            assert_eq!(
+                verify(null, "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew),
+                Ok(Accepted::Learned),
+                "unknown every time, as with OpenSSH"
+            );
+        }
+        assert!(verify(null, "pi", 22, &key(ED_A), HostKeyChecking::Strict).is_err());
+        assert_eq!(forget(null, "pi", 22).expect("forget"), 0);
+        let meta = fs::metadata(null).expect("stat");
+        assert!(
+            meta.file_type().is_char_device(),
+            "/dev/null is still a device"
+        );
+        assert!(
+            !Path::new("/dev/.null.lock").exists(),
+            "no lock file in /dev"
+        );
+    }
+
+    #[test]
+    fn a_known_hosts_that_is_a_fifo_or_directory_is_refused_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success());
+        let err =
+            verify(&fifo, "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew).expect_err("refused");
+        assert!(err.contains("a FIFO, not a regular file"), "{err}");
+        assert!(fs::metadata(&fifo).expect("stat").file_type().is_fifo());
+        let err = verify(dir.path(), "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew)
+            .expect_err("refused");
+        assert!(err.contains("a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_symlinked_known_hosts_is_written_through_its_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real_known_hosts");
+        fs::write(&real, format!("old ssh-ed25519 {ED_B}\n")).expect("write");
+        let link = dir.path().join("known_hosts");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        assert_eq!(
+            verify(&link, "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew),
+            Ok(Accepted::Learned)
+        );
+        assert!(fs::symlink_metadata(&link)
+            .expect("lstat")
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            fs::read_to_string(&real).expect("read"),
+            format!("old ssh-ed25519 {ED_B}\npi ssh-ed25519 {ED_A}\n")
+        );
     }
 
     #[test]
