@@ -12,7 +12,7 @@ use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
 use crate::playbook::{self, Playbook};
 use crate::report::{Format, Reporter};
-use crate::secret::{Redactor, Secret};
+use crate::secret::{RedactingWriter, Redactor, Secret};
 use crate::transport::known_hosts::HostKeyChecking;
 use crate::yaml::Pos;
 use crate::{Map, Value};
@@ -212,6 +212,11 @@ pub fn main() -> i32 {
     }
 }
 
+/// The secrets of this run, shared by the log writer and the reporter:
+/// what the executor learns while running (a password templated from a
+/// vault variable) is masked in logs as in output.
+static SECRETS: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(Redactor::default);
+
 fn init_tracing(verbosity: u8) {
     let level = match verbosity {
         0..=2 => "warn",
@@ -222,7 +227,7 @@ fn init_tracing(verbosity: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingWriter::new(SECRETS.clone(), std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -313,27 +318,27 @@ fn options(conn: &ConnArgs, extra: Map) -> Result<Options, i32> {
     })
 }
 
-/// Secrets known before the run: prompted passwords and passwords in the
-/// inventory.
+/// Secrets known before the run: prompted passwords, and passwords given
+/// in the inventory or with `-e` (templated ones are learned when the
+/// executor resolves them).
 fn redactor(opts: &Options, inv: &Inventory) -> Redactor {
-    let mut r = Redactor::default();
+    let r = SECRETS.clone();
     for s in [&opts.become_password, &opts.ssh_password]
         .into_iter()
         .flatten()
     {
         r.add(s);
     }
-    for h in inv.hosts.values() {
-        for key in [
-            "ansible_become_password",
-            "ansible_become_pass",
-            "ansible_password",
-            "ansible_ssh_pass",
-        ] {
-            if let Some(Value::String(s)) = h.vars.get(key) {
-                if !s.contains("{{") {
-                    r.add(&Secret::new(s.clone()));
-                }
+    let literal = |v: &Value| matches!(v, Value::String(s) if !s.contains("{{"));
+    for vars in inv
+        .hosts
+        .values()
+        .map(|h| &h.vars)
+        .chain([&opts.extra_vars])
+    {
+        for key in crate::secret::SECRET_VARS {
+            if let Some(v) = vars.get(*key).filter(|v| literal(v)) {
+                r.add_value(v);
             }
         }
     }

@@ -324,6 +324,11 @@ impl<'a> Runner<'a> {
             hosts: live.clone(),
             role_defaults,
         };
+        for host in &live {
+            if let Some(st) = self.states.get(host) {
+                self.learn_secrets(&self.host_scope(&ctx, st, None, Vec::new()));
+            }
+        }
         for batch in batches(&live, &play.serial) {
             let before_failed = self.count_failed(&batch);
             if play.gather_facts {
@@ -660,6 +665,18 @@ impl<'a> Runner<'a> {
             }
             self.run_tasks(ctx, std::slice::from_ref(handler), &notified, true)
                 .await;
+        }
+    }
+
+    /// Mask the passwords a host's variables resolve to (templated ones
+    /// too, e.g. from a vault variable) in all output from now on.
+    fn learn_secrets(&self, scope: &Scope) {
+        for key in crate::secret::SECRET_VARS {
+            if let Some(v) = scope.vars().get(*key) {
+                if let Ok(v) = self.templar.render_value(v, scope) {
+                    self.redactor.add_value(&v);
+                }
+            }
         }
     }
 

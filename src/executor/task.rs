@@ -382,6 +382,9 @@ impl Runner<'_> {
                 .or_else(|| var("ansible_become_pass"))
                 .and_then(|v| v.as_str().map(|s| Secret::new(s.to_string()))),
         };
+        if let Some(p) = &password {
+            self.redactor.add(p);
+        }
         Ok(Some(Become { user, password }))
     }
 

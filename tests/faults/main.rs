@@ -7,3 +7,4 @@
 #[allow(dead_code)]
 mod harness;
 mod known_hosts;
+mod redaction;
