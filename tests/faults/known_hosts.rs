@@ -17,6 +17,19 @@ fn ok_playbook(env: &Env) -> std::path::PathBuf {
     )
 }
 
+/// Apply `pb` learning host keys into `known_hosts`.
+fn apply_learning(env: &Env, pb: &Path, known_hosts: &Path) -> crate::harness::Run {
+    env.apply(
+        pb,
+        &[
+            "--known-hosts",
+            known_hosts.to_str().expect("utf8"),
+            "--host-key-checking",
+            "accept-new",
+        ],
+    )
+}
+
 fn mknod(path: &Path, kind: &str, major_minor: &[&str]) {
     let ok = Command::new("mknod")
         .arg(path)
@@ -34,14 +47,8 @@ fn known_hosts_as_a_null_device_learns_nothing_and_stays_a_device() {
     let null = env.path("null");
     mknod(&null, "c", &["1", "3"]);
     let pb = ok_playbook(&env);
-    let args = [
-        "--known-hosts",
-        null.to_str().expect("utf8"),
-        "--host-key-checking",
-        "accept-new",
-    ];
     for _ in 0..2 {
-        let run = env.apply(&pb, &args);
+        let run = apply_learning(&env, &pb, &null);
         assert_eq!(run.code, 0, "{}", run.all());
     }
     let meta = std::fs::metadata(&null).expect("stat");
@@ -58,15 +65,7 @@ fn known_hosts_as_another_device_or_a_fifo_is_refused() {
     mknod(&fifo, "p", &[]);
     let pb = ok_playbook(&env);
     for (path, what) in [(&zero, "a character device"), (&fifo, "a FIFO")] {
-        let run = env.apply(
-            &pb,
-            &[
-                "--known-hosts",
-                path.to_str().expect("utf8"),
-                "--host-key-checking",
-                "accept-new",
-            ],
-        );
+        let run = apply_learning(&env, &pb, path);
         assert_eq!(run.code, 1, "refused before connecting: {}", run.all());
         assert!(run.all().contains(what), "{}", run.all());
         assert!(run.all().contains("not a regular file"), "{}", run.all());
@@ -88,15 +87,7 @@ fn known_hosts_as_a_symlink_is_written_through_its_target() {
     let link = env.path("known_hosts_link");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
     let pb = ok_playbook(&env);
-    let run = env.apply(
-        &pb,
-        &[
-            "--known-hosts",
-            link.to_str().expect("utf8"),
-            "--host-key-checking",
-            "accept-new",
-        ],
-    );
+    let run = apply_learning(&env, &pb, &link);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(std::fs::symlink_metadata(&link)
         .expect("lstat")
