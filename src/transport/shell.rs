@@ -168,7 +168,9 @@ pub(super) enum RunError {
 /// runs the command on a channel); output it cannot store, `<token> L`.
 /// Each file of output ends with a `.` the shell appends after the
 /// command: tmpfs fills a file's last page before it refuses a write, so
-/// an append that fails means output was lost.
+/// an append that fails means output was lost. Output files are emptied
+/// once sent (a process the command left in the background may still
+/// hold them, so they are removed only every [`SWEEP_EVERY`] commands).
 ///
 /// It says `<token> READY <pid> <dir>` once ready, after a line
 /// `<token> STALE <dir>` for each directory of an earlier shell whose
@@ -239,6 +241,7 @@ if [ "$__ni" -gt 0 ]; then : >"$__d/i"; fi
 printf '%s O\n' "$__t"
 cat "$__d/o$__n" "$__d/m" "$__d/e$__n"
 printf '\n%s S %s\n' "$__t" "$__st"
+: >"$__d/o$__n"; : >"$__d/e$__n"
 done"#
     )
 }

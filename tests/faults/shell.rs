@@ -149,3 +149,100 @@ fn sigint_mid_command_stops_the_remote_command_and_cleans_up() {
         );
     }
 }
+
+/// The mount on /dev/shm as this process sees it.
+fn host_shm_mount() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some("/dev/shm"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_full_dev_shm_is_neither_a_lost_host_nor_a_silent_truncation() {
+    let env = Env::new(1);
+    let host_before = host_shm_mount();
+    // A tiny /dev/shm with little room left, inside the node's own mount
+    // namespace.
+    let setup = env.write(
+        "fill.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - shell: (sleep 0.5; mount -t tmpfs -o size=64k,mode=1777 tiny /dev/shm && dd if=/dev/zero of=/dev/shm/fill bs=1k count=24) >/dev/null 2>&1 &
+"#,
+    );
+    // (Mounted after the run: its shell's directory would vanish under
+    // the mount.)
+    let run = env.apply(&setup, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let node = &env.node_names()[0];
+    assert!(
+        wait_for(Duration::from_secs(10), || node_shm(&env, node)
+            .join("fill")
+            .exists()),
+        "the node's /dev/shm was not filled"
+    );
+    assert_eq!(
+        host_shm_mount(),
+        host_before,
+        "the mount stayed in the node"
+    );
+    assert!(!Path::new("/dev/shm/fill").exists());
+
+    let pb = env.write(
+        "normal.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: more output than /dev/shm holds
+      command: seq 1 40000
+      ignore_errors: true
+    - name: a file larger than /dev/shm
+      copy:
+        content: "{{ 'x' * 200000 }}"
+        dest: /tmp/large
+      become: true
+    - name: the same output again
+      command: seq 1 40000
+    - name: small
+      command: echo done
+      become: true
+"#,
+    );
+    let run = env.apply(&pb, &[]);
+    let results: Vec<serde_json::Value> = run
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "host_result")
+        .collect();
+    assert_eq!(results.len(), 4, "{}", run.all());
+    assert_eq!(run.total("unreachable"), 0, "{}", run.all());
+    // The output that did not fit is a failure that says so, not a
+    // short stdout.
+    let msg = results[0]["msg"].as_str().unwrap_or_default();
+    assert!(
+        results[0]["failed"] == true && msg.contains("no room"),
+        "{}",
+        results[0]
+    );
+    assert_eq!(results[1]["status"], "changed", "{}", results[1]);
+    assert_eq!(
+        env.node_file(node, "/tmp/large").map(|s| s.len()),
+        Some(200000)
+    );
+    assert_eq!(
+        results[2]["result"]["stdout_lines"]
+            .as_array()
+            .map(Vec::len),
+        Some(40000),
+        "the shell now lives out of /dev/shm"
+    );
+    assert_eq!(results[3]["status"], "changed");
+    assert_eq!(run.code, 0, "{}", run.all());
+}
