@@ -214,7 +214,9 @@ pub fn main() -> i32 {
 
 fn init_tracing(verbosity: u8) {
     let level = match verbosity {
-        0..=2 => "warn",
+        0 => "warn",
+        // -v says what drover removed that an earlier run left behind.
+        1..=2 => "warn,drover::cleanup=info",
         3 => "drover=debug",
         _ => "drover=trace,russh=debug",
     };

@@ -738,6 +738,32 @@ mod tests {
         assert_eq!(run(&r, "echo again").await.stdout, b"again\n");
     }
 
+    #[tokio::test]
+    async fn a_new_shell_removes_directories_whose_shell_is_gone() {
+        let shm = std::path::Path::new("/dev/shm");
+        let dead = std::process::Command::new("true")
+            .spawn()
+            .and_then(|mut c| c.wait().map(|_| c.id()))
+            .expect("true runs");
+        let name = |tag: &str| {
+            shm.join(format!(
+                ".drover-sh.{tag}{:06x}",
+                rand::rng().random::<u32>() & 0xffffff
+            ))
+        };
+        let gone = name("g");
+        let alive = name("a");
+        for (dir, pid) in [(&gone, dead), (&alive, std::process::id())] {
+            std::fs::create_dir(dir).expect("mkdir");
+            std::fs::write(dir.join("pid"), format!("{pid}\n")).expect("pid");
+        }
+        let r = remote();
+        assert_eq!(run(&r, "echo ok").await.stdout, b"ok\n");
+        assert!(!gone.exists(), "its shell is gone: removed");
+        assert!(alive.exists(), "its shell runs: kept");
+        std::fs::remove_dir_all(&alive).expect("cleanup");
+    }
+
     #[test]
     fn answers_are_split_at_their_markers() {
         let t = "TOK";

@@ -246,3 +246,59 @@ fn a_full_dev_shm_is_neither_a_lost_host_nor_a_silent_truncation() {
     assert_eq!(results[3]["status"], "changed");
     assert_eq!(run.code, 0, "{}", run.all());
 }
+
+#[test]
+fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let src = env.path("big.bin");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&src).expect("create");
+        let block: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        for _ in 0..64 {
+            f.write_all(&block).expect("write");
+        }
+    }
+    let pb = env.write(
+        "copy.yml",
+        &format!(
+            r#"
+- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - copy:
+        src: {}
+        dest: /opt/big.bin
+"#,
+            src.display()
+        ),
+    );
+    let opt = env.node_path(&node, "/opt");
+    let temps = || entries_named(&opt, ".drover.");
+    let mut child = env.spawn(&pb, &[]);
+    assert!(
+        wait_for(Duration::from_secs(60), || !temps().is_empty()),
+        "the copy never started"
+    );
+    signal(child.id(), "KILL");
+    let _ = child.wait();
+    // What the killed run left (its remote shell may still be removing it).
+    std::thread::sleep(Duration::from_secs(2));
+    let left = temps();
+    let run = env.apply(&pb, &["-v"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(temps(), Vec::<String>::new(), "left before: {left:?}");
+    if !left.is_empty() {
+        assert!(
+            run.stderr.contains("left by an earlier run"),
+            "-v says what it removed: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(opt.join("big.bin")).map(|m| m.len()).ok(),
+        Some(64 << 20)
+    );
+}
