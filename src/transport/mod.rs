@@ -542,10 +542,10 @@ impl Remote {
     }
 }
 
-/// Stop the shells running on `transport` (an interrupted run): each
-/// stops its command's process group and removes its directory; what is
-/// left after two seconds is removed by a command on a channel of its
-/// own, run as the shell's user.
+/// Stop the shells running on `transport` (an interrupted run), from a
+/// channel of its own as each shell's user: TERM to the shell's process
+/// group (the shell and its command, of that channel's session alone),
+/// KILL after two seconds, then remove its directory.
 pub async fn stop_shells(transport: Arc<dyn Transport>) {
     let Some(shells) = transport.shells() else {
         return;
@@ -553,21 +553,30 @@ pub async fn stop_shells(transport: Arc<dyn Transport>) {
     let stops = shells.live().into_iter().map(|live| {
         let remote = Remote::new(transport.clone(), live.become_.clone());
         async move {
-            let d = shell_quote(&live.dir);
-            let p = live.pid;
-            // The pid file proves the pid still names that shell.
-            let script = format!(
-                "if [ -f {d}/pid ] && read -r q <{d}/pid && [ \"$q\" = {p} ]; then\n\
-                 kill -TERM {p} 2>/dev/null\n\
-                 i=0; while [ $i -lt 20 ] && kill -0 {p} 2>/dev/null; do sleep 0.1; i=$((i + 1)); done\n\
-                 rm -rf -- {d}\nfi"
-            );
+            let script = stop_script(live.pid, &live.dir);
             if let Err(e) = remote.exec_on_channel(&script, b"").await {
                 tracing::debug!(error = %e, dir = live.dir, "stopping a shell");
             }
         }
     });
     futures::future::join_all(stops).await;
+}
+
+/// The script stopping the shell `pid` whose directory is `dir`. The pid
+/// file proves the pid still names that shell; its process group is
+/// field 5 of /proc/PID/stat.
+fn stop_script(pid: u32, dir: &str) -> String {
+    let d = shell_quote(dir);
+    format!(
+        "if [ -f {d}/pid ] && read -r q <{d}/pid && [ \"$q\" = {pid} ]; then\n\
+         g=; if read -r s </proc/{pid}/stat; then set -- $s; g=$5; fi\n\
+         case $g in ''|*[!0-9]*|0|1) g=;; esac\n\
+         if [ -n \"$g\" ]; then kill -TERM -$g 2>/dev/null; else kill -TERM {pid} 2>/dev/null; fi\n\
+         i=0; while [ $i -lt 20 ] && kill -0 {pid} 2>/dev/null; do sleep 0.1; i=$((i + 1)); done\n\
+         if [ -n \"$g\" ]; then kill -KILL -$g 2>/dev/null; fi\n\
+         rm -rf -- {d}\n\
+         fi"
+    )
 }
 
 async fn collect(

@@ -175,10 +175,10 @@ pub(super) enum RunError {
 /// It says `<token> READY <pid> <dir>` once ready, after a line
 /// `<token> STALE <dir>` for each directory of an earlier shell whose
 /// process is gone (or, without a pid file, older than an hour) that it
-/// removed. Each command runs in a session of its own (`setsid`, where
-/// there is one) while the shell waits: TERM to the shell stops the
-/// command's whole process group (KILL two seconds later) and removes the
-/// directory.
+/// removed. The shell and its commands are the process group of their
+/// channel's session: [`super::stop_shells`] stops them all at once, and
+/// the shell removes its directory as it ends (on TERM, HUP, or a closed
+/// stdout too).
 pub(super) fn script(token: &str, avoid_shm: bool) -> String {
     let bases = if avoid_shm {
         r#"/tmp /var/tmp "$HOME""#
@@ -209,18 +209,10 @@ printf ab | dd bs=2 count=1 iflag=fullblock of="$__d/s" 2>/dev/null && [ -s "$__
 rm -rf "$__d"; __d=
 done
 [ -n "$__d" ] || exit 97
-__p=
 trap 'rm -rf "$__d"' EXIT
-__stop() {{
-[ -n "$__p" ] || return 0
-kill -TERM -"$__p" 2>/dev/null || kill -TERM "$__p" 2>/dev/null
-(sleep 2; kill -KILL -"$__p" 2>/dev/null) </dev/null >/dev/null 2>&1 &
-}}
-trap '__stop; exit 129' HUP
-trap '__stop; exit 141' PIPE
-trap '__stop; exit 143' TERM
-__ss=
-if command -v setsid >/dev/null 2>&1; then __ss=setsid; fi
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 printf '\n%s E\n' "$__t" >"$__d/m" || exit 97
 __n=0
 printf '%s READY %s %s\n' "$__t" "$$" "$__d"
@@ -231,11 +223,8 @@ dd bs="$__ns" count=1 iflag=fullblock of="$__d/s" 2>/dev/null || {{ printf '%s F
 __in=/dev/null
 if [ "$__ni" -gt 0 ]; then dd bs="$__ni" count=1 iflag=fullblock of="$__d/i" 2>/dev/null || {{ printf '%s F\n' "$__t"; exit 98; }}; __in=$__d/i; fi
 IFS= read -r __e && [ "$__e" = "$__t" ] || exit 95
-$__ss /bin/sh "$__d/s" <"$__in" >"$__d/o$__n" 2>"$__d/e$__n" &
-__p=$!
-wait "$__p"
+/bin/sh "$__d/s" <"$__in" >"$__d/o$__n" 2>"$__d/e$__n"
 __st=$?
-__p=
 if [ "$__ni" -gt 0 ]; then : >"$__d/i"; fi
 {{ printf . >>"$__d/o$__n" && printf . >>"$__d/e$__n"; }} 2>/dev/null || {{ printf '%s L\n' "$__t"; continue; }}
 printf '%s O\n' "$__t"

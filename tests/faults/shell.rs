@@ -79,10 +79,22 @@ fn signal(pid: u32, sig: &str) {
 
 #[test]
 fn sigint_mid_command_stops_the_remote_command_and_cleans_up() {
+    interrupt_mid_command(true);
+}
+
+#[test]
+fn sigint_mid_command_without_become_stops_it_too() {
+    interrupt_mid_command(false);
+}
+
+/// SIGINT to drover while `sleep 30` runs on two nodes (through sudo
+/// with `become`).
+fn interrupt_mid_command(with_become: bool) {
     let env = Env::new(2);
     let pb = env.write(
         "sleep.yml",
-        r#"
+        &format!(
+            r#"
 - hosts: all
   gather_facts: false
   tasks:
@@ -90,10 +102,11 @@ fn sigint_mid_command_stops_the_remote_command_and_cleans_up() {
       command: "true"
     - name: long
       command: sleep 30
-      become: true
+      become: {with_become}
     - name: never
       command: touch /tmp/after-the-interrupt
-"#,
+"#
+        ),
     );
     let mut child = env.spawn(&pb, &[]);
     let nodes = env.node_names();
