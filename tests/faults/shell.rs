@@ -163,6 +163,38 @@ fn interrupt_mid_command(with_become: bool) {
     }
 }
 
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let env = Env::new(1);
+    let pb = env.write(
+        "sleep.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: sleep 30
+"#,
+    );
+    let node = env.node_names()[0].clone();
+    let mut child = env.spawn(&pb, &[]);
+    assert!(
+        wait_for(Duration::from_secs(30), || node_procs(&env, &node)
+            .iter()
+            .any(|(_, c)| c == "sleep 30")),
+        "the sleep never started"
+    );
+    let start = Instant::now();
+    signal(child.id(), "INT");
+    signal(child.id(), "INT");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 /// The mount on /dev/shm as this process sees it.
 fn host_shm_mount() -> String {
     std::fs::read_to_string("/proc/self/mountinfo")
