@@ -292,10 +292,9 @@ fn a_full_dev_shm_is_neither_a_lost_host_nor_a_silent_truncation() {
     assert_eq!(run.code, 0, "{}", run.all());
 }
 
-#[test]
-fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
-    let env = Env::new(1);
-    let node = env.node_names()[0].clone();
+/// A 64 MiB local file and a playbook copying it to /opt/big.bin with
+/// become.
+fn big_copy(env: &Env) -> PathBuf {
     let src = env.path("big.bin");
     {
         use std::io::Write as _;
@@ -305,7 +304,7 @@ fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
             f.write_all(&block).expect("write");
         }
     }
-    let pb = env.write(
+    env.write(
         "copy.yml",
         &format!(
             r#"
@@ -319,7 +318,43 @@ fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
 "#,
             src.display()
         ),
+    )
+}
+
+#[test]
+fn sigint_mid_copy_exits_within_seconds_and_leaves_no_temp_file() {
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let pb = big_copy(&env);
+    let opt = env.node_path(&node, "/opt");
+    let temps = || entries_named(&opt, ".drover.");
+    let mut child = env.spawn(&pb, &[]);
+    assert!(
+        wait_for(Duration::from_secs(60), || !temps().is_empty()),
+        "the copy never started"
     );
+    let start = Instant::now();
+    signal(child.id(), "INT");
+    let status = child.wait().expect("wait");
+    let took = start.elapsed();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut stdout)
+        .expect("read");
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(stdout.contains("\"recap\""), "a recap: {stdout}");
+    assert!(
+        wait_for(Duration::from_secs(5), || temps().is_empty()),
+        "left {:?}",
+        temps()
+    );
+}
+
+#[test]
+fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let pb = big_copy(&env);
     let opt = env.node_path(&node, "/opt");
     let temps = || entries_named(&opt, ".drover.");
     let mut child = env.spawn(&pb, &[]);
