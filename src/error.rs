@@ -67,4 +67,6 @@ pub mod exit {
     pub const FAILED: i32 = 2;
     /// Some host unreachable and none failed.
     pub const UNREACHABLE: i32 = 4;
+    /// Interrupted by SIGINT or SIGTERM (as a shell reports SIGINT).
+    pub const INTERRUPTED: i32 = 130;
 }

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod error;
 pub mod executor;
+pub mod interrupt;
 pub mod inventory;
 pub mod lab;
 pub mod localfs;

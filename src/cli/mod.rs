@@ -219,7 +219,9 @@ static SECRETS: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(Redacto
 
 fn init_tracing(verbosity: u8) {
     let level = match verbosity {
-        0..=2 => "warn",
+        0 => "warn",
+        // -v says what drover removed that an earlier run left behind.
+        1..=2 => "warn,drover::cleanup=info",
         3 => "drover=debug",
         _ => "drover=trace,russh=debug",
     };
@@ -371,16 +373,75 @@ fn run_playbook(
             return exit::INVALID;
         }
     };
+    let events = tx.clone();
     let runner = Runner::new(pb, inv, opts, tx, redactor);
     if let Err(e) = runner.resolve_hosts() {
         return input_error(&e);
     }
-    let result = runtime.block_on(runner.run());
+    let result = runtime.block_on(run_interruptible(runner, events));
     let _ = printer.join();
     match result {
-        Ok(summary) => summary.exit_code(),
+        Ok(_) if crate::interrupt::interrupted() => exit::INTERRUPTED,
+        Ok(Some(summary)) => summary.exit_code(),
+        Ok(None) => exit::INTERRUPTED,
         Err(e) => input_error(&e),
     }
+}
+
+/// How long an interrupted run may take to stop the commands running on
+/// the hosts and remove its temporary files there.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Run the plays until SIGINT or SIGTERM; then stop the commands running
+/// on the hosts, remove drover's directories there (within
+/// [`STOP_GRACE`]) and send the recap so far. A second signal exits at
+/// once. `None` when the run was cut short before its own recap.
+async fn run_interruptible(
+    runner: Runner<'_>,
+    events: std::sync::mpsc::Sender<crate::report::Event>,
+) -> Result<Option<crate::executor::Summary>, InputErrors> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let pool = runner.pool();
+    let progress = runner.progress();
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return runner.run().await.map(Some);
+    };
+    let mut run = Box::pin(runner.run());
+    tokio::select! {
+        result = &mut run => return result.map(Some),
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    crate::interrupt::interrupt();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(exit::INTERRUPTED);
+    });
+    let _ = events.send(crate::report::Event::Warning(
+        "interrupted: stopping the commands running on the hosts".into(),
+    ));
+    let stop = tokio::time::timeout(STOP_GRACE, pool.stop_remote());
+    let wind_down = tokio::time::timeout(STOP_GRACE, &mut run);
+    let (_, finished) = tokio::join!(stop, wind_down);
+    let result = match finished {
+        Ok(result) => result.map(Some),
+        Err(_) => {
+            let recap = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let _ = events.send(crate::report::Event::Recap(recap));
+            Ok(None)
+        }
+    };
+    // Commands still running on channels of their own get a TERM request
+    // as their processes are dropped, before the connections close.
+    drop(run);
+    pool.close_all().await;
+    result
 }
 
 fn apply(args: ApplyArgs) -> i32 {

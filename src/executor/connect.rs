@@ -57,6 +57,19 @@ impl Pool {
         slots.remove(host);
     }
 
+    /// Stop the commands running on every connected host and remove
+    /// their temporary directories (an interrupted run).
+    pub async fn stop_remote(&self) {
+        let transports: Vec<Arc<dyn Transport>> = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .values()
+                .filter_map(|s| s.get().and_then(|t| t.as_ref().ok()).cloned())
+                .collect()
+        };
+        futures::future::join_all(transports.into_iter().map(crate::transport::stop_shells)).await;
+    }
+
     /// Close every connection.
     pub async fn close_all(&self) {
         let slots: Vec<Slot> = {

@@ -137,7 +137,10 @@ pub struct Runner<'a> {
     inventory: &'a Inventory,
     opts: &'a Options,
     templar: Templar,
-    pool: Pool,
+    pool: Arc<Pool>,
+    /// The counters as of the last task every host finished, for a recap
+    /// of a run stopped in the middle of one.
+    progress: Arc<std::sync::Mutex<IndexMap<String, Counters>>>,
     forks: Arc<Semaphore>,
     events: std::sync::mpsc::Sender<Event>,
     redactor: Redactor,
@@ -186,7 +189,8 @@ impl<'a> Runner<'a> {
             inventory,
             opts,
             templar: Templar::new(),
-            pool: Pool::default(),
+            pool: Arc::new(Pool::default()),
+            progress: Arc::default(),
             forks: Arc::new(Semaphore::new(forks)),
             events,
             redactor,
@@ -195,6 +199,17 @@ impl<'a> Runner<'a> {
             states: IndexMap::new(),
             hostvars: minijinja::Value::UNDEFINED,
         }
+    }
+
+    /// The run's connections, to stop their commands when it is
+    /// interrupted.
+    pub fn pool(&self) -> Arc<Pool> {
+        self.pool.clone()
+    }
+
+    /// The counters as of the last task every host finished.
+    pub fn progress(&self) -> Arc<std::sync::Mutex<IndexMap<String, Counters>>> {
+        self.progress.clone()
     }
 
     fn emit(&self, event: Event) {
@@ -223,9 +238,16 @@ impl<'a> Runner<'a> {
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
         for (play, hosts) in self.playbook.plays.iter().zip(targets) {
+            if crate::interrupt::interrupted() {
+                break;
+            }
             self.run_play(play, hosts).await?;
         }
-        self.pool.close_all().await;
+        // An interrupted run's caller still needs the connections to
+        // clean up on the hosts; it closes them.
+        if !crate::interrupt::interrupted() {
+            self.pool.close_all().await;
+        }
         let recap: IndexMap<String, Counters> = self
             .states
             .iter()
@@ -432,9 +454,19 @@ impl<'a> Runner<'a> {
         self.states
             .sort_by_cached_key(|name, _| inventory.hosts.get_index_of(name).unwrap_or(usize::MAX));
         self.refresh_hostvars();
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = self
+            .states
+            .iter()
+            .map(|(k, s)| (k.clone(), s.counters.clone()))
+            .collect();
     }
 
+    /// The hosts still in the play; none once the run is interrupted, so
+    /// that no task starts after it.
     fn active_of(&self, hosts: &[String]) -> Vec<String> {
+        if crate::interrupt::interrupted() {
+            return Vec::new();
+        }
         hosts
             .iter()
             .filter(|h| self.states.get(*h).is_some_and(HostState::active))

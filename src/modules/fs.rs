@@ -741,6 +741,9 @@ pub async fn write_files(
             )));
         }
         for line in out.stdout_str().lines() {
+            if let Some(path) = line.strip_prefix("@@stale ") {
+                tracing::info!(target: "drover::cleanup", "removed {path}, left by an earlier run");
+            }
             if let Some(rest) = line.strip_prefix("@@backup ") {
                 if let Some((i, path)) = rest.split_once(' ') {
                     if let Some(slot) = i.parse::<usize>().ok().and_then(|i| backups.get_mut(i)) {
@@ -757,7 +760,7 @@ pub async fn write_files(
 fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
     let q = shell_quote(f.path);
     let dir = shell_quote(&parent_dir(f.path));
-    let mut script = format!("t=$(mktemp {dir}/.drover.XXXXXXXX)\n");
+    let mut script = temp_file_script(&dir);
     let mut data: &[u8] = &[];
     match f.source {
         WriteSource::Bytes(bytes) => {
@@ -822,6 +825,25 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
     }
     script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
     (script, data)
+}
+
+/// The start of a write into `dir` (quoted): remove what earlier writes
+/// left there (a killed run): temp files whose writer is gone (their name
+/// carries its pid) or untouched for an hour, each named on a line
+/// `@@stale PATH`; then make this write's temp file `$t`. Only a write
+/// pays for this, and a glob finds nothing when nothing was left.
+fn temp_file_script(dir: &str) -> String {
+    format!(
+        "for o in {dir}/.drover.*; do\n\
+         [ -f \"$o\" ] || continue\n\
+         p=${{o##*/.drover.}}; p=${{p%%.*}}\n\
+         case $p in *[!0-9]*) p=;; esac\n\
+         if [ -n \"$p\" ] && [ ! -d /proc/$p ] || [ -n \"$(find \"$o\" -maxdepth 0 -mmin +60 2>/dev/null)\" ]; then\n\
+         if rm -f -- \"$o\" 2>/dev/null; then printf '@@stale %s\\n' \"$o\"; fi\n\
+         fi\n\
+         done\n\
+         t=$(mktemp {dir}/.drover.$$.XXXXXXXX)\n"
+    )
 }
 
 /// Follows each file's bytes on stdin.

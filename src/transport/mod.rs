@@ -65,13 +65,26 @@ pub enum TransportError {
     /// The handle only records commands (read-ahead planning): nothing ran.
     #[error("command recorded for read-ahead, not run")]
     Recorded,
+    /// The host had no room for drover's temporary files.
+    #[error("{0}")]
+    Storage(String),
+    /// The run was interrupted (SIGINT or SIGTERM): the command was
+    /// stopped, or not started.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl TransportError {
     /// Does this error mean the host cannot be reached (UNREACHABLE in the
     /// recap) rather than a task failure?
     pub fn is_unreachable(&self) -> bool {
-        !matches!(self, TransportError::Become(_) | TransportError::Recorded)
+        !matches!(
+            self,
+            TransportError::Become(_)
+                | TransportError::Recorded
+                | TransportError::Storage(_)
+                | TransportError::Interrupted
+        )
     }
 }
 
@@ -337,9 +350,21 @@ impl Remote {
             with_env = self.with_env_exports(command);
             &with_env
         };
+        if crate::interrupt::interrupted() {
+            return Err(TransportError::Interrupted);
+        }
         if let Some(result) = self.exec_in_shell(command, stdin).await {
             return result;
         }
+        self.exec_on_channel(command, stdin).await
+    }
+
+    /// Run `command` on a channel of its own.
+    async fn exec_on_channel(
+        &self,
+        command: &str,
+        stdin: &[u8],
+    ) -> Result<ExecOutput, TransportError> {
         match &self.become_ {
             None => {
                 let mut proc = self.transport.spawn(command).await?;
@@ -372,7 +397,7 @@ impl Remote {
         let mut slot = slot.try_lock().ok()?;
         slot.drop_dead();
         if matches!(*slot, shell::Slot::Empty) {
-            match self.start_shell().await {
+            match self.start_shell(shells).await {
                 Ok(sh) => *slot = shell::Slot::Ready(sh),
                 // A command on a channel would meet the same refusal.
                 Err(e @ TransportError::Become(_)) => return Some(Err(e)),
@@ -386,16 +411,37 @@ impl Remote {
             return None;
         };
         let result = sh.run(command, stdin).await;
-        if result.is_err() {
-            *slot = shell::Slot::Empty;
+        let dir = sh.dir().to_string();
+        match result {
+            Ok(out) => Some(Ok(out)),
+            Err(e) => {
+                *slot = shell::Slot::Empty;
+                match e {
+                    // Nothing ran: a channel needs no room on the host.
+                    shell::RunError::Unstored => {
+                        tracing::debug!(dir, "the shell had no room for a command");
+                        shells.no_room_in(&dir);
+                        None
+                    }
+                    shell::RunError::Lost => {
+                        shells.no_room_in(&dir);
+                        Some(Err(TransportError::Storage(format!(
+                            "the command ran, but the host had no room for its output in {dir}"
+                        ))))
+                    }
+                    shell::RunError::Transport(_) if crate::interrupt::interrupted() => {
+                        Some(Err(TransportError::Interrupted))
+                    }
+                    shell::RunError::Transport(e) => Some(Err(e)),
+                }
+            }
         }
-        Some(result)
     }
 
     /// Start a shell (see [`shell`]) as this handle's become user.
-    async fn start_shell(&self) -> Result<shell::Shell, TransportError> {
+    async fn start_shell(&self, shells: &shell::Shells) -> Result<shell::Shell, TransportError> {
         let token = shell::token();
-        let script = shell::script(&token);
+        let script = shell::script(&token, shells.avoid_shm());
         let (proc, seen) = match &self.become_ {
             None => {
                 let proc = self
@@ -409,7 +455,7 @@ impl Remote {
                 (proc, out.stdout)
             }
         };
-        shell::Shell::ready(proc, token, seen).await
+        shell::Shell::ready(proc, token, seen, shells, self.become_.clone()).await
     }
 
     async fn exec_become(
@@ -494,6 +540,43 @@ impl Remote {
         out.stderr = strip_all(&out.stderr, prompt.as_bytes());
         Ok((proc, out))
     }
+}
+
+/// Stop the shells running on `transport` (an interrupted run), from a
+/// channel of its own as each shell's user: TERM to the shell's process
+/// group (the shell and its command, of that channel's session alone),
+/// KILL after two seconds, then remove its directory.
+pub async fn stop_shells(transport: Arc<dyn Transport>) {
+    let Some(shells) = transport.shells() else {
+        return;
+    };
+    let stops = shells.live().into_iter().map(|live| {
+        let remote = Remote::new(transport.clone(), live.become_.clone());
+        async move {
+            let script = stop_script(live.pid, &live.dir);
+            if let Err(e) = remote.exec_on_channel(&script, b"").await {
+                tracing::debug!(error = %e, dir = live.dir, "stopping a shell");
+            }
+        }
+    });
+    futures::future::join_all(stops).await;
+}
+
+/// The script stopping the shell `pid` whose directory is `dir`. The pid
+/// file proves the pid still names that shell; its process group is
+/// field 5 of /proc/PID/stat.
+fn stop_script(pid: u32, dir: &str) -> String {
+    let d = shell_quote(dir);
+    format!(
+        "if [ -f {d}/pid ] && read -r q <{d}/pid && [ \"$q\" = {pid} ]; then\n\
+         g=; if read -r s </proc/{pid}/stat; then set -- $s; g=$5; fi\n\
+         case $g in ''|*[!0-9]*|0|1) g=;; esac\n\
+         if [ -n \"$g\" ]; then kill -TERM -$g 2>/dev/null; else kill -TERM {pid} 2>/dev/null; fi\n\
+         i=0; while [ $i -lt 20 ] && kill -0 {pid} 2>/dev/null; do sleep 0.1; i=$((i + 1)); done\n\
+         if [ -n \"$g\" ]; then kill -KILL -$g 2>/dev/null; fi\n\
+         rm -rf -- {d}\n\
+         fi"
+    )
 }
 
 async fn collect(

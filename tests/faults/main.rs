@@ -8,3 +8,4 @@
 mod harness;
 mod known_hosts;
 mod redaction;
+mod shell;
