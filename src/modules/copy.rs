@@ -18,9 +18,10 @@ use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
     attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, resolved_word,
     sha1_hex, write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch,
-    WriteSource, MAX_DIFF_SIZE,
+    ReadOutput, WriteSource, MAX_DIFF_SIZE,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
 use crate::{Map, Value};
 
 /// Arguments of `copy`.
@@ -474,11 +475,59 @@ fn join(a: &str, b: &str) -> String {
     format!("{a}/{b}")
 }
 
-fn read_for(ctx: &ModuleCtx<'_>) -> Read {
-    Read {
-        checksum: true,
-        content: ctx.diff,
+/// What is read of each destination: its checksum, and (see
+/// [`small_content`]) for a diff its content.
+const CHECKSUM: Read = Read {
+    checksum: true,
+    content: false,
+};
+
+/// Read a literal path's checksum, and with `diff` its content if small.
+fn read_path(batch: &mut ReadBatch, diff: bool, path: &str, follow: bool) -> usize {
+    let i = batch.path(path, CHECKSUM, follow);
+    if diff {
+        small_content(batch, &shell_quote(path), i);
     }
+    i
+}
+
+/// Read the checksum of the path a shell word expands to, and with `diff`
+/// its content if small.
+fn read_expr(batch: &mut ReadBatch, diff: bool, word: &str) -> usize {
+    let i = batch.expr(word, CHECKSUM, false);
+    if diff {
+        small_content(batch, word, i);
+    }
+    i
+}
+
+/// For a diff, the content of the file at `word` (the read numbered `i`),
+/// only when it is small enough to be shown: a large file would otherwise
+/// be read whole into memory, to print a note that it is not shown.
+fn small_content(batch: &mut ReadBatch, word: &str, i: usize) {
+    batch.shell(&format!(
+        "if [ -f {word} ] && [ -r {word} ] && [ \"$(wc -c < {word})\" -le {MAX_DIFF_SIZE} ]; then printf '@@x content {i} '; base64 -w0 < {word}; echo; fi"
+    ));
+}
+
+/// Put the contents [`small_content`] read into their states.
+fn take_small_contents(out: &mut ReadOutput) -> Result<(), ModuleError> {
+    use base64::Engine as _;
+    for line in &out.extra {
+        let Some((i, data)) = line
+            .strip_prefix("content ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
+            continue;
+        };
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| ModuleError::failed(format!("bad file data: {e}")))?;
+        if let Some(state) = i.parse::<usize>().ok().and_then(|i| out.states.get_mut(i)) {
+            state.content = Some(data);
+        }
+    }
+    Ok(())
 }
 
 /// Plan a copy of `spec`; `copy` and `template` both end here.
@@ -614,6 +663,10 @@ fn decide(
                 st.link_target.clone().unwrap_or_default()
             ),
             (_, Some(c)) => content_for_diff(c),
+            (_, None) if st.size > MAX_DIFF_SIZE as u64 => format!(
+                "(content not shown: {} bytes, more than {MAX_DIFF_SIZE})\n",
+                st.size
+            ),
             (_, None) => "(content not readable)\n".into(),
         };
         let after = t
@@ -639,7 +692,6 @@ fn decide(
 }
 
 async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChange>, ModuleError> {
-    let read = read_for(ctx);
     let (basename, new_data, source_mode, remote_src) = match &spec.source {
         Source::Bytes {
             data,
@@ -660,32 +712,27 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
     let dest = spec.dest.clone();
     let into_dir = dest.ends_with('/');
     let mut batch = ReadBatch::new();
-    let i_dest = batch.path(&dest, read, false);
+    let diff = ctx.diff;
+    let i_dest = read_path(&mut batch, diff, &dest, false);
     let i_dest_followed = batch.path(&dest, Read::default(), true);
     let i_inner = basename
         .as_ref()
-        .map(|b| batch.path(&join(&dest, b), read, false));
+        .map(|b| read_path(&mut batch, diff, &join(&dest, b), false));
     let i_parent = batch.path(&parent_dir(&dest), Read::default(), true);
     let (i_real, i_inner_real) = if spec.follow {
-        let real = batch.expr(&resolved_word(&dest), read, false);
+        let real = read_expr(&mut batch, diff, &resolved_word(&dest));
         let inner = basename
             .as_ref()
-            .map(|b| batch.expr(&resolved_word(&join(&dest, b)), read, false));
+            .map(|b| read_expr(&mut batch, diff, &resolved_word(&join(&dest, b))));
         (Some(real), inner)
     } else {
         (None, None)
     };
-    let i_src = remote_src.as_ref().map(|s| {
-        batch.path(
-            s,
-            Read {
-                checksum: true,
-                content: ctx.diff,
-            },
-            true,
-        )
-    });
-    let out = batch.run(ctx.remote).await?;
+    let i_src = remote_src
+        .as_ref()
+        .map(|s| read_path(&mut batch, diff, s, true));
+    let mut out = batch.run(ctx.remote).await?;
+    take_small_contents(&mut out)?;
     let states = &out.states;
 
     // The source on the host, for remote_src.
@@ -873,7 +920,6 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
         None => spec.dest.trim_end_matches('/').to_string(),
     };
     let base = if base.is_empty() { "/".into() } else { base };
-    let read = read_for(ctx);
     let mut batch = ReadBatch::new();
     let i_base = batch.path(&base, Read::default(), true);
     let dir_is: Vec<usize> = dirs
@@ -882,9 +928,10 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
         .collect();
     let file_is: Vec<usize> = files
         .iter()
-        .map(|f| batch.path(&join(&base, &f.rel), read, false))
+        .map(|f| read_path(&mut batch, ctx.diff, &join(&base, &f.rel), false))
         .collect();
-    let out = batch.run(ctx.remote).await?;
+    let mut out = batch.run(ctx.remote).await?;
+    take_small_contents(&mut out)?;
     let states = &out.states;
 
     let mut prepare = String::new();
@@ -1199,10 +1246,24 @@ mod tests {
         assert_eq!(out.data["size"], json!(big.len()));
         assert!(std::fs::read(&dest).expect("read") == big);
         assert!(
-            !h.run::<Copy>(args, false, false)
+            !h.run::<Copy>(args.clone(), false, false)
                 .await
                 .expect("again")
                 .changed
+        );
+        // A diff against a large destination does not read it.
+        let mut other = big.clone();
+        other[0] ^= 1;
+        std::fs::write(h.root().join("files/big.bin"), &other).expect("write");
+        let out = h.run::<Copy>(args, true, true).await.expect("check");
+        assert!(out.changed);
+        let diff = out.diff.expect("diff");
+        assert_eq!(
+            diff.before,
+            format!(
+                "(content not shown: {} bytes, more than {MAX_DIFF_SIZE})\n",
+                big.len()
+            )
         );
         // The expected checksum is checked against the streamed hash.
         let err = h
