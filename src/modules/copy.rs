@@ -167,38 +167,76 @@ impl Content {
     }
 
     /// A local file's content: read whole when small, else hashed by
-    /// streaming it and left on disk.
+    /// streaming it and left on disk. A large file is hashed once per run
+    /// while it stays the same (same inode, size and modification time):
+    /// every host copying it, and the read-ahead pass before each, use
+    /// that hash; the hash is checked again as the file is sent.
     fn of_local(path: &Path, size: u64) -> std::io::Result<Content> {
-        use sha1::Digest as _;
-        use std::io::Read as _;
+        use std::os::unix::fs::MetadataExt as _;
         if size < STREAM_FROM {
             return std::fs::read(path).map(Content::Bytes);
         }
-        let mut file = std::fs::File::open(path)?;
-        let mut hasher = sha1::Sha1::new();
-        let mut buf = vec![0u8; HASH_CHUNK];
-        let mut len = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            len += n as u64;
+        let meta = std::fs::metadata(path)?;
+        let key = (
+            path.to_path_buf(),
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
+        // Held while hashing: hosts asking for the same file wait for the
+        // one hash instead of each reading the file.
+        let mut hashes = LARGE_FILE_HASHES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((len, sha1)) = hashes.get(&key) {
+            return Ok(Content::File {
+                path: path.to_path_buf(),
+                len: *len,
+                sha1: sha1.clone(),
+            });
         }
-        let sha1 = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let (len, sha1) = hash_file(path)?;
+        hashes.insert(key, (len, sha1.clone()));
         Ok(Content::File {
             path: path.to_path_buf(),
             len,
             sha1,
         })
     }
+}
+
+/// A large local file's identity: path, device, inode, size, mtime.
+type FileKey = (PathBuf, u64, u64, u64, i64, i64);
+
+/// Hashes of the large local files read in this run (see [`Content::of_local`]).
+static LARGE_FILE_HASHES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<FileKey, (u64, String)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Length and SHA-1 (hex) of a file, read in pieces.
+fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use sha1::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha1::Sha1::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    let sha1 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((len, sha1))
 }
 
 /// Where the new content comes from.
