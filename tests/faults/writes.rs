@@ -192,3 +192,53 @@ fn a_100_mb_copy_streams_in_bounded_memory() {
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(again.total("changed"), 0, "{}", again.all());
 }
+
+/// The other side of the rule: a node lost in the middle of a large write
+/// is UNREACHABLE, not a failed task.
+#[test]
+fn a_node_lost_mid_write_is_unreachable() {
+    let mut env = Env::new(2);
+    data_file(&env, "image.tar", 200 * MIB);
+    let pb = env.write(
+        "lost.yml",
+        "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    - copy: { src: image.tar, dest: /opt/image.tar }\n",
+    );
+    let mut child = env.spawn(&pb, &[]);
+    // Wait for the temp file on pi-worker-01: the write is under way.
+    let opt = env.node_path("pi-worker-01", "/opt");
+    let started = std::time::Instant::now();
+    loop {
+        let writing = std::fs::read_dir(&opt)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".drover."))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the write never started"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "drover ended early"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    env.lab.stop_node("pi-worker-01").expect("stop node");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut out)
+        .expect("read");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(4), "{out}");
+    let recap = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("recap").cloned())
+        .expect("recap");
+    assert_eq!(recap["pi-worker-01"]["unreachable"], 1, "{recap}");
+    assert_eq!(recap["pi-master"]["failed"], 0, "{recap}");
+    assert_eq!(recap["pi-master"]["unreachable"], 0, "{recap}");
+}
