@@ -18,9 +18,10 @@ use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
     attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, resolved_word,
     sha1_hex, write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch,
-    WriteSource,
+    ReadOutput, WriteSource, MAX_DIFF_SIZE,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use crate::transport::shell_quote;
 use crate::{Map, Value};
 
 /// Arguments of `copy`.
@@ -103,12 +104,147 @@ impl<'de> Deserialize<'de> for ModeArg {
     }
 }
 
+/// Local files this large or larger are not read into memory: hashed by
+/// streaming them once when planned, and streamed again when written.
+/// Smaller ones are read whole, and batched through the kept shell.
+const STREAM_FROM: u64 = 1 << 20;
+
+/// Size of the pieces a large local file is hashed in.
+const HASH_CHUNK: usize = 256 * 1024;
+
+/// New content known locally.
+#[derive(Debug, Clone)]
+pub(crate) enum Content {
+    /// In memory: `content`, a rendered template, a small local file.
+    Bytes(Vec<u8>),
+    /// A large local file, left on disk.
+    File {
+        /// The local file.
+        path: PathBuf,
+        /// Its size when hashed.
+        len: u64,
+        /// Its SHA-1 (hex) when hashed.
+        sha1: String,
+    },
+}
+
+impl Content {
+    /// SHA-1 hex, as `sha1sum` prints it.
+    fn sha1(&self) -> String {
+        match self {
+            Content::Bytes(d) => sha1_hex(d),
+            Content::File { sha1, .. } => sha1.clone(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Content::Bytes(d) => d.len() as u64,
+            Content::File { len, .. } => *len,
+        }
+    }
+
+    /// The content as diff text (a note for large files, which are never
+    /// read whole).
+    fn for_diff(&self) -> String {
+        match self {
+            Content::Bytes(d) => content_for_diff(d),
+            Content::File { len, .. } => {
+                format!("(content not shown: {len} bytes, more than {MAX_DIFF_SIZE})\n")
+            }
+        }
+    }
+
+    fn write_source(&self) -> WriteSource<'_> {
+        match self {
+            Content::Bytes(d) => WriteSource::Bytes(d),
+            Content::File { path, len, sha1 } => WriteSource::LocalFile {
+                path,
+                len: *len,
+                sha1,
+            },
+        }
+    }
+
+    /// A local file's content: read whole when small, else hashed by
+    /// streaming it and left on disk. A large file is hashed once per run
+    /// while it stays the same (same inode, size and modification time):
+    /// every host copying it, and the read-ahead pass before each, use
+    /// that hash; the hash is checked again as the file is sent.
+    fn of_local(path: &Path, size: u64) -> std::io::Result<Content> {
+        use std::os::unix::fs::MetadataExt as _;
+        if size < STREAM_FROM {
+            return std::fs::read(path).map(Content::Bytes);
+        }
+        let meta = std::fs::metadata(path)?;
+        let key = (
+            path.to_path_buf(),
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
+        // Held while hashing: hosts asking for the same file wait for the
+        // one hash instead of each reading the file.
+        let mut hashes = LARGE_FILE_HASHES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((len, sha1)) = hashes.get(&key) {
+            return Ok(Content::File {
+                path: path.to_path_buf(),
+                len: *len,
+                sha1: sha1.clone(),
+            });
+        }
+        let (len, sha1) = hash_file(path)?;
+        hashes.insert(key, (len, sha1.clone()));
+        Ok(Content::File {
+            path: path.to_path_buf(),
+            len,
+            sha1,
+        })
+    }
+}
+
+/// A large local file's identity: path, device, inode, size, mtime.
+type FileKey = (PathBuf, u64, u64, u64, i64, i64);
+
+/// Hashes of the large local files read in this run (see [`Content::of_local`]).
+static LARGE_FILE_HASHES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<FileKey, (u64, String)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Length and SHA-1 (hex) of a file, read in pieces.
+fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use sha1::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha1::Sha1::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    let sha1 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((len, sha1))
+}
+
 /// Where the new content comes from.
 pub(crate) enum Source {
-    /// Bytes known locally: `content`, a local file, a rendered template.
+    /// Content known locally: `content`, a local file, a rendered template.
     Bytes {
         /// The content.
-        data: Vec<u8>,
+        data: Content,
         /// Name used when the destination is a directory.
         basename: Option<String>,
         /// The source's mode, for `mode: preserve`.
@@ -131,7 +267,7 @@ pub(crate) enum Source {
 /// A file of a local tree.
 pub(crate) struct TreeFile {
     rel: String,
-    data: Vec<u8>,
+    data: Content,
     mode: u32,
 }
 
@@ -181,7 +317,7 @@ struct PlannedWrite {
 }
 
 enum PlannedData {
-    Bytes(Vec<u8>),
+    Local(Content),
     Remote(String),
 }
 
@@ -224,7 +360,7 @@ impl Module for Copy {
                     ));
                 }
                 Source::Bytes {
-                    data: content_bytes(content),
+                    data: Content::Bytes(content_bytes(content)),
                     basename: None,
                     mode: None,
                 }
@@ -240,10 +376,10 @@ impl Module for Copy {
             }
         };
         if let (Some(want), Source::Bytes { data, .. }) = (&self.checksum, &source) {
-            if !want.eq_ignore_ascii_case(&sha1_hex(data)) {
+            let have = data.sha1();
+            if !want.eq_ignore_ascii_case(&have) {
                 return Err(ModuleError::failed(format!(
-                    "the source's SHA-1 {} does not match the expected checksum {want}",
-                    sha1_hex(data)
+                    "the source's SHA-1 {have} does not match the expected checksum {want}"
                 )));
             }
         }
@@ -296,7 +432,7 @@ fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, Modul
             .ok_or_else(|| ModuleError::failed(format!("{}: name is not UTF-8", p.display())))
     };
     if !meta.is_dir() {
-        let data = std::fs::read(path).map_err(|e| io(path, e))?;
+        let data = Content::of_local(path, meta.len()).map_err(|e| io(path, e))?;
         return Ok(Source::Bytes {
             data,
             basename: Some(name(path)?),
@@ -309,12 +445,9 @@ fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, Modul
     let files = paths
         .into_par_iter()
         .map(|(rel, full)| {
-            let data = std::fs::read(&full).map_err(|e| io(&full, e))?;
-            let mode = std::fs::metadata(&full)
-                .map_err(|e| io(&full, e))?
-                .permissions()
-                .mode()
-                & 0o7777;
+            let meta = std::fs::metadata(&full).map_err(|e| io(&full, e))?;
+            let data = Content::of_local(&full, meta.len()).map_err(|e| io(&full, e))?;
+            let mode = meta.permissions().mode() & 0o7777;
             Ok(TreeFile { rel, data, mode })
         })
         .collect::<Result<Vec<_>, ModuleError>>()?;
@@ -380,11 +513,59 @@ fn join(a: &str, b: &str) -> String {
     format!("{a}/{b}")
 }
 
-fn read_for(ctx: &ModuleCtx<'_>) -> Read {
-    Read {
-        checksum: true,
-        content: ctx.diff,
+/// What is read of each destination: its checksum, and (see
+/// [`small_content`]) for a diff its content.
+const CHECKSUM: Read = Read {
+    checksum: true,
+    content: false,
+};
+
+/// Read a literal path's checksum, and with `diff` its content if small.
+fn read_path(batch: &mut ReadBatch, diff: bool, path: &str, follow: bool) -> usize {
+    let i = batch.path(path, CHECKSUM, follow);
+    if diff {
+        small_content(batch, &shell_quote(path), i);
     }
+    i
+}
+
+/// Read the checksum of the path a shell word expands to, and with `diff`
+/// its content if small.
+fn read_expr(batch: &mut ReadBatch, diff: bool, word: &str) -> usize {
+    let i = batch.expr(word, CHECKSUM, false);
+    if diff {
+        small_content(batch, word, i);
+    }
+    i
+}
+
+/// For a diff, the content of the file at `word` (the read numbered `i`),
+/// only when it is small enough to be shown: a large file would otherwise
+/// be read whole into memory, to print a note that it is not shown.
+fn small_content(batch: &mut ReadBatch, word: &str, i: usize) {
+    batch.shell(&format!(
+        "if [ -f {word} ] && [ -r {word} ] && [ \"$(wc -c < {word})\" -le {MAX_DIFF_SIZE} ]; then printf '@@x content {i} '; base64 -w0 < {word}; echo; fi"
+    ));
+}
+
+/// Put the contents [`small_content`] read into their states.
+fn take_small_contents(out: &mut ReadOutput) -> Result<(), ModuleError> {
+    use base64::Engine as _;
+    for line in &out.extra {
+        let Some((i, data)) = line
+            .strip_prefix("content ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
+            continue;
+        };
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| ModuleError::failed(format!("bad file data: {e}")))?;
+        if let Some(state) = i.parse::<usize>().ok().and_then(|i| out.states.get_mut(i)) {
+            state.content = Some(data);
+        }
+    }
+    Ok(())
 }
 
 /// Plan a copy of `spec`; `copy` and `template` both end here.
@@ -409,7 +590,7 @@ pub(crate) async fn apply_copy(
         .map(|w| FileWrite {
             path: &w.path,
             source: match &w.data {
-                PlannedData::Bytes(b) => WriteSource::Bytes(b),
+                PlannedData::Local(c) => c.write_source(),
                 PlannedData::Remote(p) => WriteSource::RemoteFile(p),
             },
             attrs: w.attrs.clone(),
@@ -433,7 +614,7 @@ struct Target<'a> {
     state: &'a FileState,
     data: PlannedData,
     checksum: Option<String>,
-    new_content: Option<&'a [u8]>,
+    new_content: Option<&'a Content>,
     source_mode: Option<u32>,
 }
 
@@ -520,11 +701,15 @@ fn decide(
                 st.link_target.clone().unwrap_or_default()
             ),
             (_, Some(c)) => content_for_diff(c),
+            (_, None) if st.size > MAX_DIFF_SIZE as u64 => format!(
+                "(content not shown: {} bytes, more than {MAX_DIFF_SIZE})\n",
+                st.size
+            ),
             (_, None) => "(content not readable)\n".into(),
         };
         let after = t
             .new_content
-            .map(content_for_diff)
+            .map(Content::for_diff)
             .unwrap_or_else(|| "(content of the remote source not read)\n".into());
         (before, after)
     } else {
@@ -545,13 +730,12 @@ fn decide(
 }
 
 async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChange>, ModuleError> {
-    let read = read_for(ctx);
     let (basename, new_data, source_mode, remote_src) = match &spec.source {
         Source::Bytes {
             data,
             basename,
             mode,
-        } => (basename.clone(), Some(data.as_slice()), *mode, None),
+        } => (basename.clone(), Some(data), *mode, None),
         Source::Remote(src) => (
             Path::new(src.trim_end_matches('/'))
                 .file_name()
@@ -566,32 +750,27 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
     let dest = spec.dest.clone();
     let into_dir = dest.ends_with('/');
     let mut batch = ReadBatch::new();
-    let i_dest = batch.path(&dest, read, false);
+    let diff = ctx.diff;
+    let i_dest = read_path(&mut batch, diff, &dest, false);
     let i_dest_followed = batch.path(&dest, Read::default(), true);
     let i_inner = basename
         .as_ref()
-        .map(|b| batch.path(&join(&dest, b), read, false));
+        .map(|b| read_path(&mut batch, diff, &join(&dest, b), false));
     let i_parent = batch.path(&parent_dir(&dest), Read::default(), true);
     let (i_real, i_inner_real) = if spec.follow {
-        let real = batch.expr(&resolved_word(&dest), read, false);
+        let real = read_expr(&mut batch, diff, &resolved_word(&dest));
         let inner = basename
             .as_ref()
-            .map(|b| batch.expr(&resolved_word(&join(&dest, b)), read, false));
+            .map(|b| read_expr(&mut batch, diff, &resolved_word(&join(&dest, b))));
         (Some(real), inner)
     } else {
         (None, None)
     };
-    let i_src = remote_src.as_ref().map(|s| {
-        batch.path(
-            s,
-            Read {
-                checksum: true,
-                content: ctx.diff,
-            },
-            true,
-        )
-    });
-    let out = batch.run(ctx.remote).await?;
+    let i_src = remote_src
+        .as_ref()
+        .map(|s| read_path(&mut batch, diff, s, true));
+    let mut out = batch.run(ctx.remote).await?;
+    take_small_contents(&mut out)?;
     let states = &out.states;
 
     // The source on the host, for remote_src.
@@ -620,7 +799,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
             }
             (
                 s.checksum.clone(),
-                s.content.clone(),
+                s.content.clone().map(Content::Bytes),
                 Some(s.mode),
                 Some(s.size),
             )
@@ -628,7 +807,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         None => (None, None, None, None),
     };
     let checksum = match new_data {
-        Some(d) => Some(sha1_hex(d)),
+        Some(d) => Some(d.sha1()),
         None => remote_checksum,
     };
     let source_mode = source_mode.or(remote_mode);
@@ -688,11 +867,11 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
     }
     let state = &states[state_i];
     let planned_data = match (&spec.source, &remote_src) {
-        (Source::Bytes { data, .. }, _) => PlannedData::Bytes(data.clone()),
+        (Source::Bytes { data, .. }, _) => PlannedData::Local(data.clone()),
         (_, Some(src)) => PlannedData::Remote(src.clone()),
         _ => return Err(ModuleError::failed("no source")),
     };
-    let new_content = new_data.or(remote_content.as_deref());
+    let new_content = new_data.or(remote_content.as_ref());
     let decision = decide(
         &spec,
         Target {
@@ -715,7 +894,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
     if let Some(c) = &checksum {
         data.insert("checksum".into(), Value::from(c.clone()));
     }
-    let size = new_data.map(|d| d.len() as u64).or(remote_size);
+    let size = new_data.map(Content::len).or(remote_size);
     if let Some(size) = size {
         data.insert("size".into(), Value::from(size));
     }
@@ -779,7 +958,6 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
         None => spec.dest.trim_end_matches('/').to_string(),
     };
     let base = if base.is_empty() { "/".into() } else { base };
-    let read = read_for(ctx);
     let mut batch = ReadBatch::new();
     let i_base = batch.path(&base, Read::default(), true);
     let dir_is: Vec<usize> = dirs
@@ -788,9 +966,10 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
         .collect();
     let file_is: Vec<usize> = files
         .iter()
-        .map(|f| batch.path(&join(&base, &f.rel), read, false))
+        .map(|f| read_path(&mut batch, ctx.diff, &join(&base, &f.rel), false))
         .collect();
-    let out = batch.run(ctx.remote).await?;
+    let mut out = batch.run(ctx.remote).await?;
+    take_small_contents(&mut out)?;
     let states = &out.states;
 
     let mut prepare = String::new();
@@ -852,8 +1031,8 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
             Target {
                 path: path.clone(),
                 state: &states[*i],
-                data: PlannedData::Bytes(f.data.clone()),
-                checksum: Some(sha1_hex(&f.data)),
+                data: PlannedData::Local(f.data.clone()),
+                checksum: Some(f.data.sha1()),
                 new_content: Some(&f.data),
                 source_mode: Some(f.mode),
             },
@@ -1080,6 +1259,60 @@ mod tests {
             .await
             .expect_err("content into dir");
         assert!(err.to_string().contains("dir as dest"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn large_local_file_is_streamed_not_held() {
+        let h = Harness::new();
+        let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(h.root().join("files/big.bin"), &big).expect("write");
+        let dest = h.path("big.bin");
+        let args = json!({ "src": "big.bin", "dest": dest });
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        let diff = out.diff.expect("diff");
+        assert!(diff.after.contains("content not shown"), "{}", diff.after);
+        let out = h
+            .run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        assert_eq!(out.data["checksum"], json!(sha1_hex(&big)));
+        assert_eq!(out.data["size"], json!(big.len()));
+        assert!(std::fs::read(&dest).expect("read") == big);
+        assert!(
+            !h.run::<Copy>(args.clone(), false, false)
+                .await
+                .expect("again")
+                .changed
+        );
+        // A diff against a large destination does not read it.
+        let mut other = big.clone();
+        other[0] ^= 1;
+        std::fs::write(h.root().join("files/big.bin"), &other).expect("write");
+        let out = h.run::<Copy>(args, true, true).await.expect("check");
+        assert!(out.changed);
+        let diff = out.diff.expect("diff");
+        assert_eq!(
+            diff.before,
+            format!(
+                "(content not shown: {} bytes, more than {MAX_DIFF_SIZE})\n",
+                big.len()
+            )
+        );
+        // The expected checksum is checked against the streamed hash.
+        let err = h
+            .run::<Copy>(
+                json!({ "src": "big.bin", "dest": dest, "checksum": "00" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("mismatch");
+        assert!(err.to_string().contains("does not match"), "{err}");
     }
 
     #[tokio::test]

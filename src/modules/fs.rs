@@ -12,7 +12,7 @@
 use base64::Engine as _;
 
 use super::ModuleError;
-use crate::transport::{shell_quote, Remote};
+use crate::transport::{shell_quote, Remote, StdinPart};
 use crate::Value;
 
 /// What kind of thing is at a path.
@@ -396,7 +396,7 @@ impl ReadBatch {
 
     /// Run the batch in one exec.
     pub async fn run(&self, remote: &Remote) -> Result<ReadOutput, ModuleError> {
-        let out = exec_script(remote, &self.script(), b"").await?;
+        let out = exec_script(remote, &self.script(), &[]).await?;
         let what = || {
             self.paths
                 .iter()
@@ -663,6 +663,16 @@ pub fn mkdirs_script(path: &str, attrs: &Attrs) -> Result<String, ModuleError> {
 pub enum WriteSource<'a> {
     /// These bytes (sent on stdin).
     Bytes(&'a [u8]),
+    /// A local file of `len` bytes with SHA-1 `sha1` (hex), streamed from
+    /// disk on stdin: large files never sit in memory whole.
+    LocalFile {
+        /// The local file.
+        path: &'a std::path::Path,
+        /// Its size when planned.
+        len: u64,
+        /// Its SHA-1 when planned; the bytes sent are checked against it.
+        sha1: &'a str,
+    },
     /// A file already on the host (`copy: remote_src=yes`).
     RemoteFile(&'a str),
 }
@@ -694,18 +704,18 @@ pub async fn write_files(
     files: &[FileWrite<'_>],
 ) -> Result<Vec<Option<String>>, ModuleError> {
     let header = "set -e\numask 077\nt=\ntrap 'if [ -n \"$t\" ]; then rm -f \"$t\"; fi' EXIT\n";
-    let fragments: Vec<(String, &[u8])> = files
+    let fragments: Vec<String> = files
         .iter()
         .enumerate()
         .map(|(i, f)| write_fragment(i, f))
         .collect();
     // Usually one exec. A script too long for one command line is split
     // between files (each file stays atomic).
-    let mut chunks: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut chunks: Vec<(String, Vec<StdinPart<'_>>, Vec<usize>)> = Vec::new();
     let mut script = format!("{header}{prepare}\n");
     let mut stdin = Vec::new();
     let mut members = Vec::new();
-    for (i, (fragment, data)) in fragments.iter().enumerate() {
+    for (i, fragment) in fragments.iter().enumerate() {
         // Split before this file when the chunk so far (directories to
         // create, earlier files) would make the script too long.
         if script.len() > header.len() + 1 && script.len() + fragment.len() > MAX_COMMAND {
@@ -717,10 +727,17 @@ pub async fn write_files(
             script.push_str(header);
         }
         script.push_str(fragment);
-        if matches!(files[i].source, WriteSource::Bytes(_)) {
-            stdin.extend_from_slice(data);
-            stdin.extend_from_slice(WRITE_SENTINEL.as_bytes());
-            stdin.push(b'\n');
+        match files[i].source {
+            WriteSource::Bytes(data) => stdin.push(StdinPart::Bytes(data)),
+            WriteSource::LocalFile { path, len, sha1 } => stdin.push(StdinPart::File {
+                path,
+                len,
+                sha1: Some(sha1),
+            }),
+            WriteSource::RemoteFile(_) => {}
+        }
+        if !matches!(files[i].source, WriteSource::RemoteFile(_)) {
+            stdin.push(StdinPart::Bytes(SENTINEL_LINE));
         }
         members.push(i);
     }
@@ -756,25 +773,28 @@ pub async fn write_files(
     Ok(backups)
 }
 
-/// The script writing file number `i`, and the bytes it reads from stdin.
-fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
+/// The script writing file number `i` (its bytes, if any, come on stdin).
+fn write_fragment(i: usize, f: &FileWrite<'_>) -> String {
     let q = shell_quote(f.path);
     let dir = shell_quote(&parent_dir(f.path));
     let mut script = temp_file_script(&dir);
-    let mut data: &[u8] = &[];
-    match f.source {
-        WriteSource::Bytes(bytes) => {
+    let len = match f.source {
+        WriteSource::Bytes(bytes) => Some(bytes.len() as u64),
+        WriteSource::LocalFile { len, .. } => Some(len),
+        WriteSource::RemoteFile(_) => None,
+    };
+    match (f.source, len) {
+        (_, Some(n)) => {
             // The sentinel after the bytes proves they all arrived; `read`
             // is a builtin and reads no further than its line.
             script.push_str(&format!(
-                "head -c {n} > \"$t\"\nIFS= read -r s && [ \"$s\" = {WRITE_SENTINEL} ] || {{ echo 'short input for file {i}' >&2; exit 1; }}\n",
-                n = bytes.len()
+                "head -c {n} > \"$t\"\nIFS= read -r s && [ \"$s\" = {WRITE_SENTINEL} ] || {{ echo 'short input for file {i}' >&2; exit 1; }}\n"
             ));
-            data = bytes;
         }
-        WriteSource::RemoteFile(src) => {
+        (WriteSource::RemoteFile(src), None) => {
             script.push_str(&format!("cat -- {} > \"$t\"\n", shell_quote(src)));
         }
+        (_, None) => {}
     }
     let keep_mode = !matches!(f.attrs.mode, Some(Mode::Bits(_)));
     let keep_owner = f.attrs.owner.is_none() || f.attrs.group.is_none();
@@ -824,7 +844,7 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
         ));
     }
     script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
-    (script, data)
+    script
 }
 
 /// The start of a write into `dir` (quoted): remove what earlier writes
@@ -848,6 +868,8 @@ fn temp_file_script(dir: &str) -> String {
 
 /// Follows each file's bytes on stdin.
 const WRITE_SENTINEL: &str = "@@end";
+/// The sentinel's line, as sent.
+const SENTINEL_LINE: &[u8] = b"@@end\n";
 
 /// Longest script passed as a command line: Linux limits one argument to
 /// 128 KiB, and the script is one argument of `sh -c` (or of sudo's).
@@ -858,10 +880,10 @@ const MAX_COMMAND: usize = 96 * 1024;
 async fn exec_script(
     remote: &Remote,
     script: &str,
-    stdin: &[u8],
+    stdin: &[StdinPart<'_>],
 ) -> Result<crate::transport::ExecOutput, ModuleError> {
     if script.len() <= MAX_COMMAND {
-        return Ok(remote.exec(script, stdin).await?);
+        return Ok(remote.exec_parts(script, stdin).await?);
     }
     if stdin.is_empty() {
         return Ok(remote.exec("sh -s", script.as_bytes()).await?);
@@ -1185,7 +1207,7 @@ mod tests {
                 validate: None,
             })
             .collect();
-        let fragments: usize = files.iter().map(|f| write_fragment(0, f).0.len()).sum();
+        let fragments: usize = files.iter().map(|f| write_fragment(0, f).len()).sum();
         assert!(fragments > MAX_COMMAND, "the test must need several execs");
         // A long preparation runs on its own, fed on stdin.
         let prepare = format!(

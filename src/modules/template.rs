@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, opt_string_ish, yes};
-use super::copy::{apply_copy, plan_copy, CopyChange, CopySpec, ModeArg, Source};
+use super::copy::{apply_copy, plan_copy, Content, CopyChange, CopySpec, ModeArg, Source};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::Map;
 
@@ -130,7 +130,7 @@ impl Module for Template {
             .map(str::to_string);
         let spec = CopySpec {
             source: Source::Bytes {
-                data: rendered.into_bytes(),
+                data: Content::Bytes(rendered.into_bytes()),
                 basename,
                 mode: Some(mode),
             },

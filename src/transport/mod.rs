@@ -9,10 +9,12 @@ pub mod prefetch;
 pub mod shell;
 pub mod ssh;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use rand::Rng;
+use tokio::io::AsyncReadExt as _;
 
 use crate::secret::Secret;
 
@@ -72,6 +74,16 @@ pub enum TransportError {
     /// stopped, or not started.
     #[error("interrupted")]
     Interrupted,
+    /// A local file being sent on a command's stdin could not be read, or
+    /// changed since it was planned with: the command was given short
+    /// input (so the write it feeds fails) and the host is still there.
+    #[error("{path}: {reason}")]
+    LocalSource {
+        /// the local file
+        path: String,
+        /// what went wrong
+        reason: String,
+    },
 }
 
 impl TransportError {
@@ -84,8 +96,148 @@ impl TransportError {
                 | TransportError::Recorded
                 | TransportError::Storage(_)
                 | TransportError::Interrupted
+                | TransportError::LocalSource { .. }
         )
     }
+}
+
+/// One piece of a command's stdin.
+#[derive(Debug, Clone, Copy)]
+pub enum StdinPart<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// The first `len` bytes of a local file, read from disk as they are
+    /// sent, so that a file of any size costs a bounded amount of memory.
+    /// With `sha1` (hex), the bytes sent must hash to it: a file that
+    /// changed since it was planned with is not sent in full.
+    File {
+        /// The local file.
+        path: &'a Path,
+        /// How many bytes to send.
+        len: u64,
+        /// The SHA-1 those bytes must have.
+        sha1: Option<&'a str>,
+    },
+}
+
+impl StdinPart<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            StdinPart::Bytes(b) => b.len() as u64,
+            StdinPart::File { len, .. } => *len,
+        }
+    }
+}
+
+/// Size of the pieces stdin is read and written in: far below the SSH
+/// window (2 MiB), so that memory stays bounded whatever the file size.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Why sending stdin stopped.
+enum SendError {
+    /// The command (or the connection) stopped taking input.
+    Remote(TransportError),
+    /// A local file could not be read as planned.
+    Local(TransportError),
+}
+
+/// Write `parts` to a process's stdin, in pieces of at most
+/// [`STREAM_CHUNK`], local files read as they go.
+async fn send_parts(
+    proc: &mut dyn RemoteProcess,
+    parts: &[StdinPart<'_>],
+) -> Result<(), SendError> {
+    for part in parts {
+        match part {
+            StdinPart::Bytes(b) => {
+                for chunk in b.chunks(STREAM_CHUNK) {
+                    proc.write(chunk).await.map_err(SendError::Remote)?;
+                }
+            }
+            StdinPart::File { path, len, sha1 } => {
+                use sha1::Digest as _;
+                let local = |reason: String| {
+                    SendError::Local(TransportError::LocalSource {
+                        path: path.display().to_string(),
+                        reason,
+                    })
+                };
+                let mut file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| local(e.to_string()))?;
+                let mut hasher = sha1::Sha1::new();
+                let mut buf = vec![0u8; STREAM_CHUNK];
+                let mut left = *len;
+                while left > 0 {
+                    let want = usize::try_from(left)
+                        .unwrap_or(STREAM_CHUNK)
+                        .min(STREAM_CHUNK);
+                    let n = file
+                        .read(&mut buf[..want])
+                        .await
+                        .map_err(|e| local(e.to_string()))?;
+                    if n == 0 {
+                        return Err(local(format!(
+                            "the file is shorter than the {len} bytes it had when planned"
+                        )));
+                    }
+                    hasher.update(&buf[..n]);
+                    proc.write(&buf[..n]).await.map_err(SendError::Remote)?;
+                    left -= n as u64;
+                }
+                if let Some(want) = sha1 {
+                    let got: String = hasher
+                        .finalize()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    if !got.eq_ignore_ascii_case(want) {
+                        return Err(local(
+                            "the file changed while it was being sent".to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `parts` in one buffer (for the kept shell, which takes stdin whole;
+/// only small inputs go there).
+async fn gather(parts: &[StdinPart<'_>]) -> Result<Vec<u8>, TransportError> {
+    let mut all = Vec::new();
+    for part in parts {
+        match part {
+            StdinPart::Bytes(b) => all.extend_from_slice(b),
+            StdinPart::File { path, len, sha1 } => {
+                let local = |reason: String| TransportError::LocalSource {
+                    path: path.display().to_string(),
+                    reason,
+                };
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| local(e.to_string()))?;
+                let start = all.len();
+                file.take(*len)
+                    .read_to_end(&mut all)
+                    .await
+                    .map_err(|e| local(e.to_string()))?;
+                let got = &all[start..];
+                if (got.len() as u64) < *len {
+                    return Err(local(format!(
+                        "the file is shorter than the {len} bytes it had when planned"
+                    )));
+                }
+                if sha1.is_some_and(|want| {
+                    !crate::modules::fs::sha1_hex(got).eq_ignore_ascii_case(want)
+                }) {
+                    return Err(local("the file changed since it was read".to_string()));
+                }
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// Output of one process on a host.
@@ -237,7 +389,7 @@ impl Remote {
         };
         let token = format!("@@drover-read-{:016x}", rand::rng().random::<u64>());
         let out = runner
-            .exec_uncached(&prefetch::batch_script(commands, &token, deferred), b"")
+            .exec_uncached(&prefetch::batch_script(commands, &token, deferred), &[])
             .await?;
         if out.status != 0 {
             return Ok(0);
@@ -303,8 +455,22 @@ impl Remote {
     /// Run a shell command, feeding `stdin` to it, and collect its output.
     /// With become, the command runs through `sudo ... /bin/sh -c`.
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        self.exec_parts(command, &[StdinPart::Bytes(stdin)]).await
+    }
+
+    /// [`Remote::exec`] with stdin made of `parts`: local files among them
+    /// are streamed from disk, never held in memory whole (unless small
+    /// enough for the kept shell). A command that exits before reading all
+    /// of its stdin is not a lost connection: its status and output are
+    /// returned as they are.
+    pub async fn exec_parts(
+        &self,
+        command: &str,
+        parts: &[StdinPart<'_>],
+    ) -> Result<ExecOutput, TransportError> {
+        let no_stdin = parts.iter().all(|p| p.len() == 0);
         if let Some(rec) = &self.recorder {
-            if stdin.is_empty() {
+            if no_stdin {
                 rec.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(self.with_env_exports(command));
@@ -312,14 +478,20 @@ impl Remote {
             return Err(TransportError::Recorded);
         }
         if let Some(cache) = self.transport.exec_cache() {
-            let user = self.become_.as_ref().map(|b| b.user.as_str());
-            let key = prefetch::key(user, &self.with_env_exports(command), stdin);
-            if let Some(out) = cache.take_or_clear(&key) {
-                tracing::debug!("exec answered by read-ahead");
-                return Ok(out);
+            // Only stdin-less commands are read ahead: others cannot hit,
+            // and their key (stdin included) would copy the stdin.
+            if no_stdin {
+                let user = self.become_.as_ref().map(|b| b.user.as_str());
+                let key = prefetch::key(user, &self.with_env_exports(command), b"");
+                if let Some(out) = cache.take_or_clear(&key) {
+                    tracing::debug!("exec answered by read-ahead");
+                    return Ok(out);
+                }
+            } else {
+                cache.miss();
             }
         }
-        self.exec_uncached(command, stdin).await
+        self.exec_uncached(command, parts).await
     }
 
     /// `command` preceded by the exports of this handle's environment.
@@ -335,7 +507,7 @@ impl Remote {
     async fn exec_uncached(
         &self,
         command: &str,
-        stdin: &[u8],
+        parts: &[StdinPart<'_>],
     ) -> Result<ExecOutput, TransportError> {
         // Logged without the environment: its values may be secrets.
         if self.no_log {
@@ -353,28 +525,63 @@ impl Remote {
         if crate::interrupt::interrupted() {
             return Err(TransportError::Interrupted);
         }
-        if let Some(result) = self.exec_in_shell(command, stdin).await {
-            return result;
+        let total: u64 = parts.iter().map(StdinPart::len).sum();
+        // Small inputs go whole through the kept shell, as one buffer.
+        let buf;
+        let whole;
+        let parts = match parts {
+            [] | [StdinPart::Bytes(_)] => parts,
+            _ if total <= shell::MAX_STDIN as u64 && self.transport.shells().is_some() => {
+                buf = gather(parts).await?;
+                whole = [StdinPart::Bytes(&buf)];
+                &whole[..]
+            }
+            _ => parts,
+        };
+        let stdin = match parts {
+            [] => Some(&b""[..]),
+            [StdinPart::Bytes(b)] => Some(*b),
+            _ => None,
+        };
+        if let Some(stdin) = stdin {
+            if let Some(result) = self.exec_in_shell(command, stdin).await {
+                return result;
+            }
         }
-        self.exec_on_channel(command, stdin).await
+        self.exec_on_channel(command, parts).await
     }
 
-    /// Run `command` on a channel of its own.
+    /// Run `command` on a channel of its own, its stdin sent in parts.
     async fn exec_on_channel(
         &self,
         command: &str,
-        stdin: &[u8],
+        parts: &[StdinPart<'_>],
     ) -> Result<ExecOutput, TransportError> {
-        match &self.become_ {
-            None => {
-                let mut proc = self.transport.spawn(command).await?;
-                if !stdin.is_empty() {
-                    proc.write(stdin).await?;
+        let (mut proc, out) = match &self.become_ {
+            None => (self.transport.spawn(command).await?, ExecOutput::default()),
+            Some(b) => self.spawn_become(command, b).await?,
+        };
+        let sent = send_parts(&mut *proc, parts).await;
+        // A command that already exited is not an error here.
+        let _ = proc.close_stdin().await;
+        match sent {
+            Ok(()) => collect(proc, out).await,
+            // The command stopped reading (it failed early: a full disk, a
+            // refused permission): what it says is the answer. Only when
+            // it has no exit status was the connection lost.
+            Err(SendError::Remote(e)) => match collect(proc, out).await {
+                Ok(out) => {
+                    tracing::debug!(error = %e, status = out.status, "stdin not read in full");
+                    Ok(out)
                 }
-                proc.close_stdin().await?;
-                collect(proc, ExecOutput::default()).await
+                Err(_) => Err(e),
+            },
+            Err(SendError::Local(e)) => {
+                // The command saw its input end early and fails on it;
+                // the local cause is the one to report.
+                let _ = collect(proc, out).await;
+                Err(e)
             }
-            Some(b) => self.exec_become(command, stdin, b).await,
         }
     }
 
@@ -456,20 +663,6 @@ impl Remote {
             }
         };
         shell::Shell::ready(proc, token, seen, shells, self.become_.clone()).await
-    }
-
-    async fn exec_become(
-        &self,
-        command: &str,
-        stdin: &[u8],
-        b: &Become,
-    ) -> Result<ExecOutput, TransportError> {
-        let (mut proc, out) = self.spawn_become(command, b).await?;
-        if !stdin.is_empty() {
-            proc.write(stdin).await?;
-        }
-        proc.close_stdin().await?;
-        collect(proc, out).await
     }
 
     /// Start `command` through sudo and answer its password prompt; the
@@ -554,7 +747,7 @@ pub async fn stop_shells(transport: Arc<dyn Transport>) {
         let remote = Remote::new(transport.clone(), live.become_.clone());
         async move {
             let script = stop_script(live.pid, &live.dir);
-            if let Err(e) = remote.exec_on_channel(&script, b"").await {
+            if let Err(e) = remote.exec_on_channel(&script, &[]).await {
                 tracing::debug!(error = %e, dir = live.dir, "stopping a shell");
             }
         }

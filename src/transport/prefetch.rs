@@ -57,6 +57,12 @@ impl ExecCache {
         hit
     }
 
+    /// A command that cannot have been read ahead is about to run: forget
+    /// everything stored, as a miss does.
+    pub fn miss(&self) {
+        self.take_or_clear("");
+    }
+
     /// How many stored reads were dropped unused since the last call.
     pub fn take_dropped(&self) -> usize {
         self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed)

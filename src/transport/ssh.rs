@@ -1010,14 +1010,61 @@ mod tests {
         let out = run(&remote, "wc -c", &big).await;
         assert_eq!(out.stdout_str().trim(), big.len().to_string());
         // A command that exits without reading its input must not leave the
-        // writer waiting forever for window space.
+        // writer waiting forever for window space, and is answered with its
+        // own status and output, not as a lost connection.
         let unread = tokio::time::timeout(Duration::from_secs(10), remote.exec("true", &big))
             .await
-            .expect("no hang");
-        assert!(
-            matches!(unread, Err(TransportError::Disconnected(_))),
-            "{unread:?}"
+            .expect("no hang")
+            .expect("not a lost connection");
+        assert_eq!(unread.status, 0);
+        let failed = tokio::time::timeout(
+            Duration::from_secs(10),
+            remote.exec(
+                "head -c 10 >/dev/null; echo 'No space left on device' >&2; exit 1",
+                &big,
+            ),
+        )
+        .await
+        .expect("no hang")
+        .expect("not a lost connection");
+        assert_eq!(failed.status, 1);
+        assert_eq!(failed.stderr_str(), "No space left on device\n");
+        // A local file is streamed: what arrives is the file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("big");
+        fs::write(&file, &big).expect("write");
+        let sha1 = crate::modules::fs::sha1_hex(&big);
+        let parts = [
+            crate::transport::StdinPart::Bytes(b"head:"),
+            crate::transport::StdinPart::File {
+                path: &file,
+                len: big.len() as u64,
+                sha1: Some(&sha1),
+            },
+        ];
+        let out = remote
+            .exec_parts("sha1sum", &parts)
+            .await
+            .expect("streamed");
+        let mut want = b"head:".to_vec();
+        want.extend_from_slice(&big);
+        assert_eq!(
+            out.stdout_str().split_whitespace().next(),
+            Some(crate::modules::fs::sha1_hex(&want).as_str())
         );
+        // A file that is not what was planned is a local failure, not an
+        // unreachable host.
+        let parts = [crate::transport::StdinPart::File {
+            path: &file,
+            len: big.len() as u64,
+            sha1: Some("0000000000000000000000000000000000000000"),
+        }];
+        let err = remote
+            .exec_parts("cat >/dev/null", &parts)
+            .await
+            .expect_err("changed");
+        assert!(matches!(err, TransportError::LocalSource { .. }), "{err}");
+        assert!(!err.is_unreachable());
         t.close().await;
         let err = t
             .spawn("true")

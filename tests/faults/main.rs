@@ -9,3 +9,4 @@ mod harness;
 mod known_hosts;
 mod redaction;
 mod shell;
+mod writes;
