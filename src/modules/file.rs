@@ -334,7 +334,6 @@ impl File {
         ctx: &ModuleCtx<'_>,
         recurse: Option<&[ModeClass]>,
     ) -> Result<Facts, ModuleError> {
-        let q = shell_quote(&self.path);
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
         let i_real = batch.expr(&resolved_word(&self.path), Read::default(), true);
@@ -373,7 +372,7 @@ impl File {
             let root = if self.follow {
                 resolved_word(&self.path)
             } else {
-                q.clone()
+                find_root(&self.path)
             };
             let mismatch = recurse_mismatch(self.owner.as_deref(), self.group.as_deref(), recurse);
             if let Some(m) = mismatch {
@@ -506,7 +505,7 @@ impl File {
         if self.recurse && facts.recurse_mismatches > 0 {
             let n = facts.recurse_mismatches;
             work.run(recurse_fix(
-                &shell_quote(&path),
+                &find_root(&path),
                 self.owner.as_deref(),
                 self.group.as_deref(),
                 recurse,
@@ -742,7 +741,7 @@ impl File {
             None => st.mode,
         };
         if changes.iter().any(|(k, _, _)| *k == "mode") || (owner_changes && attrs.mode.is_some()) {
-            work.run(format!("chmod {} {q}", chmod_bits(mode)));
+            work.run(format!("chmod -- {} {q}", chmod_bits(mode)));
         }
         for (k, b, a) in changes {
             work.note(k, b, a);
@@ -832,9 +831,9 @@ fn owner_changes_unknown(attrs: &Attrs) -> Vec<(&'static str, String, String)> {
 fn chown_cmd(word: &str, attrs: &Attrs, no_deref: bool) -> String {
     let h = if no_deref { "-h " } else { "" };
     match (&attrs.owner, &attrs.group) {
-        (Some(o), Some(g)) => format!("chown {h}{}:{} {word}", shell_quote(o), shell_quote(g)),
-        (Some(o), None) => format!("chown {h}{} {word}", shell_quote(o)),
-        (None, Some(g)) => format!("chgrp {h}{} {word}", shell_quote(g)),
+        (Some(o), Some(g)) => format!("chown {h}-- {}:{} {word}", shell_quote(o), shell_quote(g)),
+        (Some(o), None) => format!("chown {h}-- {} {word}", shell_quote(o)),
+        (None, Some(g)) => format!("chgrp {h}-- {} {word}", shell_quote(g)),
         (None, None) => "true".into(),
     }
 }
@@ -957,6 +956,16 @@ fn chmod_delta(set: u32, clear: u32) -> String {
 
 /// Commands applying owner, group and mode to everything below `root`
 /// (ownership first, as `chown` clears set-id bits).
+/// `path` as find's starting point: find has no `--`, so a relative path
+/// starting with `-` (an option or expression to find) gets `./` before it.
+fn find_root(path: &str) -> String {
+    if path.starts_with('-') {
+        shell_quote(&format!("./{path}"))
+    } else {
+        shell_quote(path)
+    }
+}
+
 fn recurse_fix(
     root: &str,
     owner: Option<&str>,
@@ -978,7 +987,7 @@ fn recurse_fix(
     for c in classes.unwrap_or_default() {
         if let Some(m) = class_mismatch(c) {
             s.push_str(&format!(
-                "find {root} -mindepth 1 {} {m} -exec chmod {} {{}} +\n",
+                "find {root} -mindepth 1 {} {m} -exec chmod -- {} {{}} +\n",
                 c.find,
                 chmod_delta(c.set, c.clear)
             ));

@@ -549,16 +549,16 @@ fn attr_commands(
     let mut s = String::new();
     match (owner, group) {
         (Some(o), Some(g)) => s.push_str(&format!(
-            "chown {}:{} {word} && ",
+            "chown -- {}:{} {word} && ",
             shell_quote(o),
             shell_quote(g)
         )),
-        (Some(o), None) => s.push_str(&format!("chown {} {word} && ", shell_quote(o))),
-        (None, Some(g)) => s.push_str(&format!("chgrp {} {word} && ", shell_quote(g))),
+        (Some(o), None) => s.push_str(&format!("chown -- {} {word} && ", shell_quote(o))),
+        (None, Some(g)) => s.push_str(&format!("chgrp -- {} {word} && ", shell_quote(g))),
         (None, None) => {}
     }
     if let Some(m) = mode {
-        s.push_str(&format!("chmod {m} {word} && "));
+        s.push_str(&format!("chmod -- {m} {word} && "));
     }
     s.push_str("true");
     s
@@ -757,7 +757,13 @@ pub async fn write_files(
 fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
     let q = shell_quote(f.path);
     let dir = shell_quote(&parent_dir(f.path));
-    let mut script = format!("t=$(mktemp {dir}/.drover.XXXXXXXX)\n");
+    // Renaming over a device, FIFO, socket or directory would replace it
+    // (as root, `/dev/null` would become a regular file): refused before
+    // anything is written. A symlink is replaced, as before.
+    let mut script = format!(
+        "{}t=$(mktemp -- {dir}/.drover.XXXXXXXX)\n",
+        not_regular_guard(f.path, 4)
+    );
     let mut data: &[u8] = &[];
     match f.source {
         WriteSource::Bytes(bytes) => {
@@ -794,7 +800,7 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
     }
     if f.backup {
         script.push_str(&format!(
-            "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
+            "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
         ));
     }
     if !f.attrs.is_empty() {
@@ -820,8 +826,19 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
             f.path.replace('\'', "")
         ));
     }
-    script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
+    script.push_str(&not_regular_guard(f.path, 4));
+    script.push_str(&format!("mv -f -- \"$t\" {q}\nt=\n"));
     (script, data)
+}
+
+/// A shell line exiting with `code` and a message naming `path` when `path`
+/// exists and is neither a regular file nor a symlink: what a rename onto it
+/// would destroy (a device, FIFO, socket or directory).
+pub fn not_regular_guard(path: &str, code: u8) -> String {
+    let q = shell_quote(path);
+    format!(
+        "if [ -e {q} ] && [ ! -L {q} ] && [ ! -f {q} ]; then printf '%s is not a regular file (%s): refusing to replace it\\n' {q} \"$(stat -c %F -- {q})\" >&2; exit {code}; fi\n"
+    )
 }
 
 /// Follows each file's bytes on stdin.
@@ -980,8 +997,8 @@ mod tests {
         .expect("script");
         assert_eq!(
             s,
-            "if [ ! -d /a ]; then mkdir -- /a && chown nobody /a && chmod 00750 /a && true; fi\n\
-             if [ ! -d '/a/b c' ]; then mkdir -- '/a/b c' && chown nobody '/a/b c' && chmod 00750 '/a/b c' && true; fi\n"
+            "if [ ! -d /a ]; then mkdir -- /a && chown -- nobody /a && chmod -- 00750 /a && true; fi\n\
+             if [ ! -d '/a/b c' ]; then mkdir -- '/a/b c' && chown -- nobody '/a/b c' && chmod -- 00750 '/a/b c' && true; fi\n"
         );
     }
 
