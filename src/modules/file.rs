@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, parent_dir, resolved_word,
-    run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
+    attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, operand, parent_dir,
+    resolved_word, run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -372,7 +372,7 @@ impl File {
             let root = if self.follow {
                 resolved_word(&self.path)
             } else {
-                find_root(&self.path)
+                operand(&self.path)
             };
             let mismatch = recurse_mismatch(self.owner.as_deref(), self.group.as_deref(), recurse);
             if let Some(m) = mismatch {
@@ -505,7 +505,7 @@ impl File {
         if self.recurse && facts.recurse_mismatches > 0 {
             let n = facts.recurse_mismatches;
             work.run(recurse_fix(
-                &find_root(&path),
+                &operand(&path),
                 self.owner.as_deref(),
                 self.group.as_deref(),
                 recurse,
@@ -956,16 +956,6 @@ fn chmod_delta(set: u32, clear: u32) -> String {
 
 /// Commands applying owner, group and mode to everything below `root`
 /// (ownership first, as `chown` clears set-id bits).
-/// `path` as find's starting point: find has no `--`, so a relative path
-/// starting with `-` (an option or expression to find) gets `./` before it.
-fn find_root(path: &str) -> String {
-    if path.starts_with('-') {
-        shell_quote(&format!("./{path}"))
-    } else {
-        shell_quote(path)
-    }
-}
-
 fn recurse_fix(
     root: &str,
     owner: Option<&str>,

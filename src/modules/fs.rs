@@ -755,8 +755,10 @@ pub async fn write_files(
 
 /// The script writing file number `i`, and the bytes it reads from stdin.
 fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
-    let q = shell_quote(f.path);
-    let dir = shell_quote(&parent_dir(f.path));
+    let q = operand(f.path);
+    // The temp file's name starts with its directory's: `./` keeps it from
+    // reading as an option to the commands given "$t".
+    let dir = operand(&parent_dir(f.path));
     // Renaming over a device, FIFO, socket or directory would replace it
     // (as root, `/dev/null` would become a regular file): refused before
     // anything is written. A symlink is replaced, as before.
@@ -831,11 +833,22 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
     (script, data)
 }
 
+/// `path` quoted as a command's operand: a relative path starting with `-`
+/// gets `./` before it, so that no command (nor `find`, which has no `--`)
+/// reads it as an option.
+pub fn operand(path: &str) -> String {
+    if path.starts_with('-') {
+        shell_quote(&format!("./{path}"))
+    } else {
+        shell_quote(path)
+    }
+}
+
 /// A shell line exiting with `code` and a message naming `path` when `path`
 /// exists and is neither a regular file nor a symlink: what a rename onto it
 /// would destroy (a device, FIFO, socket or directory).
 pub fn not_regular_guard(path: &str, code: u8) -> String {
-    let q = shell_quote(path);
+    let q = operand(path);
     format!(
         "if [ -e {q} ] && [ ! -L {q} ] && [ ! -f {q} ]; then printf '%s is not a regular file (%s): refusing to replace it\\n' {q} \"$(stat -c %F -- {q})\" >&2; exit {code}; fi\n"
     )

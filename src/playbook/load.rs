@@ -1181,7 +1181,10 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("p.yml:6:9"), "{err}");
-        assert!(err.contains("\"A=1; touch /tmp/x; B\" is not valid"), "{err}");
+        assert!(
+            err.contains("\"A=1; touch /tmp/x; B\" is not valid"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 

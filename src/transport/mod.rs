@@ -567,7 +567,15 @@ mod tests {
         for ok in ["A", "_x", "PATH_2"] {
             assert!(is_env_name(ok), "{ok}");
         }
-        for bad in ["", "1A", "A=1; touch /tmp/x; B", "A B", "A-B", "$(x)", "\u{e9}"] {
+        for bad in [
+            "",
+            "1A",
+            "A=1; touch /tmp/x; B",
+            "A B",
+            "A-B",
+            "$(x)",
+            "\u{e9}",
+        ] {
             assert!(!is_env_name(bad), "{bad}");
         }
         let r = Remote::new(std::sync::Arc::new(local::LocalTransport), None).with_env(vec![
