@@ -99,6 +99,15 @@ fn line_payload(n: usize) -> String {
     format!("a\nPWNED_LINE_{n} x\ntouch /tmp/PWNED_{n}")
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Payload {
+    Shell,
+    Line,
+    /// A word a tool would take as an option (it then complains of an
+    /// unknown one, or prints its help where the payload was `--help`).
+    Option,
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -113,7 +122,7 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// For every module and each of its arguments, a task with a payload in
 /// that argument, run with become on a lab node: no payload may run a
-/// command or add a line to a file it writes.
+/// command, add a line to a file it writes, or reach a tool as an option.
 #[test]
 fn no_module_argument_becomes_shell_text_or_a_config_line() {
     let env = Env::new(1);
@@ -128,12 +137,12 @@ fn no_module_argument_becomes_shell_text_or_a_config_line() {
             if BY_DESIGN.contains(&(info.name, arg)) {
                 continue;
             }
-            for line in [false, true] {
+            for kind in [Payload::Shell, Payload::Line, Payload::Option] {
                 let n = what.len();
                 let Some(mut args) = base(info.name, n) else {
                     continue;
                 };
-                if line && CONTENT.contains(&(info.name, arg)) {
+                if kind == Payload::Line && CONTENT.contains(&(info.name, arg)) {
                     continue;
                 }
                 let obj = args.as_object_mut().expect("object");
@@ -142,10 +151,10 @@ fn no_module_argument_becomes_shell_text_or_a_config_line() {
                         obj.remove(*other);
                     }
                 }
-                let payload = if line {
-                    line_payload(n)
-                } else {
-                    shell_payload(n)
+                let payload = match kind {
+                    Payload::Shell => shell_payload(n),
+                    Payload::Line => line_payload(n),
+                    Payload::Option => format!("--drover-opt-{n}"),
                 };
                 obj.insert(arg.to_string(), Value::from(payload));
                 what.insert(n, (info.name.to_string(), arg.to_string()));
@@ -203,14 +212,34 @@ fn no_module_argument_becomes_shell_text_or_a_config_line() {
             }
         }
     }
+    // What tools say of an option they do not know, with the task's number.
+    let mut options = std::collections::BTreeSet::new();
+    for e in run.events() {
+        let text = e.to_string();
+        for (i, _) in text.match_indices("--drover-opt-") {
+            let id: String = text[i + 13..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let said = [
+                "unrecognized option",
+                "invalid option",
+                "unknown option",
+                "not understood",
+            ];
+            if said.iter().any(|w| text.contains(w)) {
+                options.insert(what[&id.parse::<usize>().expect("id")].clone());
+            }
+        }
+    }
     // The environment task failed before running.
     let env_failed = run
         .events()
         .windows(2)
         .any(|w| w[0]["task"] == format!("sweep {n}") && w[1]["failed"] == true);
     assert!(
-        ran.is_empty() && lines.is_empty() && env_failed,
-        "payloads ran as commands through: {ran:?}\npayloads added lines through: {lines:?}\nbad environment name refused: {env_failed}"
+        ran.is_empty() && lines.is_empty() && options.is_empty() && env_failed,
+        "payloads ran as commands through: {ran:?}\npayloads added lines through: {lines:?}\npayloads read as options through: {options:?}\nbad environment name refused: {env_failed}"
     );
     assert!(what.len() > 200, "only {} cases", what.len());
 }
