@@ -759,13 +759,7 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
     // The temp file's name starts with its directory's: `./` keeps it from
     // reading as an option to the commands given "$t".
     let dir = operand(&parent_dir(f.path));
-    // Renaming over a device, FIFO, socket or directory would replace it
-    // (as root, `/dev/null` would become a regular file): refused before
-    // anything is written. A symlink is replaced, as before.
-    let mut script = format!(
-        "{}t=$(mktemp -- {dir}/.drover.XXXXXXXX)\n",
-        not_regular_guard(f.path, 4)
-    );
+    let mut script = format!("t=$(mktemp -- {dir}/.drover.XXXXXXXX)\n");
     let mut data: &[u8] = &[];
     match f.source {
         WriteSource::Bytes(bytes) => {
@@ -828,6 +822,10 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
             f.path.replace('\'', "")
         ));
     }
+    // Renaming over a device, FIFO, socket or directory would replace it
+    // (as root, `/dev/null` would become a regular file). Checked once this
+    // file's bytes are read, so that nothing is left unread on stdin; the
+    // temp file goes with the trap. A symlink is replaced, as before.
     script.push_str(&not_regular_guard(f.path, 4));
     script.push_str(&format!("mv -f -- \"$t\" {q}\nt=\n"));
     (script, data)

@@ -192,7 +192,7 @@ impl GetUrl {
         let p = shell_quote(&change.path);
         let t = self.timeout.unwrap_or(10).max(1);
         let plain = self.headers.is_none() && self.url_username.is_none();
-        // Before downloading, and again before the rename.
+        // Found by the plan already; checked again right before the rename.
         let guard = not_regular_guard(&change.path, 99);
         let insecure = if self.validate_certs { "" } else { " -k" };
         let wget_insecure = if self.validate_certs {
@@ -201,7 +201,7 @@ impl GetUrl {
             " --no-check-certificate"
         };
         let mut s = format!(
-            "d={p}\n{guard}\
+            "d={p}\n\
              t=\"$(dirname -- \"$d\")/.$(basename -- \"$d\").drover-get_url.$$\"\n\
              trap 'rm -f -- \"$t\"' EXIT\n\
              if command -v curl >/dev/null 2>&1; then\n\
@@ -314,6 +314,13 @@ impl Module for GetUrl {
             }
             FileKind::Directory => {
                 return Err(ModuleError::failed(format!("{path} is a directory")))
+            }
+            // A rename over a device or FIFO would replace it.
+            FileKind::Other => {
+                return Err(ModuleError::failed(format!(
+                    "{path} is not a regular file ({}): refusing to replace it",
+                    state.type_name
+                )))
             }
             _ => {}
         }

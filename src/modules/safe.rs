@@ -55,8 +55,8 @@ mod tests {
     use super::*;
     use crate::modules::testutil::Harness;
     use crate::modules::{
-        apt, authorized_key, blockinfile, copy, group, lineinfile, mount, sysctl, systemd,
-        template, user, Module,
+        apt, authorized_key, blockinfile, copy, group, lineinfile, mount, reboot, sysctl, systemd,
+        template, user, wait_for, Module,
     };
     use crate::Value;
 
@@ -207,6 +207,14 @@ mod tests {
             .await;
         refused::<systemd::Service>(json!({"name": "a\nb", "state": "started"}), true, "name")
             .await;
+        // Traditional netcat runs the program given with -e.
+        refused::<wait_for::WaitFor>(
+            json!({"host": "-e/bin/sh", "port": 9, "timeout": 1}),
+            true,
+            "host",
+        )
+        .await;
+        refused::<reboot::Reboot>(json!({"msg": "-c"}), true, "msg").await;
     }
 
     /// What a rename over a device or FIFO would do: replace it with a
