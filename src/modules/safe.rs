@@ -138,6 +138,13 @@ mod tests {
             args[arg] = json!("0\n/dev/sdb1 / ext4 defaults 0");
             refused::<mount::Mount>(args, false, arg).await;
         }
+        refused::<mount::Mount>(
+            json!({"path": "/mnt/x", "src": "#x", "fstype": "tmpfs", "state": "present",
+                   "fstab": fstab}),
+            false,
+            "src",
+        )
+        .await;
         assert!(!std::path::Path::new(&fstab).exists());
         // Blanks and newlines in the other fields are escaped as fstab(5) does.
         h.run::<mount::Mount>(
@@ -280,6 +287,27 @@ mod tests {
                 .file_type();
             assert!(t.is_fifo() || t.is_char_device(), "{dest} was replaced");
         }
+        // A symlink dest is as before: copy (follow: no) replaces the link,
+        // never what it points to; lineinfile writes through it, so refuses.
+        let link = h.path("link");
+        std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+        h.run::<copy::Copy>(json!({"content": "x", "dest": link}), false, false)
+            .await
+            .expect("the link is replaced");
+        assert_eq!(std::fs::read_to_string(&link).expect("file"), "x");
+        std::os::unix::fs::symlink(&fifo, h.path("link2")).expect("symlink");
+        let err = h
+            .run::<lineinfile::LineInFile>(
+                json!({"path": h.path("link2"), "line": "x"}),
+                false,
+                false,
+            )
+            .await
+            .expect_err("through the link")
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let t = std::fs::symlink_metadata(&fifo).expect("fifo").file_type();
+        assert!(t.is_fifo());
         let left: Vec<_> = std::fs::read_dir(h.root())
             .expect("dir")
             .filter_map(|e| e.ok())
