@@ -693,6 +693,9 @@ pub async fn write_files(
     prepare: &str,
     files: &[FileWrite<'_>],
 ) -> Result<Vec<Option<String>>, ModuleError> {
+    for v in files.iter().filter_map(|f| f.validate) {
+        super::textedit::validate_command(v)?;
+    }
     let header = "set -e\numask 077\nt=\ntrap 'if [ -n \"$t\" ]; then rm -f \"$t\"; fi' EXIT\n";
     let fragments: Vec<(String, &[u8])> = files
         .iter()
@@ -816,7 +819,9 @@ fn write_fragment<'a>(i: usize, f: &FileWrite<'a>) -> (String, &'a [u8]) {
         script.push('\n');
     }
     if let Some(cmd) = f.validate {
-        let cmd = cmd.replace("%s", "\"$t\"");
+        // Words run without a shell, as Ansible runs them; checked by
+        // write_files, so the fallback is never used.
+        let cmd = super::textedit::validate_command(cmd).unwrap_or_else(|_| "false".into());
         script.push_str(&format!(
             "if ! ( {cmd} ) >&2; then echo 'failed to validate {}' >&2; exit 3; fi\n",
             f.path.replace('\'', "")

@@ -316,4 +316,51 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "temp files left: {left:?}");
     }
+
+    /// Ansible runs `validate` as words, without a shell: a `;` in it is an
+    /// argument, not a second command.
+    #[tokio::test]
+    async fn validate_is_words_not_shell_text() {
+        let h = Harness::new();
+        let pwned = h.path("PWNED");
+        for (name, r) in [
+            (
+                "copy",
+                h.run::<copy::Copy>(
+                    json!({"content": "x", "dest": h.path("c"),
+                           "validate": format!("test -f %s; touch {pwned}")}),
+                    false,
+                    false,
+                )
+                .await,
+            ),
+            (
+                "lineinfile",
+                h.run::<lineinfile::LineInFile>(
+                    json!({"path": h.path("l"), "line": "x", "create": true,
+                           "validate": format!("test -f %s; touch {pwned}")}),
+                    false,
+                    false,
+                )
+                .await,
+            ),
+        ] {
+            let err = r
+                .err()
+                .unwrap_or_else(|| panic!("{name}: validated"))
+                .to_string();
+            assert!(err.contains("validate"), "{name}: {err}");
+            assert!(!std::path::Path::new(&pwned).exists(), "{name} ran a shell");
+        }
+        assert!(!std::path::Path::new(&h.path("c")).exists());
+        let ok = h
+            .run::<copy::Copy>(
+                json!({"content": "x", "dest": h.path("c"), "validate": "grep -q 'x' %s"}),
+                false,
+                false,
+            )
+            .await
+            .expect("valid");
+        assert!(ok.changed);
+    }
 }
