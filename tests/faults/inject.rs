@@ -17,11 +17,6 @@ const BY_DESIGN: &[(&str, &str)] = &[
     ("command", "cmd"),
     ("shell", "_raw_params"),
     ("shell", "cmd"),
-    ("copy", "validate"),
-    ("template", "validate"),
-    ("lineinfile", "validate"),
-    ("blockinfile", "validate"),
-    ("replace", "validate"),
     ("k8s_apply", "kubectl"),
     ("k8s_node_labels", "kubectl"),
 ];
