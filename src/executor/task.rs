@@ -677,16 +677,21 @@ impl Runner<'_> {
     ) -> Result<Vec<(String, String)>, String> {
         match &task.keywords.environment {
             Some(env) => match self.templar.render_value(env, scope) {
-                Ok(Value::Object(m)) => Ok(m
+                Ok(Value::Object(m)) => m
                     .into_iter()
                     .map(|(k, v)| {
+                        if !crate::transport::is_env_name(&k) {
+                            return Err(format!(
+                                "environment variable name {k:?} is not valid: names are letters, digits and '_', not starting with a digit"
+                            ));
+                        }
                         let s = match v {
                             Value::String(s) => s,
                             other => other.to_string(),
                         };
-                        (k, s)
+                        Ok((k, s))
                     })
-                    .collect()),
+                    .collect(),
                 Ok(_) => Err("environment must be a mapping".into()),
                 Err(e) => Err(format!("environment: {e}")),
             },

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, opt_bool_ish, opt_strings_ish, opt_u64_ish};
+use super::safe;
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -474,6 +475,9 @@ impl Module for Apt {
     type Change = AptChange;
 
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
+        for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
+            safe::name("name", n.trim())?;
+        }
         if self.names().is_empty() && !self.update_cache {
             return Err(ModuleError::Args(
                 "one of name or update_cache is required".into(),

@@ -14,6 +14,7 @@ use super::fs::{
     attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, write_files, Attrs,
     FileKind, FileWrite, Mode, Read, ReadBatch, WriteSource,
 };
+use super::safe;
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -202,6 +203,14 @@ impl AuthorizedKey {
                 "keys from URLs are not supported: pass the key text (e.g. with a file lookup)"
                     .into(),
             ));
+        }
+        safe::name("user", &self.user)?;
+        // One key per line: a line break here would add a key line.
+        if let Some(o) = &self.key_options {
+            safe::one_line("key_options", o)?;
+        }
+        if let Some(c) = &self.comment {
+            safe::one_line("comment", c)?;
         }
         let options = self.key_options.as_deref().map(normalize_options);
         let mut out = Vec::new();

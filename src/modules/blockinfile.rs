@@ -7,6 +7,7 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish};
+use super::safe;
 use super::textedit::{
     apply_edit, fail_rc, plan_edit, py_regex, read_text, strip_eol, without_newline, EditChange,
     ReFlags, WriteOpts,
@@ -253,6 +254,10 @@ impl BlockInFile {
             .unwrap_or("# {mark} ANSIBLE MANAGED BLOCK");
         let begin = marker.replace("{mark}", self.marker_begin.as_deref().unwrap_or("BEGIN"));
         let end = marker.replace("{mark}", self.marker_end.as_deref().unwrap_or("END"));
+        // A marker spanning lines would never be found again: every run
+        // would add another block.
+        safe::one_line("marker", &begin)?;
+        safe::one_line("marker", &end)?;
         let regex = |p: &str| -> Result<Insert, ModuleError> {
             let re = py_regex(p, ReFlags::default())?;
             Ok(if self.insertafter.is_some() {

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
-    attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, parent_dir, resolved_word,
-    run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
+    attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, operand, parent_dir,
+    resolved_word, run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -334,7 +334,6 @@ impl File {
         ctx: &ModuleCtx<'_>,
         recurse: Option<&[ModeClass]>,
     ) -> Result<Facts, ModuleError> {
-        let q = shell_quote(&self.path);
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
         let i_real = batch.expr(&resolved_word(&self.path), Read::default(), true);
@@ -373,7 +372,7 @@ impl File {
             let root = if self.follow {
                 resolved_word(&self.path)
             } else {
-                q.clone()
+                operand(&self.path)
             };
             let mismatch = recurse_mismatch(self.owner.as_deref(), self.group.as_deref(), recurse);
             if let Some(m) = mismatch {
@@ -506,7 +505,7 @@ impl File {
         if self.recurse && facts.recurse_mismatches > 0 {
             let n = facts.recurse_mismatches;
             work.run(recurse_fix(
-                &shell_quote(&path),
+                &operand(&path),
                 self.owner.as_deref(),
                 self.group.as_deref(),
                 recurse,
@@ -742,7 +741,7 @@ impl File {
             None => st.mode,
         };
         if changes.iter().any(|(k, _, _)| *k == "mode") || (owner_changes && attrs.mode.is_some()) {
-            work.run(format!("chmod {} {q}", chmod_bits(mode)));
+            work.run(format!("chmod -- {} {q}", chmod_bits(mode)));
         }
         for (k, b, a) in changes {
             work.note(k, b, a);
@@ -832,9 +831,9 @@ fn owner_changes_unknown(attrs: &Attrs) -> Vec<(&'static str, String, String)> {
 fn chown_cmd(word: &str, attrs: &Attrs, no_deref: bool) -> String {
     let h = if no_deref { "-h " } else { "" };
     match (&attrs.owner, &attrs.group) {
-        (Some(o), Some(g)) => format!("chown {h}{}:{} {word}", shell_quote(o), shell_quote(g)),
-        (Some(o), None) => format!("chown {h}{} {word}", shell_quote(o)),
-        (None, Some(g)) => format!("chgrp {h}{} {word}", shell_quote(g)),
+        (Some(o), Some(g)) => format!("chown {h}-- {}:{} {word}", shell_quote(o), shell_quote(g)),
+        (Some(o), None) => format!("chown {h}-- {} {word}", shell_quote(o)),
+        (None, Some(g)) => format!("chgrp {h}-- {} {word}", shell_quote(g)),
         (None, None) => "true".into(),
     }
 }
@@ -978,7 +977,7 @@ fn recurse_fix(
     for c in classes.unwrap_or_default() {
         if let Some(m) = class_mismatch(c) {
             s.push_str(&format!(
-                "find {root} -mindepth 1 {} {m} -exec chmod {} {{}} +\n",
+                "find {root} -mindepth 1 {} {m} -exec chmod -- {} {{}} +\n",
                 c.find,
                 chmod_delta(c.set, c.clear)
             ));

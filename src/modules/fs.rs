@@ -549,16 +549,16 @@ fn attr_commands(
     let mut s = String::new();
     match (owner, group) {
         (Some(o), Some(g)) => s.push_str(&format!(
-            "chown {}:{} {word} && ",
+            "chown -- {}:{} {word} && ",
             shell_quote(o),
             shell_quote(g)
         )),
-        (Some(o), None) => s.push_str(&format!("chown {} {word} && ", shell_quote(o))),
-        (None, Some(g)) => s.push_str(&format!("chgrp {} {word} && ", shell_quote(g))),
+        (Some(o), None) => s.push_str(&format!("chown -- {} {word} && ", shell_quote(o))),
+        (None, Some(g)) => s.push_str(&format!("chgrp -- {} {word} && ", shell_quote(g))),
         (None, None) => {}
     }
     if let Some(m) = mode {
-        s.push_str(&format!("chmod {m} {word} && "));
+        s.push_str(&format!("chmod -- {m} {word} && "));
     }
     s.push_str("true");
     s
@@ -703,6 +703,9 @@ pub async fn write_files(
     prepare: &str,
     files: &[FileWrite<'_>],
 ) -> Result<Vec<Option<String>>, ModuleError> {
+    for v in files.iter().filter_map(|f| f.validate) {
+        super::textedit::validate_command(v)?;
+    }
     let header = "set -e\numask 077\nt=\ntrap 'if [ -n \"$t\" ]; then rm -f \"$t\"; fi' EXIT\n";
     let fragments: Vec<String> = files
         .iter()
@@ -775,8 +778,10 @@ pub async fn write_files(
 
 /// The script writing file number `i` (its bytes, if any, come on stdin).
 fn write_fragment(i: usize, f: &FileWrite<'_>) -> String {
-    let q = shell_quote(f.path);
-    let dir = shell_quote(&parent_dir(f.path));
+    let q = operand(f.path);
+    // The temp file's name starts with its directory's: `./` keeps it from
+    // reading as an option to the commands given "$t".
+    let dir = operand(&parent_dir(f.path));
     let mut script = temp_file_script(&dir);
     let len = match f.source {
         WriteSource::Bytes(bytes) => Some(bytes.len() as u64),
@@ -817,7 +822,7 @@ fn write_fragment(i: usize, f: &FileWrite<'_>) -> String {
     }
     if f.backup {
         script.push_str(&format!(
-            "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
+            "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
         ));
     }
     if !f.attrs.is_empty() {
@@ -837,13 +842,20 @@ fn write_fragment(i: usize, f: &FileWrite<'_>) -> String {
         script.push('\n');
     }
     if let Some(cmd) = f.validate {
-        let cmd = cmd.replace("%s", "\"$t\"");
+        // Words run without a shell, as Ansible runs them; checked by
+        // write_files, so the fallback is never used.
+        let cmd = super::textedit::validate_command(cmd).unwrap_or_else(|_| "false".into());
         script.push_str(&format!(
             "if ! ( {cmd} ) >&2; then echo 'failed to validate {}' >&2; exit 3; fi\n",
             f.path.replace('\'', "")
         ));
     }
-    script.push_str(&format!("mv -f \"$t\" {q}\nt=\n"));
+    // Renaming over a device, FIFO, socket or directory would replace it
+    // (as root, `/dev/null` would become a regular file). Checked once this
+    // file's bytes are read, so that nothing is left unread on stdin; the
+    // temp file goes with the trap. A symlink is replaced, as before.
+    script.push_str(&not_regular_guard(f.path, 4));
+    script.push_str(&format!("mv -f -- \"$t\" {q}\nt=\n"));
     script
 }
 
@@ -862,7 +874,28 @@ fn temp_file_script(dir: &str) -> String {
          if rm -f -- \"$o\" 2>/dev/null; then printf '@@stale %s\\n' \"$o\"; fi\n\
          fi\n\
          done\n\
-         t=$(mktemp {dir}/.drover.$$.XXXXXXXX)\n"
+         t=$(mktemp -- {dir}/.drover.$$.XXXXXXXX)\n"
+    )
+}
+
+/// `path` quoted as a command's operand: a relative path starting with `-`
+/// gets `./` before it, so that no command (nor `find`, which has no `--`)
+/// reads it as an option.
+pub fn operand(path: &str) -> String {
+    if path.starts_with('-') {
+        shell_quote(&format!("./{path}"))
+    } else {
+        shell_quote(path)
+    }
+}
+
+/// A shell line exiting with `code` and a message naming `path` when `path`
+/// exists and is neither a regular file nor a symlink: what a rename onto it
+/// would destroy (a device, FIFO, socket or directory).
+pub fn not_regular_guard(path: &str, code: u8) -> String {
+    let q = operand(path);
+    format!(
+        "if [ -e {q} ] && [ ! -L {q} ] && [ ! -f {q} ]; then printf '%s is not a regular file (%s): refusing to replace it\\n' {q} \"$(stat -c %F -- {q})\" >&2; exit {code}; fi\n"
     )
 }
 
@@ -1024,8 +1057,8 @@ mod tests {
         .expect("script");
         assert_eq!(
             s,
-            "if [ ! -d /a ]; then mkdir -- /a && chown nobody /a && chmod 00750 /a && true; fi\n\
-             if [ ! -d '/a/b c' ]; then mkdir -- '/a/b c' && chown nobody '/a/b c' && chmod 00750 '/a/b c' && true; fi\n"
+            "if [ ! -d /a ]; then mkdir -- /a && chown -- nobody /a && chmod -- 00750 /a && true; fi\n\
+             if [ ! -d '/a/b c' ]; then mkdir -- '/a/b c' && chown -- nobody '/a/b c' && chmod -- 00750 '/a/b c' && true; fi\n"
         );
     }
 

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, opt_mode, opt_string_ish, opt_u64_ish};
-use super::fs::{attrs_changes, attrs_script, Attrs, FileKind, Mode, Read, ReadBatch};
+use super::fs::{
+    attrs_changes, attrs_script, not_regular_guard, Attrs, FileKind, Mode, Read, ReadBatch,
+};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -190,6 +192,8 @@ impl GetUrl {
         let p = shell_quote(&change.path);
         let t = self.timeout.unwrap_or(10).max(1);
         let plain = self.headers.is_none() && self.url_username.is_none();
+        // Found by the plan already; checked again right before the rename.
+        let guard = not_regular_guard(&change.path, 99);
         let insecure = if self.validate_certs { "" } else { " -k" };
         let wget_insecure = if self.validate_certs {
             ""
@@ -234,6 +238,7 @@ impl GetUrl {
             );
             s.push_str(" || exit 97\n");
         }
+        s.push_str(&guard);
         s.push_str("mv -f -- \"$t\" \"$d\" || exit 98\n");
         Ok(s)
     }
@@ -310,6 +315,13 @@ impl Module for GetUrl {
             FileKind::Directory => {
                 return Err(ModuleError::failed(format!("{path} is a directory")))
             }
+            // A rename over a device or FIFO would replace it.
+            FileKind::Other => {
+                return Err(ModuleError::failed(format!(
+                    "{path} is not a regular file ({}): refusing to replace it",
+                    state.type_name
+                )))
+            }
             _ => {}
         }
         if let Some(want) = &want_sum {
@@ -359,6 +371,7 @@ impl Module for GetUrl {
                 96 => "Checksum mismatch".to_string(),
                 97 => format!("setting attributes of {} failed", change.path),
                 98 => format!("moving the download to {} failed", change.path),
+                99 => format!("refusing to replace {}", change.path),
                 _ => "get_url failed".to_string(),
             };
             data.insert("rc".into(), Value::from(out.status));

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, opt_u64_ish};
+use super::safe;
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -60,6 +61,7 @@ pub struct GroupChange(Vec<String>);
 
 impl Group {
     fn validate(&self) -> Result<(), ModuleError> {
+        safe::name("name", &self.name)?;
         if self.name.is_empty() || self.name.starts_with('-') || self.name.contains([':', '\n']) {
             return Err(ModuleError::Args(format!(
                 "invalid group name {:?}",

@@ -29,6 +29,7 @@ pub mod lineinfile;
 pub mod mount;
 pub mod reboot;
 pub mod replace;
+pub mod safe;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;

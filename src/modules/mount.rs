@@ -481,6 +481,21 @@ impl Module for Mount {
                 self.path
             )));
         }
+        // A line starting with '#' is a comment: fstab(5) has no escape for it.
+        if let Some(src) = self.src.as_deref().filter(|s| s.starts_with('#')) {
+            return Err(ModuleError::Args(format!(
+                "src cannot start with '#' ({src:?} would make the fstab line a comment)"
+            )));
+        }
+        // The other fields are escaped as fstab(5) does; these two are
+        // written as given, so a newline in them would add an fstab line.
+        for (arg, v) in [("dump", &self.dump), ("passno", &self.passno)] {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ModuleError::Args(format!(
+                    "{arg} must be a number, not {v:?}"
+                )));
+            }
+        }
         let out = ctx
             .remote
             .exec(&read_script(&self.fstab, &self.path), b"")

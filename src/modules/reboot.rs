@@ -211,6 +211,13 @@ impl Module for Reboot {
     type Change = ();
 
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        // The wall message follows shutdown's options: a leading '-' would
+        // be read as one.
+        if let Some(m) = self.msg.as_deref().filter(|m| m.starts_with('-')) {
+            return Err(ModuleError::Args(format!(
+                "msg cannot start with '-' ({m:?} would be read as an option to shutdown)"
+            )));
+        }
         if ctx.host == "localhost" {
             // As Ansible: never reboot the control machine.
             return Err(ModuleError::failed(

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_string_ish, yes};
 use super::fs::{write_file_atomic, Attrs};
+use super::safe;
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -207,6 +208,29 @@ impl Sysctl {
         }
     }
 
+    /// Refuse what would add a line to the file or a second assignment to
+    /// `sysctl -w`: line breaks, `=` or spaces in the name, a name `sysctl`
+    /// would read as an option.
+    fn check_args(&self) -> Result<(), ModuleError> {
+        safe::name("name", &self.name)?;
+        if self.name.contains('=') || self.name.starts_with(['#', ';']) {
+            return Err(ModuleError::Args(format!(
+                "name cannot contain '=' or start with '#' or ';' ({:?})",
+                self.name
+            )));
+        }
+        if self.name.contains("..") {
+            return Err(ModuleError::Args(format!(
+                "name cannot contain '..' ({:?})",
+                self.name
+            )));
+        }
+        if let Some(v) = &self.value {
+            safe::one_line("value", v)?;
+        }
+        safe::one_line("sysctl_file", &self.sysctl_file)
+    }
+
     fn data(&self) -> Map {
         let mut m = Map::new();
         m.insert("name".into(), Value::from(self.name.clone()));
@@ -246,6 +270,7 @@ impl Module for Sysctl {
         if self.name.trim().is_empty() {
             return Err(ModuleError::Args("name cannot be empty".into()));
         }
+        self.check_args()?;
         let out = ctx
             .remote
             .exec(&read_script(&self.sysctl_file, &self.name), b"")

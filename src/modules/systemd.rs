@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, opt_bool_ish};
+use super::safe;
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -221,6 +222,9 @@ impl Module for Systemd {
             return Err(ModuleError::Args(
                 "name is required with state, enabled or masked".into(),
             ));
+        }
+        if let Some(n) = &self.name {
+            safe::name("name", n)?;
         }
         // Ansible does not reload in check mode: it changes the host.
         let script = self.read_script(self.daemon_reload && !ctx.check);

@@ -554,14 +554,26 @@ pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, Modu
     Ok(data)
 }
 
+/// `validate` as shell text that runs its words without a shell, as
+/// Ansible does: each word quoted, `%s` standing for the temp file `"$t"`.
+pub(super) fn validate_command(validate: &str) -> Result<String, ModuleError> {
+    let words = shlex_split(validate)?;
+    if words.is_empty() {
+        return Err(ModuleError::Args("validate cannot be empty".into()));
+    }
+    Ok(words
+        .iter()
+        .map(|w| quote_with_tmp(w))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
 /// Run `validate` on a temp file holding `content`; fail the task unless it
 /// exits 0. Like Ansible, the command is split into words, not run by a shell.
 async fn validate(remote: &Remote, validate: &str, content: &[u8]) -> Result<(), ModuleError> {
-    let words = shlex_split(validate)?;
-    let cmd: Vec<String> = words.iter().map(|w| quote_with_tmp(w)).collect();
     let script = format!(
         "t=$(mktemp) || exit 1; trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; ( exec {} )",
-        cmd.join(" ")
+        validate_command(validate)?
     );
     let out = remote.exec(&script, content).await?;
     if out.status != 0 {

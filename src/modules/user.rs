@@ -10,6 +10,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use super::args::{bool_ish, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
+use super::safe;
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -229,8 +230,27 @@ impl User {
                 self.name
             )));
         }
+        safe::name("name", &self.name)?;
         if let Some(g) = self.groups.iter().flatten().find(|g| bad(g)) {
             return Err(ModuleError::Args(format!("invalid group name {g:?}")));
+        }
+        if let Some(g) = self.group.as_deref().filter(|g| bad(g)) {
+            return Err(ModuleError::Args(format!("invalid group name {g:?}")));
+        }
+        // Fields of a passwd line: a ':' or a line break would shift or add fields.
+        for (arg, v) in [
+            ("comment", &self.comment),
+            ("home", &self.home),
+            ("shell", &self.shell),
+        ] {
+            if let Some(v) = v {
+                safe::one_line(arg, v)?;
+                if v.contains(':') {
+                    return Err(ModuleError::Args(format!(
+                        "{arg} cannot contain ':' ({v:?})"
+                    )));
+                }
+            }
         }
         if self
             .password

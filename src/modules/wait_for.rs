@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{opt_f64_ish, opt_string_ish, opt_strings_ish, opt_u64_ish};
 use super::command::quote_path;
+use super::safe;
 use super::textedit::{py_regex, ReFlags};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -272,6 +273,9 @@ impl WaitFor {
             None => None,
         };
         let host = self.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        // One word to nc or bash: a leading '-' would be an option to nc
+        // (traditional netcat runs `-e PROGRAM`).
+        safe::name("host", &host)?;
         let re = self.search_regex.clone();
         Ok(match (port, &self.path, state) {
             (Some(p), _, State::Drained) => {

@@ -342,6 +342,16 @@ impl Loader {
             }
         }
         if let Some(env) = node.get("environment") {
+            // Names are exported by the shell: one that is not a plain name
+            // would be shell text. Templated names are checked at run time.
+            for (k, _) in env.as_map().into_iter().flatten() {
+                let name = k.scalar_string().unwrap_or_default();
+                if !name.contains("{{") && !crate::transport::is_env_name(&name) {
+                    self.errors.push(k.error(format!(
+                        "environment variable name {name:?} is not valid: names are letters, digits and '_', not starting with a digit"
+                    )));
+                }
+            }
             kw.environment = Some(env.to_value());
         }
         kw
@@ -1163,6 +1173,20 @@ pub fn load_included(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_names_that_are_shell_text_are_refused() {
+        let text = "- hosts: all\n  environment: { OK_1: a }\n  tasks:\n    - command: env\n      environment:\n        \"A=1; touch /tmp/x; B\": v\n        \"{{ templated }}\": v\n";
+        let err = load_playbook_str(text, Path::new("p.yml"))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("p.yml:6:9"), "{err}");
+        assert!(
+            err.contains("\"A=1; touch /tmp/x; B\" is not valid"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 
     #[test]
     fn kv_parsing() {

@@ -332,6 +332,15 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Is `name` a name a POSIX shell can export (`[A-Za-z_][A-Za-z0-9_]*`)?
+/// Anything else would be shell text in `export NAME=...`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// The handle modules use to reach a host: a transport plus the become
 /// settings of the current task.
 #[derive(Clone)]
@@ -498,6 +507,11 @@ impl Remote {
     fn with_env_exports(&self, command: &str) -> String {
         let mut s = String::new();
         for (k, v) in &self.env {
+            // The executor refuses such names before anything runs; never
+            // let one through as shell text regardless.
+            if !is_env_name(k) {
+                continue;
+            }
             s.push_str(&format!("export {k}={}; ", shell_quote(v)));
         }
         s.push_str(command);
@@ -823,6 +837,29 @@ fn strip_all(hay: &[u8], needle: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_names_are_plain_names_and_never_shell_text() {
+        for ok in ["A", "_x", "PATH_2"] {
+            assert!(is_env_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1A",
+            "A=1; touch /tmp/x; B",
+            "A B",
+            "A-B",
+            "$(x)",
+            "\u{e9}",
+        ] {
+            assert!(!is_env_name(bad), "{bad}");
+        }
+        let r = Remote::new(std::sync::Arc::new(local::LocalTransport), None).with_env(vec![
+            ("A=1; touch /tmp/x; B".into(), "v".into()),
+            ("OK".into(), "a'b".into()),
+        ]);
+        assert_eq!(r.with_env_exports("true"), "export OK='a'\\''b'; true");
+    }
 
     #[test]
     fn quoting() {

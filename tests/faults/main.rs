@@ -10,3 +10,4 @@ mod known_hosts;
 mod redaction;
 mod shell;
 mod writes;
+mod inject;
