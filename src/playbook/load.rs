@@ -161,6 +161,13 @@ fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> 
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
     loader.plays(&root, &mut plays, &mut stack);
+    if plays.is_empty() && loader.errors.is_empty() {
+        // ansible-playbook refuses an empty playbook too: running nothing
+        // and reporting success hides a wrong path or a truncated file.
+        loader
+            .errors
+            .push(root.error("the playbook has no plays (it is empty)"));
+    }
     if loader.errors.is_empty() {
         Ok(Playbook {
             path: path.to_path_buf(),
