@@ -206,15 +206,23 @@ fn string_list(node: &Node) -> Result<Vec<String>, InputError> {
     }
 }
 
-/// `when`-style conditions: a string, a boolean or a list of them.
-fn conditions(node: &Node) -> Result<Vec<String>, InputError> {
+/// `when`-style conditions: a string, a boolean or a list of them. `what`
+/// names the keyword; a condition that is not a valid expression is refused
+/// here, at its own position.
+fn conditions(node: &Node, what: &str) -> Result<Vec<String>, InputError> {
     match &node.kind {
         NodeKind::Bool(b) => Ok(vec![b.to_string()]),
         NodeKind::Seq(items) => items
             .iter()
-            .map(|i| conditions(i).map(|v| v.join(" and ")))
+            .map(|i| conditions(i, what).map(|v| v.join(" and ")))
             .collect(),
-        _ => Ok(vec![string_node(node)?]),
+        _ => {
+            let cond = string_node(node)?;
+            match crate::template::Templar::syntax_error(&cond, true) {
+                Some(e) => Err(node.error(format!("{what}: invalid expression '{cond}': {e}"))),
+                None => Ok(vec![cond]),
+            }
+        }
     }
 }
 
@@ -619,7 +627,7 @@ impl Loader {
         let keywords = self.keywords(node);
         let mut own_when = Vec::new();
         if let Some(w) = node.get("when") {
-            own_when = self.ok(conditions(w)).unwrap_or_default();
+            own_when = self.ok(conditions(w, "when")).unwrap_or_default();
         }
         let mut tags = parent.tags.clone();
         if let Some(t) = node.get("tags") {
@@ -814,11 +822,13 @@ impl Loader {
             .unwrap_or_default();
         let changed_when = node
             .get("changed_when")
-            .and_then(|n| self.ok(conditions(n)));
-        let failed_when = node.get("failed_when").and_then(|n| self.ok(conditions(n)));
+            .and_then(|n| self.ok(conditions(n, "changed_when")));
+        let failed_when = node
+            .get("failed_when")
+            .and_then(|n| self.ok(conditions(n, "failed_when")));
         let until = node
             .get("until")
-            .and_then(|n| self.ok(conditions(n)))
+            .and_then(|n| self.ok(conditions(n, "until")))
             .map(|c| {
                 let retries = node
                     .get("retries")
@@ -1065,7 +1075,7 @@ impl Loader {
         if let Some(n) = kw_node {
             kw = kw.inherit(&self.keywords(n));
             if let Some(w) = n.get("when") {
-                when.extend(self.ok(conditions(w)).unwrap_or_default());
+                when.extend(self.ok(conditions(w, "when")).unwrap_or_default());
             }
             if let Some(t) = n.get("tags") {
                 tags.extend(self.ok(tags_of(t)).unwrap_or_default());
@@ -1192,6 +1202,27 @@ mod tests {
             panic!("module task expected")
         };
         assert_eq!(args["_raw_params"], "creates=/x touch \"/x  y\"");
+    }
+
+    /// `a }} b` made minijinja 2's lexer panic (exit 101); each condition
+    /// keyword must refuse it as an input error at the value itself.
+    #[test]
+    fn conditions_that_panicked_the_lexer_are_input_errors_at_the_value() {
+        for key in ["when", "changed_when", "failed_when", "until"] {
+            let text = format!(
+                "- hosts: all\n  tasks:\n    - name: t\n      command: id\n      {key}: \"a }}}} b\"\n"
+            );
+            let err = load_playbook_str(&text, Path::new("p.yml")).expect_err(key);
+            let msg = err.to_string();
+            let col = 9 + key.len();
+            assert!(msg.starts_with(&format!("p.yml:5:{col}: {key}:")), "{msg}");
+            // In a list, the item's own position.
+            let text = format!(
+                "- hosts: all\n  tasks:\n    - command: id\n      {key}:\n        - x\n        - \"{{{{ a }}}} }}}}\"\n"
+            );
+            let err = load_playbook_str(&text, Path::new("p.yml")).expect_err(key);
+            assert!(err.to_string().starts_with("p.yml:6:11:"), "{err}");
+        }
     }
 
     #[test]
