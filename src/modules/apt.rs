@@ -473,6 +473,13 @@ impl Module for Apt {
     ];
     type Change = AptChange;
 
+    fn validate(&self) -> Result<(), String> {
+        if self.names().is_empty() && !self.update_cache {
+            return Err("one of the arguments 'name' or 'update_cache' is required".into());
+        }
+        Ok(())
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
         if self.names().is_empty() && !self.update_cache {
             return Err(ModuleError::Args(

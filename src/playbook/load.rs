@@ -967,9 +967,11 @@ impl Loader {
                 self.errors.push(extra.error("args must be a mapping"));
             }
         }
+        let mut unknown = false;
         if !module.args.contains(&"*") {
-            for (name, at) in key_pos {
+            for (name, at) in &key_pos {
                 if !module.args.contains(&name.as_str()) {
+                    unknown = true;
                     let mut accepted: Vec<&str> = module
                         .args
                         .iter()
@@ -985,7 +987,28 @@ impl Loader {
                 }
             }
         }
-        Some(Value::Object(args))
+        let args = Value::Object(args);
+        // Values are checked once every name is known (serde would only
+        // repeat an unknown name).
+        let checked = if unknown {
+            Ok(())
+        } else {
+            (module.check)(&args)
+        };
+        if let Err(e) = checked {
+            let at = e
+                .arg
+                .as_deref()
+                .and_then(|a| key_pos.iter().rev().find(|(name, _)| name == a))
+                .map_or(value, |(_, node)| *node);
+            let msg = match &e.arg {
+                Some(arg) => format!("module '{}', argument '{arg}': {}", module.name, e.msg),
+                None => format!("module '{}': {}", module.name, e.msg),
+            };
+            self.errors.push(at.error(msg));
+            return None;
+        }
+        Some(args)
     }
 
     /// Expand a role use (`- common`, `- role: x` with params) into tasks and
@@ -1223,6 +1246,63 @@ mod tests {
             let err = load_playbook_str(&text, Path::new("p.yml")).expect_err(key);
             assert!(err.to_string().starts_with("p.yml:6:11:"), "{err}");
         }
+    }
+
+    fn task_error(task: &str) -> Option<String> {
+        let text = format!("- hosts: all\n  tasks:\n    - {task}\n");
+        load_playbook_str(&text, Path::new("p.yml"))
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    /// Wrong types, values outside the choices and missing arguments used to
+    /// reach the hosts and fail there in serde's words.
+    #[test]
+    fn argument_values_are_checked_at_load_with_the_argument_named() {
+        let cases = [
+            (
+                "lineinfile: {path: /x, line: a, create: [1, 2]}",
+                "p.yml:3:39: module 'lineinfile', argument 'create':",
+            ),
+            (
+                "file: path=/x state=bogus",
+                "p.yml:3:13: module 'file', argument 'state': unknown value `bogus`",
+            ),
+            (
+                "copy: {dest: /x}",
+                "p.yml:3:13: module 'copy': argument 'src' (or 'content') is required",
+            ),
+            (
+                "copy: {src: a}",
+                "p.yml:3:13: module 'copy': argument 'dest' is required",
+            ),
+            (
+                "file: {path: /x, mode: [1]}",
+                "p.yml:3:24: module 'file', argument 'mode':",
+            ),
+        ];
+        for (task, want) in cases {
+            let err = task_error(task).unwrap_or_else(|| panic!("{task} loads"));
+            assert!(err.starts_with(want), "{task}: {err}");
+        }
+    }
+
+    #[test]
+    fn templated_arguments_are_left_to_the_run() {
+        for task in [
+            "file: path=/x state=touch",
+            "file: {path: /x, state: \"{{ s }}\"}",
+            // Missing `src` may come from the templated args: not judged.
+            "copy: {dest: /x, mode: \"{{ m }}\"}",
+            "command: ls -l",
+            "shell: \"{{ cmd }}\"",
+            "set_fact: {a: 1}",
+        ] {
+            assert_eq!(task_error(task), None, "{task}");
+        }
+        // The untemplated arguments beside a templated one are still checked.
+        let err = task_error("copy: {dest: \"{{ d }}\", content: x, force: [1]}").expect("refused");
+        assert!(err.contains("argument 'force'"), "{err}");
     }
 
     #[test]
