@@ -6,3 +6,4 @@
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+mod input;
