@@ -916,6 +916,14 @@ impl Loader {
         value: &Node,
         extra: Option<&Node>,
     ) -> Option<Value> {
+        let before = self.errors.len();
+        self.template_syntax(value, module.name);
+        if let Some(extra) = extra {
+            self.template_syntax(extra, module.name);
+        }
+        if self.errors.len() > before {
+            return None;
+        }
         let mut args = Map::new();
         let mut key_pos: Vec<(String, &Node)> = Vec::new();
         match &value.kind {
@@ -1009,6 +1017,27 @@ impl Loader {
             return None;
         }
         Some(args)
+    }
+
+    /// Refuse templates that cannot compile, at the string that holds them
+    /// (the static check would only name the task).
+    fn template_syntax(&mut self, node: &Node, module: &str) {
+        match &node.kind {
+            NodeKind::Str(s) if crate::template::Templar::is_template(s) => {
+                if let Some(e) = crate::template::Templar::syntax_error(s, false) {
+                    self.errors
+                        .push(node.error(format!("module '{module}': invalid template: {e}")));
+                }
+            }
+            NodeKind::Seq(items) => items.iter().for_each(|i| self.template_syntax(i, module)),
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    self.template_syntax(k, module);
+                    self.template_syntax(v, module);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Expand a role use (`- common`, `- role: x` with params) into tasks and
@@ -1285,6 +1314,18 @@ mod tests {
             let err = task_error(task).unwrap_or_else(|| panic!("{task} loads"));
             assert!(err.starts_with(want), "{task}: {err}");
         }
+    }
+
+    #[test]
+    fn invalid_templates_in_arguments_are_refused_at_the_string() {
+        let err = task_error("copy:\n        dest: /x\n        content: \"{{ a }} }} {% b\"")
+            .expect("refused");
+        assert!(
+            err.starts_with("p.yml:5:18: module 'copy': invalid template"),
+            "{err}"
+        );
+        let err = task_error("command: echo {{ a").expect("refused");
+        assert!(err.starts_with("p.yml:3:16: module 'command'"), "{err}");
     }
 
     #[test]
