@@ -12,6 +12,8 @@
 pub mod cli;
 pub mod error;
 pub mod executor;
+#[cfg(test)]
+mod input_fuzz;
 pub mod interrupt;
 pub mod inventory;
 pub mod lab;

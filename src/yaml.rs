@@ -3,9 +3,11 @@
 //! way Ansible's YAML 1.1 loader does (`yes`/`no`/`on`/`off` are booleans, a
 //! leading `0` makes an integer octal).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -154,6 +156,75 @@ impl Node {
     }
 }
 
+/// How much data aliases may add to one document, in estimated bytes. A
+/// few hundred bytes of nested anchors (`b: &b [*a, *a, ...]`, ten levels
+/// deep) otherwise expand to gigabytes; real playbooks and inventories use
+/// aliases for small shared mappings, far below this.
+pub const MAX_ALIAS_EXPANSION: usize = 16 << 20;
+
+/// What an estimated node costs besides its text (a `Node` and its slot).
+const NODE_COST: usize = 64;
+
+/// What to do with a key that appears twice in one mapping (Ansible's
+/// `DUPLICATE_YAML_DICT_KEY`). The later value is used unless refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicateKeys {
+    /// Warn, naming both places (Ansible's default).
+    Warn,
+    /// Refuse the file.
+    Error,
+    /// Say nothing.
+    Ignore,
+}
+
+impl std::str::FromStr for DuplicateKeys {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "warn" => Ok(DuplicateKeys::Warn),
+            "error" => Ok(DuplicateKeys::Error),
+            "ignore" => Ok(DuplicateKeys::Ignore),
+            other => Err(format!(
+                "'{other}' is not a duplicate-key setting (expected warn, error or ignore)"
+            )),
+        }
+    }
+}
+
+/// The process-wide duplicate-key setting: 0 warn, 1 error, 2 ignore. The
+/// CLI sets it once from the environment; every YAML read (inventory, vars
+/// files, `include_vars`, `from_yaml`) follows it.
+static DUPLICATE_KEYS: AtomicU8 = AtomicU8::new(0);
+
+/// Warnings from YAML reads not yet shown; the CLI takes them and reports
+/// them through the normal warning path.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Set what every later YAML read does with duplicate keys.
+pub fn set_duplicate_keys(policy: DuplicateKeys) {
+    let v = match policy {
+        DuplicateKeys::Warn => 0,
+        DuplicateKeys::Error => 1,
+        DuplicateKeys::Ignore => 2,
+    };
+    DUPLICATE_KEYS.store(v, Ordering::Relaxed);
+}
+
+fn duplicate_keys() -> DuplicateKeys {
+    match DUPLICATE_KEYS.load(Ordering::Relaxed) {
+        1 => DuplicateKeys::Error,
+        2 => DuplicateKeys::Ignore,
+        _ => DuplicateKeys::Warn,
+    }
+}
+
+/// Take the warnings (duplicate keys) that YAML reads produced so far.
+pub fn take_warnings() -> Vec<String> {
+    let mut w = WARNINGS.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::take(&mut *w)
+}
+
 /// Read and parse a YAML file holding one document. An empty file is `Null`.
 pub fn load_file(path: &Path) -> Result<Node, InputError> {
     let text = std::fs::read_to_string(path)
@@ -161,8 +232,27 @@ pub fn load_file(path: &Path) -> Result<Node, InputError> {
     load_str(&text, path)
 }
 
-/// Parse YAML text; `path` is used for positions only.
+/// Parse YAML text; `path` is used for positions only. Duplicate keys are
+/// handled as [`set_duplicate_keys`] says; warnings wait in
+/// [`take_warnings`].
 pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
+    let (node, warnings) = parse(text, path, duplicate_keys())?;
+    if !warnings.is_empty() {
+        WARNINGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(warnings);
+    }
+    Ok(node)
+}
+
+/// Parse YAML text with an explicit duplicate-key policy; returns the
+/// document and the warnings it produced.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    duplicates: DuplicateKeys,
+) -> Result<(Node, Vec<String>), InputError> {
     let file = Arc::new(path.to_path_buf());
     let mut builder = Builder {
         file: file.clone(),
@@ -170,9 +260,16 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
         anchors: Vec::new(),
         docs: Vec::new(),
         error: None,
+        expanded: 0,
+        duplicates,
+        warnings: Vec::new(),
     };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
+        // An error the builder found first (an alias bomb) is the real one.
+        if let Some(err) = builder.error {
+            return Err(err);
+        }
         let m = e.marker();
         return Err(InputError::new(
             Pos {
@@ -186,34 +283,55 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
     if let Some(err) = builder.error {
         return Err(err);
     }
-    match builder.docs.len() {
-        0 => Ok(Node {
+    let warnings = builder.warnings;
+    let node = match builder.docs.len() {
+        0 => Node {
             pos: Pos {
                 file,
                 line: 1,
                 col: 1,
             },
             kind: NodeKind::Null,
-        }),
-        1 => Ok(builder.docs.remove(0)),
-        _ => Err(InputError::new(
-            builder.docs[1].pos.clone(),
-            "expected a single YAML document",
-        )),
-    }
+        },
+        1 => builder.docs.remove(0),
+        _ => {
+            return Err(InputError::new(
+                builder.docs[1].pos.clone(),
+                "expected a single YAML document",
+            ))
+        }
+    };
+    Ok((node, warnings))
+}
+
+/// A mapping being built.
+struct MapFrame {
+    node: Node,
+    anchor: usize,
+    /// A key waiting for its value.
+    pending: Option<Node>,
+    /// Key text → (entry index, where it was written; None when it came in
+    /// through a merge key, which a later explicit key may override).
+    index: HashMap<String, (usize, Option<Pos>)>,
+    weight: usize,
 }
 
 enum Open {
-    Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    Seq(Node, usize, usize),
+    Map(MapFrame),
 }
 
 struct Builder {
     file: Arc<PathBuf>,
     stack: Vec<Open>,
-    anchors: Vec<(usize, Node)>,
+    /// Anchored nodes with their estimated size.
+    anchors: Vec<(usize, Node, usize)>,
     docs: Vec<Node>,
     error: Option<InputError>,
+    /// Estimated bytes added by aliases so far.
+    expanded: usize,
+    duplicates: DuplicateKeys,
+    warnings: Vec<String>,
 }
 
 impl Builder {
@@ -225,41 +343,94 @@ impl Builder {
         }
     }
 
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn push_value(&mut self, node: Node, anchor: usize, weight: usize) {
         if anchor > 0 {
-            self.anchors.push((anchor, node.clone()));
+            self.anchors.push((anchor, node.clone(), weight));
         }
+        let mut duplicate = None;
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some(Open::Seq(seq, _)) => {
+            Some(Open::Seq(seq, _, w)) => {
+                *w = w.saturating_add(weight);
                 if let NodeKind::Seq(items) = &mut seq.kind {
                     items.push(node);
                 }
             }
-            Some(Open::Map(map, _, pending)) => match pending.take() {
-                None => *pending = Some(node),
-                Some(key) => {
-                    if let NodeKind::Map(entries) = &mut map.kind {
-                        if key.key_str() == Some("<<") {
-                            merge_into(entries, node);
-                        } else if let Some(slot) = entries
-                            .iter_mut()
-                            .find(|(k, _)| k.scalar_string() == key.scalar_string())
-                        {
-                            // Later keys win, as in PyYAML.
-                            *slot = (key, node);
-                        } else {
-                            entries.push((key, node));
-                        }
-                    }
+            Some(Open::Map(frame)) => {
+                frame.weight = frame.weight.saturating_add(weight);
+                match frame.pending.take() {
+                    None => frame.pending = Some(node),
+                    Some(key) => duplicate = frame.insert(key, node),
                 }
-            },
+            }
+        }
+        if let Some((key, first, second)) = duplicate {
+            self.duplicate(&key, &first, second);
+        }
+    }
+
+    fn duplicate(&mut self, key: &str, first: &Pos, second: Pos) {
+        let at = format!("line {} column {}", first.line, first.col);
+        match self.duplicates {
+            DuplicateKeys::Ignore => {}
+            DuplicateKeys::Warn => self.warnings.push(format!(
+                "{second}: duplicate key '{key}' in this mapping, first at {at}; the later value is used (ANSIBLE_DUPLICATE_YAML_DICT_KEY=error refuses it)"
+            )),
+            DuplicateKeys::Error => {
+                if self.error.is_none() {
+                    self.error = Some(InputError::new(
+                        second,
+                        format!(
+                            "duplicate key '{key}' in this mapping, first at {at} (ANSIBLE_DUPLICATE_YAML_DICT_KEY=error)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl MapFrame {
+    /// Add an entry; returns (key, first place, this place) when the key was
+    /// already written explicitly in this mapping.
+    fn insert(&mut self, key: Node, value: Node) -> Option<(String, Pos, Pos)> {
+        let NodeKind::Map(entries) = &mut self.node.kind else {
+            return None;
+        };
+        if key.key_str() == Some("<<") {
+            merge_into(entries, &mut self.index, value);
+            return None;
+        }
+        let Some(text) = key.scalar_string() else {
+            entries.push((key, value));
+            return None;
+        };
+        let here = key.pos.clone();
+        match self.index.get_mut(&text) {
+            Some((i, first)) => {
+                let dup = first.take().map(|f| (text.clone(), f, here.clone()));
+                *first = Some(here);
+                if let Some(slot) = entries.get_mut(*i) {
+                    // Later keys win, as in PyYAML.
+                    *slot = (key, value);
+                }
+                dup
+            }
+            None => {
+                self.index.insert(text, (entries.len(), Some(here)));
+                entries.push((key, value));
+                None
+            }
         }
     }
 }
 
 /// YAML merge keys (`<<: *anchor`): keys already present win.
-fn merge_into(entries: &mut Vec<(Node, Node)>, source: Node) {
+fn merge_into(
+    entries: &mut Vec<(Node, Node)>,
+    index: &mut HashMap<String, (usize, Option<Pos>)>,
+    source: Node,
+) {
     let sources = match source.kind {
         NodeKind::Seq(items) => items,
         _ => vec![source],
@@ -267,10 +438,11 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, source: Node) {
     for src in sources {
         if let NodeKind::Map(src_entries) = src.kind {
             for (k, v) in src_entries {
-                if !entries
-                    .iter()
-                    .any(|(e, _)| e.scalar_string() == k.scalar_string())
-                {
+                let Some(text) = k.scalar_string() else {
+                    continue;
+                };
+                if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(text) {
+                    slot.insert((entries.len(), None));
                     entries.push((k, v));
                 }
             }
@@ -289,42 +461,61 @@ impl MarkedEventReceiver for Builder {
                     pos: self.pos(mark),
                     kind: NodeKind::Seq(Vec::new()),
                 };
-                self.stack.push(Open::Seq(node, anchor));
+                self.stack.push(Open::Seq(node, anchor, NODE_COST));
             }
             Event::MappingStart(anchor, _) => {
                 let node = Node {
                     pos: self.pos(mark),
                     kind: NodeKind::Map(Vec::new()),
                 };
-                self.stack.push(Open::Map(node, anchor, None));
+                self.stack.push(Open::Map(MapFrame {
+                    node,
+                    anchor,
+                    pending: None,
+                    index: HashMap::new(),
+                    weight: NODE_COST,
+                }));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some(Open::Seq(node, anchor) | Open::Map(node, anchor, _)) = self.stack.pop()
-                {
-                    let mut node = node;
-                    // The parser marks a block mapping where it sees the first
-                    // ':'; point at the first key instead.
-                    if let NodeKind::Map(entries) = &node.kind {
-                        if let Some((k, _)) = entries.first() {
-                            if k.pos.line == node.pos.line && k.pos.col < node.pos.col {
-                                node.pos = k.pos.clone();
-                            }
+                let (mut node, anchor, weight) = match self.stack.pop() {
+                    Some(Open::Seq(node, anchor, weight)) => (node, anchor, weight),
+                    Some(Open::Map(f)) => (f.node, f.anchor, f.weight),
+                    None => return,
+                };
+                // The parser marks a block mapping where it sees the first
+                // ':'; point at the first key instead.
+                if let NodeKind::Map(entries) = &node.kind {
+                    if let Some((k, _)) = entries.first() {
+                        if k.pos.line == node.pos.line && k.pos.col < node.pos.col {
+                            node.pos = k.pos.clone();
                         }
                     }
-                    self.push_value(node, anchor);
                 }
+                self.push_value(node, anchor, weight);
             }
             Event::Scalar(text, style, anchor, tag) => {
+                let weight = NODE_COST.saturating_add(text.len());
                 let node = Node {
                     pos: self.pos(mark),
                     kind: resolve_scalar(text, style, tag.as_ref()),
                 };
-                self.push_value(node, anchor);
+                self.push_value(node, anchor, weight);
             }
-            Event::Alias(id) => match self.anchors.iter().rev().find(|(a, _)| *a == id) {
-                Some((_, node)) => {
-                    let node = node.clone();
-                    self.push_value(node, 0);
+            Event::Alias(id) => match self.anchors.iter().rev().find(|(a, _, _)| *a == id) {
+                Some((_, node, weight)) => {
+                    let (node, weight) = (node.clone(), *weight);
+                    self.expanded = self.expanded.saturating_add(weight);
+                    if self.expanded > MAX_ALIAS_EXPANSION {
+                        self.error = Some(InputError::new(
+                            self.pos(mark),
+                            format!(
+                                "YAML aliases expand to more than {} MiB here (nested anchors repeated: an alias bomb?); refusing the file",
+                                MAX_ALIAS_EXPANSION >> 20
+                            ),
+                        ));
+                        return;
+                    }
+                    self.push_value(node, 0, weight);
                 }
                 None => {
                     self.error = Some(InputError::new(self.pos(mark), "unknown YAML alias"));
@@ -432,6 +623,59 @@ mod tests {
     fn merge_keys_and_aliases() {
         let doc = load("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\n");
         assert_eq!(doc.to_value()["d"], serde_json::json!({"y": 3, "x": 1}));
+    }
+
+    /// Ten levels of nine aliases each: 9^10 leaves from a few hundred bytes.
+    fn alias_bomb() -> String {
+        let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            s.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn alias_bomb_is_refused_with_its_position() {
+        let text = alias_bomb();
+        assert!(text.len() < 700, "{}", text.len());
+        let started = std::time::Instant::now();
+        let err = load_str(&text, Path::new("bomb.yml")).expect_err("refused");
+        assert!(started.elapsed().as_secs() < 5);
+        let msg = err.to_string();
+        assert!(msg.starts_with("bomb.yml:"), "{msg}");
+        assert!(msg.contains("alias"), "{msg}");
+    }
+
+    #[test]
+    fn ordinary_aliases_are_not_limited() {
+        let doc = load("base: &b {x: 1, y: [1, 2, 3]}\nuses: [*b, *b, *b, *b]\n");
+        assert_eq!(doc.to_value()["uses"][3]["y"][2], 3);
+    }
+
+    #[test]
+    fn duplicate_keys_warn_naming_both_lines() {
+        let text = "- command: a\n  name: x\n  command: b\n";
+        let (doc, warnings) = parse(text, Path::new("d.yml"), DuplicateKeys::Warn).expect("ok");
+        assert_eq!(doc.to_value()[0]["command"], "b");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("d.yml:3:3:"), "{}", warnings[0]);
+        assert!(warnings[0].contains("'command'"), "{}", warnings[0]);
+        assert!(warnings[0].contains("line 1 column 3"), "{}", warnings[0]);
+
+        let err = parse(text, Path::new("d.yml"), DuplicateKeys::Error).expect_err("refused");
+        assert!(err.to_string().starts_with("d.yml:3:3:"), "{err}");
+
+        let (_, warnings) = parse(text, Path::new("d.yml"), DuplicateKeys::Ignore).expect("ok");
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_key_overriding_a_merged_key_is_not_a_duplicate() {
+        let text = "b: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\n";
+        let (doc, warnings) = parse(text, Path::new("m.yml"), DuplicateKeys::Error).expect("ok");
+        assert!(warnings.is_empty());
+        assert_eq!(doc.to_value()["d"], serde_json::json!({"x": 1, "y": 3}));
     }
 
     #[test]

@@ -183,6 +183,10 @@ enum KnownHostsAction {
     },
 }
 
+/// Ansible's setting for keys written twice in one YAML mapping: `warn`
+/// (default), `error` or `ignore`.
+const DUPLICATE_KEYS_ENV: &str = "ANSIBLE_DUPLICATE_YAML_DICT_KEY";
+
 /// Run the binary; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -203,6 +207,15 @@ pub fn main() -> i32 {
         _ => 0,
     };
     init_tracing(verbosity);
+    if let Some(v) = std::env::var_os(DUPLICATE_KEYS_ENV) {
+        match v.to_string_lossy().parse::<crate::yaml::DuplicateKeys>() {
+            Ok(policy) => crate::yaml::set_duplicate_keys(policy),
+            Err(e) => {
+                say_err(&format!("ERROR: {DUPLICATE_KEYS_ENV}: {e}"));
+                return exit::INVALID;
+            }
+        }
+    }
     match cli.command {
         Command::Apply(args) => apply(args),
         Command::Inventory(args) => inventory(args),
@@ -242,6 +255,13 @@ fn say_err(msg: &str) {
 #[allow(clippy::print_stdout)]
 fn say(msg: &str) {
     println!("{msg}");
+}
+
+/// Warnings found while reading input, for commands without a reporter.
+fn say_load_warnings() {
+    for w in crate::yaml::take_warnings() {
+        say_err(&format!("[WARNING]: {w}"));
+    }
 }
 
 fn input_error(e: &InputErrors) -> i32 {
@@ -357,6 +377,10 @@ fn run_playbook(
 ) -> i32 {
     let redactor = redactor(opts, inv);
     let (tx, rx) = std::sync::mpsc::channel();
+    // Warnings from loading (duplicate keys) come first, before anything runs.
+    for w in crate::yaml::take_warnings() {
+        let _ = tx.send(crate::report::Event::Warning(w));
+    }
     let mut reporter = Reporter::stdout(output, verbosity, opts.diff, redactor.clone());
     let printer = std::thread::spawn(move || {
         for ev in rx {
@@ -375,8 +399,23 @@ fn run_playbook(
     };
     let events = tx.clone();
     let runner = Runner::new(pb, inv, opts, tx, redactor);
-    if let Err(e) = runner.resolve_hosts() {
-        return input_error(&e);
+    let refused = match runner.resolve_hosts() {
+        Err(e) => Some(format!("ERROR: {e}")),
+        // As ansible-playbook: a limit that leaves nothing to do is a
+        // mistake (a typo in a host name), not a successful empty run.
+        Ok(targets) => match &opts.limit {
+            Some(limit) if targets.iter().all(Vec::is_empty) => Some(format!(
+                "ERROR: --limit '{limit}' leaves no hosts to run on: it matches none of the hosts the plays target"
+            )),
+            _ => None,
+        },
+    };
+    if let Some(msg) = refused {
+        // Let the reporter show the load warnings before the error.
+        drop(runner);
+        let _ = printer.join();
+        say_err(&msg);
+        return exit::INVALID;
     }
     let result = runtime.block_on(run_interruptible(runner, events));
     let _ = printer.join();
@@ -516,6 +555,7 @@ fn inventory(args: InventoryArgs) -> i32 {
         Ok(i) => i,
         Err(e) => return input_error(&e),
     };
+    say_load_warnings();
     if args.graph {
         say(inv.to_string().trim_end());
     } else if let Some(h) = args.host {

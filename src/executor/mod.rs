@@ -216,6 +216,14 @@ impl<'a> Runner<'a> {
         let _ = self.events.send(event);
     }
 
+    /// Report what YAML reads warned about (duplicate keys in a vars file or
+    /// an `include_vars` file read during the run).
+    fn emit_yaml_warnings(&self) {
+        for w in crate::yaml::take_warnings() {
+            self.emit(Event::Warning(w));
+        }
+    }
+
     /// Which hosts each play targets, checked before anything connects.
     pub fn resolve_hosts(&self) -> Result<Vec<Vec<String>>, InputErrors> {
         let mut all = Vec::new();
@@ -248,6 +256,7 @@ impl<'a> Runner<'a> {
         if !crate::interrupt::interrupted() {
             self.pool.close_all().await;
         }
+        self.emit_yaml_warnings();
         let recap: IndexMap<String, Counters> = self
             .states
             .iter()
@@ -288,6 +297,7 @@ impl<'a> Runner<'a> {
             name: play.name.clone(),
         });
         let vars = self.play_vars(play)?;
+        self.emit_yaml_warnings();
         for h in &hosts {
             if !self.states.contains_key(h) {
                 let host = self

@@ -474,6 +474,13 @@ impl Module for Apt {
     ];
     type Change = AptChange;
 
+    fn validate(&self) -> Result<(), String> {
+        if self.names().is_empty() && !self.update_cache {
+            return Err("one of the arguments 'name' or 'update_cache' is required".into());
+        }
+        Ok(())
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
         for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
             safe::name("name", n.trim())?;

@@ -345,6 +345,19 @@ impl Module for Copy {
     ];
     type Change = CopyChange;
 
+    fn validate(&self) -> Result<(), String> {
+        match (&self.content, &self.src) {
+            (Some(_), Some(_)) => {
+                Err("arguments 'src' and 'content' are mutually exclusive".into())
+            }
+            (None, None) => Err("argument 'src' (or 'content') is required".into()),
+            (Some(_), None) if self.dest.ends_with('/') => {
+                Err("argument 'content' cannot be used with a directory as 'dest'".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CopyChange>, ModuleError> {
         let source = match (&self.content, &self.src) {
             (Some(_), Some(_)) => {

@@ -28,6 +28,13 @@ impl Module for Debug {
     const ARGS: &'static [&'static str] = &["msg", "var", "verbosity"];
     type Change = ();
 
+    fn validate(&self) -> Result<(), String> {
+        if self.msg.is_some() && self.var.is_some() {
+            return Err("arguments 'msg' and 'var' are mutually exclusive".into());
+        }
+        Ok(())
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let mut data = Map::new();
         match (&self.msg, &self.var) {

@@ -570,6 +570,18 @@ impl Module for K8sApply {
     ];
     type Change = ApplyChange;
 
+    fn validate(&self) -> Result<(), String> {
+        match (&self.src, &self.definition) {
+            (Some(_), Some(_)) => {
+                Err("arguments 'src' and 'definition' are mutually exclusive".into())
+            }
+            (None, None) | (None, Some(Value::Null)) => {
+                Err("one of the arguments 'src' or 'definition' is required".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<ApplyChange>, ModuleError> {
         let objects = self.load(ctx).await?;
         let keys: Vec<ObjKey> = objects.iter().map(|o| o.key.clone()).collect();

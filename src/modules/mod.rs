@@ -187,6 +187,13 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     /// What `apply` needs to make the change.
     type Change: Send;
 
+    /// Rules between arguments that their types cannot say (copy needs
+    /// `src` or `content`). Checked when the playbook is loaded, if no
+    /// argument is templated, and again before the module runs.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Read the host's state and decide.
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<Self::Change>, ModuleError>;
 
@@ -256,6 +263,9 @@ pub struct ModuleInfo {
     /// Does its plan start with a read the engine may run ahead of time,
     /// for these arguments?
     pub reads_first: fn(&Value) -> bool,
+    /// Check untemplated arguments at load time: types, choices, required
+    /// arguments and [`Module::validate`].
+    pub check: fn(&Value) -> Result<(), ArgError>,
     /// Deserialize the (templated) arguments and drive the module.
     pub run: for<'a> fn(Value, &'a ModuleCtx<'a>) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
 }
@@ -267,8 +277,80 @@ fn run_json<'a, M: Module>(
     Box::pin(async move {
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
+        module.validate().map_err(ModuleError::Args)?;
         drive(&module, ctx).await
     })
+}
+
+/// Arguments refused before anything ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError {
+    /// The argument at fault, as the task wrote it; `None` when the problem
+    /// concerns the arguments together (one missing, a rule between several).
+    pub arg: Option<String>,
+    /// What is wrong.
+    pub msg: String,
+}
+
+/// Does a value hold template syntax anywhere (keys included)?
+fn templated(v: &Value) -> bool {
+    match v {
+        Value::String(s) => crate::template::Templar::is_template(s),
+        Value::Array(items) => items.iter().any(templated),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| crate::template::Templar::is_template(k) || templated(v)),
+        _ => false,
+    }
+}
+
+/// Serde's wording, in the terms of a task's arguments.
+fn arg_message(msg: &str) -> String {
+    if let Some(field) = msg
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        return format!("argument '{field}' is required");
+    }
+    msg.replace("unknown variant", "unknown value")
+}
+
+/// Deserialize the arguments the way the run will, leaving out those that
+/// are templated (their value is known only on the host). A problem that
+/// may depend on a left-out argument (a missing one, a rule between
+/// several) is reported only when none was left out.
+fn check_json<M: Module>(args: &Value) -> Result<(), ArgError> {
+    let Value::Object(map) = args else {
+        return Ok(());
+    };
+    let mut plain = Map::new();
+    let mut partial = false;
+    for (k, v) in map {
+        if templated(v) || crate::template::Templar::is_template(k) {
+            partial = true;
+        } else {
+            plain.insert(k.clone(), v.clone());
+        }
+    }
+    match serde_path_to_error::deserialize::<_, M>(Value::Object(plain)) {
+        Ok(module) if !partial => module.validate().map_err(|msg| ArgError { arg: None, msg }),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let arg = e.path().iter().next().and_then(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            });
+            let msg = arg_message(&e.inner().to_string());
+            match arg {
+                Some(arg) => Err(ArgError {
+                    arg: Some(arg),
+                    msg,
+                }),
+                None if partial => Ok(()),
+                None => Err(ArgError { arg: None, msg }),
+            }
+        }
+    }
 }
 
 const fn info<M: Module>() -> ModuleInfo {
@@ -277,6 +359,7 @@ const fn info<M: Module>() -> ModuleInfo {
         args: M::ARGS,
         free_form: M::FREE_FORM,
         reads_first: M::reads_first,
+        check: check_json::<M>,
         run: run_json::<M>,
     }
 }

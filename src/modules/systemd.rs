@@ -215,6 +215,15 @@ impl Module for Systemd {
     ];
     type Change = SystemdChange;
 
+    fn validate(&self) -> Result<(), String> {
+        if self.name.is_none()
+            && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
+        {
+            return Err("argument 'name' is required with state, enabled or masked".into());
+        }
+        Ok(())
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SystemdChange>, ModuleError> {
         if self.name.is_none()
             && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
@@ -296,6 +305,10 @@ impl Module for Service {
     const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "state", "enabled"];
     type Change = SystemdChange;
+
+    fn validate(&self) -> Result<(), String> {
+        self.as_systemd().validate()
+    }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SystemdChange>, ModuleError> {
         self.as_systemd().plan(ctx).await

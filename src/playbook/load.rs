@@ -161,6 +161,13 @@ fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> 
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
     loader.plays(&root, &mut plays, &mut stack);
+    if plays.is_empty() && loader.errors.is_empty() {
+        // ansible-playbook refuses an empty playbook too: running nothing
+        // and reporting success hides a wrong path or a truncated file.
+        loader
+            .errors
+            .push(root.error("the playbook has no plays (it is empty)"));
+    }
     if loader.errors.is_empty() {
         Ok(Playbook {
             path: path.to_path_buf(),
@@ -199,15 +206,23 @@ fn string_list(node: &Node) -> Result<Vec<String>, InputError> {
     }
 }
 
-/// `when`-style conditions: a string, a boolean or a list of them.
-fn conditions(node: &Node) -> Result<Vec<String>, InputError> {
+/// `when`-style conditions: a string, a boolean or a list of them. `what`
+/// names the keyword; a condition that is not a valid expression is refused
+/// here, at its own position.
+fn conditions(node: &Node, what: &str) -> Result<Vec<String>, InputError> {
     match &node.kind {
         NodeKind::Bool(b) => Ok(vec![b.to_string()]),
         NodeKind::Seq(items) => items
             .iter()
-            .map(|i| conditions(i).map(|v| v.join(" and ")))
+            .map(|i| conditions(i, what).map(|v| v.join(" and ")))
             .collect(),
-        _ => Ok(vec![string_node(node)?]),
+        _ => {
+            let cond = string_node(node)?;
+            match crate::template::Templar::syntax_error(&cond, true) {
+                Some(e) => Err(node.error(format!("{what}: invalid expression '{cond}': {e}"))),
+                None => Ok(vec![cond]),
+            }
+        }
     }
 }
 
@@ -622,7 +637,7 @@ impl Loader {
         let keywords = self.keywords(node);
         let mut own_when = Vec::new();
         if let Some(w) = node.get("when") {
-            own_when = self.ok(conditions(w)).unwrap_or_default();
+            own_when = self.ok(conditions(w, "when")).unwrap_or_default();
         }
         let mut tags = parent.tags.clone();
         if let Some(t) = node.get("tags") {
@@ -817,11 +832,13 @@ impl Loader {
             .unwrap_or_default();
         let changed_when = node
             .get("changed_when")
-            .and_then(|n| self.ok(conditions(n)));
-        let failed_when = node.get("failed_when").and_then(|n| self.ok(conditions(n)));
+            .and_then(|n| self.ok(conditions(n, "changed_when")));
+        let failed_when = node
+            .get("failed_when")
+            .and_then(|n| self.ok(conditions(n, "failed_when")));
         let until = node
             .get("until")
-            .and_then(|n| self.ok(conditions(n)))
+            .and_then(|n| self.ok(conditions(n, "until")))
             .map(|c| {
                 let retries = node
                     .get("retries")
@@ -909,6 +926,14 @@ impl Loader {
         value: &Node,
         extra: Option<&Node>,
     ) -> Option<Value> {
+        let before = self.errors.len();
+        self.template_syntax(value, module.name);
+        if let Some(extra) = extra {
+            self.template_syntax(extra, module.name);
+        }
+        if self.errors.len() > before {
+            return None;
+        }
         let mut args = Map::new();
         let mut key_pos: Vec<(String, &Node)> = Vec::new();
         match &value.kind {
@@ -960,9 +985,11 @@ impl Loader {
                 self.errors.push(extra.error("args must be a mapping"));
             }
         }
+        let mut unknown = false;
         if !module.args.contains(&"*") {
-            for (name, at) in key_pos {
+            for (name, at) in &key_pos {
                 if !module.args.contains(&name.as_str()) {
+                    unknown = true;
                     let mut accepted: Vec<&str> = module
                         .args
                         .iter()
@@ -978,7 +1005,49 @@ impl Loader {
                 }
             }
         }
-        Some(Value::Object(args))
+        let args = Value::Object(args);
+        // Values are checked once every name is known (serde would only
+        // repeat an unknown name).
+        let checked = if unknown {
+            Ok(())
+        } else {
+            (module.check)(&args)
+        };
+        if let Err(e) = checked {
+            let at = e
+                .arg
+                .as_deref()
+                .and_then(|a| key_pos.iter().rev().find(|(name, _)| name == a))
+                .map_or(value, |(_, node)| *node);
+            let msg = match &e.arg {
+                Some(arg) => format!("module '{}', argument '{arg}': {}", module.name, e.msg),
+                None => format!("module '{}': {}", module.name, e.msg),
+            };
+            self.errors.push(at.error(msg));
+            return None;
+        }
+        Some(args)
+    }
+
+    /// Refuse templates that cannot compile, at the string that holds them
+    /// (the static check would only name the task).
+    fn template_syntax(&mut self, node: &Node, module: &str) {
+        match &node.kind {
+            NodeKind::Str(s) if crate::template::Templar::is_template(s) => {
+                if let Some(e) = crate::template::Templar::syntax_error(s, false) {
+                    self.errors
+                        .push(node.error(format!("module '{module}': invalid template: {e}")));
+                }
+            }
+            NodeKind::Seq(items) => items.iter().for_each(|i| self.template_syntax(i, module)),
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    self.template_syntax(k, module);
+                    self.template_syntax(v, module);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Expand a role use (`- common`, `- role: x` with params) into tasks and
@@ -1068,7 +1137,7 @@ impl Loader {
         if let Some(n) = kw_node {
             kw = kw.inherit(&self.keywords(n));
             if let Some(w) = n.get("when") {
-                when.extend(self.ok(conditions(w)).unwrap_or_default());
+                when.extend(self.ok(conditions(w, "when")).unwrap_or_default());
             }
             if let Some(t) = n.get("tags") {
                 tags.extend(self.ok(tags_of(t)).unwrap_or_default());
@@ -1209,6 +1278,96 @@ mod tests {
             panic!("module task expected")
         };
         assert_eq!(args["_raw_params"], "creates=/x touch \"/x  y\"");
+    }
+
+    /// `a }} b` made minijinja 2's lexer panic (exit 101); each condition
+    /// keyword must refuse it as an input error at the value itself.
+    #[test]
+    fn conditions_that_panicked_the_lexer_are_input_errors_at_the_value() {
+        for key in ["when", "changed_when", "failed_when", "until"] {
+            let text = format!(
+                "- hosts: all\n  tasks:\n    - name: t\n      command: id\n      {key}: \"a }}}} b\"\n"
+            );
+            let err = load_playbook_str(&text, Path::new("p.yml")).expect_err(key);
+            let msg = err.to_string();
+            let col = 9 + key.len();
+            assert!(msg.starts_with(&format!("p.yml:5:{col}: {key}:")), "{msg}");
+            // In a list, the item's own position.
+            let text = format!(
+                "- hosts: all\n  tasks:\n    - command: id\n      {key}:\n        - x\n        - \"{{{{ a }}}} }}}}\"\n"
+            );
+            let err = load_playbook_str(&text, Path::new("p.yml")).expect_err(key);
+            assert!(err.to_string().starts_with("p.yml:6:11:"), "{err}");
+        }
+    }
+
+    fn task_error(task: &str) -> Option<String> {
+        let text = format!("- hosts: all\n  tasks:\n    - {task}\n");
+        load_playbook_str(&text, Path::new("p.yml"))
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    /// Wrong types, values outside the choices and missing arguments used to
+    /// reach the hosts and fail there in serde's words.
+    #[test]
+    fn argument_values_are_checked_at_load_with_the_argument_named() {
+        let cases = [
+            (
+                "lineinfile: {path: /x, line: a, create: [1, 2]}",
+                "p.yml:3:39: module 'lineinfile', argument 'create':",
+            ),
+            (
+                "file: path=/x state=bogus",
+                "p.yml:3:13: module 'file', argument 'state': unknown value `bogus`",
+            ),
+            (
+                "copy: {dest: /x}",
+                "p.yml:3:13: module 'copy': argument 'src' (or 'content') is required",
+            ),
+            (
+                "copy: {src: a}",
+                "p.yml:3:13: module 'copy': argument 'dest' is required",
+            ),
+            (
+                "file: {path: /x, mode: [1]}",
+                "p.yml:3:24: module 'file', argument 'mode':",
+            ),
+        ];
+        for (task, want) in cases {
+            let err = task_error(task).unwrap_or_else(|| panic!("{task} loads"));
+            assert!(err.starts_with(want), "{task}: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_templates_in_arguments_are_refused_at_the_string() {
+        let err = task_error("copy:\n        dest: /x\n        content: \"{{ a }} }} {% b\"")
+            .expect("refused");
+        assert!(
+            err.starts_with("p.yml:5:18: module 'copy': invalid template"),
+            "{err}"
+        );
+        let err = task_error("command: echo {{ a").expect("refused");
+        assert!(err.starts_with("p.yml:3:16: module 'command'"), "{err}");
+    }
+
+    #[test]
+    fn templated_arguments_are_left_to_the_run() {
+        for task in [
+            "file: path=/x state=touch",
+            "file: {path: /x, state: \"{{ s }}\"}",
+            // Missing `src` may come from the templated args: not judged.
+            "copy: {dest: /x, mode: \"{{ m }}\"}",
+            "command: ls -l",
+            "shell: \"{{ cmd }}\"",
+            "set_fact: {a: 1}",
+        ] {
+            assert_eq!(task_error(task), None, "{task}");
+        }
+        // The untemplated arguments beside a templated one are still checked.
+        let err = task_error("copy: {dest: \"{{ d }}\", content: x, force: [1]}").expect("refused");
+        assert!(err.contains("argument 'force'"), "{err}");
     }
 
     #[test]

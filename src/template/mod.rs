@@ -8,7 +8,7 @@ pub mod filters;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
@@ -92,19 +92,32 @@ impl Templar {
     pub fn referenced(&self, source: &str, expr: bool) -> Result<Vec<String>, String> {
         let names = if expr {
             let e = single_expression(source).unwrap_or(source);
-            self.env
-                .compile_expression(e)
-                .map_err(|e| e.to_string())?
-                .undeclared_variables(false)
+            guarded(|| self.env.compile_expression(e))?.undeclared_variables(false)
         } else {
-            self.env
-                .template_from_str(source)
-                .map_err(|e| e.to_string())?
-                .undeclared_variables(false)
+            guarded(|| self.env.template_from_str(source))?.undeclared_variables(false)
         };
         let mut v: Vec<String> = names.into_iter().collect();
         v.sort();
         Ok(v)
+    }
+
+    /// The syntax error in a template (or, with `expr`, a condition such as
+    /// `when`), if any. Needs no variables: the loader calls it to point at
+    /// the very value that is wrong.
+    pub fn syntax_error(source: &str, expr: bool) -> Option<String> {
+        static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+        let env = ENV.get_or_init(|| {
+            let mut env = Environment::new();
+            set_ansible_whitespace(&mut env);
+            env
+        });
+        let result = if expr {
+            let e = single_expression(source.trim()).unwrap_or(source);
+            guarded(|| env.compile_expression(e)).map(drop)
+        } else {
+            guarded(|| env.template_from_str(source)).map(drop)
+        };
+        result.err()
     }
 
     /// Does `s` contain template syntax?
@@ -184,6 +197,16 @@ fn single_expression(s: &str) -> Option<&str> {
         return None;
     }
     Some(inner.trim())
+}
+
+/// Compile a user-written string. minijinja 2 panicked in its lexer on
+/// `a }} b`; should its parser ever panic again, the string is reported as
+/// invalid instead of crashing drover.
+fn guarded<T>(compile: impl FnOnce() -> Result<T, minijinja::Error>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("syntax error: the template engine could not parse this".into()),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -326,10 +349,8 @@ impl ScopeInner {
         }
         self.enter()?;
         let result = (|| {
-            let tmpl = self
-                .env
-                .template_from_str(source)
-                .map_err(|e| TemplateError {
+            let tmpl =
+                guarded(|| self.env.template_from_str(source)).map_err(|e| TemplateError {
                     msg: format!("template error: {e}"),
                     undefined: None,
                 })?;
@@ -356,10 +377,8 @@ impl ScopeInner {
     fn eval_raw(self: &Arc<Self>, expr: &str) -> Result<minijinja::Value, TemplateError> {
         self.enter()?;
         let result = (|| {
-            let compiled = self
-                .env
-                .compile_expression(expr)
-                .map_err(|e| TemplateError {
+            let compiled =
+                guarded(|| self.env.compile_expression(expr)).map_err(|e| TemplateError {
                     msg: format!("template error in '{expr}': {e}"),
                     undefined: None,
                 })?;

@@ -6,8 +6,9 @@
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+mod inject;
+mod input;
 mod known_hosts;
 mod redaction;
 mod shell;
 mod writes;
-mod inject;

@@ -562,3 +562,17 @@ fn yaml_follows_libyaml_not_pure_python() {
         )
     );
 }
+
+/// `from_yaml` reads through drover's loader, so an alias bomb in a
+/// variable is refused as in a file, not expanded.
+#[test]
+fn from_yaml_refuses_an_alias_bomb() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let msg = render_err("{{ bomb | from_yaml }}", json!({ "bomb": bomb }));
+    assert!(msg.contains("<from_yaml>:"), "{msg}");
+    assert!(msg.contains("alias"), "{msg}");
+}
