@@ -413,6 +413,7 @@ fn run_playbook(
     if let Some(msg) = refused {
         // Let the reporter show the load warnings before the error.
         drop(runner);
+        drop(events);
         let _ = printer.join();
         say_err(&msg);
         return exit::INVALID;

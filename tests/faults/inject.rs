@@ -151,9 +151,13 @@ fn no_module_argument_becomes_shell_text_or_a_config_line() {
                     Payload::Line => line_payload(n),
                     Payload::Option => format!("--drover-opt-{n}"),
                 };
-                obj.insert(arg.to_string(), Value::from(payload));
+                // Through a variable: a literal value of the wrong type is
+                // refused when the playbook loads, and the sweep is about
+                // what reaches the host.
+                obj.insert(arg.to_string(), Value::from("{{ payload }}"));
                 what.insert(n, (info.name.to_string(), arg.to_string()));
                 tasks.push(json!({"name": format!("sweep {n}"), info.name: args,
+                                  "vars": {"payload": payload},
                                   "ignore_errors": true}));
             }
         }
