@@ -502,6 +502,21 @@ mod tests {
         }
     }
 
+    /// Local shells whose PATH finds `script` as `dd` first (a broken or
+    /// size-limited dd); the directory lives as long as the first value.
+    fn with_fake_dd(script: &str) -> (tempfile::TempDir, Arc<LocalShells>) {
+        let bin = tempfile::tempdir().expect("tempdir");
+        let dd = bin.path().join("dd");
+        std::fs::write(&dd, script).expect("write");
+        std::fs::set_permissions(&dd, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let t = Arc::new(LocalShells {
+            path: Some(bin.path().to_str().expect("utf8").to_string()),
+            ..LocalShells::default()
+        });
+        (bin, t)
+    }
+
     fn remote() -> Remote {
         Remote::new(Arc::new(LocalShells::default()), None)
     }
@@ -590,19 +605,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_an_exact_dd_commands_get_channels() {
-        let bin = tempfile::tempdir().expect("tempdir");
-        let dd = bin.path().join("dd");
-        std::fs::write(
-            &dd,
-            "#!/bin/sh\necho 'dd: invalid input flag' >&2\nexit 1\n",
-        )
-        .expect("write");
-        std::fs::set_permissions(&dd, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
-        let t = Arc::new(LocalShells {
-            path: Some(bin.path().to_str().expect("utf8").to_string()),
-            ..LocalShells::default()
-        });
+        let (_bin, t) = with_fake_dd("#!/bin/sh\necho 'dd: invalid input flag' >&2\nexit 1\n");
         let r = Remote::new(t.clone(), None);
         let out = r.exec("cat; echo done", b"in ").await.expect("runs");
         assert_eq!(out.stdout, b"in done\n");
@@ -670,7 +673,7 @@ mod tests {
         let mut frame = format!("{} 0\n{cmd}", whole.len()).into_bytes();
         let (status, out) = feed_shell(&token, &frame);
         assert!(!dir.path().join("who").exists(), "a prefix ran: {out}");
-        assert!(!out.contains(&format!("{token} S")), "{out}");
+        assert!(!out.contains(&format!("{token} S ")), "{out}");
         assert_ne!(status, Some(0));
         // All of it but the end marker: still nothing runs.
         frame = format!("{} 0\n{whole}", whole.len()).into_bytes();
@@ -703,20 +706,10 @@ mod tests {
     async fn a_frame_the_shell_cannot_store_runs_on_a_channel() {
         // A dd that cannot write more than a few bytes, as on a full
         // /dev/shm.
-        let bin = tempfile::tempdir().expect("tempdir");
-        let dd = bin.path().join("dd");
-        std::fs::write(
-            &dd,
+        let (_bin, t) = with_fake_dd(
             "#!/bin/sh\ncase \"$1\" in bs=[0-9]|bs=[0-9][0-9]|bs=[0-9][0-9][0-9]) exec /bin/dd \"$@\";; esac\n\
              echo 'dd: No space left on device' >&2\nexit 1\n",
-        )
-        .expect("write");
-        std::fs::set_permissions(&dd, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
-        let t = Arc::new(LocalShells {
-            path: Some(bin.path().to_str().expect("utf8").to_string()),
-            ..LocalShells::default()
-        });
+        );
         let r = Remote::new(t.clone(), None);
         let shell_pid = run(&r, "echo $PPID").await.stdout_str();
         let data = vec![b'y'; 5000];

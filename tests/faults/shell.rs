@@ -321,18 +321,26 @@ fn big_copy(env: &Env) -> PathBuf {
     )
 }
 
+/// Start copying a large file to the node's /opt and wait until its temp
+/// file shows there: the playbook, the node's /opt, and the running drover.
+fn start_big_copy(env: &Env) -> (PathBuf, PathBuf, std::process::Child) {
+    let node = env.node_names()[0].clone();
+    let pb = big_copy(env);
+    let opt = env.node_path(&node, "/opt");
+    let child = env.spawn(&pb, &[]);
+    assert!(
+        wait_for(Duration::from_secs(60), || !entries_named(&opt, ".drover.")
+            .is_empty()),
+        "the copy never started"
+    );
+    (pb, opt, child)
+}
+
 #[test]
 fn sigint_mid_copy_exits_within_seconds_and_leaves_no_temp_file() {
     let env = Env::new(1);
-    let node = env.node_names()[0].clone();
-    let pb = big_copy(&env);
-    let opt = env.node_path(&node, "/opt");
+    let (_, opt, mut child) = start_big_copy(&env);
     let temps = || entries_named(&opt, ".drover.");
-    let mut child = env.spawn(&pb, &[]);
-    assert!(
-        wait_for(Duration::from_secs(60), || !temps().is_empty()),
-        "the copy never started"
-    );
     let start = Instant::now();
     signal(child.id(), "INT");
     let status = child.wait().expect("wait");
@@ -353,15 +361,8 @@ fn sigint_mid_copy_exits_within_seconds_and_leaves_no_temp_file() {
 #[test]
 fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
     let env = Env::new(1);
-    let node = env.node_names()[0].clone();
-    let pb = big_copy(&env);
-    let opt = env.node_path(&node, "/opt");
+    let (pb, opt, mut child) = start_big_copy(&env);
     let temps = || entries_named(&opt, ".drover.");
-    let mut child = env.spawn(&pb, &[]);
-    assert!(
-        wait_for(Duration::from_secs(60), || !temps().is_empty()),
-        "the copy never started"
-    );
     signal(child.id(), "KILL");
     let _ = child.wait();
     // What the killed run left (its remote shell may still be removing it).
