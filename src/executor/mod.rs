@@ -150,6 +150,8 @@ pub struct Runner<'a> {
     /// `hostvars` as of the end of the last task: built once per task, not
     /// per host, and while every state is in the table.
     hostvars: minijinja::Value,
+    /// Reads observed on each host, kept until a write makes them stale.
+    observations: readahead::Observations,
 }
 
 /// The outcome of a run.
@@ -198,6 +200,7 @@ impl<'a> Runner<'a> {
             omit,
             states: IndexMap::new(),
             hostvars: minijinja::Value::UNDEFINED,
+            observations: readahead::Observations::default(),
         }
     }
 

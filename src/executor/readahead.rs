@@ -1,37 +1,192 @@
-//! Read-ahead: before a task runs on a host, the first reads of it and of
-//! the tasks after it are recorded (each module plans against a recording
-//! handle) and run together in one exec; the outputs wait in the
-//! connection's cache until each task asks for exactly that read (see
-//! `transport::prefetch`). A converged run then costs one round trip for a
-//! whole stretch of file tasks instead of one per task. Results, check mode
-//! and diffs do not change: a task sees the same bytes it would have read.
+//! Read-ahead and the per-host cache of observed reads.
 //!
-//! Where tasks do change things, stored reads are dropped at the first
-//! write, so the window shrinks after waste and grows back after use.
+//! Modules declare their reads (`modules::reads`). Before a task runs on a
+//! host whose answers to the task's reads are not known yet, the engine
+//! gathers the reads of a window of upcoming tasks (arguments templated per
+//! loop item, `when` true, tags selected) and runs them in one exec, with
+//! the file reads' stats left for one `stat` at the end
+//! ([`DeferredReads`]). Their outputs are kept per host ([`Observations`])
+//! and answer every task that declares the same read (same script, same
+//! become user) until a write makes them stale: a module's change forgets
+//! the reads overlapping the paths it touched, an imperative task (command,
+//! reboot) forgets everything. So a converged run reads each host in a few
+//! round trips, and a first run batches its reads too.
+//!
+//! The window adapts: it shrinks when reads were forgotten unused (a run
+//! that changes a lot), and grows back when they were used.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
 
 use super::task::{strip_omit, TaskRender};
 use super::{HostState, PlayCtx, Runner};
 use crate::modules::fs_deferred::DeferredReads;
-use crate::modules::ModuleCtx;
+use crate::modules::reads::{Observer, Protocol, ReadSet, Scope, Touched};
+use crate::modules::{ModuleError, ReadCtx};
 use crate::playbook::{Action, Task};
-use crate::transport::{Become, Remote};
+use crate::transport::{ExecOutput, Remote};
+use crate::Value;
 
 /// Most tasks read ahead at once.
 pub(super) const MAX_WINDOW: usize = 64;
 
-/// Can `task`'s first read be predicted and run early?
-fn predictable(task: &Task) -> bool {
-    matches!(&task.action, Action::Module { module, args } if (module.reads_first)(args))
-        && task.loop_.is_none()
-        && task.keywords.delegate_to.is_none()
-        && !task.keywords.no_log.unwrap_or(false)
+/// One kept read.
+struct Entry {
+    out: ExecOutput,
+    scope: Scope,
+    used: bool,
+}
+
+/// The reads kept for one host.
+#[derive(Default)]
+struct HostCache {
+    entries: HashMap<String, Entry>,
+    /// Entries forgotten unused since the last read-ahead.
+    wasted: usize,
+}
+
+/// Reads observed on each host (by inventory name), kept until a write
+/// makes them stale.
+#[derive(Default)]
+pub(super) struct Observations {
+    hosts: Mutex<HashMap<String, HostCache>>,
+}
+
+impl Observations {
+    fn with<T>(&self, host: &str, f: impl FnOnce(&mut HostCache) -> T) -> T {
+        // A panic while holding the lock leaves a map that is still valid.
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        f(hosts.entry(host.to_string()).or_default())
+    }
+
+    fn get(&self, host: &str, key: &str) -> Option<ExecOutput> {
+        self.with(host, |c| {
+            c.entries.get_mut(key).map(|e| {
+                e.used = true;
+                e.out.clone()
+            })
+        })
+    }
+
+    fn has(&self, host: &str, key: &str) -> bool {
+        self.with(host, |c| c.entries.contains_key(key))
+    }
+
+    fn insert(&self, host: &str, key: String, out: ExecOutput, scope: Scope, used: bool) {
+        self.with(host, |c| {
+            c.entries.insert(key, Entry { out, scope, used });
+        });
+    }
+
+    /// Forget what a write that touched `touched` on `host` may have made
+    /// stale.
+    pub(super) fn forget(&self, host: &str, touched: &Touched) {
+        self.with(host, |c| {
+            let before = c.entries.len();
+            let mut unused = 0;
+            c.entries.retain(|_, e| {
+                let stale = e.scope.stale_after(touched);
+                unused += usize::from(stale && !e.used);
+                !stale
+            });
+            if c.entries.len() != before {
+                tracing::debug!(
+                    host,
+                    forgotten = before - c.entries.len(),
+                    "reads forgotten"
+                );
+            }
+            c.wasted += unused;
+        });
+    }
+
+    fn take_wasted(&self, host: &str) -> usize {
+        self.with(host, |c| std::mem::take(&mut c.wasted))
+    }
+}
+
+/// Answers one task's reads on one host from [`Observations`], reading the
+/// host for what is not kept.
+pub(super) struct HostObserver<'r> {
+    pub(super) observations: &'r Observations,
+    /// The host the task's commands run on (the delegate, if any).
+    pub(super) host: String,
+}
+
+#[async_trait]
+impl Observer for HostObserver<'_> {
+    async fn observe(
+        &self,
+        remote: &Remote,
+        reads: &ReadSet,
+    ) -> Result<Vec<ExecOutput>, ModuleError> {
+        let keys: Vec<String> = reads
+            .reads
+            .iter()
+            .map(|r| remote.read_key(&r.script))
+            .collect();
+        let mut outs: Vec<Option<ExecOutput>> = keys
+            .iter()
+            .map(|k| self.observations.get(&self.host, k))
+            .collect();
+        let missing: Vec<usize> = (0..outs.len()).filter(|i| outs[*i].is_none()).collect();
+        if missing.len() > 1 {
+            let scripts: Vec<String> = missing
+                .iter()
+                .map(|i| reads.reads[*i].script.clone())
+                .collect();
+            let found = remote.exec_batch(&scripts, Some(&DeferredReads)).await?;
+            for (i, o) in missing.iter().zip(found) {
+                outs[*i] = o;
+            }
+        }
+        let mut answered = Vec::with_capacity(outs.len());
+        for (i, out) in outs.into_iter().enumerate() {
+            let out = match out {
+                Some(o) => o,
+                None => crate::modules::fs::exec_read(remote, &reads.reads[i].script).await?,
+            };
+            if missing.contains(&i) {
+                self.observations.insert(
+                    &self.host,
+                    keys[i].clone(),
+                    out.clone(),
+                    reads.reads[i].scope.clone(),
+                    true,
+                );
+            }
+            answered.push(out);
+        }
+        Ok(answered)
+    }
+
+    fn wrote(&self, _remote: &Remote, touched: &Touched) {
+        self.observations.forget(&self.host, touched);
+    }
+}
+
+/// The reads of one task on one host, grouped by who runs them.
+struct TaskReads {
+    remote: Remote,
+    reads: ReadSet,
+}
+
+/// Reads run together as one user: scripts, and their keys and scopes.
+type Batch = (Remote, Vec<String>, Vec<(String, Scope)>);
+
+/// What reading ahead found out about a task.
+enum Ahead {
+    /// Its reads (none when it is skipped or reaches no host).
+    Reads(Vec<TaskReads>),
+    /// It cannot be read ahead, and what follows it would be forgotten.
+    Stop,
 }
 
 impl Runner<'_> {
-    /// Read ahead for `task` and the tasks in `later` on `st`, if the
-    /// connection has nothing stored and `task` is predictable.
+    /// Read ahead for `task` and the tasks in `later` on `st`, unless the
+    /// current task's reads are all known already.
     pub(super) async fn read_ahead(
         &self,
         ctx: &PlayCtx<'_>,
@@ -39,99 +194,158 @@ impl Runner<'_> {
         later: &[Task],
         st: &mut HostState,
     ) {
-        if self.opts.no_read_ahead || !predictable(task) {
+        if self.opts.no_read_ahead {
             return;
         }
-        let scope = self.host_scope(ctx, st, Some(task), Vec::new());
-        let Ok(transport) = self.connection(&st.name, &scope).await else {
+        let Ahead::Reads(first) = self.task_reads(ctx, task, st).await else {
             return;
         };
-        let Some(cache) = transport.exec_cache() else {
-            return;
+        let host = st.name.clone();
+        let known = |t: &TaskReads| {
+            t.reads
+                .reads
+                .iter()
+                .all(|r| self.observations.has(&host, &t.remote.read_key(&r.script)))
         };
-        if !cache.is_empty() {
+        if first.iter().all(known) {
             return;
         }
         // Grow the window after a read-ahead that was used in full, shrink
         // it after one whose reads a change made worthless.
-        st.read_ahead = if cache.take_dropped() > 0 {
+        st.read_ahead = if self.observations.take_wasted(&host) > 0 {
             (st.read_ahead / 4).max(1)
         } else {
             (st.read_ahead * 2).min(MAX_WINDOW)
         };
-        if st.read_ahead < 2 {
-            return;
-        }
-        let mut groups: Vec<(Option<Become>, Vec<String>)> = Vec::new();
-        let mut taken = 0;
-        for t in std::iter::once(task).chain(later.iter()) {
-            if taken >= st.read_ahead || !predictable(t) {
+        let mut gathered = first;
+        let mut taken = 1;
+        for t in later {
+            if taken >= st.read_ahead {
                 break;
             }
-            if !t.selected(&self.opts.tags, &self.opts.skip_tags) {
+            match self.task_reads(ctx, t, st).await {
+                Ahead::Stop => break,
+                Ahead::Reads(r) if r.is_empty() => {}
+                Ahead::Reads(r) => {
+                    taken += 1;
+                    gathered.extend(r);
+                }
+            }
+        }
+        // One batch per become user and environment: the key of an empty
+        // read says both.
+        let mut groups: Vec<Batch> = Vec::new();
+        for t in gathered {
+            let who = t.remote.read_key("");
+            let at = match groups.iter().position(|(r, _, _)| r.read_key("") == who) {
+                Some(at) => at,
+                None => {
+                    groups.push((t.remote.clone(), Vec::new(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            let (_, scripts, keys) = &mut groups[at];
+            for r in t.reads.reads {
+                let key = t.remote.read_key(&r.script);
+                if self.observations.has(&host, &key) || keys.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                scripts.push(r.script);
+                keys.push((key, r.scope));
+            }
+        }
+        for (remote, scripts, keys) in groups {
+            if scripts.len() < 2 {
                 continue;
             }
-            let scope = self.host_scope(ctx, st, Some(t), Vec::new());
-            match self.conditions_hold(t, &scope) {
+            match remote.exec_batch(&scripts, Some(&DeferredReads)).await {
+                Ok(found) => {
+                    for ((key, scope), out) in keys.into_iter().zip(found) {
+                        if let Some(out) = out {
+                            self.observations.insert(&host, key, out, scope, false);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(host = %host, error = %e, "read-ahead failed"),
+            }
+        }
+    }
+
+    /// The reads `task` will declare on `st` (one set per loop item).
+    async fn task_reads(&self, ctx: &PlayCtx<'_>, task: &Task, st: &HostState) -> Ahead {
+        let Action::Module { module, args } = &task.action else {
+            return match task.action {
+                Action::IncludeVars { .. } | Action::Meta(_) => Ahead::Reads(Vec::new()),
+                _ => Ahead::Stop,
+            };
+        };
+        if !task.selected(&self.opts.tags, &self.opts.skip_tags)
+            || task.keywords.delegate_to.is_some()
+            || task.keywords.no_log.unwrap_or(false)
+        {
+            return Ahead::Reads(Vec::new());
+        }
+        let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+        let scopes = match &task.loop_ {
+            None => vec![scope],
+            Some(lp) => {
+                let Ok(items) = self.loop_items(lp, &scope) else {
+                    return Ahead::Stop;
+                };
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        let mut extra = vec![(lp.loop_var.clone(), item)];
+                        if let Some(iv) = &lp.index_var {
+                            extra.push((iv.clone(), Value::from(index)));
+                        }
+                        extra.push(("ansible_loop_var".into(), Value::from(lp.loop_var.clone())));
+                        self.host_scope(ctx, st, Some(task), extra)
+                    })
+                    .collect()
+            }
+        };
+        let mut out = Vec::new();
+        for scope in &scopes {
+            match self.conditions_hold(task, scope) {
                 Ok(true) => {}
                 Ok(false) => continue,
-                Err(_) => break,
+                Err(_) => return Ahead::Stop,
             }
-            let Action::Module { module, args } = &t.action else {
-                break;
-            };
-            let Ok(mut args) = self.templar.render_value(args, &scope) else {
-                break;
+            let Ok(mut args) = self.templar.render_value(args, scope) else {
+                return Ahead::Stop;
             };
             strip_omit(&mut args, &self.omit);
-            let (Ok(become_), Ok(env)) = (self.become_for(t, &scope), self.task_env(t, &scope))
+            let (Ok(become_), Ok(env)) = (self.become_for(task, scope), self.task_env(task, scope))
             else {
-                break;
+                return Ahead::Stop;
             };
-            let recorded = Arc::new(Mutex::new(Vec::new()));
-            let remote = Remote::new(transport.clone(), become_.clone())
-                .with_env(env)
-                .recording(recorded.clone());
             let render = TaskRender {
                 templar: &self.templar,
-                scope: &scope,
+                scope,
             };
-            let mctx = ModuleCtx {
+            let rctx = ReadCtx {
                 host: &st.name,
-                remote: &remote,
-                // Always check mode: the engine then never calls `apply`, so
-                // nothing but a plan's first read can ever be recorded. A
-                // plan that reads differently outside check mode only
-                // wastes its stored read (a miss).
-                check: true,
-                diff: t.keywords.diff.unwrap_or(self.opts.diff),
+                check: task.keywords.check_mode.unwrap_or(self.opts.check),
+                diff: task.keywords.diff.unwrap_or(self.opts.diff),
                 render: &render,
-                search: &t.search,
+                search: &task.search,
             };
-            // The plan stops at its first command, which is recorded.
-            let _ = (module.run)(args, &mctx).await;
-            let commands = std::mem::take(&mut *recorded.lock().unwrap_or_else(|e| e.into_inner()));
-            if commands.is_empty() {
-                continue;
-            }
-            taken += 1;
-            let user = become_.as_ref().map(|b| b.user.clone());
-            match groups
-                .iter_mut()
-                .find(|(b, _)| b.as_ref().map(|b| &b.user) == user.as_ref())
-            {
-                Some((_, cmds)) => cmds.extend(commands),
-                None => groups.push((become_, commands)),
+            match (module.reads)(args, &rctx) {
+                Protocol::Declared(reads) => {
+                    let Ok(transport) = self.connection(&st.name, scope).await else {
+                        return Ahead::Stop;
+                    };
+                    out.push(TaskReads {
+                        remote: Remote::new(transport, become_).with_env(env),
+                        reads,
+                    });
+                }
+                Protocol::Local => {}
+                Protocol::Imperative => return Ahead::Stop,
             }
         }
-        for (become_, commands) in groups {
-            if commands.len() < 2 {
-                continue;
-            }
-            let remote = Remote::new(transport.clone(), become_);
-            if let Err(e) = remote.prefetch(&commands, Some(&DeferredReads)).await {
-                tracing::debug!(host = %st.name, error = %e, "read-ahead failed");
-            }
-        }
+        Ahead::Reads(out)
     }
 }

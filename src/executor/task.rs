@@ -312,7 +312,11 @@ impl Runner<'_> {
         Ok(true)
     }
 
-    fn loop_items(&self, lp: &crate::playbook::Loop, scope: &Scope) -> Result<Vec<Value>, String> {
+    pub(super) fn loop_items(
+        &self,
+        lp: &crate::playbook::Loop,
+        scope: &Scope,
+    ) -> Result<Vec<Value>, String> {
         let value = self
             .templar
             .render_value(&lp.items, scope)
@@ -473,9 +477,18 @@ impl Runner<'_> {
             render: &render,
             search: &task.search,
         };
+        let observer = super::readahead::HostObserver {
+            observations: &self.observations,
+            host: delegate.clone().unwrap_or_else(|| st.name.clone()),
+        };
+        let observer: &dyn crate::modules::Observer = if self.opts.no_read_ahead {
+            &crate::modules::reads::Direct
+        } else {
+            &observer
+        };
         let mut attempts = 0u32;
         loop {
-            let outcome = (module.run)(args.clone(), &mctx).await;
+            let outcome = (module.run)(args.clone(), &mctx, observer).await;
             let mut r = self.judge(task, scope, outcome);
             if r.status == Status::Unreachable {
                 return r;
@@ -499,6 +512,8 @@ impl Runner<'_> {
                 return r;
             }
             tokio::time::sleep(std::time::Duration::from_secs_f64(*delay)).await;
+            // The retry waits for the host to change: read it afresh.
+            observer.wrote(&remote, &crate::modules::Touched::Everything);
         }
     }
 

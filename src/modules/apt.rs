@@ -458,7 +458,6 @@ impl Apt {
 #[async_trait]
 impl Module for Apt {
     const NAME: &'static str = "apt";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "pkg",
@@ -481,7 +480,7 @@ impl Module for Apt {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
         for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
             safe::name("name", n.trim())?;
         }

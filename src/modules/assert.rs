@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::args::opt_bool_ish;
 use super::cmdargs::truthy;
 use super::fail::message_text;
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx};
 use crate::{Map, Value};
 
 /// Arguments of `assert`.
@@ -35,7 +35,12 @@ impl Module for Assert {
     const ARGS: &'static [&'static str] = &["that", "fail_msg", "msg", "success_msg", "quiet"];
     type Change = ();
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    /// Never reaches the host.
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Local)
+    }
+
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let items = match &self.that {
             Value::Array(items) => items.clone(),
             Value::Null => {

@@ -15,7 +15,10 @@ use super::fs::{
     FileKind, FileWrite, Mode, Read, ReadBatch, WriteSource,
 };
 use super::safe;
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet,
+    Touched,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -70,6 +73,8 @@ pub struct AuthorizedKey {
 pub struct KeyChange {
     prepare: String,
     write: Option<(String, Vec<u8>, Attrs)>,
+    /// The key directory and file.
+    touched: Vec<String>,
 }
 
 const KEY_TYPES: &[&str] = &[
@@ -314,7 +319,6 @@ impl AuthorizedKey {
 #[async_trait]
 impl Module for AuthorizedKey {
     const NAME: &'static str = "authorized_key";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "user",
         "key",
@@ -329,8 +333,46 @@ impl Module for AuthorizedKey {
     ];
     type Change = KeyChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<KeyChange>, ModuleError> {
-        let wanted = self.wanted()?;
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        self.wanted()?;
+        Ok(Protocol::Declared(ReadSet {
+            reads: vec![self.batch().0.declare()],
+        }))
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<KeyChange>, ModuleError> {
+        self.decide_key(observed, ctx).map(Decision::Plan)
+    }
+
+    fn touches(&self, change: &KeyChange) -> Touched {
+        Touched::Paths(change.touched.clone())
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: KeyChange) -> Result<Map, ModuleError> {
+        let files: Vec<FileWrite<'_>> = change
+            .write
+            .iter()
+            .map(|(path, data, attrs)| FileWrite {
+                path,
+                source: WriteSource::Bytes(data),
+                attrs: attrs.clone(),
+                backup: false,
+                validate: None,
+            })
+            .collect();
+        write_files(ctx.remote, &change.prepare, &files).await?;
+        Ok(Map::new())
+    }
+}
+
+impl AuthorizedKey {
+    /// The one read: the user's entry, the key directory and file; and
+    /// where the directory and the file are in it.
+    fn batch(&self) -> (ReadBatch, usize, usize) {
         let mut batch = ReadBatch::new();
         batch.shell(&format!(
             "if e=$(getent passwd {}); then printf '@@x pw %s\\n' \"$e\"; h=$(printf '%s\\n' \"$e\" | cut -d: -f6); else h=; fi",
@@ -357,7 +399,17 @@ impl Module for AuthorizedKey {
             },
             false,
         );
-        let out = batch.run(ctx.remote).await?;
+        (batch, i_dir, i_file)
+    }
+
+    fn decide_key(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Plan<KeyChange>, ModuleError> {
+        let wanted = self.wanted()?;
+        let (batch, i_dir, i_file) = self.batch();
+        let out = batch.parse_exec(observed.output(0)?)?;
         let pw: Option<Vec<String>> = out
             .extra
             .iter()
@@ -492,7 +544,11 @@ impl Module for AuthorizedKey {
             return Ok(Plan::Unchanged(data));
         }
         Ok(Plan::Change {
-            change: KeyChange { prepare, write },
+            change: KeyChange {
+                prepare,
+                write,
+                touched: vec![dir.path.clone(), keyfile.clone()],
+            },
             diff: Some(Diff {
                 before_header: keyfile.clone(),
                 after_header: keyfile,
@@ -501,22 +557,6 @@ impl Module for AuthorizedKey {
             }),
             data,
         })
-    }
-
-    async fn apply(&self, ctx: &ModuleCtx<'_>, change: KeyChange) -> Result<Map, ModuleError> {
-        let files: Vec<FileWrite<'_>> = change
-            .write
-            .iter()
-            .map(|(path, data, attrs)| FileWrite {
-                path,
-                source: WriteSource::Bytes(data),
-                attrs: attrs.clone(),
-                backup: false,
-                validate: None,
-            })
-            .collect();
-        write_files(ctx.remote, &change.prepare, &files).await?;
-        Ok(Map::new())
     }
 }
 

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use super::args::{opt_bool_ish, opt_string_ish};
 use super::safe;
 use super::textedit::{
-    apply_edit, fail_rc, plan_edit, py_regex, read_text, strip_eol, without_newline, EditChange,
-    ReFlags, WriteOpts,
+    apply_edit, decide_edit, edit_touches, fail_rc, py_regex, strip_eol, text_observed, text_reads,
+    without_newline, EditChange, ReFlags, WriteOpts,
 };
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, Touched};
 use crate::{Map, Value};
 
 /// Whether the block should be there.
@@ -291,7 +291,6 @@ impl BlockInFile {
 #[async_trait]
 impl Module for BlockInFile {
     const NAME: &'static str = "blockinfile";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",
@@ -317,7 +316,17 @@ impl Module for BlockInFile {
     ];
     type Change = EditChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<EditChange>, ModuleError> {
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        // Deciding with nothing observed checks the arguments and names the
+        // first reads.
+        text_reads(self.decide(&Observed::default(), ctx)?)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<EditChange>, ModuleError> {
         let path = self
             .path
             .as_deref()
@@ -331,7 +340,10 @@ impl Module for BlockInFile {
             "backup_file",
             self.validate.clone(),
         )?;
-        let file = read_text(ctx.remote, path).await?;
+        let file = match text_observed(path, observed)? {
+            Ok(file) => file,
+            Err(more) => return Ok(Decision::Read(more)),
+        };
         if file.is_dir() {
             return Err(fail_rc(format!("Path {path} is a directory !"), 256));
         }
@@ -345,12 +357,12 @@ impl Module for BlockInFile {
                     "msg".into(),
                     Value::from(format!("File {path} not present")),
                 );
-                return Ok(Plan::Unchanged(data));
+                return Ok(Decision::Plan(Plan::Unchanged(data)));
             }
         }
         let (new, msg) = blockinfile(file.content(), &spec);
         let content = (!msg.is_empty()).then_some(new);
-        plan_edit(
+        decide_edit(
             &file,
             content,
             msg,
@@ -358,6 +370,10 @@ impl Module for BlockInFile {
             format!("{path} (content)"),
             data,
         )
+    }
+
+    fn touches(&self, change: &EditChange) -> Touched {
+        edit_touches(change)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: EditChange) -> Result<Map, ModuleError> {

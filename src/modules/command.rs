@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish, opt_strings_ish, parse_bool};
 use super::cmdargs::{extract_kv, shlex_split};
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
 use crate::transport::{shell_quote, ExecOutput, Remote};
 use crate::{Map, Value};
 
@@ -546,14 +548,32 @@ async fn execute(
     let marker = if run {
         format!("@@drover-{:016x}", rand::rng().random::<u64>())
     } else {
-        "@@drover-guard".to_string()
+        GUARD_MARKER.to_string()
     };
     let started = Instant::now();
     let stdin: &[u8] = if run { &p.stdin } else { b"" };
     let out = remote.exec(&script(p, &marker, run), stdin).await?;
-    let elapsed = started.elapsed();
+    finish(p, out, &marker, check, started.elapsed())
+}
+
+/// The marker of the guard's own script (see [`guard_script`]).
+const GUARD_MARKER: &str = "@@drover-guard";
+
+/// The script testing `creates`/`removes` alone: a pure read.
+fn guard_script(p: &Prepared) -> String {
+    script(p, GUARD_MARKER, false)
+}
+
+/// What `out`, the output of [`script`] with `marker`, says.
+fn finish(
+    p: &Prepared,
+    out: crate::transport::ExecOutput,
+    marker: &str,
+    check: bool,
+    elapsed: std::time::Duration,
+) -> Result<Finished, ModuleError> {
     let shoulda = if check { "Would" } else { "Did" };
-    match parse_report(out, &marker) {
+    match parse_report(out, marker) {
         Report::NoChdir(err) => {
             let mut data = not_run(p, String::new());
             data.insert("rc".into(), Value::Null);
@@ -622,39 +642,47 @@ async fn execute(
     }
 }
 
-/// Do these raw arguments name `creates` or `removes` (as an argument or
-/// inside the free-form text)? Then the plan starts by testing them.
-fn has_guard(args: &Value) -> bool {
-    let raw = args
-        .get("_raw_params")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    args.get("creates").is_some()
-        || args.get("removes").is_some()
-        || raw.contains("creates=")
-        || raw.contains("removes=")
+/// How a command learns the host's state: a `creates`/`removes` guard is
+/// a declared read; without one there is nothing to read, and what the
+/// command does cannot be declared.
+fn cmd_reads(args: &CmdArgs, shell: bool) -> Result<Protocol, ModuleError> {
+    let p = args.prepare(shell)?;
+    let guards = [&p.creates, &p.removes, &p.chdir];
+    if p.creates.is_none() && p.removes.is_none() {
+        return Ok(Protocol::Imperative);
+    }
+    // A literal absolute path scopes the read; a glob or a relative path
+    // (under `chdir`) could be anything.
+    let literal = |g: &str| g.starts_with('/') && !g.contains(['*', '?', '[', '~', '$']);
+    let scope = if guards.iter().all(|g| g.as_deref().is_none_or(literal)) {
+        Scope::Paths(guards.iter().filter_map(|g| (*g).clone()).collect())
+    } else {
+        Scope::Host
+    };
+    Ok(Protocol::Declared(ReadSet::one(guard_script(&p), scope)))
 }
 
-async fn plan_cmd(
+/// Decide from the guard's output (see [`cmd_reads`]).
+fn cmd_decide(
     args: &CmdArgs,
     shell: bool,
-    ctx: &ModuleCtx<'_>,
-) -> Result<Plan<CmdChange>, ModuleError> {
+    observed: &Observed,
+    check: bool,
+) -> Result<Decision<CmdChange>, ModuleError> {
     let p = args.prepare(shell)?;
-    if p.creates.is_none() && p.removes.is_none() {
-        return Ok(Plan::Run(CmdChange::Run(p)));
-    }
     // The guard alone first; apply tests it again with the command, in the
     // same exec, so nothing changes in between.
-    match execute(ctx.remote, &p, false, ctx.check).await? {
-        Finished::Skipped(data) => Ok(Plan::Unchanged(data)),
-        Finished::WouldRun | Finished::Ran(_) if ctx.check => Ok(Plan::Change {
+    let out = observed.output(0)?.clone();
+    let plan = match finish(&p, out, GUARD_MARKER, check, std::time::Duration::ZERO)? {
+        Finished::Skipped(data) => Plan::Unchanged(data),
+        Finished::WouldRun | Finished::Ran(_) if check => Plan::Change {
             data: not_run(&p, "Command would have run if not in check mode".into()),
             change: CmdChange::Run(p),
             diff: None,
-        }),
-        Finished::WouldRun | Finished::Ran(_) => Ok(Plan::Run(CmdChange::Run(p))),
-    }
+        },
+        Finished::WouldRun | Finished::Ran(_) => Plan::Run(CmdChange::Run(p)),
+    };
+    Ok(Decision::Plan(plan))
 }
 
 async fn apply_cmd(ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
@@ -674,9 +702,6 @@ async fn apply_cmd(ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, Module
 #[async_trait]
 impl Module for Command {
     const NAME: &'static str = "command";
-    fn reads_first(args: &Value) -> bool {
-        has_guard(args)
-    }
     const ARGS: &'static [&'static str] = &[
         "_raw_params",
         "cmd",
@@ -693,8 +718,21 @@ impl Module for Command {
     const FREE_FORM: bool = true;
     type Change = CmdChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
-        plan_cmd(&self.0, false, ctx).await
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        cmd_reads(&self.0, false)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<CmdChange>, ModuleError> {
+        cmd_decide(&self.0, false, observed, ctx.check)
+    }
+
+    async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
+        let p = self.0.prepare(false)?;
+        Ok(Plan::Run(CmdChange::Run(p)))
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
@@ -705,9 +743,6 @@ impl Module for Command {
 #[async_trait]
 impl Module for Shell {
     const NAME: &'static str = "shell";
-    fn reads_first(args: &Value) -> bool {
-        has_guard(args)
-    }
     const ARGS: &'static [&'static str] = &[
         "_raw_params",
         "cmd",
@@ -722,8 +757,21 @@ impl Module for Shell {
     const FREE_FORM: bool = true;
     type Change = CmdChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
-        plan_cmd(&self.0, true, ctx).await
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        cmd_reads(&self.0, true)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<CmdChange>, ModuleError> {
+        cmd_decide(&self.0, true, observed, ctx.check)
+    }
+
+    async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
+        let p = self.0.prepare(true)?;
+        Ok(Plan::Run(CmdChange::Run(p)))
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {

@@ -20,7 +20,10 @@ use super::fs::{
     sha1_hex, write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch,
     ReadOutput, WriteSource, MAX_DIFF_SIZE,
 };
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet,
+    Touched,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -307,6 +310,15 @@ pub struct CopyChange {
     validate: Option<String>,
     /// Report `backup_file` (a single-file copy).
     single: bool,
+    /// Paths the change writes (directories include what they hold).
+    touched: Vec<String>,
+}
+
+impl CopyChange {
+    /// The paths the change writes.
+    pub(crate) fn touched_paths(&self) -> Vec<String> {
+        self.touched.clone()
+    }
 }
 
 struct PlannedWrite {
@@ -324,7 +336,6 @@ enum PlannedData {
 #[async_trait]
 impl Module for Copy {
     const NAME: &'static str = "copy";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "content",
         "src",
@@ -358,8 +369,64 @@ impl Module for Copy {
         }
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CopyChange>, ModuleError> {
-        let source = match (&self.content, &self.src) {
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        let shape = match (&self.content, &self.src) {
+            (None, Some(src)) if !self.remote_src => {
+                local_shape(&ctx.find_local(src)?, src.ends_with('/'))?
+            }
+            _ => self.source(ctx)?.shape(),
+        };
+        Ok(Protocol::Declared(copy_reads(
+            &shape,
+            &self.dest,
+            self.follow,
+            ctx.diff,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<CopyChange>, ModuleError> {
+        let source = self.source(ctx)?;
+        if let (Some(want), Source::Bytes { data, .. }) = (&self.checksum, &source) {
+            let have = data.sha1();
+            if !want.eq_ignore_ascii_case(&have) {
+                return Err(ModuleError::failed(format!(
+                    "the source's SHA-1 {have} does not match the expected checksum {want}"
+                )));
+            }
+        }
+        let spec = CopySpec {
+            source,
+            src_label: self.src.clone(),
+            dest: self.dest.clone(),
+            mode: self.mode.clone(),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            backup: self.backup,
+            force: self.force,
+            follow: self.follow,
+            directory_mode: self.directory_mode.clone(),
+            validate: self.validate.clone(),
+        };
+        decide_copy(spec, observed, ctx.diff).map(Decision::Plan)
+    }
+
+    fn touches(&self, change: &CopyChange) -> Touched {
+        Touched::Paths(change.touched_paths())
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {
+        apply_copy(ctx, change).await
+    }
+}
+
+impl Copy {
+    /// Where the new content comes from, local files read (and hashed).
+    fn source(&self, ctx: &ReadCtx<'_>) -> Result<Source, ModuleError> {
+        Ok(match (&self.content, &self.src) {
             (Some(_), Some(_)) => {
                 return Err(ModuleError::Args(
                     "src and content are mutually exclusive".into(),
@@ -385,35 +452,9 @@ impl Module for Copy {
                         "local_follow: no is not supported; drover follows local symlinks".into(),
                     ));
                 }
-                load_local(ctx.find_local(src)?, src.ends_with('/')).await?
+                load_local_blocking(&ctx.find_local(src)?, src.ends_with('/'))?
             }
-        };
-        if let (Some(want), Source::Bytes { data, .. }) = (&self.checksum, &source) {
-            let have = data.sha1();
-            if !want.eq_ignore_ascii_case(&have) {
-                return Err(ModuleError::failed(format!(
-                    "the source's SHA-1 {have} does not match the expected checksum {want}"
-                )));
-            }
-        }
-        let spec = CopySpec {
-            source,
-            src_label: self.src.clone(),
-            dest: self.dest.clone(),
-            mode: self.mode.clone(),
-            owner: self.owner.clone(),
-            group: self.group.clone(),
-            backup: self.backup,
-            force: self.force,
-            follow: self.follow,
-            directory_mode: self.directory_mode.clone(),
-            validate: self.validate.clone(),
-        };
-        plan_copy(ctx, spec).await
-    }
-
-    async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {
-        apply_copy(ctx, change).await
+        })
     }
 }
 
@@ -426,24 +467,45 @@ fn content_bytes(content: &Value) -> Vec<u8> {
     }
 }
 
-/// Read a local source file or directory tree (off the async threads;
-/// directory trees are read and hashed in parallel).
-async fn load_local(path: PathBuf, contents_only: bool) -> Result<Source, ModuleError> {
-    tokio::task::spawn_blocking(move || load_local_blocking(&path, contents_only))
-        .await
-        .map_err(|e| ModuleError::failed(format!("reading the source failed: {e}")))?
+/// The shape of a local source, without reading any content.
+fn local_shape(path: &Path, contents_only: bool) -> Result<Shape, ModuleError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?;
+    if !meta.is_dir() {
+        return Ok(Shape::Single {
+            basename: Some(file_name(path)?),
+            remote_src: None,
+        });
+    }
+    let mut dirs = Vec::new();
+    let mut paths = Vec::new();
+    walk(path, "", 0, &mut dirs, &mut paths)?;
+    Ok(Shape::Tree {
+        root: if contents_only {
+            None
+        } else {
+            Some(file_name(path)?)
+        },
+        dirs,
+        files: paths.into_iter().map(|(rel, _)| rel).collect(),
+    })
 }
 
+/// The last component of a local path, which must be UTF-8.
+fn file_name(p: &Path) -> Result<String, ModuleError> {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| ModuleError::failed(format!("{}: name is not UTF-8", p.display())))
+}
+
+/// Read a local source file or directory tree (directory trees are read and
+/// hashed in parallel).
 fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, ModuleError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| ModuleError::failed(format!("{}: {e}", p.display()));
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
-    let name = |p: &Path| -> Result<String, ModuleError> {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-            .ok_or_else(|| ModuleError::failed(format!("{}: name is not UTF-8", p.display())))
-    };
+    let name = file_name;
     if !meta.is_dir() {
         let data = Content::of_local(path, meta.len()).map_err(|e| io(path, e))?;
         return Ok(Source::Bytes {
@@ -581,14 +643,175 @@ fn take_small_contents(out: &mut ReadOutput) -> Result<(), ModuleError> {
     Ok(())
 }
 
-/// Plan a copy of `spec`; `copy` and `template` both end here.
-pub(crate) async fn plan_copy(
-    ctx: &ModuleCtx<'_>,
+/// What the reads of a copy depend on: where files go, not what they hold.
+pub(crate) enum Shape {
+    /// One file.
+    Single {
+        /// Name used when the destination is a directory.
+        basename: Option<String>,
+        /// The source on the host (`remote_src`).
+        remote_src: Option<String>,
+    },
+    /// A local directory tree.
+    Tree {
+        /// See [`Source::Tree`].
+        root: Option<String>,
+        /// Directories, relative.
+        dirs: Vec<String>,
+        /// Files, relative.
+        files: Vec<String>,
+    },
+}
+
+impl Source {
+    /// The shape of this source.
+    pub(crate) fn shape(&self) -> Shape {
+        match self {
+            Source::Bytes { basename, .. } => Shape::Single {
+                basename: basename.clone(),
+                remote_src: None,
+            },
+            Source::Remote(src) => Shape::Single {
+                basename: Path::new(src.trim_end_matches('/'))
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string),
+                remote_src: Some(src.clone()),
+            },
+            Source::Tree { root, dirs, files } => Shape::Tree {
+                root: root.clone(),
+                dirs: dirs.clone(),
+                files: files.iter().map(|f| f.rel.clone()).collect(),
+            },
+        }
+    }
+}
+
+/// The one read of a single-file copy, and where each state is in it.
+struct SingleReads {
+    batch: ReadBatch,
+    dest: usize,
+    dest_followed: usize,
+    inner: Option<usize>,
+    parent: usize,
+    real: Option<usize>,
+    inner_real: Option<usize>,
+    src: Option<usize>,
+}
+
+fn single_reads(
+    dest: &str,
+    basename: Option<&str>,
+    remote_src: Option<&str>,
+    follow: bool,
+    diff: bool,
+) -> SingleReads {
+    let mut batch = ReadBatch::new();
+    let i_dest = read_path(&mut batch, diff, dest, false);
+    let dest_followed = batch.path(dest, Read::default(), true);
+    let inner = basename.map(|b| read_path(&mut batch, diff, &join(dest, b), false));
+    let parent = batch.path(&parent_dir(dest), Read::default(), true);
+    let (real, inner_real) = if follow {
+        let real = read_expr(&mut batch, diff, &resolved_word(dest));
+        let inner = basename.map(|b| read_expr(&mut batch, diff, &resolved_word(&join(dest, b))));
+        (Some(real), inner)
+    } else {
+        (None, None)
+    };
+    let src = remote_src.map(|s| read_path(&mut batch, diff, s, true));
+    SingleReads {
+        batch,
+        dest: i_dest,
+        dest_followed,
+        inner,
+        parent,
+        real,
+        inner_real,
+        src,
+    }
+}
+
+/// Where a tree is copied to.
+fn tree_base(dest: &str, root: Option<&str>) -> String {
+    let base = match root {
+        Some(name) => join(dest, name),
+        None => dest.trim_end_matches('/').to_string(),
+    };
+    if base.is_empty() {
+        "/".into()
+    } else {
+        base
+    }
+}
+
+/// The one read of a tree copy, and where each state is in it.
+struct TreeReads {
+    batch: ReadBatch,
+    base: usize,
+    dirs: Vec<usize>,
+    files: Vec<usize>,
+}
+
+fn tree_reads<'a>(
+    base: &str,
+    dirs: &[String],
+    files: impl Iterator<Item = &'a str>,
+    diff: bool,
+) -> TreeReads {
+    let mut batch = ReadBatch::new();
+    let i_base = batch.path(base, Read::default(), true);
+    let dirs = dirs
+        .iter()
+        .map(|d| batch.path(&join(base, d), Read::default(), false))
+        .collect();
+    let files = files
+        .map(|f| read_path(&mut batch, diff, &join(base, f), false))
+        .collect();
+    TreeReads {
+        batch,
+        base: i_base,
+        dirs,
+        files,
+    }
+}
+
+/// The reads of a copy of a source of this shape; `copy` and `template`
+/// both declare them here.
+pub(crate) fn copy_reads(shape: &Shape, dest: &str, follow: bool, diff: bool) -> ReadSet {
+    let batch = match shape {
+        Shape::Single {
+            basename,
+            remote_src,
+        } => {
+            single_reads(
+                dest,
+                basename.as_deref(),
+                remote_src.as_deref(),
+                follow,
+                diff,
+            )
+            .batch
+        }
+        Shape::Tree { root, dirs, files } => {
+            let base = tree_base(dest, root.as_deref());
+            tree_reads(&base, dirs, files.iter().map(String::as_str), diff).batch
+        }
+    };
+    ReadSet {
+        reads: vec![batch.declare()],
+    }
+}
+
+/// Decide a copy of `spec` from what its reads ([`copy_reads`]) observed;
+/// `copy` and `template` both end here.
+pub(crate) fn decide_copy(
     spec: CopySpec,
+    observed: &Observed,
+    diff: bool,
 ) -> Result<Plan<CopyChange>, ModuleError> {
     match spec.source {
-        Source::Tree { .. } => plan_tree(ctx, spec).await,
-        _ => plan_single(ctx, spec).await,
+        Source::Tree { .. } => decide_tree(spec, observed, diff),
+        _ => decide_single(spec, observed, diff),
     }
 }
 
@@ -632,7 +855,7 @@ struct Target<'a> {
 }
 
 /// What was decided for one target.
-struct Decision {
+struct Verdict {
     write: Option<PlannedWrite>,
     fix: Option<String>,
     diff_before: String,
@@ -641,11 +864,11 @@ struct Decision {
 }
 
 /// Compare one destination with its new content and attributes.
-fn decide(
+fn decide_target(
     spec: &CopySpec,
     t: Target<'_>,
     allow_diff: bool,
-) -> Result<Option<Decision>, ModuleError> {
+) -> Result<Option<Verdict>, ModuleError> {
     let st = t.state;
     match st.kind {
         FileKind::Directory => {
@@ -684,7 +907,7 @@ fn decide(
     if same {
         let changes = attrs_changes(st, &attrs)?;
         if changes.is_empty() {
-            return Ok(Some(Decision {
+            return Ok(Some(Verdict {
                 write: None,
                 fix: None,
                 diff_before: String::new(),
@@ -698,7 +921,7 @@ fn decide(
             before.push_str(&format!("{k}: {b}\n"));
             after.push_str(&format!("{k}: {a}\n"));
         }
-        return Ok(Some(Decision {
+        return Ok(Some(Verdict {
             write: None,
             fix: Some(attrs_script(&t.path, &attrs, st.mode, false)?),
             diff_before: before,
@@ -728,7 +951,7 @@ fn decide(
     } else {
         (String::new(), String::new())
     };
-    Ok(Some(Decision {
+    Ok(Some(Verdict {
         write: Some(PlannedWrite {
             path: t.path,
             data: t.data,
@@ -742,7 +965,11 @@ fn decide(
     }))
 }
 
-async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChange>, ModuleError> {
+fn decide_single(
+    spec: CopySpec,
+    observed: &Observed,
+    diff: bool,
+) -> Result<Plan<CopyChange>, ModuleError> {
     let (basename, new_data, source_mode, remote_src) = match &spec.source {
         Source::Bytes {
             data,
@@ -762,27 +989,23 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
     };
     let dest = spec.dest.clone();
     let into_dir = dest.ends_with('/');
-    let mut batch = ReadBatch::new();
-    let diff = ctx.diff;
-    let i_dest = read_path(&mut batch, diff, &dest, false);
-    let i_dest_followed = batch.path(&dest, Read::default(), true);
-    let i_inner = basename
-        .as_ref()
-        .map(|b| read_path(&mut batch, diff, &join(&dest, b), false));
-    let i_parent = batch.path(&parent_dir(&dest), Read::default(), true);
-    let (i_real, i_inner_real) = if spec.follow {
-        let real = read_expr(&mut batch, diff, &resolved_word(&dest));
-        let inner = basename
-            .as_ref()
-            .map(|b| read_expr(&mut batch, diff, &resolved_word(&join(&dest, b))));
-        (Some(real), inner)
-    } else {
-        (None, None)
-    };
-    let i_src = remote_src
-        .as_ref()
-        .map(|s| read_path(&mut batch, diff, s, true));
-    let mut out = batch.run(ctx.remote).await?;
+    let reads = single_reads(
+        &dest,
+        basename.as_deref(),
+        remote_src.as_deref(),
+        spec.follow,
+        diff,
+    );
+    let (i_dest, i_dest_followed, i_inner, i_parent, i_real, i_inner_real, i_src) = (
+        reads.dest,
+        reads.dest_followed,
+        reads.inner,
+        reads.parent,
+        reads.real,
+        reads.inner_real,
+        reads.src,
+    );
+    let mut out = reads.batch.parse_exec(observed.output(0)?)?;
     take_small_contents(&mut out)?;
     let states = &out.states;
 
@@ -824,6 +1047,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         None => remote_checksum,
     };
     let source_mode = source_mode.or(remote_mode);
+    let mut touched = vec![dest.trim_end_matches('/').to_string()];
 
     // Where the file goes.
     let dest_is_dir = states[i_dest_followed].kind == FileKind::Directory;
@@ -885,7 +1109,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         _ => return Err(ModuleError::failed("no source")),
     };
     let new_content = new_data.or(remote_content.as_ref());
-    let decision = decide(
+    let decision = decide_target(
         &spec,
         Target {
             path: path.clone(),
@@ -895,7 +1119,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
             new_content,
             source_mode,
         },
-        ctx.diff,
+        diff,
     )?
     .ok_or_else(|| ModuleError::failed("unexpected: nothing decided"))?;
 
@@ -944,44 +1168,38 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         prepare.push_str(fix);
         prepare.push('\n');
     }
-    let diff = ctx.diff.then(|| Diff {
+    let shown = diff.then(|| Diff {
         before_header: path.clone(),
         after_header: spec.src_label.clone().unwrap_or_else(|| "(content)".into()),
         before: decision.diff_before,
         after: decision.diff_after,
     });
+    touched.push(path);
     Ok(Plan::Change {
         change: CopyChange {
             prepare,
             writes: decision.write.into_iter().collect(),
             validate: spec.validate.clone(),
             single: true,
+            touched,
         },
-        diff,
+        diff: shown,
         data,
     })
 }
 
-async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChange>, ModuleError> {
+fn decide_tree(
+    spec: CopySpec,
+    observed: &Observed,
+    diff: bool,
+) -> Result<Plan<CopyChange>, ModuleError> {
     let Source::Tree { root, dirs, files } = &spec.source else {
         return Err(ModuleError::failed("not a directory tree"));
     };
-    let base = match root {
-        Some(name) => join(&spec.dest, name),
-        None => spec.dest.trim_end_matches('/').to_string(),
-    };
-    let base = if base.is_empty() { "/".into() } else { base };
-    let mut batch = ReadBatch::new();
-    let i_base = batch.path(&base, Read::default(), true);
-    let dir_is: Vec<usize> = dirs
-        .iter()
-        .map(|d| batch.path(&join(&base, d), Read::default(), false))
-        .collect();
-    let file_is: Vec<usize> = files
-        .iter()
-        .map(|f| read_path(&mut batch, ctx.diff, &join(&base, &f.rel), false))
-        .collect();
-    let mut out = batch.run(ctx.remote).await?;
+    let base = tree_base(&spec.dest, root.as_deref());
+    let reads = tree_reads(&base, dirs, files.iter().map(|f| f.rel.as_str()), diff);
+    let (i_base, dir_is, file_is) = (reads.base, &reads.dirs, &reads.files);
+    let mut out = reads.batch.parse_exec(observed.output(0)?)?;
     take_small_contents(&mut out)?;
     let states = &out.states;
 
@@ -1003,7 +1221,7 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
         after.push_str(&format!("==> {path} <==\n{a}"));
     };
     let mut dir_paths = vec![(base.clone(), &states[i_base])];
-    for (d, i) in dirs.iter().zip(&dir_is) {
+    for (d, i) in dirs.iter().zip(dir_is) {
         dir_paths.push((join(&base, d), &states[*i]));
     }
     for (n, (path, st)) in dir_paths.iter().enumerate() {
@@ -1037,9 +1255,9 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
         }
     }
     let mut writes = Vec::new();
-    for (f, i) in files.iter().zip(&file_is) {
+    for (f, i) in files.iter().zip(file_is) {
         let path = join(&base, &f.rel);
-        let decision = decide(
+        let decision = decide_target(
             &spec,
             Target {
                 path: path.clone(),
@@ -1049,7 +1267,7 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
                 new_content: Some(&f.data),
                 source_mode: Some(f.mode),
             },
-            ctx.diff,
+            diff,
         )?;
         let Some(decision) = decision else { continue };
         if let Some(fix) = decision.fix {
@@ -1069,7 +1287,7 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
     if prepare.is_empty() && writes.is_empty() {
         return Ok(Plan::Unchanged(data));
     }
-    let diff = ctx.diff.then(|| Diff {
+    let shown = diff.then(|| Diff {
         before_header: base.clone(),
         after_header: spec.src_label.clone().unwrap_or_default(),
         before,
@@ -1081,8 +1299,9 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
             writes,
             validate: spec.validate.clone(),
             single: false,
+            touched: vec![base],
         },
-        diff,
+        diff: shown,
         data,
     })
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx};
 use crate::{Map, Value};
 
 /// Arguments of `debug`.
@@ -35,7 +35,12 @@ impl Module for Debug {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    /// Never reaches the host.
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Local)
+    }
+
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let mut data = Map::new();
         match (&self.msg, &self.var) {
             (Some(_), Some(_)) => {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx};
 use crate::{Map, Value};
 
 /// Arguments of `fail`.
@@ -29,7 +29,12 @@ impl Module for Fail {
     const ARGS: &'static [&'static str] = &["msg"];
     type Change = ();
 
-    async fn plan(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    /// Never reaches the host.
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Local)
+    }
+
+    async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let msg = self
             .msg
             .clone()

@@ -12,9 +12,12 @@ use serde::Deserialize;
 use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
 use super::fs::{
     attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, operand, parent_dir,
-    resolved_word, run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
+    resolved_word, run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch, ReadOutput,
 };
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet,
+    Touched,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -89,6 +92,8 @@ pub struct File {
 /// The shell script that makes the change.
 pub struct FileChange {
     script: String,
+    /// Paths the script writes.
+    touched: Vec<String>,
 }
 
 /// A timestamp argument.
@@ -184,10 +189,17 @@ struct Facts {
     link_src: Option<FileState>,
 }
 
+/// Where each state is in the module's read.
+struct ReadsAt {
+    path: usize,
+    real: usize,
+    /// The link source beside the link, inside the path, and as given.
+    src: Option<(usize, usize, usize)>,
+}
+
 #[async_trait]
 impl Module for File {
     const NAME: &'static str = "file";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",
@@ -208,18 +220,36 @@ impl Module for File {
     ];
     type Change = FileChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<FileChange>, ModuleError> {
-        let mtime_arg = self.modification_time.as_deref();
-        let atime_arg = self.access_time.as_deref();
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         // Fail on bad times before reading anything.
         stamp(
-            mtime_arg,
+            self.modification_time.as_deref(),
             self.modification_time_format.as_deref(),
             Stamp::Now,
         )?;
-        stamp(atime_arg, self.access_time_format.as_deref(), Stamp::Now)?;
+        stamp(
+            self.access_time.as_deref(),
+            self.access_time_format.as_deref(),
+            Stamp::Now,
+        )?;
         let recurse = recurse_classes(self.mode.as_ref())?;
-        let facts = self.read(ctx, recurse.as_deref()).await?;
+        let (batch, _) = self.read_batch(recurse.as_deref())?;
+        Ok(Protocol::Declared(ReadSet {
+            reads: vec![batch.declare()],
+        }))
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<FileChange>, ModuleError> {
+        let mtime_arg = self.modification_time.as_deref();
+        let atime_arg = self.access_time.as_deref();
+        let recurse = recurse_classes(self.mode.as_ref())?;
+        let (batch, at) = self.read_batch(recurse.as_deref())?;
+        let facts = self.facts(&batch.parse_exec(observed.output(0)?)?, at)?;
+        let touched = self.touched_paths(&facts);
 
         let state = match self.state {
             Some(s) => s,
@@ -274,7 +304,7 @@ impl Module for File {
             data.entry("path").or_insert(Value::from(self.path.clone()));
         }
         if work.is_empty() {
-            return Ok(Plan::Unchanged(data));
+            return Ok(Decision::Plan(Plan::Unchanged(data)));
         }
         let render = |lines: &[(String, String)]| {
             let mut s = format!("path: {}\n", data_path(&data, &self.path));
@@ -289,13 +319,18 @@ impl Module for File {
             before: render(&work.before),
             after: render(&work.after),
         };
-        Ok(Plan::Change {
+        Ok(Decision::Plan(Plan::Change {
             change: FileChange {
                 script: format!("set -e\n{}", work.script),
+                touched,
             },
             diff: Some(diff),
             data,
-        })
+        }))
+    }
+
+    fn touches(&self, change: &FileChange) -> Touched {
+        Touched::Paths(change.touched.clone())
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: FileChange) -> Result<Map, ModuleError> {
@@ -329,11 +364,25 @@ impl File {
         format!("{}/{src}", parent_dir(&self.path).trim_end_matches('/'))
     }
 
-    async fn read(
+    /// The paths a change may write: the path, and what it resolves to
+    /// (through links, which `follow` writes through).
+    fn touched_paths(&self, facts: &Facts) -> Vec<String> {
+        let mut paths = vec![self.path.clone()];
+        if facts.real.path != self.path {
+            // Unresolvable (empty): anything.
+            paths.push(match facts.real.path.as_str() {
+                "" => "/".to_string(),
+                p => p.to_string(),
+            });
+        }
+        paths
+    }
+
+    /// The one read of the module, and where each part is in it.
+    fn read_batch(
         &self,
-        ctx: &ModuleCtx<'_>,
         recurse: Option<&[ModeClass]>,
-    ) -> Result<Facts, ModuleError> {
+    ) -> Result<(ReadBatch, ReadsAt), ModuleError> {
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
         let i_real = batch.expr(&resolved_word(&self.path), Read::default(), true);
@@ -382,7 +431,19 @@ impl File {
             }
         }
         batch.shell(&probe);
-        let out = batch.run(ctx.remote).await?;
+        Ok((
+            batch,
+            ReadsAt {
+                path: i_path,
+                real: i_real,
+                src: src_reads,
+            },
+        ))
+    }
+
+    /// The facts a read found.
+    fn facts(&self, out: &ReadOutput, at: ReadsAt) -> Result<Facts, ModuleError> {
+        let (i_path, i_real, src_reads) = (at.path, at.real, at.src);
         let extra = |key: &str| {
             out.extra
                 .iter()

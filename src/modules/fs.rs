@@ -11,8 +11,9 @@
 
 use base64::Engine as _;
 
+use super::reads::{ReadCmd, ReadSet, Scope};
 use super::ModuleError;
-use crate::transport::{shell_quote, Remote, StdinPart};
+use crate::transport::{shell_quote, ExecOutput, Remote, StdinPart};
 use crate::Value;
 
 /// What kind of thing is at a path.
@@ -332,6 +333,9 @@ return 1
 pub struct ReadBatch {
     script: String,
     paths: Vec<String>,
+    /// Does any read follow a final link, or read a path computed on the
+    /// host, or run a snippet? Then its scope is the whole host.
+    wide: bool,
 }
 
 /// What a [`ReadBatch`] found.
@@ -366,12 +370,14 @@ impl ReadBatch {
     /// `expr` reads use). Lines it prints starting with `@@x ` come back in
     /// [`ReadOutput::extra`]; other output is ignored, so keep it quiet.
     pub fn shell(&mut self, snippet: &str) -> &mut ReadBatch {
+        self.wide = true;
         self.script.push_str(snippet);
         self.script.push('\n');
         self
     }
 
     fn add(&mut self, word: &str, path: String, read: Read, follow: bool, print: bool) -> usize {
+        self.wide |= follow || print;
         self.script.push_str(&format!(
             "_dr {word} {} {} {} {}\n",
             if follow { 'L' } else { 'P' },
@@ -394,9 +400,34 @@ impl ReadBatch {
         parse_output(&self.paths, stdout)
     }
 
+    /// The batch as a declared read, scoped to its literal paths when it
+    /// neither follows links nor computes paths on the host.
+    pub fn declare(&self) -> ReadCmd {
+        ReadCmd {
+            script: self.script(),
+            scope: if self.wide {
+                Scope::Host
+            } else {
+                Scope::Paths(self.paths.clone())
+            },
+        }
+    }
+
+    /// Add the batch to `set`; returns its index there.
+    pub fn declare_in(&self, set: &mut ReadSet) -> usize {
+        set.reads.push(self.declare());
+        set.reads.len() - 1
+    }
+
     /// Run the batch in one exec.
     pub async fn run(&self, remote: &Remote) -> Result<ReadOutput, ModuleError> {
         let out = exec_script(remote, &self.script(), &[]).await?;
+        self.parse_exec(&out)
+    }
+
+    /// What the batch found, from the output of its script (run on its own
+    /// or declared and observed).
+    pub fn parse_exec(&self, out: &ExecOutput) -> Result<ReadOutput, ModuleError> {
         let what = || {
             self.paths
                 .iter()
@@ -910,6 +941,11 @@ const MAX_COMMAND: usize = 96 * 1024;
 
 /// Run a script; one too long for a command line is fed to `sh -s` on stdin
 /// (possible only when the script itself needs no stdin).
+/// Run a declared read on its own (see `reads::Direct`).
+pub async fn exec_read(remote: &Remote, script: &str) -> Result<ExecOutput, ModuleError> {
+    exec_script(remote, script, &[]).await
+}
+
 async fn exec_script(
     remote: &Remote,
     script: &str,

@@ -24,7 +24,7 @@ use super::fs::STAT_FORMAT;
 use crate::transport::prefetch::Deferred;
 use crate::transport::ExecOutput;
 
-/// The [`Deferred`] of file reads; pass it to `Remote::prefetch`.
+/// The [`Deferred`] of file reads; pass it to `Remote::exec_batch`.
 pub struct DeferredReads;
 
 /// Defines `_drq`, which `_dr` calls in a batch. It notes the read as a

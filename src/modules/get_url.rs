@@ -273,7 +273,7 @@ impl Module for GetUrl {
     ];
     type Change = GetUrlChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
         let want_sum = match &self.checksum {
             Some(c) => Some(parse_checksum(c)?.1),
             None => None,

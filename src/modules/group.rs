@@ -140,11 +140,10 @@ async fn getent_group(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<GroupEnt
 #[async_trait]
 impl Module for Group {
     const NAME: &'static str = "group";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "gid", "state", "system"];
     type Change = GroupChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GroupChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GroupChange>, ModuleError> {
         self.validate()?;
         let current = getent_group(ctx, &self.name).await?;
         match self.decide(current.as_ref()) {

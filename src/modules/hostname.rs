@@ -111,11 +111,13 @@ impl Hostname {
 #[async_trait]
 impl Module for Hostname {
     const NAME: &'static str = "hostname";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "use"];
     type Change = HostnameChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<HostnameChange>, ModuleError> {
+    async fn run_imperative(
+        &self,
+        ctx: &ModuleCtx<'_>,
+    ) -> Result<Plan<HostnameChange>, ModuleError> {
         self.validate()?;
         let out = ctx.remote.exec(READ, b"").await?;
         if out.status != 0 {

@@ -582,7 +582,7 @@ impl Module for K8sApply {
         }
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<ApplyChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<ApplyChange>, ModuleError> {
         let objects = self.load(ctx).await?;
         let keys: Vec<ObjKey> = objects.iter().map(|o| o.key.clone()).collect();
         let values: Vec<Value> = objects.iter().map(|o| o.value.clone()).collect();

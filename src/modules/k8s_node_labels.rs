@@ -288,7 +288,7 @@ impl Module for K8sNodeLabels {
     ];
     type Change = LabelChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<LabelChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<LabelChange>, ModuleError> {
         let (want, prefix) = self.wanted()?;
         let found = self.read(ctx).await?;
         let current = found.clone().unwrap_or_default();

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish};
 use super::textedit::{
-    apply_edit, fail_rc, plan_edit, py_regex, read_text, split_lines, strip_eol, without_newline,
-    EditChange, PyTemplate, ReFlags, WriteOpts,
+    apply_edit, decide_edit, edit_touches, fail_rc, py_regex, split_lines, strip_eol,
+    text_observed, text_reads, without_newline, EditChange, PyTemplate, ReFlags, WriteOpts,
 };
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, Touched};
 use crate::{Map, Value};
 
 /// Whether the line should be there.
@@ -320,7 +320,6 @@ impl LineInFile {
 #[async_trait]
 impl Module for LineInFile {
     const NAME: &'static str = "lineinfile";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",
@@ -346,7 +345,17 @@ impl Module for LineInFile {
     ];
     type Change = EditChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<EditChange>, ModuleError> {
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        // Deciding with nothing observed checks the arguments and names the
+        // first reads.
+        text_reads(self.decide(&Observed::default(), ctx)?)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<EditChange>, ModuleError> {
         let path = self
             .path
             .as_deref()
@@ -388,7 +397,10 @@ impl Module for LineInFile {
             self.validate.clone(),
         )?;
 
-        let file = read_text(ctx.remote, path).await?;
+        let file = match text_observed(path, observed)? {
+            Ok(file) => file,
+            Err(more) => return Ok(Decision::Read(more)),
+        };
         if file.is_dir() {
             return Err(fail_rc(format!("Path {path} is a directory !"), 256));
         }
@@ -402,18 +414,18 @@ impl Module for LineInFile {
                 }
                 let (new, msg) = present(file.content().unwrap_or_default(), &spec);
                 let content = (!msg.is_empty()).then_some(new);
-                plan_edit(&file, content, msg, &opts, header, data)
+                decide_edit(&file, content, msg, &opts, header, data)
             }
             Job::Absent(matcher) => {
                 let Some(old) = file.content() else {
                     data.insert("msg".into(), Value::from("file not present"));
-                    return Ok(Plan::Unchanged(data));
+                    return Ok(Decision::Plan(Plan::Unchanged(data)));
                 };
                 let line = self.line.as_deref().unwrap_or_default().as_bytes();
                 let (new, found) = absent(old, matcher.as_ref(), line);
                 data.insert("found".into(), Value::from(found));
                 let content = (found > 0).then_some(new);
-                plan_edit(
+                decide_edit(
                     &file,
                     content,
                     &format!("{found} line(s) removed"),
@@ -423,6 +435,10 @@ impl Module for LineInFile {
                 )
             }
         }
+    }
+
+    fn touches(&self, change: &EditChange) -> Touched {
+        edit_touches(change)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: EditChange) -> Result<Map, ModuleError> {

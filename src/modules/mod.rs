@@ -1,10 +1,13 @@
 //! Modules: one file each, registered once in [`MODULES`].
 //!
-//! A module reads the state it needs and answers with a [`Plan`]: unchanged,
-//! a change it can make, or a command whose effect it cannot predict. The
-//! engine ([`drive`]) owns check mode, diffs and the changed flag: in check
-//! mode it stops after `plan`, otherwise it calls `apply` with exactly the
-//! change that was planned.
+//! A module learns the state it needs and answers with a [`Plan`]:
+//! unchanged, a change it can make, or a command whose effect it cannot
+//! predict. Most modules declare what they read ([`Module::reads`], see
+//! [`reads`]) and decide from what was observed ([`Module::decide`], pure);
+//! the others read and decide themselves ([`Module::run_imperative`]). The
+//! engine ([`drive`]) owns the reads, check mode, diffs and the changed
+//! flag: in check mode it stops at the plan, otherwise it calls `apply` with
+//! exactly the change that was planned.
 
 pub mod apt;
 pub mod args;
@@ -27,6 +30,7 @@ pub mod k8s_apply;
 pub mod k8s_node_labels;
 pub mod lineinfile;
 pub mod mount;
+pub mod reads;
 pub mod reboot;
 pub mod replace;
 pub mod safe;
@@ -46,6 +50,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
+
+pub use reads::{Decision, Observed, Observer, Protocol, ReadSet, Scope, Touched};
 
 use crate::transport::{Remote, TransportError};
 use crate::{Map, Value};
@@ -137,32 +143,70 @@ pub struct ModuleCtx<'a> {
     pub search: &'a [PathBuf],
 }
 
+/// What a module may use to declare its reads and decide: the task's
+/// settings and local files, never the host.
+#[derive(Clone, Copy)]
+pub struct ReadCtx<'a> {
+    /// Inventory name of the host.
+    pub host: &'a str,
+    /// Check mode.
+    pub check: bool,
+    /// Diff mode: diffs are wanted.
+    pub diff: bool,
+    /// Templates and expressions with this host's variables.
+    pub render: &'a dyn Render,
+    /// Directories in which a relative `src` is looked up.
+    pub search: &'a [PathBuf],
+}
+
+impl ReadCtx<'_> {
+    /// Find a local source file (`src:`) along the search path.
+    pub fn find_local(&self, src: &str) -> Result<PathBuf, ModuleError> {
+        find_local(self.search, src)
+    }
+}
+
 impl ModuleCtx<'_> {
     /// Find a local source file (`src:`) along the search path.
     pub fn find_local(&self, src: &str) -> Result<PathBuf, ModuleError> {
-        let p = PathBuf::from(src);
-        if p.is_absolute() {
-            return if p.exists() {
-                Ok(p)
-            } else {
-                Err(ModuleError::failed(format!("could not find src {src}")))
-            };
-        }
-        self.search
-            .iter()
-            .map(|d| d.join(&p))
-            .find(|c| c.exists())
-            .ok_or_else(|| {
-                ModuleError::failed(format!(
-                    "could not find src {src} in {}",
-                    self.search
-                        .iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
+        find_local(self.search, src)
     }
+
+    /// The part of the context that does not reach the host.
+    pub fn reading(&self) -> ReadCtx<'_> {
+        ReadCtx {
+            host: self.host,
+            check: self.check,
+            diff: self.diff,
+            render: self.render,
+            search: self.search,
+        }
+    }
+}
+
+fn find_local(search: &[PathBuf], src: &str) -> Result<PathBuf, ModuleError> {
+    let p = PathBuf::from(src);
+    if p.is_absolute() {
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(ModuleError::failed(format!("could not find src {src}")))
+        };
+    }
+    search
+        .iter()
+        .map(|d| d.join(&p))
+        .find(|c| c.exists())
+        .ok_or_else(|| {
+            ModuleError::failed(format!(
+                "could not find src {src} in {}",
+                search
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 /// A module: typed arguments plus planning and applying.
@@ -175,15 +219,6 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     const ARGS: &'static [&'static str];
     /// Does the module take free-form text (`shell: echo hi`)?
     const FREE_FORM: bool = false;
-    /// Is the first command `plan` runs a pure read of the host (no
-    /// change, no stdin)? Then the engine may run it ahead of time, batched
-    /// with the reads of the tasks around it (see `transport::prefetch`).
-    const READS_FIRST: bool = false;
-    /// [`Module::READS_FIRST`] for these (raw, untemplated) arguments, for
-    /// modules where it depends on them.
-    fn reads_first(_args: &Value) -> bool {
-        Self::READS_FIRST
-    }
     /// What `apply` needs to make the change.
     type Change: Send;
 
@@ -194,8 +229,43 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Read the host's state and decide.
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<Self::Change>, ModuleError>;
+    /// How the engine learns the state: the reads to make
+    /// ([`Protocol::Declared`], then [`Module::decide`]), or
+    /// [`Module::run_imperative`]. A module implements one of the two.
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Imperative)
+    }
+
+    /// Decide from the outputs of the declared reads (every stage so far,
+    /// in order). Pure: no host, no await.
+    fn decide(
+        &self,
+        _observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<Self::Change>, ModuleError> {
+        Err(ModuleError::failed(format!(
+            "internal error: {} declares no reads",
+            Self::NAME
+        )))
+    }
+
+    /// Read the host's state and decide, for modules whose state cannot be
+    /// declared ([`Protocol::Imperative`] or [`Protocol::Local`]).
+    async fn run_imperative(
+        &self,
+        _ctx: &ModuleCtx<'_>,
+    ) -> Result<Plan<Self::Change>, ModuleError> {
+        Err(ModuleError::failed(format!(
+            "internal error: {} has no imperative path",
+            Self::NAME
+        )))
+    }
+
+    /// What applying `change` may alter on the host; reads that overlap it
+    /// are forgotten afterwards. Default: anything.
+    fn touches(&self, _change: &Self::Change) -> Touched {
+        Touched::Everything
+    }
 
     /// Make the planned change; returns result fields to add.
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: Self::Change) -> Result<Map, ModuleError>;
@@ -214,9 +284,48 @@ pub struct Outcome {
     pub data: Map,
 }
 
-/// Run a module under the engine's rules for check mode and change reporting.
+/// Run a module under the engine's rules for check mode and change
+/// reporting, every declared read made on the host as it is asked for.
 pub async fn drive<M: Module>(module: &M, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
-    match module.plan(ctx).await? {
+    drive_with(module, ctx, &reads::Direct).await
+}
+
+/// [`drive`], with declared reads answered by `observer`, which also hears
+/// of every change made.
+pub async fn drive_with<M: Module>(
+    module: &M,
+    ctx: &ModuleCtx<'_>,
+    observer: &dyn Observer,
+) -> Result<Outcome, ModuleError> {
+    let rctx = ctx.reading();
+    let plan = match module.reads(&rctx)? {
+        Protocol::Declared(first) => {
+            reads::observe_and_decide(first, ctx.remote, observer, |o| module.decide(o, &rctx))
+                .await?
+        }
+        Protocol::Local => module.run_imperative(ctx).await?,
+        Protocol::Imperative => {
+            let plan = module.run_imperative(ctx).await;
+            if !matches!(plan, Ok(Plan::Run(_))) {
+                // It may have changed anything already (a wait, a reboot).
+                observer.wrote(ctx.remote, &Touched::Everything);
+            }
+            plan?
+        }
+    };
+    let apply = |change: M::Change| async move {
+        let touched = module.touches(&change);
+        let result = module.apply(ctx, change).await;
+        // A failed apply may have done part of its work.
+        let touched = if result.is_ok() {
+            touched
+        } else {
+            Touched::Everything
+        };
+        observer.wrote(ctx.remote, &touched);
+        result
+    };
+    match plan {
         Plan::Unchanged(data) => Ok(Outcome {
             data,
             ..Outcome::default()
@@ -224,7 +333,7 @@ pub async fn drive<M: Module>(module: &M, ctx: &ModuleCtx<'_>) -> Result<Outcome
         Plan::Change { change, diff, data } => {
             let mut data = data;
             if !ctx.check {
-                data.extend(module.apply(ctx, change).await?);
+                data.extend(apply(change).await?);
             }
             Ok(Outcome {
                 changed: true,
@@ -240,7 +349,7 @@ pub async fn drive<M: Module>(module: &M, ctx: &ModuleCtx<'_>) -> Result<Outcome
                     ..Outcome::default()
                 });
             }
-            let data = module.apply(ctx, change).await?;
+            let data = apply(change).await?;
             // A run whose guard held (`creates:`) answers `changed: false`.
             let changed = data.get("changed") != Some(&Value::Bool(false));
             Ok(Outcome {
@@ -260,26 +369,42 @@ pub struct ModuleInfo {
     pub args: &'static [&'static str],
     /// Takes free-form text.
     pub free_form: bool,
-    /// Does its plan start with a read the engine may run ahead of time,
-    /// for these arguments?
-    pub reads_first: fn(&Value) -> bool,
+    /// How a task with these (templated) arguments learns the host's state,
+    /// for reading ahead of time; [`Protocol::Imperative`] for arguments
+    /// the module refuses.
+    pub reads: fn(Value, &ReadCtx<'_>) -> Protocol,
     /// Check untemplated arguments at load time: types, choices, required
     /// arguments and [`Module::validate`].
     pub check: fn(&Value) -> Result<(), ArgError>,
-    /// Deserialize the (templated) arguments and drive the module.
-    pub run: for<'a> fn(Value, &'a ModuleCtx<'a>) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
+    /// Deserialize the (templated) arguments and drive the module, its
+    /// declared reads answered by the observer.
+    #[allow(clippy::type_complexity)]
+    pub run: for<'a> fn(
+        Value,
+        &'a ModuleCtx<'a>,
+        &'a dyn Observer,
+    ) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
 }
 
 fn run_json<'a, M: Module>(
     args: Value,
     ctx: &'a ModuleCtx<'a>,
+    observer: &'a dyn Observer,
 ) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
     Box::pin(async move {
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
         module.validate().map_err(ModuleError::Args)?;
-        drive(&module, ctx).await
+        drive_with(&module, ctx, observer).await
     })
+}
+
+fn reads_json<M: Module>(args: Value, ctx: &ReadCtx<'_>) -> Protocol {
+    serde_json::from_value::<M>(args)
+        .ok()
+        .filter(|m| m.validate().is_ok())
+        .and_then(|m| m.reads(ctx).ok())
+        .unwrap_or(Protocol::Imperative)
 }
 
 /// Arguments refused before anything ran.
@@ -358,7 +483,7 @@ const fn info<M: Module>() -> ModuleInfo {
         name: M::NAME,
         args: M::ARGS,
         free_form: M::FREE_FORM,
-        reads_first: M::reads_first,
+        reads: reads_json::<M>,
         check: check_json::<M>,
         run: run_json::<M>,
     }

@@ -467,14 +467,13 @@ impl Mount {
 #[async_trait]
 impl Module for Mount {
     const NAME: &'static str = "mount";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path", "name", "src", "fstype", "opts", "dump", "passno", "state", "fstab", "boot",
         "backup",
     ];
     type Change = MountChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<MountChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<MountChange>, ModuleError> {
         if !self.path.starts_with('/') {
             return Err(ModuleError::Args(format!(
                 "path must be absolute: {}",

@@ -210,7 +210,7 @@ impl Module for Reboot {
     ];
     type Change = ();
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         // The wall message follows shutdown's options: a leading '-' would
         // be read as one.
         if let Some(m) = self.msg.as_deref().filter(|m| m.starts_with('-')) {

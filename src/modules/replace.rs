@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish};
 use super::textedit::{
-    apply_edit, fail_rc, plan_edit, py_regex, read_text, EditChange, PyTemplate, ReFlags, WriteOpts,
+    apply_edit, decide_edit, edit_touches, fail_rc, py_regex, text_observed, text_reads,
+    EditChange, PyTemplate, ReFlags, WriteOpts,
 };
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, Touched};
 use crate::{Map, Value};
 
 /// Arguments of `replace`.
@@ -180,7 +181,6 @@ impl Replace {
 #[async_trait]
 impl Module for Replace {
     const NAME: &'static str = "replace";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",
@@ -200,7 +200,17 @@ impl Module for Replace {
     ];
     type Change = EditChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<EditChange>, ModuleError> {
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        // Deciding with nothing observed checks the arguments and names the
+        // first reads.
+        text_reads(self.decide(&Observed::default(), ctx)?)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<EditChange>, ModuleError> {
         let path = self
             .path
             .as_deref()
@@ -224,7 +234,10 @@ impl Module for Replace {
             "backup_file",
             self.validate.clone(),
         )?;
-        let file = read_text(ctx.remote, path).await?;
+        let file = match text_observed(path, observed)? {
+            Ok(file) => file,
+            Err(more) => return Ok(Decision::Read(more)),
+        };
         if file.is_dir() {
             return Err(fail_rc(format!("Path {path} is a directory !"), 256));
         }
@@ -240,11 +253,11 @@ impl Module for Replace {
                         "Pattern for before/after params did not match the given file: {pattern}"
                     )),
                 );
-                Ok(Plan::Unchanged(data))
+                Ok(Decision::Plan(Plan::Unchanged(data)))
             }
             Replaced::Done(new, count) => {
                 let content = (count > 0 && new != old).then_some(new);
-                plan_edit(
+                decide_edit(
                     &file,
                     content,
                     &format!("{count} replacements made"),
@@ -254,6 +267,10 @@ impl Module for Replace {
                 )
             }
         }
+    }
+
+    fn touches(&self, change: &EditChange) -> Touched {
+        edit_touches(change)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: EditChange) -> Result<Map, ModuleError> {

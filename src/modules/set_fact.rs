@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::cmdargs::{split_kv, tokens, unquote};
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx};
 use crate::{Map, Value};
 
 /// Arguments of `set_fact`: the facts themselves (plus `cacheable`, ignored).
@@ -92,7 +92,12 @@ impl Module for SetFact {
     const FREE_FORM: bool = true;
     type Change = ();
 
-    async fn plan(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    /// Never reaches the host.
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Local)
+    }
+
+    async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let mut data = Map::new();
         data.insert("ansible_facts".into(), Value::Object(self.facts()?));
         Ok(Plan::Unchanged(data))

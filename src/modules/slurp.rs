@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::fs::{FileKind, Read, ReadBatch};
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet};
 use crate::{Map, Value};
 
 /// Arguments of `slurp`.
@@ -18,14 +18,9 @@ pub struct Slurp {
     src: String,
 }
 
-#[async_trait]
-impl Module for Slurp {
-    const NAME: &'static str = "slurp";
-    const READS_FIRST: bool = true;
-    const ARGS: &'static [&'static str] = &["src", "path"];
-    type Change = ();
-
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+impl Slurp {
+    /// The one read: the file's content, through a link.
+    fn batch(&self) -> ReadBatch {
         let mut batch = ReadBatch::new();
         batch.path(
             &self.src,
@@ -35,9 +30,26 @@ impl Module for Slurp {
             },
             true,
         );
-        let state = batch
-            .run(ctx.remote)
-            .await?
+        batch
+    }
+}
+
+#[async_trait]
+impl Module for Slurp {
+    const NAME: &'static str = "slurp";
+    const ARGS: &'static [&'static str] = &["src", "path"];
+    type Change = ();
+
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Declared(ReadSet {
+            reads: vec![self.batch().declare()],
+        }))
+    }
+
+    fn decide(&self, observed: &Observed, _ctx: &ReadCtx<'_>) -> Result<Decision<()>, ModuleError> {
+        let state = self
+            .batch()
+            .parse_exec(observed.output(0)?)?
             .states
             .pop()
             .ok_or_else(|| ModuleError::failed("no state read"))?;
@@ -66,7 +78,7 @@ impl Module for Slurp {
         );
         data.insert("encoding".into(), Value::from("base64"));
         data.insert("source".into(), Value::from(self.src.clone()));
-        Ok(Plan::Unchanged(data))
+        Ok(Decision::Plan(Plan::Unchanged(data)))
     }
 
     async fn apply(&self, _ctx: &ModuleCtx<'_>, _change: ()) -> Result<Map, ModuleError> {

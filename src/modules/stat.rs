@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, yes};
-use super::fs::{FileKind, Read, ReadBatch};
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::fs::{FileKind, Read, ReadBatch, ReadOutput};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -57,7 +57,6 @@ const ALGORITHMS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha5
 #[async_trait]
 impl Module for Stat {
     const NAME: &'static str = "stat";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "path",
         "dest",
@@ -77,7 +76,26 @@ impl Module for Stat {
     ];
     type Change = ();
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        Ok(Protocol::Declared(ReadSet {
+            reads: vec![self.batch()?.declare()],
+        }))
+    }
+
+    fn decide(&self, observed: &Observed, _ctx: &ReadCtx<'_>) -> Result<Decision<()>, ModuleError> {
+        let alg = self.checksum_algorithm.to_ascii_lowercase();
+        let out = self.batch()?.parse_exec(observed.output(0)?)?;
+        self.found(&alg, out).map(Decision::Plan)
+    }
+
+    async fn apply(&self, _ctx: &ModuleCtx<'_>, _change: ()) -> Result<Map, ModuleError> {
+        Ok(Map::new())
+    }
+}
+
+impl Stat {
+    /// The one read: the path, access as the task's user, and a checksum.
+    fn batch(&self) -> Result<ReadBatch, ModuleError> {
         let alg = self.checksum_algorithm.to_ascii_lowercase();
         if !ALGORITHMS.contains(&alg.as_str()) {
             return Err(ModuleError::Args(format!(
@@ -107,7 +125,11 @@ impl Module for Stat {
             ));
         }
         batch.shell(&probe);
-        let out = batch.run(ctx.remote).await?;
+        Ok(batch)
+    }
+
+    /// The result, from what the read found.
+    fn found(&self, alg: &str, out: ReadOutput) -> Result<Plan<()>, ModuleError> {
         let st = out
             .states
             .first()
@@ -187,10 +209,6 @@ impl Module for Stat {
         let mut data = Map::new();
         data.insert("stat".into(), Value::Object(s));
         Ok(Plan::Unchanged(data))
-    }
-
-    async fn apply(&self, _ctx: &ModuleCtx<'_>, _change: ()) -> Result<Map, ModuleError> {
-        Ok(Map::new())
     }
 }
 

@@ -252,7 +252,6 @@ impl Sysctl {
 #[async_trait]
 impl Module for Sysctl {
     const NAME: &'static str = "sysctl";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "key",
@@ -266,7 +265,7 @@ impl Module for Sysctl {
     ];
     type Change = SysctlChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SysctlChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SysctlChange>, ModuleError> {
         if self.name.trim().is_empty() {
             return Err(ModuleError::Args("name cannot be empty".into()));
         }

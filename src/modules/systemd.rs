@@ -202,7 +202,6 @@ impl Systemd {
 #[async_trait]
 impl Module for Systemd {
     const NAME: &'static str = "systemd";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "unit",
@@ -224,7 +223,10 @@ impl Module for Systemd {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SystemdChange>, ModuleError> {
+    async fn run_imperative(
+        &self,
+        ctx: &ModuleCtx<'_>,
+    ) -> Result<Plan<SystemdChange>, ModuleError> {
         if self.name.is_none()
             && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
         {
@@ -302,7 +304,6 @@ impl Service {
 #[async_trait]
 impl Module for Service {
     const NAME: &'static str = "service";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &["name", "state", "enabled"];
     type Change = SystemdChange;
 
@@ -310,8 +311,11 @@ impl Module for Service {
         self.as_systemd().validate()
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SystemdChange>, ModuleError> {
-        self.as_systemd().plan(ctx).await
+    async fn run_imperative(
+        &self,
+        ctx: &ModuleCtx<'_>,
+    ) -> Result<Plan<SystemdChange>, ModuleError> {
+        self.as_systemd().run_imperative(ctx).await
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: SystemdChange) -> Result<Map, ModuleError> {

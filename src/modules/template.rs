@@ -6,8 +6,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::args::{bool_ish, opt_string_ish, yes};
-use super::copy::{apply_copy, plan_copy, Content, CopyChange, CopySpec, ModeArg, Source};
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::copy::{
+    apply_copy, copy_reads, decide_copy, Content, CopyChange, CopySpec, ModeArg, Shape, Source,
+};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Protocol, ReadCtx, Touched};
 use crate::Map;
 
 /// Arguments of `template`.
@@ -58,10 +60,19 @@ pub struct Template {
     unsafe_writes: bool,
 }
 
+impl Template {
+    /// The name the file gets in a destination directory.
+    fn basename(&self) -> Option<String> {
+        std::path::Path::new(&self.src)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+    }
+}
+
 #[async_trait]
 impl Module for Template {
     const NAME: &'static str = "template";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "src",
         "dest",
@@ -80,7 +91,24 @@ impl Module for Template {
     ];
     type Change = CopyChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CopyChange>, ModuleError> {
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        let shape = Shape::Single {
+            basename: self.basename(),
+            remote_src: None,
+        };
+        Ok(Protocol::Declared(copy_reads(
+            &shape,
+            &self.dest,
+            self.follow,
+            ctx.diff,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<CopyChange>, ModuleError> {
         if !self.trim_blocks || self.lstrip_blocks {
             return Err(ModuleError::Args(
                 "only trim_blocks: yes and lstrip_blocks: no are supported".into(),
@@ -104,7 +132,7 @@ impl Module for Template {
             }
         };
         let path = ctx.find_local(&self.src)?;
-        let (text, mode) = tokio::task::spawn_blocking(move || {
+        let (text, mode) = {
             use std::os::unix::fs::PermissionsExt;
             let text = std::fs::read(&path)
                 .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?;
@@ -116,18 +144,13 @@ impl Module for Template {
                 .permissions()
                 .mode()
                 & 0o7777;
-            Ok::<_, ModuleError>((text, mode))
-        })
-        .await
-        .map_err(|e| ModuleError::failed(format!("reading the template failed: {e}")))??;
+            (text, mode)
+        };
         let mut rendered = ctx.render.render(&text, &self.src)?;
         if newline != "\n" {
             rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
         }
-        let basename = std::path::Path::new(&self.src)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string);
+        let basename = self.basename();
         let spec = CopySpec {
             source: Source::Bytes {
                 data: Content::Bytes(rendered.into_bytes()),
@@ -145,7 +168,11 @@ impl Module for Template {
             directory_mode: None,
             validate: self.validate.clone(),
         };
-        plan_copy(ctx, spec).await
+        decide_copy(spec, observed, ctx.diff).map(Decision::Plan)
+    }
+
+    fn touches(&self, change: &CopyChange) -> Touched {
+        Touched::Paths(change.touched_paths())
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {

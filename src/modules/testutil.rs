@@ -208,13 +208,21 @@ mod tests {
         let dest = h.path("x");
         let info = lookup("ansible.builtin.copy").expect("copy");
         let ctx = h.ctx(false, false);
-        let out = (info.run)(serde_json::json!({ "content": "x", "dest": dest }), &ctx)
-            .await
-            .expect("run");
+        let out = (info.run)(
+            serde_json::json!({ "content": "x", "dest": dest }),
+            &ctx,
+            &crate::modules::reads::Direct,
+        )
+        .await
+        .expect("run");
         assert!(out.changed);
-        let err = (info.run)(serde_json::json!({ "content": "x", "dset": dest }), &ctx)
-            .await
-            .expect_err("typo");
+        let err = (info.run)(
+            serde_json::json!({ "content": "x", "dset": dest }),
+            &ctx,
+            &crate::modules::reads::Direct,
+        )
+        .await
+        .expect_err("typo");
         assert!(err.to_string().contains("unknown field `dset`"), "{err}");
     }
 }

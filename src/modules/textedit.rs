@@ -10,7 +10,7 @@ use regex::bytes::{Captures, Regex, RegexBuilder};
 
 use super::cmdargs::shlex_split;
 use super::fs::{self, Attrs, FileKind, FileState, Read};
-use super::{Diff, ModuleError, Plan};
+use super::{Decision, Diff, ModuleError, Observed, Plan, Protocol, ReadSet, Scope, Touched};
 use crate::transport::{shell_quote, Remote};
 use crate::{Map, Value};
 
@@ -357,41 +357,67 @@ fn parent_of(path: &str) -> String {
     }
 }
 
-/// Expand a leading `~` or `~user` as Ansible's `type: path` does. Costs a
-/// round trip only for such paths.
-async fn expand_home(remote: &Remote, path: &str) -> Result<String, ModuleError> {
-    let Some(rest) = path.strip_prefix('~') else {
-        return Ok(path.to_string());
-    };
-    let (user, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if !user
-        .bytes()
+/// The user whose home a leading `~` or `~user` names, when the path has
+/// one drover expands (as Ansible's `type: path` does).
+fn home_user(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('~')?;
+    let user = &rest[..rest.find('/').unwrap_or(rest.len())];
+    user.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return Ok(path.to_string());
-    }
-    let out = remote.exec(&format!("printf '%s' ~{user}"), b"").await?;
-    let home = out.stdout_str();
-    if out.status != 0 || home.starts_with('~') || home.is_empty() {
-        return Ok(path.to_string());
-    }
-    Ok(format!("{home}{tail}"))
+        .then_some(user)
 }
 
-/// Read `path` (its state, content and whether its directory exists) in one
-/// exec; a symbolic link is followed to the file it names, as Ansible writes
-/// through links.
-pub async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleError> {
+/// The read of `real` and of its directory.
+fn text_batch(real: &str) -> fs::ReadBatch {
     let read = Read {
         checksum: false,
         content: true,
     };
-    let mut real = expand_home(remote, path).await?;
-    let mut states = fs::read_files(remote, &[&real, &parent_of(&real)], read).await?;
+    let mut batch = fs::ReadBatch::new();
+    batch.path(real, read, false);
+    batch.path(&parent_of(real), read, false);
+    batch
+}
+
+/// The reads of a text file to edit, in stages: a leading `~` expanded
+/// (a read only for such paths), the file and its directory, and through
+/// a symbolic link (Ansible writes through links) the file it names.
+/// Given what was observed so far, the file, or the next stage's reads.
+pub fn text_observed(
+    path: &str,
+    observed: &Observed,
+) -> Result<Result<TextFile, ReadSet>, ModuleError> {
+    let mut at = 0;
+    let mut real = path.to_string();
+    if let Some(user) = home_user(path) {
+        let Some(out) = observed.get(at) else {
+            return Ok(Err(ReadSet::one(
+                format!("printf '%s' ~{user}"),
+                Scope::Host,
+            )));
+        };
+        at += 1;
+        let home = out.stdout_str();
+        if out.status == 0 && !home.starts_with('~') && !home.is_empty() {
+            real = format!("{home}{}", &path[1 + user.len()..]);
+        }
+    }
+    let batch = text_batch(&real);
+    let Some(out) = observed.get(at) else {
+        return Ok(Err(ReadSet {
+            reads: vec![batch.declare()],
+        }));
+    };
+    at += 1;
+    let mut states = batch.parse_exec(out)?.states;
     if states.first().is_some_and(|s| s.kind == FileKind::Link) {
-        let out = remote
-            .exec(&format!("readlink -f -- {}", shell_quote(&real)), b"")
-            .await?;
+        let Some(out) = observed.get(at) else {
+            return Ok(Err(ReadSet::one(
+                format!("readlink -f -- {}", shell_quote(&real)),
+                Scope::Host,
+            )));
+        };
+        at += 1;
         if out.status != 0 {
             return Err(ModuleError::failed(format!(
                 "cannot resolve the link {path}: {}",
@@ -399,16 +425,48 @@ pub async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleEr
             )));
         }
         real = out.stdout_str().trim_end_matches('\n').to_string();
-        states = fs::read_files(remote, &[&real, &parent_of(&real)], read).await?;
+        let batch = text_batch(&real);
+        let Some(out) = observed.get(at) else {
+            return Ok(Err(ReadSet {
+                reads: vec![batch.declare()],
+            }));
+        };
+        states = batch.parse_exec(out)?.states;
     }
     let mut states = states.into_iter();
     match (states.next(), states.next()) {
-        (Some(state), Some(parent)) => Ok(TextFile {
+        (Some(state), Some(parent)) => Ok(Ok(TextFile {
             real,
             state,
             parent_exists: parent.kind == FileKind::Directory,
-        }),
+        })),
         _ => Err(ModuleError::failed(format!("reading {path} failed"))),
+    }
+}
+
+/// The first reads of a module editing a text file, from its decision
+/// with nothing observed (see [`text_observed`]).
+pub fn text_reads<C>(first: Decision<C>) -> Result<Protocol, ModuleError> {
+    match first {
+        Decision::Read(reads) => Ok(Protocol::Declared(reads)),
+        Decision::Plan(_) => Err(ModuleError::failed("internal error: nothing to read")),
+    }
+}
+
+/// Read `path` (its state, content and whether its directory exists), each
+/// stage of [`text_observed`] in one exec.
+#[cfg(test)]
+pub async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleError> {
+    let mut outputs = Vec::new();
+    loop {
+        match text_observed(path, &Observed::new(outputs.clone()))? {
+            Ok(file) => return Ok(file),
+            Err(reads) => {
+                for r in &reads.reads {
+                    outputs.push(fs::exec_read(remote, &r.script).await?);
+                }
+            }
+        }
     }
 }
 
@@ -476,6 +534,25 @@ const ATTRS_MSG: &str = "ownership, perms or SE linux context changed";
 /// Decide what to do with `file` given the content it should have (`None`:
 /// the module leaves the content as it is) and the message naming that
 /// change. `data` is the result to register; `msg` is added to it.
+/// [`plan_edit`], as a decision.
+pub fn decide_edit(
+    file: &TextFile,
+    content: Option<Vec<u8>>,
+    msg: &str,
+    opts: &WriteOpts,
+    header: String,
+    data: Map,
+) -> Result<Decision<EditChange>, ModuleError> {
+    plan_edit(file, content, msg, opts, header, data).map(Decision::Plan)
+}
+
+/// What an edit writes: the file (its directory, when created).
+pub fn edit_touches(change: &EditChange) -> Touched {
+    let mut paths = vec![change.path.clone()];
+    paths.extend(change.mkdir.clone());
+    Touched::Paths(paths)
+}
+
 pub fn plan_edit(
     file: &TextFile,
     content: Option<Vec<u8>>,

@@ -453,7 +453,6 @@ impl User {
 #[async_trait]
 impl Module for User {
     const NAME: &'static str = "user";
-    const READS_FIRST: bool = true;
     const ARGS: &'static [&'static str] = &[
         "name",
         "uid",
@@ -476,7 +475,7 @@ impl Module for User {
     ];
     type Change = UserChange;
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<UserChange>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<UserChange>, ModuleError> {
         self.validate()?;
         let shadow = self.state == State::Present
             && (self.password.is_some() || self.password_lock.is_some());

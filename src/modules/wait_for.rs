@@ -386,7 +386,7 @@ impl Module for WaitFor {
     ];
     type Change = ();
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let target = self.target()?;
         let timeout = self.timeout.unwrap_or(300);
         let delay = self.delay.unwrap_or(0);

@@ -64,9 +64,6 @@ pub enum TransportError {
     /// A local I/O error (key files, known_hosts, local processes).
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The handle only records commands (read-ahead planning): nothing ran.
-    #[error("command recorded for read-ahead, not run")]
-    Recorded,
     /// The host had no room for drover's temporary files.
     #[error("{0}")]
     Storage(String),
@@ -93,7 +90,6 @@ impl TransportError {
         !matches!(
             self,
             TransportError::Become(_)
-                | TransportError::Recorded
                 | TransportError::Storage(_)
                 | TransportError::Interrupted
                 | TransportError::LocalSource { .. }
@@ -277,11 +273,6 @@ pub trait Transport: Send + Sync {
     async fn reconnect(&self) -> Result<(), TransportError> {
         Ok(())
     }
-    /// Outputs of reads run ahead of time on this connection (see
-    /// [`prefetch`]); transports without one run every command as asked.
-    fn exec_cache(&self) -> Option<&prefetch::ExecCache> {
-        None
-    }
     /// Shells kept open to run commands in (see [`shell`]); transports
     /// without them start a process per command.
     fn shells(&self) -> Option<&shell::Shells> {
@@ -349,8 +340,6 @@ pub struct Remote {
     become_: Option<Become>,
     env: Vec<(String, String)>,
     no_log: bool,
-    /// Read-ahead planning: commands are recorded here, not run.
-    recorder: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Remote {
@@ -361,70 +350,57 @@ impl Remote {
             become_,
             env: Vec::new(),
             no_log: false,
-            recorder: None,
         }
     }
 
-    /// The same handle, recording into `into` the commands it is asked to
-    /// run (stdin-less ones) instead of running them: each exec fails with
-    /// [`TransportError::Recorded`].
-    pub fn recording(mut self, into: Arc<std::sync::Mutex<Vec<String>>>) -> Remote {
-        self.recorder = Some(into);
-        self
+    /// The key under which the output of the pure read `script`, run
+    /// through this handle (its become user and environment), is kept.
+    pub fn read_key(&self, script: &str) -> String {
+        let user = self.become_.as_ref().map(|b| b.user.as_str());
+        prefetch::key(user, &self.with_env_exports(script), b"")
     }
 
-    /// Run `commands` (as recorded by [`Remote::recording`] on a handle
-    /// with the same settings) in one exec and keep their outputs in the
-    /// connection's cache, where the same commands run later find them.
-    /// With `deferred`, the work the commands leave for the end of the
-    /// batch is done there (see [`prefetch::Deferred`]). Returns how many
-    /// were stored; none without a cache.
-    pub async fn prefetch(
+    /// Run the pure reads `scripts` in one exec (see
+    /// [`prefetch::batch_script`]); each as this handle would run it. With
+    /// `deferred`, the work they leave for the end of the batch is done
+    /// there (see [`prefetch::Deferred`]). Returns an output per script,
+    /// `None` for those the batch did not answer (run them on their own);
+    /// all `None` when the batch as a whole failed.
+    pub async fn exec_batch(
         &self,
-        commands: &[String],
+        scripts: &[String],
         deferred: Option<&dyn prefetch::Deferred>,
-    ) -> Result<usize, TransportError> {
-        let Some(cache) = self.transport.exec_cache() else {
-            return Ok(0);
-        };
-        if commands.is_empty() {
-            return Ok(0);
+    ) -> Result<Vec<Option<ExecOutput>>, TransportError> {
+        let mut outputs = vec![None; scripts.len()];
+        if scripts.is_empty() {
+            return Ok(outputs);
         }
-        // The recorded commands carry their environment exports already.
+        let commands: Vec<String> = scripts.iter().map(|s| self.with_env_exports(s)).collect();
+        // The commands carry their environment exports already.
         let runner = Remote {
             env: Vec::new(),
-            recorder: None,
             ..self.clone()
         };
         let token = format!("@@drover-read-{:016x}", rand::rng().random::<u64>());
         let out = runner
-            .exec_uncached(&prefetch::batch_script(commands, &token, deferred), &[])
+            .exec_uncached(&prefetch::batch_script(&commands, &token, deferred), &[])
             .await?;
         if out.status != 0 {
-            return Ok(0);
+            return Ok(outputs);
         }
-        let user = self.become_.as_ref().map(|b| b.user.as_str());
         let mut found = prefetch::parse_batch(&out.stdout, &token, commands.len());
         if let Some(d) = deferred {
             let tail = prefetch::tail(&out.stdout, &token).unwrap_or_default();
-            let mut outputs: Vec<&mut ExecOutput> = found.iter_mut().map(|(_, o)| o).collect();
-            if !d.complete(&mut outputs, tail, &token) {
-                tracing::debug!("read-ahead: deferred work not completed, nothing stored");
-                return Ok(0);
+            let mut outs: Vec<&mut ExecOutput> = found.iter_mut().map(|(_, o)| o).collect();
+            if !d.complete(&mut outs, tail, &token) {
+                tracing::debug!("read-ahead: deferred work not completed, nothing kept");
+                return Ok(outputs);
             }
         }
-        let n = found.len();
-        cache.insert(
-            found
-                .into_iter()
-                .map(|(i, o)| (prefetch::key(user, &commands[i], b""), o)),
-        );
-        Ok(n)
-    }
-
-    /// Is nothing waiting in the connection's read-ahead cache?
-    pub fn prefetch_idle(&self) -> bool {
-        self.transport.exec_cache().is_some_and(|c| c.is_empty())
+        for (i, o) in found {
+            outputs[i] = Some(o);
+        }
+        Ok(outputs)
     }
 
     /// The same handle, never logging its commands (`no_log` tasks).
@@ -446,7 +422,6 @@ impl Remote {
             become_,
             env: self.env.clone(),
             no_log: self.no_log,
-            recorder: self.recorder.clone(),
         }
     }
 
@@ -477,29 +452,6 @@ impl Remote {
         command: &str,
         parts: &[StdinPart<'_>],
     ) -> Result<ExecOutput, TransportError> {
-        let no_stdin = parts.iter().all(|p| p.len() == 0);
-        if let Some(rec) = &self.recorder {
-            if no_stdin {
-                rec.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(self.with_env_exports(command));
-            }
-            return Err(TransportError::Recorded);
-        }
-        if let Some(cache) = self.transport.exec_cache() {
-            // Only stdin-less commands are read ahead: others cannot hit,
-            // and their key (stdin included) would copy the stdin.
-            if no_stdin {
-                let user = self.become_.as_ref().map(|b| b.user.as_str());
-                let key = prefetch::key(user, &self.with_env_exports(command), b"");
-                if let Some(out) = cache.take_or_clear(&key) {
-                    tracing::debug!("exec answered by read-ahead");
-                    return Ok(out);
-                }
-            } else {
-                cache.miss();
-            }
-        }
         self.exec_uncached(command, parts).await
     }
 

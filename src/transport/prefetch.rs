@@ -1,91 +1,9 @@
-//! Read-ahead: the state reads of many upcoming tasks, run in one exec.
-//!
-//! The executor asks each upcoming task's module to plan against a
-//! recording [`super::Remote`]: the module's first command (a read, for the
-//! modules that declare it) is recorded instead of run. The recorded
-//! commands then run together in one exec ([`batch_script`]), and their
-//! outputs wait in the connection's [`ExecCache`]. When a task later runs
-//! the very same command with the same privileges, it gets the stored
-//! output without a round trip.
-//!
-//! The cache is only an accelerator, never a source of stale answers: an
-//! entry is used at most once, and any command that is not a hit (a write,
-//! a command, a read nobody predicted) empties the cache first, since it may
-//! change what the stored reads saw.
-
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+//! Read-ahead: the declared reads of many upcoming tasks (see
+//! `modules::reads`), run in one exec ([`batch_script`]) by
+//! [`super::Remote::exec_batch`]. The executor keeps their outputs per host,
+//! under [`key`], until a write makes them stale.
 
 use super::{shell_quote, ExecOutput};
-
-/// Outputs of commands run ahead of time on one connection, by key (see
-/// [`key`]).
-#[derive(Debug, Default)]
-pub struct ExecCache {
-    /// Several tasks may read the same thing (two lines of one file): one
-    /// output each, in order.
-    entries: Mutex<HashMap<String, VecDeque<ExecOutput>>>,
-    /// Entries dropped unused by a miss, since the last [`ExecCache::take_dropped`].
-    dropped: std::sync::atomic::AtomicUsize,
-}
-
-impl ExecCache {
-    /// An empty cache.
-    pub fn new() -> ExecCache {
-        ExecCache::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<ExecOutput>>> {
-        // A panic while holding the lock leaves a map that is still valid.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Take the stored output for `key`; on a miss, forget everything
-    /// stored (the command about to run may change what those reads saw).
-    pub fn take_or_clear(&self, key: &str) -> Option<ExecOutput> {
-        let mut map = self.lock();
-        let hit = map.get_mut(key).and_then(VecDeque::pop_front);
-        if map.get(key).is_some_and(VecDeque::is_empty) {
-            map.remove(key);
-        }
-        if hit.is_none() && !map.is_empty() {
-            let n = map.values().map(VecDeque::len).sum::<usize>();
-            self.dropped
-                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            map.clear();
-        }
-        hit
-    }
-
-    /// A command that cannot have been read ahead is about to run: forget
-    /// everything stored, as a miss does.
-    pub fn miss(&self) {
-        self.take_or_clear("");
-    }
-
-    /// How many stored reads were dropped unused since the last call.
-    pub fn take_dropped(&self) -> usize {
-        self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Store outputs.
-    pub fn insert(&self, entries: impl IntoIterator<Item = (String, ExecOutput)>) {
-        let mut map = self.lock();
-        for (k, v) in entries {
-            map.entry(k).or_default().push_back(v);
-        }
-    }
-
-    /// Nothing stored?
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Forget everything (the connection was replaced).
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-}
 
 /// The key of `command` (environment exports included) run with stdin
 /// `stdin` as `become_user` (`None`: the connecting user): all of it, as
@@ -222,33 +140,6 @@ pub fn parse_batch(out: &[u8], token: &str, count: usize) -> Vec<(usize, ExecOut
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_miss_clears_and_a_hit_is_used_once() {
-        let c = ExecCache::new();
-        let out = |s: &str| ExecOutput {
-            status: 0,
-            stdout: s.as_bytes().to_vec(),
-            stderr: Vec::new(),
-        };
-        c.insert([("a".to_string(), out("1")), ("b".to_string(), out("2"))]);
-        assert_eq!(c.take_or_clear("a").map(|o| o.stdout), Some(b"1".to_vec()));
-        assert!(
-            c.take_or_clear("a").is_none(),
-            "used once; and the miss clears"
-        );
-        assert!(c.is_empty(), "b was dropped by the miss");
-        assert_eq!(c.take_dropped(), 1);
-        assert_eq!(c.take_dropped(), 0);
-        c.insert([("a".to_string(), out("1")), ("a".to_string(), out("2"))]);
-        assert_eq!(c.take_or_clear("a").map(|o| o.stdout), Some(b"1".to_vec()));
-        assert_eq!(
-            c.take_or_clear("a").map(|o| o.stdout),
-            Some(b"2".to_vec()),
-            "same read twice"
-        );
-        assert!(c.is_empty());
-    }
 
     #[test]
     fn keys_differ_by_user_command_and_stdin() {

@@ -88,8 +88,6 @@ pub struct SshTransport {
     agent: Option<PathBuf>,
     addr: String,
     closed: AtomicBool,
-    /// Reads run ahead of time on this connection.
-    cache: super::prefetch::ExecCache,
     /// Shells kept open on this connection.
     shells: super::shell::Shells,
 }
@@ -134,7 +132,6 @@ pub async fn connect_with_agent(
         spec: spec.clone(),
         agent: agent.map(Path::to_path_buf),
         closed: AtomicBool::new(false),
-        cache: super::prefetch::ExecCache::new(),
         shells: super::shell::Shells::new(),
     })
 }
@@ -699,18 +696,12 @@ impl Transport for SshTransport {
         self.current().close().await;
     }
 
-    fn exec_cache(&self) -> Option<&super::prefetch::ExecCache> {
-        Some(&self.cache)
-    }
-
     fn shells(&self) -> Option<&super::shell::Shells> {
         Some(&self.shells)
     }
 
     async fn reconnect(&self) -> Result<(), TransportError> {
-        // A rebooted host is another host as far as stored reads and open
-        // shells go.
-        self.cache.clear();
+        // A rebooted host is another host as far as open shells go.
         self.shells.clear().await;
         if self.closed.load(Ordering::Acquire) {
             return Err(self.current().gone());
