@@ -7,8 +7,10 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_u64_ish};
 use super::safe;
-use super::{Module, ModuleCtx, ModuleError, Plan};
-use crate::transport::shell_quote;
+use super::{
+    Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
+use crate::transport::{shell_quote, ExecOutput};
 use crate::{Map, Value};
 
 /// Arguments of `group`.
@@ -117,13 +119,16 @@ impl Group {
     }
 }
 
-async fn getent_group(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<GroupEntry>, ModuleError> {
-    // Exit status 2 is "no such key".
-    let cmd = format!(
+/// The read of group `name` (exit status 2 of getent is "no such key").
+fn getent_script(name: &str) -> String {
+    format!(
         "getent group {}; r=$?; [ $r -eq 2 ] && exit 0; exit $r",
         shell_quote(name)
-    );
-    let out = ctx.remote.exec(&cmd, b"").await?;
+    )
+}
+
+/// The group `name`, from what [`getent_script`] printed.
+fn getent_group(out: &ExecOutput, name: &str) -> Result<Option<GroupEntry>, ModuleError> {
     if out.status != 0 {
         return Err(ModuleError::failed(format!(
             "getent group {name} failed: {}",
@@ -143,17 +148,28 @@ impl Module for Group {
     const ARGS: &'static [&'static str] = &["name", "gid", "state", "system"];
     type Change = GroupChange;
 
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GroupChange>, ModuleError> {
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         self.validate()?;
-        let current = getent_group(ctx, &self.name).await?;
-        match self.decide(current.as_ref()) {
-            None => Ok(Plan::Unchanged(self.data(current.map(|g| g.gid)))),
-            Some(change) => Ok(Plan::Change {
+        Ok(Protocol::Declared(ReadSet::one(
+            getent_script(&self.name),
+            Scope::Host,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<GroupChange>, ModuleError> {
+        let current = getent_group(observed.output(0)?, &self.name)?;
+        Ok(Decision::Plan(match self.decide(current.as_ref()) {
+            None => Plan::Unchanged(self.data(current.map(|g| g.gid))),
+            Some(change) => Plan::Change {
                 change,
                 diff: None,
                 data: self.data(self.gid.or(current.map(|g| g.gid))),
-            }),
-        }
+            },
+        }))
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: GroupChange) -> Result<Map, ModuleError> {

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::fs::{write_file_atomic, Attrs};
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -108,18 +110,12 @@ impl Hostname {
     }
 }
 
-#[async_trait]
-impl Module for Hostname {
-    const NAME: &'static str = "hostname";
-    const ARGS: &'static [&'static str] = &["name", "use"];
-    type Change = HostnameChange;
-
-    async fn run_imperative(
+impl Hostname {
+    /// The plan, from what the module's read printed.
+    fn plan_from(
         &self,
-        ctx: &ModuleCtx<'_>,
+        out: &crate::transport::ExecOutput,
     ) -> Result<Plan<HostnameChange>, ModuleError> {
-        self.validate()?;
-        let out = ctx.remote.exec(READ, b"").await?;
         if out.status != 0 {
             return Err(ModuleError::failed(format!(
                 "reading the host name failed: {}",
@@ -141,6 +137,30 @@ impl Module for Hostname {
                 data: self.data(),
             }),
         }
+    }
+}
+
+#[async_trait]
+impl Module for Hostname {
+    const NAME: &'static str = "hostname";
+    const ARGS: &'static [&'static str] = &["name", "use"];
+    type Change = HostnameChange;
+
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        self.validate()?;
+        Ok(Protocol::Declared(ReadSet::one(
+            READ.to_string(),
+            Scope::Host,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &super::Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<HostnameChange>, ModuleError> {
+        let out = observed.output(0)?;
+        self.plan_from(out).map(Decision::Plan)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: HostnameChange) -> Result<Map, ModuleError> {

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::args::{bool_ish, opt_string_ish, yes};
 use super::fs::{write_file_atomic, Attrs};
 use super::safe;
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -249,31 +251,12 @@ impl Sysctl {
     }
 }
 
-#[async_trait]
-impl Module for Sysctl {
-    const NAME: &'static str = "sysctl";
-    const ARGS: &'static [&'static str] = &[
-        "name",
-        "key",
-        "value",
-        "val",
-        "state",
-        "sysctl_file",
-        "reload",
-        "sysctl_set",
-        "ignoreerrors",
-    ];
-    type Change = SysctlChange;
-
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<SysctlChange>, ModuleError> {
-        if self.name.trim().is_empty() {
-            return Err(ModuleError::Args("name cannot be empty".into()));
-        }
-        self.check_args()?;
-        let out = ctx
-            .remote
-            .exec(&read_script(&self.sysctl_file, &self.name), b"")
-            .await?;
+impl Sysctl {
+    /// The plan, from what the module's read printed.
+    fn plan_from(
+        &self,
+        out: &crate::transport::ExecOutput,
+    ) -> Result<Plan<SysctlChange>, ModuleError> {
         if out.status != 0 {
             return Err(ModuleError::failed(format!(
                 "reading {} failed: {}",
@@ -300,6 +283,43 @@ impl Module for Sysctl {
                 })
             }
         }
+    }
+}
+
+#[async_trait]
+impl Module for Sysctl {
+    const NAME: &'static str = "sysctl";
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "key",
+        "value",
+        "val",
+        "state",
+        "sysctl_file",
+        "reload",
+        "sysctl_set",
+        "ignoreerrors",
+    ];
+    type Change = SysctlChange;
+
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        if self.name.trim().is_empty() {
+            return Err(ModuleError::Args("name cannot be empty".into()));
+        }
+        self.check_args()?;
+        Ok(Protocol::Declared(ReadSet::one(
+            read_script(&self.sysctl_file, &self.name),
+            Scope::Host,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &super::Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<SysctlChange>, ModuleError> {
+        let out = observed.output(0)?;
+        self.plan_from(out).map(Decision::Plan)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: SysctlChange) -> Result<Map, ModuleError> {

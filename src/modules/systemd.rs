@@ -9,8 +9,11 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_bool_ish};
 use super::safe;
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
 use crate::transport::shell_quote;
+use crate::transport::ExecOutput;
 use crate::{Map, Value};
 
 /// Arguments of `systemd`.
@@ -199,6 +202,48 @@ impl Systemd {
     }
 }
 
+impl Systemd {
+    fn check_name(&self) -> Result<(), ModuleError> {
+        if self.name.is_none()
+            && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
+        {
+            return Err(ModuleError::Args(
+                "name is required with state, enabled or masked".into(),
+            ));
+        }
+        if let Some(n) = &self.name {
+            safe::name("name", n)?;
+        }
+        Ok(())
+    }
+
+    /// The plan, from what the read script printed.
+    fn plan_from(&self, out: &ExecOutput) -> Result<Plan<SystemdChange>, ModuleError> {
+        if out.status != 0 {
+            let what = if out.status == 90 {
+                "systemctl daemon-reload".to_string()
+            } else {
+                format!("systemctl show {}", self.name.as_deref().unwrap_or(""))
+            };
+            let mut data = Map::new();
+            data.insert("rc".into(), Value::from(out.status));
+            return Err(ModuleError::Failed {
+                msg: format!("{what} failed: {}", out.stderr_str().trim()),
+                data,
+            });
+        }
+        let status = parse_show(&out.stdout_str());
+        match self.decide(&status)? {
+            None => Ok(Plan::Unchanged(self.data(status))),
+            Some(change) => Ok(Plan::Change {
+                change,
+                diff: None,
+                data: self.data(status),
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl Module for Systemd {
     const NAME: &'static str = "systemd";
@@ -223,48 +268,40 @@ impl Module for Systemd {
         Ok(())
     }
 
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        self.check_name()?;
+        // Ansible does not reload in check mode: it changes the host, so
+        // the read that starts with it is no pure read.
+        if self.daemon_reload && !ctx.check {
+            return Ok(Protocol::Imperative);
+        }
+        let script = self.read_script(false);
+        Ok(Protocol::Declared(if script.is_empty() {
+            ReadSet::new()
+        } else {
+            ReadSet::one(script, Scope::Host)
+        }))
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<SystemdChange>, ModuleError> {
+        match observed.get(0) {
+            None => Ok(Decision::Plan(Plan::Unchanged(self.data(Map::new())))),
+            Some(out) => self.plan_from(out).map(Decision::Plan),
+        }
+    }
+
+    /// With `daemon_reload` (outside check mode): reload, then read.
     async fn run_imperative(
         &self,
         ctx: &ModuleCtx<'_>,
     ) -> Result<Plan<SystemdChange>, ModuleError> {
-        if self.name.is_none()
-            && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
-        {
-            return Err(ModuleError::Args(
-                "name is required with state, enabled or masked".into(),
-            ));
-        }
-        if let Some(n) = &self.name {
-            safe::name("name", n)?;
-        }
-        // Ansible does not reload in check mode: it changes the host.
-        let script = self.read_script(self.daemon_reload && !ctx.check);
-        if script.is_empty() {
-            return Ok(Plan::Unchanged(self.data(Map::new())));
-        }
-        let out = ctx.remote.exec(&script, b"").await?;
-        if out.status != 0 {
-            let what = if out.status == 90 {
-                "systemctl daemon-reload".to_string()
-            } else {
-                format!("systemctl show {}", self.name.as_deref().unwrap_or(""))
-            };
-            let mut data = Map::new();
-            data.insert("rc".into(), Value::from(out.status));
-            return Err(ModuleError::Failed {
-                msg: format!("{what} failed: {}", out.stderr_str().trim()),
-                data,
-            });
-        }
-        let status = parse_show(&out.stdout_str());
-        match self.decide(&status)? {
-            None => Ok(Plan::Unchanged(self.data(status))),
-            Some(change) => Ok(Plan::Change {
-                change,
-                diff: None,
-                data: self.data(status),
-            }),
-        }
+        self.check_name()?;
+        let out = ctx.remote.exec(&self.read_script(true), b"").await?;
+        self.plan_from(&out)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: SystemdChange) -> Result<Map, ModuleError> {
@@ -309,6 +346,18 @@ impl Module for Service {
 
     fn validate(&self) -> Result<(), String> {
         self.as_systemd().validate()
+    }
+
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        self.as_systemd().reads(ctx)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<SystemdChange>, ModuleError> {
+        Module::decide(&self.as_systemd(), observed, ctx)
     }
 
     async fn run_imperative(
