@@ -27,7 +27,7 @@ use crate::modules::reads::{Observer, Protocol, ReadSet, Scope, Touched};
 use crate::modules::{ModuleError, ReadCtx};
 use crate::playbook::{Action, Task};
 use crate::transport::{ExecOutput, Remote};
-use crate::Value;
+use crate::{Map, Value};
 
 /// Most tasks read ahead at once.
 pub(super) const MAX_WINDOW: usize = 64;
@@ -219,16 +219,57 @@ impl Runner<'_> {
         };
         let mut gathered = first;
         let mut taken = 1;
-        for t in later {
-            if taken >= st.read_ahead {
-                break;
-            }
-            match self.task_reads(ctx, t, st).await {
-                Ahead::Stop => break,
-                Ahead::Reads(r) if r.is_empty() => {}
-                Ahead::Reads(r) => {
-                    taken += 1;
-                    gathered.extend(r);
+        // The rest of this task list, then the tasks of the plays after
+        // this one that target the host: a play boundary need not end the
+        // window (any write in between forgets what it makes stale).
+        if self.gather(ctx, later, st, &mut gathered, &mut taken).await {
+            let at = self
+                .playbook
+                .plays
+                .iter()
+                .position(|p| std::ptr::eq(p, ctx.play));
+            let next = at.map_or(&[][..], |i| &self.playbook.plays[i + 1..]);
+            for play in next {
+                // Facts change what the tasks see: their reads are not
+                // known before the facts are.
+                if play.gather_facts || taken >= st.read_ahead {
+                    break;
+                }
+                let Ok(hosts) = self
+                    .inventory
+                    .select_limited(&play.hosts, self.opts.limit.as_deref())
+                else {
+                    break;
+                };
+                if !hosts.contains(&st.name) {
+                    continue;
+                }
+                let Ok(vars) = self.play_vars(play) else {
+                    break;
+                };
+                let mut role_defaults = Map::new();
+                let mut seen = Vec::new();
+                for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                    super::collect_role_defaults(section, &mut seen, &mut role_defaults);
+                }
+                let next_ctx = PlayCtx {
+                    play,
+                    vars,
+                    hosts_value: crate::template::to_value(&hosts),
+                    hosts,
+                    role_defaults,
+                };
+                let mut go_on = true;
+                for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                    go_on = self
+                        .gather(&next_ctx, section, st, &mut gathered, &mut taken)
+                        .await;
+                    if !go_on {
+                        break;
+                    }
+                }
+                if !go_on {
+                    break;
                 }
             }
         }
@@ -269,6 +310,32 @@ impl Runner<'_> {
                 Err(e) => tracing::debug!(host = %host, error = %e, "read-ahead failed"),
             }
         }
+    }
+
+    /// Add the reads of `tasks` on `st` to `gathered`, up to the window;
+    /// `false` when the window ends here.
+    async fn gather(
+        &self,
+        ctx: &PlayCtx<'_>,
+        tasks: &[Task],
+        st: &HostState,
+        gathered: &mut Vec<TaskReads>,
+        taken: &mut usize,
+    ) -> bool {
+        for t in tasks {
+            if *taken >= st.read_ahead {
+                return false;
+            }
+            match self.task_reads(ctx, t, st).await {
+                Ahead::Stop => return false,
+                Ahead::Reads(r) if r.is_empty() => {}
+                Ahead::Reads(r) => {
+                    *taken += 1;
+                    gathered.extend(r);
+                }
+            }
+        }
+        true
     }
 
     /// The reads `task` will declare on `st` (one set per loop item).
@@ -347,5 +414,63 @@ impl Runner<'_> {
             }
         }
         Ahead::Reads(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(s: &str) -> ExecOutput {
+        ExecOutput {
+            status: 0,
+            stdout: s.as_bytes().to_vec(),
+            stderr: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_write_forgets_only_the_reads_it_may_have_made_stale() {
+        let o = Observations::default();
+        let paths = |p: &[&str]| Scope::Paths(p.iter().map(|s| s.to_string()).collect());
+        o.insert(
+            "h",
+            "conf".into(),
+            out("1"),
+            paths(&["/opt/app/conf"]),
+            true,
+        );
+        o.insert(
+            "h",
+            "log".into(),
+            out("2"),
+            paths(&["/opt/app/log/x"]),
+            false,
+        );
+        o.insert("h", "user".into(), out("3"), Scope::Host, false);
+        o.insert(
+            "other",
+            "conf".into(),
+            out("4"),
+            paths(&["/opt/app/conf"]),
+            false,
+        );
+        o.forget("h", &Touched::Paths(vec!["/opt/app/conf".into()]));
+        assert!(!o.has("h", "conf"), "the path written");
+        assert!(o.has("h", "log"), "another path");
+        assert!(!o.has("h", "user"), "not a path: any write");
+        assert!(o.has("other", "conf"), "another host");
+        assert_eq!(o.take_wasted("h"), 1, "the getent read was never used");
+        o.forget("h", &Touched::Nothing);
+        assert!(o.has("h", "log"));
+        o.forget("h", &Touched::Paths(vec!["/opt".into()]));
+        assert!(!o.has("h", "log"), "a parent directory");
+        assert_eq!(
+            o.get("other", "conf").map(|o| o.stdout),
+            Some(b"4".to_vec())
+        );
+        o.forget("other", &Touched::Everything);
+        assert!(!o.has("other", "conf"));
+        assert_eq!(o.take_wasted("other"), 0, "it was used");
     }
 }

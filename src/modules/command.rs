@@ -1061,4 +1061,50 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn a_guard_is_a_declared_read_and_decided_from_its_output() {
+        let render = crate::modules::testutil::TestRender::new(json!({}));
+        let ctx = ReadCtx {
+            host: "h",
+            check: false,
+            diff: false,
+            render: &render,
+            search: &[],
+        };
+        let plain: Command =
+            serde_json::from_value(json!({"_raw_params": "touch /x"})).expect("args");
+        assert_eq!(plain.reads(&ctx).expect("reads"), Protocol::Imperative);
+        let guarded: Command =
+            serde_json::from_value(json!({"_raw_params": "touch /x", "creates": "/x"}))
+                .expect("args");
+        let Protocol::Declared(reads) = guarded.reads(&ctx).expect("reads") else {
+            panic!("a guard is a declared read");
+        };
+        assert_eq!(reads.reads[0].scope, Scope::Paths(vec!["/x".into()]));
+        let decide = |out: &str| {
+            guarded
+                .decide(&crate::modules::reads::observed_stdout(&[out]), &ctx)
+                .expect("decides")
+        };
+        assert!(matches!(
+            decide("\n@@drover-guard creates\n"),
+            Decision::Plan(Plan::Unchanged(_))
+        ));
+        assert!(matches!(
+            decide("\n@@drover-guard run\n"),
+            Decision::Plan(Plan::Run(_))
+        ));
+        let globbed: Command =
+            serde_json::from_value(json!({"_raw_params": "x", "creates": "/x/*.conf"}))
+                .expect("args");
+        let Ok(Protocol::Declared(reads)) = globbed.reads(&ctx) else {
+            panic!("declared");
+        };
+        assert_eq!(
+            reads.reads[0].scope,
+            Scope::Host,
+            "a glob could be any path"
+        );
+    }
 }

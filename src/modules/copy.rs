@@ -1686,4 +1686,51 @@ mod tests {
             .expect("contents");
         assert!(Path::new(&format!("{flat}/a.py")).is_file());
     }
+
+    fn reading<'a>(render: &'a crate::modules::testutil::TestRender) -> ReadCtx<'a> {
+        ReadCtx {
+            host: "h",
+            check: false,
+            diff: false,
+            render,
+            search: &[],
+        }
+    }
+
+    #[test]
+    fn decides_from_canned_reads_without_a_host() {
+        let render = crate::modules::testutil::TestRender::new(json!({}));
+        let ctx = reading(&render);
+        let copy: Copy =
+            serde_json::from_value(json!({"content": "x", "dest": "/etc/x", "mode": "0644"}))
+                .expect("args");
+        let Protocol::Declared(reads) = copy.reads(&ctx).expect("reads") else {
+            panic!("copy declares its reads");
+        };
+        assert_eq!(reads.reads.len(), 1);
+        assert_eq!(
+            reads.reads[0].scope,
+            crate::modules::Scope::Host,
+            "dest is also read through links"
+        );
+        // The file, the file through links, its directory: as `_dr` prints them.
+        let file = "@@ regular file|644|root|root|1|0|0|1|1|2049|0|0|0|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000\n";
+        let dir = "@@ directory|755|root|root|4096|0|0|1|1|2049|0|0|0|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000\n";
+        let same = format!("{file}@@sum 11f6ad8ec52a2984abaafd7c3b516503785c2072  -\n{file}{dir}");
+        let decided = copy
+            .decide(&crate::modules::reads::observed_stdout(&[&same]), &ctx)
+            .expect("decides");
+        assert!(matches!(decided, Decision::Plan(Plan::Unchanged(_))));
+        let other = same.replace("11f6ad8e", "00000000");
+        let Decision::Plan(Plan::Change { change, .. }) = copy
+            .decide(&crate::modules::reads::observed_stdout(&[&other]), &ctx)
+            .expect("decides")
+        else {
+            panic!("other content is a change");
+        };
+        assert_eq!(
+            copy.touches(&change),
+            Touched::Paths(vec!["/etc/x".into(), "/etc/x".into()])
+        );
+    }
 }

@@ -788,4 +788,45 @@ mod tests {
         assert_eq!(f.real, format!("{home}/.drover-surely-missing/x"));
         assert!(!f.exists() && !f.parent_exists);
     }
+
+    #[test]
+    fn a_text_file_is_read_in_stages_home_file_then_link_target() {
+        use crate::modules::reads::observed_stdout;
+        let head = |kind: &str| {
+            format!("@@ {kind}|644|root|root|0|0|0|1|1|2049|0|0|0|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000\n")
+        };
+        let stage = |outs: &[&str]| text_observed("~/x", &observed_stdout(outs)).expect("no error");
+        let Err(first) = stage(&[]) else {
+            panic!("the home is read first")
+        };
+        assert_eq!(first.reads[0].script, "printf '%s' ~");
+        assert_eq!(first.reads[0].scope, Scope::Host);
+        let Err(second) = stage(&["/home/u"]) else {
+            panic!("then the file")
+        };
+        assert!(second.reads[0].script.contains("_dr /home/u/x P 0 1 0"));
+        assert_eq!(
+            second.reads[0].scope,
+            Scope::Paths(vec!["/home/u/x".into(), "/home/u".into()])
+        );
+        let link = format!(
+            "{}@@lnk /etc/y\n{}",
+            head("symbolic link"),
+            head("directory")
+        );
+        let Err(third) = stage(&["/home/u", &link]) else {
+            panic!("then the link")
+        };
+        assert_eq!(third.reads[0].script, "readlink -f -- /home/u/x");
+        let Err(fourth) = stage(&["/home/u", &link, "/etc/y\n"]) else {
+            panic!("then its target")
+        };
+        assert!(fourth.reads[0].script.contains("_dr /etc/y P 0 1 0"));
+        let target = format!("@@ missing\n{}", head("directory"));
+        let Ok(file) = stage(&["/home/u", &link, "/etc/y\n", &target]) else {
+            panic!("then it is known")
+        };
+        assert_eq!(file.real, "/etc/y");
+        assert!(!file.exists() && file.parent_exists);
+    }
 }
