@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_bool_ish, opt_strings_ish, opt_u64_ish};
 use super::safe;
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -455,6 +457,23 @@ impl Apt {
     }
 }
 
+impl Apt {
+    /// The plan, from what the module's read printed.
+    fn plan_from(
+        &self,
+        out: &crate::transport::ExecOutput,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Plan<AptChange>, ModuleError> {
+        let obs = parse_observed(&out.stdout_str()).map_err(|e| {
+            ModuleError::failed(format!(
+                "reading package state failed: {e}: {}",
+                out.stderr_str().trim()
+            ))
+        })?;
+        Ok(self.decide(&obs, ctx.check))
+    }
+}
+
 #[async_trait]
 impl Module for Apt {
     const NAME: &'static str = "apt";
@@ -480,7 +499,7 @@ impl Module for Apt {
         Ok(())
     }
 
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
             safe::name("name", n.trim())?;
         }
@@ -489,14 +508,19 @@ impl Module for Apt {
                 "one of name or update_cache is required".into(),
             ));
         }
-        let out = ctx.remote.exec(&self.read_script(), b"").await?;
-        let obs = parse_observed(&out.stdout_str()).map_err(|e| {
-            ModuleError::failed(format!(
-                "reading package state failed: {e}: {}",
-                out.stderr_str().trim()
-            ))
-        })?;
-        Ok(self.decide(&obs, ctx.check))
+        Ok(Protocol::Declared(ReadSet::one(
+            self.read_script(),
+            Scope::Host,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &super::Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<AptChange>, ModuleError> {
+        let out = observed.output(0)?;
+        self.plan_from(out, ctx).map(Decision::Plan)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: AptChange) -> Result<Map, ModuleError> {

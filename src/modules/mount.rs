@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_string_ish, string_ish, yes};
 use super::fs::{write_file_atomic, Attrs};
-use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
+use super::{
+    Decision, Diff, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope,
+};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -464,41 +466,12 @@ impl Mount {
     }
 }
 
-#[async_trait]
-impl Module for Mount {
-    const NAME: &'static str = "mount";
-    const ARGS: &'static [&'static str] = &[
-        "path", "name", "src", "fstype", "opts", "dump", "passno", "state", "fstab", "boot",
-        "backup",
-    ];
-    type Change = MountChange;
-
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<MountChange>, ModuleError> {
-        if !self.path.starts_with('/') {
-            return Err(ModuleError::Args(format!(
-                "path must be absolute: {}",
-                self.path
-            )));
-        }
-        // A line starting with '#' is a comment: fstab(5) has no escape for it.
-        if let Some(src) = self.src.as_deref().filter(|s| s.starts_with('#')) {
-            return Err(ModuleError::Args(format!(
-                "src cannot start with '#' ({src:?} would make the fstab line a comment)"
-            )));
-        }
-        // The other fields are escaped as fstab(5) does; these two are
-        // written as given, so a newline in them would add an fstab line.
-        for (arg, v) in [("dump", &self.dump), ("passno", &self.passno)] {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ModuleError::Args(format!(
-                    "{arg} must be a number, not {v:?}"
-                )));
-            }
-        }
-        let out = ctx
-            .remote
-            .exec(&read_script(&self.fstab, &self.path), b"")
-            .await?;
+impl Mount {
+    /// The plan, from what the module's read printed.
+    fn plan_from(
+        &self,
+        out: &crate::transport::ExecOutput,
+    ) -> Result<Plan<MountChange>, ModuleError> {
         if out.status != 0 {
             return Err(ModuleError::failed(format!(
                 "reading {} failed: {}",
@@ -524,6 +497,53 @@ impl Module for Mount {
                 })
             }
         }
+    }
+}
+
+#[async_trait]
+impl Module for Mount {
+    const NAME: &'static str = "mount";
+    const ARGS: &'static [&'static str] = &[
+        "path", "name", "src", "fstype", "opts", "dump", "passno", "state", "fstab", "boot",
+        "backup",
+    ];
+    type Change = MountChange;
+
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        if !self.path.starts_with('/') {
+            return Err(ModuleError::Args(format!(
+                "path must be absolute: {}",
+                self.path
+            )));
+        }
+        // A line starting with '#' is a comment: fstab(5) has no escape for it.
+        if let Some(src) = self.src.as_deref().filter(|s| s.starts_with('#')) {
+            return Err(ModuleError::Args(format!(
+                "src cannot start with '#' ({src:?} would make the fstab line a comment)"
+            )));
+        }
+        // The other fields are escaped as fstab(5) does; these two are
+        // written as given, so a newline in them would add an fstab line.
+        for (arg, v) in [("dump", &self.dump), ("passno", &self.passno)] {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ModuleError::Args(format!(
+                    "{arg} must be a number, not {v:?}"
+                )));
+            }
+        }
+        Ok(Protocol::Declared(ReadSet::one(
+            read_script(&self.fstab, &self.path),
+            Scope::Host,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &super::Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<MountChange>, ModuleError> {
+        let out = observed.output(0)?;
+        self.plan_from(out).map(Decision::Plan)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: MountChange) -> Result<Map, ModuleError> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::args::{bool_ish, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
 use super::safe;
-use super::{Module, ModuleCtx, ModuleError, Plan};
+use super::{Decision, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
@@ -450,6 +450,32 @@ impl User {
     }
 }
 
+impl User {
+    /// The plan, from what the module's read printed.
+    fn plan_from(
+        &self,
+        out: &crate::transport::ExecOutput,
+    ) -> Result<Plan<UserChange>, ModuleError> {
+        if out.status != 0 {
+            return Err(ModuleError::failed(format!(
+                "reading user {} failed: {}",
+                self.name,
+                out.stderr_str().trim()
+            )));
+        }
+        let current = parse_observed(&self.name, &out.stdout_str())
+            .map_err(|e| ModuleError::failed(format!("reading user {} failed: {e}", self.name)))?;
+        match self.decide(current.as_ref()) {
+            None => Ok(Plan::Unchanged(self.data(current.as_ref()))),
+            Some(change) => Ok(Plan::Change {
+                change,
+                diff: None,
+                data: self.data(current.as_ref()),
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl Module for User {
     const NAME: &'static str = "user";
@@ -475,31 +501,23 @@ impl Module for User {
     ];
     type Change = UserChange;
 
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<UserChange>, ModuleError> {
+    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         self.validate()?;
         let shadow = self.state == State::Present
             && (self.password.is_some() || self.password_lock.is_some());
-        let out = ctx
-            .remote
-            .exec(&read_script(&self.name, shadow), b"")
-            .await?;
-        if out.status != 0 {
-            return Err(ModuleError::failed(format!(
-                "reading user {} failed: {}",
-                self.name,
-                out.stderr_str().trim()
-            )));
-        }
-        let current = parse_observed(&self.name, &out.stdout_str())
-            .map_err(|e| ModuleError::failed(format!("reading user {} failed: {e}", self.name)))?;
-        match self.decide(current.as_ref()) {
-            None => Ok(Plan::Unchanged(self.data(current.as_ref()))),
-            Some(change) => Ok(Plan::Change {
-                change,
-                diff: None,
-                data: self.data(current.as_ref()),
-            }),
-        }
+        Ok(Protocol::Declared(ReadSet::one(
+            read_script(&self.name, shadow),
+            Scope::Host,
+        )))
+    }
+
+    fn decide(
+        &self,
+        observed: &super::Observed,
+        _ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<UserChange>, ModuleError> {
+        let out = observed.output(0)?;
+        self.plan_from(out).map(Decision::Plan)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: UserChange) -> Result<Map, ModuleError> {
