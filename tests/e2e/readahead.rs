@@ -72,3 +72,38 @@ fn a_task_sees_what_an_earlier_task_wrote() {
         assert_eq!(run.code, 0, "{round} run:\n{}", run.all());
     }
 }
+
+#[test]
+fn plays_and_loops_do_not_end_the_read_window() {
+    let env = Env::new(2);
+    let pb = env.write(
+        "plays.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - file: {path: /opt/rw, state: directory, mode: "0755"}
+    - copy: {content: "{{ item }}\n", dest: "/opt/rw/{{ item }}", mode: "0644"}
+      loop: "{{ groups['all'] }}"
+    - lineinfile: {path: /opt/rw/list, line: "{{ item }}", create: true}
+      loop: [a, b, c]
+- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - file: {path: /opt/rw/two, state: directory, mode: "0750"}
+    - copy: {content: "two\n", dest: /opt/rw/two/f}
+"#,
+    );
+    let first = env.apply(&pb, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let run = env.apply(&pb, &["-vvvv", "--output", "human"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("changed=0"), "{}", run.stdout);
+    let per_host = execs(&run.all()) / 2;
+    assert_eq!(
+        per_host, 1,
+        "one read for both plays and every loop item:\n{}",
+        run.stderr
+    );
+}
