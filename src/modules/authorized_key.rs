@@ -559,6 +559,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn adds_then_unchanged_with_dir_and_file_attrs() {
         let h = Harness::new();
         std::fs::create_dir(h.path("home")).expect("mkdir");
@@ -636,6 +637,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn options_comment_exclusive_and_absent() {
         let h = Harness::new();
         std::fs::create_dir_all(h.path("home/.ssh")).expect("mkdir");

@@ -1110,6 +1110,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn content_create_then_unchanged_then_modify() {
         let h = Harness::new();
         let dest = h.path("conf");
@@ -1167,6 +1168,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn attributes_only_change() {
         let h = Harness::new();
         let dest = h.path("f");
@@ -1204,6 +1206,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn local_src_into_directory_and_force_no() {
         let h = Harness::new();
         std::fs::write(h.root().join("files/app.conf"), "x\n").expect("write");

@@ -167,6 +167,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn renders_then_unchanged_and_diffs() {
         let h = Harness::with_vars(json!({ "port": 8080, "hosts": ["a", "b"] }));
         std::fs::write(
