@@ -370,7 +370,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     fn spec(args: Value) -> Spec {
         serde_json::from_value::<BlockInFile>(args)

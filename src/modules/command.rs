@@ -17,7 +17,7 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish, opt_strings_ish, parse_bool};
-use super::cmdargs::{extract_kv, shlex_split};
+use super::cmdargs::extract_kv;
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::{shell_quote, ExecOutput, Remote};
 use crate::{Map, Value};
@@ -171,7 +171,9 @@ impl CmdArgs {
             )
         } else {
             let words = match (text, argv) {
-                (Some(t), _) => shlex_split(&t)?,
+                (Some(t), _) => {
+                    crate::shlex::words(&t).map_err(|e| ModuleError::Args(e.to_string()))?
+                }
                 (None, Some(a)) => a.clone(),
                 (None, None) => return Err(no_command()),
             };
@@ -736,7 +738,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
     use crate::modules::Outcome;
 
     async fn command(args: Value, check: bool) -> Result<Outcome, ModuleError> {

@@ -435,7 +435,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     fn re(p: &str) -> Regex {
         py_regex(p, ReFlags::default()).expect("regex")

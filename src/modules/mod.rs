@@ -11,7 +11,7 @@ pub mod args;
 pub mod assert;
 pub mod authorized_key;
 pub mod blockinfile;
-mod cmdargs;
+pub mod cmdargs;
 pub mod command;
 pub mod copy;
 pub mod debug;

@@ -45,6 +45,9 @@ impl Render for TestRender {
         let v = e
             .eval(crate::template::to_value(&self.vars))
             .map_err(|e| ModuleError::failed(e.to_string()))?;
+        if v.is_undefined() {
+            return Ok(Value::Null);
+        }
         serde_json::to_value(&v).map_err(|e| ModuleError::failed(e.to_string()))
     }
 }
@@ -145,6 +148,26 @@ impl Harness {
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
         drive(&module, &self.ctx(check, diff)).await
     }
+}
+
+/// The local transport, for tests that run scripts of their own.
+pub fn remote() -> Remote {
+    Remote::new(Arc::new(LocalTransport), None)
+}
+
+/// Deserialize `args` as module `M` and drive it on the local host, with
+/// diffs wanted (for tests that need no scratch directory of the harness).
+pub async fn run<M: Module>(args: Value, check: bool) -> Result<Outcome, ModuleError> {
+    Harness::new().run::<M>(args, check, true).await
+}
+
+/// Like [`run`], with template variables.
+pub async fn run_with<M: Module>(
+    args: Value,
+    check: bool,
+    vars: Value,
+) -> Result<Outcome, ModuleError> {
+    Harness::with_vars(vars).run::<M>(args, check, true).await
 }
 
 /// Assert that `M::ARGS` names exactly the fields (and aliases) its

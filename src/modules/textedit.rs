@@ -8,7 +8,6 @@
 
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
-use super::cmdargs::shlex_split;
 use super::fs::{self, Attrs, FileKind, FileState, Read};
 use super::{Diff, ModuleError, Plan};
 use crate::transport::{shell_quote, Remote};
@@ -557,7 +556,7 @@ pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, Modu
 /// `validate` as shell text that runs its words without a shell, as
 /// Ansible does: each word quoted, `%s` standing for the temp file `"$t"`.
 pub(super) fn validate_command(validate: &str) -> Result<String, ModuleError> {
-    let words = shlex_split(validate)?;
+    let words = crate::shlex::words(validate).map_err(|e| ModuleError::Args(e.to_string()))?;
     if words.is_empty() {
         return Err(ModuleError::Args("validate cannot be empty".into()));
     }
@@ -623,7 +622,7 @@ fn quote_with_tmp(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::cmdargs::testing::remote;
+    use crate::modules::testutil::remote;
 
     fn re(p: &str) -> Regex {
         py_regex(p, ReFlags::default()).expect("regex")
