@@ -61,15 +61,17 @@ pub struct CmdArgs {
     expand_argument_vars: Option<bool>,
 }
 
-/// The `command` module.
+/// The `command` (`SHELL = false`) and `shell` (`SHELL = true`) modules:
+/// the same arguments and the same plan, told apart by how the text runs.
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
-pub struct Command(CmdArgs);
+pub struct Cmd<const SHELL: bool>(CmdArgs);
 
-/// The `shell` module.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub struct Shell(CmdArgs);
+/// The `command` module: the words run without a shell.
+pub type Command = Cmd<false>;
+
+/// The `shell` module: the text runs in `/bin/sh` (or `executable`).
+pub type Shell = Cmd<true>;
 
 /// Options Ansible takes out of the free-form text as `key=value` tokens.
 const INLINE_KEYS: &[&str] = &[
@@ -673,59 +675,44 @@ async fn apply_cmd(ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, Module
     }
 }
 
+/// Arguments of both modules.
+const SHARED_ARGS: [&str; 9] = [
+    "_raw_params",
+    "cmd",
+    "chdir",
+    "creates",
+    "removes",
+    "executable",
+    "stdin",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
+
+/// `command` also takes the words as a list, and expands variables in them.
+const COMMAND_ARGS: [&str; 11] = {
+    let mut all = [""; 11];
+    let mut i = 0;
+    while i < SHARED_ARGS.len() {
+        all[i] = SHARED_ARGS[i];
+        i += 1;
+    }
+    all[9] = "argv";
+    all[10] = "expand_argument_vars";
+    all
+};
+
 #[async_trait]
-impl Module for Command {
-    const NAME: &'static str = "command";
+impl<const SHELL: bool> Module for Cmd<SHELL> {
+    const NAME: &'static str = if SHELL { "shell" } else { "command" };
     fn reads_first(args: &Value) -> bool {
         has_guard(args)
     }
-    const ARGS: &'static [&'static str] = &[
-        "_raw_params",
-        "cmd",
-        "argv",
-        "chdir",
-        "creates",
-        "removes",
-        "executable",
-        "stdin",
-        "stdin_add_newline",
-        "strip_empty_ends",
-        "expand_argument_vars",
-    ];
+    const ARGS: &'static [&'static str] = if SHELL { &SHARED_ARGS } else { &COMMAND_ARGS };
     const FREE_FORM: bool = true;
     type Change = CmdChange;
 
     async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
-        plan_cmd(&self.0, false, ctx).await
-    }
-
-    async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
-        apply_cmd(ctx, change).await
-    }
-}
-
-#[async_trait]
-impl Module for Shell {
-    const NAME: &'static str = "shell";
-    fn reads_first(args: &Value) -> bool {
-        has_guard(args)
-    }
-    const ARGS: &'static [&'static str] = &[
-        "_raw_params",
-        "cmd",
-        "chdir",
-        "creates",
-        "removes",
-        "executable",
-        "stdin",
-        "stdin_add_newline",
-        "strip_empty_ends",
-    ];
-    const FREE_FORM: bool = true;
-    type Change = CmdChange;
-
-    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
-        plan_cmd(&self.0, true, ctx).await
+        plan_cmd(&self.0, SHELL, ctx).await
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
