@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use rayon::prelude::*;
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
+use super::args::{bool_ish, opt_mode, yes, FileAttrs};
 use super::fs::{
     attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, resolved_word,
     sha1_hex, write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch,
@@ -39,15 +38,10 @@ pub struct Copy {
     src: Option<String>,
     /// Destination file, or directory to copy into (existing, or ending in `/`).
     dest: String,
-    /// Mode of the file(s): octal, symbolic, or `preserve` (the source's).
-    #[serde(default)]
-    mode: Option<ModeArg>,
-    /// Owner of the file(s) and of directories created.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file(s) and of directories created.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode (or `preserve`: the source's), owner and group of the file(s);
+    /// owner and group also of directories created.
+    #[serde(flatten)]
+    attrs: FileAttrs<true>,
     /// Keep a timestamped copy of a file that is replaced.
     #[serde(default, deserialize_with = "bool_ish")]
     backup: bool,
@@ -80,28 +74,6 @@ pub struct Copy {
     #[serde(default = "yes", deserialize_with = "bool_ish")]
     #[allow(dead_code)]
     decrypt: bool,
-}
-
-/// A `mode:` of `copy`/`template`: a mode, or `preserve`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModeArg {
-    /// Give the file this mode.
-    Mode(Mode),
-    /// Give the file the source file's mode.
-    Preserve,
-}
-
-impl<'de> Deserialize<'de> for ModeArg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ModeArg, D::Error> {
-        let v = Value::deserialize(d)?;
-        if v.as_str() == Some("preserve") {
-            return Ok(ModeArg::Preserve);
-        }
-        Mode::parse(&v).map(ModeArg::Mode).map_err(|e| match e {
-            ModuleError::Args(msg) => D::Error::custom(msg),
-            other => D::Error::custom(other),
-        })
-    }
 }
 
 /// Local files this large or larger are not read into memory: hashed by
@@ -279,12 +251,8 @@ pub(crate) struct CopySpec {
     pub src_label: Option<String>,
     /// Destination as given.
     pub dest: String,
-    /// Wanted mode.
-    pub mode: Option<ModeArg>,
-    /// Wanted owner.
-    pub owner: Option<String>,
-    /// Wanted group.
-    pub group: Option<String>,
+    /// Wanted mode, owner and group.
+    pub attrs: FileAttrs<true>,
     /// Back up replaced files.
     pub backup: bool,
     /// Replace differing files.
@@ -400,9 +368,7 @@ impl Module for Copy {
             source,
             src_label: self.src.clone(),
             dest: self.dest.clone(),
-            mode: self.mode.clone(),
-            owner: self.owner.clone(),
-            group: self.group.clone(),
+            attrs: self.attrs.clone(),
             backup: self.backup,
             force: self.force,
             follow: self.follow,
@@ -658,22 +624,15 @@ fn decide(
         _ if !spec.force => return Ok(None),
         _ => {}
     }
-    let wanted_mode = match &spec.mode {
-        Some(ModeArg::Mode(m)) => Some(m.clone()),
-        Some(ModeArg::Preserve) => t.source_mode.map(Mode::Bits),
-        None => None,
-    };
     let base = if st.kind == FileKind::File {
         st.mode
     } else {
         0o644
     };
-    let attrs = Attrs {
-        mode: wanted_mode,
-        owner: spec.owner.clone(),
-        group: spec.group.clone(),
-    }
-    .resolved(base, false)?;
+    let attrs = spec
+        .attrs
+        .with_source_mode(t.source_mode)
+        .resolved(base, false)?;
     let final_mode = match &attrs.mode {
         Some(Mode::Bits(b)) => Some(*b),
         _ if st.kind == FileKind::File => Some(st.mode),
@@ -840,8 +799,8 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
             }
             let dir_attrs = Attrs {
                 mode: spec.directory_mode.clone(),
-                owner: spec.owner.clone(),
-                group: spec.group.clone(),
+                owner: spec.attrs.owner.clone(),
+                group: spec.attrs.group.clone(),
             };
             prepare.push_str(&mkdirs_script(dest.trim_end_matches('/'), &dir_attrs)?);
         }
@@ -916,7 +875,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         data.insert("mode".into(), Value::from(format!("{m:04o}")));
     }
     let keeps_file = state.kind == FileKind::File;
-    match &spec.owner {
+    match &spec.attrs.owner {
         Some(o) => {
             data.insert("owner".into(), Value::from(o.clone()));
         }
@@ -926,7 +885,7 @@ async fn plan_single(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyCha
         }
         None => {}
     }
-    match &spec.group {
+    match &spec.attrs.group {
         Some(g) => {
             data.insert("group".into(), Value::from(g.clone()));
         }
@@ -988,13 +947,13 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
     let mut prepare = String::new();
     let dir_attrs = Attrs {
         mode: spec.directory_mode.clone(),
-        owner: spec.owner.clone(),
-        group: spec.group.clone(),
+        owner: spec.attrs.owner.clone(),
+        group: spec.attrs.group.clone(),
     };
     let owner_attrs = Attrs {
         mode: None,
-        owner: spec.owner.clone(),
-        group: spec.group.clone(),
+        owner: spec.attrs.owner.clone(),
+        group: spec.attrs.group.clone(),
     };
     let mut before = String::new();
     let mut after = String::new();

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_mode, opt_string_ish, yes};
+use super::args::{bool_ish, opt_string_ish, yes, FileAttrs};
 use super::fs::{
     attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, operand, parent_dir,
     resolved_word, run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
@@ -50,15 +50,9 @@ pub struct File {
     /// Target of a link (`state: link` or `hard`).
     #[serde(default)]
     src: Option<String>,
-    /// Mode (octal or symbolic).
-    #[serde(default, deserialize_with = "opt_mode")]
-    mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode (octal or symbolic), owner and group.
+    #[serde(flatten)]
+    attrs: FileAttrs,
     /// Directories: apply owner, group and mode to everything below.
     #[serde(default, deserialize_with = "bool_ish")]
     recurse: bool,
@@ -218,7 +212,7 @@ impl Module for File {
             Stamp::Now,
         )?;
         stamp(atime_arg, self.access_time_format.as_deref(), Stamp::Now)?;
-        let recurse = recurse_classes(self.mode.as_ref())?;
+        let recurse = recurse_classes(self.attrs().mode.as_ref())?;
         let facts = self.read(ctx, recurse.as_deref()).await?;
 
         let state = match self.state {
@@ -313,11 +307,7 @@ fn data_path(data: &Map, fallback: &str) -> String {
 
 impl File {
     fn attrs(&self) -> Attrs {
-        Attrs {
-            mode: self.mode.clone(),
-            owner: self.owner.clone(),
-            group: self.group.clone(),
-        }
+        self.attrs.attrs()
     }
 
     /// Where a relative link source is looked up: the link's directory, or
@@ -374,7 +364,11 @@ impl File {
             } else {
                 operand(&self.path)
             };
-            let mismatch = recurse_mismatch(self.owner.as_deref(), self.group.as_deref(), recurse);
+            let mismatch = recurse_mismatch(
+                self.attrs.owner.as_deref(),
+                self.attrs.group.as_deref(),
+                recurse,
+            );
             if let Some(m) = mismatch {
                 probe.push_str(&format!(
                     "printf '@@x recurse %s\\n' \"$(find {root} -mindepth 1 \\( {m} \\) -printf . 2>/dev/null | wc -c)\"\n"
@@ -478,15 +472,15 @@ impl File {
             FileKind::Missing => {
                 work.run(mkdirs_script(&path, &self.attrs())?);
                 work.note("state", "absent", "directory");
-                let mode = match &self.mode {
+                let mode = match &self.attrs().mode {
                     Some(m) => m.resolve(0o755, true)?,
                     None => 0o755,
                 };
                 data.insert("mode".into(), Value::from(format!("{mode:04o}")));
-                if let Some(o) = &self.owner {
+                if let Some(o) = &self.attrs.owner {
                     data.insert("owner".into(), Value::from(o.clone()));
                 }
-                if let Some(g) = &self.group {
+                if let Some(g) = &self.attrs.group {
                     data.insert("group".into(), Value::from(g.clone()));
                 }
                 self.fix_times(st, &path, facts, stamps, false, work)?;
@@ -506,8 +500,8 @@ impl File {
             let n = facts.recurse_mismatches;
             work.run(recurse_fix(
                 &operand(&path),
-                self.owner.as_deref(),
-                self.group.as_deref(),
+                self.attrs.owner.as_deref(),
+                self.attrs.group.as_deref(),
                 recurse,
             ));
             work.note(

@@ -10,10 +10,8 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_mode, opt_string_ish, opt_u64_ish};
-use super::fs::{
-    attrs_changes, attrs_script, not_regular_guard, Attrs, FileKind, Mode, Read, ReadBatch,
-};
+use super::args::{bool_ish, opt_string_ish, opt_u64_ish, FileAttrs};
+use super::fs::{attrs_changes, attrs_script, not_regular_guard, Attrs, FileKind, Read, ReadBatch};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -47,15 +45,9 @@ pub struct GetUrl {
     /// Verify TLS certificates.
     #[serde(default = "super::args::yes", deserialize_with = "bool_ish")]
     validate_certs: bool,
-    /// Mode of the file.
-    #[serde(default, deserialize_with = "opt_mode")]
-    mode: Option<Mode>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode, owner and group of the file.
+    #[serde(flatten)]
+    attrs: FileAttrs,
 }
 
 /// What `apply` does.
@@ -128,11 +120,7 @@ fn curl_quote(s: &str) -> String {
 
 impl GetUrl {
     fn attrs(&self) -> Attrs {
-        Attrs {
-            mode: self.mode.clone(),
-            owner: self.owner.clone(),
-            group: self.group.clone(),
-        }
+        self.attrs.attrs()
     }
 
     fn header_lines(&self) -> Result<Vec<String>, ModuleError> {

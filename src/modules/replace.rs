@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::args::{opt_bool_ish, opt_string_ish};
+use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::textedit::{
     apply_edit, fail_rc, plan_edit, py_regex, read_text, EditChange, PyTemplate, ReFlags, WriteOpts,
 };
@@ -47,15 +47,9 @@ pub struct Replace {
     /// The file's encoding; only UTF-8 is supported.
     #[serde(default, deserialize_with = "opt_string_ish")]
     encoding: Option<String>,
-    /// Mode of the file.
-    #[serde(default)]
-    mode: Option<Value>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode, owner and group of the file.
+    #[serde(flatten)]
+    attrs: FileAttrs,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
@@ -217,9 +211,7 @@ impl Module for Replace {
         }
         let spec = self.spec()?;
         let opts = WriteOpts::new(
-            self.mode.as_ref(),
-            self.owner.clone(),
-            self.group.clone(),
+            self.attrs.attrs(),
             self.backup.unwrap_or(false),
             "backup_file",
             self.validate.clone(),

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_string_ish, yes};
-use super::copy::{apply_copy, plan_copy, Content, CopyChange, CopySpec, ModeArg, Source};
+use super::args::{bool_ish, yes, FileAttrs};
+use super::copy::{apply_copy, plan_copy, Content, CopyChange, CopySpec, Source};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::Map;
 
@@ -19,15 +19,9 @@ pub struct Template {
     src: String,
     /// Destination file, or a directory to render into (with src's name).
     dest: String,
-    /// Mode: octal, symbolic, or `preserve` (the template file's).
-    #[serde(default)]
-    mode: Option<ModeArg>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode (or `preserve`: the template file's), owner and group.
+    #[serde(flatten)]
+    attrs: FileAttrs<true>,
     /// Keep a timestamped copy of a file that is replaced.
     #[serde(default, deserialize_with = "bool_ish")]
     backup: bool,
@@ -136,9 +130,7 @@ impl Module for Template {
             },
             src_label: Some(self.src.clone()),
             dest: self.dest.clone(),
-            mode: self.mode.clone(),
-            owner: self.owner.clone(),
-            group: self.group.clone(),
+            attrs: self.attrs.clone(),
             backup: self.backup,
             force: self.force,
             follow: self.follow,

@@ -428,9 +428,7 @@ pub struct WriteOpts {
 impl WriteOpts {
     /// Options from the common file arguments.
     pub fn new(
-        mode: Option<&Value>,
-        owner: Option<String>,
-        group: Option<String>,
+        attrs: Attrs,
         backup: bool,
         backup_key: &'static str,
         validate: Option<String>,
@@ -443,11 +441,7 @@ impl WriteOpts {
             }
         }
         Ok(WriteOpts {
-            attrs: Attrs {
-                mode: mode.map(fs::Mode::parse).transpose()?,
-                owner,
-                group,
-            },
+            attrs,
             backup,
             backup_key,
             validate,

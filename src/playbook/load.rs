@@ -1289,10 +1289,35 @@ mod tests {
                 "file: {path: /x, mode: [1]}",
                 "p.yml:3:24: module 'file', argument 'mode':",
             ),
+            // The attribute block is one for every file module, checked
+            // at load (lineinfile's mode used to be read on the host).
+            (
+                "lineinfile: {path: /x, line: a, mode: 'q+z'}",
+                "p.yml:3:39: module 'lineinfile', argument 'mode': invalid symbolic mode",
+            ),
+            (
+                "copy: {dest: /x, content: a, mode: 10000}",
+                "p.yml:3:36: module 'copy', argument 'mode': invalid mode 10000",
+            ),
+            (
+                "file: {path: /x, mode: preserve}",
+                "p.yml:3:24: module 'file', argument 'mode': mode 'preserve' is only for copy",
+            ),
+            (
+                "get_url: {url: 'http://h/f', dest: /x, owner: [1]}",
+                "p.yml:3:46: module 'get_url', argument 'owner': [1] is not a string",
+            ),
         ];
         for (task, want) in cases {
             let err = task_error(task).unwrap_or_else(|| panic!("{task} loads"));
             assert!(err.starts_with(want), "{task}: {err}");
+        }
+        for task in [
+            "copy: {dest: /x, src: a, mode: preserve, owner: 0, group: root}",
+            "template: {dest: /x, src: a, mode: preserve}",
+            "replace: {path: /x, regexp: a, mode: 'u=rw,g=r', owner: 1000}",
+        ] {
+            assert_eq!(task_error(task), None, "{task}");
         }
     }
 
