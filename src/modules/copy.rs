@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_mode, yes, FileAttrs};
 use super::fs::{
-    attrs_changes, attrs_script, content_for_diff, mkdirs_script, parent_dir, resolved_word,
-    sha1_hex, write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch,
-    ReadOutput, WriteSource, MAX_DIFF_SIZE,
+    content_for_diff, ensure_attrs, mkdirs_script, parent_dir, resolved_word, sha1_hex,
+    write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch, ReadOutput,
+    WriteSource, MAX_DIFF_SIZE,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -641,8 +641,7 @@ fn decide(
     // A symlink is replaced by a file (follow: no), even with equal content.
     let same = st.kind == FileKind::File && t.checksum.is_some() && st.checksum == t.checksum;
     if same {
-        let changes = attrs_changes(st, &attrs)?;
-        if changes.is_empty() {
+        let Some(fix) = ensure_attrs(st, &attrs)? else {
             return Ok(Some(Decision {
                 write: None,
                 fix: None,
@@ -650,16 +649,16 @@ fn decide(
                 diff_after: String::new(),
                 mode: final_mode,
             }));
-        }
+        };
         let mut before = format!("path: {}\n", t.path);
         let mut after = before.clone();
-        for (k, b, a) in changes {
+        for (k, b, a) in &fix.changes {
             before.push_str(&format!("{k}: {b}\n"));
             after.push_str(&format!("{k}: {a}\n"));
         }
         return Ok(Some(Decision {
             write: None,
-            fix: Some(attrs_script(&t.path, &attrs, st.mode, false)?),
+            fix: Some(fix.script(&t.path)),
             diff_before: before,
             diff_after: after,
             mode: final_mode,
@@ -977,11 +976,11 @@ async fn plan_tree(ctx: &ModuleCtx<'_>, spec: CopySpec) -> Result<Plan<CopyChang
             }
             FileKind::Directory => {
                 // Ansible sets directory_mode on new directories only.
-                let changes = attrs_changes(st, &owner_attrs)?;
-                if !changes.is_empty() {
-                    prepare.push_str(&attrs_script(path, &owner_attrs, st.mode, true)?);
+                if let Some(fix) = ensure_attrs(st, &owner_attrs)? {
+                    prepare.push_str(&fix.script(path));
                     prepare.push('\n');
-                    let (b, a): (Vec<String>, Vec<String>) = changes
+                    let (b, a): (Vec<String>, Vec<String>) = fix
+                        .changes
                         .into_iter()
                         .map(|(k, b, a)| (format!("{k}: {b}\n"), format!("{k}: {a}\n")))
                         .unzip();

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::args::{bool_ish, opt_string_ish, yes, FileAttrs};
 use super::fs::{
-    attrs_changes, chmod_bits, mkdirs_script, nonempty_dir_test, operand, parent_dir,
-    resolved_word, run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
+    chmod_bits, ensure_attrs, mkdirs_script, nonempty_dir_test, operand, parent_dir, resolved_word,
+    run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch,
 };
 use super::{Diff, Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
@@ -633,7 +633,7 @@ impl File {
                 };
                 let current = if relink { None } else { Some(st) };
                 let changes = match current {
-                    Some(c) => attrs_changes(c, &owner_only)?,
+                    Some(c) => ensure_attrs(c, &owner_only)?.map_or_else(Vec::new, |f| f.changes),
                     None => owner_changes_unknown(&owner_only),
                 };
                 if !changes.is_empty() {
@@ -723,7 +723,7 @@ impl File {
             attrs.mode = None;
         }
         let is_dir = st.kind == FileKind::Directory;
-        let changes = attrs_changes(st, &attrs)?;
+        let changes = ensure_attrs(st, &attrs)?.map_or_else(Vec::new, |f| f.changes);
         let q = shell_quote(path);
         let owner_changes = changes.iter().any(|(k, _, _)| *k != "mode");
         if owner_changes {

@@ -458,8 +458,8 @@ pub struct EditChange {
     content: Option<Vec<u8>>,
     /// Directory to create first.
     mkdir: Option<String>,
-    /// Mode the file has now (symbolic modes apply to it).
-    current_mode: u32,
+    /// The attributes to fix when they differ.
+    fix: Option<fs::AttrsFix>,
     /// Attributes, backup and validation.
     opts: WriteOpts,
 }
@@ -479,7 +479,11 @@ pub fn plan_edit(
 ) -> Result<Plan<EditChange>, ModuleError> {
     let before = file.content();
     let content = content.filter(|new| before != Some(new.as_slice()));
-    let attrs_differ = file.exists() && !fs::attrs_match(&file.state, &opts.attrs)?;
+    let fix = match file.exists() {
+        true => fs::ensure_attrs(&file.state, &opts.attrs)?,
+        false => None,
+    };
+    let attrs_differ = fix.is_some();
     let msg = match (&content, attrs_differ) {
         (None, false) => {
             data.insert("msg".into(), Value::from(""));
@@ -502,7 +506,7 @@ pub fn plan_edit(
             path: file.real.clone(),
             content,
             mkdir,
-            current_mode: file.state.mode,
+            fix,
             opts: opts.clone(),
         },
         diff,
@@ -516,7 +520,10 @@ pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, Modu
     let mut data = Map::new();
     let opts = &change.opts;
     let Some(content) = change.content else {
-        let script = fs::attrs_script(&change.path, &opts.attrs, change.current_mode, false)?;
+        let script = change
+            .fix
+            .map(|f| f.script(&change.path))
+            .unwrap_or_default();
         fs::run_checked(
             remote,
             &script,
