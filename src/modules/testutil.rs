@@ -1,5 +1,6 @@
-//! Test helpers for modules: a [`ModuleCtx`] on the local transport, a
-//! minijinja renderer with fixed variables, a scratch directory, and a check
+//! The one test harness for modules: a [`ModuleCtx`] on the local
+//! transport, a minijinja renderer with fixed variables, a scratch
+//! directory ([`Harness`], or [`run`] for tests that need none), and checks
 //! that a module's `ARGS` list matches what its argument struct accepts.
 #![cfg(test)]
 
