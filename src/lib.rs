@@ -22,6 +22,7 @@ pub mod modules;
 pub mod playbook;
 pub mod report;
 pub mod secret;
+pub mod shlex;
 pub mod template;
 pub mod transport;
 pub mod yaml;

@@ -287,15 +287,18 @@ fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
                 _ => return Err(InputError::new(pos, "extra vars must be a mapping").into()),
             }
         } else {
-            let (kv, free) = playbook::parse_kv(v).map_err(|e| InputError::new(pos.clone(), e))?;
-            if !free.is_empty() {
-                return Err(InputError::new(
-                    pos,
-                    format!("cannot parse extra vars '{v}': expected KEY=VALUE"),
-                )
-                .into());
-            }
-            out.extend(kv);
+            let kv = match crate::modules::cmdargs::parse_kv(v, true) {
+                Ok(kv) => kv,
+                Err(crate::modules::cmdargs::KvError::NotKv(_)) => {
+                    return Err(InputError::new(
+                        pos,
+                        format!("cannot parse extra vars '{v}': expected KEY=VALUE"),
+                    )
+                    .into())
+                }
+                Err(e) => return Err(InputError::new(pos, e.to_string()).into()),
+            };
+            out.extend(kv.into_iter().map(|(k, v)| (k, Value::String(v))));
         }
     }
     Ok(out)

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::builder::Builder;
-use super::{literal, range, shlex};
+use super::{literal, range};
 use crate::error::InputError;
+use crate::shlex;
 use crate::yaml::Pos;
 
 enum State {
@@ -173,10 +174,10 @@ fn host_line(
 ) {
     let words = match shlex::split(line, true) {
         Ok(words) => words,
-        Err((off, msg)) => {
+        Err(e) => {
             b.errors.push(InputError::new(
-                pos(line_no, col + off),
-                format!("cannot parse host line: {msg}"),
+                pos(line_no, col + e.offset),
+                format!("cannot parse host line: {e}"),
             ));
             return;
         }

@@ -15,7 +15,6 @@ mod ini;
 mod literal;
 mod pattern;
 mod range;
-mod shlex;
 mod ssh_args;
 mod vars_files;
 mod yaml_inv;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::shlex;
+use crate::shlex;
 
 /// Options found in an OpenSSH argument string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -194,6 +194,7 @@ fn nodes_past_254_take_the_next_block() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn nodes_answer_ssh_with_their_hostname_and_sudo() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.91", 2);
@@ -250,6 +251,7 @@ fn nodes_answer_ssh_with_their_hostname_and_sudo() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn stop_node_kills_its_sessions_and_start_node_brings_it_back() {
     let tmp = TempDir::new().expect("tempdir");
     let mut lab = start(&tmp, "127.0.92", 2);
@@ -282,6 +284,7 @@ fn stop_node_kills_its_sessions_and_start_node_brings_it_back() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn wipe_node_gives_new_host_keys_and_forgets_files() {
     let tmp = TempDir::new().expect("tempdir");
     let mut lab = start(&tmp, "127.0.93", 1);
@@ -327,6 +330,7 @@ fn wipe_node_gives_new_host_keys_and_forgets_files() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn dropping_a_lab_leaves_no_process_and_no_mount() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.94", 2);
@@ -355,6 +359,7 @@ fn dropping_a_lab_leaves_no_process_and_no_mount() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_kept_lab_is_found_and_stopped_from_its_state() {
     let tmp = TempDir::new().expect("tempdir");
     let cfg = LabConfig {
@@ -389,6 +394,7 @@ fn a_kept_lab_is_found_and_stopped_from_its_state() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sudo_asks_for_the_configured_password() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = Lab::start(LabConfig {
@@ -436,6 +442,7 @@ fn sudo_asks_for_the_configured_password() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn add_node_joins_known_hosts_and_inventory() {
     let tmp = TempDir::new().expect("tempdir");
     let mut lab = start(&tmp, "127.0.97", 1);
@@ -459,6 +466,7 @@ fn add_node_joins_known_hosts_and_inventory() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn start_refuses_a_directory_with_files() {
     let tmp = TempDir::new().expect("tempdir");
     let cfg = LabConfig {
@@ -472,6 +480,7 @@ fn start_refuses_a_directory_with_files() {
 
 #[test]
 #[allow(clippy::print_stderr)]
+#[ignore = "needs root: run scripts/test"]
 fn eight_nodes_start_and_answer() {
     let tmp = TempDir::new().expect("tempdir");
     let t0 = Instant::now();
@@ -487,6 +496,7 @@ fn eight_nodes_start_and_answer() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_failed_start_leaves_nothing_behind() {
     let tmp = TempDir::new().expect("tempdir");
     // Something else holds node 2's address.
@@ -529,6 +539,7 @@ fn answers_within(lab: &Lab, n: &Node, limit: Duration) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn nodes_have_their_own_identity_proc_files_and_a_shared_network() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.61", 2);
@@ -627,6 +638,7 @@ ExecStart=/bin/sh -c 'echo $WHO $DROVER_LAB_ONESHOT $(cat /proc/sys/kernel/rando
 [Install]\nWantedBy=multi-user.target\n";
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn systemctl_double_enables_starts_and_shows_units() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.62", 1);
@@ -709,6 +721,7 @@ fn systemctl_double_enables_starts_and_shows_units() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn reboot_double_drops_sessions_and_boots_the_node_again() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.63", 2);
@@ -783,6 +796,7 @@ fn reboot_double_drops_sessions_and_boots_the_node_again() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn apt_installs_from_the_lab_repository_into_one_node() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.64", 2);
@@ -812,6 +826,7 @@ fn apt_installs_from_the_lab_repository_into_one_node() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn nfs_exports_of_one_node_mount_on_another() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.65", 3);

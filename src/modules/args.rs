@@ -5,12 +5,67 @@
 //! Use them with `#[serde(default, deserialize_with = "...")]`. The `opt_`
 //! variants read `null` as absent, which is what `{{ omit }}`-less templating
 //! leaves for unset values.
+//!
+//! [`FileAttrs`] is the one `mode`/`owner`/`group` block of the modules
+//! that manage a file.
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use super::fs::Mode;
+use super::fs::{Attrs, Mode};
 use crate::Value;
+
+/// A `mode:` argument: a mode, or `preserve` (the source file's mode).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModeArg {
+    /// Give the file this mode.
+    Mode(Mode),
+    /// Give the file the source file's mode (copy, template).
+    Preserve,
+}
+
+/// The file-attribute arguments of every module that manages a file,
+/// flattened into its argument struct: `#[serde(flatten)] attrs:
+/// FileAttrs`. `None` leaves the attribute as it is. With `PRESERVE` (copy,
+/// template) `mode: preserve` is accepted; elsewhere it is refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct FileAttrs<const PRESERVE: bool = false> {
+    /// Mode: octal (`0644`, `'0644'`), symbolic (`u=rw,g=r`), or `preserve`.
+    #[serde(default, deserialize_with = "opt_mode_arg::<_, PRESERVE>")]
+    pub mode: Option<ModeArg>,
+    /// Owner (name or uid); also of directories the module creates.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    pub owner: Option<String>,
+    /// Group (name or gid); also of directories the module creates.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    pub group: Option<String>,
+}
+
+impl<const PRESERVE: bool> FileAttrs<PRESERVE> {
+    /// The block's argument names, as the modules' `ARGS` list them.
+    pub const ARGS: [&'static str; 3] = ["mode", "owner", "group"];
+
+    /// The attributes to give a file made from a source with `source_mode`
+    /// (what `preserve` takes; without a source the mode is left alone).
+    pub fn with_source_mode(&self, source_mode: Option<u32>) -> Attrs {
+        Attrs {
+            mode: match &self.mode {
+                Some(ModeArg::Mode(m)) => Some(m.clone()),
+                Some(ModeArg::Preserve) => source_mode.map(Mode::Bits),
+                None => None,
+            },
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        }
+    }
+}
+
+impl FileAttrs {
+    /// The attributes to give the file.
+    pub fn attrs(&self) -> Attrs {
+        self.with_source_mode(None)
+    }
+}
 
 /// Ansible's truthy and falsy spellings of a boolean argument.
 pub fn parse_bool(value: &Value) -> Option<bool> {
@@ -86,9 +141,28 @@ pub fn opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Erro
     if v.is_null() {
         return Ok(None);
     }
-    Mode::parse(&v).map(Some).map_err(|e| match e {
-        super::ModuleError::Args(msg) => D::Error::custom(msg),
-        other => D::Error::custom(other),
+    parse_mode(&v).map(Some)
+}
+
+/// The `mode:` of [`FileAttrs`]: [`opt_mode`], and `preserve` if `PRESERVE`.
+fn opt_mode_arg<'de, D: Deserializer<'de>, const PRESERVE: bool>(
+    d: D,
+) -> Result<Option<ModeArg>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match v.as_str() {
+        _ if v.is_null() => Ok(None),
+        Some("preserve") if PRESERVE => Ok(Some(ModeArg::Preserve)),
+        Some("preserve") => Err(D::Error::custom(
+            "mode 'preserve' is only for copy and template (it takes the source file's mode)",
+        )),
+        _ => parse_mode(&v).map(|m| Some(ModeArg::Mode(m))),
+    }
+}
+
+fn parse_mode<E: serde::de::Error>(v: &Value) -> Result<Mode, E> {
+    Mode::parse(v).map_err(|e| match e {
+        super::ModuleError::Args(msg) => E::custom(msg),
+        other => E::custom(other),
     })
 }
 

@@ -96,7 +96,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run_with;
+    use crate::modules::testutil::run_with;
 
     fn vars() -> Value {
         json!({"mem": 92, "nodes": ["a", "b"], "name": "pi-master", "empty": ""})

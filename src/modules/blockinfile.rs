@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::args::{opt_bool_ish, opt_string_ish};
+use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::safe;
 use super::textedit::{
     apply_edit, decide_edit, edit_touches, fail_rc, py_regex, strip_eol, text_observed, text_reads,
@@ -75,15 +75,9 @@ pub struct BlockInFile {
     /// Put a blank line before the block unless one is there.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     prepend_newline: Option<bool>,
-    /// Mode of the file.
-    #[serde(default)]
-    mode: Option<Value>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode, owner and group of the file.
+    #[serde(flatten)]
+    attrs: FileAttrs,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
@@ -333,9 +327,7 @@ impl Module for BlockInFile {
             .ok_or_else(|| ModuleError::Args("missing required arguments: path".into()))?;
         let spec = self.spec()?;
         let opts = WriteOpts::new(
-            self.mode.as_ref(),
-            self.owner.clone(),
-            self.group.clone(),
+            self.attrs.attrs(),
             self.backup.unwrap_or(false),
             "backup_file",
             self.validate.clone(),
@@ -386,7 +378,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     fn spec(args: Value) -> Spec {
         serde_json::from_value::<BlockInFile>(args)

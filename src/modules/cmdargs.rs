@@ -1,9 +1,8 @@
-//! Helpers shared by the command, text-editing and control modules: serde
-//! deserializers for Ansible's loose argument types (`yes`/`no` booleans,
-//! numbers given as strings, strings given as numbers), Ansible's `key=value`
-//! splitting of free-form text, Python's `shlex.split`, and Jinja truthiness.
+//! Ansible's splitting of free-form arguments, the one copy in drover:
+//! tokens of `command: creates=/x ls`, `key=value` pairs of inline
+//! arguments (`file: path=/x mode=0644`, `set_fact: a=1`, `-e a=1`); and
+//! Jinja truthiness. Python's `shlex.split` is [`crate::shlex`].
 
-use super::ModuleError;
 use crate::Value;
 
 /// Jinja's (and Python's) truthiness of a value.
@@ -29,16 +28,28 @@ pub struct Token<'a> {
 }
 
 /// Split free-form text into tokens, keeping quoted parts together and
-/// honouring backslash escapes (so `\"` does not open a quote).
-pub fn tokens(text: &str) -> Vec<Token<'_>> {
+/// honouring backslash escapes (so `\"` does not open a quote). With
+/// `jinja`, text not yet templated, whitespace inside `{{ }}`, `{% %}` and
+/// `{# #}` does not split either. The flag says whether every quote closed.
+fn scan(text: &str, jinja: bool) -> (Vec<Token<'_>>, bool) {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
     let mut escaped = false;
+    let mut depth = 0usize;
+    let bytes = text.as_bytes();
     for (i, c) in text.char_indices() {
         if escaped {
             escaped = false;
             continue;
+        }
+        if jinja {
+            // Counted inside quotes too, as Ansible does.
+            match (c, bytes.get(i + 1)) {
+                ('{', Some(b'{' | b'%' | b'#')) => depth += 1,
+                ('}' | '%' | '#', Some(b'}')) if depth > 0 => depth -= 1,
+                _ => {}
+            }
         }
         match (quote, c) {
             (_, '\\') => {
@@ -47,11 +58,11 @@ pub fn tokens(text: &str) -> Vec<Token<'_>> {
             }
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
-            (None, '\'' | '"') => {
+            (None, '\'' | '"') if depth == 0 => {
                 start.get_or_insert(i);
                 quote = Some(c);
             }
-            (None, c) if c.is_whitespace() => {
+            (None, c) if c.is_whitespace() && depth == 0 => {
                 if let Some(s) = start.take() {
                     out.push(Token {
                         start: s,
@@ -70,7 +81,13 @@ pub fn tokens(text: &str) -> Vec<Token<'_>> {
             text: &text[s..],
         });
     }
-    out
+    (out, quote.is_none())
+}
+
+/// Split templated free-form text into tokens (see [`scan`]); an open quote
+/// runs to the end.
+pub fn tokens(text: &str) -> Vec<Token<'_>> {
+    scan(text, false).0
 }
 
 /// Remove one pair of matching quotes around a value (Ansible's `unquote`).
@@ -90,6 +107,34 @@ pub fn split_kv(token: &str) -> Option<(&str, &str)> {
     (1..bytes.len())
         .find(|&i| bytes[i] == b'=' && bytes[i - 1] != b'\\')
         .map(|i| (&token[..i], &token[i + 1..]))
+}
+
+/// Free-form text that is not `key=value` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// A quote opened and never closed.
+    #[error("unbalanced quotes")]
+    Unbalanced,
+    /// A token without `=`.
+    #[error("expected key=value, got {0:?}")]
+    NotKv(String),
+}
+
+/// Ansible's `parse_kv`: the `key=value` pairs of inline arguments
+/// (`file: path=/x mode=0644`, `set_fact: a=1`, `-e a=1`), values unquoted.
+/// With `jinja`, the text is not templated yet and `{{ a b }}` is one value.
+pub fn parse_kv(text: &str, jinja: bool) -> Result<Vec<(String, String)>, KvError> {
+    let (tokens, balanced) = scan(text, jinja);
+    if !balanced {
+        return Err(KvError::Unbalanced);
+    }
+    tokens
+        .into_iter()
+        .map(|t| match split_kv(t.text) {
+            Some((k, v)) => Ok((k.to_string(), unquote(v).to_string())),
+            None => Err(KvError::NotKv(t.text.to_string())),
+        })
+        .collect()
 }
 
 /// Take the `key=value` tokens whose key is in `keys` out of free-form text
@@ -114,153 +159,6 @@ pub fn extract_kv(text: &str, keys: &[&str]) -> (Vec<(String, String)>, String) 
     (options, rest.trim().to_string())
 }
 
-/// Python's `shlex.split(text)` (POSIX mode, no comments): words separated
-/// by whitespace, single quotes literal, backslash escaping everything outside
-/// quotes and only `\` and `"` inside double quotes.
-pub fn shlex_split(text: &str) -> Result<Vec<String>, ModuleError> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\\' => {
-                let next = chars
-                    .next()
-                    .ok_or_else(|| ModuleError::Args("No escaped character".into()))?;
-                word.push(next);
-                in_word = true;
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err(ModuleError::Args("No closing quotation".into())),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err(ModuleError::Args("No escaped character".into())),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err(ModuleError::Args("No closing quotation".into())),
-                    }
-                }
-            }
-            c => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
-}
-
-#[cfg(test)]
-pub(crate) mod testing {
-    //! A module context for unit tests: the local transport and a minijinja
-    //! environment over a map of variables.
-
-    use std::sync::Arc;
-
-    use crate::modules::{Module, ModuleCtx, ModuleError, Outcome, Render};
-    use crate::transport::local::LocalTransport;
-    use crate::transport::Remote;
-    use crate::{Map, Value};
-
-    /// Renders with plain minijinja over `vars`.
-    pub struct TestRender {
-        pub env: minijinja::Environment<'static>,
-        pub vars: Map,
-    }
-
-    impl TestRender {
-        pub fn new(vars: Value) -> TestRender {
-            TestRender {
-                env: minijinja::Environment::new(),
-                vars: match vars {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                },
-            }
-        }
-    }
-
-    impl Render for TestRender {
-        fn render(&self, source: &str, _name: &str) -> Result<String, ModuleError> {
-            self.env
-                .render_str(source, crate::template::to_value(&self.vars))
-                .map_err(|e| ModuleError::failed(e.to_string()))
-        }
-
-        fn eval(&self, expr: &str) -> Result<Value, ModuleError> {
-            let compiled = self
-                .env
-                .compile_expression(expr)
-                .map_err(|e| ModuleError::failed(e.to_string()))?;
-            let value = compiled
-                .eval(crate::template::to_value(&self.vars))
-                .map_err(|e| ModuleError::failed(e.to_string()))?;
-            if value.is_undefined() {
-                return Ok(Value::Null);
-            }
-            serde_json::to_value(&value).map_err(|e| ModuleError::failed(e.to_string()))
-        }
-    }
-
-    /// A local remote.
-    pub fn remote() -> Remote {
-        Remote::new(Arc::new(LocalTransport), None)
-    }
-
-    /// Deserialize `args` into `M` and drive it on the local host.
-    pub async fn run<M: Module>(args: Value, check: bool) -> Result<Outcome, ModuleError> {
-        run_with::<M>(args, check, Value::Null).await
-    }
-
-    /// Like [`run`], with template variables.
-    pub async fn run_with<M: Module>(
-        args: Value,
-        check: bool,
-        vars: Value,
-    ) -> Result<Outcome, ModuleError> {
-        let module: M =
-            serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
-        let remote = remote();
-        let render = TestRender::new(vars);
-        let ctx = ModuleCtx {
-            host: "localhost",
-            remote: &remote,
-            check,
-            diff: true,
-            render: &render,
-            search: &[],
-        };
-        crate::modules::drive(&module, &ctx).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -275,6 +173,41 @@ mod tests {
         assert!(!truthy(&json!([])));
         assert!(truthy(&json!("false")));
         assert!(truthy(&json!({"a": 1})));
+    }
+
+    #[test]
+    fn kv_pairs_are_unquoted_and_jinja_stays_whole() {
+        let kv = |s: &str, jinja| parse_kv(s, jinja).expect("kv");
+        assert_eq!(
+            kv("path=/tmp/x mode='0755' msg=\"a b\" x=a=b", true),
+            [
+                ("path".to_string(), "/tmp/x".to_string()),
+                ("mode".to_string(), "0755".to_string()),
+                ("msg".to_string(), "a b".to_string()),
+                ("x".to_string(), "a=b".to_string()),
+            ]
+        );
+        assert_eq!(
+            kv(
+                "dest={{ base }}/x{{ '/y z' }} n={% if a in b %}1{% endif %}",
+                true
+            ),
+            [
+                ("dest".to_string(), "{{ base }}/x{{ '/y z' }}".to_string()),
+                ("n".to_string(), "{% if a in b %}1{% endif %}".to_string()),
+            ]
+        );
+        // Templated text: braces are plain characters.
+        assert_eq!(
+            parse_kv("a={{ b }}", false),
+            Err(KvError::NotKv("b".into()))
+        );
+        assert_eq!(parse_kv("a='b", true), Err(KvError::Unbalanced));
+        assert_eq!(
+            parse_kv("a=1 free", true),
+            Err(KvError::NotKv("free".into()))
+        );
+        assert!(kv("", true).is_empty());
     }
 
     #[test]
@@ -295,60 +228,24 @@ mod tests {
         assert_eq!(opts, vec![("removes".to_string(), "/tmp/y".to_string())]);
         assert_eq!(rest, "ls");
     }
-
-    #[test]
-    fn shlex_like_python() {
-        let split = |s: &str| shlex_split(s).expect("split");
-        assert_eq!(split("ls -l  /tmp"), ["ls", "-l", "/tmp"]);
-        assert_eq!(split("echo 'a b' \"c d\""), ["echo", "a b", "c d"]);
-        assert_eq!(
-            split(r#"a\ b "x\"y" "p\q" 'r\s'"#),
-            ["a b", "x\"y", "p\\q", "r\\s"]
-        );
-        assert_eq!(split("a '' b"), ["a", "", "b"]);
-        assert_eq!(split("pre'mid'\"post\""), ["premidpost"]);
-        assert!(shlex_split("echo 'open").is_err());
-        assert!(shlex_split("echo \\").is_err());
-    }
 }
 
 #[cfg(test)]
 mod registry_tests {
-    use serde_json::json;
-
+    use crate::modules::testutil::assert_args_accepted;
     use crate::modules::{assert, blockinfile, command, fail, lineinfile, replace, set_fact};
     use crate::modules::{lookup, wait_for, Module};
 
-    /// Every name in ARGS is a field serde knows (with a value of some
-    /// type), and a name outside ARGS is refused.
-    fn args_agree<M: Module>() {
-        for name in M::ARGS {
-            let known = [json!("x"), json!(1), json!(true), json!(["x"])]
-                .into_iter()
-                .any(|v| match serde_json::from_value::<M>(json!({ *name: v })) {
-                    Ok(_) => true,
-                    Err(e) => !e.to_string().contains("unknown field"),
-                });
-            assert!(known, "{}: {name} in ARGS but not accepted", M::NAME);
-        }
-        let unknown = serde_json::from_value::<M>(json!({"drover_bogus": 1}));
-        assert!(
-            unknown.is_err_and(|e| e.to_string().contains("unknown field")),
-            "{}",
-            M::NAME
-        );
-    }
-
     #[test]
     fn module_args_match_their_structs() {
-        args_agree::<command::Command>();
-        args_agree::<command::Shell>();
-        args_agree::<lineinfile::LineInFile>();
-        args_agree::<replace::Replace>();
-        args_agree::<blockinfile::BlockInFile>();
-        args_agree::<assert::Assert>();
-        args_agree::<fail::Fail>();
-        args_agree::<wait_for::WaitFor>();
+        assert_args_accepted::<command::Command>();
+        assert_args_accepted::<command::Shell>();
+        assert_args_accepted::<lineinfile::LineInFile>();
+        assert_args_accepted::<replace::Replace>();
+        assert_args_accepted::<blockinfile::BlockInFile>();
+        assert_args_accepted::<assert::Assert>();
+        assert_args_accepted::<fail::Fail>();
+        assert_args_accepted::<wait_for::WaitFor>();
         assert_eq!(set_fact::SetFact::ARGS, &["*"]);
     }
 

@@ -17,7 +17,7 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish, opt_strings_ish, parse_bool};
-use super::cmdargs::{extract_kv, shlex_split};
+use super::cmdargs::extract_kv;
 use super::{
     Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet, Scope,
 };
@@ -63,15 +63,17 @@ pub struct CmdArgs {
     expand_argument_vars: Option<bool>,
 }
 
-/// The `command` module.
+/// The `command` (`SHELL = false`) and `shell` (`SHELL = true`) modules:
+/// the same arguments and the same plan, told apart by how the text runs.
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
-pub struct Command(CmdArgs);
+pub struct Cmd<const SHELL: bool>(CmdArgs);
 
-/// The `shell` module.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub struct Shell(CmdArgs);
+/// The `command` module: the words run without a shell.
+pub type Command = Cmd<false>;
+
+/// The `shell` module: the text runs in `/bin/sh` (or `executable`).
+pub type Shell = Cmd<true>;
 
 /// Options Ansible takes out of the free-form text as `key=value` tokens.
 const INLINE_KEYS: &[&str] = &[
@@ -173,7 +175,9 @@ impl CmdArgs {
             )
         } else {
             let words = match (text, argv) {
-                (Some(t), _) => shlex_split(&t)?,
+                (Some(t), _) => {
+                    crate::shlex::words(&t).map_err(|e| ModuleError::Args(e.to_string()))?
+                }
                 (None, Some(a)) => a.clone(),
                 (None, None) => return Err(no_command()),
             };
@@ -699,27 +703,41 @@ async fn apply_cmd(ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, Module
     }
 }
 
+/// Arguments of both modules.
+const SHARED_ARGS: [&str; 9] = [
+    "_raw_params",
+    "cmd",
+    "chdir",
+    "creates",
+    "removes",
+    "executable",
+    "stdin",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
+
+/// `command` also takes the words as a list, and expands variables in them.
+const COMMAND_ARGS: [&str; 11] = {
+    let mut all = [""; 11];
+    let mut i = 0;
+    while i < SHARED_ARGS.len() {
+        all[i] = SHARED_ARGS[i];
+        i += 1;
+    }
+    all[9] = "argv";
+    all[10] = "expand_argument_vars";
+    all
+};
+
 #[async_trait]
-impl Module for Command {
-    const NAME: &'static str = "command";
-    const ARGS: &'static [&'static str] = &[
-        "_raw_params",
-        "cmd",
-        "argv",
-        "chdir",
-        "creates",
-        "removes",
-        "executable",
-        "stdin",
-        "stdin_add_newline",
-        "strip_empty_ends",
-        "expand_argument_vars",
-    ];
+impl<const SHELL: bool> Module for Cmd<SHELL> {
+    const NAME: &'static str = if SHELL { "shell" } else { "command" };
+    const ARGS: &'static [&'static str] = if SHELL { &SHARED_ARGS } else { &COMMAND_ARGS };
     const FREE_FORM: bool = true;
     type Change = CmdChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
-        cmd_reads(&self.0, false)
+        cmd_reads(&self.0, SHELL)
     }
 
     fn decide(
@@ -727,50 +745,11 @@ impl Module for Command {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<CmdChange>, ModuleError> {
-        cmd_decide(&self.0, false, observed, ctx.check)
+        cmd_decide(&self.0, SHELL, observed, ctx.check)
     }
 
     async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
-        let p = self.0.prepare(false)?;
-        Ok(Plan::Run(CmdChange::Run(p)))
-    }
-
-    async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
-        apply_cmd(ctx, change).await
-    }
-}
-
-#[async_trait]
-impl Module for Shell {
-    const NAME: &'static str = "shell";
-    const ARGS: &'static [&'static str] = &[
-        "_raw_params",
-        "cmd",
-        "chdir",
-        "creates",
-        "removes",
-        "executable",
-        "stdin",
-        "stdin_add_newline",
-        "strip_empty_ends",
-    ];
-    const FREE_FORM: bool = true;
-    type Change = CmdChange;
-
-    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
-        cmd_reads(&self.0, true)
-    }
-
-    fn decide(
-        &self,
-        observed: &Observed,
-        ctx: &ReadCtx<'_>,
-    ) -> Result<Decision<CmdChange>, ModuleError> {
-        cmd_decide(&self.0, true, observed, ctx.check)
-    }
-
-    async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
-        let p = self.0.prepare(true)?;
+        let p = self.0.prepare(SHELL)?;
         Ok(Plan::Run(CmdChange::Run(p)))
     }
 
@@ -784,7 +763,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
     use crate::modules::Outcome;
 
     async fn command(args: Value, check: bool) -> Result<Outcome, ModuleError> {

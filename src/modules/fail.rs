@@ -58,7 +58,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     #[tokio::test]
     async fn always_fails() {

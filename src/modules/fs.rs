@@ -595,23 +595,44 @@ fn attr_commands(
     s
 }
 
-/// Shell commands that give `target` the wanted attributes.
-pub fn attrs_script(
-    target: &str,
-    attrs: &Attrs,
-    current_mode: u32,
-    is_dir: bool,
-) -> Result<String, ModuleError> {
-    let mode = match &attrs.mode {
-        Some(m) => Some(chmod_bits(m.resolve(current_mode, is_dir)?)),
-        None => None,
-    };
-    Ok(attr_commands(
-        &shell_quote(target),
-        attrs.owner.as_deref(),
-        attrs.group.as_deref(),
-        mode.as_deref(),
-    ))
+/// What it takes to give a path the wanted mode, owner and group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttrsFix {
+    /// `(name, before, after)` of each attribute that differs (`mode` as
+    /// `"0644"`), for diffs and results.
+    pub changes: Vec<(&'static str, String, String)>,
+    /// The wanted attributes, a symbolic mode resolved against the path's.
+    resolved: Attrs,
+}
+
+impl AttrsFix {
+    /// Shell commands that give `target` (the path, or a temp file standing
+    /// in for it) the wanted attributes; they end in `true`.
+    pub fn script(&self, target: &str) -> String {
+        let mode = match &self.resolved.mode {
+            Some(Mode::Bits(b)) => Some(chmod_bits(*b)),
+            _ => None,
+        };
+        attr_commands(
+            &shell_quote(target),
+            self.resolved.owner.as_deref(),
+            self.resolved.group.as_deref(),
+            mode.as_deref(),
+        )
+    }
+}
+
+/// The one way modules make a path's attributes right: compare what was
+/// read (`state`) with `attrs`; `None` when nothing differs.
+pub fn ensure_attrs(state: &FileState, attrs: &Attrs) -> Result<Option<AttrsFix>, ModuleError> {
+    let changes = attrs_changes(state, attrs)?;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(AttrsFix {
+        changes,
+        resolved: attrs.resolved(state.mode, state.kind == FileKind::Directory)?,
+    }))
 }
 
 /// Does a wanted owner or group (name or numeric id) match what is there?
@@ -623,14 +644,9 @@ fn id_matches(wanted: &str, name: &str, id: u32) -> bool {
     }
 }
 
-/// Does `state` already have the wanted attributes?
-pub fn attrs_match(state: &FileState, attrs: &Attrs) -> Result<bool, ModuleError> {
-    Ok(attrs_changes(state, attrs)?.is_empty())
-}
-
 /// The attributes that differ, as `(name, before, after)` (`mode` as
 /// `"0644"`), for diffs and results.
-pub fn attrs_changes(
+fn attrs_changes(
     state: &FileState,
     attrs: &Attrs,
 ) -> Result<Vec<(&'static str, String, String)>, ModuleError> {
@@ -1110,7 +1126,7 @@ mod tests {
             owner: Some("0".into()),
             group: Some("root".into()),
         };
-        assert!(attrs_match(&st, &attrs).expect("match"));
+        assert_eq!(ensure_attrs(&st, &attrs).expect("match"), None);
         let other = Attrs {
             owner: Some("65534".into()),
             ..attrs

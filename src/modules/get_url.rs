@@ -10,10 +10,8 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_mode, opt_string_ish, opt_u64_ish};
-use super::fs::{
-    attrs_changes, attrs_script, not_regular_guard, Attrs, FileKind, Mode, Read, ReadBatch,
-};
+use super::args::{bool_ish, opt_string_ish, opt_u64_ish, FileAttrs};
+use super::fs::{ensure_attrs, not_regular_guard, Attrs, AttrsFix, FileKind, Read, ReadBatch};
 use super::{Module, ModuleCtx, ModuleError, Plan};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
@@ -47,15 +45,9 @@ pub struct GetUrl {
     /// Verify TLS certificates.
     #[serde(default = "super::args::yes", deserialize_with = "bool_ish")]
     validate_certs: bool,
-    /// Mode of the file.
-    #[serde(default, deserialize_with = "opt_mode")]
-    mode: Option<Mode>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode, owner and group of the file.
+    #[serde(flatten)]
+    attrs: FileAttrs,
 }
 
 /// What `apply` does.
@@ -65,8 +57,8 @@ pub struct GetUrlChange {
     path: String,
     /// Download (false: only fix attributes).
     download: bool,
-    /// The file's current mode (for symbolic modes).
-    current_mode: u32,
+    /// The file's attributes to fix, when they differ.
+    fix: Option<AttrsFix>,
 }
 
 /// The checksum command for an algorithm name.
@@ -128,11 +120,7 @@ fn curl_quote(s: &str) -> String {
 
 impl GetUrl {
     fn attrs(&self) -> Attrs {
-        Attrs {
-            mode: self.mode.clone(),
-            owner: self.owner.clone(),
-            group: self.group.clone(),
-        }
+        self.attrs.attrs()
     }
 
     fn header_lines(&self) -> Result<Vec<String>, ModuleError> {
@@ -231,11 +219,9 @@ impl GetUrl {
         s.push_str(
             "if [ -e \"$d\" ]; then chmod --reference=\"$d\" -- \"$t\"; chown --reference=\"$d\" -- \"$t\" 2>/dev/null; else chmod 0644 -- \"$t\"; fi\n",
         );
-        let attrs = self.attrs();
-        if !attrs.is_empty() {
-            s.push_str(
-                &attrs_script("$t", &attrs, change.current_mode, false)?.replace("'$t'", "\"$t\""),
-            );
+        // $t has dest's attributes now: fix those that differ.
+        if let Some(fix) = &change.fix {
+            s.push_str(&fix.script("$t").replace("'$t'", "\"$t\""));
             s.push_str(" || exit 97\n");
         }
         s.push_str(&guard);
@@ -299,10 +285,11 @@ impl Module for GetUrl {
             .next()
             .ok_or_else(|| ModuleError::failed("reading dest failed"))?;
         let data = self.data(&path);
+        let fix = ensure_attrs(&state, &self.attrs())?;
         let change = |download| GetUrlChange {
             path: path.clone(),
             download,
-            current_mode: state.mode,
+            fix: fix.clone(),
         };
         match state.kind {
             FileKind::Missing => {
@@ -336,7 +323,7 @@ impl Module for GetUrl {
             // Changed only if the new content differs: known after download.
             return Ok(Plan::Run(change(true)));
         }
-        if attrs_changes(&state, &self.attrs())?.is_empty() {
+        if fix.is_none() {
             Ok(Plan::Unchanged(data))
         } else {
             Ok(Plan::Change {
@@ -350,7 +337,11 @@ impl Module for GetUrl {
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: GetUrlChange) -> Result<Map, ModuleError> {
         let mut data = self.data(&change.path);
         if !change.download {
-            let script = attrs_script(&change.path, &self.attrs(), change.current_mode, false)?;
+            let script = change
+                .fix
+                .as_ref()
+                .map(|f| f.script(&change.path))
+                .unwrap_or_default();
             let out = ctx.remote.exec(&script, b"").await?;
             if out.status != 0 {
                 return Err(ModuleError::failed(format!(
@@ -438,7 +429,7 @@ mod tests {
         let c = GetUrlChange {
             path: "/tmp/y".into(),
             download: true,
-            current_mode: 0,
+            fix: None,
         };
         let s = m.download_script(&c, false).expect("script");
         assert!(!s.contains("s3cret") && !s.contains("pw"), "{s}");

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::args::{opt_bool_ish, opt_string_ish};
+use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::textedit::{
     apply_edit, decide_edit, edit_touches, fail_rc, py_regex, split_lines, strip_eol,
     text_observed, text_reads, without_newline, EditChange, PyTemplate, ReFlags, WriteOpts,
@@ -73,15 +73,9 @@ pub struct LineInFile {
     /// Command checking the new content (`%s` is its temp file).
     #[serde(default, deserialize_with = "opt_string_ish")]
     validate: Option<String>,
-    /// Mode of the file.
-    #[serde(default)]
-    mode: Option<Value>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode, owner and group of the file.
+    #[serde(flatten)]
+    attrs: FileAttrs,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
@@ -389,9 +383,7 @@ impl Module for LineInFile {
             }
         };
         let opts = WriteOpts::new(
-            self.mode.as_ref(),
-            self.owner.clone(),
-            self.group.clone(),
+            self.attrs.attrs(),
             self.backup.unwrap_or(false),
             "backup",
             self.validate.clone(),
@@ -451,7 +443,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     fn re(p: &str) -> Regex {
         py_regex(p, ReFlags::default()).expect("regex")

@@ -14,7 +14,7 @@ pub mod args;
 pub mod assert;
 pub mod authorized_key;
 pub mod blockinfile;
-mod cmdargs;
+pub mod cmdargs;
 pub mod command;
 pub mod copy;
 pub mod debug;
@@ -457,15 +457,14 @@ fn check_json<M: Module>(args: &Value) -> Result<(), ArgError> {
             plain.insert(k.clone(), v.clone());
         }
     }
-    match serde_path_to_error::deserialize::<_, M>(Value::Object(plain)) {
+    let plain = Value::Object(plain);
+    match serde_path_to_error::deserialize::<_, M>(&plain) {
         Ok(module) if !partial => module.validate().map_err(|msg| ArgError { arg: None, msg }),
         Ok(_) => Ok(()),
         Err(e) => {
-            let arg = e.path().iter().next().and_then(|seg| match seg {
-                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                _ => None,
-            });
-            let msg = arg_message(&e.inner().to_string());
+            let inner = e.inner().to_string();
+            let arg = first_key(e.path()).or_else(|| file_attrs_arg(&plain, &inner));
+            let msg = arg_message(&inner);
             match arg {
                 Some(arg) => Err(ArgError {
                     arg: Some(arg),
@@ -476,6 +475,35 @@ fn check_json<M: Module>(args: &Value) -> Result<(), ArgError> {
             }
         }
     }
+}
+
+/// The argument a path names (its first map key).
+fn first_key(path: &serde_path_to_error::Path) -> Option<String> {
+    path.iter().next().and_then(|seg| match seg {
+        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+        _ => None,
+    })
+}
+
+/// The argument of the flattened [`args::FileAttrs`] block that an error
+/// came from: serde reads a flattened block after the whole map, so the
+/// path is lost; reading the block alone finds it again.
+fn file_attrs_arg(args: &Value, error: &str) -> Option<String> {
+    fn locate<T: DeserializeOwned>(block: &Value, error: &str) -> Option<String> {
+        let e = serde_path_to_error::deserialize::<_, T>(block.clone()).err()?;
+        (e.inner().to_string() == error)
+            .then(|| first_key(e.path()))
+            .flatten()
+    }
+    let block = Value::Object(
+        args.as_object()?
+            .iter()
+            .filter(|(k, _)| args::FileAttrs::<true>::ARGS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    locate::<args::FileAttrs<true>>(&block, error)
+        .or_else(|| locate::<args::FileAttrs<false>>(&block, error))
 }
 
 const fn info<M: Module>() -> ModuleInfo {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use super::args::{opt_bool_ish, opt_string_ish};
+use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::textedit::{
     apply_edit, decide_edit, edit_touches, fail_rc, py_regex, text_observed, text_reads,
     EditChange, PyTemplate, ReFlags, WriteOpts,
@@ -48,15 +48,9 @@ pub struct Replace {
     /// The file's encoding; only UTF-8 is supported.
     #[serde(default, deserialize_with = "opt_string_ish")]
     encoding: Option<String>,
-    /// Mode of the file.
-    #[serde(default)]
-    mode: Option<Value>,
-    /// Owner of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    owner: Option<String>,
-    /// Group of the file.
-    #[serde(default, deserialize_with = "opt_string_ish")]
-    group: Option<String>,
+    /// Mode, owner and group of the file.
+    #[serde(flatten)]
+    attrs: FileAttrs,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     #[allow(dead_code)]
@@ -227,9 +221,7 @@ impl Module for Replace {
         }
         let spec = self.spec()?;
         let opts = WriteOpts::new(
-            self.mode.as_ref(),
-            self.owner.clone(),
-            self.group.clone(),
+            self.attrs.attrs(),
             self.backup.unwrap_or(false),
             "backup_file",
             self.validate.clone(),
@@ -283,7 +275,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     fn spec(args: Value) -> Spec {
         serde_json::from_value::<Replace>(args)

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::cmdargs::{split_kv, tokens, unquote};
+use super::cmdargs::{parse_kv, KvError};
 use super::{Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx};
 use crate::{Map, Value};
 
@@ -54,15 +54,13 @@ impl SetFact {
                 "cacheable" => {}
                 "_raw_params" => {
                     let text = v.as_str().unwrap_or_default();
-                    for t in tokens(text) {
-                        let (k, v) = split_kv(t.text).ok_or_else(|| {
-                            ModuleError::Args(format!(
-                                "set_fact takes key=value pairs, not {:?}",
-                                t.text
-                            ))
-                        })?;
-                        pairs.push((k.to_string(), Value::from(unquote(v))));
-                    }
+                    let kv = parse_kv(text, false).map_err(|e| match e {
+                        KvError::NotKv(t) => {
+                            ModuleError::Args(format!("set_fact takes key=value pairs, not {t:?}"))
+                        }
+                        e => ModuleError::Args(e.to_string()),
+                    })?;
+                    pairs.extend(kv.into_iter().map(|(k, v)| (k, Value::from(v))));
                 }
                 _ => pairs.push((k.clone(), v.clone())),
             }
@@ -113,7 +111,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::run;
+    use crate::modules::testutil::run;
 
     #[tokio::test]
     async fn facts_are_returned_unchanged() {

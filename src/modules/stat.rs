@@ -226,6 +226,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn file_dir_link_and_missing() {
         let h = Harness::new();
         let f = h.path("f");

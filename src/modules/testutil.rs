@@ -1,5 +1,6 @@
-//! Test helpers for modules: a [`ModuleCtx`] on the local transport, a
-//! minijinja renderer with fixed variables, a scratch directory, and a check
+//! The one test harness for modules: a [`ModuleCtx`] on the local
+//! transport, a minijinja renderer with fixed variables, a scratch
+//! directory ([`Harness`], or [`run`] for tests that need none), and checks
 //! that a module's `ARGS` list matches what its argument struct accepts.
 #![cfg(test)]
 
@@ -45,6 +46,9 @@ impl Render for TestRender {
         let v = e
             .eval(crate::template::to_value(&self.vars))
             .map_err(|e| ModuleError::failed(e.to_string()))?;
+        if v.is_undefined() {
+            return Ok(Value::Null);
+        }
         serde_json::to_value(&v).map_err(|e| ModuleError::failed(e.to_string()))
     }
 }
@@ -147,18 +151,69 @@ impl Harness {
     }
 }
 
+/// The local transport, for tests that run scripts of their own.
+pub fn remote() -> Remote {
+    Remote::new(Arc::new(LocalTransport), None)
+}
+
+/// Deserialize `args` as module `M` and drive it on the local host, with
+/// diffs wanted (for tests that need no scratch directory of the harness).
+pub async fn run<M: Module>(args: Value, check: bool) -> Result<Outcome, ModuleError> {
+    Harness::new().run::<M>(args, check, true).await
+}
+
+/// Like [`run`], with template variables.
+pub async fn run_with<M: Module>(
+    args: Value,
+    check: bool,
+    vars: Value,
+) -> Result<Outcome, ModuleError> {
+    Harness::with_vars(vars).run::<M>(args, check, true).await
+}
+
+/// Deserialize `args` as `M` with its required arguments filled in (as
+/// `"x"`): a struct with a flattened block checks unknown names only once
+/// every required field is there.
+fn probe<M: Module>(args: Value) -> Result<M, String> {
+    let mut args = args;
+    loop {
+        let err = match serde_json::from_value::<M>(args.clone()) {
+            Ok(m) => return Ok(m),
+            Err(e) => e.to_string(),
+        };
+        let missing = err
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'));
+        match (missing, args.as_object_mut()) {
+            (Some(field), Some(map)) if !map.contains_key(field) => {
+                map.insert(field.to_string(), Value::from("x"));
+            }
+            _ => return Err(err),
+        }
+    }
+}
+
 /// Assert that `M::ARGS` names exactly the fields (and aliases) its
-/// argument struct accepts, using serde's "expected one of" list.
+/// argument struct accepts, using serde's "expected one of" list. A struct
+/// with a flattened block ([`FileAttrs`](super::args::FileAttrs)) has no
+/// such list: then every name in `ARGS` must be accepted, the block's
+/// included.
 pub fn assert_args_complete<M: Module>() {
-    let err = match serde_json::from_value::<M>(serde_json::json!({"__no_such_arg__": 1})) {
+    let err = match probe::<M>(serde_json::json!({"__no_such_arg__": 1})) {
         Ok(_) => panic!("{}: unknown arguments are accepted", M::NAME),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
-    let listed = err
+    let Some((_, listed)) = err
         .split_once("expected one of ")
         .or_else(|| err.split_once("expected "))
-        .map(|(_, l)| l)
-        .unwrap_or_else(|| panic!("{}: unexpected error {err}", M::NAME));
+    else {
+        assert_eq!(err, "unknown field `__no_such_arg__`", "{}", M::NAME);
+        for name in super::args::FileAttrs::<true>::ARGS {
+            assert!(M::ARGS.contains(&name), "{}: {name} not in ARGS", M::NAME);
+        }
+        assert_args_accepted::<M>();
+        return;
+    };
     let mut accepted: Vec<String> = listed
         .replace("` or `", "`, `")
         .split(", ")
@@ -168,6 +223,31 @@ pub fn assert_args_complete<M: Module>() {
     let mut args: Vec<String> = M::ARGS.iter().map(|s| s.to_string()).collect();
     args.sort();
     assert_eq!(args, accepted, "{}: ARGS differs from the struct", M::NAME);
+}
+
+/// Assert that every name in `M::ARGS` is a field serde knows (with a
+/// value of some type), and that a name outside it is refused.
+pub fn assert_args_accepted<M: Module>() {
+    for name in M::ARGS {
+        let known = [
+            serde_json::json!("x"),
+            serde_json::json!(1),
+            serde_json::json!(true),
+            serde_json::json!(["x"]),
+        ]
+        .into_iter()
+        .any(|v| match probe::<M>(serde_json::json!({ *name: v })) {
+            Ok(_) => true,
+            Err(e) => !e.contains("unknown field"),
+        });
+        assert!(known, "{}: {name} in ARGS but not accepted", M::NAME);
+    }
+    let unknown = probe::<M>(serde_json::json!({"drover_bogus": 1}));
+    assert!(
+        unknown.is_err_and(|e| e.contains("unknown field `drover_bogus`")),
+        "{}",
+        M::NAME
+    );
 }
 
 /// Mode bits of a local path (not following links).
@@ -223,6 +303,11 @@ mod tests {
         )
         .await
         .expect_err("typo");
-        assert!(err.to_string().contains("unknown field `dset`"), "{err}");
+        assert!(err.to_string().contains("missing field `dest`"), "{err}");
+        let args = serde_json::json!({ "content": "x", "dest": dest, "mode": "0644", "mdoe": 1 });
+        let err = (info.run)(args, &ctx, &crate::modules::reads::Direct)
+            .await
+            .expect_err("typo");
+        assert!(err.to_string().contains("unknown field `mdoe`"), "{err}");
     }
 }

@@ -8,7 +8,6 @@
 
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
-use super::cmdargs::shlex_split;
 use super::fs::{self, Attrs, FileKind, FileState, Read};
 use super::{Decision, Diff, ModuleError, Observed, Plan, Protocol, ReadSet, Scope, Touched};
 use crate::transport::{shell_quote, Remote};
@@ -487,9 +486,7 @@ pub struct WriteOpts {
 impl WriteOpts {
     /// Options from the common file arguments.
     pub fn new(
-        mode: Option<&Value>,
-        owner: Option<String>,
-        group: Option<String>,
+        attrs: Attrs,
         backup: bool,
         backup_key: &'static str,
         validate: Option<String>,
@@ -502,11 +499,7 @@ impl WriteOpts {
             }
         }
         Ok(WriteOpts {
-            attrs: Attrs {
-                mode: mode.map(fs::Mode::parse).transpose()?,
-                owner,
-                group,
-            },
+            attrs,
             backup,
             backup_key,
             validate,
@@ -523,8 +516,8 @@ pub struct EditChange {
     content: Option<Vec<u8>>,
     /// Directory to create first.
     mkdir: Option<String>,
-    /// Mode the file has now (symbolic modes apply to it).
-    current_mode: u32,
+    /// The attributes to fix when they differ.
+    fix: Option<fs::AttrsFix>,
     /// Attributes, backup and validation.
     opts: WriteOpts,
 }
@@ -563,7 +556,11 @@ pub fn plan_edit(
 ) -> Result<Plan<EditChange>, ModuleError> {
     let before = file.content();
     let content = content.filter(|new| before != Some(new.as_slice()));
-    let attrs_differ = file.exists() && !fs::attrs_match(&file.state, &opts.attrs)?;
+    let fix = match file.exists() {
+        true => fs::ensure_attrs(&file.state, &opts.attrs)?,
+        false => None,
+    };
+    let attrs_differ = fix.is_some();
     let msg = match (&content, attrs_differ) {
         (None, false) => {
             data.insert("msg".into(), Value::from(""));
@@ -586,7 +583,7 @@ pub fn plan_edit(
             path: file.real.clone(),
             content,
             mkdir,
-            current_mode: file.state.mode,
+            fix,
             opts: opts.clone(),
         },
         diff,
@@ -600,7 +597,10 @@ pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, Modu
     let mut data = Map::new();
     let opts = &change.opts;
     let Some(content) = change.content else {
-        let script = fs::attrs_script(&change.path, &opts.attrs, change.current_mode, false)?;
+        let script = change
+            .fix
+            .map(|f| f.script(&change.path))
+            .unwrap_or_default();
         fs::run_checked(
             remote,
             &script,
@@ -634,7 +634,7 @@ pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, Modu
 /// `validate` as shell text that runs its words without a shell, as
 /// Ansible does: each word quoted, `%s` standing for the temp file `"$t"`.
 pub(super) fn validate_command(validate: &str) -> Result<String, ModuleError> {
-    let words = shlex_split(validate)?;
+    let words = crate::shlex::words(validate).map_err(|e| ModuleError::Args(e.to_string()))?;
     if words.is_empty() {
         return Err(ModuleError::Args("validate cannot be empty".into()));
     }
@@ -700,7 +700,7 @@ fn quote_with_tmp(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::cmdargs::testing::remote;
+    use crate::modules::testutil::remote;
 
     fn re(p: &str) -> Regex {
         py_regex(p, ReFlags::default()).expect("regex")

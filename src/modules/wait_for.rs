@@ -441,7 +441,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::modules::cmdargs::testing::{remote, run};
+    use crate::modules::testutil::{remote, run};
 
     fn timed_out(r: Result<crate::modules::Outcome, ModuleError>) -> String {
         match r {

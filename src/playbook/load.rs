@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{Action, Keywords, Loop, Meta, Play, Playbook, Role, Serial, Task};
 use crate::error::{InputError, InputErrors};
 use crate::modules;
+use crate::modules::cmdargs::{parse_kv, KvError};
 use crate::yaml::{self, Node, NodeKind};
 use crate::{Map, Value};
 
@@ -245,68 +246,6 @@ fn tags_of(node: &Node) -> Result<Vec<String>, InputError> {
         })
         .filter(|t| !t.is_empty())
         .collect())
-}
-
-/// Parse `key=value key2="quoted value"` as Ansible does for module strings.
-pub fn parse_kv(text: &str) -> Result<(Map, String), String> {
-    let mut map = Map::new();
-    let mut free = Vec::new();
-    for token in split_words(text)? {
-        match token.split_once('=') {
-            Some((k, v))
-                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                map.insert(k.to_string(), Value::String(v.to_string()));
-            }
-            _ => free.push(token),
-        }
-    }
-    Ok((map, free.join(" ")))
-}
-
-/// Split on whitespace outside quotes and `{{ }}`; quotes are removed.
-fn split_words(text: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut depth = 0usize;
-    let mut in_word = false;
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '{' && chars.get(i + 1) == Some(&'{') {
-            depth += 1;
-        } else if c == '}' && chars.get(i + 1) == Some(&'}') && depth > 0 {
-            depth -= 1;
-        }
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => cur.push(c),
-            None if (c == '"' || c == '\'') && depth == 0 => {
-                quote = Some(c);
-                in_word = true;
-            }
-            None if c.is_whitespace() && depth == 0 => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            None => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-        i += 1;
-    }
-    if quote.is_some() {
-        return Err("unbalanced quotes".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
 }
 
 impl Loader {
@@ -952,14 +891,14 @@ impl Loader {
                     // free-form text (command: creates=, chdir=; set_fact).
                     args.insert("_raw_params".into(), Value::String(text));
                 } else {
-                    match parse_kv(&text) {
-                        Ok((kv, free)) if free.is_empty() => {
+                    match parse_kv(&text, true) {
+                        Ok(kv) => {
                             for (k, v) in kv {
                                 key_pos.push((k.clone(), value));
-                                args.insert(k, v);
+                                args.insert(k, Value::String(v));
                             }
                         }
-                        Ok(_) => {
+                        Err(KvError::NotKv(_)) => {
                             self.errors.push(value.error(format!(
                                 "module '{}' takes key=value arguments or a mapping",
                                 module.name
@@ -967,7 +906,7 @@ impl Loader {
                             return None;
                         }
                         Err(e) => {
-                            self.errors.push(value.error(e));
+                            self.errors.push(value.error(e.to_string()));
                             return None;
                         }
                     }
@@ -1258,13 +1197,30 @@ mod tests {
     }
 
     #[test]
-    fn kv_parsing() {
-        let (m, free) =
-            parse_kv("path=/tmp/x state=directory mode='0755' msg=\"a b\"").expect("kv");
-        assert_eq!(m["path"], "/tmp/x");
-        assert_eq!(m["mode"], "0755");
-        assert_eq!(m["msg"], "a b");
-        assert!(free.is_empty());
+    fn inline_key_value_args_keep_templates_whole() {
+        let pb = load_playbook_str(
+            "- hosts: all\n  tasks:\n    - file: path={{ base }}/{{ 'a b' }} mode='0644' state=touch\n",
+            Path::new("p.yml"),
+        )
+        .expect("loads");
+        let Action::Module { args, .. } = &pb.plays[0].tasks[0].action else {
+            panic!("module task expected")
+        };
+        assert_eq!(args["path"], "{{ base }}/{{ 'a b' }}");
+        assert_eq!(args["mode"], "0644");
+        assert_eq!(args["state"], "touch");
+        for (text, msg) in [
+            ("path='/x state=touch", "unbalanced quotes"),
+            ("path=/x touch", "takes key=value arguments"),
+        ] {
+            let err = load_playbook_str(
+                &format!("- hosts: all\n  tasks:\n    - file: {text}\n"),
+                Path::new("p.yml"),
+            )
+            .expect_err(text);
+            assert!(err.to_string().starts_with("p.yml:3:13: "), "{err}");
+            assert!(err.to_string().contains(msg), "{err}");
+        }
     }
 
     #[test]
@@ -1333,10 +1289,35 @@ mod tests {
                 "file: {path: /x, mode: [1]}",
                 "p.yml:3:24: module 'file', argument 'mode':",
             ),
+            // The attribute block is one for every file module, checked
+            // at load (lineinfile's mode used to be read on the host).
+            (
+                "lineinfile: {path: /x, line: a, mode: 'q+z'}",
+                "p.yml:3:39: module 'lineinfile', argument 'mode': invalid symbolic mode",
+            ),
+            (
+                "copy: {dest: /x, content: a, mode: 10000}",
+                "p.yml:3:36: module 'copy', argument 'mode': invalid mode 10000",
+            ),
+            (
+                "file: {path: /x, mode: preserve}",
+                "p.yml:3:24: module 'file', argument 'mode': mode 'preserve' is only for copy",
+            ),
+            (
+                "get_url: {url: 'http://h/f', dest: /x, owner: [1]}",
+                "p.yml:3:46: module 'get_url', argument 'owner': [1] is not a string",
+            ),
         ];
         for (task, want) in cases {
             let err = task_error(task).unwrap_or_else(|| panic!("{task} loads"));
             assert!(err.starts_with(want), "{task}: {err}");
+        }
+        for task in [
+            "copy: {dest: /x, src: a, mode: preserve, owner: 0, group: root}",
+            "template: {dest: /x, src: a, mode: preserve}",
+            "replace: {path: /x, regexp: a, mode: 'u=rw,g=r', owner: 1000}",
+        ] {
+            assert_eq!(task_error(task), None, "{task}");
         }
     }
 

@@ -10,7 +10,7 @@ mod load;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use load::{load_included, load_playbook, load_playbook_str, parse_kv};
+pub use load::{load_included, load_playbook, load_playbook_str};
 
 use crate::modules::ModuleInfo;
 use crate::yaml::Pos;

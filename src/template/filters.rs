@@ -1125,19 +1125,6 @@ fn path_join(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Ok(Value::from(out))
 }
 
-/// Python's `shlex.quote`.
-fn shell_quote(s: &str) -> String {
-    if s.is_empty() {
-        return "''".into();
-    }
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r#"'"'"'"#))
-}
-
 fn quote(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     Params::bind("quote", &args, &[])?;
     let s = if value.is_none() {
@@ -1145,7 +1132,7 @@ fn quote(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     } else {
         text(&value)
     };
-    Ok(Value::from(shell_quote(&s)))
+    Ok(Value::from(crate::shlex::quote(&s)))
 }
 
 // ---------------------------------------------------------------------------

@@ -976,6 +976,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn exec_output_status_signals_and_stdin() {
         let sshd = Sshd::start("");
         let t = sshd.connect().await;
@@ -1067,6 +1068,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn many_commands_share_one_connection() {
         let sshd = Sshd::start("MaxSessions 10");
         let t = sshd.connect().await;
@@ -1093,6 +1095,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn refused_channel_opens_are_retried() {
         // A server allowing fewer sessions than we open at once.
         let sshd = Sshd::start("MaxSessions 2");
@@ -1111,6 +1114,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn abandoned_commands_are_signalled_and_closed() {
         let sshd = Sshd::start("MaxSessions 10\nLogLevel DEBUG");
         let t = sshd.connect().await;
@@ -1134,6 +1138,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn become_through_real_sudo() {
         let sshd = Sshd::start("");
         let t = sshd.connect().await;
@@ -1160,6 +1165,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn reconnect_replaces_a_dead_connection_and_keeps_become() {
         let sshd = Sshd::start("");
         let t = sshd.connect().await;
@@ -1207,6 +1213,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn host_key_checking_strict_accept_new_and_changed() {
         let sshd = Sshd::start("");
         let mut spec = sshd.spec();
@@ -1270,6 +1277,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn parallel_first_contacts_all_land_in_known_hosts() {
         // One sshd answering on eight more addresses: eight hosts to learn.
         let port = lab_port();
@@ -1309,6 +1317,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn authentication_failures_and_key_choices() {
         let sshd = Sshd::start("");
         let mut spec = sshd.spec();
@@ -1349,6 +1358,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
     async fn agent_keys_are_used() {
         let sshd = Sshd::start("");
         let sock = sshd.path("agent.sock");

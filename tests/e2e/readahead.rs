@@ -18,6 +18,7 @@ fn execs(log: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_converged_run_needs_few_round_trips_per_host() {
     let env = Env::new(2);
     let first = env.apply(&mixed(), &[]);
@@ -40,6 +41,7 @@ fn a_converged_run_needs_few_round_trips_per_host() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_task_sees_what_an_earlier_task_wrote() {
     let env = Env::new(1);
     let pb = env.write(

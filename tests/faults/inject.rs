@@ -119,6 +119,7 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// that argument, run with become on a lab node: no payload may run a
 /// command, add a line to a file it writes, or reach a tool as an option.
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn no_module_argument_becomes_shell_text_or_a_config_line() {
     let env = Env::new(1);
     env.write("t.j2", "x\n");
@@ -246,6 +247,7 @@ fn no_module_argument_becomes_shell_text_or_a_config_line() {
 /// A rename onto a device or FIFO replaced it with a regular file (as
 /// root, `/dev/null` itself). Such a dest fails the task and stays as it is.
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_device_or_fifo_dest_is_refused_and_left_as_it_is() {
     let env = Env::new(1);
     let host = env.node_names().remove(0);
@@ -316,6 +318,7 @@ fn a_device_or_fifo_dest_is_refused_and_left_as_it_is() {
 /// the login directory, as with Ansible (relative to the module's working
 /// directory); `file` with `recurse` (find has no `--`) likewise.
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_dest_starting_with_a_dash_is_a_file_not_an_option() {
     let env = Env::new(1);
     let host = env.node_names().remove(0);

@@ -42,6 +42,7 @@ fn mknod(path: &Path, kind: &str, major_minor: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn known_hosts_as_a_null_device_learns_nothing_and_stays_a_device() {
     let env = Env::new(2);
     let null = env.path("null");
@@ -57,6 +58,7 @@ fn known_hosts_as_a_null_device_learns_nothing_and_stays_a_device() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn known_hosts_as_another_device_or_a_fifo_is_refused() {
     let env = Env::new(1);
     let zero = env.path("zero");
@@ -81,6 +83,7 @@ fn known_hosts_as_another_device_or_a_fifo_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn known_hosts_as_a_symlink_is_written_through_its_target() {
     let env = Env::new(1);
     let real = env.write("real_known_hosts", "");
@@ -98,6 +101,7 @@ fn known_hosts_as_a_symlink_is_written_through_its_target() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn forget_follows_the_hint_into_the_file_that_pinned_the_key() {
     let mut env = Env::new(1);
     let pb = ok_playbook(&env);

@@ -31,6 +31,7 @@ fn assert_hidden(env: &Env, pb: &std::path::Path, extra: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn the_become_password_given_with_e_is_masked_at_vvvv() {
     let env = Env::with(1, Some(PW));
     let pb = env.write(
@@ -42,6 +43,7 @@ fn the_become_password_given_with_e_is_masked_at_vvvv() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_become_password_templated_from_another_variable_is_masked_at_vvvv() {
     let env = Env::with(1, Some(PW));
     env.write("secrets.yml", &format!("vault_pw: {PW}\n"));

@@ -78,11 +78,13 @@ fn signal(pid: u32, sig: &str) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sigint_mid_command_stops_the_remote_command_and_cleans_up() {
     interrupt_mid_command(true);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sigint_mid_command_without_become_stops_it_too() {
     interrupt_mid_command(false);
 }
@@ -164,6 +166,7 @@ fn interrupt_mid_command(with_become: bool) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_second_sigint_exits_at_once() {
     let env = Env::new(1);
     let pb = env.write(
@@ -206,6 +209,7 @@ fn host_shm_mount() -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_full_dev_shm_is_neither_a_lost_host_nor_a_silent_truncation() {
     let env = Env::new(1);
     let host_before = host_shm_mount();
@@ -337,6 +341,7 @@ fn start_big_copy(env: &Env) -> (PathBuf, PathBuf, std::process::Child) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sigint_mid_copy_exits_within_seconds_and_leaves_no_temp_file() {
     let env = Env::new(1);
     let (_, opt, mut child) = start_big_copy(&env);
@@ -359,6 +364,7 @@ fn sigint_mid_copy_exits_within_seconds_and_leaves_no_temp_file() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sigkill_mid_copy_then_the_next_run_leaves_no_temp_files() {
     let env = Env::new(1);
     let (pb, opt, mut child) = start_big_copy(&env);

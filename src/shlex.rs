@@ -1,18 +1,31 @@
-//! Shell-like word splitting as Python's `shlex.split` (POSIX mode) does it,
-//! which Ansible uses for INI host lines and SSH argument strings.
+//! Python's `shlex` as Ansible uses it, the one copy in drover: `split`
+//! (POSIX mode) for INI host lines, SSH argument strings, `command`'s argv
+//! and `validate`; `quote` for the `quote` filter.
 
 /// One word and the byte offset in the input where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Word {
+pub struct Word {
+    /// The word, quotes and escapes removed.
     pub text: String,
+    /// Byte offset in the input where the word starts.
     pub offset: usize,
+}
+
+/// Text that does not split: an open quote or a trailing backslash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
+pub struct SplitError {
+    /// Byte offset of the quote or backslash at fault.
+    pub offset: usize,
+    /// What is wrong.
+    pub msg: &'static str,
 }
 
 /// Split `s` into words: whitespace separates, `'...'` is literal, `"..."`
 /// lets `\` escape only `"` and `\`, a bare `\` escapes any character. With
 /// `comments`, an unquoted `#` ends the line (and the current word).
 /// An unterminated quote is an error naming the offset of the quote.
-pub(super) fn split(s: &str, comments: bool) -> Result<Vec<Word>, (usize, String)> {
+pub fn split(s: &str, comments: bool) -> Result<Vec<Word>, SplitError> {
     let mut words = Vec::new();
     let mut cur: Option<Word> = None;
     let mut chars = s.char_indices().peekable();
@@ -33,7 +46,12 @@ pub(super) fn split(s: &str, comments: bool) -> Result<Vec<Word>, (usize, String
                     match chars.next() {
                         Some((_, '\'')) => break,
                         Some((_, ch)) => w.text.push(ch),
-                        None => return Err((i, "unterminated single quote".into())),
+                        None => {
+                            return Err(SplitError {
+                                offset: i,
+                                msg: "unterminated single quote",
+                            })
+                        }
                     }
                 }
             }
@@ -53,7 +71,12 @@ pub(super) fn split(s: &str, comments: bool) -> Result<Vec<Word>, (usize, String
                             _ => w.text.push('\\'),
                         },
                         Some((_, ch)) => w.text.push(ch),
-                        None => return Err((i, "unterminated double quote".into())),
+                        None => {
+                            return Err(SplitError {
+                                offset: i,
+                                msg: "unterminated double quote",
+                            })
+                        }
                     }
                 }
             }
@@ -64,7 +87,12 @@ pub(super) fn split(s: &str, comments: bool) -> Result<Vec<Word>, (usize, String
                 });
                 match chars.next() {
                     Some((_, n)) => w.text.push(n),
-                    None => return Err((i, "trailing backslash".into())),
+                    None => {
+                        return Err(SplitError {
+                            offset: i,
+                            msg: "trailing backslash",
+                        })
+                    }
                 }
             }
             c => cur
@@ -80,6 +108,25 @@ pub(super) fn split(s: &str, comments: bool) -> Result<Vec<Word>, (usize, String
         words.push(w);
     }
     Ok(words)
+}
+
+/// The words of `s` (`shlex.split(s)`), without their offsets.
+pub fn words(s: &str) -> Result<Vec<String>, SplitError> {
+    Ok(split(s, false)?.into_iter().map(|w| w.text).collect())
+}
+
+/// Python's `shlex.quote`: `s` as one shell word, quoted only when needed
+/// (with `'"'"'` for a quote, as Python writes it).
+pub fn quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r#"'"'"'"#))
 }
 
 #[cfg(test)]
@@ -105,5 +152,29 @@ mod tests {
         assert_eq!(texts("h pw='ab#cd'", true), ["h", "pw=ab#cd"]);
         assert_eq!(split("  ab cd", false).expect("ok")[1].offset, 5);
         assert!(split("a 'b", false).is_err());
+    }
+
+    #[test]
+    fn words_like_python() {
+        let split = |s: &str| words(s).expect("split");
+        assert_eq!(split("ls -l  /tmp"), ["ls", "-l", "/tmp"]);
+        assert_eq!(split("echo 'a b' \"c d\""), ["echo", "a b", "c d"]);
+        assert_eq!(
+            split(r#"a\ b "x\"y" "p\q" 'r\s'"#),
+            ["a b", "x\"y", "p\\q", "r\\s"]
+        );
+        assert_eq!(split("a '' b"), ["a", "", "b"]);
+        assert_eq!(split("pre'mid'\"post\""), ["premidpost"]);
+        assert!(words("echo 'open").is_err());
+        assert!(words("echo \\").is_err());
+        assert!(words("echo \"a\\").is_err());
+    }
+
+    #[test]
+    fn quote_like_python() {
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a-b_c/d.e:f"), "a-b_c/d.e:f");
+        assert_eq!(quote("it's"), r#"'it'"'"'s'"#);
+        assert_eq!(quote("é"), "'é'");
     }
 }
