@@ -396,6 +396,15 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<k8s_node_labels::K8sNodeLabels>(),
 ];
 
+/// The collections whose names drover's modules answer to (a task may
+/// write `ansible.posix.mount` or list these under `collections:`).
+pub const COLLECTIONS: &[&str] = &[
+    "ansible.builtin",
+    "ansible.legacy",
+    "ansible.posix",
+    "community.general",
+];
+
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
 /// `ansible.posix.mount`).
 pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
