@@ -184,6 +184,12 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     fn reads_first(_args: &Value) -> bool {
         Self::READS_FIRST
     }
+    /// Is the result itself what the user wants to see (`debug`)? It is
+    /// then shown in full, without the `changed` flag.
+    const SHOWS_RESULT: bool = false;
+    /// Do the arguments name variables the module defines for the host
+    /// (`set_fact`)? The static check then knows them.
+    const DEFINES_VARS: bool = false;
     /// What `apply` needs to make the change.
     type Change: Send;
 
@@ -268,6 +274,10 @@ pub struct ModuleInfo {
     pub check: fn(&Value) -> Result<(), ArgError>,
     /// Deserialize the (templated) arguments and drive the module.
     pub run: for<'a> fn(Value, &'a ModuleCtx<'a>) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
+    /// [`Module::SHOWS_RESULT`].
+    pub shows_result: bool,
+    /// [`Module::DEFINES_VARS`].
+    pub defines_vars: bool,
 }
 
 fn run_json<'a, M: Module>(
@@ -361,6 +371,8 @@ const fn info<M: Module>() -> ModuleInfo {
         reads_first: M::reads_first,
         check: check_json::<M>,
         run: run_json::<M>,
+        shows_result: M::SHOWS_RESULT,
+        defines_vars: M::DEFINES_VARS,
     }
 }
 

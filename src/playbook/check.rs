@@ -138,7 +138,7 @@ impl Checker<'_> {
             }
         }
         match &task.action {
-            Action::Module { module, args } if module.name == "set_fact" => {
+            Action::Module { module, args } if module.defines_vars => {
                 if let Some(m) = args.as_object() {
                     self.known.extend(m.keys().cloned());
                 }
