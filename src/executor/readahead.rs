@@ -26,6 +26,7 @@ fn predictable(task: &Task) -> bool {
     matches!(&task.action, Action::Module { module, args } if (module.reads_first)(args))
         && task.loop_.is_none()
         && task.keywords.delegate_to.is_none()
+        && !task.keywords.own_connection()
         && !task.keywords.no_log.unwrap_or(false)
 }
 

@@ -83,13 +83,15 @@ impl ItemResult {
 }
 
 /// A module run stopped by the task's `timeout`, in Ansible's words.
-fn timed_out(module: &str, secs: u64) -> ItemResult {
-    let mut r = ItemResult::failed(format!(
-        "The {module} action failed to execute in the expected time frame ({secs}) and was terminated"
-    ));
-    r.data
-        .insert("timedout".into(), serde_json::json!({ "period": secs }));
-    r
+fn timed_out(module: &str, secs: u64) -> ModuleError {
+    let mut data = Map::new();
+    data.insert("timedout".into(), serde_json::json!({ "period": secs }));
+    ModuleError::Failed {
+        msg: format!(
+            "The {module} action failed to execute in the expected time frame ({secs}) and was terminated"
+        ),
+        data,
+    }
 }
 
 fn results_empty(agg: &Map) -> bool {
@@ -607,7 +609,7 @@ impl Runner<'_> {
                         // Stop what the module left running on the host
                         // (the shell running it, with its process group).
                         crate::transport::stop_shells(transport.clone()).await;
-                        return timed_out(module.name, secs);
+                        Err(timed_out(module.name, secs))
                     }
                 },
             };

@@ -120,6 +120,12 @@ pub struct Keywords {
 }
 
 impl Keywords {
+    /// Does the task ask for a connection of its own (`remote_user`,
+    /// `port` or `connection`) rather than the host's usual one?
+    pub fn own_connection(&self) -> bool {
+        self.remote_user.is_some() || self.port.is_some() || self.connection.is_some()
+    }
+
     /// `self` with `child`'s settings taking precedence.
     pub fn inherit(&self, child: &Keywords) -> Keywords {
         Keywords {
