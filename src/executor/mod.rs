@@ -486,10 +486,19 @@ impl<'a> Runner<'a> {
                     Ok(c) => me.connection_with(&st.name, &scope, &c).await,
                     Err(msg) => Err(msg),
                 };
+                // The gathering is a task of the play: its
+                // `ignore_unreachable` applies.
+                let lost = |st: &mut HostState, msg: String| {
+                    if play.keywords.ignore_unreachable.unwrap_or(false) {
+                        me.unreachable_ignored(st, None, &msg);
+                    } else {
+                        me.unreachable(st, None, msg);
+                    }
+                };
                 let remote = match conn {
                     Ok(t) => crate::transport::Remote::new(t, None),
                     Err(msg) => {
-                        me.unreachable(st, None, msg);
+                        lost(st, msg);
                         return;
                     }
                 };
@@ -506,7 +515,7 @@ impl<'a> Runner<'a> {
                         st.counters.ok += 1;
                         me.emit(host_event(&st.name, Status::Ok, None, None, None));
                     }
-                    Err(e) if e.is_unreachable() => me.unreachable(st, None, e.to_string()),
+                    Err(e) if e.is_unreachable() => lost(st, e.to_string()),
                     Err(e) => fail_host(st, &me.events, e.to_string()),
                 }
             });
@@ -1103,5 +1112,22 @@ mod tests {
         let b = batches(&hosts, &[Serial::Percent(50.0)]);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
         assert_eq!(batches(&hosts, &[]).len(), 1);
+    }
+
+    #[test]
+    fn order_keyword_orders_the_play_hosts() {
+        use crate::playbook::HostOrder;
+        let hosts = |o| {
+            let mut h: Vec<String> = ["b", "c", "a"].map(String::from).to_vec();
+            order_hosts(&mut h, o);
+            h.join("")
+        };
+        assert_eq!(hosts(HostOrder::Inventory), "bca");
+        assert_eq!(hosts(HostOrder::ReverseInventory), "acb");
+        assert_eq!(hosts(HostOrder::Sorted), "abc");
+        assert_eq!(hosts(HostOrder::ReverseSorted), "cba");
+        let mut shuffled: Vec<char> = hosts(HostOrder::Shuffle).chars().collect();
+        shuffled.sort_unstable();
+        assert_eq!(shuffled, ['a', 'b', 'c']);
     }
 }

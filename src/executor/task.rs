@@ -244,32 +244,45 @@ impl Runner<'_> {
             self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
             return true;
         }
+        let msg = r.msg.clone().unwrap_or_default();
+        self.unreachable_ignored(st, r.delegated, &msg);
+        let mut data = Map::new();
+        data.insert("unreachable".into(), Value::Bool(true));
+        data.insert("changed".into(), Value::Bool(false));
+        data.insert("msg".into(), Value::from(msg));
+        self.register(task, st, Value::Object(data), None);
+        false
+    }
+
+    /// Report an unreachable host that `ignore_unreachable` keeps in the
+    /// play, counted as Ansible does: ok and ignored.
+    pub(super) fn unreachable_ignored(
+        &self,
+        st: &mut HostState,
+        delegated: Option<String>,
+        msg: &str,
+    ) {
         // The next task tries to connect again.
         self.pool.forget(&st.name);
         st.counters.ok += 1;
         st.counters.ignored += 1;
-        let msg = r.msg.clone().unwrap_or_default();
-        let mut data = Map::new();
-        data.insert("unreachable".into(), Value::Bool(true));
-        data.insert("changed".into(), Value::Bool(false));
-        data.insert("msg".into(), Value::from(msg.clone()));
         let mut ev = host_event(
             &st.name,
             Status::Unreachable,
-            Some(self.redactor.redact(&msg)),
+            Some(self.redactor.redact(msg)),
             None,
             None,
         );
         if let Event::HostResult {
-            ignored, delegated, ..
+            ignored,
+            delegated: d,
+            ..
         } = &mut ev
         {
             *ignored = true;
-            *delegated = r.delegated.clone();
+            *d = delegated;
         }
         self.emit(ev);
-        self.register(task, st, Value::Object(data), None);
-        false
     }
 
     /// Keep the facts a task set: the host's own, or with `delegate_facts`
@@ -607,8 +620,11 @@ impl Runner<'_> {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         // Stop what the module left running on the host
-                        // (the shell running it, with its process group).
-                        crate::transport::stop_shells(transport.clone()).await;
+                        // (the shell running it, with its process group);
+                        // on a delegate, the shell may be another host's.
+                        if delegate.as_ref().is_none_or(|d| d == &st.name) {
+                            crate::transport::stop_shells(transport.clone()).await;
+                        }
                         Err(timed_out(module.name, secs))
                     }
                 },

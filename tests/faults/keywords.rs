@@ -75,6 +75,11 @@ const WORKS: &str = r#"- hosts: all
       copy:
         dest: /tmp/kw-told
         content: "{{ told | default('nothing') }}\n"
+- name: the play's own gathering
+  hosts: all
+  remote_user: nosuchuser
+  ignore_unreachable: true
+  tasks: []
 "#;
 
 #[test]
@@ -101,8 +106,9 @@ fn formerly_ignored_keywords_take_effect_on_the_lab_nodes() {
         // ignore_unreachable: counted ok and ignored, the host stays.
         assert_eq!(c["unreachable"], 0, "{node}: {}", run.all());
         assert_eq!(c["failed"], 0, "{node}: {}", run.all());
-        // The unreachable task and the timed-out one.
-        assert_eq!(c["ignored"], 2, "{node}: {}", run.all());
+        // The unreachable task, the timed-out one and the second play's
+        // gathering, which the play's ignore_unreachable covers.
+        assert_eq!(c["ignored"], 3, "{node}: {}", run.all());
         let after = env.node_file(node, "/tmp/kw-after").expect("after");
         assert_eq!(after.to_lowercase(), "unreachable=true\n", "{node}");
         // remote_user chose the login; gather_subset the facts.
