@@ -481,10 +481,12 @@ impl<'a> Runner<'a> {
             let futs = states.iter_mut().map(|st| async move {
                 let _permit = me.forks.acquire().await;
                 let scope = me.host_scope(ctx, st, None, Vec::new());
-                let conn = me.conn_keywords(&play.keywords, &scope);
-                let conn = match conn {
+                let conn = match me.conn_keywords(&play.keywords, &scope) {
                     Ok(c) => me.connection_with(&st.name, &scope, &c).await,
-                    Err(msg) => Err(msg),
+                    Err(e) => {
+                        fail_host(st, &me.events, e.to_string());
+                        return;
+                    }
                 };
                 // The gathering is a task of the play: its
                 // `ignore_unreachable` applies.
@@ -943,33 +945,24 @@ impl<'a> Runner<'a> {
         &self,
         keywords: &crate::playbook::Keywords,
         scope: &Scope,
-    ) -> Result<connect::ConnKeywords, String> {
-        let render = |what: &str, v: &str| {
-            self.templar
-                .render_string(v, scope)
-                .map_err(|e| format!("{what}: {e}"))
-        };
+    ) -> Result<connect::ConnKeywords, task::KeywordError> {
+        use task::{int_keyword, str_keyword, KeywordError};
         let user = match &keywords.remote_user {
-            Some(u) => Some(render("remote_user", u)?),
+            Some(u) => Some(str_keyword(&self.templar, scope, "remote_user", u)?),
             None => None,
         };
         let port = match &keywords.port {
-            Some(p) => Some(
-                task::int_keyword(&self.templar, scope, "port", p)?
-                    .try_into()
-                    .map_err(|_| "port: not a port number".to_string())?,
-            ),
+            Some(p) => {
+                let n = int_keyword(&self.templar, scope, "port", p)?;
+                Some(u16::try_from(n).map_err(|_| KeywordError::Port(n))?)
+            }
             None => None,
         };
         let local = match &keywords.connection {
-            Some(c) => match render("connection", c)?.as_str() {
+            Some(c) => match str_keyword(&self.templar, scope, "connection", c)?.as_str() {
                 "local" => Some(true),
                 "ssh" | "smart" => Some(false),
-                other => {
-                    return Err(format!(
-                        "`connection: {other}` is not supported by drover yet (drover supports ssh, smart, local)"
-                    ))
-                }
+                other => return Err(KeywordError::Connection(other.to_string())),
             },
             None => None,
         };

@@ -120,24 +120,69 @@ pub(super) fn strip_omit(v: &mut Value, omit: &str) {
     }
 }
 
+/// A task keyword whose rendered value drover cannot use.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeywordError {
+    /// The template did not render.
+    #[error("{keyword}: {msg}")]
+    Template {
+        /// The keyword.
+        keyword: &'static str,
+        /// The template error.
+        msg: String,
+    },
+    /// Not a whole number.
+    #[error("{keyword} must be a whole number of 0 or more, not '{value}'")]
+    NotANumber {
+        /// The keyword.
+        keyword: &'static str,
+        /// What it rendered to.
+        value: String,
+    },
+    /// A `port` beyond 65535.
+    #[error("port {0} is not a port number")]
+    Port(u64),
+    /// A `connection` drover has no transport for.
+    #[error(
+        "`connection: {0}` is not supported by drover yet (drover supports ssh, smart, local)"
+    )]
+    Connection(String),
+}
+
+/// A string keyword (`remote_user`, `connection`), rendered.
+pub(super) fn str_keyword(
+    templar: &Templar,
+    scope: &Scope,
+    keyword: &'static str,
+    value: &str,
+) -> Result<String, KeywordError> {
+    templar
+        .render_string(value, scope)
+        .map_err(|e| KeywordError::Template {
+            keyword,
+            msg: e.to_string(),
+        })
+}
+
 /// An integer keyword (`throttle`, `timeout`, `port`): a number, or a
 /// template rendering to one.
 pub(super) fn int_keyword(
     templar: &Templar,
     scope: &Scope,
-    what: &str,
+    keyword: &'static str,
     value: &Value,
-) -> Result<u64, String> {
+) -> Result<u64, KeywordError> {
     let rendered = match value {
-        Value::String(s) => templar
-            .render_string(s, scope)
-            .map_err(|e| format!("{what}: {e}"))?,
+        Value::String(s) => str_keyword(templar, scope, keyword, s)?,
         other => other.to_string(),
     };
     rendered
         .trim()
         .parse()
-        .map_err(|_| format!("{what} must be a whole number of 0 or more, not '{rendered}'"))
+        .map_err(|_| KeywordError::NotANumber {
+            keyword,
+            value: rendered,
+        })
 }
 
 impl Runner<'_> {
@@ -238,11 +283,11 @@ impl Runner<'_> {
 
     /// An unreachable result: the host leaves the play, unless the task
     /// says `ignore_unreachable`, which Ansible counts as ok and ignored
-    /// and registers. Returns whether the host left.
-    fn unreachable_result(&self, task: &Task, st: &mut HostState, r: ItemResult) -> bool {
+    /// and registers.
+    fn unreachable_result(&self, task: &Task, st: &mut HostState, r: ItemResult) {
         if !task.keywords.ignore_unreachable.unwrap_or(false) {
             self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
-            return true;
+            return;
         }
         let msg = r.msg.clone().unwrap_or_default();
         self.unreachable_ignored(st, r.delegated, &msg);
@@ -251,7 +296,6 @@ impl Runner<'_> {
         data.insert("changed".into(), Value::Bool(false));
         data.insert("msg".into(), Value::from(msg));
         self.register(task, st, Value::Object(data), None);
-        false
     }
 
     /// Report an unreachable host that `ignore_unreachable` keeps in the
@@ -263,7 +307,7 @@ impl Runner<'_> {
         msg: &str,
     ) {
         // The next task tries to connect again.
-        self.pool.forget(&st.name);
+        self.pool.forget(delegated.as_deref().unwrap_or(&st.name));
         st.counters.ok += 1;
         st.counters.ignored += 1;
         let mut ev = host_event(
@@ -559,7 +603,7 @@ impl Runner<'_> {
         };
         let conn_kw = match self.conn_keywords(&task.keywords, scope) {
             Ok(c) => c,
-            Err(msg) => return ItemResult::failed(msg),
+            Err(e) => return ItemResult::failed(e.to_string()),
         };
         let conn = match &delegate {
             Some(d) if d != &st.name => {
@@ -582,7 +626,7 @@ impl Runner<'_> {
         let timeout = match &task.keywords.timeout {
             Some(v) => match int_keyword(&self.templar, scope, "timeout", v) {
                 Ok(n) => Some(n).filter(|n| *n > 0),
-                Err(msg) => return ItemResult::failed(msg),
+                Err(e) => return ItemResult::failed(e.to_string()),
             },
             None => None,
         };

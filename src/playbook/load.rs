@@ -1392,6 +1392,54 @@ mod tests {
         }
     }
 
+    /// The table's `inherit` flag is what the loader does: each keyword it
+    /// marks inherited, set on a block, reaches the task inside.
+    #[test]
+    fn keywords_the_table_marks_inherited_reach_tasks_in_a_block() {
+        let sample = |name: &str| -> Option<&str> {
+            Some(match name {
+                "environment" => "{A: b}",
+                "no_log" | "run_once" | "ignore_errors" | "ignore_unreachable" | "check_mode"
+                | "diff" | "any_errors_fatal" | "become" | "delegate_facts" => "true",
+                "throttle" | "timeout" | "port" => "3",
+                "remote_user" | "become_user" | "delegate_to" | "tags" | "when" | "notify" => "x",
+                "connection" => "local",
+                // drover resolves its modules whatever the list says.
+                "collections" => return None,
+                other => panic!("no sample value for inherited keyword '{other}'"),
+            })
+        };
+        let child = |kw_line: &str| {
+            let text =
+                format!("- hosts: all\n  tasks:\n    - block:\n        - command: id\n{kw_line}");
+            let pb = load_playbook_str(&text, Path::new("p.yml")).expect("loads");
+            let Action::Block { block, .. } = &pb.plays[0].tasks[0].action else {
+                panic!("a block")
+            };
+            let t = &block[0];
+            format!("{:?} {:?} {:?} {:?}", t.keywords, t.when, t.tags, t.notify)
+        };
+        let plain = child("");
+        for k in kw::KEYWORDS.iter().filter(|k| k.inherit) {
+            let carried = matches!(
+                k.support,
+                kw::Support::Implemented | kw::Support::Only { run: true, .. }
+            );
+            if !carried || !k.levels.contains(Level::Block) {
+                continue;
+            }
+            let Some(value) = sample(k.name) else {
+                continue;
+            };
+            let with = child(&format!("      {}: {value}\n", k.name));
+            assert_ne!(
+                with, plain,
+                "{} set on a block did not reach its task",
+                k.name
+            );
+        }
+    }
+
     #[test]
     fn kv_parsing() {
         let (m, free) =
