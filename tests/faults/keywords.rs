@@ -65,6 +65,17 @@ const WORKS: &str = r#"- hosts: all
       copy:
         dest: /tmp/kw-timeout
         content: "{{ slow.msg }}\n"
+    - name: is it still running (seen from the control machine)
+      shell: >-
+        for p in /proc/[0-9]*; do
+        [ "$(readlink $p/root)" = "{{ lab_dir }}/nodes/{{ inventory_hostname }}/merged" ] &&
+        tr '\0' ' ' <$p/cmdline && echo; done | grep -c '^sleep 30 $' || true
+      connection: local
+      register: still
+    - name: the answer
+      copy:
+        dest: /tmp/kw-still
+        content: "{{ still.stdout }}\n"
     - name: tell the second node
       set_fact:
         told: "by {{ inventory_hostname }}"
@@ -95,6 +106,8 @@ fn formerly_ignored_keywords_take_effect_on_the_lab_nodes() {
         inv.to_str().expect("utf8"),
         "--output",
         "json",
+        "-e",
+        &format!("lab_dir={}", env.lab.dir().display()),
     ]);
     let took = started.elapsed();
     assert_eq!(run.code, 0, "{}", run.all());
@@ -134,6 +147,14 @@ fn formerly_ignored_keywords_take_effect_on_the_lab_nodes() {
         took.as_secs() < 25,
         "timeout did not stop the task: {took:?}"
     );
+    // ...and the command it stopped was not left running on the nodes.
+    for node in &nodes {
+        assert_eq!(
+            env.node_file(node, "/tmp/kw-still").as_deref(),
+            Some("0\n"),
+            "{node}: the timed-out command was still running"
+        );
+    }
     // throttle: 1: no two hosts ran the task at the same time.
     let mut spans: Vec<(f64, f64)> = nodes
         .iter()
