@@ -93,20 +93,20 @@ const KEY_SEP: char = '\u{1f}';
 /// (`ansible_user`, `ansible_port`, `ansible_connection`) win over them,
 /// as in Ansible.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnKeywords {
+pub(crate) struct ConnKeywords {
     /// `remote_user`.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// `port`.
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// `connection: local` (true) or `ssh`/`smart` (false).
-    pub local: Option<bool>,
+    pub(crate) local: Option<bool>,
 }
 
 impl ConnKeywords {
     /// The pool key of `host`'s connection with these settings: the host's
     /// name alone when there are none, so that tasks without them share
     /// one connection.
-    pub fn key(&self, host: &str) -> String {
+    pub(crate) fn key(&self, host: &str) -> String {
         if *self == ConnKeywords::default() {
             return host.to_string();
         }
@@ -145,7 +145,7 @@ fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String
 
 /// The OpenSSH options in a host's `ansible_ssh_args`,
 /// `ansible_ssh_common_args` and `ansible_ssh_extra_args`.
-pub fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOptions, String> {
+pub(crate) fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOptions, String> {
     let mut all = String::new();
     for n in [
         "ansible_ssh_args",
@@ -273,7 +273,7 @@ fn current_user() -> String {
 
 /// Why a host whose SSH arguments go through a jump host is not connected
 /// to: connecting directly would reach another machine, or none.
-pub fn proxy_refusal(option: &str) -> String {
+pub(crate) fn proxy_refusal(option: &str) -> String {
     format!(
         "`{option}` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet (connecting directly would reach a different host)"
     )
