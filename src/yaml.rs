@@ -236,6 +236,7 @@ pub fn load_file(path: &Path) -> Result<Node, InputError> {
 /// handled as [`set_duplicate_keys`] says; warnings wait in
 /// [`take_warnings`].
 pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
+    refuse_vault_file(text, path)?;
     let (node, warnings) = parse(text, path, duplicate_keys())?;
     if !warnings.is_empty() {
         WARNINGS
@@ -244,6 +245,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
             .extend(warnings);
     }
     Ok(node)
+}
+
+/// What drover says of anything encrypted with Ansible Vault: the
+/// ciphertext must never be used as if it were the value.
+pub const VAULT_UNSUPPORTED: &str = "Ansible Vault is not supported by drover yet";
+
+/// A whole file encrypted with `ansible-vault` starts with this header.
+fn refuse_vault_file(text: &str, path: &Path) -> Result<(), InputError> {
+    if text.trim_start().starts_with("$ANSIBLE_VAULT;") {
+        let pos = Pos::file_start(path);
+        return Err(InputError::new(
+            pos,
+            format!("this file is encrypted with ansible-vault: {VAULT_UNSUPPORTED} (decrypt it, or pass its values with -e)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parse YAML text with an explicit duplicate-key policy; returns the
@@ -494,6 +511,19 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(node, anchor, weight);
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if tag.as_ref().is_some_and(|t| t.suffix == "vault") {
+                    // A block scalar is marked where its text starts: name
+                    // the key it is the value of, when there is one.
+                    let key = match self.stack.last() {
+                        Some(Open::Map(f)) => f.pending.as_ref().map(|k| k.pos.clone()),
+                        _ => None,
+                    };
+                    self.error = Some(InputError::new(
+                        key.unwrap_or_else(|| self.pos(mark)),
+                        format!("a `!vault` value: {VAULT_UNSUPPORTED} (its ciphertext would be used as the value)"),
+                    ));
+                    return;
+                }
                 let weight = NODE_COST.saturating_add(text.len());
                 let node = Node {
                     pos: self.pos(mark),
@@ -529,8 +559,9 @@ impl MarkedEventReceiver for Builder {
 /// Resolve a scalar the way PyYAML (YAML 1.1) does for Ansible.
 fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> NodeKind {
     if let Some(tag) = tag {
-        // `!unsafe`, `!vault` and `!!str` keep the text as it is.
-        if tag.suffix == "str" || tag.suffix == "unsafe" || tag.suffix == "vault" {
+        // `!unsafe` and `!!str` keep the text as it is (`!vault` is
+        // refused before this).
+        if tag.suffix == "str" || tag.suffix == "unsafe" {
             return NodeKind::Str(text);
         }
     }
@@ -597,6 +628,28 @@ mod tests {
 
     fn load(text: &str) -> Node {
         load_str(text, Path::new("t.yml")).expect("valid yaml")
+    }
+
+    /// A `!vault` value used to load as its ciphertext string, and a
+    /// vault-encrypted file as one long string.
+    #[test]
+    fn vault_values_and_vault_files_are_refused_at_their_position() {
+        let text = "a: 1\npw: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6231\n";
+        let err = load_str(text, Path::new("t.yml")).expect_err("refused");
+        assert!(
+            err.to_string().starts_with(
+                "t.yml:2:1: a `!vault` value: Ansible Vault is not supported by drover yet"
+            ),
+            "{err}"
+        );
+        let text = "$ANSIBLE_VAULT;1.1;AES256\n61626364\n";
+        let err = load_str(text, Path::new("v.yml")).expect_err("refused");
+        assert!(err.to_string().starts_with("v.yml:1:1: this file is encrypted with ansible-vault: Ansible Vault is not supported by drover yet"), "{err}");
+        // The word alone is data.
+        assert_eq!(
+            load("a: $ANSIBLE_VAULT\n").to_value()["a"],
+            "$ANSIBLE_VAULT"
+        );
     }
 
     #[test]

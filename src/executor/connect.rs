@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use super::Options;
-use crate::inventory::{ssh_args_options, Inventory};
+use crate::inventory::{ssh_args_options, Inventory, SshArgOptions};
 use crate::secret::Secret;
 use crate::template::{Scope, Templar};
 use crate::transport::known_hosts::HostKeyChecking;
@@ -51,10 +51,11 @@ impl Pool {
         .clone()
     }
 
-    /// Forget a host's connection (after it was found dead).
+    /// Forget a host's connections (after one was found dead), those
+    /// opened for tasks' own `remote_user`, `port` or `connection` too.
     pub fn forget(&self, host: &str) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.remove(host);
+        slots.retain(|key, _| key != host && !key.starts_with(&format!("{host}{KEY_SEP}")));
     }
 
     /// Stop the commands running on every connected host and remove
@@ -84,6 +85,44 @@ impl Pool {
     }
 }
 
+/// Separates a host's name from the task settings in a pool key.
+const KEY_SEP: char = '\u{1f}';
+
+/// What a task's (or play's) `remote_user`, `port` and `connection`
+/// keywords ask of the connection, rendered. The host's variables
+/// (`ansible_user`, `ansible_port`, `ansible_connection`) win over them,
+/// as in Ansible.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ConnKeywords {
+    /// `remote_user`.
+    pub(crate) user: Option<String>,
+    /// `port`.
+    pub(crate) port: Option<u16>,
+    /// `connection: local` (true) or `ssh`/`smart` (false).
+    pub(crate) local: Option<bool>,
+}
+
+impl ConnKeywords {
+    /// The pool key of `host`'s connection with these settings: the host's
+    /// name alone when there are none, so that tasks without them share
+    /// one connection.
+    pub(crate) fn key(&self, host: &str) -> String {
+        if *self == ConnKeywords::default() {
+            return host.to_string();
+        }
+        format!(
+            "{host}{KEY_SEP}{}{KEY_SEP}{}{KEY_SEP}{}",
+            self.user.as_deref().unwrap_or(""),
+            self.port.map(|p| p.to_string()).unwrap_or_default(),
+            match self.local {
+                Some(true) => "local",
+                Some(false) => "ssh",
+                None => "",
+            }
+        )
+    }
+}
+
 /// How to reach a host.
 pub enum Target {
     /// Run commands on the control machine.
@@ -104,6 +143,23 @@ fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String
     }
 }
 
+/// The OpenSSH options in a host's `ansible_ssh_args`,
+/// `ansible_ssh_common_args` and `ansible_ssh_extra_args`.
+pub(crate) fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOptions, String> {
+    let mut all = String::new();
+    for n in [
+        "ansible_ssh_args",
+        "ansible_ssh_common_args",
+        "ansible_ssh_extra_args",
+    ] {
+        if let Some(a) = var_str(templar, scope, n)? {
+            all.push(' ');
+            all.push_str(&a);
+        }
+    }
+    Ok(ssh_args_options(&all))
+}
+
 /// Work out how to reach `host` from its variables and the command line.
 pub fn target_for(
     host: &str,
@@ -111,22 +167,23 @@ pub fn target_for(
     templar: &Templar,
     scope: &Scope,
     opts: &Options,
+    keywords: &ConnKeywords,
 ) -> Result<Target, String> {
     let get = |n: &str| var_str(templar, scope, n);
     let connection = get("ansible_connection")?;
     let is_local_name =
         inv.hosts.get(host).is_none() && matches!(host, "localhost" | "127.0.0.1" | "::1");
-    if connection.as_deref() == Some("local") || (connection.is_none() && is_local_name) {
+    let local = match connection.as_deref() {
+        Some(c) => c == "local",
+        None => keywords.local.unwrap_or(is_local_name),
+    };
+    if local {
         return Ok(Target::Local);
     }
-    let mut common = String::new();
-    for n in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
-        if let Some(a) = get(n)? {
-            common.push(' ');
-            common.push_str(&a);
-        }
+    let ssh_opts = ssh_args_of(templar, scope)?;
+    if let Some(proxy) = &ssh_opts.proxy {
+        return Err(proxy_refusal(proxy));
     }
-    let ssh_opts = ssh_args_options(&common);
     let address = get("ansible_host")?
         .or_else(|| get("ansible_ssh_host").ok().flatten())
         .unwrap_or_else(|| host.to_string());
@@ -134,12 +191,15 @@ pub fn target_for(
         Some(p) => p
             .parse::<u16>()
             .map_err(|_| format!("ansible_port is not a port number: {p}"))?,
-        None => ssh_opts.port.unwrap_or(22),
+        None => keywords.port.or(ssh_opts.port).unwrap_or(22),
     };
+    // `-u` stays drover's override of everything; below it Ansible's
+    // order: the host's variable, then the `remote_user` keyword.
     let user = match &opts.user {
         Some(u) => u.clone(),
         None => get("ansible_user")?
             .or_else(|| get("ansible_ssh_user").ok().flatten())
+            .or(keywords.user.clone())
             .or(ssh_opts.user.clone())
             .unwrap_or_else(current_user),
     };
@@ -209,4 +269,12 @@ fn current_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "root".into())
+}
+
+/// Why a host whose SSH arguments go through a jump host is not connected
+/// to: connecting directly would reach another machine, or none.
+pub(crate) fn proxy_refusal(option: &str) -> String {
+    format!(
+        "`{option}` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet (connecting directly would reach a different host)"
+    )
 }

@@ -85,6 +85,9 @@ struct HostState {
     failed_in_block: bool,
     /// How many tasks the next read-ahead may cover (see `readahead`).
     read_ahead: usize,
+    /// Facts this host's task set for the host it was delegated to
+    /// (`delegate_facts`), handed over when the task ends.
+    delegated_facts: Vec<(String, Map)>,
 }
 
 impl HostState {
@@ -152,6 +155,8 @@ pub struct Runner<'a> {
     hostvars: minijinja::Value,
     /// Reads observed on each host, kept until a write makes them stale.
     observations: readahead::Observations,
+    /// Facts delegated (`delegate_facts`) to hosts no play has reached yet.
+    outside_facts: IndexMap<String, Map>,
 }
 
 /// The outcome of a run.
@@ -201,6 +206,7 @@ impl<'a> Runner<'a> {
             states: IndexMap::new(),
             hostvars: minijinja::Value::UNDEFINED,
             observations: readahead::Observations::default(),
+            outside_facts: IndexMap::new(),
         }
     }
 
@@ -248,6 +254,7 @@ impl<'a> Runner<'a> {
     /// Run every play; returns the recap.
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
+        self.check_ssh_args(&targets)?;
         for (play, hosts) in self.playbook.plays.iter().zip(targets) {
             if crate::interrupt::interrupted() {
                 break;
@@ -267,6 +274,48 @@ impl<'a> Runner<'a> {
             .collect();
         self.emit(Event::Recap(recap.clone()));
         Ok(Summary { recap })
+    }
+
+    /// Before anything connects: refuse hosts reached through a jump host
+    /// (a direct connection would reach another machine), and say which
+    /// of their SSH options drover ignores.
+    fn check_ssh_args(&self, targets: &[Vec<String>]) -> Result<(), InputErrors> {
+        let mut seen = std::collections::HashSet::new();
+        let mut errors = Vec::new();
+        for host in targets.iter().flatten() {
+            if !seen.insert(host.as_str()) {
+                continue;
+            }
+            let Some(h) = self.inventory.get(host) else {
+                continue;
+            };
+            let scope = self.templar.scope(Arc::new(h.vars.clone()), Vec::new());
+            // A template that cannot render yet is judged when connecting.
+            let Ok(opts) = connect::ssh_args_of(&self.templar, &scope) else {
+                continue;
+            };
+            if let Some(proxy) = &opts.proxy {
+                let pos = h
+                    .defined_at
+                    .clone()
+                    .unwrap_or_else(|| self.playbook.plays[0].pos.clone());
+                errors.push(crate::error::InputError::new(
+                    pos,
+                    format!("host '{host}': {}", connect::proxy_refusal(proxy)),
+                ));
+            }
+            if !opts.ignored.is_empty() {
+                self.emit(Event::Warning(format!(
+                    "{host}: drover ignores these options of its SSH arguments: {}",
+                    opts.ignored.join(", ")
+                )));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(InputErrors(errors))
+        }
     }
 
     fn play_vars(&self, play: &Play) -> Result<Map, InputErrors> {
@@ -320,8 +369,14 @@ impl<'a> Runner<'a> {
                         counters: Counters::default(),
                         failed_in_block: false,
                         read_ahead: readahead::MAX_WINDOW / 2,
+                        delegated_facts: Vec::new(),
                     },
                 );
+                if let (Some(f), Some(s)) =
+                    (self.outside_facts.shift_remove(h), self.states.get_mut(h))
+                {
+                    s.set_facts.extend(f);
+                }
             }
             if let Some(s) = self.states.get_mut(h) {
                 if s.standing == Standing::Ended {
@@ -329,11 +384,12 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        let live: Vec<String> = hosts
+        let mut live: Vec<String> = hosts
             .iter()
             .filter(|h| self.states.get(*h).is_some_and(HostState::active))
             .cloned()
             .collect();
+        order_hosts(&mut live, play.order);
         if live.is_empty() {
             self.emit(Event::Warning(format!(
                 "no hosts matched the pattern '{}' (or all have failed)",
@@ -424,23 +480,48 @@ impl<'a> Runner<'a> {
         let mut states = self.take_states(&active);
         {
             let me = &*self;
+            let play = ctx.play;
             let futs = states.iter_mut().map(|st| async move {
                 let _permit = me.forks.acquire().await;
                 let scope = me.host_scope(ctx, st, None, Vec::new());
-                let remote = match me.connection(&st.name, &scope).await {
-                    Ok(t) => crate::transport::Remote::new(t, None),
-                    Err(msg) => {
-                        me.unreachable(st, None, msg);
+                let conn = match me.conn_keywords(&play.keywords, &scope) {
+                    Ok(c) => me.connection_with(&st.name, &scope, &c).await,
+                    Err(e) => {
+                        fail_host(st, &me.events, e.to_string());
                         return;
                     }
                 };
-                match facts::gather(&remote).await {
+                // The gathering is a task of the play: its
+                // `ignore_unreachable` applies.
+                let lost = |st: &mut HostState, msg: String| {
+                    if play.keywords.ignore_unreachable.unwrap_or(false) {
+                        me.unreachable_ignored(st, None, &msg);
+                    } else {
+                        me.unreachable(st, None, msg);
+                    }
+                };
+                let remote = match conn {
+                    Ok(t) => crate::transport::Remote::new(t, None),
+                    Err(msg) => {
+                        lost(st, msg);
+                        return;
+                    }
+                };
+                let gathered = facts::gather(&remote, play.gather_subset);
+                let gathered = match play.gather_timeout {
+                    Some(secs) => tokio::time::timeout(Duration::from_secs(secs), gathered)
+                        .await
+                        .unwrap_or_else(|_| Err(facts::timed_out(secs))),
+                    None => gathered.await,
+                };
+                match gathered {
                     Ok(f) => {
                         st.facts = f;
                         st.counters.ok += 1;
                         me.emit(host_event(&st.name, Status::Ok, None, None, None));
                     }
-                    Err(e) => me.unreachable(st, None, e.to_string()),
+                    Err(e) if e.is_unreachable() => lost(st, e.to_string()),
+                    Err(e) => fail_host(st, &me.events, e.to_string()),
                 }
             });
             futures::future::join_all(futs).await;
@@ -818,6 +899,9 @@ impl<'a> Runner<'a> {
                         if let Some(h) = self.inventory.hosts.get(name) {
                             vars.extend(h.vars.clone());
                         }
+                        if let Some(f) = self.outside_facts.get(name) {
+                            vars.extend(f.clone());
+                        }
                     }
                 }
                 vars.insert("inventory_hostname".into(), Value::from(name.clone()));
@@ -833,11 +917,80 @@ impl<'a> Runner<'a> {
         host: &str,
         scope: &Scope,
     ) -> Result<Arc<dyn crate::transport::Transport>, String> {
+        self.connection_with(host, scope, &connect::ConnKeywords::default())
+            .await
+    }
+
+    /// The connection to `host` for a task with its own `remote_user`,
+    /// `port` or `connection`: one connection per distinct setting.
+    async fn connection_with(
+        &self,
+        host: &str,
+        scope: &Scope,
+        keywords: &connect::ConnKeywords,
+    ) -> Result<Arc<dyn crate::transport::Transport>, String> {
         self.pool
-            .get(host, || {
-                connect::target_for(host, self.inventory, &self.templar, scope, self.opts)
+            .get(&keywords.key(host), || {
+                connect::target_for(
+                    host,
+                    self.inventory,
+                    &self.templar,
+                    scope,
+                    self.opts,
+                    keywords,
+                )
             })
             .await
+    }
+
+    /// A play's or task's `remote_user`, `port` and `connection`, rendered.
+    fn conn_keywords(
+        &self,
+        keywords: &crate::playbook::Keywords,
+        scope: &Scope,
+    ) -> Result<connect::ConnKeywords, task::KeywordError> {
+        use task::{int_keyword, str_keyword, KeywordError};
+        let user = match &keywords.remote_user {
+            Some(u) => Some(str_keyword(&self.templar, scope, "remote_user", u)?),
+            None => None,
+        };
+        let port = match &keywords.port {
+            Some(p) => {
+                let n = int_keyword(&self.templar, scope, "port", p)?;
+                Some(u16::try_from(n).map_err(|_| KeywordError::Port(n))?)
+            }
+            None => None,
+        };
+        let local = match &keywords.connection {
+            Some(c) => match str_keyword(&self.templar, scope, "connection", c)?.as_str() {
+                "local" => Some(true),
+                "ssh" | "smart" => Some(false),
+                other => return Err(KeywordError::Connection(other.to_string())),
+            },
+            None => None,
+        };
+        Ok(connect::ConnKeywords { user, port, local })
+    }
+
+    /// Hand the facts tasks set with `delegate_facts` to the hosts they
+    /// were delegated to.
+    fn hand_over_delegated_facts(&mut self, hosts: &[String]) {
+        let mut moved = Vec::new();
+        for h in hosts {
+            if let Some(s) = self.states.get_mut(h) {
+                moved.append(&mut s.delegated_facts);
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        for (to, facts) in moved {
+            match self.states.get_mut(&to) {
+                Some(s) => s.set_facts.extend(facts),
+                None => self.outside_facts.entry(to).or_default().extend(facts),
+            }
+        }
+        self.refresh_hostvars();
     }
 
     fn unreachable(&self, st: &mut HostState, delegated: Option<String>, msg: String) {
@@ -902,6 +1055,24 @@ fn host_event(
     }
 }
 
+/// Put a play's hosts in the order its `order` keyword asks for.
+fn order_hosts(hosts: &mut [String], order: crate::playbook::HostOrder) {
+    use crate::playbook::HostOrder;
+    match order {
+        HostOrder::Inventory => {}
+        HostOrder::ReverseInventory => hosts.reverse(),
+        HostOrder::Sorted => hosts.sort(),
+        HostOrder::ReverseSorted => {
+            hosts.sort();
+            hosts.reverse();
+        }
+        HostOrder::Shuffle => {
+            use rand::seq::SliceRandom;
+            hosts.shuffle(&mut rand::rng());
+        }
+    }
+}
+
 /// Split hosts into `serial` batches (the last size repeats).
 fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
     if serial.is_empty() {
@@ -937,5 +1108,22 @@ mod tests {
         let b = batches(&hosts, &[Serial::Percent(50.0)]);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
         assert_eq!(batches(&hosts, &[]).len(), 1);
+    }
+
+    #[test]
+    fn order_keyword_orders_the_play_hosts() {
+        use crate::playbook::HostOrder;
+        let hosts = |o| {
+            let mut h: Vec<String> = ["b", "c", "a"].map(String::from).to_vec();
+            order_hosts(&mut h, o);
+            h.join("")
+        };
+        assert_eq!(hosts(HostOrder::Inventory), "bca");
+        assert_eq!(hosts(HostOrder::ReverseInventory), "acb");
+        assert_eq!(hosts(HostOrder::Sorted), "abc");
+        assert_eq!(hosts(HostOrder::ReverseSorted), "cba");
+        let mut shuffled: Vec<char> = hosts(HostOrder::Shuffle).chars().collect();
+        shuffled.sort_unstable();
+        assert_eq!(shuffled, ['a', 'b', 'c']);
     }
 }

@@ -346,6 +346,11 @@ impl Runner<'_> {
                 _ => Ahead::Stop,
             };
         };
+        if task.keywords.own_connection() {
+            // Its own login (remote_user, port, connection): reads made
+            // over the host's usual connection may not be what it sees.
+            return Ahead::Stop;
+        }
         if !task.selected(&self.opts.tags, &self.opts.skip_tags)
             || task.keywords.delegate_to.is_some()
             || task.keywords.no_log.unwrap_or(false)

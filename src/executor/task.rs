@@ -3,6 +3,7 @@
 //! `notify` and the result events.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{host_event, HostState, PlayCtx, Runner, Standing};
 use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
@@ -81,6 +82,18 @@ impl ItemResult {
     }
 }
 
+/// A module run stopped by the task's `timeout`, in Ansible's words.
+fn timed_out(module: &str, secs: u64) -> ModuleError {
+    let mut data = Map::new();
+    data.insert("timedout".into(), serde_json::json!({ "period": secs }));
+    ModuleError::Failed {
+        msg: format!(
+            "The {module} action failed to execute in the expected time frame ({secs}) and was terminated"
+        ),
+        data,
+    }
+}
+
 fn results_empty(agg: &Map) -> bool {
     agg.get("results")
         .and_then(Value::as_array)
@@ -107,6 +120,71 @@ pub(super) fn strip_omit(v: &mut Value, omit: &str) {
     }
 }
 
+/// A task keyword whose rendered value drover cannot use.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeywordError {
+    /// The template did not render.
+    #[error("{keyword}: {msg}")]
+    Template {
+        /// The keyword.
+        keyword: &'static str,
+        /// The template error.
+        msg: String,
+    },
+    /// Not a whole number.
+    #[error("{keyword} must be a whole number of 0 or more, not '{value}'")]
+    NotANumber {
+        /// The keyword.
+        keyword: &'static str,
+        /// What it rendered to.
+        value: String,
+    },
+    /// A `port` beyond 65535.
+    #[error("port {0} is not a port number")]
+    Port(u64),
+    /// A `connection` drover has no transport for.
+    #[error(
+        "`connection: {0}` is not supported by drover yet (drover supports ssh, smart, local)"
+    )]
+    Connection(String),
+}
+
+/// A string keyword (`remote_user`, `connection`), rendered.
+pub(super) fn str_keyword(
+    templar: &Templar,
+    scope: &Scope,
+    keyword: &'static str,
+    value: &str,
+) -> Result<String, KeywordError> {
+    templar
+        .render_string(value, scope)
+        .map_err(|e| KeywordError::Template {
+            keyword,
+            msg: e.to_string(),
+        })
+}
+
+/// An integer keyword (`throttle`, `timeout`, `port`): a number, or a
+/// template rendering to one.
+pub(super) fn int_keyword(
+    templar: &Templar,
+    scope: &Scope,
+    keyword: &'static str,
+    value: &Value,
+) -> Result<u64, KeywordError> {
+    let rendered = match value {
+        Value::String(s) => str_keyword(templar, scope, keyword, s)?,
+        other => other.to_string(),
+    };
+    rendered
+        .trim()
+        .parse()
+        .map_err(|_| KeywordError::NotANumber {
+            keyword,
+            value: rendered,
+        })
+}
+
 impl Runner<'_> {
     /// Run a module task (or `include_vars`) on `hosts`.
     pub(super) async fn run_task(
@@ -128,10 +206,18 @@ impl Runner<'_> {
             hosts: targets.len(),
             handler,
         });
+        let throttle = self.throttle(ctx, task, &targets);
         let mut states = self.take_states(&targets);
         {
             let me = &*self;
+            let throttle = &throttle;
             let futs = states.iter_mut().map(|st| async move {
+                // The task's own limit first, so that hosts waiting on it
+                // hold no fork.
+                let _throttled = match throttle {
+                    Some(t) => t.acquire().await.ok(),
+                    None => None,
+                };
                 let _permit = me.forks.acquire().await;
                 me.read_ahead(ctx, task, later, st).await;
                 me.run_on_host(ctx, task, st).await;
@@ -150,6 +236,7 @@ impl Runner<'_> {
             _ => None,
         };
         self.put_back(states);
+        self.hand_over_delegated_facts(&targets);
         if let Some((Some(name), value)) = shared {
             for h in hosts.iter().skip(1) {
                 if let Some(s) = self.states.get_mut(h) {
@@ -172,6 +259,87 @@ impl Runner<'_> {
         }
     }
 
+    /// `throttle`: a semaphore letting that many hosts run the task at
+    /// once (none when it is 0 or lets all of them). A template is
+    /// rendered with the first host's variables.
+    fn throttle(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        targets: &[String],
+    ) -> Option<tokio::sync::Semaphore> {
+        let value = task.keywords.throttle.as_ref()?;
+        let st = self.states.get(targets.first()?)?;
+        let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+        let n = match int_keyword(&self.templar, &scope, "throttle", value) {
+            Ok(n) => n as usize,
+            Err(e) => {
+                self.emit(Event::Warning(format!("{}: {e}; not throttled", task.pos)));
+                return None;
+            }
+        };
+        (n > 0 && n < targets.len()).then(|| tokio::sync::Semaphore::new(n))
+    }
+
+    /// An unreachable result: the host leaves the play, unless the task
+    /// says `ignore_unreachable`, which Ansible counts as ok and ignored
+    /// and registers.
+    fn unreachable_result(&self, task: &Task, st: &mut HostState, r: ItemResult) {
+        if !task.keywords.ignore_unreachable.unwrap_or(false) {
+            self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
+            return;
+        }
+        let msg = r.msg.clone().unwrap_or_default();
+        self.unreachable_ignored(st, r.delegated, &msg);
+        let mut data = Map::new();
+        data.insert("unreachable".into(), Value::Bool(true));
+        data.insert("changed".into(), Value::Bool(false));
+        data.insert("msg".into(), Value::from(msg));
+        self.register(task, st, Value::Object(data), None);
+    }
+
+    /// Report an unreachable host that `ignore_unreachable` keeps in the
+    /// play, counted as Ansible does: ok and ignored.
+    pub(super) fn unreachable_ignored(
+        &self,
+        st: &mut HostState,
+        delegated: Option<String>,
+        msg: &str,
+    ) {
+        // The next task tries to connect again.
+        self.pool.forget(delegated.as_deref().unwrap_or(&st.name));
+        st.counters.ok += 1;
+        st.counters.ignored += 1;
+        let mut ev = host_event(
+            &st.name,
+            Status::Unreachable,
+            Some(self.redactor.redact(msg)),
+            None,
+            None,
+        );
+        if let Event::HostResult {
+            ignored,
+            delegated: d,
+            ..
+        } = &mut ev
+        {
+            *ignored = true;
+            *d = delegated;
+        }
+        self.emit(ev);
+    }
+
+    /// Keep the facts a task set: the host's own, or with `delegate_facts`
+    /// the host it was delegated to (handed over when the task ends).
+    fn keep_facts(&self, task: &Task, st: &mut HostState, delegated: Option<&str>, facts: Map) {
+        match delegated {
+            Some(d) if task.keywords.delegate_facts.unwrap_or(false) && d != st.name => {
+                st.delegated_facts.push((d.to_string(), facts))
+            }
+            _ => st.set_facts.extend(facts),
+        }
+    }
+
     async fn run_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, st: &mut HostState) {
         let no_log = task.keywords.no_log.unwrap_or(false);
         let scope = self.host_scope(ctx, st, Some(task), Vec::new());
@@ -186,12 +354,15 @@ impl Runner<'_> {
                 ..result
             };
             if result.status == Status::Unreachable {
-                self.unreachable(st, result.delegated.clone(), result.msg.unwrap_or_default());
+                self.unreachable_result(task, st, result);
                 return;
             }
             let data = result.data.clone();
             self.record(task, st, &result, None, no_log);
-            self.register(task, st, Value::Object(data), result.facts);
+            if let Some(f) = result.facts {
+                self.keep_facts(task, st, result.delegated.as_deref(), f);
+            }
+            self.register(task, st, Value::Object(data), None);
             return;
         };
         let items = match self.loop_items(lp, &scope) {
@@ -228,7 +399,7 @@ impl Runner<'_> {
             };
             r.delegated = self.delegate_name(task, &item_scope);
             if r.status == Status::Unreachable {
-                self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
+                self.unreachable_result(task, st, r);
                 return;
             }
             r.data.insert(lp.loop_var.clone(), item.clone());
@@ -238,7 +409,7 @@ impl Runner<'_> {
             failed |= r.status == Status::Failed && !r.ignored;
             all_skipped &= r.status == Status::Skipped;
             if let Some(f) = r.facts.take() {
-                st.set_facts.extend(f);
+                self.keep_facts(task, st, r.delegated.as_deref(), f);
             }
             let shown = if no_log { "None".to_string() } else { label };
             self.emit_item(task, st, &r, Some(shown), no_log);
@@ -434,6 +605,10 @@ impl Runner<'_> {
             },
             None => None,
         };
+        let conn_kw = match self.conn_keywords(&task.keywords, scope) {
+            Ok(c) => c,
+            Err(e) => return ItemResult::failed(e.to_string()),
+        };
         let conn = match &delegate {
             Some(d) if d != &st.name => {
                 let dscope = match self.states.get(d) {
@@ -448,9 +623,16 @@ impl Runner<'_> {
                         self.templar.scope(Arc::new(vars), Vec::new())
                     }
                 };
-                self.connection(d, &dscope).await
+                self.connection_with(d, &dscope, &conn_kw).await
             }
-            _ => self.connection(&st.name, scope).await,
+            _ => self.connection_with(&st.name, scope, &conn_kw).await,
+        };
+        let timeout = match &task.keywords.timeout {
+            Some(v) => match int_keyword(&self.templar, scope, "timeout", v) {
+                Ok(n) => Some(n).filter(|n| *n > 0),
+                Err(e) => return ItemResult::failed(e.to_string()),
+            },
+            None => None,
         };
         let transport = match conn {
             Ok(t) => t,
@@ -460,7 +642,7 @@ impl Runner<'_> {
                 return r;
             }
         };
-        let remote = Remote::new(transport, become_)
+        let remote = Remote::new(transport.clone(), become_)
             .with_env(env)
             .with_no_log(task.keywords.no_log.unwrap_or(false));
         let check = task.keywords.check_mode.unwrap_or(self.opts.check);
@@ -488,7 +670,22 @@ impl Runner<'_> {
         };
         let mut attempts = 0u32;
         loop {
-            let outcome = (module.run)(args.clone(), &mctx, observer).await;
+            let run = (module.run)(args.clone(), &mctx, observer);
+            let outcome = match timeout {
+                None => run.await,
+                Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        // Stop what the module left running on the host
+                        // (the shell running it, with its process group);
+                        // on a delegate, the shell may be another host's.
+                        if delegate.as_ref().is_none_or(|d| d == &st.name) {
+                            crate::transport::stop_shells(transport.clone()).await;
+                        }
+                        Err(timed_out(module.name, secs))
+                    }
+                },
+            };
             let mut r = self.judge(task, scope, outcome);
             if r.status == Status::Unreachable {
                 return r;
@@ -770,8 +967,7 @@ impl Runner<'_> {
         if r.status == Status::Unreachable {
             return;
         }
-        let is_debug =
-            matches!(&task.action, Action::Module { module, .. } if module.name == "debug");
+        let is_debug = matches!(&task.action, Action::Module { module, .. } if module.shows_result);
         let (msg, result, diff) = if no_log {
             (
                 (r.status == Status::Failed).then(|| NO_LOG_MSG.to_string()),

@@ -19,8 +19,11 @@ pub struct SshArgOptions {
     pub identity: Option<PathBuf>,
     /// `-l USER` or `-o User=USER`.
     pub user: Option<String>,
-    /// Everything else (`-o ProxyJump=...`, `-J`, `-F`, unknown words), as
-    /// written, so that the caller can warn that it is ignored.
+    /// `-J HOST`, `-o ProxyJump=...` or `-o ProxyCommand=...` as written:
+    /// the host is reached through another one, which drover cannot do.
+    pub proxy: Option<String>,
+    /// Everything else (`-F`, `-C`, `-o ControlMaster=...`, unknown words),
+    /// as written, so that the caller can warn that it is ignored.
     pub ignored: Vec<String>,
 }
 
@@ -50,6 +53,7 @@ pub fn ssh_args_options(args: &str) -> SshArgOptions {
         };
         for (at, flag) in flags.char_indices() {
             if !FLAGS_WITH_ARG.contains(flag) {
+                out.ignored.push(format!("-{flag}"));
                 continue;
             }
             // The argument is the rest of this word, or the next word.
@@ -77,6 +81,11 @@ pub fn ssh_args_options(args: &str) -> SshArgOptions {
                 'l' => {
                     if out.user.is_none() {
                         out.user = Some(arg);
+                    }
+                }
+                'J' => {
+                    if out.proxy.is_none() {
+                        out.proxy = Some(format!("-J {arg}"));
                     }
                 }
                 other => out.ignored.push(format!("-{other} {arg}")),
@@ -134,6 +143,13 @@ fn option(arg: &str, out: &mut SshArgOptions) {
                 out.user = Some(value.to_string());
             }
         }
+        "proxyjump" | "proxycommand" if !value.eq_ignore_ascii_case("none") => {
+            if out.proxy.is_none() {
+                out.proxy = Some(format!("-o {arg}"));
+            }
+        }
+        // `none` is the direct connection drover makes anyway.
+        "proxyjump" | "proxycommand" => {}
         _ => out.ignored.push(format!("-o {arg}")),
     }
 }
@@ -189,14 +205,12 @@ mod tests {
             "-C -tt -4p 2200 -J bastion -o ProxyCommand='nc %h %p' -o ControlMaster=auto",
         );
         assert_eq!(o.port, Some(2200));
-        assert_eq!(
-            o.ignored,
-            [
-                "-J bastion",
-                "-o ProxyCommand=nc %h %p",
-                "-o ControlMaster=auto"
-            ]
-        );
+        // The first way to a jump host is the one named; flags without
+        // an argument are ignored too, and said so.
+        assert_eq!(o.proxy.as_deref(), Some("-J bastion"));
+        assert_eq!(o.ignored, ["-C", "-t", "-t", "-4", "-o ControlMaster=auto"]);
+        let o = ssh_args_options("-o ProxyJump=none -o ProxyCommand='ssh -W %h:%p gw'");
+        assert_eq!(o.proxy.as_deref(), Some("-o ProxyCommand=ssh -W %h:%p gw"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub struct Debug {
 #[async_trait]
 impl Module for Debug {
     const NAME: &'static str = "debug";
+    const SHOWS_RESULT: bool = true;
     const ARGS: &'static [&'static str] = &["msg", "var", "verbosity"];
     type Change = ();
 

@@ -219,6 +219,12 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     const ARGS: &'static [&'static str];
     /// Does the module take free-form text (`shell: echo hi`)?
     const FREE_FORM: bool = false;
+    /// Is the result itself what the user wants to see (`debug`)? It is
+    /// then shown in full, without the `changed` flag.
+    const SHOWS_RESULT: bool = false;
+    /// Do the arguments name variables the module defines for the host
+    /// (`set_fact`)? The static check then knows them.
+    const DEFINES_VARS: bool = false;
     /// What `apply` needs to make the change.
     type Change: Send;
 
@@ -384,6 +390,10 @@ pub struct ModuleInfo {
         &'a ModuleCtx<'a>,
         &'a dyn Observer,
     ) -> BoxFuture<'a, Result<Outcome, ModuleError>>,
+    /// [`Module::SHOWS_RESULT`].
+    pub shows_result: bool,
+    /// [`Module::DEFINES_VARS`].
+    pub defines_vars: bool,
 }
 
 fn run_json<'a, M: Module>(
@@ -514,6 +524,8 @@ const fn info<M: Module>() -> ModuleInfo {
         reads: reads_json::<M>,
         check: check_json::<M>,
         run: run_json::<M>,
+        shows_result: M::SHOWS_RESULT,
+        defines_vars: M::DEFINES_VARS,
     }
 }
 
@@ -547,6 +559,15 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<systemd::Service>(),
     info::<k8s_apply::K8sApply>(),
     info::<k8s_node_labels::K8sNodeLabels>(),
+];
+
+/// The collections whose names drover's modules answer to (a task may
+/// write `ansible.posix.mount` or list these under `collections:`).
+pub const COLLECTIONS: &[&str] = &[
+    "ansible.builtin",
+    "ansible.legacy",
+    "ansible.posix",
+    "community.general",
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,

@@ -86,6 +86,7 @@ impl SetFact {
 #[async_trait]
 impl Module for SetFact {
     const NAME: &'static str = "set_fact";
+    const DEFINES_VARS: bool = true;
     const ARGS: &'static [&'static str] = &["*"];
     const FREE_FORM: bool = true;
     type Change = ();

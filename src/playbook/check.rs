@@ -138,7 +138,7 @@ impl Checker<'_> {
             }
         }
         match &task.action {
-            Action::Module { module, args } if module.name == "set_fact" => {
+            Action::Module { module, args } if module.defines_vars => {
                 if let Some(m) = args.as_object() {
                     self.known.extend(m.keys().cloned());
                 }
@@ -194,6 +194,12 @@ impl Checker<'_> {
         }
         if let Some(lp) = &task.loop_ {
             collect_strings(&lp.items, &mut strings);
+        }
+        // Keywords rendered at run time.
+        let kw = &task.keywords;
+        strings.extend(kw.remote_user.iter().chain(&kw.connection).cloned());
+        for v in [&kw.port, &kw.throttle, &kw.timeout].into_iter().flatten() {
+            collect_strings(v, &mut strings);
         }
         for s in strings.iter().filter(|s| Templar::is_template(s)) {
             self.check_source(task, s, false, &guards);
@@ -260,6 +266,24 @@ fn guarded(name: &str, source: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templated_keyword_values_are_checked_like_arguments() {
+        let pb = crate::playbook::load_playbook_str(
+            "- hosts: all\n  tasks:\n    - command: id\n      remote_user: \"{{ nobody_defines_me }}\"\n      timeout: \"{{ t | default(5) }}\"\n",
+            std::path::Path::new("p.yml"),
+        )
+        .expect("loads");
+        let inv = Inventory::default();
+        let err = check(&pb, &inv, &Map::new())
+            .expect_err("undefined")
+            .to_string();
+        assert!(
+            err.contains("undefined variable 'nobody_defines_me'"),
+            "{err}"
+        );
+        assert!(!err.contains("'t'"), "{err}");
+    }
 
     #[test]
     fn guards() {

@@ -3,115 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Action, Keywords, Loop, Meta, Play, Playbook, Role, Serial, Task};
+use super::keywords::{self as kw, Level};
+use super::{
+    Action, FactGroups, HostOrder, Keywords, Loop, Meta, Play, Playbook, Role, Serial, Task,
+};
 use crate::error::{InputError, InputErrors};
 use crate::modules;
 use crate::modules::cmdargs::{parse_kv, KvError};
 use crate::yaml::{self, Node, NodeKind};
 use crate::{Map, Value};
-
-const PLAY_KEYS: &[&str] = &[
-    "name",
-    "hosts",
-    "vars",
-    "vars_files",
-    "vars_prompt",
-    "become",
-    "become_user",
-    "become_method",
-    "gather_facts",
-    "serial",
-    "any_errors_fatal",
-    "max_fail_percentage",
-    "roles",
-    "pre_tasks",
-    "tasks",
-    "post_tasks",
-    "handlers",
-    "tags",
-    "environment",
-    "remote_user",
-    "check_mode",
-    "diff",
-    "no_log",
-    "ignore_errors",
-    "ignore_unreachable",
-    "strategy",
-    "connection",
-    "order",
-    "collections",
-    "module_defaults",
-    "force_handlers",
-    "run_once",
-    "port",
-    "gather_subset",
-    "gather_timeout",
-    "throttle",
-    "timeout",
-];
-
-const TASK_KEYS: &[&str] = &[
-    "name",
-    "when",
-    "loop",
-    "with_items",
-    "with_list",
-    "with_dict",
-    "loop_control",
-    "register",
-    "notify",
-    "changed_when",
-    "failed_when",
-    "ignore_errors",
-    "tags",
-    "become",
-    "become_user",
-    "become_method",
-    "no_log",
-    "environment",
-    "delegate_to",
-    "delegate_facts",
-    "run_once",
-    "vars",
-    "check_mode",
-    "diff",
-    "until",
-    "retries",
-    "delay",
-    "listen",
-    "args",
-    "ignore_unreachable",
-    "remote_user",
-    "any_errors_fatal",
-    "block",
-    "rescue",
-    "always",
-    "collections",
-    "timeout",
-    "throttle",
-    "debugger",
-    "action",
-    "local_action",
-    "connection",
-    "module_defaults",
-];
-
-const ROLE_KEYS: &[&str] = &[
-    "role",
-    "name",
-    "vars",
-    "when",
-    "tags",
-    "become",
-    "become_user",
-    "environment",
-    "no_log",
-    "ignore_errors",
-    "delegate_to",
-    "check_mode",
-    "diff",
-    "run_once",
-];
 
 /// What the loader carries while descending into blocks, roles and imports.
 #[derive(Clone)]
@@ -126,6 +26,10 @@ struct Inherit {
     base: PathBuf,
     /// Files being imported (to refuse import cycles).
     stack: Vec<PathBuf>,
+    /// `notify` of the enclosing blocks (a task's own replaces it).
+    notify: Vec<String>,
+    /// Loading handlers (`listen` is allowed).
+    handler: bool,
 }
 
 struct Loader {
@@ -259,14 +163,63 @@ impl Loader {
         }
     }
 
-    fn check_keys(&mut self, node: &Node, allowed: &[&str], what: &str) {
-        if let Some(entries) = node.as_map() {
-            for (k, _) in entries {
-                let name = k.scalar_string().unwrap_or_default();
-                if !allowed.contains(&name.as_str()) {
-                    self.errors
-                        .push(k.error(format!("'{name}' is not a valid attribute for a {what}")));
+    /// Check every key of `node` against the keyword table for `level`:
+    /// a key Ansible does not know there is refused, and so is a keyword
+    /// (or a value of it) drover does not implement.
+    fn check_keys(&mut self, node: &Node, level: Level) {
+        for (k, v) in node.as_map().unwrap_or(&[]) {
+            let name = k.scalar_string().unwrap_or_default();
+            match kw::find(&name) {
+                Some(keyword) if keyword.levels.contains(level) => {
+                    self.check_keyword(&keyword, &name, k, v)
                 }
+                _ => self.errors.push(k.error(format!(
+                    "'{name}' is not a valid attribute for a {}",
+                    level.noun()
+                ))),
+            }
+        }
+    }
+
+    /// Refuse a keyword drover does not implement, or a value of it that
+    /// drover does not honour (at the value).
+    fn check_keyword(&mut self, keyword: &kw::Keyword, name: &str, key: &Node, value: &Node) {
+        let literal = value.scalar_string();
+        if let Some(msg) = kw::refusal(keyword, name, literal.as_deref()) {
+            let at = match keyword.support {
+                kw::Support::Unsupported(_) => key,
+                _ => value,
+            };
+            self.errors.push(at.error(msg));
+        }
+        if name == "collections" {
+            for c in self.ok(string_list(value)).unwrap_or_default() {
+                if !modules::COLLECTIONS.contains(&c.as_str()) {
+                    self.errors.push(value.error(format!(
+                        "`collections: {c}` is not supported by drover yet (drover's modules are in {})",
+                        modules::COLLECTIONS.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+
+    /// A keyword whose value is an integer or a template (`throttle`,
+    /// `timeout`, `port`).
+    fn int_or_template(&mut self, node: &Node, key: &str) -> Option<Value> {
+        let n = node.get(key)?;
+        match &n.kind {
+            NodeKind::Int(i) if *i >= 0 => Some(Value::from(*i)),
+            NodeKind::Str(s) if crate::template::Templar::is_template(s) => {
+                Some(Value::from(s.clone()))
+            }
+            NodeKind::Str(s) if s.trim().parse::<u64>().is_ok() => {
+                s.trim().parse::<u64>().ok().map(Value::from)
+            }
+            _ => {
+                self.errors
+                    .push(n.error(format!("{key} must be a whole number of 0 or more")));
+                None
             }
         }
     }
@@ -286,15 +239,11 @@ impl Loader {
         kw.become_user = s(self, "become_user");
         kw.delegate_to = s(self, "delegate_to");
         kw.remote_user = s(self, "remote_user");
-        if let Some(m) = node.get("become_method") {
-            if let Some(method) = self.ok(string_node(m)) {
-                if method != "sudo" {
-                    self.errors.push(m.error(format!(
-                        "become_method '{method}' is not supported; drover uses sudo"
-                    )));
-                }
-            }
-        }
+        kw.connection = s(self, "connection");
+        kw.delegate_facts = b(self, "delegate_facts");
+        kw.port = self.int_or_template(node, "port");
+        kw.throttle = self.int_or_template(node, "throttle");
+        kw.timeout = self.int_or_template(node, "timeout");
         if let Some(env) = node.get("environment") {
             // Names are exported by the shell: one that is not a plain name
             // would be shell text. Templated names are checked at run time.
@@ -344,11 +293,27 @@ impl Loader {
         plays: &mut Vec<Play>,
         stack: &mut Vec<PathBuf>,
     ) {
-        self.check_keys(
-            item,
-            &["import_playbook", "ansible.builtin.import_playbook", "name"],
-            "import_playbook",
-        );
+        for (k, _) in item.as_map().unwrap_or(&[]) {
+            let name = k.scalar_string().unwrap_or_default();
+            if ![
+                "import_playbook",
+                "ansible.builtin.import_playbook",
+                "name",
+                "vars",
+                "tags",
+                "when",
+            ]
+            .contains(&name.as_str())
+            {
+                self.errors.push(k.error(format!(
+                    "'{name}' is not a valid attribute for an import_playbook"
+                )));
+            } else if ["vars", "tags", "when"].contains(&name.as_str()) {
+                self.errors.push(k.error(format!(
+                    "`{name}` on import_playbook is not supported by drover yet"
+                )));
+            }
+        }
         let Some(file) = self.ok(string_node(imp)) else {
             return;
         };
@@ -379,7 +344,7 @@ impl Loader {
             self.errors.push(node.error("a play must be a mapping"));
             return None;
         }
-        self.check_keys(node, PLAY_KEYS, "play");
+        self.check_keys(node, Level::Play);
         let hosts = match node.get("hosts") {
             Some(h) => self
                 .ok(string_list(h))
@@ -437,6 +402,46 @@ impl Loader {
             .get("tags")
             .and_then(|n| self.ok(tags_of(n)))
             .unwrap_or_default();
+        let gather_subset = match node.get("gather_subset") {
+            Some(n) => {
+                let items = self.ok(string_list(n)).unwrap_or_default();
+                // `gather_subset: "!all,network"` is a comma-separated list.
+                let items: Vec<String> = items
+                    .iter()
+                    .flat_map(|i| i.split(','))
+                    .map(|i| i.trim().to_string())
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                match FactGroups::from_subsets(&items) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        self.errors.push(n.error(e));
+                        FactGroups::ALL
+                    }
+                }
+            }
+            None => FactGroups::ALL,
+        };
+        let gather_timeout = node.get("gather_timeout").and_then(|n| match n.kind {
+            NodeKind::Int(i) if i > 0 => Some(i as u64),
+            _ => {
+                self.errors
+                    .push(n.error("gather_timeout must be a whole number of seconds above 0"));
+                None
+            }
+        });
+        let order = match node.get("order") {
+            Some(n) => match n.as_str().and_then(HostOrder::parse) {
+                Some(o) => o,
+                None => {
+                    self.errors.push(n.error(
+                        "order must be one of inventory, reverse_inventory, sorted, reverse_sorted, shuffle",
+                    ));
+                    HostOrder::Inventory
+                }
+            },
+            None => HostOrder::Inventory,
+        };
         let base_search = Arc::new(vec![
             self.playbook_dir.join("files"),
             self.playbook_dir.join("templates"),
@@ -451,6 +456,12 @@ impl Loader {
             search: base_search,
             base: self.playbook_dir.clone(),
             stack: Vec::new(),
+            notify: Vec::new(),
+            handler: false,
+        };
+        let handler_inherit = Inherit {
+            handler: true,
+            ..inherit.clone()
         };
         let pre_tasks = self.task_list(node.get("pre_tasks"), &inherit);
         let mut tasks = Vec::new();
@@ -468,7 +479,7 @@ impl Loader {
         }
         tasks.extend(self.task_list(node.get("tasks"), &inherit));
         let post_tasks = self.task_list(node.get("post_tasks"), &inherit);
-        handlers.extend(self.task_list(node.get("handlers"), &inherit));
+        handlers.extend(self.task_list(node.get("handlers"), &handler_inherit));
         Some(Play {
             pos: node.pos.clone(),
             name,
@@ -480,6 +491,9 @@ impl Loader {
             serial,
             any_errors_fatal,
             max_fail_percentage,
+            gather_subset,
+            gather_timeout,
+            order,
             pre_tasks,
             tasks,
             post_tasks,
@@ -560,7 +574,7 @@ impl Loader {
         let mut action_key: Option<(&Node, &Node)> = None;
         for (k, v) in entries {
             let name = k.scalar_string().unwrap_or_default();
-            if TASK_KEYS.contains(&name.as_str()) && name != "action" && name != "local_action" {
+            if kw::find(&name).is_some() && name != "action" && name != "local_action" {
                 continue;
             }
             if let Some((first, _)) = action_key {
@@ -572,6 +586,28 @@ impl Loader {
                 return None;
             }
             action_key = Some((k, v));
+        }
+        let level = if node.get("block").is_some() {
+            Level::Block
+        } else if parent.handler {
+            Level::Handler
+        } else {
+            Level::Task
+        };
+        for (k, v) in entries {
+            let name = k.scalar_string().unwrap_or_default();
+            if action_key.is_some_and(|(a, _)| std::ptr::eq(a, k)) {
+                continue;
+            }
+            match kw::find(&name) {
+                Some(keyword) if keyword.levels.contains(level) => {
+                    self.check_keyword(&keyword, &name, k, v)
+                }
+                _ => self.errors.push(k.error(format!(
+                    "'{name}' is not a valid attribute for a {}",
+                    level.noun()
+                ))),
+            }
         }
         let keywords = self.keywords(node);
         let mut own_when = Vec::new();
@@ -596,11 +632,16 @@ impl Loader {
         }
         let mut when = parent.when.clone();
         when.extend(own_when);
+        let notify = match node.get("notify") {
+            Some(n) => self.ok(string_list(n)).unwrap_or_default(),
+            None => parent.notify.clone(),
+        };
         let inherit = Inherit {
             keywords: keywords.clone(),
             when: when.clone(),
             tags: tags.clone(),
             vars: vars.clone(),
+            notify: notify.clone(),
             ..parent.clone()
         };
 
@@ -761,10 +802,6 @@ impl Loader {
 
         let loop_ = self.task_loop(node);
         let register = node.get("register").and_then(|n| self.ok(string_node(n)));
-        let notify = node
-            .get("notify")
-            .and_then(|n| self.ok(string_list(n)))
-            .unwrap_or_default();
         let listen = node
             .get("listen")
             .and_then(|n| self.ok(string_list(n)))
@@ -837,18 +874,25 @@ impl Loader {
             label: None,
         };
         if let Some(lc) = node.get("loop_control") {
-            self.check_keys(
-                lc,
-                &[
-                    "loop_var",
-                    "index_var",
-                    "label",
-                    "pause",
-                    "extended",
-                    "extended_allitems",
-                ],
-                "loop_control",
-            );
+            for (k, v) in lc.as_map().unwrap_or(&[]) {
+                let name = k.scalar_string().unwrap_or_default();
+                match name.as_str() {
+                    "loop_var" | "index_var" | "label" | "extended_allitems" => {}
+                    // Their defaults change nothing; anything else would be
+                    // silently ignored.
+                    "pause" | "extended" | "break_when"
+                        if matches!(
+                            v.kind,
+                            NodeKind::Null | NodeKind::Bool(false) | NodeKind::Int(0)
+                        ) || v.as_seq().is_some_and(<[Node]>::is_empty) => {}
+                    "pause" | "extended" | "break_when" => self.errors.push(k.error(format!(
+                        "`loop_control.{name}` is not supported by drover yet"
+                    ))),
+                    _ => self.errors.push(k.error(format!(
+                        "'{name}' is not a valid attribute for a loop_control"
+                    ))),
+                }
+            }
             if let Some(v) = lc.get("loop_var").and_then(|n| self.ok(string_node(n))) {
                 lp.loop_var = v;
             }
@@ -1012,13 +1056,17 @@ impl Loader {
                 let mut params = Map::new();
                 for (k, v) in node.as_map().unwrap_or(&[]) {
                     let key = k.scalar_string().unwrap_or_default();
-                    if key == "vars" {
-                        if let Some(m) = self.ok(map_node(v, "vars")) {
-                            params.extend(m);
+                    match kw::find(&key).filter(|r| r.levels.contains(Level::Role)) {
+                        Some(_) if key == "vars" => {
+                            if let Some(m) = self.ok(map_node(v, "vars")) {
+                                params.extend(m);
+                            }
                         }
-                    } else if !ROLE_KEYS.contains(&key.as_str()) {
+                        Some(keyword) => self.check_keyword(&keyword, &key, k, v),
                         // Anything else is a role parameter, as in Ansible.
-                        params.insert(key, v.to_value());
+                        None => {
+                            params.insert(key, v.to_value());
+                        }
                     }
                 }
                 (name, params, Some(node))
@@ -1117,6 +1165,8 @@ impl Loader {
             search,
             base: dir.join("tasks"),
             stack: parent.stack.clone(),
+            notify: Vec::new(),
+            handler: parent.handler,
         };
         if let Some(p) = main_file(&dir.join("tasks")) {
             let at = Node {
@@ -1132,6 +1182,7 @@ impl Loader {
             };
             let mut hinherit = inherit.clone();
             hinherit.when = Vec::new();
+            hinherit.handler = true;
             handlers.extend(self.load_task_file(&p, &at, &hinherit));
         }
     }
@@ -1165,6 +1216,8 @@ pub fn load_included(
         search: parent.search.clone(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         stack: Vec::new(),
+        notify: Vec::new(),
+        handler: false,
     };
     let at = Node {
         pos: parent.pos.clone(),
@@ -1194,6 +1247,136 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    /// Each keyword drover does not implement used to be accepted and do
+    /// nothing; at every level Ansible allows it, it is now refused with
+    /// its position and name.
+    #[test]
+    fn unsupported_keywords_are_refused_at_every_level_with_their_position() {
+        for k in kw::KEYWORDS {
+            let kw::Support::Unsupported(_) = k.support else {
+                continue;
+            };
+            let name = k.name;
+            let mut cases = Vec::new();
+            if k.levels.contains(Level::Play) {
+                cases.push((format!("- hosts: all\n  {name}: x\n  tasks: []\n"), "2:3"));
+            }
+            if k.levels.contains(Level::Task) {
+                cases.push((
+                    format!("- hosts: all\n  tasks:\n    - command: id\n      {name}: x\n"),
+                    "4:7",
+                ));
+            }
+            if k.levels.contains(Level::Block) {
+                cases.push((
+                    format!("- hosts: all\n  tasks:\n    - block: []\n      {name}: x\n"),
+                    "4:7",
+                ));
+            }
+            assert!(!cases.is_empty(), "{name}");
+            for (text, at) in cases {
+                let err = load_playbook_str(&text, Path::new("p.yml"))
+                    .expect_err(name)
+                    .to_string();
+                let want = format!("p.yml:{at}: `{name}` is not supported by drover yet");
+                assert!(err.starts_with(&want), "{name}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn keywords_at_a_level_ansible_refuses_are_refused() {
+        for (text, want) in [
+            ("- hosts: all\n  when: x\n  tasks: []\n", "p.yml:2:3: 'when' is not a valid attribute for a Play"),
+            ("- hosts: all\n  tasks:\n    - block: []\n      loop: [1]\n", "p.yml:4:7: 'loop' is not a valid attribute for a Block"),
+            ("- hosts: all\n  tasks:\n    - command: id\n      listen: x\n", "p.yml:4:7: 'listen' is not a valid attribute for a Task"),
+            ("- hosts: all\n  tasks:\n    - command: id\n      gather_subset: all\n", "p.yml:4:7: 'gather_subset' is not a valid attribute for a Task"),
+            ("- hosts: all\n  strategy: free\n", "p.yml:2:13: `strategy: free` is not supported by drover yet"),
+            ("- hosts: all\n  connection: paramiko\n", "p.yml:2:15: `connection: paramiko` is not supported by drover yet"),
+            ("- hosts: all\n  collections: [kubernetes.core]\n", "p.yml:2:16: `collections: kubernetes.core` is not supported by drover yet"),
+            ("- hosts: all\n  gather_subset: [virtual]\n", "p.yml:2:18: gather_subset 'virtual' is not supported by drover yet"),
+            ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: 1}\n", "p.yml:5:22: `loop_control.pause` is not supported by drover yet"),
+            ("- hosts: all\n  tasks:\n    - command: id\n      throttle: many\n", "p.yml:4:17: throttle must be a whole number"),
+        ] {
+            let err = load_playbook_str(text, Path::new("p.yml")).expect_err(text).to_string();
+            assert!(err.starts_with(want), "{text}\n{err}");
+        }
+    }
+
+    #[test]
+    fn implemented_keywords_load_and_reach_the_tasks_under_them() {
+        let text = "- hosts: all\n  remote_user: admin\n  connection: ssh\n  strategy: linear\n  gather_subset: ['!all', network]\n  gather_timeout: 5\n  order: sorted\n  collections: [ansible.builtin]\n  timeout: 30\n  handlers:\n    - name: h\n      debug: msg=h\n      listen: x\n  tasks:\n    - block:\n        - command: id\n          timeout: 7\n        - command: id\n      throttle: 2\n      ignore_unreachable: true\n      delegate_to: other\n      delegate_facts: true\n      port: \"{{ p }}\"\n      notify: h\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let play = &pb.plays[0];
+        assert_eq!(play.order, HostOrder::Sorted);
+        assert_eq!(play.gather_timeout, Some(5));
+        let g = play.gather_subset;
+        assert!(g.contains(FactGroups::MIN) && g.contains(FactGroups::NETWORK));
+        assert!(!g.contains(FactGroups::HARDWARE));
+        let Action::Block { block, .. } = &play.tasks[0].action else {
+            panic!("a block")
+        };
+        for (t, timeout) in block.iter().zip([7, 30]) {
+            let k = &t.keywords;
+            assert_eq!(k.remote_user.as_deref(), Some("admin"));
+            assert_eq!(k.connection.as_deref(), Some("ssh"));
+            assert_eq!(k.timeout, Some(Value::from(timeout)));
+            assert_eq!(k.throttle, Some(Value::from(2)));
+            assert_eq!(k.ignore_unreachable, Some(true));
+            assert_eq!(k.delegate_facts, Some(true));
+            assert_eq!(k.port, Some(Value::from("{{ p }}")));
+            assert_eq!(t.notify, ["h"]);
+        }
+    }
+
+    /// The table's `inherit` flag is what the loader does: each keyword it
+    /// marks inherited, set on a block, reaches the task inside.
+    #[test]
+    fn keywords_the_table_marks_inherited_reach_tasks_in_a_block() {
+        let sample = |name: &str| -> Option<&str> {
+            Some(match name {
+                "environment" => "{A: b}",
+                "no_log" | "run_once" | "ignore_errors" | "ignore_unreachable" | "check_mode"
+                | "diff" | "any_errors_fatal" | "become" | "delegate_facts" => "true",
+                "throttle" | "timeout" | "port" => "3",
+                "remote_user" | "become_user" | "delegate_to" | "tags" | "when" | "notify" => "x",
+                "connection" => "local",
+                // drover resolves its modules whatever the list says.
+                "collections" => return None,
+                other => panic!("no sample value for inherited keyword '{other}'"),
+            })
+        };
+        let child = |kw_line: &str| {
+            let text =
+                format!("- hosts: all\n  tasks:\n    - block:\n        - command: id\n{kw_line}");
+            let pb = load_playbook_str(&text, Path::new("p.yml")).expect("loads");
+            let Action::Block { block, .. } = &pb.plays[0].tasks[0].action else {
+                panic!("a block")
+            };
+            let t = &block[0];
+            format!("{:?} {:?} {:?} {:?}", t.keywords, t.when, t.tags, t.notify)
+        };
+        let plain = child("");
+        for k in kw::KEYWORDS.iter().filter(|k| k.inherit) {
+            let carried = matches!(
+                k.support,
+                kw::Support::Implemented | kw::Support::Only { run: true, .. }
+            );
+            if !carried || !k.levels.contains(Level::Block) {
+                continue;
+            }
+            let Some(value) = sample(k.name) else {
+                continue;
+            };
+            let with = child(&format!("      {}: {value}\n", k.name));
+            assert_ne!(
+                with, plain,
+                "{} set on a block did not reach its task",
+                k.name
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! runs.
 
 pub mod check;
+pub mod keywords;
 mod load;
 
 use std::path::PathBuf;
@@ -60,6 +61,12 @@ pub struct Play {
     pub any_errors_fatal: bool,
     /// `max_fail_percentage`.
     pub max_fail_percentage: Option<f64>,
+    /// `gather_subset`: the fact groups gathered.
+    pub gather_subset: FactGroups,
+    /// `gather_timeout`, in seconds.
+    pub gather_timeout: Option<u64>,
+    /// `order`: the order hosts run in.
+    pub order: HostOrder,
     /// `pre_tasks`.
     pub pre_tasks: Vec<Task>,
     /// Roles' tasks followed by `tasks`.
@@ -97,9 +104,28 @@ pub struct Keywords {
     pub remote_user: Option<String>,
     /// `any_errors_fatal` on a block or task.
     pub any_errors_fatal: Option<bool>,
+    /// `connection` (`ssh`, `smart` or `local`; may be templated).
+    pub connection: Option<String>,
+    /// `port` (may be templated).
+    pub port: Option<Value>,
+    /// `throttle`: at most this many hosts run the task at once (an
+    /// integer or a template).
+    pub throttle: Option<Value>,
+    /// `timeout`: the task's time limit in seconds (an integer or a
+    /// template).
+    pub timeout: Option<Value>,
+    /// `delegate_facts`: facts a delegated task sets go to the host it
+    /// was delegated to.
+    pub delegate_facts: Option<bool>,
 }
 
 impl Keywords {
+    /// Does the task ask for a connection of its own (`remote_user`,
+    /// `port` or `connection`) rather than the host's usual one?
+    pub fn own_connection(&self) -> bool {
+        self.remote_user.is_some() || self.port.is_some() || self.connection.is_some()
+    }
+
     /// `self` with `child`'s settings taking precedence.
     pub fn inherit(&self, child: &Keywords) -> Keywords {
         Keywords {
@@ -131,8 +157,155 @@ impl Keywords {
                 .clone()
                 .or_else(|| self.remote_user.clone()),
             any_errors_fatal: child.any_errors_fatal.or(self.any_errors_fatal),
+            connection: child.connection.clone().or_else(|| self.connection.clone()),
+            port: child.port.clone().or_else(|| self.port.clone()),
+            throttle: child.throttle.clone().or_else(|| self.throttle.clone()),
+            timeout: child.timeout.clone().or_else(|| self.timeout.clone()),
+            delegate_facts: child.delegate_facts.or(self.delegate_facts),
         }
     }
+}
+
+/// The order a play's hosts run in (`order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostOrder {
+    /// As the inventory lists them.
+    #[default]
+    Inventory,
+    /// The inventory's order reversed.
+    ReverseInventory,
+    /// By name.
+    Sorted,
+    /// By name, reversed.
+    ReverseSorted,
+    /// Shuffled for each play.
+    Shuffle,
+}
+
+impl HostOrder {
+    /// The `order` keyword's value.
+    pub fn parse(s: &str) -> Option<HostOrder> {
+        Some(match s {
+            "inventory" => HostOrder::Inventory,
+            "reverse_inventory" => HostOrder::ReverseInventory,
+            "sorted" => HostOrder::Sorted,
+            "reverse_sorted" => HostOrder::ReverseSorted,
+            "shuffle" => HostOrder::Shuffle,
+            _ => return None,
+        })
+    }
+}
+
+/// The fact groups drover gathers, as chosen by `gather_subset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactGroups(u8);
+
+impl FactGroups {
+    /// Nothing.
+    pub const NONE: FactGroups = FactGroups(0);
+    /// Host name, kernel, system, architecture (`ansible_hostname`, ...).
+    pub const PLATFORM: FactGroups = FactGroups(1);
+    /// OS release (`ansible_distribution`, `ansible_os_family`, ...).
+    pub const DISTRIBUTION: FactGroups = FactGroups(2);
+    /// The remote user (`ansible_user_id`).
+    pub const USER: FactGroups = FactGroups(4);
+    /// CPUs and memory.
+    pub const HARDWARE: FactGroups = FactGroups(8);
+    /// The default IPv4 address and interface.
+    pub const NETWORK: FactGroups = FactGroups(16);
+    /// Ansible's `min` subset, as far as drover gathers it.
+    pub const MIN: FactGroups = FactGroups(1 | 2 | 4);
+    /// Everything drover gathers.
+    pub const ALL: FactGroups = FactGroups(31);
+
+    /// Does this hold every group of `other`?
+    pub fn contains(self, other: FactGroups) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Is nothing gathered?
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn with(self, other: FactGroups) -> FactGroups {
+        FactGroups(self.0 | other.0)
+    }
+
+    fn without(self, other: FactGroups) -> FactGroups {
+        FactGroups(self.0 & !other.0)
+    }
+
+    /// The groups a `gather_subset` list selects, with Ansible's rules:
+    /// `min` always, plus what is named (everything when nothing is
+    /// named), less what is excluded with `!` unless named too. Naming a
+    /// subset drover does not gather is an error; excluding one is not.
+    pub fn from_subsets(subsets: &[String]) -> Result<FactGroups, String> {
+        let subsets: Vec<&str> = if subsets.is_empty() {
+            vec!["all"]
+        } else {
+            subsets.iter().map(|s| s.trim()).collect()
+        };
+        let mut added = FactGroups::MIN;
+        let mut excluded = FactGroups::NONE;
+        let mut named = FactGroups::NONE;
+        for s in subsets {
+            match s.strip_prefix('!') {
+                Some("all") => excluded = excluded.with(FactGroups::ALL.without(FactGroups::MIN)),
+                Some("min") => excluded = excluded.with(FactGroups::MIN),
+                Some(other) => excluded = excluded.with(fact_group(other)?.unwrap_or(FactGroups::NONE)),
+                None if s == "all" => {
+                    added = added.with(FactGroups::ALL);
+                }
+                None if s == "min" => {}
+                None => match fact_group(s)? {
+                    Some(g) => {
+                        added = added.with(g);
+                        named = named.with(g);
+                    }
+                    None => {
+                        return Err(format!(
+                            "gather_subset '{s}' is not supported by drover yet: drover gathers all, min, platform, distribution, user, hardware and network"
+                        ))
+                    }
+                },
+            }
+        }
+        Ok(added.without(excluded.without(named)))
+    }
+}
+
+/// The drover group an Ansible fact subset falls in: `Some` for the ones
+/// drover gathers, `None` for Ansible subsets it does not gather, an
+/// error for names Ansible does not know either.
+fn fact_group(name: &str) -> Result<Option<FactGroups>, String> {
+    Ok(Some(match name {
+        "platform" | "architecture" | "kernel" | "machine" | "system" => FactGroups::PLATFORM,
+        "distribution"
+        | "distribution_major_version"
+        | "distribution_release"
+        | "distribution_version"
+        | "os_family" => FactGroups::DISTRIBUTION,
+        "user" | "user_id" => FactGroups::USER,
+        "hardware" | "processor" | "processor_cores" | "processor_count" => FactGroups::HARDWARE,
+        "network" | "default_ipv4" => FactGroups::NETWORK,
+        "all_ipv4_addresses" | "all_ipv6_addresses" | "apparmor" | "caps" | "chroot"
+        | "cmdline" | "date_time" | "default_ipv6" | "devices" | "dns" | "effective_group_ids"
+        | "effective_user_id" | "env" | "facter" | "fips" | "interfaces" | "is_chroot"
+        | "iscsi" | "local" | "lsb" | "machine_id" | "mounts" | "ohai" | "pkg_mgr"
+        | "python" | "python_version" | "real_user_id" | "selinux" | "service_mgr"
+        | "ssh_host_pub_keys" | "ssh_pub_keys" | "system_capabilities"
+        | "system_capabilities_enforced" | "systemd" | "user_dir" | "user_gecos"
+        | "user_gid" | "user_shell" | "user_uid" | "virtual" | "virtualization_role"
+        | "virtualization_type" | "loadavg" | "nvme" | "fibre_channel_wwn" | "dmi" => {
+            return Ok(None)
+        }
+        other => {
+            return Err(format!(
+                "'{other}' is not a fact subset (gather_subset takes all, min, hardware, network, virtual, ... with an optional '!')"
+            ))
+        }
+    }))
 }
 
 /// A role as its tasks see it.
@@ -294,5 +467,34 @@ impl Task {
                     || (t == "tagged" && !self.tags.is_empty())
                     || (t == "untagged" && self.tags.is_empty())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(list: &[&str]) -> Result<FactGroups, String> {
+        FactGroups::from_subsets(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn gather_subset_follows_ansible() {
+        assert_eq!(groups(&[]), Ok(FactGroups::ALL));
+        assert_eq!(groups(&["all"]), Ok(FactGroups::ALL));
+        assert_eq!(groups(&["!all"]), Ok(FactGroups::MIN));
+        assert_eq!(groups(&["!all", "!min"]), Ok(FactGroups::NONE));
+        let net = groups(&["!all", "!min", "network"]).expect("ok");
+        assert_eq!(net, FactGroups::NETWORK);
+        // Naming a subset adds it to min, as in Ansible.
+        let hw = groups(&["hardware"]).expect("ok");
+        assert!(hw.contains(FactGroups::HARDWARE) && hw.contains(FactGroups::MIN));
+        assert!(!hw.contains(FactGroups::NETWORK));
+        // Excluding what drover never gathers is fine; asking for it is not.
+        assert_eq!(groups(&["all", "!virtual", "!facter"]), Ok(FactGroups::ALL));
+        let err = groups(&["virtual"]).expect_err("not gathered");
+        assert!(err.contains("not supported by drover yet"), "{err}");
+        let err = groups(&["bogus"]).expect_err("unknown");
+        assert!(err.contains("not a fact subset"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 mod harness;
 mod inject;
 mod input;
+mod keywords;
 mod known_hosts;
 mod redaction;
 mod shell;
