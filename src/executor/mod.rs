@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use crate::error::InputErrors;
 use crate::inventory::Inventory;
 use crate::playbook::{Action, Meta, Play, Playbook, Serial, Task};
-use crate::report::{Counters, Event, Status};
+use crate::report::{Counters, Event, EventSink, Status, TaskId};
 use crate::secret::{Redactor, Secret};
 use crate::template::{HostVars, Scope, Templar};
 use crate::transport::known_hosts::HostKeyChecking;
@@ -142,7 +142,9 @@ pub struct Runner<'a> {
     /// of a run stopped in the middle of one.
     progress: Arc<std::sync::Mutex<IndexMap<String, Counters>>>,
     forks: Arc<Semaphore>,
-    events: std::sync::mpsc::Sender<Event>,
+    events: EventSink,
+    /// The task running now (tasks run one at a time, on all their hosts).
+    task_id: std::sync::atomic::AtomicU64,
     redactor: Redactor,
     groups: minijinja::Value,
     omit: String,
@@ -179,7 +181,7 @@ impl<'a> Runner<'a> {
         playbook: &'a Playbook,
         inventory: &'a Inventory,
         opts: &'a Options,
-        events: std::sync::mpsc::Sender<Event>,
+        events: EventSink,
         redactor: Redactor,
     ) -> Runner<'a> {
         let forks = opts.forks.unwrap_or(inventory.hosts.len().max(1)).max(1);
@@ -193,6 +195,7 @@ impl<'a> Runner<'a> {
             progress: Arc::default(),
             forks: Arc::new(Semaphore::new(forks)),
             events,
+            task_id: Default::default(),
             redactor,
             groups: crate::template::to_value(Value::Object(inventory.groups_var())),
             omit,
@@ -213,7 +216,32 @@ impl<'a> Runner<'a> {
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
+        self.events.send(event);
+    }
+
+    /// Announce a task on `hosts`; results from now on belong to it.
+    fn start_task(&self, name: String, hosts: &[String], handler: bool) {
+        use std::sync::atomic::Ordering;
+        let task_id = self.task_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.emit(Event::TaskStart {
+            task_id,
+            name,
+            hosts: hosts.to_vec(),
+            handler,
+        });
+    }
+
+    /// The task whose results are being reported.
+    fn task_id(&self) -> TaskId {
+        self.task_id.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `host` is done with the running task (the live view stops waiting).
+    fn host_done(&self, host: &str) {
+        self.emit(Event::HostDone {
+            task_id: self.task_id(),
+            host: host.to_string(),
+        });
     }
 
     /// Report what YAML reads warned about (duplicate keys in a vars file or
@@ -413,11 +441,7 @@ impl<'a> Runner<'a> {
         if active.is_empty() {
             return;
         }
-        self.emit(Event::TaskStart {
-            name: "Gathering Facts".into(),
-            hosts: active.len(),
-            handler: false,
-        });
+        self.start_task("Gathering Facts".into(), &active, false);
         let mut states = self.take_states(&active);
         {
             let me = &*self;
@@ -428,6 +452,7 @@ impl<'a> Runner<'a> {
                     Ok(t) => crate::transport::Remote::new(t, None),
                     Err(msg) => {
                         me.unreachable(st, None, msg);
+                        me.host_done(&st.name);
                         return;
                     }
                 };
@@ -435,10 +460,18 @@ impl<'a> Runner<'a> {
                     Ok(f) => {
                         st.facts = f;
                         st.counters.ok += 1;
-                        me.emit(host_event(&st.name, Status::Ok, None, None, None));
+                        me.emit(host_event(
+                            me.task_id(),
+                            &st.name,
+                            Status::Ok,
+                            None,
+                            None,
+                            None,
+                        ));
                     }
                     Err(e) => me.unreachable(st, None, e.to_string()),
                 }
+                me.host_done(&st.name);
             });
             futures::future::join_all(futs).await;
         }
@@ -641,7 +674,12 @@ impl<'a> Runner<'a> {
                 Err(e) => {
                     let msg = format!("{}: {e}", task.pos);
                     if let Some(st) = self.states.get_mut(h) {
-                        fail_host(st, &self.events, msg);
+                        fail_host(
+                            st,
+                            &self.events,
+                            self.task_id.load(std::sync::atomic::Ordering::Relaxed),
+                            msg,
+                        );
                     }
                     continue;
                 }
@@ -651,7 +689,12 @@ impl<'a> Runner<'a> {
                 Err(e) => {
                     let msg = format!("{}: {e}", task.pos);
                     if let Some(st) = self.states.get_mut(h) {
-                        fail_host(st, &self.events, msg);
+                        fail_host(
+                            st,
+                            &self.events,
+                            self.task_id.load(std::sync::atomic::Ordering::Relaxed),
+                            msg,
+                        );
                     }
                 }
             }
@@ -672,7 +715,12 @@ impl<'a> Runner<'a> {
                 Err(e) => {
                     for h in &group {
                         if let Some(st) = self.states.get_mut(h) {
-                            fail_host(st, &self.events, e.to_string());
+                            fail_host(
+                                st,
+                                &self.events,
+                                self.task_id.load(std::sync::atomic::Ordering::Relaxed),
+                                e.to_string(),
+                            );
                         }
                     }
                 }
@@ -841,7 +889,14 @@ impl<'a> Runner<'a> {
         st.standing = Standing::Unreachable;
         st.counters.unreachable = 1;
         self.pool.forget(&st.name);
-        let mut ev = host_event(&st.name, Status::Unreachable, Some(msg), None, None);
+        let mut ev = host_event(
+            self.task_id(),
+            &st.name,
+            Status::Unreachable,
+            Some(msg),
+            None,
+            None,
+        );
         if let Event::HostResult { delegated: d, .. } = &mut ev {
             *d = delegated;
         }
@@ -850,11 +905,18 @@ impl<'a> Runner<'a> {
 }
 
 /// Mark a host failed by something outside a module (a bad include).
-fn fail_host(st: &mut HostState, events: &std::sync::mpsc::Sender<Event>, msg: String) {
+fn fail_host(st: &mut HostState, events: &EventSink, task_id: TaskId, msg: String) {
     st.standing = Standing::Failed;
     st.failed_in_block = true;
     st.counters.failed += 1;
-    let _ = events.send(host_event(&st.name, Status::Failed, Some(msg), None, None));
+    events.send(host_event(
+        task_id,
+        &st.name,
+        Status::Failed,
+        Some(msg),
+        None,
+        None,
+    ));
 }
 
 /// Tasks loaded by an include carry the include's `when` first; it has been
@@ -880,6 +942,7 @@ fn strip_when_prefix(task: &mut Task, n: usize) {
 }
 
 fn host_event(
+    task_id: TaskId,
     host: &str,
     status: Status,
     msg: Option<String>,
@@ -887,6 +950,7 @@ fn host_event(
     item: Option<String>,
 ) -> Event {
     Event::HostResult {
+        task_id,
         host: host.to_string(),
         status,
         item,

@@ -123,11 +123,7 @@ impl Runner<'_> {
         } else {
             hosts.to_vec()
         };
-        self.emit(Event::TaskStart {
-            name: task.display_name(),
-            hosts: targets.len(),
-            handler,
-        });
+        self.start_task(task.display_name(), &targets, handler);
         let mut states = self.take_states(&targets);
         {
             let me = &*self;
@@ -135,6 +131,7 @@ impl Runner<'_> {
                 let _permit = me.forks.acquire().await;
                 me.read_ahead(ctx, task, later, st).await;
                 me.run_on_host(ctx, task, st).await;
+                me.host_done(&st.name);
             });
             futures::future::join_all(futs).await;
         }
@@ -281,10 +278,18 @@ impl Runner<'_> {
         };
         self.count(task, st, &summary);
         if results_empty(&agg) {
-            self.emit(host_event(&st.name, Status::Skipped, None, None, None));
+            self.emit(host_event(
+                self.task_id(),
+                &st.name,
+                Status::Skipped,
+                None,
+                None,
+                None,
+            ));
         }
         if failed {
             self.emit(host_event(
+                self.task_id(),
                 &st.name,
                 Status::Failed,
                 Some("One or more items failed".into()),
@@ -498,6 +503,11 @@ impl Runner<'_> {
                 }
                 return r;
             }
+            self.emit(Event::Retry {
+                task_id: self.task_id(),
+                host: st.name.clone(),
+                retries_left: retries + 1 - attempts,
+            });
             tokio::time::sleep(std::time::Duration::from_secs_f64(*delay)).await;
         }
     }
@@ -771,13 +781,18 @@ impl Runner<'_> {
             if is_debug {
                 shown.remove("changed");
             }
-            (r.msg.clone(), Some(Value::Object(shown)), r.diff.clone())
+            (
+                r.msg.clone(),
+                Some(Value::Object(shown)),
+                r.diff.clone().map(Box::new),
+            )
         };
         let mut redacted = result;
         if let Some(v) = redacted.as_mut() {
             self.redactor.redact_value(v);
         }
         self.emit(Event::HostResult {
+            task_id: self.task_id(),
             host: st.name.clone(),
             status: r.status,
             item,

@@ -527,7 +527,7 @@ impl Remote {
         if self.no_log {
             tracing::debug!("exec (command hidden: no_log)");
         } else {
-            tracing::debug!(command, "exec");
+            tracing::debug!("exec: {}", LogText(command));
         }
         let with_env;
         let command = if self.env.is_empty() {
@@ -834,6 +834,34 @@ fn strip_all(hay: &[u8], needle: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A command as `-vvv` logs it: as written (a field would show it escaped,
+/// a batched read script as one huge quoted line), cut after
+/// [`LOG_COMMAND_MAX`] bytes.
+struct LogText<'a>(&'a str);
+
+/// How much of a command `-vvv` shows.
+const LOG_COMMAND_MAX: usize = 600;
+
+impl std::fmt::Display for LogText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.trim_end();
+        if text.len() <= LOG_COMMAND_MAX {
+            return f.write_str(text);
+        }
+        let mut cut = LOG_COMMAND_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        write!(
+            f,
+            "{}\n[... {} more bytes, {} lines in all]",
+            &text[..cut],
+            text.len() - cut,
+            text.lines().count()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -873,5 +901,14 @@ mod tests {
     fn marker_line() {
         assert_eq!(find_line_end(b"xx MARK\nrest", b"MARK"), Some(8));
         assert_eq!(find_line_end(b"xx MARK", b"MARK"), None);
+    }
+
+    #[test]
+    fn vvv_logs_a_long_script_unescaped_and_cut() {
+        let script = format!("printf 'a\\n'\n{}", "x".repeat(5000));
+        let shown = LogText(&script).to_string();
+        assert!(shown.starts_with("printf 'a\\n'\nxxx"), "{shown}");
+        assert!(shown.len() < LOG_COMMAND_MAX + 100, "{shown}");
+        assert!(shown.ends_with("more bytes, 2 lines in all]"), "{shown}");
     }
 }
