@@ -9,6 +9,7 @@ mod harness;
 mod inject;
 mod input;
 mod known_hosts;
+mod output;
 mod redaction;
 mod shell;
 mod writes;
