@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::task::{strip_omit, TaskRender};
-use super::{HostState, PlayCtx, Runner};
+use super::{HostState, PlayCtx, RunCtx};
 use crate::modules::fs_deferred::DeferredReads;
 use crate::modules::ModuleCtx;
 use crate::playbook::{Action, Task};
@@ -29,7 +29,7 @@ fn predictable(task: &Task) -> bool {
         && !task.keywords.no_log.unwrap_or(false)
 }
 
-impl Runner<'_> {
+impl RunCtx<'_> {
     /// Read ahead for `task` and the tasks in `later` on `st`, if the
     /// connection has nothing stored and `task` is predictable.
     pub(super) async fn read_ahead(

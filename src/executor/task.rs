@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{host_event, HostState, PlayCtx, Runner, Standing};
+use super::{host_event, states_mut, HostId, HostState, PlayCtx, RunCtx, Runner, Standing};
 use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
 use crate::playbook::{Action, Task};
 use crate::report::{Event, Status};
@@ -114,78 +114,62 @@ impl Runner<'_> {
         ctx: &PlayCtx<'_>,
         task: &Task,
         later: &[Task],
-        hosts: &[String],
+        hosts: &[HostId],
         handler: bool,
     ) {
         let run_once = task.keywords.run_once.unwrap_or(false);
-        let targets: Vec<String> = if run_once {
-            hosts.iter().take(1).cloned().collect()
+        let targets: Vec<HostId> = if run_once {
+            hosts.iter().take(1).copied().collect()
         } else {
             hosts.to_vec()
         };
-        self.start_task(task.display_name(), &targets, handler);
-        let mut states = self.take_states(&targets);
-        {
-            let me = &*self;
-            let futs = states.iter_mut().map(|st| async move {
-                let _permit = me.forks.acquire().await;
-                me.read_ahead(ctx, task, later, st).await;
-                me.run_on_host(ctx, task, st).await;
-                me.host_done(&st.name);
+        self.cx
+            .start_task(task.display_name(), &self.names(&targets), handler);
+        let cx = &self.cx;
+        let futs = states_mut(&mut self.hosts, &targets)
+            .into_iter()
+            .map(|st| async move {
+                let _permit = cx.forks.acquire().await;
+                cx.read_ahead(ctx, task, later, st).await;
+                cx.run_on_host(ctx, task, st).await;
+                cx.host_done(&st.name);
             });
-            futures::future::join_all(futs).await;
-        }
-        let any_failed = states
-            .iter()
-            .any(|st| matches!(st.standing, Standing::Failed | Standing::Unreachable));
+        futures::future::join_all(futs).await;
+        let any_failed = targets.iter().any(|&h| {
+            matches!(
+                self.hosts[h].standing,
+                Standing::Failed | Standing::Unreachable
+            )
+        });
         // run_once: the one host's registered result is every host's.
-        let shared = match (&task.register, run_once) {
-            (Some(r), true) => states
-                .first()
-                .and_then(|st| st.set_facts.get(r))
-                .map(|v| (Some(r.clone()), v.clone())),
-            _ => None,
-        };
-        self.put_back(states);
-        if let Some((Some(name), value)) = shared {
-            for h in hosts.iter().skip(1) {
-                if let Some(s) = self.states.get_mut(h) {
-                    s.set_facts.insert(name.clone(), value.clone());
+        if let (Some(name), true, Some(&first)) = (&task.register, run_once, targets.first()) {
+            if let Some(value) = self.hosts[first].vars.set_facts.get(name).cloned() {
+                for &h in hosts.iter().skip(1) {
+                    self.hosts[h]
+                        .set_facts_mut()
+                        .insert(name.clone(), value.clone());
                 }
             }
         }
+        self.task_done();
         let fatal = task
             .keywords
             .any_errors_fatal
             .unwrap_or(ctx.play.any_errors_fatal);
         if any_failed && fatal {
-            for h in &ctx.hosts {
-                if let Some(s) = self.states.get_mut(h) {
-                    if s.active() {
-                        s.standing = Standing::Ended;
-                    }
-                }
-            }
+            self.end_play(&ctx.hosts);
         }
     }
+}
 
+impl RunCtx<'_> {
     async fn run_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, st: &mut HostState) {
         let no_log = task.keywords.no_log.unwrap_or(false);
         let scope = self.host_scope(ctx, st, Some(task), Vec::new());
         let Some(lp) = &task.loop_ else {
-            let result = match self.conditions_hold(task, &scope) {
-                Err(msg) => ItemResult::failed(msg),
-                Ok(false) => ItemResult::skipped("Conditional result was False"),
-                Ok(true) => self.run_item(ctx, task, st, &scope).await,
-            };
-            let result = ItemResult {
-                delegated: self.delegate_name(task, &scope),
-                ..result
-            };
-            if result.status == Status::Unreachable {
-                self.unreachable(st, result.delegated.clone(), result.msg.unwrap_or_default());
+            let Some(result) = self.attempt(ctx, task, st, &scope).await else {
                 return;
-            }
+            };
             let data = result.data.clone();
             self.record(task, st, &result, None, no_log);
             self.register(task, st, Value::Object(data), result.facts);
@@ -218,16 +202,9 @@ impl Runner<'_> {
                     other => other.to_string(),
                 },
             };
-            let mut r = match self.conditions_hold(task, &item_scope) {
-                Err(msg) => ItemResult::failed(msg),
-                Ok(false) => ItemResult::skipped("Conditional result was False"),
-                Ok(true) => self.run_item(ctx, task, st, &item_scope).await,
-            };
-            r.delegated = self.delegate_name(task, &item_scope);
-            if r.status == Status::Unreachable {
-                self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
+            let Some(mut r) = self.attempt(ctx, task, st, &item_scope).await else {
                 return;
-            }
+            };
             r.data.insert(lp.loop_var.clone(), item.clone());
             r.data
                 .insert("ansible_loop_var".into(), Value::from(lp.loop_var.clone()));
@@ -235,12 +212,48 @@ impl Runner<'_> {
             failed |= r.status == Status::Failed && !r.ignored;
             all_skipped &= r.status == Status::Skipped;
             if let Some(f) = r.facts.take() {
-                st.set_facts.extend(f);
+                st.set_facts_mut().extend(f);
             }
             let shown = if no_log { "None".to_string() } else { label };
             self.emit_item(task, st, &r, Some(shown), no_log);
             results.push(Value::Object(r.data));
         }
+        self.finish_loop(task, st, results, changed, failed, all_skipped);
+    }
+
+    /// The task, or one item of its loop, on `st` if its conditions hold.
+    /// `None` when the host (or the one delegated to) could not be reached:
+    /// it has then left the play.
+    async fn attempt(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        st: &mut HostState,
+        scope: &Scope,
+    ) -> Option<ItemResult> {
+        let mut r = match self.conditions_hold(task, scope) {
+            Err(msg) => ItemResult::failed(msg),
+            Ok(false) => ItemResult::skipped("Conditional result was False"),
+            Ok(true) => self.run_item(ctx, task, st, scope).await,
+        };
+        r.delegated = self.delegate_name(task, scope);
+        if r.status == Status::Unreachable {
+            self.unreachable(st, r.delegated.clone(), r.msg.unwrap_or_default());
+            return None;
+        }
+        Some(r)
+    }
+
+    /// Count, report and register a loop's results as one.
+    fn finish_loop(
+        &self,
+        task: &Task,
+        st: &mut HostState,
+        results: Vec<Value>,
+        changed: bool,
+        failed: bool,
+        all_skipped: bool,
+    ) {
         let mut agg = Map::new();
         agg.insert("changed".into(), Value::Bool(changed));
         agg.insert(
@@ -358,8 +371,7 @@ impl Runner<'_> {
     pub(super) fn become_for(&self, task: &Task, scope: &Scope) -> Result<Option<Become>, String> {
         let var = |n: &str| -> Option<Value> {
             scope
-                .vars()
-                .get(n)
+                .var(n)
                 .map(|v| self.templar.render_value(v, scope).unwrap_or(Value::Null))
         };
         let on = match task.keywords.become_ {
@@ -437,8 +449,8 @@ impl Runner<'_> {
         };
         let conn = match &delegate {
             Some(d) if d != &st.name => {
-                let dscope = match self.states.get(d) {
-                    Some(ds) => self.host_scope(ctx, ds, None, Vec::new()),
+                let dscope = match self.layers.get(d) {
+                    Some(layers) => self.scope_of(ctx, layers, None, Vec::new()),
                     None => {
                         let mut vars = self
                             .inventory
@@ -521,27 +533,12 @@ impl Runner<'_> {
         data: &Map,
         f: impl FnOnce(&Scope) -> T,
     ) -> T {
-        match &task.register {
-            Some(name) => {
-                let mut vars = scope.vars().clone();
-                vars.insert(name.clone(), Value::Object(data.clone()));
-                let magic = vec![
-                    ("groups".to_string(), self.groups.clone()),
-                    ("hostvars".to_string(), self.hostvars.clone()),
-                ];
-                let s = self.templar.scope(Arc::new(vars), magic);
-                f(&s)
-            }
-            None => {
-                // Result fields (rc, stdout) are visible directly too.
-                let mut vars = scope.vars().clone();
-                for (k, v) in data {
-                    vars.insert(k.clone(), v.clone());
-                }
-                let s = self.templar.scope(Arc::new(vars), Vec::new());
-                f(&s)
-            }
-        }
+        let layer: Map = match &task.register {
+            Some(name) => std::iter::once((name.clone(), Value::Object(data.clone()))).collect(),
+            // Result fields (rc, stdout) are visible directly too.
+            None => data.clone(),
+        };
+        f(&scope.with_layer(&self.templar, Arc::new(layer)))
     }
 
     /// Turn a module's outcome into a result, applying changed_when,
@@ -807,14 +804,14 @@ impl Runner<'_> {
 
     fn register(&self, task: &Task, st: &mut HostState, data: Value, facts: Option<Map>) {
         if let Some(f) = facts {
-            st.set_facts.extend(f);
+            st.set_facts_mut().extend(f);
         }
         if let Some(name) = &task.register {
             let mut data = data;
             if let Some(m) = data.as_object_mut() {
                 m.remove("ansible_facts");
             }
-            st.set_facts.insert(name.clone(), data);
+            st.set_facts_mut().insert(name.clone(), data);
         }
     }
 }

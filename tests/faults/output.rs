@@ -76,7 +76,7 @@ fn vvv_into_a_pipe_has_no_escapes() {
     );
     let run = env.apply(&pb, &["--output", "human", "-vvv"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stderr.contains("exec: "), "{}", run.stderr);
+    assert!(run.stderr.contains("exec command: "), "{}", run.stderr);
     assert!(!run.all().contains('\x1b'), "{}", run.all());
     // Commands are logged as written, not as one escaped string.
     assert!(!run.stderr.contains("command=\""), "{}", run.stderr);
