@@ -23,7 +23,8 @@ pub(super) struct Live {
 
 impl Live {
     pub(super) fn new(color: bool) -> Live {
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        // Hidden until the first task: an empty line says nothing.
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         let template = if color {
             "{spinner:.cyan} {prefix:.bold} [{pos}/{len} done, {elapsed}] {wide_msg}"
         } else {
@@ -54,6 +55,9 @@ impl Live {
     pub(super) fn observe(&mut self, event: &Event) {
         match event {
             Event::TaskStart { name, hosts, .. } => {
+                if self.pb.is_hidden() {
+                    self.pb.set_draw_target(ProgressDrawTarget::stderr());
+                }
                 self.task = name.clone();
                 self.waiting = hosts.clone();
                 self.pb.set_length(hosts.len() as u64);
@@ -61,8 +65,14 @@ impl Live {
                 self.pb.reset_elapsed();
                 self.pb.set_prefix(self.task.clone());
             }
-            Event::HostResult { status, item, .. } if item.is_none() => match status {
+            Event::HostResult {
+                status,
+                item: None,
+                ignored,
+                ..
+            } => match status {
                 Status::Ok => self.ok += 1,
+                Status::Failed if *ignored => self.ok += 1,
                 Status::Changed => self.changed += 1,
                 Status::Failed | Status::Unreachable => self.failed += 1,
                 Status::Skipped => {}

@@ -511,6 +511,30 @@ mod tests {
         t.scope(Arc::new(m), Vec::new())
     }
 
+    fn map(v: Value) -> Arc<Map> {
+        let Value::Object(m) = v else {
+            panic!("object expected")
+        };
+        Arc::new(m)
+    }
+
+    #[test]
+    fn a_later_layer_wins_and_templates_see_every_layer() {
+        let t = Templar::new();
+        let low = map(json!({"a": "low", "b": "{{ c }}", "c": "low c"}));
+        let high = map(json!({"a": "high", "c": "high c"}));
+        let s = t.layered(vec![low.clone(), high], Vec::new());
+        assert_eq!(
+            t.render_string("{{ a }} {{ b }}", &s).expect("render"),
+            "high high c"
+        );
+        assert_eq!(s.var("b"), Some(&json!("{{ c }}")));
+        let top = s.with_layer(&t, map(json!({"a": "top"})));
+        assert_eq!(t.render_string("{{ a }}", &top).expect("render"), "top");
+        // Layers are shared, not copied.
+        assert_eq!(Arc::strong_count(&low), 3);
+    }
+
     #[test]
     fn keeps_types_of_single_expressions() {
         let t = Templar::new();
