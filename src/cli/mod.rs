@@ -2,6 +2,7 @@
 //! `known-hosts`. Maps errors to exit codes (0 ok, 1 invalid input, 2 a host
 //! failed, 4 a host unreachable).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::error::{exit, InputError, InputErrors};
 use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
 use crate::playbook::{self, Playbook};
-use crate::report::{Format, Reporter};
+use crate::report::{Format, Reporter, View};
 use crate::secret::{RedactingWriter, Redactor, Secret};
 use crate::transport::known_hosts::HostKeyChecking;
 use crate::yaml::Pos;
@@ -111,6 +112,9 @@ struct ApplyArgs {
     /// reads of upcoming tasks into one round trip (for measuring).
     #[arg(long = "no-read-ahead")]
     no_read_ahead: bool,
+    /// After the recap, list the slowest tasks with how long each took.
+    #[arg(long)]
+    timings: bool,
 }
 
 #[derive(Args, Debug)]
@@ -240,8 +244,11 @@ fn init_tracing(verbosity: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Escapes only for a terminal: `-vvv 2>log` must stay readable.
+    let ansi = crate::report::color_wanted(std::io::stderr().is_terminal());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(|| RedactingWriter::new(SECRETS.clone(), std::io::stderr()))
         .with_target(false)
         .try_init();
@@ -371,20 +378,14 @@ fn redactor(opts: &Options, inv: &Inventory) -> Redactor {
 }
 
 /// Load, check and run a playbook.
-fn run_playbook(
-    pb: &Playbook,
-    inv: &Inventory,
-    opts: &Options,
-    output: Format,
-    verbosity: u8,
-) -> i32 {
+fn run_playbook(pb: &Playbook, inv: &Inventory, opts: &Options, output: Format, view: View) -> i32 {
     let redactor = redactor(opts, inv);
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = crate::report::channel();
     // Warnings from loading (duplicate keys) come first, before anything runs.
     for w in crate::yaml::take_warnings() {
-        let _ = tx.send(crate::report::Event::Warning(w));
+        tx.send(crate::report::Event::Warning(w));
     }
-    let mut reporter = Reporter::stdout(output, verbosity, opts.diff, redactor.clone());
+    let mut reporter = Reporter::stdout(output, view, redactor.clone());
     let printer = std::thread::spawn(move || {
         for ev in rx {
             reporter.handle(&ev);
@@ -441,7 +442,7 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// once. `None` when the run was cut short before its own recap.
 async fn run_interruptible(
     runner: Runner<'_>,
-    events: std::sync::mpsc::Sender<crate::report::Event>,
+    events: crate::report::EventSink,
 ) -> Result<Option<crate::executor::Summary>, InputErrors> {
     use tokio::signal::unix::{signal, SignalKind};
     let pool = runner.pool();
@@ -466,7 +467,7 @@ async fn run_interruptible(
         }
         std::process::exit(exit::INTERRUPTED);
     });
-    let _ = events.send(crate::report::Event::Warning(
+    events.send(crate::report::Event::Warning(
         "interrupted: stopping the commands running on the hosts".into(),
     ));
     let stop = tokio::time::timeout(STOP_GRACE, pool.stop_remote());
@@ -476,7 +477,7 @@ async fn run_interruptible(
         Ok(result) => result.map(Some),
         Err(_) => {
             let recap = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let _ = events.send(crate::report::Event::Recap(recap));
+            events.send(crate::report::Event::Recap(recap));
             Ok(None)
         }
     };
@@ -515,7 +516,13 @@ fn apply(args: ApplyArgs) -> i32 {
     opts.diff = args.diff;
     opts.tags = args.tags;
     opts.skip_tags = args.skip_tags;
-    run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
+    let view = View {
+        verbosity: args.conn.verbose,
+        diff: args.diff,
+        timings: args.timings,
+        ..View::default()
+    };
+    run_playbook(&pb, &inv, &opts, args.conn.output, view)
 }
 
 const PING_PLAYBOOK: &str = r#"
@@ -551,7 +558,11 @@ fn ping(args: PingArgs) -> i32 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
+    let view = View {
+        verbosity: args.conn.verbose,
+        ..View::default()
+    };
+    run_playbook(&pb, &inv, &opts, args.conn.output, view)
 }
 
 fn inventory(args: InventoryArgs) -> i32 {

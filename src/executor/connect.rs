@@ -132,7 +132,7 @@ pub enum Target {
 }
 
 fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String>, String> {
-    match scope.vars().get(name) {
+    match scope.var(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match templar.render_value(v, scope) {
             Ok(Value::String(s)) => Ok(Some(s)),

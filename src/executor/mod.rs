@@ -8,6 +8,7 @@ pub mod facts;
 mod readahead;
 mod task;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,8 @@ use tokio::sync::Semaphore;
 
 use crate::error::InputErrors;
 use crate::inventory::Inventory;
-use crate::playbook::{Action, Meta, Play, Playbook, Serial, Task};
-use crate::report::{Counters, Event, Status};
+use crate::playbook::{Action, Meta, Play, Playbook, Role, Serial, Task};
+use crate::report::{Counters, Event, EventSink, Status, TaskId};
 use crate::secret::{Redactor, Secret};
 use crate::template::{HostVars, Scope, Templar};
 use crate::transport::known_hosts::HostKeyChecking;
@@ -71,13 +72,30 @@ enum Standing {
     Ended,
 }
 
+/// A host's place in [`Runner::hosts`], given when a play first targets it.
+type HostId = usize;
+
+/// A host's own variable layers, lowest precedence first. Each is shared
+/// by every scope made from it until the host's values change.
+#[derive(Clone)]
+struct HostLayers {
+    /// Inventory and group variables.
+    inventory: Arc<Map>,
+    /// Gathered facts as `ansible_*` variables.
+    facts: Arc<Map>,
+    /// Registered results, `set_fact` and `include_vars`.
+    set_facts: Arc<Map>,
+    /// `inventory_hostname`, `group_names` and the other per-host names
+    /// that override everything.
+    names: Arc<Map>,
+}
+
 /// Everything drover knows about one host during a run.
 struct HostState {
     name: String,
-    inventory_vars: Arc<Map>,
+    /// Gathered facts, as the modules report them.
     facts: Map,
-    /// Registered results, `set_fact` and `include_vars`.
-    set_facts: Map,
+    vars: HostLayers,
     notified: Vec<String>,
     standing: Standing,
     counters: Counters,
@@ -94,21 +112,67 @@ impl HostState {
     fn active(&self) -> bool {
         self.standing == Standing::Active
     }
+
+    /// Registered values, to change (copied first if a scope still shares
+    /// them).
+    fn set_facts_mut(&mut self) -> &mut Map {
+        Arc::make_mut(&mut self.vars.set_facts)
+    }
+
+    fn set_gathered_facts(&mut self, facts: Map) {
+        self.vars.facts = Arc::new(facts::as_vars(&facts));
+        self.facts = facts;
+    }
+}
+
+/// A role's variables as scope layers, made once per play.
+struct RoleLayers {
+    role: Arc<Role>,
+    defaults: Arc<Map>,
+    /// The role's vars with `role_name` and `role_path`.
+    vars: Arc<Map>,
 }
 
 /// Play-wide values the tasks see.
 struct PlayCtx<'p> {
     play: &'p Play,
-    vars: Map,
-    hosts: Vec<String>,
-    /// `hosts` as a template value, made once: every task of every host
-    /// sees it (as `ansible_play_hosts`, ...), and cloning it is cheap.
+    vars: Arc<Map>,
+    hosts: Vec<HostId>,
+    /// The play's host names as a template value, made once: every task of
+    /// every host sees it (as `ansible_play_hosts`, ...), and cloning it is
+    /// cheap.
     hosts_value: minijinja::Value,
     /// Defaults of every role in the play, merged in the order the roles
     /// appear: as in Ansible, a role's defaults are visible to the whole
     /// play (a role's tasks see the defaults of roles it imports or depends
     /// on), its own defaults taking precedence.
-    role_defaults: Map,
+    role_defaults: Arc<Map>,
+    /// Layers of the roles met so far (included roles join on first use).
+    roles: std::sync::Mutex<Vec<RoleLayers>>,
+}
+
+impl PlayCtx<'_> {
+    /// `role`'s layers, made on first use.
+    fn role_layers(&self, role: &Arc<Role>) -> (Arc<Map>, Arc<Map>) {
+        let mut roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = roles.iter().find(|r| Arc::ptr_eq(&r.role, role)) {
+            return (r.defaults.clone(), r.vars.clone());
+        }
+        let mut vars = role.vars.clone();
+        vars.insert("role_name".into(), Value::from(role.name.clone()));
+        vars.insert(
+            "role_path".into(),
+            Value::from(role.dir.display().to_string()),
+        );
+        let layers = RoleLayers {
+            role: role.clone(),
+            defaults: Arc::new(role.defaults.clone()),
+            vars: Arc::new(vars),
+        };
+        let out = (layers.defaults.clone(), layers.vars.clone());
+        roles.push(layers);
+        out
+    }
 }
 
 /// The defaults of every role whose tasks appear in `tasks` (blocks
@@ -134,29 +198,48 @@ fn collect_role_defaults(tasks: &[Task], seen: &mut Vec<PathBuf>, out: &mut Map)
     }
 }
 
-/// Runs a playbook.
-pub struct Runner<'a> {
+/// What every host's task sees of the run; fixed while tasks run (only
+/// `hostvars` is renewed between tasks).
+pub(crate) struct RunCtx<'a> {
     playbook: &'a Playbook,
     inventory: &'a Inventory,
     opts: &'a Options,
     templar: Templar,
     pool: Arc<Pool>,
-    /// The counters as of the last task every host finished, for a recap
-    /// of a run stopped in the middle of one.
-    progress: Arc<std::sync::Mutex<IndexMap<String, Counters>>>,
     forks: Arc<Semaphore>,
-    events: std::sync::mpsc::Sender<Event>,
+    events: EventSink,
+    /// The task running now (tasks run one at a time, on all their hosts).
+    task_id: std::sync::atomic::AtomicU64,
     redactor: Redactor,
     groups: minijinja::Value,
     omit: String,
-    states: IndexMap<String, HostState>,
+    /// The lowest layer of every scope (`ansible_managed`).
+    base: Arc<Map>,
+    /// `-e`: the highest layer but a host's names.
+    extra_vars: Arc<Map>,
     /// `hostvars` as of the end of the last task: built once per task, not
-    /// per host, and while every state is in the table.
+    /// per host.
     hostvars: minijinja::Value,
+    /// Every host's layers as of the end of the last task, for a task
+    /// delegated to a host that is itself running.
+    layers: IndexMap<String, HostLayers>,
     /// Reads observed on each host, kept until a write makes them stale.
     observations: readahead::Observations,
     /// Facts delegated (`delegate_facts`) to hosts no play has reached yet.
-    outside_facts: IndexMap<String, Map>,
+    outside_facts: std::sync::Mutex<IndexMap<String, Map>>,
+}
+
+/// Runs a playbook.
+pub struct Runner<'a> {
+    cx: RunCtx<'a>,
+    /// Every host a play has targeted, in order of first appearance.
+    hosts: Vec<HostState>,
+    ids: HashMap<String, HostId>,
+    /// `hosts` in inventory order (the recap's).
+    recap_order: Vec<HostId>,
+    /// The counters as of the last task every host finished, for a recap
+    /// of a run stopped in the middle of one.
+    progress: Arc<std::sync::Mutex<IndexMap<String, Counters>>>,
 }
 
 /// The outcome of a run.
@@ -180,40 +263,59 @@ impl Summary {
     }
 }
 
+/// The mutable states of `ids`, in that order; each host once.
+fn states_mut<'s>(hosts: &'s mut [HostState], ids: &[HostId]) -> Vec<&'s mut HostState> {
+    let mut slots: Vec<Option<&mut HostState>> = hosts.iter_mut().map(Some).collect();
+    ids.iter()
+        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 impl<'a> Runner<'a> {
     /// A runner sending events to `events`; `redactor` knows the secrets.
     pub fn new(
         playbook: &'a Playbook,
         inventory: &'a Inventory,
         opts: &'a Options,
-        events: std::sync::mpsc::Sender<Event>,
+        events: EventSink,
         redactor: Redactor,
     ) -> Runner<'a> {
         let forks = opts.forks.unwrap_or(inventory.hosts.len().max(1)).max(1);
         let omit = format!("__omit_place_holder__{:016x}", rand::random::<u64>());
+        let mut base = Map::new();
+        // Ansible's default, so templates it rendered render the same.
+        base.insert("ansible_managed".into(), Value::from("Ansible managed"));
         Runner {
-            playbook,
-            inventory,
-            opts,
-            templar: Templar::new(),
-            pool: Arc::new(Pool::default()),
+            cx: RunCtx {
+                playbook,
+                inventory,
+                opts,
+                templar: Templar::new(),
+                pool: Arc::new(Pool::default()),
+                forks: Arc::new(Semaphore::new(forks)),
+                events,
+                task_id: Default::default(),
+                redactor,
+                groups: crate::template::to_value(Value::Object(inventory.groups_var())),
+                omit,
+                base: Arc::new(base),
+                extra_vars: Arc::new(opts.extra_vars.clone()),
+                hostvars: minijinja::Value::UNDEFINED,
+                layers: IndexMap::new(),
+                observations: readahead::Observations::default(),
+                outside_facts: Default::default(),
+            },
+            hosts: Vec::new(),
+            ids: HashMap::new(),
+            recap_order: Vec::new(),
             progress: Arc::default(),
-            forks: Arc::new(Semaphore::new(forks)),
-            events,
-            redactor,
-            groups: crate::template::to_value(Value::Object(inventory.groups_var())),
-            omit,
-            states: IndexMap::new(),
-            hostvars: minijinja::Value::UNDEFINED,
-            observations: readahead::Observations::default(),
-            outside_facts: IndexMap::new(),
         }
     }
 
     /// The run's connections, to stop their commands when it is
     /// interrupted.
     pub fn pool(&self) -> Arc<Pool> {
-        self.pool.clone()
+        self.cx.pool.clone()
     }
 
     /// The counters as of the last task every host finished.
@@ -221,25 +323,14 @@ impl<'a> Runner<'a> {
         self.progress.clone()
     }
 
-    fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
-    }
-
-    /// Report what YAML reads warned about (duplicate keys in a vars file or
-    /// an `include_vars` file read during the run).
-    fn emit_yaml_warnings(&self) {
-        for w in crate::yaml::take_warnings() {
-            self.emit(Event::Warning(w));
-        }
-    }
-
     /// Which hosts each play targets, checked before anything connects.
     pub fn resolve_hosts(&self) -> Result<Vec<Vec<String>>, InputErrors> {
         let mut all = Vec::new();
-        for play in &self.playbook.plays {
+        for play in &self.cx.playbook.plays {
             let hosts = self
+                .cx
                 .inventory
-                .select_limited(&play.hosts, self.opts.limit.as_deref())
+                .select_limited(&play.hosts, self.cx.opts.limit.as_deref())
                 .map_err(|e| {
                     InputErrors::from(crate::error::InputError::new(
                         play.pos.clone(),
@@ -254,8 +345,8 @@ impl<'a> Runner<'a> {
     /// Run every play; returns the recap.
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
-        self.check_ssh_args(&targets)?;
-        for (play, hosts) in self.playbook.plays.iter().zip(targets) {
+        self.cx.check_ssh_args(&targets)?;
+        for (play, hosts) in self.cx.playbook.plays.iter().zip(targets) {
             if crate::interrupt::interrupted() {
                 break;
             }
@@ -264,16 +355,481 @@ impl<'a> Runner<'a> {
         // An interrupted run's caller still needs the connections to
         // clean up on the hosts; it closes them.
         if !crate::interrupt::interrupted() {
-            self.pool.close_all().await;
+            self.cx.pool.close_all().await;
         }
-        self.emit_yaml_warnings();
-        let recap: IndexMap<String, Counters> = self
-            .states
-            .iter()
-            .map(|(k, s)| (k.clone(), s.counters.clone()))
-            .collect();
-        self.emit(Event::Recap(recap.clone()));
+        self.cx.emit_yaml_warnings();
+        let recap = self.recap();
+        self.cx.emit(Event::Recap(recap.clone()));
         Ok(Summary { recap })
+    }
+
+    /// Every host's counters, in inventory order.
+    fn recap(&self) -> IndexMap<String, Counters> {
+        self.recap_order
+            .iter()
+            .map(|&i| (self.hosts[i].name.clone(), self.hosts[i].counters.clone()))
+            .collect()
+    }
+
+    /// The ids of `names`, adding hosts met for the first time.
+    fn host_ids(&mut self, names: &[String]) -> Vec<HostId> {
+        let mut added = false;
+        let ids = names
+            .iter()
+            .map(|h| {
+                if let Some(&id) = self.ids.get(h) {
+                    return id;
+                }
+                added = true;
+                let id = self.hosts.len();
+                let mut st = self.cx.new_host(h);
+                if let Some(f) = self
+                    .cx
+                    .outside_facts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .shift_remove(h)
+                {
+                    st.set_facts_mut().extend(f);
+                }
+                self.hosts.push(st);
+                self.ids.insert(h.clone(), id);
+                id
+            })
+            .collect();
+        if added {
+            let inventory = self.cx.inventory;
+            let hosts = &self.hosts;
+            self.recap_order = (0..hosts.len()).collect();
+            self.recap_order.sort_by_key(|&i| {
+                inventory
+                    .hosts
+                    .get_index_of(&hosts[i].name)
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        ids
+    }
+
+    async fn run_play(&mut self, play: &Play, hosts: Vec<String>) -> Result<(), InputErrors> {
+        self.cx.emit(Event::PlayStart {
+            name: play.name.clone(),
+        });
+        let vars = self.cx.play_vars(play)?;
+        self.cx.emit_yaml_warnings();
+        let mut hosts = hosts;
+        order_hosts(&mut hosts, play.order);
+        let ids = self.host_ids(&hosts);
+        for &id in &ids {
+            let s = &mut self.hosts[id];
+            if s.standing == Standing::Ended {
+                s.standing = Standing::Active;
+            }
+        }
+        let live: Vec<HostId> = ids
+            .into_iter()
+            .filter(|&id| self.hosts[id].active())
+            .collect();
+        if live.is_empty() {
+            self.cx.emit(Event::Warning(format!(
+                "no hosts matched the pattern '{}' (or all have failed)",
+                play.hosts
+            )));
+            return Ok(());
+        }
+        self.refresh_hostvars();
+        let mut role_defaults = Map::new();
+        let mut seen = Vec::new();
+        for section in [
+            &play.pre_tasks,
+            &play.tasks,
+            &play.post_tasks,
+            &play.handlers,
+        ] {
+            collect_role_defaults(section, &mut seen, &mut role_defaults);
+        }
+        let names: Vec<&str> = live.iter().map(|&i| self.hosts[i].name.as_str()).collect();
+        let ctx = PlayCtx {
+            play,
+            vars: Arc::new(vars),
+            hosts_value: crate::template::to_value(&names),
+            hosts: live.clone(),
+            role_defaults: Arc::new(role_defaults),
+            roles: Default::default(),
+        };
+        for &host in &live {
+            let st = &self.hosts[host];
+            self.cx
+                .learn_secrets(&self.cx.host_scope(&ctx, st, None, Vec::new()));
+        }
+        for batch in batches(&live, &play.serial) {
+            let before_failed = self.count_failed(&batch);
+            if play.gather_facts {
+                self.gather_facts(&ctx, &batch).await;
+            }
+            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                self.run_tasks(&ctx, section, &batch, false).await;
+                self.run_handlers(&ctx, &batch).await;
+                if self.play_aborted(&ctx, &batch, before_failed) {
+                    break;
+                }
+            }
+            if self.play_aborted(&ctx, &batch, before_failed) {
+                // The remaining batches do not run.
+                self.end_play(&live);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the active hosts of `hosts` out of this play.
+    fn end_play(&mut self, hosts: &[HostId]) {
+        for &h in hosts {
+            let s = &mut self.hosts[h];
+            if s.active() {
+                s.standing = Standing::Ended;
+            }
+        }
+    }
+
+    fn count_failed(&self, batch: &[HostId]) -> usize {
+        batch
+            .iter()
+            .filter(|&&h| {
+                matches!(
+                    self.hosts[h].standing,
+                    Standing::Failed | Standing::Unreachable
+                )
+            })
+            .count()
+    }
+
+    /// Has `max_fail_percentage` been exceeded in this batch?
+    fn play_aborted(&self, ctx: &PlayCtx<'_>, batch: &[HostId], before: usize) -> bool {
+        let failed = self.count_failed(batch).saturating_sub(before);
+        match ctx.play.max_fail_percentage {
+            Some(pct) if !batch.is_empty() => (failed as f64) * 100.0 / (batch.len() as f64) > pct,
+            _ => false,
+        }
+    }
+
+    async fn gather_facts(&mut self, ctx: &PlayCtx<'_>, batch: &[HostId]) {
+        let active = self.active_of(batch);
+        if active.is_empty() {
+            return;
+        }
+        self.cx
+            .start_task("Gathering Facts".into(), &self.names(&active), false);
+        let cx = &self.cx;
+        let futs = states_mut(&mut self.hosts, &active)
+            .into_iter()
+            .map(|st| async move {
+                let _permit = cx.forks.acquire().await;
+                cx.gather_on_host(ctx, st).await;
+                cx.host_done(&st.name);
+            });
+        futures::future::join_all(futs).await;
+        self.task_done();
+    }
+
+    /// Hand the facts tasks set with `delegate_facts` to the hosts they
+    /// were delegated to.
+    fn hand_over_delegated_facts(&mut self, hosts: &[HostId]) {
+        let mut moved = Vec::new();
+        for &h in hosts {
+            moved.append(&mut self.hosts[h].delegated_facts);
+        }
+        if moved.is_empty() {
+            return;
+        }
+        for (to, facts) in moved {
+            match self.ids.get(&to) {
+                Some(&id) => self.hosts[id].set_facts_mut().extend(facts),
+                None => self
+                    .cx
+                    .outside_facts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(to)
+                    .or_default()
+                    .extend(facts),
+            }
+        }
+        self.refresh_hostvars();
+    }
+
+    fn names(&self, ids: &[HostId]) -> Vec<String> {
+        ids.iter().map(|&i| self.hosts[i].name.clone()).collect()
+    }
+
+    /// Every host has finished a task: renew `hostvars` and the progress.
+    fn task_done(&mut self) {
+        self.refresh_hostvars();
+        let recap = self.recap();
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = recap;
+    }
+
+    /// The hosts still in the play; none once the run is interrupted, so
+    /// that no task starts after it.
+    fn active_of(&self, hosts: &[HostId]) -> Vec<HostId> {
+        if crate::interrupt::interrupted() {
+            return Vec::new();
+        }
+        hosts
+            .iter()
+            .copied()
+            .filter(|&h| self.hosts[h].active())
+            .collect()
+    }
+
+    /// Run a list of tasks on `hosts` (linear: each task on all hosts first).
+    fn run_tasks<'s>(
+        &'s mut self,
+        ctx: &'s PlayCtx<'s>,
+        tasks: &'s [Task],
+        hosts: &'s [HostId],
+        handler: bool,
+    ) -> futures::future::BoxFuture<'s, ()> {
+        Box::pin(async move {
+            for (i, task) in tasks.iter().enumerate() {
+                let later = if handler { &[][..] } else { &tasks[i + 1..] };
+                let active = self.active_of(hosts);
+                if active.is_empty() {
+                    return;
+                }
+                match &task.action {
+                    Action::Block {
+                        block,
+                        rescue,
+                        always,
+                    } => {
+                        self.run_block(ctx, [block, rescue, always], &active, handler)
+                            .await;
+                    }
+                    Action::Meta(meta) => {
+                        if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
+                            self.run_meta(ctx, task, meta, &active).await;
+                        }
+                    }
+                    Action::IncludeTasks { .. } => {
+                        self.run_include(ctx, task, &active, handler).await;
+                    }
+                    Action::Module { .. } | Action::IncludeVars { .. } => {
+                        if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
+                            self.run_task(ctx, task, later, &active, handler).await;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// `block`, then `rescue` for the hosts that failed in it, then
+    /// `always` for all of them.
+    async fn run_block(
+        &mut self,
+        ctx: &PlayCtx<'_>,
+        [block, rescue, always]: [&Vec<Task>; 3],
+        active: &[HostId],
+        handler: bool,
+    ) {
+        for &h in active {
+            self.hosts[h].failed_in_block = false;
+        }
+        self.run_tasks(ctx, block, active, handler).await;
+        let failed: Vec<HostId> = active
+            .iter()
+            .copied()
+            .filter(|&h| {
+                let s = &self.hosts[h];
+                s.standing == Standing::Failed && s.failed_in_block
+            })
+            .collect();
+        if !rescue.is_empty() && !failed.is_empty() {
+            for &h in &failed {
+                let s = &mut self.hosts[h];
+                s.standing = Standing::Active;
+                s.counters.failed = s.counters.failed.saturating_sub(1);
+                s.counters.rescued += 1;
+            }
+            self.run_tasks(ctx, rescue, &failed, handler).await;
+        }
+        if !always.is_empty() {
+            // `always` runs for hosts that failed in the block too.
+            let still_failed: Vec<HostId> = active
+                .iter()
+                .copied()
+                .filter(|&h| self.hosts[h].standing == Standing::Failed)
+                .collect();
+            for &h in &still_failed {
+                self.hosts[h].standing = Standing::Active;
+            }
+            self.run_tasks(ctx, always, active, handler).await;
+            for &h in &still_failed {
+                let s = &mut self.hosts[h];
+                if s.standing == Standing::Active {
+                    s.standing = Standing::Failed;
+                }
+            }
+        }
+    }
+
+    async fn run_meta(&mut self, ctx: &PlayCtx<'_>, task: &Task, meta: &Meta, active: &[HostId]) {
+        match meta {
+            Meta::FlushHandlers => self.run_handlers(ctx, active).await,
+            Meta::EndPlay => self.end_play(&ctx.hosts),
+            Meta::EndHost => {
+                for &h in active {
+                    if self.when_holds(ctx, task, h) {
+                        self.hosts[h].standing = Standing::Ended;
+                    }
+                }
+            }
+            Meta::ClearFacts => {
+                for &h in active {
+                    self.hosts[h].set_gathered_facts(Map::new());
+                }
+            }
+            Meta::Noop => {}
+        }
+    }
+
+    fn when_holds(&self, ctx: &PlayCtx<'_>, task: &Task, host: HostId) -> bool {
+        let scope = self
+            .cx
+            .host_scope(ctx, &self.hosts[host], Some(task), Vec::new());
+        task.when
+            .iter()
+            .all(|c| self.cx.templar.truthy(c, &scope).unwrap_or(false))
+    }
+
+    async fn run_include(
+        &mut self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        hosts: &[HostId],
+        handler: bool,
+    ) {
+        let Action::IncludeTasks { file, base, .. } = &task.action else {
+            return;
+        };
+        // Each host may include a different file; group hosts by the file.
+        let mut groups: IndexMap<PathBuf, Vec<HostId>> = IndexMap::new();
+        for &h in hosts {
+            let scope = self
+                .cx
+                .host_scope(ctx, &self.hosts[h], Some(task), Vec::new());
+            let when = task.when.iter().try_fold(true, |acc, c| {
+                self.cx.templar.truthy(c, &scope).map(|b| acc && b)
+            });
+            let file = match when {
+                Ok(false) => continue,
+                Ok(true) => self.cx.templar.render_string(file, &scope),
+                Err(e) => Err(e),
+            };
+            match file {
+                Ok(name) => groups.entry(base.join(name)).or_default().push(h),
+                Err(e) => {
+                    let msg = format!("{}: {e}", task.pos);
+                    self.cx.fail_host(&mut self.hosts[h], msg);
+                }
+            }
+        }
+        for (path, group) in groups {
+            match crate::playbook::load_included(&path, task, &self.cx.playbook.dir) {
+                Ok(tasks) => {
+                    // The include's own `when` was evaluated above.
+                    let tasks: Vec<Task> = tasks
+                        .into_iter()
+                        .map(|mut t| {
+                            strip_when_prefix(&mut t, task.when.len());
+                            t
+                        })
+                        .collect();
+                    self.run_tasks(ctx, &tasks, &group, handler).await;
+                }
+                Err(e) => {
+                    for &h in &group {
+                        self.cx.fail_host(&mut self.hosts[h], e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_handlers(&mut self, ctx: &PlayCtx<'_>, hosts: &[HostId]) {
+        for handler in &ctx.play.handlers {
+            let names: Vec<String> = handler
+                .name
+                .iter()
+                .cloned()
+                .chain(handler.listen.iter().cloned())
+                .collect();
+            let notified: Vec<HostId> = self
+                .active_of(hosts)
+                .into_iter()
+                .filter(|&h| self.hosts[h].notified.iter().any(|n| names.contains(n)))
+                .collect();
+            if notified.is_empty() {
+                continue;
+            }
+            for &h in &notified {
+                self.hosts[h].notified.retain(|n| !names.contains(n));
+            }
+            self.run_tasks(ctx, std::slice::from_ref(handler), &notified, true)
+                .await;
+        }
+    }
+
+    /// Rebuild `hostvars`: each host's inventory variables, facts and
+    /// registered values.
+    fn refresh_hostvars(&mut self) {
+        self.cx.layers = self
+            .hosts
+            .iter()
+            .map(|s| (s.name.clone(), s.vars.clone()))
+            .collect();
+        self.cx.hostvars = self.cx.build_hostvars();
+    }
+}
+
+impl RunCtx<'_> {
+    fn emit(&self, event: Event) {
+        self.events.send(event);
+    }
+
+    /// Announce a task on `hosts`; results from now on belong to it.
+    fn start_task(&self, name: String, hosts: &[String], handler: bool) {
+        use std::sync::atomic::Ordering;
+        let task_id = self.task_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.emit(Event::TaskStart {
+            task_id,
+            name,
+            hosts: hosts.to_vec(),
+            handler,
+        });
+    }
+
+    /// The task whose results are being reported.
+    fn task_id(&self) -> TaskId {
+        self.task_id.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `host` is done with the running task (the live view stops waiting).
+    fn host_done(&self, host: &str) {
+        self.emit(Event::HostDone {
+            task_id: self.task_id(),
+            host: host.to_string(),
+        });
+    }
+
+    /// Report what YAML reads warned about (duplicate keys in a vars file or
+    /// an `include_vars` file read during the run).
+    fn emit_yaml_warnings(&self) {
+        for w in crate::yaml::take_warnings() {
+            self.emit(Event::Warning(w));
+        }
     }
 
     /// Before anything connects: refuse hosts reached through a jump host
@@ -318,10 +874,55 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// A host's state when a play first targets it.
+    fn new_host(&self, name: &str) -> HostState {
+        let inventory = self
+            .inventory
+            .get(name)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        let mut names = Map::new();
+        names.insert("inventory_hostname".into(), Value::from(name));
+        names.insert(
+            "inventory_hostname_short".into(),
+            Value::from(name.split('.').next().unwrap_or_default()),
+        );
+        names.insert(
+            "group_names".into(),
+            serde_json::json!(self.inventory.group_names(name)),
+        );
+        names.insert(
+            "playbook_dir".into(),
+            Value::from(self.playbook.dir.display().to_string()),
+        );
+        names.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
+        names.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
+        names.insert("omit".into(), Value::from(self.omit.clone()));
+        HostState {
+            name: name.to_string(),
+            facts: Map::new(),
+            vars: HostLayers {
+                inventory: Arc::new(inventory.vars),
+                facts: Arc::new(facts::as_vars(&Map::new())),
+                set_facts: Arc::default(),
+                names: Arc::new(names),
+            },
+            notified: Vec::new(),
+            standing: Standing::Active,
+            counters: Counters::default(),
+            failed_in_block: false,
+            read_ahead: readahead::MAX_WINDOW / 2,
+            delegated_facts: Vec::new(),
+        }
+    }
+
     fn play_vars(&self, play: &Play) -> Result<Map, InputErrors> {
         let mut vars = play.vars.clone();
         for (file, pos) in &play.vars_files {
-            let scope = self.templar.scope(Arc::new(self.merged(&vars)), Vec::new());
+            let scope = self.templar.layered(
+                vec![Arc::new(vars.clone()), self.extra_vars.clone()],
+                Vec::new(),
+            );
             let name = self.templar.render_string(file, &scope).map_err(|e| {
                 InputErrors::from(crate::error::InputError::new(pos.clone(), e.to_string()))
             })?;
@@ -338,459 +939,54 @@ impl<'a> Runner<'a> {
         Ok(vars)
     }
 
-    fn merged(&self, vars: &Map) -> Map {
-        let mut m = vars.clone();
-        m.extend(self.opts.extra_vars.clone());
-        m
-    }
-
-    async fn run_play(&mut self, play: &Play, hosts: Vec<String>) -> Result<(), InputErrors> {
-        self.emit(Event::PlayStart {
-            name: play.name.clone(),
-        });
-        let vars = self.play_vars(play)?;
-        self.emit_yaml_warnings();
-        for h in &hosts {
-            if !self.states.contains_key(h) {
-                let host = self
-                    .inventory
-                    .get(h)
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
-                self.states.insert(
-                    h.clone(),
-                    HostState {
-                        name: h.clone(),
-                        inventory_vars: Arc::new(host.vars),
-                        facts: Map::new(),
-                        set_facts: Map::new(),
-                        notified: Vec::new(),
-                        standing: Standing::Active,
-                        counters: Counters::default(),
-                        failed_in_block: false,
-                        read_ahead: readahead::MAX_WINDOW / 2,
-                        delegated_facts: Vec::new(),
-                    },
-                );
-                if let (Some(f), Some(s)) =
-                    (self.outside_facts.shift_remove(h), self.states.get_mut(h))
-                {
-                    s.set_facts.extend(f);
-                }
+    async fn gather_on_host(&self, ctx: &PlayCtx<'_>, st: &mut HostState) {
+        let play = ctx.play;
+        let scope = self.host_scope(ctx, st, None, Vec::new());
+        let conn = match self.conn_keywords(&play.keywords, &scope) {
+            Ok(c) => self.connection_with(&st.name, &scope, &c).await,
+            Err(e) => {
+                self.fail_host(st, e.to_string());
+                return;
             }
-            if let Some(s) = self.states.get_mut(h) {
-                if s.standing == Standing::Ended {
-                    s.standing = Standing::Active;
-                }
-            }
-        }
-        let mut live: Vec<String> = hosts
-            .iter()
-            .filter(|h| self.states.get(*h).is_some_and(HostState::active))
-            .cloned()
-            .collect();
-        order_hosts(&mut live, play.order);
-        if live.is_empty() {
-            self.emit(Event::Warning(format!(
-                "no hosts matched the pattern '{}' (or all have failed)",
-                play.hosts
-            )));
-            return Ok(());
-        }
-        self.refresh_hostvars();
-        let mut role_defaults = Map::new();
-        let mut seen = Vec::new();
-        for section in [
-            &play.pre_tasks,
-            &play.tasks,
-            &play.post_tasks,
-            &play.handlers,
-        ] {
-            collect_role_defaults(section, &mut seen, &mut role_defaults);
-        }
-        let ctx = PlayCtx {
-            play,
-            vars,
-            hosts_value: crate::template::to_value(&live),
-            hosts: live.clone(),
-            role_defaults,
         };
-        for host in &live {
-            if let Some(st) = self.states.get(host) {
-                self.learn_secrets(&self.host_scope(&ctx, st, None, Vec::new()));
+        // The gathering is a task of the play: its `ignore_unreachable`
+        // applies.
+        let lost = |st: &mut HostState, msg: String| {
+            if play.keywords.ignore_unreachable.unwrap_or(false) {
+                self.unreachable_ignored(st, None, &msg);
+            } else {
+                self.unreachable(st, None, msg);
             }
-        }
-        for batch in batches(&live, &play.serial) {
-            let before_failed = self.count_failed(&batch);
-            if play.gather_facts {
-                self.gather_facts(&ctx, &batch).await;
-            }
-            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
-                self.run_tasks(&ctx, section, &batch, false).await;
-                self.run_handlers(&ctx, &batch).await;
-                if self.play_aborted(&ctx, &batch, before_failed) {
-                    break;
-                }
-            }
-            if self.play_aborted(&ctx, &batch, before_failed) {
-                // The remaining batches do not run.
-                for h in &live {
-                    if let Some(s) = self.states.get_mut(h) {
-                        if s.active() {
-                            s.standing = Standing::Ended;
-                        }
-                    }
-                }
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn count_failed(&self, batch: &[String]) -> usize {
-        batch
-            .iter()
-            .filter(|h| {
-                self.states
-                    .get(*h)
-                    .is_some_and(|s| matches!(s.standing, Standing::Failed | Standing::Unreachable))
-            })
-            .count()
-    }
-
-    /// Has `max_fail_percentage` been exceeded in this batch?
-    fn play_aborted(&self, ctx: &PlayCtx<'_>, batch: &[String], before: usize) -> bool {
-        let failed = self.count_failed(batch).saturating_sub(before);
-        match ctx.play.max_fail_percentage {
-            Some(pct) if !batch.is_empty() => (failed as f64) * 100.0 / (batch.len() as f64) > pct,
-            _ => false,
-        }
-    }
-
-    async fn gather_facts(&mut self, ctx: &PlayCtx<'_>, batch: &[String]) {
-        let active: Vec<String> = self.active_of(batch);
-        if active.is_empty() {
-            return;
-        }
-        self.emit(Event::TaskStart {
-            name: "Gathering Facts".into(),
-            hosts: active.len(),
-            handler: false,
-        });
-        let mut states = self.take_states(&active);
-        {
-            let me = &*self;
-            let play = ctx.play;
-            let futs = states.iter_mut().map(|st| async move {
-                let _permit = me.forks.acquire().await;
-                let scope = me.host_scope(ctx, st, None, Vec::new());
-                let conn = match me.conn_keywords(&play.keywords, &scope) {
-                    Ok(c) => me.connection_with(&st.name, &scope, &c).await,
-                    Err(e) => {
-                        fail_host(st, &me.events, e.to_string());
-                        return;
-                    }
-                };
-                // The gathering is a task of the play: its
-                // `ignore_unreachable` applies.
-                let lost = |st: &mut HostState, msg: String| {
-                    if play.keywords.ignore_unreachable.unwrap_or(false) {
-                        me.unreachable_ignored(st, None, &msg);
-                    } else {
-                        me.unreachable(st, None, msg);
-                    }
-                };
-                let remote = match conn {
-                    Ok(t) => crate::transport::Remote::new(t, None),
-                    Err(msg) => {
-                        lost(st, msg);
-                        return;
-                    }
-                };
-                let gathered = facts::gather(&remote, play.gather_subset);
-                let gathered = match play.gather_timeout {
-                    Some(secs) => tokio::time::timeout(Duration::from_secs(secs), gathered)
-                        .await
-                        .unwrap_or_else(|_| Err(facts::timed_out(secs))),
-                    None => gathered.await,
-                };
-                match gathered {
-                    Ok(f) => {
-                        st.facts = f;
-                        st.counters.ok += 1;
-                        me.emit(host_event(&st.name, Status::Ok, None, None, None));
-                    }
-                    Err(e) if e.is_unreachable() => lost(st, e.to_string()),
-                    Err(e) => fail_host(st, &me.events, e.to_string()),
-                }
-            });
-            futures::future::join_all(futs).await;
-        }
-        self.put_back(states);
-    }
-
-    /// Take hosts' states out of the table so that each host's future can own
-    /// its state while the runner is shared.
-    fn take_states(&mut self, hosts: &[String]) -> Vec<HostState> {
-        hosts
-            .iter()
-            .filter_map(|h| self.states.shift_remove(h))
-            .collect()
-    }
-
-    /// Return states taken with [`Runner::take_states`], keeping the table
-    /// in inventory order (the order of the recap).
-    fn put_back(&mut self, states: Vec<HostState>) {
-        for st in states {
-            self.states.insert(st.name.clone(), st);
-        }
-        let inventory = self.inventory;
-        self.states
-            .sort_by_cached_key(|name, _| inventory.hosts.get_index_of(name).unwrap_or(usize::MAX));
-        self.refresh_hostvars();
-        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = self
-            .states
-            .iter()
-            .map(|(k, s)| (k.clone(), s.counters.clone()))
-            .collect();
-    }
-
-    /// The hosts still in the play; none once the run is interrupted, so
-    /// that no task starts after it.
-    fn active_of(&self, hosts: &[String]) -> Vec<String> {
-        if crate::interrupt::interrupted() {
-            return Vec::new();
-        }
-        hosts
-            .iter()
-            .filter(|h| self.states.get(*h).is_some_and(HostState::active))
-            .cloned()
-            .collect()
-    }
-
-    /// Run a list of tasks on `hosts` (linear: each task on all hosts first).
-    fn run_tasks<'s>(
-        &'s mut self,
-        ctx: &'s PlayCtx<'s>,
-        tasks: &'s [Task],
-        hosts: &'s [String],
-        handler: bool,
-    ) -> futures::future::BoxFuture<'s, ()> {
-        Box::pin(async move {
-            for (i, task) in tasks.iter().enumerate() {
-                let later = if handler { &[][..] } else { &tasks[i + 1..] };
-                let active = self.active_of(hosts);
-                if active.is_empty() {
-                    return;
-                }
-                match &task.action {
-                    Action::Block {
-                        block,
-                        rescue,
-                        always,
-                    } => {
-                        for h in &active {
-                            if let Some(s) = self.states.get_mut(h) {
-                                s.failed_in_block = false;
-                            }
-                        }
-                        self.run_tasks(ctx, block, &active, handler).await;
-                        let failed: Vec<String> = active
-                            .iter()
-                            .filter(|h| {
-                                self.states.get(*h).is_some_and(|s| {
-                                    s.standing == Standing::Failed && s.failed_in_block
-                                })
-                            })
-                            .cloned()
-                            .collect();
-                        if !rescue.is_empty() && !failed.is_empty() {
-                            for h in &failed {
-                                if let Some(s) = self.states.get_mut(h) {
-                                    s.standing = Standing::Active;
-                                    s.counters.failed = s.counters.failed.saturating_sub(1);
-                                    s.counters.rescued += 1;
-                                }
-                            }
-                            self.run_tasks(ctx, rescue, &failed, handler).await;
-                        }
-                        if !always.is_empty() {
-                            // `always` runs for hosts that failed in the block too.
-                            let still_failed: Vec<String> = active
-                                .iter()
-                                .filter(|h| {
-                                    self.states
-                                        .get(*h)
-                                        .is_some_and(|s| s.standing == Standing::Failed)
-                                })
-                                .cloned()
-                                .collect();
-                            for h in &still_failed {
-                                if let Some(s) = self.states.get_mut(h) {
-                                    s.standing = Standing::Active;
-                                }
-                            }
-                            self.run_tasks(ctx, always, &active, handler).await;
-                            for h in &still_failed {
-                                if let Some(s) = self.states.get_mut(h) {
-                                    if s.standing == Standing::Active {
-                                        s.standing = Standing::Failed;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Action::Meta(meta) => {
-                        if !task.selected(&self.opts.tags, &self.opts.skip_tags) {
-                            continue;
-                        }
-                        match meta {
-                            Meta::FlushHandlers => self.run_handlers(ctx, &active).await,
-                            Meta::EndPlay => {
-                                for h in &ctx.hosts {
-                                    if let Some(s) = self.states.get_mut(h) {
-                                        if s.active() {
-                                            s.standing = Standing::Ended;
-                                        }
-                                    }
-                                }
-                            }
-                            Meta::EndHost => {
-                                for h in &active {
-                                    let cond = self.when_holds(ctx, task, h);
-                                    if let Some(s) = self.states.get_mut(h) {
-                                        if cond {
-                                            s.standing = Standing::Ended;
-                                        }
-                                    }
-                                }
-                            }
-                            Meta::ClearFacts => {
-                                for h in &active {
-                                    if let Some(s) = self.states.get_mut(h) {
-                                        s.facts.clear();
-                                    }
-                                }
-                            }
-                            Meta::Noop => {}
-                        }
-                    }
-                    Action::IncludeTasks { .. } => {
-                        self.run_include(ctx, task, &active, handler).await;
-                    }
-                    Action::Module { .. } | Action::IncludeVars { .. } => {
-                        if !task.selected(&self.opts.tags, &self.opts.skip_tags) {
-                            continue;
-                        }
-                        self.run_task(ctx, task, later, &active, handler).await;
-                    }
-                }
-            }
-        })
-    }
-
-    fn when_holds(&self, ctx: &PlayCtx<'_>, task: &Task, host: &str) -> bool {
-        let Some(st) = self.states.get(host) else {
-            return false;
         };
-        let scope = self.host_scope(ctx, st, Some(task), Vec::new());
-        task.when
-            .iter()
-            .all(|c| self.templar.truthy(c, &scope).unwrap_or(false))
-    }
-
-    async fn run_include(
-        &mut self,
-        ctx: &PlayCtx<'_>,
-        task: &Task,
-        hosts: &[String],
-        handler: bool,
-    ) {
-        let Action::IncludeTasks { file, base, .. } = &task.action else {
-            return;
+        let remote = match conn {
+            Ok(t) => crate::transport::Remote::new(t, None),
+            Err(msg) => {
+                lost(st, msg);
+                return;
+            }
         };
-        // Each host may include a different file; group hosts by the file.
-        let mut groups: IndexMap<PathBuf, Vec<String>> = IndexMap::new();
-        for h in hosts {
-            let Some(st) = self.states.get(h) else {
-                continue;
-            };
-            let scope = self.host_scope(ctx, st, Some(task), Vec::new());
-            let when = task.when.iter().try_fold(true, |acc, c| {
-                self.templar.truthy(c, &scope).map(|b| acc && b)
-            });
-            match when {
-                Ok(false) => continue,
-                Ok(true) => {}
-                Err(e) => {
-                    let msg = format!("{}: {e}", task.pos);
-                    if let Some(st) = self.states.get_mut(h) {
-                        fail_host(st, &self.events, msg);
-                    }
-                    continue;
-                }
+        let gathered = facts::gather(&remote, play.gather_subset);
+        let gathered = match play.gather_timeout {
+            Some(secs) => tokio::time::timeout(Duration::from_secs(secs), gathered)
+                .await
+                .unwrap_or_else(|_| Err(facts::timed_out(secs))),
+            None => gathered.await,
+        };
+        match gathered {
+            Ok(f) => {
+                st.set_gathered_facts(f);
+                st.counters.ok += 1;
+                self.emit(host_event(
+                    self.task_id(),
+                    &st.name,
+                    Status::Ok,
+                    None,
+                    None,
+                    None,
+                ));
             }
-            match self.templar.render_string(file, &scope) {
-                Ok(name) => groups.entry(base.join(name)).or_default().push(h.clone()),
-                Err(e) => {
-                    let msg = format!("{}: {e}", task.pos);
-                    if let Some(st) = self.states.get_mut(h) {
-                        fail_host(st, &self.events, msg);
-                    }
-                }
-            }
-        }
-        for (path, group) in groups {
-            match crate::playbook::load_included(&path, task, &self.playbook.dir) {
-                Ok(tasks) => {
-                    // The include's own `when` was evaluated above.
-                    let tasks: Vec<Task> = tasks
-                        .into_iter()
-                        .map(|mut t| {
-                            strip_when_prefix(&mut t, task.when.len());
-                            t
-                        })
-                        .collect();
-                    self.run_tasks(ctx, &tasks, &group, handler).await;
-                }
-                Err(e) => {
-                    for h in &group {
-                        if let Some(st) = self.states.get_mut(h) {
-                            fail_host(st, &self.events, e.to_string());
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn run_handlers(&mut self, ctx: &PlayCtx<'_>, hosts: &[String]) {
-        for handler in &ctx.play.handlers {
-            let names: Vec<String> = handler
-                .name
-                .iter()
-                .cloned()
-                .chain(handler.listen.iter().cloned())
-                .collect();
-            let notified: Vec<String> = self
-                .active_of(hosts)
-                .into_iter()
-                .filter(|h| {
-                    self.states
-                        .get(h)
-                        .is_some_and(|s| s.notified.iter().any(|n| names.contains(n)))
-                })
-                .collect();
-            if notified.is_empty() {
-                continue;
-            }
-            for h in &notified {
-                if let Some(s) = self.states.get_mut(h) {
-                    s.notified.retain(|n| !names.contains(n));
-                }
-            }
-            self.run_tasks(ctx, std::slice::from_ref(handler), &notified, true)
-                .await;
+            Err(e) if e.is_unreachable() => lost(st, e.to_string()),
+            Err(e) => self.fail_host(st, e.to_string()),
         }
     }
 
@@ -798,7 +994,7 @@ impl<'a> Runner<'a> {
     /// too, e.g. from a vault variable) in all output from now on.
     fn learn_secrets(&self, scope: &Scope) {
         for key in crate::secret::SECRET_VARS {
-            if let Some(v) = scope.vars().get(*key) {
+            if let Some(v) = scope.var(key) {
                 if let Ok(v) = self.templar.render_value(v, scope) {
                     self.redactor.add_value(&v);
                 }
@@ -814,51 +1010,43 @@ impl<'a> Runner<'a> {
         task: Option<&Task>,
         extra: Vec<(String, Value)>,
     ) -> Scope {
-        let mut vars = Map::new();
-        // Ansible's default, so templates it rendered render the same.
-        vars.insert("ansible_managed".into(), Value::from("Ansible managed"));
-        vars.extend(ctx.role_defaults.clone());
-        if let Some(role) = task.and_then(|t| t.role.as_ref()) {
-            vars.extend(role.defaults.clone());
+        self.scope_of(ctx, &st.vars, task, extra)
+    }
+
+    /// The variables `task` sees on a host with layers `host`, lowest
+    /// precedence first. Only the task's and the loop's own variables are
+    /// copied; every other layer is shared.
+    fn scope_of(
+        &self,
+        ctx: &PlayCtx<'_>,
+        host: &HostLayers,
+        task: Option<&Task>,
+        extra: Vec<(String, Value)>,
+    ) -> Scope {
+        let role = task
+            .and_then(|t| t.role.as_ref())
+            .map(|r| ctx.role_layers(r));
+        let mut layers = Vec::with_capacity(12);
+        layers.push(self.base.clone());
+        layers.push(ctx.role_defaults.clone());
+        if let Some((defaults, _)) = &role {
+            layers.push(defaults.clone());
         }
-        vars.extend(
-            st.inventory_vars
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        vars.extend(facts::as_vars(&st.facts));
-        vars.extend(ctx.vars.clone());
-        if let Some(task) = task {
-            if let Some(role) = &task.role {
-                vars.extend(role.vars.clone());
-                vars.insert("role_name".into(), Value::from(role.name.clone()));
-                vars.insert(
-                    "role_path".into(),
-                    Value::from(role.dir.display().to_string()),
-                );
-            }
-            vars.extend(task.vars.clone());
+        layers.push(host.inventory.clone());
+        layers.push(host.facts.clone());
+        layers.push(ctx.vars.clone());
+        if let Some((_, vars)) = &role {
+            layers.push(vars.clone());
         }
-        vars.extend(st.set_facts.clone());
-        vars.extend(self.opts.extra_vars.clone());
-        vars.extend(extra);
-        let name = st.name.clone();
-        vars.insert("inventory_hostname".into(), Value::from(name.clone()));
-        vars.insert(
-            "inventory_hostname_short".into(),
-            Value::from(name.split('.').next().unwrap_or_default().to_string()),
-        );
-        vars.insert(
-            "group_names".into(),
-            serde_json::json!(self.inventory.group_names(&name)),
-        );
-        vars.insert(
-            "playbook_dir".into(),
-            Value::from(self.playbook.dir.display().to_string()),
-        );
-        vars.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
-        vars.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
-        vars.insert("omit".into(), Value::from(self.omit.clone()));
+        if let Some(task) = task.filter(|t| !t.vars.is_empty()) {
+            layers.push(Arc::new(task.vars.clone()));
+        }
+        layers.push(host.set_facts.clone());
+        layers.push(self.extra_vars.clone());
+        if !extra.is_empty() {
+            layers.push(Arc::new(extra.into_iter().collect()));
+        }
+        layers.push(host.names.clone());
         // Shared values, not copied into every host's variables: with
         // hundreds of hosts a list of them per host and task was most of
         // the client's work.
@@ -869,43 +1057,52 @@ impl<'a> Runner<'a> {
             ("play_hosts".to_string(), ctx.hosts_value.clone()),
             ("ansible_play_batch".to_string(), ctx.hosts_value.clone()),
         ];
-        self.templar.scope(Arc::new(vars), magic)
+        self.templar.layered(layers, magic)
     }
 
-    /// Rebuild `hostvars`: each host's inventory variables, facts and
-    /// registered values.
-    fn refresh_hostvars(&mut self) {
-        self.hostvars = self.build_hostvars();
+    /// A host's own variables without a play: inventory, facts, registered
+    /// values and its names (for connecting).
+    fn host_layers_scope(
+        &self,
+        host: &HostLayers,
+        magic: Vec<(String, minijinja::Value)>,
+    ) -> Scope {
+        self.templar.layered(
+            vec![
+                host.inventory.clone(),
+                host.facts.clone(),
+                host.set_facts.clone(),
+                host.names.clone(),
+            ],
+            magic,
+        )
     }
 
     fn build_hostvars(&self) -> minijinja::Value {
         let hosts = self
             .inventory
             .hosts
-            .keys()
-            .map(|name| {
-                let mut vars = Map::new();
-                match self.states.get(name) {
-                    Some(st) => {
-                        vars.extend(
-                            st.inventory_vars
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.clone())),
-                        );
-                        vars.extend(facts::as_vars(&st.facts));
-                        vars.extend(st.set_facts.clone());
-                    }
+            .iter()
+            .map(|(name, h)| {
+                let scope = match self.layers.get(name) {
+                    Some(layers) => self.host_layers_scope(layers, Vec::new()),
                     None => {
-                        if let Some(h) = self.inventory.hosts.get(name) {
-                            vars.extend(h.vars.clone());
-                        }
-                        if let Some(f) = self.outside_facts.get(name) {
+                        let mut vars = h.vars.clone();
+                        if let Some(f) = self
+                            .outside_facts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(name)
+                        {
                             vars.extend(f.clone());
                         }
+                        let mut names = Map::new();
+                        names.insert("inventory_hostname".into(), Value::from(name.clone()));
+                        self.templar
+                            .layered(vec![Arc::new(vars), Arc::new(names)], Vec::new())
                     }
-                }
-                vars.insert("inventory_hostname".into(), Value::from(name.clone()));
-                (name.clone(), self.templar.scope(Arc::new(vars), Vec::new()))
+                };
+                (name.clone(), scope)
             })
             .collect();
         minijinja::Value::from_object(HostVars { hosts })
@@ -972,45 +1169,38 @@ impl<'a> Runner<'a> {
         Ok(connect::ConnKeywords { user, port, local })
     }
 
-    /// Hand the facts tasks set with `delegate_facts` to the hosts they
-    /// were delegated to.
-    fn hand_over_delegated_facts(&mut self, hosts: &[String]) {
-        let mut moved = Vec::new();
-        for h in hosts {
-            if let Some(s) = self.states.get_mut(h) {
-                moved.append(&mut s.delegated_facts);
-            }
-        }
-        if moved.is_empty() {
-            return;
-        }
-        for (to, facts) in moved {
-            match self.states.get_mut(&to) {
-                Some(s) => s.set_facts.extend(facts),
-                None => self.outside_facts.entry(to).or_default().extend(facts),
-            }
-        }
-        self.refresh_hostvars();
-    }
-
     fn unreachable(&self, st: &mut HostState, delegated: Option<String>, msg: String) {
         st.standing = Standing::Unreachable;
         st.counters.unreachable = 1;
         self.pool.forget(&st.name);
-        let mut ev = host_event(&st.name, Status::Unreachable, Some(msg), None, None);
+        let mut ev = host_event(
+            self.task_id(),
+            &st.name,
+            Status::Unreachable,
+            Some(msg),
+            None,
+            None,
+        );
         if let Event::HostResult { delegated: d, .. } = &mut ev {
             *d = delegated;
         }
         self.emit(ev);
     }
-}
 
-/// Mark a host failed by something outside a module (a bad include).
-fn fail_host(st: &mut HostState, events: &std::sync::mpsc::Sender<Event>, msg: String) {
-    st.standing = Standing::Failed;
-    st.failed_in_block = true;
-    st.counters.failed += 1;
-    let _ = events.send(host_event(&st.name, Status::Failed, Some(msg), None, None));
+    /// Mark a host failed by something outside a module (a bad include).
+    fn fail_host(&self, st: &mut HostState, msg: String) {
+        st.standing = Standing::Failed;
+        st.failed_in_block = true;
+        st.counters.failed += 1;
+        self.emit(host_event(
+            self.task_id(),
+            &st.name,
+            Status::Failed,
+            Some(msg),
+            None,
+            None,
+        ));
+    }
 }
 
 /// Tasks loaded by an include carry the include's `when` first; it has been
@@ -1036,6 +1226,7 @@ fn strip_when_prefix(task: &mut Task, n: usize) {
 }
 
 fn host_event(
+    task_id: TaskId,
     host: &str,
     status: Status,
     msg: Option<String>,
@@ -1043,6 +1234,7 @@ fn host_event(
     item: Option<String>,
 ) -> Event {
     Event::HostResult {
+        task_id,
         host: host.to_string(),
         status,
         item,
@@ -1074,7 +1266,7 @@ fn order_hosts(hosts: &mut [String], order: crate::playbook::HostOrder) {
 }
 
 /// Split hosts into `serial` batches (the last size repeats).
-fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
+fn batches<T: Clone>(hosts: &[T], serial: &[Serial]) -> Vec<Vec<T>> {
     if serial.is_empty() {
         return vec![hosts.to_vec()];
     }

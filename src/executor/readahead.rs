@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::task::{strip_omit, TaskRender};
-use super::{HostState, PlayCtx, Runner};
+use super::{HostState, PlayCtx, RunCtx};
 use crate::modules::fs_deferred::DeferredReads;
 use crate::modules::reads::{Observer, Protocol, ReadSet, Scope, Touched};
 use crate::modules::{ModuleError, ReadCtx};
@@ -184,7 +184,7 @@ enum Ahead {
     Stop,
 }
 
-impl Runner<'_> {
+impl RunCtx<'_> {
     /// Read ahead for `task` and the tasks in `later` on `st`, unless the
     /// current task's reads are all known already.
     pub(super) async fn read_ahead(
@@ -254,10 +254,13 @@ impl Runner<'_> {
                 }
                 let next_ctx = PlayCtx {
                     play,
-                    vars,
+                    vars: std::sync::Arc::new(vars),
                     hosts_value: crate::template::to_value(&hosts),
-                    hosts,
-                    role_defaults,
+                    // Only names are seen by templates; ids are for
+                    // ending the play, which reading ahead never does.
+                    hosts: Vec::new(),
+                    role_defaults: std::sync::Arc::new(role_defaults),
+                    roles: Default::default(),
                 };
                 let mut go_on = true;
                 for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {

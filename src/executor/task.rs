@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{host_event, HostState, PlayCtx, Runner, Standing};
+use super::{host_event, states_mut, HostId, HostState, PlayCtx, RunCtx, Runner, Standing};
 use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
 use crate::playbook::{Action, Task};
 use crate::report::{Event, Status};
@@ -192,73 +192,69 @@ impl Runner<'_> {
         ctx: &PlayCtx<'_>,
         task: &Task,
         later: &[Task],
-        hosts: &[String],
+        hosts: &[HostId],
         handler: bool,
     ) {
         let run_once = task.keywords.run_once.unwrap_or(false);
-        let targets: Vec<String> = if run_once {
-            hosts.iter().take(1).cloned().collect()
+        let targets: Vec<HostId> = if run_once {
+            hosts.iter().take(1).copied().collect()
         } else {
             hosts.to_vec()
         };
-        self.emit(Event::TaskStart {
-            name: task.display_name(),
-            hosts: targets.len(),
-            handler,
-        });
-        let throttle = self.throttle(ctx, task, &targets);
-        let mut states = self.take_states(&targets);
-        {
-            let me = &*self;
-            let throttle = &throttle;
-            let futs = states.iter_mut().map(|st| async move {
+        self.cx
+            .start_task(task.display_name(), &self.names(&targets), handler);
+        let throttle = self.cx.throttle(
+            ctx,
+            task,
+            targets.first().map(|&h| &self.hosts[h]),
+            targets.len(),
+        );
+        let cx = &self.cx;
+        let throttle = &throttle;
+        let futs = states_mut(&mut self.hosts, &targets)
+            .into_iter()
+            .map(|st| async move {
                 // The task's own limit first, so that hosts waiting on it
                 // hold no fork.
                 let _throttled = match throttle {
                     Some(t) => t.acquire().await.ok(),
                     None => None,
                 };
-                let _permit = me.forks.acquire().await;
-                me.read_ahead(ctx, task, later, st).await;
-                me.run_on_host(ctx, task, st).await;
+                let _permit = cx.forks.acquire().await;
+                cx.read_ahead(ctx, task, later, st).await;
+                cx.run_on_host(ctx, task, st).await;
+                cx.host_done(&st.name);
             });
-            futures::future::join_all(futs).await;
-        }
-        let any_failed = states
-            .iter()
-            .any(|st| matches!(st.standing, Standing::Failed | Standing::Unreachable));
+        futures::future::join_all(futs).await;
+        let any_failed = targets.iter().any(|&h| {
+            matches!(
+                self.hosts[h].standing,
+                Standing::Failed | Standing::Unreachable
+            )
+        });
         // run_once: the one host's registered result is every host's.
-        let shared = match (&task.register, run_once) {
-            (Some(r), true) => states
-                .first()
-                .and_then(|st| st.set_facts.get(r))
-                .map(|v| (Some(r.clone()), v.clone())),
-            _ => None,
-        };
-        self.put_back(states);
         self.hand_over_delegated_facts(&targets);
-        if let Some((Some(name), value)) = shared {
-            for h in hosts.iter().skip(1) {
-                if let Some(s) = self.states.get_mut(h) {
-                    s.set_facts.insert(name.clone(), value.clone());
+        if let (Some(name), true, Some(&first)) = (&task.register, run_once, targets.first()) {
+            if let Some(value) = self.hosts[first].vars.set_facts.get(name).cloned() {
+                for &h in hosts.iter().skip(1) {
+                    self.hosts[h]
+                        .set_facts_mut()
+                        .insert(name.clone(), value.clone());
                 }
             }
         }
+        self.task_done();
         let fatal = task
             .keywords
             .any_errors_fatal
             .unwrap_or(ctx.play.any_errors_fatal);
         if any_failed && fatal {
-            for h in &ctx.hosts {
-                if let Some(s) = self.states.get_mut(h) {
-                    if s.active() {
-                        s.standing = Standing::Ended;
-                    }
-                }
-            }
+            self.end_play(&ctx.hosts);
         }
     }
+}
 
+impl RunCtx<'_> {
     /// `throttle`: a semaphore letting that many hosts run the task at
     /// once (none when it is 0 or lets all of them). A template is
     /// rendered with the first host's variables.
@@ -266,10 +262,11 @@ impl Runner<'_> {
         &self,
         ctx: &PlayCtx<'_>,
         task: &Task,
-        targets: &[String],
+        first: Option<&HostState>,
+        targets: usize,
     ) -> Option<tokio::sync::Semaphore> {
         let value = task.keywords.throttle.as_ref()?;
-        let st = self.states.get(targets.first()?)?;
+        let st = first?;
         let scope = self.host_scope(ctx, st, Some(task), Vec::new());
         let n = match int_keyword(&self.templar, &scope, "throttle", value) {
             Ok(n) => n as usize,
@@ -278,7 +275,7 @@ impl Runner<'_> {
                 return None;
             }
         };
-        (n > 0 && n < targets.len()).then(|| tokio::sync::Semaphore::new(n))
+        (n > 0 && n < targets).then(|| tokio::sync::Semaphore::new(n))
     }
 
     /// An unreachable result: the host leaves the play, unless the task
@@ -311,6 +308,7 @@ impl Runner<'_> {
         st.counters.ok += 1;
         st.counters.ignored += 1;
         let mut ev = host_event(
+            self.task_id(),
             &st.name,
             Status::Unreachable,
             Some(self.redactor.redact(msg)),
@@ -336,7 +334,7 @@ impl Runner<'_> {
             Some(d) if task.keywords.delegate_facts.unwrap_or(false) && d != st.name => {
                 st.delegated_facts.push((d.to_string(), facts))
             }
-            _ => st.set_facts.extend(facts),
+            _ => st.set_facts_mut().extend(facts),
         }
     }
 
@@ -344,19 +342,9 @@ impl Runner<'_> {
         let no_log = task.keywords.no_log.unwrap_or(false);
         let scope = self.host_scope(ctx, st, Some(task), Vec::new());
         let Some(lp) = &task.loop_ else {
-            let result = match self.conditions_hold(task, &scope) {
-                Err(msg) => ItemResult::failed(msg),
-                Ok(false) => ItemResult::skipped("Conditional result was False"),
-                Ok(true) => self.run_item(ctx, task, st, &scope).await,
-            };
-            let result = ItemResult {
-                delegated: self.delegate_name(task, &scope),
-                ..result
-            };
-            if result.status == Status::Unreachable {
-                self.unreachable_result(task, st, result);
+            let Some(result) = self.attempt(ctx, task, st, &scope).await else {
                 return;
-            }
+            };
             let data = result.data.clone();
             self.record(task, st, &result, None, no_log);
             if let Some(f) = result.facts {
@@ -392,16 +380,9 @@ impl Runner<'_> {
                     other => other.to_string(),
                 },
             };
-            let mut r = match self.conditions_hold(task, &item_scope) {
-                Err(msg) => ItemResult::failed(msg),
-                Ok(false) => ItemResult::skipped("Conditional result was False"),
-                Ok(true) => self.run_item(ctx, task, st, &item_scope).await,
-            };
-            r.delegated = self.delegate_name(task, &item_scope);
-            if r.status == Status::Unreachable {
-                self.unreachable_result(task, st, r);
+            let Some(mut r) = self.attempt(ctx, task, st, &item_scope).await else {
                 return;
-            }
+            };
             r.data.insert(lp.loop_var.clone(), item.clone());
             r.data
                 .insert("ansible_loop_var".into(), Value::from(lp.loop_var.clone()));
@@ -415,6 +396,42 @@ impl Runner<'_> {
             self.emit_item(task, st, &r, Some(shown), no_log);
             results.push(Value::Object(r.data));
         }
+        self.finish_loop(task, st, results, changed, failed, all_skipped);
+    }
+
+    /// The task, or one item of its loop, on `st` if its conditions hold.
+    /// `None` when the host (or the one delegated to) could not be reached:
+    /// it has then left the play.
+    async fn attempt(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        st: &mut HostState,
+        scope: &Scope,
+    ) -> Option<ItemResult> {
+        let mut r = match self.conditions_hold(task, scope) {
+            Err(msg) => ItemResult::failed(msg),
+            Ok(false) => ItemResult::skipped("Conditional result was False"),
+            Ok(true) => self.run_item(ctx, task, st, scope).await,
+        };
+        r.delegated = self.delegate_name(task, scope);
+        if r.status == Status::Unreachable {
+            self.unreachable_result(task, st, r);
+            return None;
+        }
+        Some(r)
+    }
+
+    /// Count, report and register a loop's results as one.
+    fn finish_loop(
+        &self,
+        task: &Task,
+        st: &mut HostState,
+        results: Vec<Value>,
+        changed: bool,
+        failed: bool,
+        all_skipped: bool,
+    ) {
         let mut agg = Map::new();
         agg.insert("changed".into(), Value::Bool(changed));
         agg.insert(
@@ -452,10 +469,18 @@ impl Runner<'_> {
         };
         self.count(task, st, &summary);
         if results_empty(&agg) {
-            self.emit(host_event(&st.name, Status::Skipped, None, None, None));
+            self.emit(host_event(
+                self.task_id(),
+                &st.name,
+                Status::Skipped,
+                None,
+                None,
+                None,
+            ));
         }
         if failed {
             self.emit(host_event(
+                self.task_id(),
                 &st.name,
                 Status::Failed,
                 Some("One or more items failed".into()),
@@ -528,8 +553,7 @@ impl Runner<'_> {
     pub(super) fn become_for(&self, task: &Task, scope: &Scope) -> Result<Option<Become>, String> {
         let var = |n: &str| -> Option<Value> {
             scope
-                .vars()
-                .get(n)
+                .var(n)
                 .map(|v| self.templar.render_value(v, scope).unwrap_or(Value::Null))
         };
         let on = match task.keywords.become_ {
@@ -611,8 +635,8 @@ impl Runner<'_> {
         };
         let conn = match &delegate {
             Some(d) if d != &st.name => {
-                let dscope = match self.states.get(d) {
-                    Some(ds) => self.host_scope(ctx, ds, None, Vec::new()),
+                let dscope = match self.layers.get(d) {
+                    Some(layers) => self.scope_of(ctx, layers, None, Vec::new()),
                     None => {
                         let mut vars = self
                             .inventory
@@ -708,6 +732,11 @@ impl Runner<'_> {
                 }
                 return r;
             }
+            self.emit(Event::Retry {
+                task_id: self.task_id(),
+                host: st.name.clone(),
+                retries_left: retries + 1 - attempts,
+            });
             tokio::time::sleep(std::time::Duration::from_secs_f64(*delay)).await;
             // The retry waits for the host to change: read it afresh.
             observer.wrote(&remote, &crate::modules::Touched::Everything);
@@ -723,27 +752,12 @@ impl Runner<'_> {
         data: &Map,
         f: impl FnOnce(&Scope) -> T,
     ) -> T {
-        match &task.register {
-            Some(name) => {
-                let mut vars = scope.vars().clone();
-                vars.insert(name.clone(), Value::Object(data.clone()));
-                let magic = vec![
-                    ("groups".to_string(), self.groups.clone()),
-                    ("hostvars".to_string(), self.hostvars.clone()),
-                ];
-                let s = self.templar.scope(Arc::new(vars), magic);
-                f(&s)
-            }
-            None => {
-                // Result fields (rc, stdout) are visible directly too.
-                let mut vars = scope.vars().clone();
-                for (k, v) in data {
-                    vars.insert(k.clone(), v.clone());
-                }
-                let s = self.templar.scope(Arc::new(vars), Vec::new());
-                f(&s)
-            }
-        }
+        let layer: Map = match &task.register {
+            Some(name) => std::iter::once((name.clone(), Value::Object(data.clone()))).collect(),
+            // Result fields (rc, stdout) are visible directly too.
+            None => data.clone(),
+        };
+        f(&scope.with_layer(&self.templar, Arc::new(layer)))
     }
 
     /// Turn a module's outcome into a result, applying changed_when,
@@ -982,13 +996,18 @@ impl Runner<'_> {
             if is_debug {
                 shown.remove("changed");
             }
-            (r.msg.clone(), Some(Value::Object(shown)), r.diff.clone())
+            (
+                r.msg.clone(),
+                Some(Value::Object(shown)),
+                r.diff.clone().map(Box::new),
+            )
         };
         let mut redacted = result;
         if let Some(v) = redacted.as_mut() {
             self.redactor.redact_value(v);
         }
         self.emit(Event::HostResult {
+            task_id: self.task_id(),
             host: st.name.clone(),
             status: r.status,
             item,
@@ -1003,14 +1022,14 @@ impl Runner<'_> {
 
     fn register(&self, task: &Task, st: &mut HostState, data: Value, facts: Option<Map>) {
         if let Some(f) = facts {
-            st.set_facts.extend(f);
+            st.set_facts_mut().extend(f);
         }
         if let Some(name) = &task.register {
             let mut data = data;
             if let Some(m) = data.as_object_mut() {
                 m.remove("ansible_facts");
             }
-            st.set_facts.insert(name.clone(), data);
+            st.set_facts_mut().insert(name.clone(), data);
         }
     }
 }

@@ -86,7 +86,7 @@ impl ModuleError {
 }
 
 /// A before/after pair for `--diff`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Diff {
     /// Label of the old state, usually the path.
     pub before_header: String,

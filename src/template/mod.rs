@@ -77,9 +77,16 @@ impl Templar {
 
     /// A scope over `vars`; `magic` adds objects such as `hostvars`.
     pub fn scope(&self, vars: Arc<Map>, magic: Vec<(String, minijinja::Value)>) -> Scope {
+        self.layered(vec![vars], magic)
+    }
+
+    /// A scope over layers of variables, a later layer's value of a name
+    /// taking precedence. Layers are shared, not copied: a play's vars or a
+    /// host's inventory vars serve every task of every host as they are.
+    pub fn layered(&self, layers: Vec<Arc<Map>>, magic: Vec<(String, minijinja::Value)>) -> Scope {
         Scope(Arc::new(ScopeInner {
             env: self.env.clone(),
-            vars,
+            layers,
             magic,
             cache: Mutex::new(HashMap::new()),
             depth: Mutex::new(0),
@@ -166,15 +173,24 @@ impl Scope {
         minijinja::Value::from_dyn_object(self.0.clone())
     }
 
-    /// The raw (unrendered) variables.
-    pub fn vars(&self) -> &Map {
-        &self.0.vars
+    /// A variable as written (not rendered), from the highest layer that
+    /// has it.
+    pub fn var(&self, name: &str) -> Option<&Value> {
+        self.0.raw(name)
+    }
+
+    /// This scope with `layer` over its variables (same magic objects).
+    pub fn with_layer(&self, templar: &Templar, layer: Arc<Map>) -> Scope {
+        let mut layers = self.0.layers.clone();
+        layers.push(layer);
+        templar.layered(layers, self.0.magic.clone())
     }
 }
 
 struct ScopeInner {
     env: Arc<Environment<'static>>,
-    vars: Arc<Map>,
+    /// Lowest precedence first.
+    layers: Vec<Arc<Map>>,
     magic: Vec<(String, minijinja::Value)>,
     cache: Mutex<HashMap<String, minijinja::Value>>,
     depth: Mutex<usize>,
@@ -214,6 +230,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ScopeInner {
+    fn raw(&self, key: &str) -> Option<&Value> {
+        self.layers.iter().rev().find_map(|l| l.get(key))
+    }
+
     fn ctx(self: &Arc<Self>) -> minijinja::Value {
         minijinja::Value::from_dyn_object(self.clone())
     }
@@ -293,7 +313,7 @@ impl ScopeInner {
             // A variable already failed to render: stop, report that one.
             return None;
         }
-        let raw = self.vars.get(key)?;
+        let raw = self.raw(key)?;
         let rendered = if contains_template(raw) {
             match self.render_value(raw) {
                 Ok(v) => v,
@@ -437,11 +457,12 @@ impl Object for ScopeInner {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<minijinja::Value> = self
-            .vars
-            .keys()
-            .map(|k| minijinja::Value::from(k.as_str()))
-            .collect();
+        let mut names = indexmap::IndexSet::new();
+        for layer in &self.layers {
+            names.extend(layer.keys().map(String::as_str));
+        }
+        let mut keys: Vec<minijinja::Value> =
+            names.into_iter().map(minijinja::Value::from).collect();
         keys.extend(
             self.magic
                 .iter()
@@ -488,6 +509,30 @@ mod tests {
             panic!("object expected")
         };
         t.scope(Arc::new(m), Vec::new())
+    }
+
+    fn map(v: Value) -> Arc<Map> {
+        let Value::Object(m) = v else {
+            panic!("object expected")
+        };
+        Arc::new(m)
+    }
+
+    #[test]
+    fn a_later_layer_wins_and_templates_see_every_layer() {
+        let t = Templar::new();
+        let low = map(json!({"a": "low", "b": "{{ c }}", "c": "low c"}));
+        let high = map(json!({"a": "high", "c": "high c"}));
+        let s = t.layered(vec![low.clone(), high], Vec::new());
+        assert_eq!(
+            t.render_string("{{ a }} {{ b }}", &s).expect("render"),
+            "high high c"
+        );
+        assert_eq!(s.var("b"), Some(&json!("{{ c }}")));
+        let top = s.with_layer(&t, map(json!({"a": "top"})));
+        assert_eq!(t.render_string("{{ a }}", &top).expect("render"), "top");
+        // Layers are shared, not copied.
+        assert_eq!(Arc::strong_count(&low), 3);
     }
 
     #[test]

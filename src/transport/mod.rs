@@ -479,7 +479,7 @@ impl Remote {
         if self.no_log {
             tracing::debug!("exec (command hidden: no_log)");
         } else {
-            tracing::debug!(command, "exec");
+            tracing::debug!("exec command: {}", LogText(command));
         }
         let with_env;
         let command = if self.env.is_empty() {
@@ -786,6 +786,34 @@ fn strip_all(hay: &[u8], needle: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A command as `-vvv` logs it: on one line, as written (a field would
+/// show it escaped, a batched read script as one huge quoted string), its
+/// line breaks marked and cut after [`LOG_COMMAND_MAX`] bytes.
+struct LogText<'a>(&'a str);
+
+/// How much of a command `-vvv` shows.
+const LOG_COMMAND_MAX: usize = 300;
+
+impl std::fmt::Display for LogText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.trim_end();
+        let mut cut = text.len().min(LOG_COMMAND_MAX);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        f.write_str(&text[..cut].replace('\n', " \u{21b5} "))?;
+        if cut < text.len() {
+            write!(
+                f,
+                " \u{2026} [{} lines, {} bytes]",
+                text.lines().count(),
+                text.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -825,5 +853,16 @@ mod tests {
     fn marker_line() {
         assert_eq!(find_line_end(b"xx MARK\nrest", b"MARK"), Some(8));
         assert_eq!(find_line_end(b"xx MARK", b"MARK"), None);
+    }
+
+    #[test]
+    fn vvv_logs_a_long_script_unescaped_on_one_line_and_cut() {
+        let script = format!("printf 'a\\n'\n{}", "x".repeat(5000));
+        let shown = LogText(&script).to_string();
+        assert!(shown.starts_with("printf 'a\\n' \u{21b5} xxx"), "{shown}");
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.len() < LOG_COMMAND_MAX + 100, "{shown}");
+        assert!(shown.ends_with("[2 lines, 5013 bytes]"), "{shown}");
+        assert_eq!(LogText("umask 077\n").to_string(), "umask 077");
     }
 }

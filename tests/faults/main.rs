@@ -10,6 +10,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod output;
 mod redaction;
 mod shell;
 mod writes;
