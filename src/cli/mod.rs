@@ -1,13 +1,13 @@
 //! The command line: `drover apply`, `inventory`, `ping`, `lab` and
-//! `known-hosts`. Maps errors to exit codes (0 ok, 1 invalid input, 2 a host
-//! failed, 4 a host unreachable).
+//! `known-hosts`. Every command returns a [`crate::error::Error`], whose
+//! `code()` is the exit code.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{exit, InputError, InputErrors};
+use crate::error::{exit, Error, InputError, InputErrors};
 use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
 use crate::playbook::{self, Playbook};
@@ -189,16 +189,27 @@ const DUPLICATE_KEYS_ENV: &str = "ANSIBLE_DUPLICATE_YAML_DICT_KEY";
 
 /// Run the binary; returns the exit code.
 pub fn main() -> i32 {
+    match run() {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            if e.needs_message() {
+                say_err(&format!("ERROR: {e}"));
+            }
+            e.code()
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::INVALID
-            } else {
-                exit::OK
-            };
             let _ = e.print();
-            return code;
+            return Err(if e.use_stderr() {
+                Error::Usage
+            } else {
+                Error::Help
+            });
         }
     };
     let verbosity = match &cli.command {
@@ -210,10 +221,7 @@ pub fn main() -> i32 {
     if let Some(v) = std::env::var_os(DUPLICATE_KEYS_ENV) {
         match v.to_string_lossy().parse::<crate::yaml::DuplicateKeys>() {
             Ok(policy) => crate::yaml::set_duplicate_keys(policy),
-            Err(e) => {
-                say_err(&format!("ERROR: {DUPLICATE_KEYS_ENV}: {e}"));
-                return exit::INVALID;
-            }
+            Err(e) => return Err(Error::Invalid(format!("{DUPLICATE_KEYS_ENV}: {e}"))),
         }
     }
     match cli.command {
@@ -264,11 +272,6 @@ fn say_load_warnings() {
     }
 }
 
-fn input_error(e: &InputErrors) -> i32 {
-    say_err(&format!("ERROR: {e}"));
-    exit::INVALID
-}
-
 /// Parse `-e` values.
 fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
     let mut out = Map::new();
@@ -301,20 +304,19 @@ fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
     Ok(out)
 }
 
-fn prompt(what: &str) -> Result<Secret, i32> {
+fn prompt(what: &str) -> Result<Secret, Error> {
     rpassword::prompt_password(format!("{what}: "))
         .map(Secret::new)
-        .map_err(|e| {
-            say_err(&format!("ERROR: cannot read {what}: {e}"));
-            exit::INVALID
+        .map_err(|source| Error::Prompt {
+            what: what.to_string(),
+            source,
         })
 }
 
-fn options(conn: &ConnArgs, extra: Map) -> Result<Options, i32> {
+fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {
     if let Some(path) = &conn.known_hosts {
         if let Err(e) = crate::localfs::target(path) {
-            say_err(&format!("ERROR: --known-hosts: {e}"));
-            return Err(exit::INVALID);
+            return Err(Error::Invalid(format!("--known-hosts: {e}")));
         }
     }
     Ok(Options {
@@ -374,7 +376,7 @@ fn run_playbook(
     opts: &Options,
     output: Format,
     verbosity: u8,
-) -> i32 {
+) -> Result<(), Error> {
     let redactor = redactor(opts, inv);
     let (tx, rx) = std::sync::mpsc::channel();
     // Warnings from loading (duplicate keys) come first, before anything runs.
@@ -392,20 +394,17 @@ fn run_playbook(
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            say_err(&format!("ERROR: cannot start runtime: {e}"));
-            return exit::INVALID;
-        }
+        Err(e) => return Err(Error::Runtime(e)),
     };
     let events = tx.clone();
     let runner = Runner::new(pb, inv, opts, tx, redactor);
     let refused = match runner.resolve_hosts() {
-        Err(e) => Some(format!("ERROR: {e}")),
+        Err(e) => Some(format!("{e}")),
         // As ansible-playbook: a limit that leaves nothing to do is a
         // mistake (a typo in a host name), not a successful empty run.
         Ok(targets) => match &opts.limit {
             Some(limit) if targets.iter().all(Vec::is_empty) => Some(format!(
-                "ERROR: --limit '{limit}' leaves no hosts to run on: it matches none of the hosts the plays target"
+                "--limit '{limit}' leaves no hosts to run on: it matches none of the hosts the plays target"
             )),
             _ => None,
         },
@@ -415,16 +414,15 @@ fn run_playbook(
         drop(runner);
         drop(events);
         let _ = printer.join();
-        say_err(&msg);
-        return exit::INVALID;
+        return Err(Error::Invalid(msg));
     }
     let result = runtime.block_on(run_interruptible(runner, events));
     let _ = printer.join();
     match result {
-        Ok(_) if crate::interrupt::interrupted() => exit::INTERRUPTED,
-        Ok(Some(summary)) => summary.exit_code(),
-        Ok(None) => exit::INTERRUPTED,
-        Err(e) => input_error(&e),
+        Ok(_) if crate::interrupt::interrupted() => Err(Error::Interrupted),
+        Ok(Some(summary)) => summary.outcome(),
+        Ok(None) => Err(Error::Interrupted),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -461,7 +459,7 @@ async fn run_interruptible(
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        std::process::exit(exit::INTERRUPTED);
+        std::process::exit(Error::Interrupted.code());
     });
     let _ = events.send(crate::report::Event::Warning(
         "interrupted: stopping the commands running on the hosts".into(),
@@ -484,29 +482,13 @@ async fn run_interruptible(
     result
 }
 
-fn apply(args: ApplyArgs) -> i32 {
-    let extra = match extra_vars(&args.conn.extra_vars) {
-        Ok(e) => e,
-        Err(e) => return input_error(&e),
-    };
-    let mut inv = match Inventory::load(&args.conn.inventory) {
-        Ok(i) => i,
-        Err(e) => return input_error(&e),
-    };
-    let pb = match playbook::load_playbook(&args.playbook) {
-        Ok(p) => p,
-        Err(e) => return input_error(&e),
-    };
-    if let Err(e) = inv.add_playbook_vars(&pb.dir) {
-        return input_error(&e);
-    }
-    if let Err(e) = playbook::check::check(&pb, &inv, &extra) {
-        return input_error(&e);
-    }
-    let mut opts = match options(&args.conn, extra) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+fn apply(args: ApplyArgs) -> Result<(), Error> {
+    let extra = extra_vars(&args.conn.extra_vars)?;
+    let mut inv = Inventory::load(&args.conn.inventory)?;
+    let pb = playbook::load_playbook(&args.playbook)?;
+    inv.add_playbook_vars(&pb.dir)?;
+    playbook::check::check(&pb, &inv, &extra)?;
+    let mut opts = options(&args.conn, extra)?;
     opts.check = args.check;
     opts.no_read_ahead = args.no_read_ahead;
     opts.diff = args.diff;
@@ -531,31 +513,16 @@ const PING_PLAYBOOK: &str = r#"
       register: ping_sudo
 "#;
 
-fn ping(args: PingArgs) -> i32 {
-    let extra = match extra_vars(&args.conn.extra_vars) {
-        Ok(e) => e,
-        Err(e) => return input_error(&e),
-    };
-    let inv = match Inventory::load(&args.conn.inventory) {
-        Ok(i) => i,
-        Err(e) => return input_error(&e),
-    };
-    let pb = match playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>")) {
-        Ok(p) => p,
-        Err(e) => return input_error(&e),
-    };
-    let opts = match options(&args.conn, extra) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+fn ping(args: PingArgs) -> Result<(), Error> {
+    let extra = extra_vars(&args.conn.extra_vars)?;
+    let inv = Inventory::load(&args.conn.inventory)?;
+    let pb = playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>"))?;
+    let opts = options(&args.conn, extra)?;
     run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
 }
 
-fn inventory(args: InventoryArgs) -> i32 {
-    let inv = match Inventory::load(&args.inventory) {
-        Ok(i) => i,
-        Err(e) => return input_error(&e),
-    };
+fn inventory(args: InventoryArgs) -> Result<(), Error> {
+    let inv = Inventory::load(&args.inventory)?;
     say_load_warnings();
     if args.graph {
         say(inv.to_string().trim_end());
@@ -563,20 +530,19 @@ fn inventory(args: InventoryArgs) -> i32 {
         match inv.host_vars_json(&h) {
             Some(v) => say(&serde_json::to_string_pretty(&v).unwrap_or_default()),
             None => {
-                say_err(&format!(
-                    "ERROR: no host '{h}' in {}",
+                return Err(Error::Invalid(format!(
+                    "no host '{h}' in {}",
                     args.inventory.display()
-                ));
-                return exit::INVALID;
+                )));
             }
         }
     } else {
         say(&serde_json::to_string_pretty(&inv.to_json()).unwrap_or_default());
     }
-    exit::OK
+    Ok(())
 }
 
-fn lab(action: LabAction) -> i32 {
+fn lab(action: LabAction) -> Result<(), Error> {
     use crate::lab::{Lab, LabConfig};
     let result = match action {
         LabAction::Up { nodes, dir, block } => {
@@ -618,16 +584,10 @@ fn lab(action: LabAction) -> i32 {
         }),
         LabAction::Stop { node, dir } => Lab::attach(&dir).and_then(|mut lab| lab.stop_node(&node)),
     };
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            say_err(&format!("ERROR: {e}"));
-            exit::INVALID
-        }
-    }
+    Ok(result?)
 }
 
-fn known_hosts(action: KnownHostsAction) -> i32 {
+fn known_hosts(action: KnownHostsAction) -> Result<(), Error> {
     match action {
         KnownHostsAction::Forget {
             host,
@@ -647,12 +607,9 @@ fn known_hosts(action: KnownHostsAction) -> i32 {
                         "removed {n} key(s) for {host} from {}",
                         path.display()
                     ));
-                    exit::OK
+                    Ok(())
                 }
-                Err(e) => {
-                    say_err(&format!("ERROR: {}: {e}", path.display()));
-                    exit::INVALID
-                }
+                Err(source) => Err(Error::KnownHosts { path, source }),
             }
         }
     }

@@ -159,16 +159,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The process exit code: 2 if any host failed, else 4 if any host was
-    /// unreachable, else 0.
-    pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
+    /// The run's outcome: failed if any host failed, else unreachable if
+    /// any host was unreachable, else success.
+    pub fn outcome(&self) -> Result<(), crate::error::Error> {
+        use crate::error::Error;
         if self.recap.values().any(|c| c.failed > 0) {
-            exit::FAILED
+            Err(Error::Failed)
         } else if self.recap.values().any(|c| c.unreachable > 0) {
-            exit::UNREACHABLE
+            Err(Error::Unreachable)
         } else {
-            exit::OK
+            Ok(())
         }
     }
 }
