@@ -1,8 +1,67 @@
 //! Errors of the input layer and the exit codes the binary maps errors to.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::yaml::Pos;
+/// Where a node starts: file, 1-based line and 1-based column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pos {
+    /// The file the node was read from (or a pseudo-name such as `<extra-vars>`).
+    pub file: Arc<PathBuf>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl Pos {
+    /// A position at the start of `file`, for errors that concern a whole file.
+    pub fn file_start(file: &Path) -> Pos {
+        Pos {
+            file: Arc::new(file.to_path_buf()),
+            line: 1,
+            col: 1,
+        }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+/// What kind of mistake an [`InputError`] is, for code that reacts to it
+/// (tests, a caller rewording a read error) without matching message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputErrorKind {
+    /// A file could not be read.
+    Read,
+    /// Not well-formed YAML (or an alias bomb, or several documents).
+    Syntax,
+    /// A key written twice in one mapping, refused by
+    /// `ANSIBLE_DUPLICATE_YAML_DICT_KEY=error`.
+    DuplicateKey,
+    /// A keyword that is not valid where it is written.
+    UnknownKeyword,
+    /// A task names no module drover knows.
+    UnknownModule,
+    /// A module argument that is unknown or has an invalid value.
+    BadArgument,
+    /// A template or condition that does not compile.
+    Template,
+    /// A variable no source defines (the static check).
+    Undefined,
+    /// An import or include that cannot be followed (a cycle).
+    Include,
+    /// Inventory structure: sections, host patterns, groups.
+    Inventory,
+    /// Something drover does not support (yet).
+    Unsupported,
+    /// A value of the wrong type or form: the kind of [`InputError::new`].
+    BadValue,
+}
 
 /// An error in user input (inventory, playbook, role, template syntax, CLI
 /// arguments), always located at file:line:col. Reported before any
@@ -11,17 +70,31 @@ use crate::yaml::Pos;
 pub struct InputError {
     /// Where the problem is.
     pub pos: Pos,
+    /// What kind of mistake it is.
+    pub kind: InputErrorKind,
     /// What is wrong, and where useful how to fix it.
     pub msg: String,
 }
 
 impl InputError {
-    /// An error at `pos`.
+    /// A [`InputErrorKind::BadValue`] error at `pos`.
     pub fn new(pos: Pos, msg: impl Into<String>) -> InputError {
+        InputError::of(InputErrorKind::BadValue, pos, msg)
+    }
+
+    /// An error of `kind` at `pos`.
+    pub fn of(kind: InputErrorKind, pos: Pos, msg: impl Into<String>) -> InputError {
         InputError {
             pos,
+            kind,
             msg: msg.into(),
         }
+    }
+
+    /// The same error, of `kind`.
+    pub fn with_kind(mut self, kind: InputErrorKind) -> InputError {
+        self.kind = kind;
+        self
     }
 }
 
@@ -189,6 +262,45 @@ mod tests {
         ];
         for (e, code) in cases {
             assert_eq!(e.code(), code, "{e:?}");
+        }
+    }
+
+    fn kinds_of(playbook: &str) -> Vec<InputErrorKind> {
+        match crate::playbook::load_playbook_str(playbook, Path::new("p.yml")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.kind).collect(),
+        }
+    }
+
+    #[test]
+    fn input_errors_carry_the_kind_of_mistake() {
+        let task = |t: &str| format!("- hosts: all\n  tasks:\n    - {t}\n");
+        let cases = [
+            ("- hosts: [all\n".to_string(), InputErrorKind::Syntax),
+            ("- *nowhere\n".to_string(), InputErrorKind::Syntax),
+            (
+                "- hosts: all\n  bogus_keyword: 1\n".to_string(),
+                InputErrorKind::UnknownKeyword,
+            ),
+            (task("no_such_module: {}"), InputErrorKind::UnknownModule),
+            (task("command: {bogus: 1}"), InputErrorKind::BadArgument),
+            (task("debug: {msg: '{{ a }'}"), InputErrorKind::Template),
+            (
+                task("{command: id, when: 'a ==='}"),
+                InputErrorKind::Template,
+            ),
+            (
+                task("{command: id, become: true, become_method: su}"),
+                InputErrorKind::Unsupported,
+            ),
+            (task("{command: id, become: maybe}"), InputErrorKind::BadValue),
+            (
+                task("import_tasks: /nonexistent/tasks.yml"),
+                InputErrorKind::Read,
+            ),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(kinds_of(&text), vec![kind], "{text}");
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::error::Pos;
 use crate::error::{exit, Error, InputError, InputErrors};
 use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
@@ -14,7 +15,6 @@ use crate::playbook::{self, Playbook};
 use crate::report::{Format, Reporter};
 use crate::secret::{RedactingWriter, Redactor, Secret};
 use crate::transport::known_hosts::HostKeyChecking;
-use crate::yaml::Pos;
 use crate::{Map, Value};
 
 /// drover: converge hosts over plain SSH from Ansible-syntax playbooks.

@@ -11,8 +11,8 @@ use indexmap::IndexMap;
 
 use super::builder::Builder;
 use super::{literal, range, shlex};
-use crate::error::InputError;
-use crate::yaml::Pos;
+use crate::error::Pos;
+use crate::error::{InputError, InputErrorKind};
 
 enum State {
     Hosts(String),
@@ -72,7 +72,7 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                             };
                         }
                         other => {
-                            b.errors.push(InputError::new(
+                            b.errors.push(InputError::of(InputErrorKind::Inventory,
                                 at,
                                 format!("unknown section type `:{other}` in `{line}`: expected [{group}], [{group}:vars] or [{group}:children]"),
                             ));
@@ -81,7 +81,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                     }
                 }
                 Err(msg) => {
-                    b.errors.push(InputError::new(at, msg));
+                    b.errors
+                        .push(InputError::of(InputErrorKind::Inventory, at, msg));
                     state = State::Skip;
                 }
             }
@@ -99,7 +100,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                         &at,
                     );
                 }
-                _ => b.errors.push(InputError::new(
+                _ => b.errors.push(InputError::of(
+                    InputErrorKind::Inventory,
                     at,
                     format!("expected `key=value` in [{group}:vars], got `{line}`"),
                 )),
@@ -118,7 +120,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                     }
                     b.add_child(group, child, &at);
                 }
-                None => b.errors.push(InputError::new(
+                None => b.errors.push(InputError::of(
+                    InputErrorKind::Inventory,
                     at,
                     format!("expected a group name in [{group}:children], got `{line}`"),
                 )),
@@ -126,7 +129,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
         }
     }
     for (_, (at, msg)) in referenced {
-        b.errors.push(InputError::new(at, msg));
+        b.errors
+            .push(InputError::of(InputErrorKind::Inventory, at, msg));
     }
 }
 
@@ -174,7 +178,8 @@ fn host_line(
     let words = match shlex::split(line, true) {
         Ok(words) => words,
         Err((off, msg)) => {
-            b.errors.push(InputError::new(
+            b.errors.push(InputError::of(
+                InputErrorKind::Inventory,
                 pos(line_no, col + off),
                 format!("cannot parse host line: {msg}"),
             ));
@@ -188,7 +193,8 @@ fn host_line(
     let (names, port) = match range::parse_host_pattern(&first.text) {
         Ok(v) => v,
         Err(msg) => {
-            b.errors.push(InputError::new(host_pos, msg));
+            b.errors
+                .push(InputError::of(InputErrorKind::Inventory, host_pos, msg));
             return;
         }
     };
@@ -199,7 +205,8 @@ fn host_line(
                 vars.push((k.to_string(), literal::parse_value(v)));
             }
             _ => {
-                b.errors.push(InputError::new(
+                b.errors.push(InputError::of(
+                    InputErrorKind::Inventory,
                     pos(line_no, col + w.offset),
                     format!(
                         "expected `key=value` host variable after host `{}`, got `{}`",

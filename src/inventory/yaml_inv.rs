@@ -5,7 +5,8 @@
 
 use super::builder::Builder;
 use super::range;
-use crate::yaml::{Node, NodeKind, Pos};
+use crate::error::Pos;
+use crate::yaml::{Node, NodeKind};
 
 /// Read the inventory document `doc` into `b`.
 pub(super) fn parse(doc: &Node, b: &mut Builder) {
