@@ -293,7 +293,10 @@ mod tests {
                 task("{command: id, become: true, become_method: su}"),
                 InputErrorKind::Unsupported,
             ),
-            (task("{command: id, become: maybe}"), InputErrorKind::BadValue),
+            (
+                task("{command: id, become: maybe}"),
+                InputErrorKind::BadValue,
+            ),
             (
                 task("import_tasks: /nonexistent/tasks.yml"),
                 InputErrorKind::Read,

@@ -426,8 +426,8 @@ impl<'a> Runner<'a> {
                 let scope = me.host_scope(ctx, st, None, Vec::new());
                 let remote = match me.connection(&st.name, &scope).await {
                     Ok(t) => crate::transport::Remote::new(t, None),
-                    Err(msg) => {
-                        me.unreachable(st, None, msg);
+                    Err(e) => {
+                        me.unreachable(st, None, e.to_string());
                         return;
                     }
                 };
@@ -829,7 +829,7 @@ impl<'a> Runner<'a> {
         &self,
         host: &str,
         scope: &Scope,
-    ) -> Result<Arc<dyn crate::transport::Transport>, String> {
+    ) -> Result<Arc<dyn crate::transport::Transport>, connect::ConnectError> {
         self.pool
             .get(host, || {
                 connect::target_for(host, self.inventory, &self.templar, scope, self.opts)

@@ -450,8 +450,8 @@ impl Runner<'_> {
         };
         let transport = match conn {
             Ok(t) => t,
-            Err(msg) => {
-                let mut r = ItemResult::failed(msg);
+            Err(e) => {
+                let mut r = ItemResult::failed(e.to_string());
                 r.status = Status::Unreachable;
                 return r;
             }
