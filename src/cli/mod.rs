@@ -290,7 +290,8 @@ fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
                 _ => return Err(InputError::new(pos, "extra vars must be a mapping").into()),
             }
         } else {
-            let (kv, free) = playbook::parse_kv(v).map_err(|e| InputError::new(pos.clone(), e))?;
+            let (kv, free) =
+                playbook::parse_kv(v).map_err(|e| InputError::new(pos.clone(), e.to_string()))?;
             if !free.is_empty() {
                 return Err(InputError::new(
                     pos,

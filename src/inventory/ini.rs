@@ -72,7 +72,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                             };
                         }
                         other => {
-                            b.errors.push(InputError::of(InputErrorKind::Inventory,
+                            b.errors.push(InputError::of(
+                                InputErrorKind::Inventory,
                                 at,
                                 format!("unknown section type `:{other}` in `{line}`: expected [{group}], [{group}:vars] or [{group}:children]"),
                             ));
@@ -80,9 +81,9 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                         }
                     }
                 }
-                Err(msg) => {
+                Err(e) => {
                     b.errors
-                        .push(InputError::of(InputErrorKind::Inventory, at, msg));
+                        .push(InputError::of(InputErrorKind::Inventory, at, e.to_string()));
                     state = State::Skip;
                 }
             }
@@ -134,11 +135,16 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
     }
 }
 
+/// A section header that is not `[name]` or `[name:kind]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid section header `{0}`: write [group], [group:vars] or [group:children], without spaces"
+)]
+struct BadSection(String);
+
 /// `[name]` or `[name:kind]`, with an optional trailing comment.
-fn section(line: &str) -> Result<(String, &str), String> {
-    let invalid = || {
-        format!("invalid section header `{line}`: write [group], [group:vars] or [group:children], without spaces")
-    };
+fn section(line: &str) -> Result<(String, &str), BadSection> {
+    let invalid = || BadSection(line.to_string());
     let close = line.find(']').ok_or_else(invalid)?;
     let after = line[close + 1..].trim();
     if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
@@ -192,9 +198,12 @@ fn host_line(
     let host_pos = pos(line_no, col + first.offset);
     let (names, port) = match range::parse_host_pattern(&first.text) {
         Ok(v) => v,
-        Err(msg) => {
-            b.errors
-                .push(InputError::of(InputErrorKind::Inventory, host_pos, msg));
+        Err(e) => {
+            b.errors.push(InputError::of(
+                InputErrorKind::Inventory,
+                host_pos,
+                e.to_string(),
+            ));
             return;
         }
     };

@@ -474,7 +474,7 @@ impl Module for Apt {
     ];
     type Change = AptChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         if self.names().is_empty() && !self.update_cache {
             return Err("one of the arguments 'name' or 'update_cache' is required".into());
         }

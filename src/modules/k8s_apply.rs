@@ -570,7 +570,7 @@ impl Module for K8sApply {
     ];
     type Change = ApplyChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         match (&self.src, &self.definition) {
             (Some(_), Some(_)) => {
                 Err("arguments 'src' and 'definition' are mutually exclusive".into())

@@ -190,7 +190,7 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     /// Rules between arguments that their types cannot say (copy needs
     /// `src` or `content`). Checked when the playbook is loaded, if no
     /// argument is templated, and again before the module runs.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ArgError> {
         Ok(())
     }
 
@@ -277,19 +277,37 @@ fn run_json<'a, M: Module>(
     Box::pin(async move {
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
-        module.validate().map_err(ModuleError::Args)?;
+        module.validate().map_err(|e| ModuleError::Args(e.msg))?;
         drive(&module, ctx).await
     })
 }
 
 /// Arguments refused before anything ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
 pub struct ArgError {
     /// The argument at fault, as the task wrote it; `None` when the problem
     /// concerns the arguments together (one missing, a rule between several).
     pub arg: Option<String>,
     /// What is wrong.
     pub msg: String,
+}
+
+/// A rule between arguments, not tied to one of them (what
+/// [`Module::validate`] refuses).
+impl From<&str> for ArgError {
+    fn from(msg: &str) -> Self {
+        ArgError {
+            arg: None,
+            msg: msg.to_string(),
+        }
+    }
+}
+
+impl From<String> for ArgError {
+    fn from(msg: String) -> Self {
+        ArgError { arg: None, msg }
+    }
 }
 
 /// Does a value hold template syntax anywhere (keys included)?
@@ -333,7 +351,7 @@ fn check_json<M: Module>(args: &Value) -> Result<(), ArgError> {
         }
     }
     match serde_path_to_error::deserialize::<_, M>(Value::Object(plain)) {
-        Ok(module) if !partial => module.validate().map_err(|msg| ArgError { arg: None, msg }),
+        Ok(module) if !partial => module.validate(),
         Ok(_) => Ok(()),
         Err(e) => {
             let arg = e.path().iter().next().and_then(|seg| match seg {

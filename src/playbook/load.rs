@@ -249,8 +249,16 @@ fn tags_of(node: &Node) -> Result<Vec<String>, InputError> {
         .collect())
 }
 
+/// Why `key=value` text did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// A quote opened and never closed.
+    #[error("unbalanced quotes")]
+    UnbalancedQuotes,
+}
+
 /// Parse `key=value key2="quoted value"` as Ansible does for module strings.
-pub fn parse_kv(text: &str) -> Result<(Map, String), String> {
+pub fn parse_kv(text: &str) -> Result<(Map, String), KvError> {
     let mut map = Map::new();
     let mut free = Vec::new();
     for token in split_words(text)? {
@@ -267,7 +275,7 @@ pub fn parse_kv(text: &str) -> Result<(Map, String), String> {
 }
 
 /// Split on whitespace outside quotes and `{{ }}`; quotes are removed.
-fn split_words(text: &str) -> Result<Vec<String>, String> {
+fn split_words(text: &str) -> Result<Vec<String>, KvError> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -303,7 +311,7 @@ fn split_words(text: &str) -> Result<Vec<String>, String> {
         i += 1;
     }
     if quote.is_some() {
-        return Err("unbalanced quotes".into());
+        return Err(KvError::UnbalancedQuotes);
     }
     if in_word {
         words.push(cur);
@@ -982,8 +990,11 @@ impl Loader {
                             return None;
                         }
                         Err(e) => {
-                            self.errors
-                                .push(value.error(e).with_kind(InputErrorKind::BadArgument));
+                            self.errors.push(
+                                value
+                                    .error(e.to_string())
+                                    .with_kind(InputErrorKind::BadArgument),
+                            );
                             return None;
                         }
                     }
