@@ -168,6 +168,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bad_host_entries_say_which_part_is_wrong() {
+        let port = parse_host_pattern("a:99999").expect_err("port");
+        assert_eq!(port, HostEntryError::Port("a:99999".into()));
+        assert_eq!(
+            port.to_string(),
+            "invalid port in host `a:99999`: must be 0-65535"
+        );
+        let range = expand("w[3:1]").expect_err("range");
+        assert!(
+            matches!(&range, HostEntryError::Range { inner, why, .. } if inner == "3:1" && why.contains("after the end")),
+            "{range:?}"
+        );
+        assert_eq!(
+            expand("w[1").expect_err("open"),
+            HostEntryError::Unclosed("w[1".into())
+        );
+    }
+
+    #[test]
     fn numeric_range_keeps_padding() {
         let (names, port) = parse_host_pattern("pi-worker-[01:03]").expect("range");
         assert_eq!(names, ["pi-worker-01", "pi-worker-02", "pi-worker-03"]);

@@ -282,6 +282,19 @@ fn run_json<'a, M: Module>(
     })
 }
 
+/// Output of a module's read script that the module cannot use: the host
+/// printed something the script never prints (a truncated stream, another
+/// tool answering).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// The script's end marker never came.
+    #[error("incomplete output")]
+    Incomplete,
+    /// A line or field that does not parse.
+    #[error("{0}")]
+    Malformed(String),
+}
+
 /// Arguments refused before anything ran.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{msg}")]

@@ -197,6 +197,24 @@ fn semver_cmp(a: &SemVer, b: &SemVer) -> Ordering {
 mod tests {
     use super::*;
 
+    #[test]
+    fn version_errors_are_typed() {
+        assert_eq!(compare("1", "2", "pep440"), Err(VersionError::Pep440));
+        assert_eq!(compare("1", "2", "x"), Err(VersionError::Type("x".into())));
+        assert_eq!(
+            compare("1.a", "1.1", "loose"),
+            Err(VersionError::NumberWithText)
+        );
+        assert_eq!(
+            compare("1", "1.0", "strict"),
+            Err(VersionError::Strict("1".into()))
+        );
+        assert_eq!(
+            satisfies(Ordering::Less, "~"),
+            Err(VersionError::Operator("~".into()))
+        );
+    }
+
     fn cmp(a: &str, b: &str, t: &str) -> Ordering {
         compare(a, b, t).expect("comparable")
     }
