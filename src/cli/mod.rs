@@ -68,7 +68,7 @@ struct ConnArgs {
     known_hosts: Option<PathBuf>,
     /// Host key policy: strict (default) or accept-new.
     #[arg(long = "host-key-checking", value_enum)]
-    host_key_checking: Option<HostKeyChecking>,
+    host_key_checking: Option<HostKeyCheckingArg>,
     /// Ask for the sudo password.
     #[arg(short = 'K', long = "ask-become-pass")]
     ask_become_pass: bool,
@@ -82,8 +82,8 @@ struct ConnArgs {
     #[arg(short = 'e', long = "extra-vars")]
     extra_vars: Vec<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    output: Format,
+    #[arg(long, value_enum, default_value_t = OutputArg::Human)]
+    output: OutputArg,
     /// More output (-vvv shows the commands run).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
@@ -181,6 +181,43 @@ enum KnownHostsAction {
         #[arg(long = "known-hosts")]
         known_hosts: Option<PathBuf>,
     },
+}
+
+/// `--output`: the values of [`Format`], spelled for the command line
+/// (clap stays out of the library's types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputArg {
+    /// Ansible-like lines.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+impl From<OutputArg> for Format {
+    fn from(o: OutputArg) -> Format {
+        match o {
+            OutputArg::Human => Format::Human,
+            OutputArg::Json => Format::Json,
+        }
+    }
+}
+
+/// `--host-key-checking`: the values of [`HostKeyChecking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HostKeyCheckingArg {
+    /// Unknown hosts are refused.
+    Strict,
+    /// Unknown hosts are learned; changed keys are still refused.
+    AcceptNew,
+}
+
+impl From<HostKeyCheckingArg> for HostKeyChecking {
+    fn from(h: HostKeyCheckingArg) -> HostKeyChecking {
+        match h {
+            HostKeyCheckingArg::Strict => HostKeyChecking::Strict,
+            HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
+        }
+    }
 }
 
 /// Ansible's setting for keys written twice in one YAML mapping: `warn`
@@ -327,7 +364,7 @@ fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {
         user: conn.user.clone(),
         private_key: conn.private_key.clone(),
         known_hosts: conn.known_hosts.clone(),
-        host_key_checking: conn.host_key_checking,
+        host_key_checking: conn.host_key_checking.map(HostKeyChecking::from),
         become_password: if conn.ask_become_pass {
             Some(prompt("BECOME password")?)
         } else {
@@ -495,7 +532,7 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
     opts.diff = args.diff;
     opts.tags = args.tags;
     opts.skip_tags = args.skip_tags;
-    run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
+    run_playbook(&pb, &inv, &opts, args.conn.output.into(), args.conn.verbose)
 }
 
 const PING_PLAYBOOK: &str = r#"
@@ -519,7 +556,7 @@ fn ping(args: PingArgs) -> Result<(), Error> {
     let inv = Inventory::load(&args.conn.inventory)?;
     let pb = playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>"))?;
     let opts = options(&args.conn, extra)?;
-    run_playbook(&pb, &inv, &opts, args.conn.output, args.conn.verbose)
+    run_playbook(&pb, &inv, &opts, args.conn.output.into(), args.conn.verbose)
 }
 
 fn inventory(args: InventoryArgs) -> Result<(), Error> {
@@ -613,5 +650,34 @@ fn known_hosts(action: KnownHostsAction) -> Result<(), Error> {
                 Err(source) => Err(Error::KnownHosts { path, source }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_spellings_map_to_the_library_types() {
+        let cli = Cli::try_parse_from([
+            "drover",
+            "apply",
+            "site.yml",
+            "--output",
+            "json",
+            "--host-key-checking",
+            "accept-new",
+        ])
+        .expect("parses");
+        let Command::Apply(a) = cli.command else {
+            panic!("not apply");
+        };
+        assert_eq!(Format::from(a.conn.output), Format::Json);
+        assert_eq!(
+            a.conn.host_key_checking.map(HostKeyChecking::from),
+            Some(HostKeyChecking::AcceptNew)
+        );
+        let bad = Cli::try_parse_from(["drover", "apply", "x.yml", "--output", "yaml"]);
+        assert!(bad.is_err());
     }
 }

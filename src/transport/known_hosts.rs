@@ -33,7 +33,7 @@ use crate::localfs;
 use crate::transport::shell_quote;
 
 /// How unknown host keys are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HostKeyChecking {
     /// Unknown hosts are refused.
     #[default]
