@@ -4,7 +4,6 @@
 //! leading `0` makes an integer octal).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,36 +11,10 @@ use std::sync::{Arc, Mutex};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use crate::error::InputError;
+/// A node's position; defined beside the errors that carry it.
+pub use crate::error::Pos;
+use crate::error::{InputError, InputErrorKind};
 use crate::Value;
-
-/// Where a node starts: file, 1-based line and 1-based column.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pos {
-    /// The file the node was read from (or a pseudo-name such as `<extra-vars>`).
-    pub file: Arc<PathBuf>,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-}
-
-impl Pos {
-    /// A position at the start of `file`, for errors that concern a whole file.
-    pub fn file_start(file: &Path) -> Pos {
-        Pos {
-            file: Arc::new(file.to_path_buf()),
-            line: 1,
-            col: 1,
-        }
-    }
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
 
 /// A YAML node with its position.
 #[derive(Clone, Debug)]
@@ -227,8 +200,10 @@ pub fn take_warnings() -> Vec<String> {
 
 /// Read and parse a YAML file holding one document. An empty file is `Null`.
 pub fn load_file(path: &Path) -> Result<Node, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(Pos::file_start(path), format!("cannot read file: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let msg = format!("cannot read file: {e}");
+        InputError::of(InputErrorKind::Read, Pos::file_start(path), msg)
+    })?;
     load_str(&text, path)
 }
 
@@ -288,7 +263,8 @@ pub fn parse(
             return Err(err);
         }
         let m = e.marker();
-        return Err(InputError::new(
+        return Err(InputError::of(
+            InputErrorKind::Syntax,
             Pos {
                 file,
                 line: m.line(),
@@ -312,7 +288,8 @@ pub fn parse(
         },
         1 => builder.docs.remove(0),
         _ => {
-            return Err(InputError::new(
+            return Err(InputError::of(
+                InputErrorKind::Syntax,
                 builder.docs[1].pos.clone(),
                 "expected a single YAML document",
             ))
@@ -395,7 +372,8 @@ impl Builder {
             )),
             DuplicateKeys::Error => {
                 if self.error.is_none() {
-                    self.error = Some(InputError::new(
+                    self.error = Some(InputError::of(
+                        InputErrorKind::DuplicateKey,
                         second,
                         format!(
                             "duplicate key '{key}' in this mapping, first at {at} (ANSIBLE_DUPLICATE_YAML_DICT_KEY=error)"
@@ -536,7 +514,8 @@ impl MarkedEventReceiver for Builder {
                     let (node, weight) = (node.clone(), *weight);
                     self.expanded = self.expanded.saturating_add(weight);
                     if self.expanded > MAX_ALIAS_EXPANSION {
-                        self.error = Some(InputError::new(
+                        self.error = Some(InputError::of(
+                            InputErrorKind::Syntax,
                             self.pos(mark),
                             format!(
                                 "YAML aliases expand to more than {} MiB here (nested anchors repeated: an alias bomb?); refusing the file",
@@ -548,7 +527,8 @@ impl MarkedEventReceiver for Builder {
                     self.push_value(node, 0, weight);
                 }
                 None => {
-                    self.error = Some(InputError::new(self.pos(mark), "unknown YAML alias"));
+                    let msg = "unknown YAML alias";
+                    self.error = Some(InputError::of(InputErrorKind::Syntax, self.pos(mark), msg));
                 }
             },
             _ => {}

@@ -1,6 +1,6 @@
 //! The command line: `drover apply`, `inventory`, `ping`, `lab` and
-//! `known-hosts`. Maps errors to exit codes (0 ok, 1 invalid input, 2 a host
-//! failed, 4 a host unreachable).
+//! `known-hosts`. Every command returns a [`crate::error::Error`], whose
+//! `code()` is the exit code.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{exit, InputError, InputErrors};
+use crate::error::Pos;
+use crate::error::{exit, Error, InputError, InputErrors};
 use crate::executor::{Options, Runner};
 use crate::inventory::Inventory;
 use crate::playbook::{self, Playbook};
 use crate::report::{Format, Reporter, View};
 use crate::secret::{RedactingWriter, Redactor, Secret};
 use crate::transport::known_hosts::HostKeyChecking;
-use crate::yaml::Pos;
 use crate::{Map, Value};
 
 /// drover: converge hosts over plain SSH from Ansible-syntax playbooks.
@@ -69,7 +69,7 @@ struct ConnArgs {
     known_hosts: Option<PathBuf>,
     /// Host key policy: strict (default) or accept-new.
     #[arg(long = "host-key-checking", value_enum)]
-    host_key_checking: Option<HostKeyChecking>,
+    host_key_checking: Option<HostKeyCheckingArg>,
     /// Ask for the sudo password.
     #[arg(short = 'K', long = "ask-become-pass")]
     ask_become_pass: bool,
@@ -83,8 +83,8 @@ struct ConnArgs {
     #[arg(short = 'e', long = "extra-vars")]
     extra_vars: Vec<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    output: Format,
+    #[arg(long, value_enum, default_value_t = OutputArg::Human)]
+    output: OutputArg,
     /// More output (-vvv shows the commands run).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
@@ -187,22 +187,70 @@ enum KnownHostsAction {
     },
 }
 
+/// `--output`: the values of [`Format`], spelled for the command line
+/// (clap stays out of the library's types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputArg {
+    /// Ansible-like lines.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+impl From<OutputArg> for Format {
+    fn from(o: OutputArg) -> Format {
+        match o {
+            OutputArg::Human => Format::Human,
+            OutputArg::Json => Format::Json,
+        }
+    }
+}
+
+/// `--host-key-checking`: the values of [`HostKeyChecking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HostKeyCheckingArg {
+    /// Unknown hosts are refused.
+    Strict,
+    /// Unknown hosts are learned; changed keys are still refused.
+    AcceptNew,
+}
+
+impl From<HostKeyCheckingArg> for HostKeyChecking {
+    fn from(h: HostKeyCheckingArg) -> HostKeyChecking {
+        match h {
+            HostKeyCheckingArg::Strict => HostKeyChecking::Strict,
+            HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
+        }
+    }
+}
+
 /// Ansible's setting for keys written twice in one YAML mapping: `warn`
 /// (default), `error` or `ignore`.
 const DUPLICATE_KEYS_ENV: &str = "ANSIBLE_DUPLICATE_YAML_DICT_KEY";
 
 /// Run the binary; returns the exit code.
 pub fn main() -> i32 {
+    match run() {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            if e.needs_message() {
+                say_err(&format!("ERROR: {e}"));
+            }
+            e.code()
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::INVALID
-            } else {
-                exit::OK
-            };
             let _ = e.print();
-            return code;
+            return Err(if e.use_stderr() {
+                Error::Usage
+            } else {
+                Error::Help
+            });
         }
     };
     let verbosity = match &cli.command {
@@ -214,10 +262,7 @@ pub fn main() -> i32 {
     if let Some(v) = std::env::var_os(DUPLICATE_KEYS_ENV) {
         match v.to_string_lossy().parse::<crate::yaml::DuplicateKeys>() {
             Ok(policy) => crate::yaml::set_duplicate_keys(policy),
-            Err(e) => {
-                say_err(&format!("ERROR: {DUPLICATE_KEYS_ENV}: {e}"));
-                return exit::INVALID;
-            }
+            Err(e) => return Err(Error::Invalid(format!("{DUPLICATE_KEYS_ENV}: {e}"))),
         }
     }
     match cli.command {
@@ -271,11 +316,6 @@ fn say_load_warnings() {
     }
 }
 
-fn input_error(e: &InputErrors) -> i32 {
-    say_err(&format!("ERROR: {e}"));
-    exit::INVALID
-}
-
 /// Parse `-e` values.
 fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
     let mut out = Map::new();
@@ -311,20 +351,19 @@ fn extra_vars(values: &[String]) -> Result<Map, InputErrors> {
     Ok(out)
 }
 
-fn prompt(what: &str) -> Result<Secret, i32> {
+fn prompt(what: &str) -> Result<Secret, Error> {
     rpassword::prompt_password(format!("{what}: "))
         .map(Secret::new)
-        .map_err(|e| {
-            say_err(&format!("ERROR: cannot read {what}: {e}"));
-            exit::INVALID
+        .map_err(|source| Error::Prompt {
+            what: what.to_string(),
+            source,
         })
 }
 
-fn options(conn: &ConnArgs, extra: Map) -> Result<Options, i32> {
+fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {
     if let Some(path) = &conn.known_hosts {
         if let Err(e) = crate::localfs::target(path) {
-            say_err(&format!("ERROR: --known-hosts: {e}"));
-            return Err(exit::INVALID);
+            return Err(Error::Invalid(format!("--known-hosts: {e}")));
         }
     }
     Ok(Options {
@@ -334,7 +373,7 @@ fn options(conn: &ConnArgs, extra: Map) -> Result<Options, i32> {
         user: conn.user.clone(),
         private_key: conn.private_key.clone(),
         known_hosts: conn.known_hosts.clone(),
-        host_key_checking: conn.host_key_checking,
+        host_key_checking: conn.host_key_checking.map(HostKeyChecking::from),
         become_password: if conn.ask_become_pass {
             Some(prompt("BECOME password")?)
         } else {
@@ -378,7 +417,13 @@ fn redactor(opts: &Options, inv: &Inventory) -> Redactor {
 }
 
 /// Load, check and run a playbook.
-fn run_playbook(pb: &Playbook, inv: &Inventory, opts: &Options, output: Format, view: View) -> i32 {
+fn run_playbook(
+    pb: &Playbook,
+    inv: &Inventory,
+    opts: &Options,
+    output: Format,
+    view: View,
+) -> Result<(), Error> {
     let redactor = redactor(opts, inv);
     let (tx, rx) = crate::report::channel();
     // Warnings from loading (duplicate keys) come first, before anything runs.
@@ -396,20 +441,17 @@ fn run_playbook(pb: &Playbook, inv: &Inventory, opts: &Options, output: Format, 
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            say_err(&format!("ERROR: cannot start runtime: {e}"));
-            return exit::INVALID;
-        }
+        Err(e) => return Err(Error::Runtime(e)),
     };
     let events = tx.clone();
     let runner = Runner::new(pb, inv, opts, tx, redactor);
     let refused = match runner.resolve_hosts() {
-        Err(e) => Some(format!("ERROR: {e}")),
+        Err(e) => Some(format!("{e}")),
         // As ansible-playbook: a limit that leaves nothing to do is a
         // mistake (a typo in a host name), not a successful empty run.
         Ok(targets) => match &opts.limit {
             Some(limit) if targets.iter().all(Vec::is_empty) => Some(format!(
-                "ERROR: --limit '{limit}' leaves no hosts to run on: it matches none of the hosts the plays target"
+                "--limit '{limit}' leaves no hosts to run on: it matches none of the hosts the plays target"
             )),
             _ => None,
         },
@@ -419,16 +461,15 @@ fn run_playbook(pb: &Playbook, inv: &Inventory, opts: &Options, output: Format, 
         drop(runner);
         drop(events);
         let _ = printer.join();
-        say_err(&msg);
-        return exit::INVALID;
+        return Err(Error::Invalid(msg));
     }
     let result = runtime.block_on(run_interruptible(runner, events));
     let _ = printer.join();
     match result {
-        Ok(_) if crate::interrupt::interrupted() => exit::INTERRUPTED,
-        Ok(Some(summary)) => summary.exit_code(),
-        Ok(None) => exit::INTERRUPTED,
-        Err(e) => input_error(&e),
+        Ok(_) if crate::interrupt::interrupted() => Err(Error::Interrupted),
+        Ok(Some(summary)) => summary.outcome(),
+        Ok(None) => Err(Error::Interrupted),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -465,7 +506,7 @@ async fn run_interruptible(
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        std::process::exit(exit::INTERRUPTED);
+        std::process::exit(Error::Interrupted.code());
     });
     events.send(crate::report::Event::Warning(
         "interrupted: stopping the commands running on the hosts".into(),
@@ -488,29 +529,13 @@ async fn run_interruptible(
     result
 }
 
-fn apply(args: ApplyArgs) -> i32 {
-    let extra = match extra_vars(&args.conn.extra_vars) {
-        Ok(e) => e,
-        Err(e) => return input_error(&e),
-    };
-    let mut inv = match Inventory::load(&args.conn.inventory) {
-        Ok(i) => i,
-        Err(e) => return input_error(&e),
-    };
-    let pb = match playbook::load_playbook(&args.playbook) {
-        Ok(p) => p,
-        Err(e) => return input_error(&e),
-    };
-    if let Err(e) = inv.add_playbook_vars(&pb.dir) {
-        return input_error(&e);
-    }
-    if let Err(e) = playbook::check::check(&pb, &inv, &extra) {
-        return input_error(&e);
-    }
-    let mut opts = match options(&args.conn, extra) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+fn apply(args: ApplyArgs) -> Result<(), Error> {
+    let extra = extra_vars(&args.conn.extra_vars)?;
+    let mut inv = Inventory::load(&args.conn.inventory)?;
+    let pb = playbook::load_playbook(&args.playbook)?;
+    inv.add_playbook_vars(&pb.dir)?;
+    playbook::check::check(&pb, &inv, &extra)?;
+    let mut opts = options(&args.conn, extra)?;
     opts.check = args.check;
     opts.no_read_ahead = args.no_read_ahead;
     opts.diff = args.diff;
@@ -522,7 +547,7 @@ fn apply(args: ApplyArgs) -> i32 {
         timings: args.timings,
         ..View::default()
     };
-    run_playbook(&pb, &inv, &opts, args.conn.output, view)
+    run_playbook(&pb, &inv, &opts, args.conn.output.into(), view)
 }
 
 const PING_PLAYBOOK: &str = r#"
@@ -541,35 +566,20 @@ const PING_PLAYBOOK: &str = r#"
       register: ping_sudo
 "#;
 
-fn ping(args: PingArgs) -> i32 {
-    let extra = match extra_vars(&args.conn.extra_vars) {
-        Ok(e) => e,
-        Err(e) => return input_error(&e),
-    };
-    let inv = match Inventory::load(&args.conn.inventory) {
-        Ok(i) => i,
-        Err(e) => return input_error(&e),
-    };
-    let pb = match playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>")) {
-        Ok(p) => p,
-        Err(e) => return input_error(&e),
-    };
-    let opts = match options(&args.conn, extra) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+fn ping(args: PingArgs) -> Result<(), Error> {
+    let extra = extra_vars(&args.conn.extra_vars)?;
+    let inv = Inventory::load(&args.conn.inventory)?;
+    let pb = playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>"))?;
+    let opts = options(&args.conn, extra)?;
     let view = View {
         verbosity: args.conn.verbose,
         ..View::default()
     };
-    run_playbook(&pb, &inv, &opts, args.conn.output, view)
+    run_playbook(&pb, &inv, &opts, args.conn.output.into(), view)
 }
 
-fn inventory(args: InventoryArgs) -> i32 {
-    let inv = match Inventory::load(&args.inventory) {
-        Ok(i) => i,
-        Err(e) => return input_error(&e),
-    };
+fn inventory(args: InventoryArgs) -> Result<(), Error> {
+    let inv = Inventory::load(&args.inventory)?;
     say_load_warnings();
     if args.graph {
         say(inv.to_string().trim_end());
@@ -577,20 +587,19 @@ fn inventory(args: InventoryArgs) -> i32 {
         match inv.host_vars_json(&h) {
             Some(v) => say(&serde_json::to_string_pretty(&v).unwrap_or_default()),
             None => {
-                say_err(&format!(
-                    "ERROR: no host '{h}' in {}",
+                return Err(Error::Invalid(format!(
+                    "no host '{h}' in {}",
                     args.inventory.display()
-                ));
-                return exit::INVALID;
+                )));
             }
         }
     } else {
         say(&serde_json::to_string_pretty(&inv.to_json()).unwrap_or_default());
     }
-    exit::OK
+    Ok(())
 }
 
-fn lab(action: LabAction) -> i32 {
+fn lab(action: LabAction) -> Result<(), Error> {
     use crate::lab::{Lab, LabConfig};
     let result = match action {
         LabAction::Up { nodes, dir, block } => {
@@ -632,16 +641,10 @@ fn lab(action: LabAction) -> i32 {
         }),
         LabAction::Stop { node, dir } => Lab::attach(&dir).and_then(|mut lab| lab.stop_node(&node)),
     };
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            say_err(&format!("ERROR: {e}"));
-            exit::INVALID
-        }
-    }
+    Ok(result?)
 }
 
-fn known_hosts(action: KnownHostsAction) -> i32 {
+fn known_hosts(action: KnownHostsAction) -> Result<(), Error> {
     match action {
         KnownHostsAction::Forget {
             host,
@@ -661,13 +664,39 @@ fn known_hosts(action: KnownHostsAction) -> i32 {
                         "removed {n} key(s) for {host} from {}",
                         path.display()
                     ));
-                    exit::OK
+                    Ok(())
                 }
-                Err(e) => {
-                    say_err(&format!("ERROR: {}: {e}", path.display()));
-                    exit::INVALID
-                }
+                Err(source) => Err(Error::KnownHosts { path, source }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_spellings_map_to_the_library_types() {
+        let cli = Cli::try_parse_from([
+            "drover",
+            "apply",
+            "site.yml",
+            "--output",
+            "json",
+            "--host-key-checking",
+            "accept-new",
+        ])
+        .expect("parses");
+        let Command::Apply(a) = cli.command else {
+            panic!("not apply");
+        };
+        assert_eq!(Format::from(a.conn.output), Format::Json);
+        assert_eq!(
+            a.conn.host_key_checking.map(HostKeyChecking::from),
+            Some(HostKeyChecking::AcceptNew)
+        );
+        let bad = Cli::try_parse_from(["drover", "apply", "x.yml", "--output", "yaml"]);
+        assert!(bad.is_err());
     }
 }

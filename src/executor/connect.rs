@@ -11,14 +11,38 @@ use tokio::sync::OnceCell;
 use super::Options;
 use crate::inventory::{ssh_args_options, Inventory, SshArgOptions};
 use crate::secret::Secret;
-use crate::template::{Scope, Templar};
+use crate::template::{Scope, Templar, TemplateError};
 use crate::transport::known_hosts::HostKeyChecking;
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{self, ConnectSpec};
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 use crate::Value;
 
-type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, String>>>;
+/// Why a host's connection could not be had: the reason it is unreachable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// A connection variable (`ansible_host`, `ansible_user`...) did not
+    /// render.
+    #[error("{name}: {source}")]
+    Var {
+        /// The variable.
+        name: String,
+        /// Why it did not render.
+        source: TemplateError,
+    },
+    /// `ansible_port` is not a port number.
+    #[error("ansible_port is not a port number: {0}")]
+    Port(String),
+    /// Connecting failed. Shared: every task waiting on the host's
+    /// connection gets the same error.
+    #[error(transparent)]
+    Transport(Arc<TransportError>),
+    /// The host's SSH arguments name a jump host or proxy command.
+    #[error("{}", proxy_refusal(.0))]
+    Proxy(String),
+}
+
+type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, ConnectError>>>;
 
 /// The run's connections, keyed by inventory host name.
 #[derive(Default)]
@@ -27,13 +51,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// The connection to `host`, opening it on first use. The error text is
+    /// The connection to `host`, opening it on first use. The error is
     /// the reason the host is unreachable.
     pub async fn get(
         &self,
         host: &str,
-        spec: impl FnOnce() -> Result<Target, String>,
-    ) -> Result<Arc<dyn Transport>, String> {
+        spec: impl FnOnce() -> Result<Target, ConnectError>,
+    ) -> Result<Arc<dyn Transport>, ConnectError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.entry(host.to_string()).or_default().clone()
@@ -44,7 +68,7 @@ impl Pool {
                 Target::Ssh(spec) => ssh::connect(&spec)
                     .await
                     .map(|t| Arc::new(t) as Arc<dyn Transport>)
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| ConnectError::Transport(Arc::new(e))),
             }
         })
         .await
@@ -131,21 +155,24 @@ pub enum Target {
     Ssh(Box<ConnectSpec>),
 }
 
-fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String>, String> {
+fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String>, ConnectError> {
     match scope.var(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match templar.render_value(v, scope) {
             Ok(Value::String(s)) => Ok(Some(s)),
             Ok(Value::Null) => Ok(None),
             Ok(other) => Ok(Some(other.to_string())),
-            Err(e) => Err(format!("{name}: {e}")),
+            Err(source) => Err(ConnectError::Var {
+                name: name.to_string(),
+                source,
+            }),
         },
     }
 }
 
 /// The OpenSSH options in a host's `ansible_ssh_args`,
 /// `ansible_ssh_common_args` and `ansible_ssh_extra_args`.
-pub(crate) fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOptions, String> {
+pub(crate) fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOptions, ConnectError> {
     let mut all = String::new();
     for n in [
         "ansible_ssh_args",
@@ -168,7 +195,7 @@ pub fn target_for(
     scope: &Scope,
     opts: &Options,
     keywords: &ConnKeywords,
-) -> Result<Target, String> {
+) -> Result<Target, ConnectError> {
     let get = |n: &str| var_str(templar, scope, n);
     let connection = get("ansible_connection")?;
     let is_local_name =
@@ -182,15 +209,13 @@ pub fn target_for(
     }
     let ssh_opts = ssh_args_of(templar, scope)?;
     if let Some(proxy) = &ssh_opts.proxy {
-        return Err(proxy_refusal(proxy));
+        return Err(ConnectError::Proxy(proxy.clone()));
     }
     let address = get("ansible_host")?
         .or_else(|| get("ansible_ssh_host").ok().flatten())
         .unwrap_or_else(|| host.to_string());
     let port = match get("ansible_port")?.or_else(|| get("ansible_ssh_port").ok().flatten()) {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| format!("ansible_port is not a port number: {p}"))?,
+        Some(p) => p.parse::<u16>().map_err(|_| ConnectError::Port(p))?,
         None => keywords.port.or(ssh_opts.port).unwrap_or(22),
     };
     // `-u` stays drover's override of everything; below it Ansible's
@@ -277,4 +302,61 @@ pub(crate) fn proxy_refusal(option: &str) -> String {
     format!(
         "`{option}` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet (connecting directly would reach a different host)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Map;
+
+    fn target_error(vars: &[(&str, &str)]) -> ConnectError {
+        let templar = Templar::new();
+        let vars: Map = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        let scope = templar.scope(Arc::new(vars), Vec::new());
+        let (inv, opts) = (Inventory::default(), Options::default());
+        match target_for(
+            "web1",
+            &inv,
+            &templar,
+            &scope,
+            &opts,
+            &ConnKeywords::default(),
+        ) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn connection_variable_errors_stay_typed() {
+        let e = target_error(&[("ansible_port", "http")]);
+        assert!(matches!(&e, ConnectError::Port(p) if p == "http"), "{e:?}");
+        assert_eq!(e.to_string(), "ansible_port is not a port number: http");
+        let e = target_error(&[("ansible_host", "{{ nowhere }}")]);
+        assert!(
+            matches!(&e, ConnectError::Var { name, source } if name == "ansible_host" && source.undefined.as_deref() == Some("nowhere")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pool_hands_every_waiter_the_same_typed_transport_error() {
+        let pool = Pool::default();
+        let spec = || {
+            Err(ConnectError::Transport(Arc::new(TransportError::Timeout {
+                addr: "127.0.0.1:22".into(),
+                secs: 1,
+            })))
+        };
+        for _ in 0..2 {
+            match pool.get("web1", spec).await {
+                Err(ConnectError::Transport(t)) => assert!(t.is_unreachable()),
+                Err(e) => panic!("{e:?}"),
+                Ok(_) => panic!("expected an error"),
+            }
+        }
+    }
 }

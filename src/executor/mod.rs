@@ -249,16 +249,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The process exit code: 2 if any host failed, else 4 if any host was
-    /// unreachable, else 0.
-    pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
+    /// The run's outcome: failed if any host failed, else unreachable if
+    /// any host was unreachable, else success.
+    pub fn outcome(&self) -> Result<(), crate::error::Error> {
+        use crate::error::Error;
         if self.recap.values().any(|c| c.failed > 0) {
-            exit::FAILED
+            Err(Error::Failed)
         } else if self.recap.values().any(|c| c.unreachable > 0) {
-            exit::UNREACHABLE
+            Err(Error::Unreachable)
         } else {
-            exit::OK
+            Ok(())
         }
     }
 }
@@ -960,8 +960,8 @@ impl RunCtx<'_> {
         };
         let remote = match conn {
             Ok(t) => crate::transport::Remote::new(t, None),
-            Err(msg) => {
-                lost(st, msg);
+            Err(e) => {
+                lost(st, e.to_string());
                 return;
             }
         };
@@ -1113,7 +1113,7 @@ impl RunCtx<'_> {
         &self,
         host: &str,
         scope: &Scope,
-    ) -> Result<Arc<dyn crate::transport::Transport>, String> {
+    ) -> Result<Arc<dyn crate::transport::Transport>, connect::ConnectError> {
         self.connection_with(host, scope, &connect::ConnKeywords::default())
             .await
     }
@@ -1125,7 +1125,7 @@ impl RunCtx<'_> {
         host: &str,
         scope: &Scope,
         keywords: &connect::ConnKeywords,
-    ) -> Result<Arc<dyn crate::transport::Transport>, String> {
+    ) -> Result<Arc<dyn crate::transport::Transport>, connect::ConnectError> {
         self.pool
             .get(&keywords.key(host), || {
                 connect::target_for(

@@ -6,13 +6,53 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{host_event, states_mut, HostId, HostState, PlayCtx, RunCtx, Runner, Standing};
+use crate::error::Pos;
 use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
 use crate::playbook::{Action, Task};
 use crate::report::{Event, Status};
 use crate::secret::Secret;
-use crate::template::{Scope, Templar};
+use crate::template::{Scope, Templar, TemplateError};
 use crate::transport::{Become, Remote};
 use crate::{Map, Value};
+
+/// Why a task could not start on a host (before its module ran): the
+/// task fails there.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TaskError {
+    /// A `when` condition did not evaluate.
+    #[error("task '{task}' at {pos}: error in condition '{cond}': {source}")]
+    Condition {
+        /// The task's name.
+        task: String,
+        /// Where the task is.
+        pos: Pos,
+        /// The condition.
+        cond: String,
+        /// Why it did not evaluate.
+        source: TemplateError,
+    },
+    /// The loop's items did not render.
+    #[error("error in loop: {0}")]
+    Loop(TemplateError),
+    /// `with_dict` over something else than a mapping.
+    #[error("with_dict expects a mapping")]
+    DictNotMapping,
+    /// `loop` over something else than a list.
+    #[error("Invalid data passed to 'loop', it requires a list, got: {0}")]
+    NotAList(Value),
+    /// `become_user` did not render.
+    #[error("{0}")]
+    BecomeUser(TemplateError),
+    /// An `environment` name that would be shell text.
+    #[error("environment variable name {0:?} is not valid: names are letters, digits and '_', not starting with a digit")]
+    EnvName(String),
+    /// `environment` rendered to something else than a mapping.
+    #[error("environment must be a mapping")]
+    EnvNotMapping,
+    /// `environment` did not render.
+    #[error("environment: {0}")]
+    Env(TemplateError),
+}
 
 const NO_LOG_MSG: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
@@ -355,8 +395,8 @@ impl RunCtx<'_> {
         };
         let items = match self.loop_items(lp, &scope) {
             Ok(items) => items,
-            Err(msg) => {
-                let r = ItemResult::failed(msg);
+            Err(e) => {
+                let r = ItemResult::failed(e.to_string());
                 self.record(task, st, &r, None, no_log);
                 return;
             }
@@ -410,7 +450,7 @@ impl RunCtx<'_> {
         scope: &Scope,
     ) -> Option<ItemResult> {
         let mut r = match self.conditions_hold(task, scope) {
-            Err(msg) => ItemResult::failed(msg),
+            Err(e) => ItemResult::failed(e.to_string()),
             Ok(false) => ItemResult::skipped("Conditional result was False"),
             Ok(true) => self.run_item(ctx, task, st, scope).await,
         };
@@ -491,17 +531,18 @@ impl RunCtx<'_> {
         self.register(task, st, Value::Object(agg), None);
     }
 
-    pub(super) fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, String> {
+    pub(super) fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, TaskError> {
         for c in &task.when {
             match self.templar.truthy(c, scope) {
                 Ok(true) => {}
                 Ok(false) => return Ok(false),
-                Err(e) => {
-                    return Err(format!(
-                        "task '{}' at {}: error in condition '{c}': {e}",
-                        task.display_name(),
-                        task.pos
-                    ))
+                Err(source) => {
+                    return Err(TaskError::Condition {
+                        task: task.display_name(),
+                        pos: task.pos.clone(),
+                        cond: c.clone(),
+                        source,
+                    })
                 }
             }
         }
@@ -512,11 +553,11 @@ impl RunCtx<'_> {
         &self,
         lp: &crate::playbook::Loop,
         scope: &Scope,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, TaskError> {
         let value = self
             .templar
             .render_value(&lp.items, scope)
-            .map_err(|e| format!("error in loop: {e}"))?;
+            .map_err(TaskError::Loop)?;
         let value = match value {
             // `loop: "{{ x }}"` where x renders to a string holding a list.
             Value::String(s) if s.trim_start().starts_with('[') => {
@@ -530,7 +571,7 @@ impl RunCtx<'_> {
                     .into_iter()
                     .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
                     .collect()),
-                _ => Err("with_dict expects a mapping".into()),
+                _ => Err(TaskError::DictNotMapping),
             };
         }
         match value {
@@ -544,13 +585,15 @@ impl RunCtx<'_> {
             Value::Array(items) => Ok(items),
             Value::Null => Ok(Vec::new()),
             other if lp.flatten => Ok(vec![other]),
-            other => Err(format!(
-                "Invalid data passed to 'loop', it requires a list, got: {other}"
-            )),
+            other => Err(TaskError::NotAList(other)),
         }
     }
 
-    pub(super) fn become_for(&self, task: &Task, scope: &Scope) -> Result<Option<Become>, String> {
+    pub(super) fn become_for(
+        &self,
+        task: &Task,
+        scope: &Scope,
+    ) -> Result<Option<Become>, TaskError> {
         let var = |n: &str| -> Option<Value> {
             scope
                 .var(n)
@@ -570,7 +613,7 @@ impl RunCtx<'_> {
             .map(|u| {
                 self.templar
                     .render_string(u, scope)
-                    .map_err(|e| e.to_string())
+                    .map_err(TaskError::BecomeUser)
             })
             .transpose()?
             .or_else(|| var("ansible_become_user").and_then(|v| v.as_str().map(str::to_string)))
@@ -615,11 +658,11 @@ impl RunCtx<'_> {
         strip_omit(&mut args, &self.omit);
         let become_ = match self.become_for(task, scope) {
             Ok(b) => b,
-            Err(e) => return ItemResult::failed(e),
+            Err(e) => return ItemResult::failed(e.to_string()),
         };
         let env = match self.task_env(task, scope) {
             Ok(env) => env,
-            Err(msg) => return ItemResult::failed(msg),
+            Err(e) => return ItemResult::failed(e.to_string()),
         };
         // Delegation: run on another host's connection with this host's vars.
         let delegate = match &task.keywords.delegate_to {
@@ -660,8 +703,8 @@ impl RunCtx<'_> {
         };
         let transport = match conn {
             Ok(t) => t,
-            Err(msg) => {
-                let mut r = ItemResult::failed(msg);
+            Err(e) => {
+                let mut r = ItemResult::failed(e.to_string());
                 r.status = Status::Unreachable;
                 return r;
             }
@@ -900,16 +943,14 @@ impl RunCtx<'_> {
         &self,
         task: &Task,
         scope: &Scope,
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, TaskError> {
         match &task.keywords.environment {
             Some(env) => match self.templar.render_value(env, scope) {
                 Ok(Value::Object(m)) => m
                     .into_iter()
                     .map(|(k, v)| {
                         if !crate::transport::is_env_name(&k) {
-                            return Err(format!(
-                                "environment variable name {k:?} is not valid: names are letters, digits and '_', not starting with a digit"
-                            ));
+                            return Err(TaskError::EnvName(k));
                         }
                         let s = match v {
                             Value::String(s) => s,
@@ -918,8 +959,8 @@ impl RunCtx<'_> {
                         Ok((k, s))
                     })
                     .collect(),
-                Ok(_) => Err("environment must be a mapping".into()),
-                Err(e) => Err(format!("environment: {e}")),
+                Ok(_) => Err(TaskError::EnvNotMapping),
+                Err(e) => Err(TaskError::Env(e)),
             },
             None => Ok(Vec::new()),
         }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::{file_error, ini, yaml_inv, Group, Host, Inventory, Layers};
-use crate::error::InputError;
-use crate::yaml::Pos;
+use crate::error::Pos;
+use crate::error::{InputError, InputErrorKind};
 use crate::{Map, Value};
 
 /// Groups and hosts as written, in the order they appear.
@@ -56,9 +56,10 @@ impl Builder {
         } else if path.exists() {
             match std::fs::read_to_string(path) {
                 Ok(text) => self.load_text(&text, path, path.extension().and_then(|e| e.to_str())),
-                Err(e) => self
-                    .errors
-                    .push(file_error(path, format!("cannot read inventory: {e}"))),
+                Err(e) => self.errors.push(
+                    file_error(path, format!("cannot read inventory: {e}"))
+                        .with_kind(InputErrorKind::Read),
+                ),
             }
         } else if let Some(list) = path.to_str().filter(|s| s.contains(',')) {
             self.load_host_list(list, path);
@@ -169,7 +170,8 @@ impl Builder {
         }
         match priority_value(&value) {
             Some(p) => g.priority = p,
-            None => self.errors.push(InputError::new(
+            None => self.errors.push(InputError::of(
+                InputErrorKind::Inventory,
                 pos.clone(),
                 format!(
                     "ansible_group_priority of group `{group}` must be an integer, not {value}"
@@ -181,14 +183,14 @@ impl Builder {
     /// Make `child` a child group of `parent`; a loop is an error at `pos`.
     pub fn add_child(&mut self, parent: &str, child: &str, pos: &Pos) {
         if child == "all" {
-            self.errors.push(InputError::new(
+            self.errors.push(InputError::of(InputErrorKind::Inventory,
                 pos.clone(),
                 format!("group `all` cannot be a child of `{parent}`: every group is already under `all`"),
             ));
             return;
         }
         if child == parent || self.is_descendant(parent, child) {
-            self.errors.push(InputError::new(
+            self.errors.push(InputError::of(InputErrorKind::Inventory,
                 pos.clone(),
                 format!(
                     "adding group `{child}` as a child of `{parent}` creates a loop: `{parent}` is already under `{child}`"

@@ -11,9 +11,9 @@ use indexmap::IndexMap;
 
 use super::builder::Builder;
 use super::{literal, range};
-use crate::error::InputError;
+use crate::error::Pos;
+use crate::error::{InputError, InputErrorKind};
 use crate::shlex;
-use crate::yaml::Pos;
 
 enum State {
     Hosts(String),
@@ -73,7 +73,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                             };
                         }
                         other => {
-                            b.errors.push(InputError::new(
+                            b.errors.push(InputError::of(
+                                InputErrorKind::Inventory,
                                 at,
                                 format!("unknown section type `:{other}` in `{line}`: expected [{group}], [{group}:vars] or [{group}:children]"),
                             ));
@@ -81,8 +82,9 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                         }
                     }
                 }
-                Err(msg) => {
-                    b.errors.push(InputError::new(at, msg));
+                Err(e) => {
+                    b.errors
+                        .push(InputError::of(InputErrorKind::Inventory, at, e.to_string()));
                     state = State::Skip;
                 }
             }
@@ -100,7 +102,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                         &at,
                     );
                 }
-                _ => b.errors.push(InputError::new(
+                _ => b.errors.push(InputError::of(
+                    InputErrorKind::Inventory,
                     at,
                     format!("expected `key=value` in [{group}:vars], got `{line}`"),
                 )),
@@ -119,7 +122,8 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
                     }
                     b.add_child(group, child, &at);
                 }
-                None => b.errors.push(InputError::new(
+                None => b.errors.push(InputError::of(
+                    InputErrorKind::Inventory,
                     at,
                     format!("expected a group name in [{group}:children], got `{line}`"),
                 )),
@@ -127,15 +131,21 @@ pub(super) fn parse(text: &str, file: Arc<PathBuf>, b: &mut Builder) {
         }
     }
     for (_, (at, msg)) in referenced {
-        b.errors.push(InputError::new(at, msg));
+        b.errors
+            .push(InputError::of(InputErrorKind::Inventory, at, msg));
     }
 }
 
+/// A section header that is not `[name]` or `[name:kind]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid section header `{0}`: write [group], [group:vars] or [group:children], without spaces"
+)]
+struct BadSection(String);
+
 /// `[name]` or `[name:kind]`, with an optional trailing comment.
-fn section(line: &str) -> Result<(String, &str), String> {
-    let invalid = || {
-        format!("invalid section header `{line}`: write [group], [group:vars] or [group:children], without spaces")
-    };
+fn section(line: &str) -> Result<(String, &str), BadSection> {
+    let invalid = || BadSection(line.to_string());
     let close = line.find(']').ok_or_else(invalid)?;
     let after = line[close + 1..].trim();
     if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
@@ -175,7 +185,8 @@ fn host_line(
     let words = match shlex::split(line, true) {
         Ok(words) => words,
         Err(e) => {
-            b.errors.push(InputError::new(
+            b.errors.push(InputError::of(
+                InputErrorKind::Inventory,
                 pos(line_no, col + e.offset),
                 format!("cannot parse host line: {e}"),
             ));
@@ -188,8 +199,12 @@ fn host_line(
     let host_pos = pos(line_no, col + first.offset);
     let (names, port) = match range::parse_host_pattern(&first.text) {
         Ok(v) => v,
-        Err(msg) => {
-            b.errors.push(InputError::new(host_pos, msg));
+        Err(e) => {
+            b.errors.push(InputError::of(
+                InputErrorKind::Inventory,
+                host_pos,
+                e.to_string(),
+            ));
             return;
         }
     };
@@ -200,7 +215,8 @@ fn host_line(
                 vars.push((k.to_string(), literal::parse_value(v)));
             }
             _ => {
-                b.errors.push(InputError::new(
+                b.errors.push(InputError::of(
+                    InputErrorKind::Inventory,
                     pos(line_no, col + w.offset),
                     format!(
                         "expected `key=value` host variable after host `{}`, got `{}`",

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+use crate::error::Pos;
 use crate::error::{InputError, InputErrors};
-use crate::yaml::Pos;
 use crate::{Map, Value};
 
 use builder::Builder;

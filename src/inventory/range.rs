@@ -5,8 +5,34 @@
 
 use std::net::Ipv6Addr;
 
+/// A host entry that is not a name, `name:port` or a valid range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum HostEntryError {
+    /// A `:` outside brackets that does not start a port.
+    #[error("invalid host `{0}`: `:` may only separate a port")]
+    Colon(String),
+    /// A port that is not 0-65535.
+    #[error("invalid port in host `{0}`: must be 0-65535")]
+    Port(String),
+    /// A `[` that never closes.
+    #[error("invalid host range in `{0}`: `[` without `]`")]
+    Unclosed(String),
+    /// A range whose bounds or step are wrong.
+    #[error("invalid host range `[{inner}]` in `{name}`: {why}")]
+    Range {
+        /// The text between the brackets.
+        inner: String,
+        /// The whole entry.
+        name: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
 /// Split a host entry into host names and an optional port.
-pub(super) fn parse_host_pattern(pattern: &str) -> Result<(Vec<String>, Option<u16>), String> {
+pub(super) fn parse_host_pattern(
+    pattern: &str,
+) -> Result<(Vec<String>, Option<u16>), HostEntryError> {
     let pattern = pattern.trim();
     if pattern.parse::<Ipv6Addr>().is_ok() {
         return Ok((vec![pattern.to_string()], None));
@@ -27,16 +53,14 @@ pub(super) fn parse_host_pattern(pattern: &str) -> Result<(Vec<String>, Option<u
         _ => (pattern, None),
     };
     if !colons_bracketed(name) {
-        return Err(format!(
-            "invalid host `{pattern}`: `:` may only separate a port"
-        ));
+        return Err(HostEntryError::Colon(pattern.to_string()));
     }
     Ok((expand(name)?, port))
 }
 
-fn parse_port(port: &str, pattern: &str) -> Result<u16, String> {
+fn parse_port(port: &str, pattern: &str) -> Result<u16, HostEntryError> {
     port.parse::<u16>()
-        .map_err(|_| format!("invalid port in host `{pattern}`: must be 0-65535"))
+        .map_err(|_| HostEntryError::Port(pattern.to_string()))
 }
 
 /// Are all `:` of `s` inside `[...]`?
@@ -54,19 +78,21 @@ fn colons_bracketed(s: &str) -> bool {
 }
 
 /// Expand every `[begin:end]` or `[begin:end:step]` range in `name`.
-pub(super) fn expand(name: &str) -> Result<Vec<String>, String> {
+pub(super) fn expand(name: &str) -> Result<Vec<String>, HostEntryError> {
     let Some(open) = name.find('[') else {
         return Ok(vec![name.to_string()]);
     };
     let Some(close_rel) = name[open..].find(']') else {
-        return Err(format!("invalid host range in `{name}`: `[` without `]`"));
+        return Err(HostEntryError::Unclosed(name.to_string()));
     };
     let close = open + close_rel;
     let (head, inner, tail) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
     if !inner.contains(':') {
-        return Err(format!(
-            "invalid host range `[{inner}]` in `{name}`: write it as [begin:end] or [begin:end:step]"
-        ));
+        return Err(HostEntryError::Range {
+            inner: inner.to_string(),
+            name: name.to_string(),
+            why: "write it as [begin:end] or [begin:end:step]",
+        });
     }
     let mut out = Vec::new();
     for item in range_items(inner, name)? {
@@ -77,8 +103,12 @@ pub(super) fn expand(name: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn range_items(inner: &str, name: &str) -> Result<Vec<String>, String> {
-    let bad = |why: &str| format!("invalid host range `[{inner}]` in `{name}`: {why}");
+fn range_items(inner: &str, name: &str) -> Result<Vec<String>, HostEntryError> {
+    let bad = |why: &'static str| HostEntryError::Range {
+        inner: inner.to_string(),
+        name: name.to_string(),
+        why,
+    };
     let parts: Vec<&str> = inner.split(':').collect();
     let (beg, end, step) = match parts.as_slice() {
         [b, e] => (*b, *e, "1"),
@@ -136,6 +166,25 @@ fn range_items(inner: &str, name: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_host_entries_say_which_part_is_wrong() {
+        let port = parse_host_pattern("a:99999").expect_err("port");
+        assert_eq!(port, HostEntryError::Port("a:99999".into()));
+        assert_eq!(
+            port.to_string(),
+            "invalid port in host `a:99999`: must be 0-65535"
+        );
+        let range = expand("w[3:1]").expect_err("range");
+        assert!(
+            matches!(&range, HostEntryError::Range { inner, why, .. } if inner == "3:1" && why.contains("after the end")),
+            "{range:?}"
+        );
+        assert_eq!(
+            expand("w[1").expect_err("open"),
+            HostEntryError::Unclosed("w[1".into())
+        );
+    }
 
     #[test]
     fn numeric_range_keeps_padding() {

@@ -10,7 +10,8 @@ use indexmap::IndexMap;
 
 use super::{file_error, Inventory, LOCALHOST_NAMES};
 use crate::error::InputError;
-use crate::yaml::{NodeKind, Pos};
+use crate::error::Pos;
+use crate::yaml::NodeKind;
 use crate::Map;
 
 const EXTENSIONS: [&str; 3] = [".yml", ".yaml", ".json"];
@@ -124,8 +125,10 @@ fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>) {
 /// One vars file: a mapping (or nothing) in YAML or JSON.
 pub(super) fn load_vars_file(path: &Path) -> Result<Map, InputError> {
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| file_error(path, format!("cannot read vars file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            file_error(path, format!("cannot read vars file: {e}"))
+                .with_kind(crate::error::InputErrorKind::Read)
+        })?;
         if text.trim().is_empty() {
             return Ok(Map::new());
         }

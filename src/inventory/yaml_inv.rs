@@ -5,7 +5,8 @@
 
 use super::builder::Builder;
 use super::range;
-use crate::yaml::{Node, NodeKind, Pos};
+use crate::error::Pos;
+use crate::yaml::{Node, NodeKind};
 
 /// Read the inventory document `doc` into `b`.
 pub(super) fn parse(doc: &Node, b: &mut Builder) {
@@ -86,9 +87,12 @@ fn parse_hosts(group: &str, node: &Node, b: &mut Builder) {
 fn add_hosts(group: &str, pattern: &str, pos: &Pos, vars: Option<&Node>, b: &mut Builder) {
     let (names, port) = match range::parse_host_pattern(pattern) {
         Ok(v) => v,
-        Err(msg) => {
-            b.errors
-                .push(crate::error::InputError::new(pos.clone(), msg));
+        Err(e) => {
+            b.errors.push(crate::error::InputError::of(
+                crate::error::InputErrorKind::Inventory,
+                pos.clone(),
+                e.to_string(),
+            ));
             return;
         }
     };

@@ -173,7 +173,7 @@ fn parse_policy(out: &str) -> Vec<(String, Option<String>)> {
     res
 }
 
-fn parse_observed(out: &str) -> Result<Observed, String> {
+fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
     let mut o = Observed::default();
     let mut section = "";
     let mut dpkg = String::new();
@@ -181,7 +181,10 @@ fn parse_observed(out: &str) -> Result<Observed, String> {
     let mut end = false;
     for line in out.lines() {
         if let Some(n) = line.strip_prefix("@@now ") {
-            o.now = n.trim().parse().map_err(|_| format!("bad date {n}"))?;
+            o.now = n
+                .trim()
+                .parse()
+                .map_err(|_| super::OutputError::Malformed(format!("bad date {n}")))?;
         } else if let Some(s) = line.strip_prefix("@@stamp") {
             o.stamp = s.trim().parse().ok();
         } else if line == "@@dpkg" || line == "@@policy" {
@@ -198,7 +201,7 @@ fn parse_observed(out: &str) -> Result<Observed, String> {
         }
     }
     if !end || o.now == 0 {
-        return Err("incomplete output".into());
+        return Err(super::OutputError::Incomplete);
     }
     o.dpkg = parse_dpkg(&dpkg);
     o.candidates = parse_policy(&policy);
@@ -492,7 +495,7 @@ impl Module for Apt {
     ];
     type Change = AptChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         if self.names().is_empty() && !self.update_cache {
             return Err("one of the arguments 'name' or 'update_cache' is required".into());
         }

@@ -324,7 +324,7 @@ impl Module for Copy {
     ];
     type Change = CopyChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         match (&self.content, &self.src) {
             (Some(_), Some(_)) => {
                 Err("arguments 'src' and 'content' are mutually exclusive".into())

@@ -29,7 +29,7 @@ impl Module for Debug {
     const ARGS: &'static [&'static str] = &["msg", "var", "verbosity"];
     type Change = ();
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         if self.msg.is_some() && self.var.is_some() {
             return Err("arguments 'msg' and 'var' are mutually exclusive".into());
         }

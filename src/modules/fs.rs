@@ -396,7 +396,7 @@ impl ReadBatch {
 
     /// Parse what the script printed (for tests that run it themselves).
     #[cfg(test)]
-    pub(super) fn parse(&self, stdout: &str) -> Result<ReadOutput, String> {
+    pub(super) fn parse(&self, stdout: &str) -> Result<ReadOutput, super::OutputError> {
         parse_output(&self.paths, stdout)
     }
 
@@ -479,7 +479,7 @@ pub async fn read_files(
     Ok(batch.run(remote).await?.states)
 }
 
-fn parse_output(paths: &[String], text: &str) -> Result<ReadOutput, String> {
+fn parse_output(paths: &[String], text: &str) -> Result<ReadOutput, super::OutputError> {
     let mut out = ReadOutput::default();
     for line in text.lines() {
         if let Some(x) = line.strip_prefix("@@x ") {
@@ -495,7 +495,9 @@ fn parse_output(paths: &[String], text: &str) -> Result<ReadOutput, String> {
                 s.content = Some(
                     base64::engine::general_purpose::STANDARD
                         .decode(data.trim())
-                        .map_err(|e| format!("bad file data: {e}"))?,
+                        .map_err(|e| {
+                            super::OutputError::Malformed(format!("bad file data: {e}"))
+                        })?,
                 );
             }
         } else if let Some(target) = line.strip_prefix("@@lnk ") {
@@ -509,25 +511,28 @@ fn parse_output(paths: &[String], text: &str) -> Result<ReadOutput, String> {
         } else if let Some(head) = line.strip_prefix("@@ ") {
             let path = paths
                 .get(out.states.len())
-                .ok_or("unexpected output")?
+                .ok_or_else(|| super::OutputError::Malformed("unexpected output".into()))?
                 .clone();
             out.states.push(parse_head(path, head)?);
         }
     }
     if out.states.len() != paths.len() {
-        return Err("incomplete output".into());
+        return Err(super::OutputError::Incomplete);
     }
     Ok(out)
 }
 
-fn parse_head(path: String, head: &str) -> Result<FileState, String> {
+fn parse_head(path: String, head: &str) -> Result<FileState, super::OutputError> {
     let mut state = FileState::missing(path);
     if head == "missing" {
         return Ok(state);
     }
     let f: Vec<&str> = head.split('|').collect();
     if f.len() != 16 {
-        return Err(format!("cannot stat {}: {head}", state.path));
+        return Err(super::OutputError::Malformed(format!(
+            "cannot stat {}: {head}",
+            state.path
+        )));
     }
     state.kind = match f[0] {
         "regular file" | "regular empty file" => FileKind::File,

@@ -46,10 +46,10 @@ struct Observed {
 const READ: &str =
     "if [ -f /etc/hostname ]; then echo @@file; cat /etc/hostname; fi; echo @@live; hostname";
 
-fn parse_observed(out: &str) -> Result<Observed, String> {
+fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
     let (file_part, live) = out
         .rsplit_once("@@live\n")
-        .ok_or_else(|| "incomplete output".to_string())?;
+        .ok_or(super::OutputError::Incomplete)?;
     let file = file_part.strip_prefix("@@file\n").map(|s| s.to_string());
     Ok(Observed {
         file,

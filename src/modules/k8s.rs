@@ -228,7 +228,29 @@ pub fn key_of(obj: &Value, cluster_kinds: &[String]) -> Option<ObjKey> {
 }
 
 /// The objects `kubectl get -o json` printed: nothing, one object, or a List.
-pub fn parse_get_output(text: &str) -> Result<Vec<Value>, String> {
+/// Kubernetes objects drover cannot order or read.
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    /// kubectl's output is not JSON.
+    #[error("kubectl printed something that is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// A `drover.dev/depends-on` entry that is not `Kind/name`.
+    #[error("{annotation}: {0:?} is not Kind/name (comma separated)", annotation = DEPENDS_ON_ANNOTATION)]
+    DependsOn(String),
+    /// An error in the object named.
+    #[error("{key}: {source}")]
+    Object {
+        /// The object.
+        key: String,
+        /// What is wrong with it.
+        source: Box<K8sError>,
+    },
+    /// Objects that depend on each other.
+    #[error("dependency cycle among {keys} (references and {annotation})", keys = .0.join(", "), annotation = DEPENDS_ON_ANNOTATION)]
+    Cycle(Vec<String>),
+}
+
+pub fn parse_get_output(text: &str) -> Result<Vec<Value>, K8sError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -236,7 +258,7 @@ pub fn parse_get_output(text: &str) -> Result<Vec<Value>, String> {
     // read them all.
     let mut objs = Vec::new();
     for v in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-        let v = v.map_err(|e| format!("kubectl printed something that is not JSON: {e}"))?;
+        let v = v.map_err(K8sError::NotJson)?;
         let is_list = str_at(&v, &["kind"]).is_some_and(|k| k == "List" || k.ends_with("List"))
             && v.get("items").is_some();
         if is_list {
@@ -321,7 +343,7 @@ pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The `Kind/name` entries of a `drover.dev/depends-on` annotation.
-pub fn depends_on(obj: &Value) -> Result<Vec<(String, String)>, String> {
+pub fn depends_on(obj: &Value) -> Result<Vec<(String, String)>, K8sError> {
     let Some(text) = annotation(obj, DEPENDS_ON_ANNOTATION) else {
         return Ok(Vec::new());
     };
@@ -332,9 +354,7 @@ pub fn depends_on(obj: &Value) -> Result<Vec<(String, String)>, String> {
             Some((k, n)) if !k.is_empty() && !n.is_empty() && !n.contains('/') => {
                 Ok((k.to_string(), n.to_string()))
             }
-            _ => Err(format!(
-                "{DEPENDS_ON_ANNOTATION}: {s:?} is not Kind/name (comma separated)"
-            )),
+            _ => Err(K8sError::DependsOn(s.to_string())),
         })
         .collect()
 }
@@ -448,7 +468,7 @@ fn references(obj: &Value, crds: &HashMap<(String, String), String>) -> Vec<(Str
 /// dependencies (within the set) are all in earlier groups; within a group,
 /// Helm's kind order, then input order. Errors name a dependency cycle or a
 /// bad annotation.
-pub fn group_objects(objs: &[Value], keys: &[ObjKey]) -> Result<Vec<Vec<usize>>, String> {
+pub fn group_objects(objs: &[Value], keys: &[ObjKey]) -> Result<Vec<Vec<usize>>, K8sError> {
     // CRDs in the set: (group, kind) -> CRD name.
     let mut crds = HashMap::new();
     for o in objs {
@@ -466,7 +486,10 @@ pub fn group_objects(objs: &[Value], keys: &[ObjKey]) -> Result<Vec<Vec<usize>>,
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); objs.len()];
     for (i, (obj, key)) in objs.iter().zip(keys).enumerate() {
         let mut targets = references(obj, &crds);
-        targets.extend(depends_on(obj).map_err(|e| format!("{key}: {e}"))?);
+        targets.extend(depends_on(obj).map_err(|e| K8sError::Object {
+            key: key.to_string(),
+            source: Box::new(e),
+        })?);
         let mut wanted: Vec<ObjKey> = targets
             .into_iter()
             .map(|(kind, name)| {
@@ -525,10 +548,7 @@ pub fn group_objects(objs: &[Value], keys: &[ObjKey]) -> Result<Vec<Vec<usize>>,
         .map(|i| keys[i].to_string())
         .collect();
     if !stuck.is_empty() {
-        return Err(format!(
-            "dependency cycle among {} (references and {DEPENDS_ON_ANNOTATION})",
-            stuck.join(", ")
-        ));
+        return Err(K8sError::Cycle(stuck));
     }
     let top = level.iter().flatten().max().map_or(0, |m| m + 1);
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); top];
@@ -914,7 +934,9 @@ mod tests {
                 json!({"annotations": {DEPENDS_ON_ANNOTATION: "Job/a"}}),
             ),
         ];
-        let err = group_objects(&cyc, &keys(&cyc)).expect_err("cycle");
+        let err = group_objects(&cyc, &keys(&cyc))
+            .expect_err("cycle")
+            .to_string();
         assert!(
             err.contains("cycle") && err.contains("Job/airflow/a"),
             "{err}"
@@ -924,7 +946,9 @@ mod tests {
             "a",
             json!({"annotations": {DEPENDS_ON_ANNOTATION: "a, b"}}),
         )];
-        let err = group_objects(&bad, &keys(&bad)).expect_err("bad");
+        let err = group_objects(&bad, &keys(&bad))
+            .expect_err("bad")
+            .to_string();
         assert!(err.contains("\"a\" is not Kind/name"), "{err}");
     }
 

@@ -519,7 +519,8 @@ async fn wait_ready(
         let out = kubectl
             .run(ctx.remote, "get -f - -o json --ignore-not-found", &stdin)
             .await?;
-        let live = parse_get_output(&out.stdout_str()).map_err(ModuleError::failed)?;
+        let live =
+            parse_get_output(&out.stdout_str()).map_err(|e| ModuleError::failed(e.to_string()))?;
         let cluster_kinds: Vec<String> = objects
             .iter()
             .filter(|o| o.key.namespace.is_none())
@@ -570,7 +571,7 @@ impl Module for K8sApply {
     ];
     type Change = ApplyChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         match (&self.src, &self.definition) {
             (Some(_), Some(_)) => {
                 Err("arguments 'src' and 'definition' are mutually exclusive".into())
@@ -586,7 +587,8 @@ impl Module for K8sApply {
         let objects = self.load(ctx).await?;
         let keys: Vec<ObjKey> = objects.iter().map(|o| o.key.clone()).collect();
         let values: Vec<Value> = objects.iter().map(|o| o.value.clone()).collect();
-        let groups = group_objects(&values, &keys).map_err(ModuleError::failed)?;
+        let groups =
+            group_objects(&values, &keys).map_err(|e| ModuleError::failed(e.to_string()))?;
         let kubectl = self.kubectl();
         let stdin = list_json(&values);
         let live = if ctx.check {
@@ -597,7 +599,8 @@ impl Module for K8sApply {
                 .exec(&kubectl.cmd("get -f - -o json --ignore-not-found"), &stdin)
                 .await?;
             match out.status {
-                0 => parse_get_output(&out.stdout_str()).map_err(ModuleError::failed)?,
+                0 => parse_get_output(&out.stdout_str())
+                    .map_err(|e| ModuleError::failed(e.to_string()))?,
                 127 => Vec::new(),
                 rc => {
                     return Err(ModuleError::failed(format!(
@@ -610,7 +613,7 @@ impl Module for K8sApply {
             let out = kubectl
                 .run(ctx.remote, "get -f - -o json --ignore-not-found", &stdin)
                 .await?;
-            parse_get_output(&out.stdout_str()).map_err(ModuleError::failed)?
+            parse_get_output(&out.stdout_str()).map_err(|e| ModuleError::failed(e.to_string()))?
         };
         let (actions, live) = decide(&objects, &live);
         let data = result_data(&objects, &actions, &groups);

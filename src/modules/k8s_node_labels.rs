@@ -141,9 +141,9 @@ fn label_lines(labels: &BTreeMap<String, String>) -> String {
 }
 
 /// The labels of a Node as kubectl printed it.
-fn node_labels(json: &str) -> Result<BTreeMap<String, String>, String> {
-    let v: Value =
-        serde_json::from_str(json).map_err(|e| format!("kubectl printed no Node: {e}"))?;
+fn node_labels(json: &str) -> Result<BTreeMap<String, String>, super::OutputError> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| super::OutputError::Malformed(format!("kubectl printed no Node: {e}")))?;
     Ok(v.get("metadata")
         .and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
@@ -215,7 +215,7 @@ impl K8sNodeLabels {
             if out.status == 0 {
                 return node_labels(&out.stdout_str())
                     .map(Some)
-                    .map_err(ModuleError::failed);
+                    .map_err(|e| ModuleError::failed(e.to_string()));
             }
             let err = out.stderr_str();
             // 127: no kubectl yet (k3s not installed): absent in check mode.

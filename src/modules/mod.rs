@@ -231,7 +231,7 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     /// Rules between arguments that their types cannot say (copy needs
     /// `src` or `content`). Checked when the playbook is loaded, if no
     /// argument is templated, and again before the module runs.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ArgError> {
         Ok(())
     }
 
@@ -404,7 +404,7 @@ fn run_json<'a, M: Module>(
     Box::pin(async move {
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
-        module.validate().map_err(ModuleError::Args)?;
+        module.validate().map_err(|e| ModuleError::Args(e.msg))?;
         drive_with(&module, ctx, observer).await
     })
 }
@@ -417,14 +417,45 @@ fn reads_json<M: Module>(args: Value, ctx: &ReadCtx<'_>) -> Protocol {
         .unwrap_or(Protocol::Imperative)
 }
 
+/// Output of a module's read script that the module cannot use: the host
+/// printed something the script never prints (a truncated stream, another
+/// tool answering).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// The script's end marker never came.
+    #[error("incomplete output")]
+    Incomplete,
+    /// A line or field that does not parse.
+    #[error("{0}")]
+    Malformed(String),
+}
+
 /// Arguments refused before anything ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
 pub struct ArgError {
     /// The argument at fault, as the task wrote it; `None` when the problem
     /// concerns the arguments together (one missing, a rule between several).
     pub arg: Option<String>,
     /// What is wrong.
     pub msg: String,
+}
+
+/// A rule between arguments, not tied to one of them (what
+/// [`Module::validate`] refuses).
+impl From<&str> for ArgError {
+    fn from(msg: &str) -> Self {
+        ArgError {
+            arg: None,
+            msg: msg.to_string(),
+        }
+    }
+}
+
+impl From<String> for ArgError {
+    fn from(msg: String) -> Self {
+        ArgError { arg: None, msg }
+    }
 }
 
 /// Does a value hold template syntax anywhere (keys included)?
@@ -469,7 +500,7 @@ fn check_json<M: Module>(args: &Value) -> Result<(), ArgError> {
     }
     let plain = Value::Object(plain);
     match serde_path_to_error::deserialize::<_, M>(&plain) {
-        Ok(module) if !partial => module.validate().map_err(|msg| ArgError { arg: None, msg }),
+        Ok(module) if !partial => module.validate(),
         Ok(_) => Ok(()),
         Err(e) => {
             let inner = e.inner().to_string();

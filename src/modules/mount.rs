@@ -280,14 +280,14 @@ fn read_script(fstab: &str, path: &str) -> String {
     )
 }
 
-fn parse_observed(out: &str) -> Result<Observed, String> {
+fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
     let mut o = Observed::default();
     let mut seen = (false, false);
     for line in out.lines() {
         if let Some(d) = line.strip_prefix("@@fstab ") {
             let b = base64::engine::general_purpose::STANDARD
                 .decode(d.trim())
-                .map_err(|e| format!("bad output: {e}"))?;
+                .map_err(|e| super::OutputError::Malformed(format!("bad output: {e}")))?;
             o.fstab = Some(String::from_utf8_lossy(&b).into_owned());
             seen.0 = true;
         } else if line == "@@fstab" || line == "@@nofstab" {
@@ -303,7 +303,7 @@ fn parse_observed(out: &str) -> Result<Observed, String> {
         }
     }
     if seen != (true, true) {
-        return Err("incomplete output".into());
+        return Err(super::OutputError::Incomplete);
     }
     Ok(o)
 }

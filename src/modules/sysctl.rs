@@ -141,12 +141,12 @@ fn read_script(file: &str, name: &str) -> String {
     )
 }
 
-fn parse_observed(out: &str) -> Result<Observed, String> {
+fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
     let b64 = |s: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(s.trim())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| format!("bad output: {e}"))
+            .map_err(|e| super::OutputError::Malformed(format!("bad output: {e}")))
     };
     let mut o = Observed::default();
     let mut seen = (false, false);
@@ -166,7 +166,7 @@ fn parse_observed(out: &str) -> Result<Observed, String> {
         }
     }
     if seen != (true, true) {
-        return Err("incomplete output".into());
+        return Err(super::OutputError::Incomplete);
     }
     Ok(o)
 }

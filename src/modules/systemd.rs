@@ -259,7 +259,7 @@ impl Module for Systemd {
     ];
     type Change = SystemdChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         if self.name.is_none()
             && (self.state.is_some() || self.enabled.is_some() || self.masked.is_some())
         {
@@ -344,7 +344,7 @@ impl Module for Service {
     const ARGS: &'static [&'static str] = &["name", "state", "enabled"];
     type Change = SystemdChange;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), super::ArgError> {
         self.as_systemd().validate()
     }
 

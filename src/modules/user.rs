@@ -173,7 +173,7 @@ fn read_script(name: &str, shadow: bool) -> String {
 }
 
 /// Parse the read script's output (`None`: no such account).
-fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, String> {
+fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::OutputError> {
     let mut acct: Option<Account> = None;
     let mut all_groups = Vec::new();
     let mut hash = None;
@@ -181,7 +181,8 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, String> {
         if line == "@@none" {
             return Ok(None);
         } else if let Some(p) = line.strip_prefix("@@pw ") {
-            let (n, a) = parse_passwd_line(p).ok_or_else(|| format!("bad passwd line {p:?}"))?;
+            let (n, a) = parse_passwd_line(p)
+                .ok_or_else(|| super::OutputError::Malformed(format!("bad passwd line {p:?}")))?;
             if n != name {
                 // `getent passwd 1000` looks up a uid.
                 return Ok(None);
@@ -197,7 +198,7 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, String> {
             hash = Some(h.to_string());
         }
     }
-    let mut a = acct.ok_or_else(|| "incomplete output".to_string())?;
+    let mut a = acct.ok_or(super::OutputError::Incomplete)?;
     a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
     a.hash = hash.filter(|h| !h.is_empty());
     Ok(Some(a))

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use regex::Regex;
 
 use super::{Action, Playbook, Task};
-use crate::error::{InputError, InputErrors};
+use crate::error::{InputError, InputErrorKind, InputErrors};
 use crate::inventory::Inventory;
 use crate::template::Templar;
 use crate::{Map, Value};
@@ -210,7 +210,8 @@ impl Checker<'_> {
         let names = match self.templar.referenced(source, expr) {
             Ok(n) => n,
             Err(e) => {
-                self.errors.push(InputError::new(
+                self.errors.push(InputError::of(
+                    InputErrorKind::Template,
                     task.pos.clone(),
                     format!(
                         "template syntax error in task '{}': {e}",
@@ -231,7 +232,8 @@ impl Checker<'_> {
             {
                 continue;
             }
-            self.errors.push(InputError::new(
+            self.errors.push(InputError::of(
+                InputErrorKind::Undefined,
                 task.pos.clone(),
                 format!(
                     "undefined variable '{name}' in task '{}': nothing in the inventory, the playbook, its roles or -e defines it",

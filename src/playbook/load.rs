@@ -7,7 +7,7 @@ use super::keywords::{self as kw, Level};
 use super::{
     Action, FactGroups, HostOrder, Keywords, Loop, Meta, Play, Playbook, Role, Serial, Task,
 };
-use crate::error::{InputError, InputErrors};
+use crate::error::{InputError, InputErrorKind, InputErrors};
 use crate::modules;
 use crate::modules::cmdargs::{parse_kv, KvError};
 use crate::yaml::{self, Node, NodeKind};
@@ -124,7 +124,9 @@ fn conditions(node: &Node, what: &str) -> Result<Vec<String>, InputError> {
         _ => {
             let cond = string_node(node)?;
             match crate::template::Templar::syntax_error(&cond, true) {
-                Some(e) => Err(node.error(format!("{what}: invalid expression '{cond}': {e}"))),
+                Some(e) => Err(node
+                    .error(format!("{what}: invalid expression '{cond}': {e}"))
+                    .with_kind(InputErrorKind::Template)),
                 None => Ok(vec![cond]),
             }
         }
@@ -320,8 +322,10 @@ impl Loader {
         let path = self.playbook_dir.join(&file);
         let abs = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
         if stack.contains(&abs) {
-            self.errors
-                .push(imp.error(format!("import_playbook {file} imports itself (a cycle)")));
+            self.errors.push(
+                imp.error(format!("import_playbook {file} imports itself (a cycle)"))
+                    .with_kind(InputErrorKind::Include),
+            );
             return;
         }
         let root = match yaml::load_file(&path) {
@@ -542,15 +546,18 @@ impl Loader {
 
     fn load_task_file(&mut self, path: &Path, at: &Node, inherit: &Inherit) -> Vec<Task> {
         if inherit.stack.iter().any(|p| p == path) {
-            self.errors
-                .push(at.error(format!("{} imports itself", path.display())));
+            self.errors.push(
+                at.error(format!("{} imports itself", path.display()))
+                    .with_kind(InputErrorKind::Include),
+            );
             return Vec::new();
         }
         let doc = match yaml::load_file(path) {
             Ok(d) => d,
             Err(mut e) => {
-                if e.msg.starts_with("cannot read file") {
+                if e.kind == InputErrorKind::Read {
                     e = at.error(format!("cannot read {}: {}", path.display(), e.msg));
+                    e.kind = InputErrorKind::Read;
                 }
                 self.errors.push(e);
                 return Vec::new();
@@ -789,9 +796,12 @@ impl Loader {
                 }
                 _ => {
                     let Some(module) = modules::lookup(&name) else {
-                        self.errors.push(key.error(format!(
-                            "unknown module '{name}' (or a misspelled task keyword)"
-                        )));
+                        self.errors.push(
+                            key.error(format!(
+                                "unknown module '{name}' (or a misspelled task keyword)"
+                            ))
+                            .with_kind(InputErrorKind::UnknownModule),
+                        );
                         return None;
                     };
                     let args = self.module_args(module, &value, node.get("args"))?;
@@ -950,7 +960,11 @@ impl Loader {
                             return None;
                         }
                         Err(e) => {
-                            self.errors.push(value.error(e.to_string()));
+                            self.errors.push(
+                                value
+                                    .error(e.to_string())
+                                    .with_kind(InputErrorKind::BadArgument),
+                            );
                             return None;
                         }
                     }
@@ -980,11 +994,14 @@ impl Loader {
                         .filter(|a| !a.starts_with('_'))
                         .collect();
                     accepted.sort_unstable();
-                    self.errors.push(at.error(format!(
-                        "unknown argument '{name}' for module '{}' (accepted: {})",
-                        module.name,
-                        accepted.join(", ")
-                    )));
+                    self.errors.push(
+                        at.error(format!(
+                            "unknown argument '{name}' for module '{}' (accepted: {})",
+                            module.name,
+                            accepted.join(", ")
+                        ))
+                        .with_kind(InputErrorKind::BadArgument),
+                    );
                 }
             }
         }
@@ -1006,7 +1023,8 @@ impl Loader {
                 Some(arg) => format!("module '{}', argument '{arg}': {}", module.name, e.msg),
                 None => format!("module '{}': {}", module.name, e.msg),
             };
-            self.errors.push(at.error(msg));
+            self.errors
+                .push(at.error(msg).with_kind(InputErrorKind::BadArgument));
             return None;
         }
         Some(args)
@@ -1018,8 +1036,10 @@ impl Loader {
         match &node.kind {
             NodeKind::Str(s) if crate::template::Templar::is_template(s) => {
                 if let Some(e) = crate::template::Templar::syntax_error(s, false) {
-                    self.errors
-                        .push(node.error(format!("module '{module}': invalid template: {e}")));
+                    self.errors.push(
+                        node.error(format!("module '{module}': invalid template: {e}"))
+                            .with_kind(InputErrorKind::Template),
+                    );
                 }
             }
             NodeKind::Seq(items) => items.iter().for_each(|i| self.template_syntax(i, module)),

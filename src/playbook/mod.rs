@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 pub use load::{load_included, load_playbook, load_playbook_str};
 
+use crate::error::Pos;
 use crate::modules::ModuleInfo;
-use crate::yaml::Pos;
 use crate::{Map, Value};
 
 /// A loaded playbook.

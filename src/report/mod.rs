@@ -221,7 +221,7 @@ pub struct Counters {
 }
 
 /// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Ansible-like lines.
     #[default]

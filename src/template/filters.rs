@@ -1699,7 +1699,7 @@ fn test_version(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let op = p.string("operator", "eq");
     let ord = version::compare(&a, &b, &vtype)
         .map_err(|e| err(format!("Version comparison failed: {e}")))?;
-    version::satisfies(ord, &op).map_err(err)
+    version::satisfies(ord, &op).map_err(|e| err(e.to_string()))
 }
 
 fn test_subset(_: &State, value: Value, args: Args) -> Result<bool, Error> {

@@ -38,6 +38,17 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
+/// A template (or expression) that does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum SyntaxError {
+    /// The engine refused it.
+    #[error("{0}")]
+    Compile(minijinja::Error),
+    /// The engine's parser panicked on it (minijinja 2 did on `a }} b`).
+    #[error("syntax error: the template engine could not parse this")]
+    Panicked,
+}
+
 /// The template engine. Cheap to share; build one per run.
 pub struct Templar {
     env: Arc<Environment<'static>>,
@@ -95,8 +106,8 @@ impl Templar {
     }
 
     /// Top-level variables a template (or, with `expr`, a bare expression)
-    /// reads; a syntax error is returned as text.
-    pub fn referenced(&self, source: &str, expr: bool) -> Result<Vec<String>, String> {
+    /// reads, or why it does not compile.
+    pub fn referenced(&self, source: &str, expr: bool) -> Result<Vec<String>, SyntaxError> {
         let names = if expr {
             let e = single_expression(source).unwrap_or(source);
             guarded(|| self.env.compile_expression(e))?.undeclared_variables(false)
@@ -111,7 +122,7 @@ impl Templar {
     /// The syntax error in a template (or, with `expr`, a condition such as
     /// `when`), if any. Needs no variables: the loader calls it to point at
     /// the very value that is wrong.
-    pub fn syntax_error(source: &str, expr: bool) -> Option<String> {
+    pub fn syntax_error(source: &str, expr: bool) -> Option<SyntaxError> {
         static ENV: OnceLock<Environment<'static>> = OnceLock::new();
         let env = ENV.get_or_init(|| {
             let mut env = Environment::new();
@@ -218,10 +229,10 @@ fn single_expression(s: &str) -> Option<&str> {
 /// Compile a user-written string. minijinja 2 panicked in its lexer on
 /// `a }} b`; should its parser ever panic again, the string is reported as
 /// invalid instead of crashing drover.
-fn guarded<T>(compile: impl FnOnce() -> Result<T, minijinja::Error>) -> Result<T, String> {
+fn guarded<T>(compile: impl FnOnce() -> Result<T, minijinja::Error>) -> Result<T, SyntaxError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile)) {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("syntax error: the template engine could not parse this".into()),
+        Ok(result) => result.map_err(SyntaxError::Compile),
+        Err(_) => Err(SyntaxError::Panicked),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::localfs;
 use crate::transport::shell_quote;
 
 /// How unknown host keys are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HostKeyChecking {
     /// Unknown hosts are refused.
     #[default]
@@ -158,20 +158,53 @@ pub enum Accepted {
     Learned,
 }
 
-/// The host key decision used when connecting: `Ok` to go on, `Err` with a
-/// message that says what is wrong and how to fix it.
+/// Why a host key was not accepted; each message says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostKeyError {
+    /// The known_hosts file could not be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A new key could not be recorded (accept-new).
+    #[error("cannot record the host key in {}: {reason}", path.display())]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The key is unknown (strict checking), revoked or changed: the
+    /// explanation names the file, the lines and the fix.
+    #[error("{0}")]
+    Refused(String),
+    /// The check itself did not complete.
+    #[error("host key check failed: {0}")]
+    Check(String),
+}
+
+/// The host key decision used when connecting: `Ok` to go on, `Err` says
+/// what is wrong and how to fix it.
 pub fn verify(
     path: &Path,
     host: &str,
     port: u16,
     key: &PublicKey,
     checking: HostKeyChecking,
-) -> Result<Accepted, String> {
-    let io_err = |e: io::Error| format!("cannot read {}: {e}", path.display());
+) -> Result<Accepted, HostKeyError> {
+    let io_err = |e: io::Error| HostKeyError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let mut v = check(path, host, port, key).map_err(io_err)?;
     if v == Verdict::Unknown && checking == HostKeyChecking::AcceptNew {
-        v = learn(path, host, port, key)
-            .map_err(|e| format!("cannot record the host key in {}: {e}", path.display()))?;
+        v = learn(path, host, port, key).map_err(|e| HostKeyError::Record {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         if v == Verdict::Unknown {
             tracing::info!(
                 "learned host key {} {} for {} into {}",
@@ -185,7 +218,9 @@ pub fn verify(
     }
     match v {
         Verdict::Known { line } => Ok(Accepted::Known { line }),
-        other => Err(explain(&other, path, host, port, key)),
+        other => Err(HostKeyError::Refused(explain(
+            &other, path, host, port, key,
+        ))),
     }
 }
 
@@ -641,7 +676,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("known_hosts");
         let err = verify(&path, "pi", 22, &key(ED_A), HostKeyChecking::Strict)
-            .expect_err("strict refuses unknown");
+            .expect_err("strict refuses unknown")
+            .to_string();
         assert!(err.contains("--host-key-checking accept-new"), "{err}");
         assert!(!path.exists());
         assert_eq!(
@@ -653,7 +689,8 @@ mod tests {
             Ok(Accepted::Known { line: 1 })
         );
         let err = verify(&path, "pi", 22, &key(ED_B), HostKeyChecking::AcceptNew)
-            .expect_err("changed key refused even with accept-new");
+            .expect_err("changed key refused even with accept-new")
+            .to_string();
         assert!(err.contains("REMOTE HOST KEY CHANGED"), "{err}");
         assert!(err.contains(&format!("{}:1", path.display())), "{err}");
         let text = fs::read_to_string(&path).expect("read");
@@ -711,12 +748,14 @@ mod tests {
             .status()
             .expect("mkfifo")
             .success());
-        let err =
-            verify(&fifo, "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew).expect_err("refused");
+        let err = verify(&fifo, "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew)
+            .expect_err("refused")
+            .to_string();
         assert!(err.contains("a FIFO, not a regular file"), "{err}");
         assert!(fs::metadata(&fifo).expect("stat").file_type().is_fifo());
         let err = verify(dir.path(), "pi", 22, &key(ED_A), HostKeyChecking::AcceptNew)
-            .expect_err("refused");
+            .expect_err("refused")
+            .to_string();
         assert!(err.contains("a directory"), "{err}");
     }
 

@@ -327,7 +327,7 @@ impl client::Handler for Client {
             known_hosts::verify(&path, &host, port, &key, checking)
         })
         .await
-        .unwrap_or_else(|e| Err(format!("host key check failed: {e}")));
+        .unwrap_or_else(|e| Err(known_hosts::HostKeyError::Check(e.to_string())));
         match verdict {
             Ok(accepted) => {
                 tracing::debug!(
@@ -337,7 +337,7 @@ impl client::Handler for Client {
                 );
                 Ok(true)
             }
-            Err(detail) => Ok(self.refuse(detail)),
+            Err(e) => Ok(self.refuse(e.to_string())),
         }
     }
 }

@@ -7,6 +7,34 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+/// Why two versions could not be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum VersionError {
+    /// Ansible's `pep440` type.
+    #[error("the pep440 version type is not supported by drover")]
+    Pep440,
+    /// A `version_type` that does not exist.
+    #[error("invalid version type `{0}`: must be one of 'loose', 'strict', 'semver', 'semantic'")]
+    Type(String),
+    /// An operator that does not exist.
+    #[error(
+        "invalid operator `{0}`: must be one of eq, ne, lt, le, gt, ge (or ==, !=, <, <=, >, >=)"
+    )]
+    Operator(String),
+    /// Loose versions whose parts at one place are a number and text.
+    #[error("cannot compare a number with text in loose versions (try version_type='semver')")]
+    NumberWithText,
+    /// Not a strict version.
+    #[error("invalid version number '{0}'")]
+    Strict(String),
+    /// Not a semantic version.
+    #[error("invalid semantic version '{0}'")]
+    Semver(String),
+    /// A built-in pattern did not compile (a bug).
+    #[error("{0}")]
+    Pattern(&'static str),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Num(u128),
@@ -15,21 +43,19 @@ enum Part {
 
 /// Compare `a` with `b` under `version_type` (`loose`, `strict`, `semver`
 /// or `semantic`).
-pub(super) fn compare(a: &str, b: &str, version_type: &str) -> Result<Ordering, String> {
+pub(super) fn compare(a: &str, b: &str, version_type: &str) -> Result<Ordering, VersionError> {
     match version_type {
         "loose" => loose_cmp(&loose(a), &loose(b)),
         "strict" => Ok(strict(a)?.cmp(&strict(b)?)),
         "semver" | "semantic" => Ok(semver_cmp(&semver(a)?, &semver(b)?)),
-        "pep440" => Err("the pep440 version type is not supported by drover".into()),
-        other => Err(format!(
-            "invalid version type `{other}`: must be one of 'loose', 'strict', 'semver', 'semantic'"
-        )),
+        "pep440" => Err(VersionError::Pep440),
+        other => Err(VersionError::Type(other.to_string())),
     }
 }
 
 /// Does `ord` satisfy operator `op` (`eq`, `==`, `=`, `ne`, `!=`, `<>`,
 /// `lt`, `<`, `le`, `<=`, `gt`, `>`, `ge`, `>=`)?
-pub(super) fn satisfies(ord: Ordering, op: &str) -> Result<bool, String> {
+pub(super) fn satisfies(ord: Ordering, op: &str) -> Result<bool, VersionError> {
     Ok(match op {
         "eq" | "==" | "=" => ord == Ordering::Equal,
         "ne" | "!=" | "<>" => ord != Ordering::Equal,
@@ -37,11 +63,7 @@ pub(super) fn satisfies(ord: Ordering, op: &str) -> Result<bool, String> {
         "le" | "<=" => ord != Ordering::Greater,
         "gt" | ">" => ord == Ordering::Greater,
         "ge" | ">=" => ord != Ordering::Less,
-        other => {
-            return Err(format!(
-                "invalid operator `{other}`: must be one of eq, ne, lt, le, gt, ge (or ==, !=, <, <=, >, >=)"
-            ))
-        }
+        other => return Err(VersionError::Operator(other.to_string())),
     })
 }
 
@@ -73,15 +95,12 @@ fn loose(v: &str) -> Vec<Part> {
 }
 
 /// Python compares lists element-wise and fails on a number against text.
-fn loose_cmp(a: &[Part], b: &[Part]) -> Result<Ordering, String> {
+fn loose_cmp(a: &[Part], b: &[Part]) -> Result<Ordering, VersionError> {
     for (x, y) in a.iter().zip(b) {
         let ord = match (x, y) {
             (Part::Num(p), Part::Num(q)) => p.cmp(q),
             (Part::Text(p), Part::Text(q)) => p.cmp(q),
-            _ => return Err(
-                "cannot compare a number with text in loose versions (try version_type='semver')"
-                    .into(),
-            ),
+            _ => return Err(VersionError::NumberWithText),
         };
         if ord != Ordering::Equal {
             return Ok(ord);
@@ -95,15 +114,15 @@ fn loose_cmp(a: &[Part], b: &[Part]) -> Result<Ordering, String> {
 /// (major, minor, patch, (is_release, pre-release letter, number)).
 type Strict = (u64, u64, u64, (u8, char, u64));
 
-fn strict(v: &str) -> Result<Strict, String> {
+fn strict(v: &str) -> Result<Strict, VersionError> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     let re = RE
         .get_or_init(|| Regex::new(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:([ab])(\d+))?$").ok())
         .as_ref()
-        .ok_or("strict version pattern")?;
+        .ok_or(VersionError::Pattern("strict version pattern"))?;
     let c = re
         .captures(v)
-        .ok_or_else(|| format!("invalid version number '{v}'"))?;
+        .ok_or_else(|| VersionError::Strict(v.to_string()))?;
     let num = |i: usize| -> u64 { c.get(i).and_then(|m| m.as_str().parse().ok()).unwrap_or(0) };
     let pre = match c.get(4) {
         Some(letter) => (0, letter.as_str().chars().next().unwrap_or('a'), num(5)),
@@ -117,7 +136,7 @@ struct SemVer {
     pre: Vec<Part>,
 }
 
-fn semver(v: &str) -> Result<SemVer, String> {
+fn semver(v: &str) -> Result<SemVer, VersionError> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     let re = RE
         .get_or_init(|| {
@@ -127,10 +146,10 @@ fn semver(v: &str) -> Result<SemVer, String> {
             .ok()
         })
         .as_ref()
-        .ok_or("semver pattern")?;
+        .ok_or(VersionError::Pattern("semver pattern"))?;
     let c = re
         .captures(v)
-        .ok_or_else(|| format!("invalid semantic version '{v}'"))?;
+        .ok_or_else(|| VersionError::Semver(v.to_string()))?;
     let num = |i: usize| -> u64 { c.get(i).and_then(|m| m.as_str().parse().ok()).unwrap_or(0) };
     let pre = c
         .get(4)
@@ -177,6 +196,24 @@ fn semver_cmp(a: &SemVer, b: &SemVer) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_errors_are_typed() {
+        assert_eq!(compare("1", "2", "pep440"), Err(VersionError::Pep440));
+        assert_eq!(compare("1", "2", "x"), Err(VersionError::Type("x".into())));
+        assert_eq!(
+            compare("1.a", "1.1", "loose"),
+            Err(VersionError::NumberWithText)
+        );
+        assert_eq!(
+            compare("1", "1.0", "strict"),
+            Err(VersionError::Strict("1".into()))
+        );
+        assert_eq!(
+            satisfies(Ordering::Less, "~"),
+            Err(VersionError::Operator("~".into()))
+        );
+    }
 
     fn cmp(a: &str, b: &str, t: &str) -> Ordering {
         compare(a, b, t).expect("comparable")
