@@ -188,7 +188,7 @@ pub(crate) fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOpti
 }
 
 /// Work out how to reach `host` from its variables and the command line.
-pub fn target_for(
+pub(super) fn target_for(
     host: &str,
     inv: &Inventory,
     templar: &Templar,

@@ -36,7 +36,7 @@ fn ignored_in_dir(name: &str) -> bool {
 }
 
 impl Builder {
-    pub fn new() -> Builder {
+    pub(super) fn new() -> Builder {
         let mut b = Builder {
             groups: IndexMap::new(),
             hosts: IndexMap::new(),
@@ -50,7 +50,7 @@ impl Builder {
     }
 
     /// Load one `-i` source: a file, a directory of files, or a host list.
-    pub fn load_source(&mut self, path: &Path) {
+    pub(super) fn load_source(&mut self, path: &Path) {
         if path.is_dir() {
             self.load_dir(path);
         } else if path.exists() {
@@ -106,7 +106,7 @@ impl Builder {
     /// Parse inventory text. `ext` picks the format (`yml`/`yaml`/`json` for
     /// YAML, anything else for INI); without one, YAML is tried first and
     /// INI is the fallback, as Ansible's plugin chain does.
-    pub fn load_text(&mut self, text: &str, path: &Path, ext: Option<&str>) {
+    pub(super) fn load_text(&mut self, text: &str, path: &Path, ext: Option<&str>) {
         match ext {
             Some("yml" | "yaml" | "json") => match crate::yaml::load_str(text, path) {
                 Ok(doc) => yaml_inv::parse(&doc, self),
@@ -122,7 +122,7 @@ impl Builder {
     }
 
     /// Create group `name` if it does not exist yet.
-    pub fn add_group(&mut self, name: &str, pos: Option<&Pos>) {
+    pub(super) fn add_group(&mut self, name: &str, pos: Option<&Pos>) {
         if !self.groups.contains_key(name) {
             self.groups.insert(
                 name.to_string(),
@@ -137,7 +137,7 @@ impl Builder {
     }
 
     /// Add host `name` to `group` (both created as needed).
-    pub fn add_host(&mut self, group: &str, name: &str, pos: &Pos) {
+    pub(super) fn add_host(&mut self, group: &str, name: &str, pos: &Pos) {
         self.hosts
             .entry(name.to_string())
             .or_insert_with(|| Some(pos.clone()));
@@ -150,7 +150,7 @@ impl Builder {
     }
 
     /// Set an inventory-file variable of host `name`; later writes win.
-    pub fn set_host_var(&mut self, name: &str, key: String, value: Value) {
+    pub(super) fn set_host_var(&mut self, name: &str, key: String, value: Value) {
         self.host_vars
             .entry(name.to_string())
             .or_default()
@@ -160,7 +160,7 @@ impl Builder {
     /// Set an inventory-file variable of `group`; later writes win.
     /// `ansible_group_priority` sets the group's priority instead, as in
     /// Ansible, and is not a variable; a bad value is an error at `pos`.
-    pub fn set_group_var(&mut self, group: &str, key: String, value: Value, pos: &Pos) {
+    pub(super) fn set_group_var(&mut self, group: &str, key: String, value: Value, pos: &Pos) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -181,7 +181,7 @@ impl Builder {
     }
 
     /// Make `child` a child group of `parent`; a loop is an error at `pos`.
-    pub fn add_child(&mut self, parent: &str, child: &str, pos: &Pos) {
+    pub(super) fn add_child(&mut self, parent: &str, child: &str, pos: &Pos) {
         if child == "all" {
             self.errors.push(InputError::of(InputErrorKind::Inventory,
                 pos.clone(),
@@ -234,7 +234,7 @@ impl Builder {
     /// Close the graph: parentless groups go under `all`, hosts in no group
     /// but `all` go to `ungrouped` (and leave it once in another group),
     /// depths and ancestors are computed. Host variables are not merged yet.
-    pub fn finish(mut self) -> Inventory {
+    pub(super) fn finish(mut self) -> Inventory {
         let names: Vec<String> = self.groups.keys().cloned().collect();
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
         for g in self.groups.values() {

@@ -29,7 +29,7 @@ impl VarsDir {
     /// Read `base/group_vars` for every group of `inv` and `base/host_vars`
     /// for every host (and the localhost names, for the implicit localhost).
     /// Files for names the inventory lacks are ignored, as in Ansible.
-    pub fn load(base: &Path, inv: &Inventory, errors: &mut Vec<InputError>) -> VarsDir {
+    pub(super) fn load(base: &Path, inv: &Inventory, errors: &mut Vec<InputError>) -> VarsDir {
         let mut dir = VarsDir::default();
         let group_dir = base.join("group_vars");
         if group_dir.is_dir() {

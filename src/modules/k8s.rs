@@ -227,7 +227,6 @@ pub fn key_of(obj: &Value, cluster_kinds: &[String]) -> Option<ObjKey> {
     })
 }
 
-/// The objects `kubectl get -o json` printed: nothing, one object, or a List.
 /// Kubernetes objects drover cannot order or read.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
@@ -250,6 +249,7 @@ pub enum K8sError {
     Cycle(Vec<String>),
 }
 
+/// The objects `kubectl get -o json` printed: nothing, one object, or a List.
 pub fn parse_get_output(text: &str) -> Result<Vec<Value>, K8sError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());

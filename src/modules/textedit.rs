@@ -15,7 +15,7 @@ use crate::{Map, Value};
 
 /// The flags Ansible's modules compile their patterns with.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ReFlags {
+pub(super) struct ReFlags {
     /// `re.MULTILINE`: `^` and `$` match at line boundaries.
     pub multi_line: bool,
     /// `re.DOTALL`: `.` matches a newline too.
@@ -26,7 +26,7 @@ pub struct ReFlags {
 /// passes through; Python's `\Z`, literal `{`/`}` outside quantifiers, `{,n}`,
 /// literal `[`, `&&` and `~~` inside classes and `\<`/`\>` are rewritten.
 /// Lookaround and backreferences are not supported and fail here.
-pub fn py_regex(pattern: &str, flags: ReFlags) -> Result<Regex, ModuleError> {
+pub(super) fn py_regex(pattern: &str, flags: ReFlags) -> Result<Regex, ModuleError> {
     // Compiling is the costliest thing a converged lineinfile/replace does
     // on the control machine (profiled: a quarter of a run's instructions),
     // and every host compiles the same patterns: keep them. A `Regex` is a
@@ -290,12 +290,12 @@ impl PyTemplate {
 }
 
 /// Split after each `\n`, as Python's `readlines()` does.
-pub fn split_lines(data: &[u8]) -> Vec<&[u8]> {
+pub(super) fn split_lines(data: &[u8]) -> Vec<&[u8]> {
     data.split_inclusive(|&b| b == b'\n').collect()
 }
 
 /// A line without its `\r\n` / `\n` / `\r` ending (`rstrip(b'\r\n')`).
-pub fn strip_eol(line: &[u8]) -> &[u8] {
+pub(super) fn strip_eol(line: &[u8]) -> &[u8] {
     let mut end = line.len();
     while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
         end -= 1;
@@ -305,12 +305,12 @@ pub fn strip_eol(line: &[u8]) -> &[u8] {
 
 /// A line without its final `\n` only: what a Python pattern sees of a line
 /// once `$` (which matches before a final newline) is accounted for.
-pub fn without_newline(line: &[u8]) -> &[u8] {
+pub(super) fn without_newline(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
 }
 
 /// A failure with the `rc` Ansible's file modules report.
-pub fn fail_rc(msg: String, rc: i64) -> ModuleError {
+pub(super) fn fail_rc(msg: String, rc: i64) -> ModuleError {
     let mut data = Map::new();
     data.insert("rc".into(), Value::from(rc));
     data.insert("msg".into(), Value::from(msg.clone()));
@@ -319,7 +319,7 @@ pub fn fail_rc(msg: String, rc: i64) -> ModuleError {
 
 /// A text file on the host, read for editing.
 #[derive(Debug, Clone)]
-pub struct TextFile {
+pub(super) struct TextFile {
     /// Where writes go: the path with `~` and symbolic links resolved.
     pub real: String,
     /// State (and content) of `real`.
@@ -330,7 +330,7 @@ pub struct TextFile {
 
 impl TextFile {
     /// The content, or `None` when there is no file.
-    pub fn content(&self) -> Option<&[u8]> {
+    pub(super) fn content(&self) -> Option<&[u8]> {
         match self.state.kind {
             FileKind::Missing => None,
             _ => Some(self.state.content.as_deref().unwrap_or(b"")),
@@ -338,12 +338,12 @@ impl TextFile {
     }
 
     /// Is something there?
-    pub fn exists(&self) -> bool {
+    pub(super) fn exists(&self) -> bool {
         self.state.exists()
     }
 
     /// Is it a directory?
-    pub fn is_dir(&self) -> bool {
+    pub(super) fn is_dir(&self) -> bool {
         self.state.kind == FileKind::Directory
     }
 }
@@ -382,7 +382,7 @@ fn text_batch(real: &str) -> fs::ReadBatch {
 /// (a read only for such paths), the file and its directory, and through
 /// a symbolic link (Ansible writes through links) the file it names.
 /// Given what was observed so far, the file, or the next stage's reads.
-pub fn text_observed(
+pub(super) fn text_observed(
     path: &str,
     observed: &Observed,
 ) -> Result<Result<TextFile, ReadSet>, ModuleError> {
@@ -445,7 +445,7 @@ pub fn text_observed(
 
 /// The first reads of a module editing a text file, from its decision
 /// with nothing observed (see [`text_observed`]).
-pub fn text_reads<C>(first: Decision<C>) -> Result<Protocol, ModuleError> {
+pub(super) fn text_reads<C>(first: Decision<C>) -> Result<Protocol, ModuleError> {
     match first {
         Decision::Read(reads) => Ok(Protocol::Declared(reads)),
         Decision::Plan(_) => Err(ModuleError::failed("internal error: nothing to read")),
@@ -455,7 +455,7 @@ pub fn text_reads<C>(first: Decision<C>) -> Result<Protocol, ModuleError> {
 /// Read `path` (its state, content and whether its directory exists), each
 /// stage of [`text_observed`] in one exec.
 #[cfg(test)]
-pub async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleError> {
+pub(super) async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleError> {
     let mut outputs = Vec::new();
     loop {
         match text_observed(path, &Observed::new(outputs.clone()))? {
@@ -471,7 +471,7 @@ pub async fn read_text(remote: &Remote, path: &str) -> Result<TextFile, ModuleEr
 
 /// How an edited file is written.
 #[derive(Debug, Clone, Default)]
-pub struct WriteOpts {
+pub(super) struct WriteOpts {
     /// Mode, owner and group the file must have.
     pub attrs: Attrs,
     /// Copy the old file aside before writing.
@@ -485,7 +485,7 @@ pub struct WriteOpts {
 
 impl WriteOpts {
     /// Options from the common file arguments.
-    pub fn new(
+    pub(super) fn new(
         attrs: Attrs,
         backup: bool,
         backup_key: &'static str,
@@ -528,7 +528,7 @@ const ATTRS_MSG: &str = "ownership, perms or SE linux context changed";
 /// the module leaves the content as it is) and the message naming that
 /// change. `data` is the result to register; `msg` is added to it.
 /// [`plan_edit`], as a decision.
-pub fn decide_edit(
+pub(super) fn decide_edit(
     file: &TextFile,
     content: Option<Vec<u8>>,
     msg: &str,
@@ -540,13 +540,13 @@ pub fn decide_edit(
 }
 
 /// What an edit writes: the file (its directory, when created).
-pub fn edit_touches(change: &EditChange) -> Touched {
+pub(super) fn edit_touches(change: &EditChange) -> Touched {
     let mut paths = vec![change.path.clone()];
     paths.extend(change.mkdir.clone());
     Touched::Paths(paths)
 }
 
-pub fn plan_edit(
+pub(super) fn plan_edit(
     file: &TextFile,
     content: Option<Vec<u8>>,
     msg: &str,
@@ -593,7 +593,7 @@ pub fn plan_edit(
 
 /// Make a change planned by [`plan_edit`]; returns the backup's path when
 /// one was made.
-pub async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, ModuleError> {
+pub(super) async fn apply_edit(remote: &Remote, change: EditChange) -> Result<Map, ModuleError> {
     let mut data = Map::new();
     let opts = &change.opts;
     let Some(content) = change.content else {

@@ -1591,7 +1591,7 @@ pub(crate) mod tests_support {
 
     use super::{connect, ConnectSpec, HostKeyChecking, SshTransport};
 
-    pub fn test_spec(address: &str, port: u16, known_hosts: PathBuf) -> ConnectSpec {
+    pub(crate) fn test_spec(address: &str, port: u16, known_hosts: PathBuf) -> ConnectSpec {
         ConnectSpec {
             name: "lab".into(),
             address: address.into(),
@@ -1611,11 +1611,11 @@ pub(crate) mod tests_support {
     /// the process so two test runs at once do not collide.
     static NEXT_HOST: AtomicU8 = AtomicU8::new(1);
 
-    pub fn lab_port() -> u16 {
+    pub(crate) fn lab_port() -> u16 {
         20000 + (std::process::id() % 30000) as u16
     }
 
-    pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    pub(crate) fn keygen(path: &Path, kind: &str, passphrase: &str) {
         let status = Command::new("ssh-keygen")
             .args([
                 "-q",
@@ -1635,7 +1635,7 @@ pub(crate) mod tests_support {
     }
 
     /// A real OpenSSH server on a loopback address, killed (by PID) on drop.
-    pub struct Sshd {
+    pub(crate) struct Sshd {
         child: Child,
         dir: tempfile::TempDir,
         pub address: String,
@@ -1643,7 +1643,7 @@ pub(crate) mod tests_support {
     }
 
     impl Sshd {
-        pub fn start(extra_config: &str) -> Sshd {
+        pub(crate) fn start(extra_config: &str) -> Sshd {
             let dir = tempfile::tempdir().expect("tempdir");
             let d = dir.path();
             let address = format!("127.0.7.{}", NEXT_HOST.fetch_add(1, Ordering::Relaxed));
@@ -1700,11 +1700,11 @@ pub(crate) mod tests_support {
             }
         }
 
-        pub fn path(&self, name: &str) -> PathBuf {
+        pub(crate) fn path(&self, name: &str) -> PathBuf {
             self.dir.path().join(name)
         }
 
-        pub fn host_key_line(&self) -> String {
+        pub(crate) fn host_key_line(&self) -> String {
             let public = fs::read_to_string(self.path("host_ed25519.pub")).expect("read");
             let mut fields = public.split_whitespace();
             let (alg, b64) = (fields.next().expect("alg"), fields.next().expect("key"));
@@ -1713,7 +1713,7 @@ pub(crate) mod tests_support {
 
         /// A spec with the client key and its own known_hosts, where the
         /// host key is pinned.
-        pub fn spec(&self) -> ConnectSpec {
+        pub(crate) fn spec(&self) -> ConnectSpec {
             let kh = self.path("known_hosts");
             fs::write(&kh, self.host_key_line()).expect("write known_hosts");
             let mut spec = test_spec(&self.address, self.port, kh);
@@ -1721,11 +1721,11 @@ pub(crate) mod tests_support {
             spec
         }
 
-        pub fn log(&self) -> String {
+        pub(crate) fn log(&self) -> String {
             fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
         }
 
-        pub async fn connect(&self) -> Arc<SshTransport> {
+        pub(crate) async fn connect(&self) -> Arc<SshTransport> {
             match connect(&self.spec()).await {
                 Ok(t) => Arc::new(t),
                 Err(e) => panic!("connect: {e}\nsshd log:\n{}", self.log()),
@@ -1737,7 +1737,7 @@ pub(crate) mod tests_support {
         /// Stop after the per-connection processes have gone, so that the
         /// listener reaps them (orphans would be left as zombies where
         /// PID 1 does not reap). Close transports first.
-        pub async fn stop(self) {
+        pub(crate) async fn stop(self) {
             let pid = self.child.id();
             for _ in 0..150 {
                 if !has_children(pid) {

@@ -1,6 +1,10 @@
 //! End-to-end tests: the `drover` binary against labs of real OpenSSH
 //! servers (see `drover::lab`), each test on its own address block.
 
+// A test binary has no outside users: `pub` in its modules only says what
+// sibling modules use.
+#![allow(unreachable_pub)]
+
 mod cluster;
 mod harness;
 mod manifests;

@@ -3,6 +3,10 @@
 //! issue "Hardening"). Tests that need a lab start real OpenSSH nodes, each
 //! on its own address block, as the end-to-end tests do.
 
+// A test binary has no outside users: `pub` in its modules only says what
+// sibling modules use.
+#![allow(unreachable_pub)]
+
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

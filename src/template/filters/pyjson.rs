@@ -26,7 +26,7 @@ pub(super) struct JsonOpts {
 
 impl JsonOpts {
     /// Python's defaults for the given indent.
-    pub fn new(indent: Option<String>, sort_keys: bool) -> JsonOpts {
+    pub(super) fn new(indent: Option<String>, sort_keys: bool) -> JsonOpts {
         let item_sep = if indent.is_some() { "," } else { ", " };
         JsonOpts {
             indent,
