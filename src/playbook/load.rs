@@ -175,10 +175,13 @@ impl Loader {
                 Some(keyword) if keyword.levels.contains(level) => {
                     self.check_keyword(&keyword, &name, k, v)
                 }
-                _ => self.errors.push(k.error(format!(
-                    "'{name}' is not a valid attribute for a {}",
-                    level.noun()
-                ))),
+                _ => self.errors.push(
+                    k.error(format!(
+                        "'{name}' is not a valid attribute for a {}",
+                        level.noun()
+                    ))
+                    .with_kind(InputErrorKind::UnknownKeyword),
+                ),
             }
         }
     }
@@ -192,15 +195,20 @@ impl Loader {
                 kw::Support::Unsupported(_) => key,
                 _ => value,
             };
-            self.errors.push(at.error(msg));
+            self.errors
+                .push(at.error(msg).with_kind(InputErrorKind::Unsupported));
         }
         if name == "collections" {
             for c in self.ok(string_list(value)).unwrap_or_default() {
                 if !modules::COLLECTIONS.contains(&c.as_str()) {
-                    self.errors.push(value.error(format!(
-                        "`collections: {c}` is not supported by drover yet (drover's modules are in {})",
-                        modules::COLLECTIONS.join(", ")
-                    )));
+                    self.errors.push(
+                        value
+                            .error(format!(
+                                "`collections: {c}` is not supported by drover yet (drover's modules are in {})",
+                                modules::COLLECTIONS.join(", ")
+                            ))
+                            .with_kind(InputErrorKind::Unsupported),
+                    );
                 }
             }
         }
@@ -610,10 +618,13 @@ impl Loader {
                 Some(keyword) if keyword.levels.contains(level) => {
                     self.check_keyword(&keyword, &name, k, v)
                 }
-                _ => self.errors.push(k.error(format!(
-                    "'{name}' is not a valid attribute for a {}",
-                    level.noun()
-                ))),
+                _ => self.errors.push(
+                    k.error(format!(
+                        "'{name}' is not a valid attribute for a {}",
+                        level.noun()
+                    ))
+                    .with_kind(InputErrorKind::UnknownKeyword),
+                ),
             }
         }
         let keywords = self.keywords(node);
