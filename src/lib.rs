@@ -8,6 +8,8 @@
 //! [`template`] renders Jinja2 expressions, [`executor`] runs plays over
 //! [`transport`] connections using [`modules`], and [`report`] renders the
 //! events. [`lab`] starts local OpenSSH nodes to try playbooks on.
+//! `ARCHITECTURE.md` at the repository's root draws the data flow of one
+//! `drover apply`.
 
 pub mod cli;
 pub mod error;

@@ -52,6 +52,7 @@ fn filtered(text: &str, env: &Env) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn human_output_of_a_representative_run() {
     let mut env = Env::new(3);
     env.lab.stop_node("pi-worker-02").expect("stop node");
@@ -68,6 +69,7 @@ fn human_output_of_a_representative_run() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn vvv_into_a_pipe_has_no_escapes() {
     let env = Env::new(1);
     let pb = env.write(
@@ -83,6 +85,7 @@ fn vvv_into_a_pipe_has_no_escapes() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn timings_list_each_task_after_the_recap() {
     let env = Env::new(1);
     let pb = env.write(
@@ -103,6 +106,7 @@ fn timings_list_each_task_after_the_recap() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn json_events_carry_task_ids_and_times() {
     let env = Env::new(1);
     let pb = env.write(
