@@ -116,14 +116,7 @@ impl Hostname {
         &self,
         out: &crate::transport::ExecOutput,
     ) -> Result<Plan<HostnameChange>, ModuleError> {
-        if out.status != 0 {
-            return Err(ModuleError::failed(format!(
-                "reading the host name failed: {}",
-                out.stderr_str().trim()
-            )));
-        }
-        let obs = parse_observed(&out.stdout_str())
-            .map_err(|e| ModuleError::failed(format!("reading the host name failed: {e}")))?;
+        let obs = super::reads::parse_read(out, "the host name", parse_observed)?;
         match self.decide(&obs) {
             None => Ok(Plan::Unchanged(self.data())),
             Some(change) => Ok(Plan::Change {

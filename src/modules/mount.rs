@@ -472,15 +472,7 @@ impl Mount {
         &self,
         out: &crate::transport::ExecOutput,
     ) -> Result<Plan<MountChange>, ModuleError> {
-        if out.status != 0 {
-            return Err(ModuleError::failed(format!(
-                "reading {} failed: {}",
-                self.fstab,
-                out.stderr_str().trim()
-            )));
-        }
-        let obs = parse_observed(&out.stdout_str())
-            .map_err(|e| ModuleError::failed(format!("reading {} failed: {e}", self.fstab)))?;
+        let obs = super::reads::parse_read(out, &self.fstab, parse_observed)?;
         match self.decide(&obs)? {
             None => Ok(Plan::Unchanged(self.data())),
             Some(change) => {

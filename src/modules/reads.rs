@@ -233,6 +233,22 @@ pub(super) async fn observe_and_decide<C>(
     ))
 }
 
+/// What a module's one read printed, parsed: a read that failed (non-zero
+/// status) or printed what `parse` refuses is "reading WHAT failed: why".
+pub(crate) fn parse_read<T, E: std::fmt::Display>(
+    out: &ExecOutput,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, ModuleError> {
+    if out.status != 0 {
+        return Err(ModuleError::failed(format!(
+            "reading {what} failed: {}",
+            out.stderr_str().trim()
+        )));
+    }
+    parse(&out.stdout_str()).map_err(|e| ModuleError::failed(format!("reading {what} failed: {e}")))
+}
+
 /// Canned outputs for `decide` tests: status 0 and this stdout.
 #[cfg(test)]
 pub fn observed_stdout(stdouts: &[&str]) -> Observed {

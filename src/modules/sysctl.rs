@@ -257,16 +257,7 @@ impl Sysctl {
         &self,
         out: &crate::transport::ExecOutput,
     ) -> Result<Plan<SysctlChange>, ModuleError> {
-        if out.status != 0 {
-            return Err(ModuleError::failed(format!(
-                "reading {} failed: {}",
-                self.sysctl_file,
-                out.stderr_str().trim()
-            )));
-        }
-        let obs = parse_observed(&out.stdout_str()).map_err(|e| {
-            ModuleError::failed(format!("reading {} failed: {e}", self.sysctl_file))
-        })?;
+        let obs = super::reads::parse_read(out, &self.sysctl_file, parse_observed)?;
         match self.decide(&obs)? {
             None => Ok(Plan::Unchanged(self.data())),
             Some(change) => {

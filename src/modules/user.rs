@@ -457,15 +457,9 @@ impl User {
         &self,
         out: &crate::transport::ExecOutput,
     ) -> Result<Plan<UserChange>, ModuleError> {
-        if out.status != 0 {
-            return Err(ModuleError::failed(format!(
-                "reading user {} failed: {}",
-                self.name,
-                out.stderr_str().trim()
-            )));
-        }
-        let current = parse_observed(&self.name, &out.stdout_str())
-            .map_err(|e| ModuleError::failed(format!("reading user {} failed: {e}", self.name)))?;
+        let current = super::reads::parse_read(out, &format!("user {}", self.name), |text| {
+            parse_observed(&self.name, text)
+        })?;
         match self.decide(current.as_ref()) {
             None => Ok(Plan::Unchanged(self.data(current.as_ref()))),
             Some(change) => Ok(Plan::Change {
