@@ -103,6 +103,8 @@ struct HostState {
     failed_in_block: bool,
     /// How many tasks the next read-ahead may cover (see `readahead`).
     read_ahead: usize,
+    /// Reads riding on the command of the task about to run.
+    ride: Option<readahead::Ride>,
     /// Facts this host's task set for the host it was delegated to
     /// (`delegate_facts`), handed over when the task ends.
     delegated_facts: Vec<(String, Map)>,
@@ -912,6 +914,7 @@ impl RunCtx<'_> {
             counters: Counters::default(),
             failed_in_block: false,
             read_ahead: readahead::MAX_WINDOW / 2,
+            ride: None,
             delegated_facts: Vec::new(),
         }
     }

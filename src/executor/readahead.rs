@@ -16,7 +16,7 @@
 //! that changes a lot), and grows back when they were used.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -26,7 +26,7 @@ use crate::modules::fs_deferred::DeferredReads;
 use crate::modules::reads::{Observer, Protocol, ReadSet, Scope, Touched};
 use crate::modules::{ModuleError, ReadCtx};
 use crate::playbook::{Action, Task};
-use crate::transport::{ExecOutput, Remote};
+use crate::transport::{ExecOutput, Remote, Trailer};
 use crate::{Map, Value};
 
 /// Most tasks read ahead at once.
@@ -180,8 +180,27 @@ type Batch = (Remote, Vec<String>, Vec<(String, Scope)>);
 enum Ahead {
     /// Its reads (none when it is skipped or reaches no host).
     Reads(Vec<TaskReads>),
+    /// It runs an imperative module once, through this handle: what
+    /// follows it can only be read after it, but its command can carry
+    /// those reads (see [`Ride`]).
+    Imperative(Remote),
     /// It cannot be read ahead, and what follows it would be forgotten.
     Stop,
+}
+
+/// The reads of the tasks after an imperative one, riding on its command
+/// (see [`crate::transport::Trailer`]): kept once the task is done, if its
+/// command was its last.
+pub(super) struct Ride {
+    trailer: Arc<Trailer>,
+    keys: Vec<(String, Scope)>,
+}
+
+impl Ride {
+    /// What the task's handle sends with its command.
+    pub(super) fn trailer(&self) -> Arc<Trailer> {
+        self.trailer.clone()
+    }
 }
 
 impl RunCtx<'_> {
@@ -197,8 +216,13 @@ impl RunCtx<'_> {
         if self.opts.no_read_ahead {
             return;
         }
-        let Ahead::Reads(first) = self.task_reads(ctx, task, st).await else {
-            return;
+        let first = match self.task_reads(ctx, task, st).await {
+            Ahead::Reads(first) => first,
+            Ahead::Imperative(remote) => {
+                st.ride = self.ride(ctx, later, st, &remote).await;
+                return;
+            }
+            Ahead::Stop => return,
         };
         let host = st.name.clone();
         let known = |t: &TaskReads| {
@@ -210,9 +234,72 @@ impl RunCtx<'_> {
         if first.iter().all(known) {
             return;
         }
+        let gathered = self.window(ctx, first, later, st).await;
+        for (remote, scripts, keys) in self.batches(&host, gathered) {
+            if scripts.len() < 2 {
+                continue;
+            }
+            match remote.exec_batch(&scripts, Some(&DeferredReads)).await {
+                Ok(found) => self.keep(&host, keys, found),
+                Err(e) => tracing::debug!(host = %host, error = %e, "read-ahead failed"),
+            }
+        }
+    }
+
+    /// The reads of the tasks after the imperative one about to run on
+    /// `st` through `remote`, to ride on its command: those run as the same
+    /// user (they share its shell).
+    async fn ride(
+        &self,
+        ctx: &PlayCtx<'_>,
+        later: &[Task],
+        st: &mut HostState,
+        remote: &Remote,
+    ) -> Option<Ride> {
+        let user = |r: &Remote| r.become_settings().map(|b| b.user.clone());
+        let gathered = self.window(ctx, Vec::new(), later, st).await;
+        let (reads, scripts, keys) = self
+            .batches(&st.name, gathered)
+            .into_iter()
+            .find(|(r, scripts, _)| user(r) == user(remote) && !scripts.is_empty())?;
+        Some(Ride {
+            trailer: Arc::new(reads.trailer(&scripts, Some(&DeferredReads))),
+            keys,
+        })
+    }
+
+    /// Keep what a task's command carried back (see [`Ride`]): read after
+    /// it, so after it forgot what it made stale.
+    pub(super) fn keep_ride(&self, st: &mut HostState) {
+        let Some(ride) = st.ride.take() else {
+            return;
+        };
+        if let Some(found) = ride.trailer.outputs() {
+            self.keep(&st.name, ride.keys, found);
+        }
+    }
+
+    /// Keep the outputs `found` of a batch of reads under their keys.
+    fn keep(&self, host: &str, keys: Vec<(String, Scope)>, found: Vec<Option<ExecOutput>>) {
+        for ((key, scope), out) in keys.into_iter().zip(found) {
+            if let Some(out) = out {
+                self.observations.insert(host, key, out, scope, false);
+            }
+        }
+    }
+
+    /// `first`, then the reads of the tasks in `later` and in the plays
+    /// after this one, as far as the window of `st` goes.
+    async fn window(
+        &self,
+        ctx: &PlayCtx<'_>,
+        first: Vec<TaskReads>,
+        later: &[Task],
+        st: &mut HostState,
+    ) -> Vec<TaskReads> {
         // Grow the window after a read-ahead that was used in full, shrink
         // it after one whose reads a change made worthless.
-        st.read_ahead = if self.observations.take_wasted(&host) > 0 {
+        st.read_ahead = if self.observations.take_wasted(&st.name) > 0 {
             (st.read_ahead / 4).max(1)
         } else {
             (st.read_ahead * 2).min(MAX_WINDOW)
@@ -276,6 +363,12 @@ impl RunCtx<'_> {
                 }
             }
         }
+        gathered
+    }
+
+    /// The reads of `gathered` not known on `host` yet, one batch per
+    /// become user and environment.
+    fn batches(&self, host: &str, gathered: Vec<TaskReads>) -> Vec<Batch> {
         // One batch per become user and environment: the key of an empty
         // read says both.
         let mut groups: Vec<Batch> = Vec::new();
@@ -291,28 +384,14 @@ impl RunCtx<'_> {
             let (_, scripts, keys) = &mut groups[at];
             for r in t.reads.reads {
                 let key = t.remote.read_key(&r.script);
-                if self.observations.has(&host, &key) || keys.iter().any(|(k, _)| *k == key) {
+                if self.observations.has(host, &key) || keys.iter().any(|(k, _)| *k == key) {
                     continue;
                 }
                 scripts.push(r.script);
                 keys.push((key, r.scope));
             }
         }
-        for (remote, scripts, keys) in groups {
-            if scripts.len() < 2 {
-                continue;
-            }
-            match remote.exec_batch(&scripts, Some(&DeferredReads)).await {
-                Ok(found) => {
-                    for ((key, scope), out) in keys.into_iter().zip(found) {
-                        if let Some(out) = out {
-                            self.observations.insert(&host, key, out, scope, false);
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(host = %host, error = %e, "read-ahead failed"),
-            }
-        }
+        groups
     }
 
     /// Add the reads of `tasks` on `st` to `gathered`, up to the window;
@@ -330,7 +409,7 @@ impl RunCtx<'_> {
                 return false;
             }
             match self.task_reads(ctx, t, st).await {
-                Ahead::Stop => return false,
+                Ahead::Stop | Ahead::Imperative(_) => return false,
                 Ahead::Reads(r) if r.is_empty() => {}
                 Ahead::Reads(r) => {
                     *taken += 1;
@@ -418,6 +497,12 @@ impl RunCtx<'_> {
                     });
                 }
                 Protocol::Local => {}
+                Protocol::Imperative if task.loop_.is_none() && task.until.is_none() => {
+                    let Ok(transport) = self.connection(&st.name, scope).await else {
+                        return Ahead::Stop;
+                    };
+                    return Ahead::Imperative(Remote::new(transport, become_).with_env(env));
+                }
                 Protocol::Imperative => return Ahead::Stop,
             }
         }

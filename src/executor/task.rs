@@ -263,6 +263,7 @@ impl Runner<'_> {
                 let _permit = cx.forks.acquire().await;
                 cx.read_ahead(ctx, task, later, st).await;
                 cx.run_on_host(ctx, task, st).await;
+                cx.keep_ride(st);
                 cx.host_done(&st.name);
             });
         futures::future::join_all(futs).await;
@@ -709,9 +710,12 @@ impl RunCtx<'_> {
                 return r;
             }
         };
-        let remote = Remote::new(transport.clone(), become_)
+        let mut remote = Remote::new(transport.clone(), become_)
             .with_env(env)
             .with_no_log(task.keywords.no_log.unwrap_or(false));
+        if let Some(ride) = &st.ride {
+            remote = remote.with_trailer(ride.trailer());
+        }
         let check = task.keywords.check_mode.unwrap_or(self.opts.check);
         let diff = task.keywords.diff.unwrap_or(self.opts.diff);
         let render = TaskRender {

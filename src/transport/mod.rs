@@ -340,6 +340,90 @@ pub struct Remote {
     become_: Option<Become>,
     env: Vec<(String, String)>,
     no_log: bool,
+    trailer: Option<Arc<Trailer>>,
+}
+
+/// Pure reads that ride on the next command of a handle: sent in the same
+/// write, run right after it in the same kept shell, answered without a
+/// round trip of their own. After an imperative task (a `command`), which
+/// makes every earlier read stale, this is the fresh read of the tasks
+/// that follow. Their outputs count only when that command was the
+/// handle's last: any later command spoils them.
+pub struct Trailer {
+    commands: Vec<String>,
+    deferred: Option<&'static dyn prefetch::Deferred>,
+    state: std::sync::Mutex<TrailerState>,
+}
+
+enum TrailerState {
+    /// No command sent yet.
+    Waiting,
+    /// Sent with a command; its outputs once answered.
+    Sent(Option<Vec<Option<ExecOutput>>>),
+    /// Another command came after, or none could carry it.
+    Spoiled,
+}
+
+impl Trailer {
+    /// The next command's turn: the batch script to send after it, with
+    /// its token, if it is the first; any later command spoils the reads.
+    fn claim(&self) -> Option<(String, String)> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*state, TrailerState::Waiting) {
+            *state = TrailerState::Spoiled;
+            return None;
+        }
+        *state = TrailerState::Sent(None);
+        let token = format!("@@drover-read-{:016x}", rand::rng().random::<u64>());
+        let script = prefetch::batch_script(&self.commands, &token, self.deferred);
+        Some((script, token))
+    }
+
+    fn answered(&self, out: Option<ExecOutput>, token: &str) {
+        let found = out.map(|o| batch_outputs(&o, token, self.commands.len(), self.deferred));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        *state = match found {
+            Some(found) if matches!(*state, TrailerState::Sent(None)) => {
+                TrailerState::Sent(Some(found))
+            }
+            _ => TrailerState::Spoiled,
+        };
+    }
+
+    /// The reads' outputs (`None` for those not answered), if they rode on
+    /// the last command the handle ran.
+    pub fn outputs(&self) -> Option<Vec<Option<ExecOutput>>> {
+        match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
+            TrailerState::Sent(Some(found)) => Some(found.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The outputs of a [`prefetch::batch_script`] run with `token`.
+fn batch_outputs(
+    out: &ExecOutput,
+    token: &str,
+    count: usize,
+    deferred: Option<&dyn prefetch::Deferred>,
+) -> Vec<Option<ExecOutput>> {
+    let mut outputs = vec![None; count];
+    if out.status != 0 {
+        return outputs;
+    }
+    let mut found = prefetch::parse_batch(&out.stdout, token, count);
+    if let Some(d) = deferred {
+        let tail = prefetch::tail(&out.stdout, token).unwrap_or_default();
+        let mut outs: Vec<&mut ExecOutput> = found.iter_mut().map(|(_, o)| o).collect();
+        if !d.complete(&mut outs, tail, token) {
+            tracing::debug!("read-ahead: deferred work not completed, nothing kept");
+            return outputs;
+        }
+    }
+    for (i, o) in found {
+        outputs[i] = Some(o);
+    }
+    outputs
 }
 
 impl Remote {
@@ -350,7 +434,29 @@ impl Remote {
             become_,
             env: Vec::new(),
             no_log: false,
+            trailer: None,
         }
+    }
+
+    /// A [`Trailer`] of the pure reads `scripts`, each as this handle would
+    /// run it, to ride on another handle's next command (one with the same
+    /// become user: they share its kept shell).
+    pub fn trailer(
+        &self,
+        scripts: &[String],
+        deferred: Option<&'static dyn prefetch::Deferred>,
+    ) -> Trailer {
+        Trailer {
+            commands: scripts.iter().map(|s| self.with_env_exports(s)).collect(),
+            deferred,
+            state: std::sync::Mutex::new(TrailerState::Waiting),
+        }
+    }
+
+    /// The same handle, sending `trailer` with its next command.
+    pub fn with_trailer(mut self, trailer: Arc<Trailer>) -> Remote {
+        self.trailer = Some(trailer);
+        self
     }
 
     /// The key under which the output of the pure read `script`, run
@@ -371,9 +477,8 @@ impl Remote {
         scripts: &[String],
         deferred: Option<&dyn prefetch::Deferred>,
     ) -> Result<Vec<Option<ExecOutput>>, TransportError> {
-        let mut outputs = vec![None; scripts.len()];
         if scripts.is_empty() {
-            return Ok(outputs);
+            return Ok(Vec::new());
         }
         let commands: Vec<String> = scripts.iter().map(|s| self.with_env_exports(s)).collect();
         // The commands carry their environment exports already.
@@ -385,22 +490,7 @@ impl Remote {
         let out = runner
             .exec_uncached(&prefetch::batch_script(&commands, &token, deferred), &[])
             .await?;
-        if out.status != 0 {
-            return Ok(outputs);
-        }
-        let mut found = prefetch::parse_batch(&out.stdout, &token, commands.len());
-        if let Some(d) = deferred {
-            let tail = prefetch::tail(&out.stdout, &token).unwrap_or_default();
-            let mut outs: Vec<&mut ExecOutput> = found.iter_mut().map(|(_, o)| o).collect();
-            if !d.complete(&mut outs, tail, &token) {
-                tracing::debug!("read-ahead: deferred work not completed, nothing kept");
-                return Ok(outputs);
-            }
-        }
-        for (i, o) in found {
-            outputs[i] = Some(o);
-        }
-        Ok(outputs)
+        Ok(batch_outputs(&out, &token, commands.len(), deferred))
     }
 
     /// The same handle, never logging its commands (`no_log` tasks).
@@ -422,6 +512,7 @@ impl Remote {
             become_,
             env: self.env.clone(),
             no_log: self.no_log,
+            trailer: self.trailer.clone(),
         }
     }
 
@@ -509,10 +600,14 @@ impl Remote {
             [StdinPart::Bytes(b)] => Some(*b),
             _ => None,
         };
+        let then = self.trailer.as_ref().and_then(|t| t.claim());
         if let Some(stdin) = stdin {
-            if let Some(result) = self.exec_in_shell(command, stdin).await {
+            if let Some(result) = self.exec_in_shell(command, stdin, then.as_ref()).await {
                 return result;
             }
+        }
+        if let (Some(t), Some((_, token))) = (&self.trailer, &then) {
+            t.answered(None, token);
         }
         self.exec_on_channel(command, parts).await
     }
@@ -555,10 +650,13 @@ impl Remote {
     /// (starting it if need be); `None` where there is none to be had, or
     /// it is busy with another command: the command then gets a channel of
     /// its own.
+    /// With `then` (a [`Trailer`]'s batch and its token), that batch rides
+    /// on the command.
     async fn exec_in_shell(
         &self,
         command: &str,
         stdin: &[u8],
+        then: Option<&(String, String)>,
     ) -> Option<Result<ExecOutput, TransportError>> {
         let shells = self.transport.shells()?;
         if command.len() > shell::MAX_SCRIPT || stdin.len() > shell::MAX_STDIN {
@@ -583,10 +681,17 @@ impl Remote {
         let shell::Slot::Ready(sh) = &mut *slot else {
             return None;
         };
-        let result = sh.run(command, stdin).await;
+        let then = then.filter(|(script, _)| command.len() + script.len() <= shell::MAX_SCRIPT);
+        let result = sh
+            .run_then(command, stdin, then.map(|(script, _)| script.as_str()))
+            .await;
         let dir = sh.dir().to_string();
+        if let (Some(t), Some((_, token))) = (&self.trailer, then) {
+            let second = result.as_ref().ok().and_then(|(_, second)| second.clone());
+            t.answered(second, token);
+        }
         match result {
-            Ok(out) => Some(Ok(out)),
+            Ok((out, _)) => Some(Ok(out)),
             Err(e) => {
                 *slot = shell::Slot::Empty;
                 match e {

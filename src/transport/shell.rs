@@ -309,17 +309,20 @@ impl Shell {
         !self.busy && self.proc.next().now_or_never().is_none()
     }
 
-    /// Run `command` with `stdin` and collect its answer.
-    pub(super) async fn run(
+    /// Run `command` with `stdin` and collect its answer; with `then`, send that script (no stdin) in the
+    /// same write, so that it runs right after `command` without another
+    /// round trip. Its answer is `None` when it could not be had; the shell
+    /// is then not used again.
+    pub(super) async fn run_then(
         &mut self,
         command: &str,
         stdin: &[u8],
-    ) -> Result<ExecOutput, RunError> {
-        let mut msg = format!("{} {}\n", command.len(), stdin.len()).into_bytes();
-        msg.extend_from_slice(command.as_bytes());
-        msg.extend_from_slice(stdin);
-        msg.extend_from_slice(self.token.as_bytes());
-        msg.push(b'\n');
+        then: Option<&str>,
+    ) -> Result<(ExecOutput, Option<ExecOutput>), RunError> {
+        let mut msg = self.frame(command, stdin);
+        if let Some(t) = then {
+            msg.extend_from_slice(&self.frame(t, b""));
+        }
         self.busy = true;
         let mut buf = Vec::new();
         if let Err(e) = self.proc.write(&msg).await {
@@ -333,31 +336,55 @@ impl Shell {
                 }
             };
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
-            return Err(match parse_answer(&buf, &self.token) {
+            return Err(match parse_first(&buf, &self.token).0 {
                 Answer::Unstored => RunError::Unstored,
                 _ => RunError::Transport(e),
             });
         }
+        let first = self.answer(&mut buf, then.is_some()).await?;
+        let second = match then {
+            None => None,
+            Some(_) => self.answer(&mut buf, false).await.ok(),
+        };
+        // A lost second answer leaves the shell busy: it is discarded.
+        self.busy = then.is_some() && second.is_none();
+        Ok((first, second))
+    }
+
+    /// One frame of the loop in [`script`].
+    fn frame(&self, command: &str, stdin: &[u8]) -> Vec<u8> {
+        let mut msg = format!("{} {}\n", command.len(), stdin.len()).into_bytes();
+        msg.extend_from_slice(command.as_bytes());
+        msg.extend_from_slice(stdin);
+        msg.extend_from_slice(self.token.as_bytes());
+        msg.push(b'\n');
+        msg
+    }
+
+    /// Read the next answer, starting with what is in `buf` already; what
+    /// follows it stays in `buf` when `more` (another answer is on its way),
+    /// and is garbage otherwise.
+    async fn answer(&mut self, buf: &mut Vec<u8>, more: bool) -> Result<ExecOutput, RunError> {
         let mut stderr = Vec::new();
         loop {
-            match self.proc.next().await {
-                Some(ProcessEvent::Stdout(d)) => {
-                    buf.extend_from_slice(&d);
-                    match parse_answer(&buf, &self.token) {
-                        Answer::Partial => {}
-                        Answer::Done(out) => {
-                            self.busy = false;
-                            return Ok(out);
-                        }
-                        Answer::Unstored => return Err(RunError::Unstored),
-                        Answer::Lost => return Err(RunError::Lost),
-                        Answer::Garbled => {
-                            return Err(RunError::Transport(TransportError::Disconnected(
-                                "the remote shell's answer was garbled".into(),
-                            )))
-                        }
+            if !buf.is_empty() {
+                match parse_first(buf, &self.token) {
+                    (Answer::Partial, _) => {}
+                    (Answer::Done(out), used) if more || used == buf.len() => {
+                        buf.drain(..used);
+                        return Ok(out);
                     }
+                    (Answer::Done(_), _) | (Answer::Garbled, _) => {
+                        return Err(RunError::Transport(TransportError::Disconnected(
+                            "the remote shell's answer was garbled".into(),
+                        )))
+                    }
+                    (Answer::Unstored, _) => return Err(RunError::Unstored),
+                    (Answer::Lost, _) => return Err(RunError::Lost),
                 }
+            }
+            match self.proc.next().await {
+                Some(ProcessEvent::Stdout(d)) => buf.extend_from_slice(&d),
                 Some(ProcessEvent::Stderr(d)) => stderr.extend_from_slice(&d),
                 Some(ProcessEvent::Exit(_)) | None => {
                     return Err(RunError::Transport(TransportError::Disconnected(format!(
@@ -408,8 +435,31 @@ enum Answer {
     Garbled,
 }
 
-/// Split a shell's answer into stdout, stderr and status, once complete.
+/// Split a shell's answer into stdout, stderr and status, once complete;
+/// nothing may follow it.
+#[cfg(test)]
 fn parse_answer(buf: &[u8], token: &str) -> Answer {
+    match parse_first(buf, token) {
+        (Answer::Done(_), used) if used != buf.len() => Answer::Garbled,
+        (a, _) => a,
+    }
+}
+
+/// The first answer in `buf`, and how many bytes it took (when done).
+fn parse_first(buf: &[u8], token: &str) -> (Answer, usize) {
+    (parse_one(buf, token), answer_len(buf, token))
+}
+
+/// Where the first complete answer in `buf` ends.
+fn answer_len(buf: &[u8], token: &str) -> usize {
+    let status_mark = format!("\n{token} S ");
+    find(buf, status_mark.as_bytes(), 0)
+        .and_then(|s| find(buf, b"\n", s + status_mark.len()))
+        .map_or(buf.len(), |end| end + 1)
+}
+
+/// The first answer in `buf`, which may be followed by more.
+fn parse_one(buf: &[u8], token: &str) -> Answer {
     let open = format!("{token} O\n");
     let err_mark = format!("\n{token} E\n");
     let status_mark = format!("\n{token} S ");
@@ -443,9 +493,6 @@ fn parse_answer(buf: &[u8], token: &str) -> Answer {
     let Some(end) = find(buf, b"\n", s + status_mark.len()) else {
         return Answer::Partial;
     };
-    if end + 1 != buf.len() {
-        return Answer::Garbled;
-    }
     let Some(status) = std::str::from_utf8(&buf[s + status_mark.len()..end])
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
@@ -543,6 +590,44 @@ mod tests {
         assert_eq!(b.lines().nth(3), Some("unset"), "and variables");
         assert_eq!(second.status, 0);
         assert!(second.stderr.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_riding_on_a_command_run_after_it_in_the_same_shell() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        let f = f.to_str().expect("utf8");
+        let r = remote();
+        let pid = run(&r, "echo $PPID").await.stdout_str();
+        let reads = vec![format!("cat {f}"), "echo $PPID".to_string()];
+        let trailer = Arc::new(r.trailer(&reads, None));
+        let cmd = r.clone().with_trailer(trailer.clone());
+        assert!(trailer.outputs().is_none(), "nothing sent yet");
+        let out = cmd
+            .exec(&format!("echo written >{f}; echo ran"), b"")
+            .await
+            .expect("runs");
+        assert_eq!(out.stdout_str(), "ran\n");
+        let found = trailer.outputs().expect("answered with the command");
+        let found: Vec<String> = found
+            .iter()
+            .map(|o| o.as_ref().expect("each read").stdout_str())
+            .collect();
+        assert_eq!(found, ["written\n", pid.as_str()], "after it, same shell");
+        // The shell goes on answering one command at a time.
+        assert_eq!(run(&r, "echo next").await.stdout_str(), "next\n");
+        assert_eq!(run(&r, "echo $PPID").await.stdout_str(), pid);
+    }
+
+    #[tokio::test]
+    async fn a_later_command_spoils_the_reads_that_rode_on_an_earlier_one() {
+        let r = remote();
+        let trailer = Arc::new(r.trailer(&["echo read".to_string()], None));
+        let cmd = r.with_trailer(trailer.clone());
+        run(&cmd, "true").await;
+        assert!(trailer.outputs().is_some());
+        run(&cmd, "echo changes things").await;
+        assert!(trailer.outputs().is_none(), "read before the last command");
     }
 
     #[tokio::test]

@@ -110,3 +110,65 @@ fn plays_and_loops_do_not_end_the_read_window() {
         run.stderr
     );
 }
+
+/// A command may change anything, so what follows it is read after it;
+/// that read rides on the command itself: one exec per command, plus the
+/// first read.
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn reads_after_a_command_ride_on_it() {
+    let env = Env::new(2);
+    let pb = env.write(
+        "ride.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - file: {path: /opt/ride, state: directory, mode: "0755"}
+    - copy: {content: "0\n", dest: /opt/ride/0}
+    - command: uname -r
+      changed_when: false
+    - copy: {content: "{{ item }}\n", dest: "/opt/ride/{{ item }}", mode: "0644"}
+      loop: [a, b]
+- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - lineinfile: {path: /opt/ride/list, line: x, create: true}
+    - command: "cat /opt/ride/a"
+      register: seen
+      changed_when: false
+    - copy: {content: "seen\n", dest: /opt/ride/seen}
+    - assert: {that: seen.stdout == 'a'}
+"#,
+    );
+    let first = env.apply(&pb, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let run = env.apply(&pb, &["-vvvv", "--output", "human"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("changed=0"), "{}", run.stdout);
+    assert_eq!(
+        execs(&run.all()) / 2,
+        3,
+        "a read, then two commands carrying the reads after them:\n{}",
+        run.stderr
+    );
+    // What rode on a command was read after it: a command that changes a
+    // file is seen by the next task.
+    let pb = env.write(
+        "after.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - copy: {content: "one\n", dest: /opt/ride/after}
+    - command: "sh -c 'echo two >/opt/ride/after'"
+      changed_when: false
+    - copy: {content: "one\n", dest: /opt/ride/after}
+      register: again
+    - assert: {that: again is changed}
+"#,
+    );
+    let run = env.apply(&pb, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
