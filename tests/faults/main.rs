@@ -14,6 +14,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod module_names;
 mod output;
 mod redaction;
 mod shell;
