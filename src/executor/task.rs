@@ -601,7 +601,11 @@ impl RunCtx<'_> {
         };
         let on = match task.keywords.become_ {
             Some(b) => b,
-            None => truthy_value(var("ansible_become").as_ref()),
+            // `--become` is the default a variable overrides, as in Ansible.
+            None => match var("ansible_become") {
+                Some(v) => truthy_value(Some(&v)),
+                None => self.opts.become_,
+            },
         };
         if !on {
             return Ok(None);
@@ -617,6 +621,7 @@ impl RunCtx<'_> {
             })
             .transpose()?
             .or_else(|| var("ansible_become_user").and_then(|v| v.as_str().map(str::to_string)))
+            .or_else(|| self.opts.become_user.clone())
             .unwrap_or_else(|| "root".into());
         let password = match &self.opts.become_password {
             Some(p) => Some(p.clone()),

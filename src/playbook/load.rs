@@ -504,6 +504,7 @@ impl Loader {
             pos: node.pos.clone(),
             name,
             hosts,
+            tags: inherit.tags.clone(),
             vars,
             vars_files,
             keywords,
