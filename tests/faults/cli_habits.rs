@@ -163,6 +163,60 @@ fn step_start_at_task_and_become_method_are_refused_before_connecting() {
     untouched(&listener, "refused options");
 }
 
+/// `--step` on a terminal (a pty from util-linux `script`): "n" skips the
+/// first task, "c" runs the rest without asking again.
+#[test]
+fn step_asks_before_each_task_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "inv.yml",
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+    );
+    let mut tasks = String::new();
+    for name in ["one", "two", "three"] {
+        tasks.push_str(&format!(
+            "    - name: {name}\n      copy: {{dest: \"{{{{ playbook_dir }}}}/{name}\", content: x}}\n"
+        ));
+    }
+    write(
+        dir.path(),
+        "site.yml",
+        &format!("- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}"),
+    );
+    let command = format!(
+        "{} apply site.yml -i inv.yml --step --output json",
+        env!("CARGO_BIN_EXE_drover")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"n\nc\n").expect("answers");
+    }
+    let out = child.wait_with_output().expect("finishes");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Perform task: TASK: one (N)o/(y)es/(c)ontinue:"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("TASK: three"),
+        "asked again after c: {stdout}"
+    );
+    assert!(!dir.path().join("one").exists(), "{stdout}");
+    assert!(dir.path().join("two").exists(), "{stdout}");
+    assert!(dir.path().join("three").exists(), "{stdout}");
+}
+
 #[test]
 fn inventory_list_prints_ansible_inventorys_json() {
     let dir = tempfile::tempdir().expect("tempdir");
