@@ -37,8 +37,11 @@ struct Known {
     actions: HashMap<&'static str, ModuleInfo>,
 }
 
+/// Built on first use: only a playbook naming a module drover lacks (or
+/// a misspelled one) pays for it.
+static KNOWN: OnceLock<Known> = OnceLock::new();
+
 fn known() -> &'static Known {
-    static KNOWN: OnceLock<Known> = OnceLock::new();
     KNOWN.get_or_init(|| {
         let mut names = HashMap::new();
         let mut actions = HashMap::new();
@@ -91,12 +94,14 @@ pub fn unimplemented(name: &str, collections: &[String]) -> Option<(&'static Mod
     Some((info, Value::String(full.to_string())))
 }
 
-/// Is this the action of a module drover does not implement?
+/// Is this the action of a module drover does not implement? Cheap when
+/// no such action was ever made.
 pub fn is_unimplemented(info: &ModuleInfo) -> bool {
-    known()
-        .actions
-        .get(info.name)
-        .is_some_and(|i| std::ptr::eq(i, info))
+    KNOWN.get().is_some_and(|k| {
+        k.actions
+            .get(info.name)
+            .is_some_and(|i| std::ptr::eq(i, info))
+    })
 }
 
 fn unimplemented_info(name: &'static str) -> ModuleInfo {
