@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod list;
+
 use crate::error::Pos;
 use crate::error::{exit, Error, InputError, InputErrors};
 use crate::executor::{Options, Runner};
@@ -18,9 +20,15 @@ use crate::secret::{RedactingWriter, Redactor, Secret};
 use crate::transport::known_hosts::HostKeyChecking;
 use crate::{Map, Value};
 
+/// `drover --version`: drover's version and the Ansible it follows.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (follows the semantics of ansible-core 2.19)"
+);
+
 /// drover: converge hosts over plain SSH from Ansible-syntax playbooks.
 #[derive(Parser, Debug)]
-#[command(name = "drover", version, about)]
+#[command(name = "drover", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,6 +123,33 @@ struct ApplyArgs {
     /// After the recap, list the slowest tasks with how long each took.
     #[arg(long)]
     timings: bool,
+    /// Load and check the playbook, then stop: nothing connects.
+    #[arg(long = "syntax-check")]
+    syntax_check: bool,
+    /// List each play's hosts, then stop.
+    #[arg(long = "list-hosts")]
+    list_hosts: bool,
+    /// List each play's tasks (as --tags and --skip-tags select them), then stop.
+    #[arg(long = "list-tasks")]
+    list_tasks: bool,
+    /// List each play's tags, then stop.
+    #[arg(long = "list-tags")]
+    list_tags: bool,
+    /// Skip the tasks before the first one with this name.
+    #[arg(long = "start-at-task", value_name = "NAME")]
+    start_at_task: Option<String>,
+    /// Ask before each task whether to run it (needs a terminal).
+    #[arg(long)]
+    step: bool,
+    /// Become (sudo) where no keyword or variable says otherwise.
+    #[arg(short = 'b', long = "become")]
+    become_: bool,
+    /// The user to become (default root).
+    #[arg(long = "become-user", value_name = "USER")]
+    become_user: Option<String>,
+    /// How to become: only sudo.
+    #[arg(long = "become-method", value_name = "METHOD")]
+    become_method: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -122,6 +157,9 @@ struct InventoryArgs {
     /// Inventory file or directory.
     #[arg(short = 'i', long = "inventory", default_value = "inventory/hosts.yml")]
     inventory: PathBuf,
+    /// Print the JSON of `ansible-inventory --list` (the default).
+    #[arg(long, conflicts_with_all = ["host", "graph"])]
+    list: bool,
     /// Show the group tree.
     #[arg(long, conflicts_with = "host")]
     graph: bool,
@@ -530,17 +568,75 @@ async fn run_interruptible(
 }
 
 fn apply(args: ApplyArgs) -> Result<(), Error> {
+    if let Some(m) = args.become_method.as_deref().filter(|m| *m != "sudo") {
+        return Err(Error::Invalid(format!(
+            "--become-method {m} is not supported by drover (it becomes with sudo only)"
+        )));
+    }
+    let step = if args.step {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Invalid(
+                "--step asks before each task and needs a terminal on standard input".into(),
+            ));
+        }
+        Some(step_prompt())
+    } else {
+        None
+    };
     let extra = extra_vars(&args.conn.extra_vars)?;
+    if args.syntax_check && !args.conn.inventory.exists() {
+        // A role's test playbook is often checked without an inventory:
+        // load it; variables an inventory would define cannot be checked.
+        playbook::load_playbook(&args.playbook)?;
+        say_load_warnings();
+        say_err(&format!(
+            "[WARNING]: no inventory at {}: undefined variables not checked",
+            args.conn.inventory.display()
+        ));
+        say(&format!("\nplaybook: {}", args.playbook.display()));
+        return Ok(());
+    }
     let mut inv = Inventory::load(&args.conn.inventory)?;
     let pb = playbook::load_playbook(&args.playbook)?;
     inv.add_playbook_vars(&pb.dir)?;
     playbook::check::check(&pb, &inv, &extra)?;
+    if args.syntax_check {
+        say_load_warnings();
+        say(&format!("\nplaybook: {}", args.playbook.display()));
+        return Ok(());
+    }
+    let what = list::Listing {
+        hosts: args.list_hosts,
+        tasks: args.list_tasks,
+        tags: args.list_tags,
+    };
+    if what.hosts || what.tasks || what.tags {
+        say_load_warnings();
+        let filter = list::Filter {
+            tags: &args.tags,
+            skip: &args.skip_tags,
+            limit: args.conn.limit.as_deref(),
+        };
+        say(list::listing(&pb, &inv, what, &filter)?.trim_end());
+        return Ok(());
+    }
+    if let Some(name) = &args.start_at_task {
+        if !list::has_task_named(&pb, name) {
+            return Err(Error::Invalid(format!(
+                "--start-at-task: no task named '{name}' (tasks of include_tasks cannot be started at)"
+            )));
+        }
+    }
     let mut opts = options(&args.conn, extra)?;
     opts.check = args.check;
     opts.no_read_ahead = args.no_read_ahead;
     opts.diff = args.diff;
     opts.tags = args.tags;
     opts.skip_tags = args.skip_tags;
+    opts.become_ = args.become_;
+    opts.become_user = args.become_user;
+    opts.start_at_task = args.start_at_task;
+    opts.step = step;
     let view = View {
         verbosity: args.conn.verbose,
         diff: args.diff,
@@ -548,6 +644,63 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
         ..View::default()
     };
     run_playbook(&pb, &inv, &opts, args.conn.output.into(), view)
+}
+
+/// `--step`: ask on the terminal before each task, as ansible-playbook
+/// does; "c" stops asking.
+fn step_prompt() -> crate::executor::Step {
+    let go_on = std::sync::atomic::AtomicBool::new(false);
+    crate::executor::Step(std::sync::Arc::new(move |task: &str| {
+        use std::sync::atomic::Ordering;
+        if go_on.load(Ordering::SeqCst) {
+            return true;
+        }
+        loop {
+            ask(&format!(
+                "Perform task: TASK: {task} (N)o/(y)es/(c)ontinue: "
+            ));
+            let mut line = String::new();
+            match std::io::stdin().read_line(&mut line) {
+                // End of input: run nothing more without asking.
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+            match step_answer(&line) {
+                Some(StepAnswer::Yes) => return true,
+                Some(StepAnswer::No) => return false,
+                Some(StepAnswer::Continue) => {
+                    go_on.store(true, Ordering::SeqCst);
+                    return true;
+                }
+                None => {}
+            }
+        }
+    }))
+}
+
+/// An answer to the `--step` question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepAnswer {
+    Yes,
+    No,
+    Continue,
+}
+
+/// Ansible's answers: empty or "n" is no, "y" yes, "c" continue.
+fn step_answer(line: &str) -> Option<StepAnswer> {
+    match line.trim().to_ascii_lowercase().as_str() {
+        "" | "n" | "no" => Some(StepAnswer::No),
+        "y" | "yes" => Some(StepAnswer::Yes),
+        "c" | "continue" => Some(StepAnswer::Continue),
+        _ => None,
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn ask(msg: &str) {
+    use std::io::Write;
+    print!("{msg}");
+    let _ = std::io::stdout().flush();
 }
 
 const PING_PLAYBOOK: &str = r#"
@@ -581,7 +734,9 @@ fn ping(args: PingArgs) -> Result<(), Error> {
 fn inventory(args: InventoryArgs) -> Result<(), Error> {
     let inv = Inventory::load(&args.inventory)?;
     say_load_warnings();
-    if args.graph {
+    if args.list {
+        say(&serde_json::to_string_pretty(&inv.to_json()).unwrap_or_default());
+    } else if args.graph {
         say(inv.to_string().trim_end());
     } else if let Some(h) = args.host {
         match inv.host_vars_json(&h) {
@@ -698,5 +853,82 @@ mod tests {
         );
         let bad = Cli::try_parse_from(["drover", "apply", "x.yml", "--output", "yaml"]);
         assert!(bad.is_err());
+    }
+
+    fn apply_args(args: &[&str]) -> ApplyArgs {
+        let cli = Cli::try_parse_from(["drover", "apply", "site.yml"].iter().chain(args))
+            .expect("parses");
+        match cli.command {
+            Command::Apply(a) => a,
+            other => panic!("not apply: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ansible_playbook_options_parse() {
+        let a = apply_args(&[
+            "-b",
+            "--become-user",
+            "postgres",
+            "--become-method",
+            "sudo",
+            "-t",
+            "a,b",
+            "--start-at-task",
+            "configure",
+            "--step",
+            "--syntax-check",
+            "--list-hosts",
+            "--list-tasks",
+            "--list-tags",
+        ]);
+        assert!(a.become_ && a.step && a.syntax_check);
+        assert!(a.list_hosts && a.list_tasks && a.list_tags);
+        assert_eq!(a.become_user.as_deref(), Some("postgres"));
+        assert_eq!(a.become_method.as_deref(), Some("sudo"));
+        assert_eq!(a.tags, ["a", "b"]);
+        assert_eq!(a.start_at_task.as_deref(), Some("configure"));
+        let a = apply_args(&["--become"]);
+        assert!(a.become_ && !a.step);
+    }
+
+    #[test]
+    fn become_methods_other_than_sudo_are_refused() {
+        let err = apply(apply_args(&["--become-method", "su"])).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("--become-method su is not supported"),
+            "{err}"
+        );
+        assert_eq!(err.code(), exit::INVALID);
+    }
+
+    #[test]
+    fn step_answers_are_ansibles() {
+        assert_eq!(step_answer("y\n"), Some(StepAnswer::Yes));
+        assert_eq!(step_answer("\n"), Some(StepAnswer::No));
+        assert_eq!(step_answer("N"), Some(StepAnswer::No));
+        assert_eq!(step_answer("c\n"), Some(StepAnswer::Continue));
+        assert_eq!(step_answer("maybe"), None);
+    }
+
+    #[test]
+    fn version_names_the_ansible_core_it_follows() {
+        use clap::CommandFactory;
+        let v = Cli::command().render_version();
+        assert!(v.starts_with("drover "), "{v}");
+        assert!(v.contains("ansible-core 2.19"), "{v}");
+    }
+
+    #[test]
+    fn inventory_list_is_an_option_exclusive_of_graph_and_host() {
+        let cli =
+            Cli::try_parse_from(["drover", "inventory", "--list", "-i", "x.yml"]).expect("parses");
+        let Command::Inventory(i) = cli.command else {
+            panic!("not inventory");
+        };
+        assert!(i.list);
+        assert!(Cli::try_parse_from(["drover", "inventory", "--list", "--graph"]).is_err());
+        assert!(Cli::try_parse_from(["drover", "inventory", "--list", "--host", "h"]).is_err());
     }
 }

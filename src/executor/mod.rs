@@ -60,6 +60,25 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// `--no-read-ahead`: every task reads the host on its own.
     pub no_read_ahead: bool,
+    /// `--become`: become where no keyword or variable says otherwise.
+    pub become_: bool,
+    /// `--become-user`: the user to become where no keyword or variable names one.
+    pub become_user: Option<String>,
+    /// `--start-at-task`: tasks before the first one of this name are skipped.
+    pub start_at_task: Option<String>,
+    /// `--step`: asked before each task whether to run it.
+    pub step: Option<Step>,
+}
+
+/// Asks, before a task runs, whether to run it (`--step`); given the
+/// task's name, answers yes or no.
+#[derive(Clone)]
+pub struct Step(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Step")
+    }
 }
 
 /// Where a host stands in the current play.
@@ -242,6 +261,8 @@ pub struct Runner<'a> {
     /// The counters as of the last task every host finished, for a recap
     /// of a run stopped in the middle of one.
     progress: Arc<std::sync::Mutex<IndexMap<String, Counters>>>,
+    /// Has the task `--start-at-task` names been reached (or is there none)?
+    started: bool,
 }
 
 /// The outcome of a run.
@@ -311,6 +332,7 @@ impl<'a> Runner<'a> {
             ids: HashMap::new(),
             recap_order: Vec::new(),
             progress: Arc::default(),
+            started: opts.start_at_task.is_none(),
         }
     }
 
@@ -600,6 +622,9 @@ impl<'a> Runner<'a> {
                 if active.is_empty() {
                     return;
                 }
+                if !handler && !self.may_run(task) {
+                    continue;
+                }
                 match &task.action {
                     Action::Block {
                         block,
@@ -625,6 +650,26 @@ impl<'a> Runner<'a> {
                 }
             }
         })
+    }
+
+    /// `--start-at-task` and `--step`: may this task run? A block is
+    /// entered: its tasks are asked about one by one.
+    fn may_run(&mut self, task: &Task) -> bool {
+        if matches!(task.action, Action::Block { .. }) {
+            return true;
+        }
+        if !self.started {
+            match &self.cx.opts.start_at_task {
+                Some(name) if task.is_named(name) => self.started = true,
+                _ => return false,
+            }
+        }
+        match &self.cx.opts.step {
+            Some(step) if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) => {
+                (step.0)(&task.display_name())
+            }
+            _ => true,
+        }
     }
 
     /// `block`, then `rescue` for the hosts that failed in it, then

@@ -602,7 +602,11 @@ impl RunCtx<'_> {
         };
         let on = match task.keywords.become_ {
             Some(b) => b,
-            None => truthy_value(var("ansible_become").as_ref()),
+            // `--become` is the default a variable overrides, as in Ansible.
+            None => match var("ansible_become") {
+                Some(v) => truthy_value(Some(&v)),
+                None => self.opts.become_,
+            },
         };
         if !on {
             return Ok(None);
@@ -618,6 +622,7 @@ impl RunCtx<'_> {
             })
             .transpose()?
             .or_else(|| var("ansible_become_user").and_then(|v| v.as_str().map(str::to_string)))
+            .or_else(|| self.opts.become_user.clone())
             .unwrap_or_else(|| "root".into());
         let password = match &self.opts.become_password {
             Some(p) => Some(p.clone()),
@@ -863,7 +868,10 @@ impl RunCtx<'_> {
                 }
             }
         }
-        if let Some(fw) = &task.failed_when {
+        // A module drover lacks did nothing: `failed_when` may not pass it off as done.
+        let unimplemented = matches!(&task.action,
+            Action::Module { module, .. } if crate::modules::known::is_unimplemented(module));
+        if let Some(fw) = task.failed_when.as_ref().filter(|_| !unimplemented) {
             let r = self.with_result(task, scope, &data, |s| {
                 fw.iter()
                     .try_fold(true, |acc, c| self.templar.truthy(c, s).map(|b| acc && b))

@@ -28,6 +28,7 @@ pub mod hostname;
 pub mod k8s;
 pub mod k8s_apply;
 pub mod k8s_node_labels;
+pub mod known;
 pub mod lineinfile;
 pub mod mount;
 pub mod reads;

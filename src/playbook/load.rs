@@ -35,6 +35,9 @@ struct Inherit {
 struct Loader {
     errors: Vec<InputError>,
     playbook_dir: PathBuf,
+    /// The current play's `collections:`, where short module names are
+    /// looked up first.
+    collections: Vec<String>,
 }
 
 /// Load and validate a playbook with its roles and imports.
@@ -62,6 +65,7 @@ fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> 
     let mut loader = Loader {
         errors: Vec::new(),
         playbook_dir: dir.clone(),
+        collections: Vec::new(),
     };
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
@@ -200,12 +204,12 @@ impl Loader {
         }
         if name == "collections" {
             for c in self.ok(string_list(value)).unwrap_or_default() {
-                if !modules::COLLECTIONS.contains(&c.as_str()) {
+                if !modules::known::COLLECTIONS.contains(&c.as_str()) {
                     self.errors.push(
                         value
                             .error(format!(
-                                "`collections: {c}` is not supported by drover yet (drover's modules are in {})",
-                                modules::COLLECTIONS.join(", ")
+                                "`collections: {c}` is not supported by drover yet (drover knows the modules of {})",
+                                modules::known::COLLECTIONS.join(", ")
                             ))
                             .with_kind(InputErrorKind::Unsupported),
                     );
@@ -357,6 +361,10 @@ impl Loader {
             return None;
         }
         self.check_keys(node, Level::Play);
+        self.collections = node
+            .get("collections")
+            .and_then(|n| string_list(n).ok())
+            .unwrap_or_default();
         let hosts = match node.get("hosts") {
             Some(h) => self
                 .ok(string_list(h))
@@ -496,6 +504,7 @@ impl Loader {
             pos: node.pos.clone(),
             name,
             hosts,
+            tags: inherit.tags.clone(),
             vars,
             vars_files,
             keywords,
@@ -805,19 +814,31 @@ impl Loader {
                     };
                     Action::Meta(meta)
                 }
-                _ => {
-                    let Some(module) = modules::lookup(&name) else {
-                        self.errors.push(
-                            key.error(format!(
-                                "unknown module '{name}' (or a misspelled task keyword)"
-                            ))
-                            .with_kind(InputErrorKind::UnknownModule),
-                        );
-                        return None;
-                    };
-                    let args = self.module_args(module, &value, node.get("args"))?;
-                    Action::Module { module, args }
-                }
+                _ => match modules::lookup(&name) {
+                    Some(module) => {
+                        let args = self.module_args(module, &value, node.get("args"))?;
+                        Action::Module { module, args }
+                    }
+                    None => {
+                        // An Ansible module drover lacks fails only where it
+                        // runs (a branch for another distribution may never).
+                        let Some((module, args)) =
+                            modules::known::unimplemented(&name, &self.collections)
+                        else {
+                            let hint = modules::known::suggest(&name)
+                                .map(|s| format!("; did you mean '{s}'?"))
+                                .unwrap_or_default();
+                            self.errors.push(
+                                key.error(format!(
+                                    "unknown module '{name}' (or a misspelled task keyword){hint}"
+                                ))
+                                .with_kind(InputErrorKind::UnknownModule),
+                            );
+                            return None;
+                        };
+                        Action::Module { module, args }
+                    }
+                },
             }
         };
 
@@ -1237,6 +1258,7 @@ pub fn load_included(
     let mut loader = Loader {
         errors: Vec::new(),
         playbook_dir: playbook_dir.to_path_buf(),
+        collections: Vec::new(),
     };
     let inherit = Inherit {
         keywords: parent.keywords.clone(),
@@ -1326,7 +1348,7 @@ mod tests {
             ("- hosts: all\n  tasks:\n    - command: id\n      gather_subset: all\n", "p.yml:4:7: 'gather_subset' is not a valid attribute for a Task"),
             ("- hosts: all\n  strategy: free\n", "p.yml:2:13: `strategy: free` is not supported by drover yet"),
             ("- hosts: all\n  connection: paramiko\n", "p.yml:2:15: `connection: paramiko` is not supported by drover yet"),
-            ("- hosts: all\n  collections: [kubernetes.core]\n", "p.yml:2:16: `collections: kubernetes.core` is not supported by drover yet"),
+            ("- hosts: all\n  collections: [community.docker]\n", "p.yml:2:16: `collections: community.docker` is not supported by drover yet"),
             ("- hosts: all\n  gather_subset: [virtual]\n", "p.yml:2:18: gather_subset 'virtual' is not supported by drover yet"),
             ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: 1}\n", "p.yml:5:22: `loop_control.pause` is not supported by drover yet"),
             ("- hosts: all\n  tasks:\n    - command: id\n      throttle: many\n", "p.yml:4:17: throttle must be a whole number"),
@@ -1589,5 +1611,79 @@ mod tests {
         let err = load_playbook(&sub.join("loop.yml")).expect_err("a cycle");
         assert!(err.to_string().contains("cycle"), "{err}");
         assert!(err.to_string().contains("loop.yml:1:"), "{err}");
+    }
+
+    fn module_of(task: &Task) -> &'static modules::ModuleInfo {
+        match &task.action {
+            Action::Module { module, .. } => module,
+            other => panic!("not a module: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ansible_modules_drover_lacks_load_as_unimplemented_actions() {
+        let text = "- hosts: all\n  collections: [community.general]\n  tasks:\n    - dnf: {name: httpd, state: present}\n      when: ansible_os_family == 'RedHat'\n    - pacman: name=x\n    - community.general.zypper: {whatever: \"{{ undefined_here }}\"}\n    - snap_alias: {name: x}\n    - ansible.builtin.dnf5: {name: x}\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let names: Vec<&str> = pb.plays[0]
+            .tasks
+            .iter()
+            .map(|t| module_of(t).name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ansible.builtin.dnf",
+                "community.general.pacman",
+                "community.general.zypper",
+                "community.general.snap_alias",
+                "ansible.builtin.dnf5",
+            ]
+        );
+        for t in &pb.plays[0].tasks {
+            assert!(modules::known::is_unimplemented(module_of(t)));
+        }
+        // Drover's own modules are still drover's.
+        let pb = load_playbook_str(
+            "- hosts: all\n  tasks:\n    - ansible.posix.mount: {path: /m, state: unmounted}\n",
+            Path::new("p.yml"),
+        )
+        .expect("loads");
+        assert!(!modules::known::is_unimplemented(module_of(
+            &pb.plays[0].tasks[0]
+        )));
+    }
+
+    #[test]
+    fn a_module_name_in_no_list_is_a_load_error_with_a_suggestion() {
+        for (task, want) in [
+            ("lineinfle: {path: /x, line: y}", "p.yml:3:7: unknown module 'lineinfle' (or a misspelled task keyword); did you mean 'lineinfile'?"),
+            ("community.general.pacmann: {name: x}", "did you mean 'community.general.pacman'?"),
+            ("zyppr: {name: x}", "did you mean 'zypper'?"),
+            ("xyzzy_frobnicate_everything: {}", "unknown module 'xyzzy_frobnicate_everything' (or a misspelled task keyword)\n"),
+        ] {
+            let text = format!("- hosts: all\n  tasks:\n    - {task}\n");
+            let err = load_playbook_str(&text, Path::new("p.yml"))
+                .expect_err(task)
+                .to_string()
+                + "\n";
+            assert!(err.contains(want), "{task}: {err}");
+        }
+    }
+
+    #[test]
+    fn implemented_modules_keep_their_argument_checks_at_load() {
+        let text = "- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y, nope: 1}\n";
+        let err = load_playbook_str(text, Path::new("p.yml"))
+            .expect_err("unknown argument")
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn the_static_check_accepts_unimplemented_modules() {
+        let text = "- hosts: all\n  tasks:\n    - community.general.pacman: {name: \"{{ pkgs_nobody_defines }}\"}\n      register: r\n    - debug: var=r\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        crate::playbook::check::check(&pb, &crate::inventory::Inventory::default(), &Map::new())
+            .expect("passes the static check");
     }
 }

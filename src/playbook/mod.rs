@@ -46,6 +46,8 @@ pub struct Play {
     pub name: String,
     /// Host pattern.
     pub hosts: String,
+    /// The play's own `tags` (its tasks carry them too).
+    pub tags: Vec<String>,
     /// Play variables (`vars`).
     pub vars: Map,
     /// `vars_files`, relative to the playbook's directory.
@@ -444,6 +446,12 @@ impl Task {
             Some(r) => format!("{} : {}", r.name, base),
             None => base,
         }
+    }
+
+    /// Is this the task `--start-at-task NAME` names (by its `name`, or
+    /// as `role : name`)?
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name.as_deref() == Some(name) || (self.name.is_some() && self.display_name() == name)
     }
 
     /// Is this task selected by `--tags`/`--skip-tags`?

@@ -7,6 +7,7 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod cli_habits;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
@@ -14,6 +15,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod module_names;
 mod output;
 mod redaction;
 mod shell;
