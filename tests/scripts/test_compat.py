@@ -91,6 +91,18 @@ class TagTask(unittest.TestCase):
             """, "long name")
         self.assertEqual(self.tasks(out)[0]["tags"], ["compat_skip"])
 
+    def test_star_tags_every_top_level_task_named_or_not(self):
+        n, out = self.tagged("""\
+            - name: a
+              debug: msg=a
+            - command: "true"
+              register: r
+            """, "*")
+        self.assertEqual(n, 2)
+        t = self.tasks(out)
+        self.assertEqual([x["tags"] for x in t], [["compat_skip"], ["compat_skip"]])
+        self.assertEqual(t[1]["command"], "true")
+
     def test_a_name_that_is_not_there_tags_nothing(self):
         n, _ = self.tagged("- name: a\n  debug: msg=a\n", "b")
         self.assertEqual(n, 0)
