@@ -608,7 +608,8 @@ impl<'a> Runner<'a> {
                             .await;
                     }
                     Action::Meta(meta) => {
-                        if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
+                        // Tags never filter notified handlers, as in Ansible.
+                        if handler || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
                             self.run_meta(ctx, task, meta, &active).await;
                         }
                     }
@@ -616,7 +617,7 @@ impl<'a> Runner<'a> {
                         self.run_include(ctx, task, &active, handler).await;
                     }
                     Action::Module { .. } | Action::IncludeVars { .. } => {
-                        if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
+                        if handler || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
                             self.run_task(ctx, task, later, &active, handler).await;
                         }
                     }
@@ -759,13 +760,11 @@ impl<'a> Runner<'a> {
     }
 
     async fn run_handlers(&mut self, ctx: &PlayCtx<'_>, hosts: &[HostId]) {
+        // Every handler named by a notification, or listening to its topic,
+        // runs: a topic is consumed only once all its listeners have run.
+        let mut consumed: Vec<(HostId, String)> = Vec::new();
         for handler in &ctx.play.handlers {
-            let names: Vec<String> = handler
-                .name
-                .iter()
-                .cloned()
-                .chain(handler.listen.iter().cloned())
-                .collect();
+            let names = handler_names(handler);
             let notified: Vec<HostId> = self
                 .active_of(hosts)
                 .into_iter()
@@ -775,10 +774,42 @@ impl<'a> Runner<'a> {
                 continue;
             }
             for &h in &notified {
-                self.hosts[h].notified.retain(|n| !names.contains(n));
+                for n in &self.hosts[h].notified {
+                    if names.contains(n) {
+                        consumed.push((h, n.clone()));
+                    }
+                }
             }
             self.run_tasks(ctx, std::slice::from_ref(handler), &notified, true)
                 .await;
+        }
+        for (h, n) in consumed {
+            self.hosts[h].notified.retain(|x| *x != n);
+        }
+        // A notification no handler answers is an error, as in Ansible
+        // (unless handlers are included at run time: their names are not
+        // known).
+        let dynamic = ctx
+            .play
+            .handlers
+            .iter()
+            .any(|t| matches!(t.action, Action::IncludeTasks { .. }));
+        if dynamic {
+            return;
+        }
+        let known: Vec<String> = ctx.play.handlers.iter().flat_map(handler_names).collect();
+        for &h in &self.active_of(hosts) {
+            let missing: Vec<String> = self.hosts[h]
+                .notified
+                .iter()
+                .filter(|n| !known.contains(n))
+                .cloned()
+                .collect();
+            if let Some(n) = missing.first() {
+                self.hosts[h].notified.retain(|x| known.contains(x));
+                let msg = crate::playbook::missing_handler_msg(n);
+                self.cx.fail_host(&mut self.hosts[h], msg);
+            }
         }
     }
 
@@ -1201,6 +1232,19 @@ impl RunCtx<'_> {
             None,
         ));
     }
+}
+
+/// The names a handler answers to: its name (also as `role : name`) and
+/// the topics it listens to.
+fn handler_names(handler: &Task) -> Vec<String> {
+    let mut names: Vec<String> = handler.listen.clone();
+    if let Some(name) = &handler.name {
+        names.push(name.clone());
+        if let Some(role) = &handler.role {
+            names.push(format!("{} : {name}", role.name));
+        }
+    }
+    names
 }
 
 /// Tasks loaded by an include carry the include's `when` first; it has been

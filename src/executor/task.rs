@@ -75,6 +75,14 @@ impl Render for TaskRender<'_> {
             .eval(expr, self.scope)
             .map_err(|e| ModuleError::failed(e.to_string()))
     }
+
+    fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {
+        match self.templar.eval(expr, self.scope) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.undefined.is_some() => Ok(None),
+            Err(e) => Err(ModuleError::failed(e.to_string())),
+        }
+    }
 }
 
 /// The result of one run of the module (one loop item).
