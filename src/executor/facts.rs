@@ -1,5 +1,7 @@
 //! A small, fast fact set read in one round trip: hostname, OS release,
-//! architecture, memory, CPUs and the default IPv4 address.
+//! architecture, memory, CPUs, the service and package managers, the
+//! environment, Python, virtualization, the user, and the addresses of
+//! every interface.
 
 use crate::playbook::FactGroups;
 use crate::transport::{Remote, TransportError};
@@ -9,16 +11,28 @@ use crate::{Map, Value};
 const PLATFORM: &str = r#"h=$(hostname 2>/dev/null || cat /etc/hostname); echo "hostname=$h"
 echo "fqdn=$(hostname -f 2>/dev/null || echo "$h")"
 echo "machine=$(uname -m)"; echo "kernel=$(uname -r)"; echo "system=$(uname -s)"
+if [ -d /run/systemd/system ]; then echo "service_mgr=systemd"; else echo "service_mgr=$(cat /proc/1/comm 2>/dev/null)"; fi
+for m in apt-get:apt dnf:dnf yum:yum apk:apk pacman:pacman zypper:zypper; do if command -v "${m%%:*}" >/dev/null 2>&1; then echo "pkg_mgr=${m#*:}"; break; fi; done
+echo "virt=$(systemd-detect-virt 2>/dev/null)"; if [ -f /.dockerenv ]; then echo "virt_docker=1"; fi; if [ -f /run/.containerenv ]; then echo "virt_podman=1"; fi
+for p in python3 python; do if x=$(command -v $p 2>/dev/null); then echo "py_exe=$x"; echo "py_ver=$($x --version 2>&1)"; break; fi; done
+env -0 2>/dev/null | tr '\n\0' '\001\n' | sed 's/^/env_/'
 "#;
-const USER: &str = "echo \"user=$(id -un)\"\n";
+const USER: &str = r#"u=$(id -un); echo "user=$u"; echo "user_uid=$(id -u)"; echo "user_gid=$(id -g)"
+pw=$(getent passwd "$u" 2>/dev/null); d=$(echo "$pw" | cut -d: -f6); echo "user_dir=${d:-$HOME}"; echo "user_shell=$(echo "$pw" | cut -d: -f7)"
+"#;
 const HARDWARE: &str = r#"echo "cpus=$(nproc 2>/dev/null || echo 1)"
-awk '/^MemTotal:/{print "memtotal_kb=" $2} /^MemFree:/{print "memfree_kb=" $2}' /proc/meminfo 2>/dev/null
+awk '/^MemTotal:/{print "memtotal_kb=" $2} /^MemFree:/{print "memfree_kb=" $2} /^(Buffers|Cached|SwapTotal|SwapFree|SwapCached):/{sub(":","",$1); print "kb_" $1 "=" $2}' /proc/meminfo 2>/dev/null
 "#;
-const DISTRIBUTION: &str =
-    "[ -r /etc/os-release ] && sed -n 's/^\\([A-Z_]*\\)=/os_\\1=/p' /etc/os-release\n";
+const DISTRIBUTION: &str = r#"[ -r /etc/os-release ] && sed -n 's/^\([A-Z_]*\)=/os_\1=/p' /etc/os-release
+if command -v lsb_release >/dev/null 2>&1; then lsb_release -a 2>/dev/null | sed -n 's/^Distributor ID:[[:space:]]*/lsb_id=/p; s/^Description:[[:space:]]*/lsb_description=/p; s/^Release:[[:space:]]*/lsb_release=/p; s/^Codename:[[:space:]]*/lsb_codename=/p'
+elif [ -r /etc/lsb-release ]; then sed -n 's/^DISTRIB_ID=/lsb_id=/p; s/^DISTRIB_RELEASE=/lsb_release=/p; s/^DISTRIB_CODENAME=/lsb_codename=/p; s/^DISTRIB_DESCRIPTION=/lsb_description=/p' /etc/lsb-release; fi
+"#;
 const NETWORK: &str = r#"i=$(awk '$2=="00000000"{print $1; exit}' /proc/net/route 2>/dev/null); echo "iface=$i"
 if [ -n "$i" ] && command -v ip >/dev/null 2>&1; then echo "ipv4=$(ip -4 -o addr show dev "$i" 2>/dev/null | awk '{print $4; exit}')"; fi
 echo "ips=$(hostname -I 2>/dev/null)"
+echo "iface6=$(awk '$1=="00000000000000000000000000000000" && $2=="00" {print $10; exit}' /proc/net/ipv6_route 2>/dev/null)"
+ip -o addr show 2>/dev/null | sed 's/^/addr=/'
+for d in /sys/class/net/*; do [ -e "$d" ] && echo "link=${d##*/} $(cat "$d/address" 2>/dev/null) $(cat "$d/mtu" 2>/dev/null) $(cat "$d/operstate" 2>/dev/null) $(cat "$d/type" 2>/dev/null)"; done
 "#;
 
 /// Why facts could not be gathered.
@@ -74,12 +88,19 @@ fn unquote(v: &str) -> String {
 }
 
 /// The group a fact belongs to.
-fn group_of(fact: &str) -> FactGroups {
+fn group_of(fact: &str, value: &Value) -> FactGroups {
     match fact {
-        "user_id" => FactGroups::USER,
-        "default_ipv4" => FactGroups::NETWORK,
-        f if f.starts_with("processor_") || f.starts_with("mem") => FactGroups::HARDWARE,
-        f if f.starts_with("distribution") || f == "os_family" => FactGroups::DISTRIBUTION,
+        "user_id" | "user_dir" | "user_shell" | "user_uid" | "user_gid" => FactGroups::USER,
+        "default_ipv4" | "default_ipv6" | "all_ipv4_addresses" | "all_ipv6_addresses"
+        | "interfaces" => FactGroups::NETWORK,
+        // An interface's own facts (`ansible_eth0`).
+        _ if value.get("device").is_some() => FactGroups::NETWORK,
+        f if f.starts_with("processor_") || f.starts_with("mem") || f.starts_with("swap") => {
+            FactGroups::HARDWARE
+        }
+        f if f.starts_with("distribution") || f == "os_family" || f == "lsb" => {
+            FactGroups::DISTRIBUTION
+        }
         _ => FactGroups::PLATFORM,
     }
 }
@@ -88,14 +109,26 @@ fn group_of(fact: &str) -> FactGroups {
 /// those of the groups gathered.
 fn parse(text: &str, groups: FactGroups) -> Map {
     let mut f = parse_all(text);
-    f.retain(|k, _| groups.contains(group_of(k)));
+    f.retain(|k, v| groups.contains(group_of(k, v)));
     f
 }
 
 fn parse_all(text: &str) -> Map {
     let mut raw = std::collections::HashMap::new();
+    let mut env = Map::new();
+    let mut addrs = Vec::new();
+    let mut links = Vec::new();
     for line in text.lines() {
-        if let Some((k, v)) = line.split_once('=') {
+        if let Some(var) = line.strip_prefix("env_") {
+            // Newlines inside values came through as \x01.
+            if let Some((k, v)) = var.split_once('=') {
+                env.insert(k.to_string(), Value::from(v.replace('\u{1}', "\n")));
+            }
+        } else if let Some(a) = line.strip_prefix("addr=") {
+            addrs.push(a.to_string());
+        } else if let Some(l) = line.strip_prefix("link=") {
+            links.push(l.to_string());
+        } else if let Some((k, v)) = line.split_once('=') {
             raw.insert(k.to_string(), unquote(v));
         }
     }
@@ -173,8 +206,242 @@ fn parse_all(text: &str) -> Map {
     if !iface.is_empty() {
         def.insert("interface".into(), Value::from(iface));
     }
-    f.insert("default_ipv4".into(), Value::Object(def));
+    let mut def = Value::Object(def);
+    other_facts(&mut f, &get, env);
+    network_facts(&mut f, &mut def, &get("iface6"), &addrs, &links);
+    f.insert("default_ipv4".into(), def);
     f
+}
+
+/// Memory, user, service and package manager, virtualization, Python,
+/// LSB and the environment.
+fn other_facts(f: &mut Map, get: &dyn Fn(&str) -> String, env: Map) {
+    let mb = |k: &str| get(k).parse::<u64>().unwrap_or(0) / 1024;
+    let (total, free) = (mb("memtotal_kb"), mb("memfree_kb"));
+    let nocache_free = free + mb("kb_Buffers") + mb("kb_Cached");
+    let (swap_total, swap_free) = (mb("kb_SwapTotal"), mb("kb_SwapFree"));
+    f.insert("swaptotal_mb".into(), Value::from(swap_total));
+    f.insert("swapfree_mb".into(), Value::from(swap_free));
+    f.insert(
+        "memory_mb".into(),
+        serde_json::json!({
+            "real": {"total": total, "free": free, "used": total.saturating_sub(free)},
+            "nocache": {"free": nocache_free, "used": total.saturating_sub(nocache_free)},
+            "swap": {"total": swap_total, "free": swap_free,
+                     "used": swap_total.saturating_sub(swap_free), "cached": mb("kb_SwapCached")},
+        }),
+    );
+    for k in ["user_dir", "user_shell"] {
+        f.insert(k.into(), Value::from(get(k)));
+    }
+    for k in ["user_uid", "user_gid"] {
+        f.insert(k.into(), Value::from(get(k).parse::<u64>().unwrap_or(0)));
+    }
+    f.insert("service_mgr".into(), Value::from(get("service_mgr")));
+    let pkg = get("pkg_mgr");
+    f.insert(
+        "pkg_mgr".into(),
+        Value::from(if pkg.is_empty() {
+            "unknown".into()
+        } else {
+            pkg
+        }),
+    );
+    let virt = get("virt");
+    let (vtype, role) = if !get("virt_docker").is_empty() {
+        ("docker".to_string(), "guest")
+    } else if !get("virt_podman").is_empty() {
+        ("podman".to_string(), "guest")
+    } else {
+        match virt.as_str() {
+            "" | "none" => ("NA".to_string(), "NA"),
+            "oracle" => ("virtualbox".to_string(), "guest"),
+            "microsoft" => ("VirtualPC".to_string(), "guest"),
+            other => (other.to_string(), "guest"),
+        }
+    };
+    f.insert("virtualization_type".into(), Value::from(vtype));
+    f.insert("virtualization_role".into(), Value::from(role));
+    let version = get("py_ver");
+    if let Some(v) = version.strip_prefix("Python ") {
+        let v = v.trim().to_string();
+        let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+        let (major, minor, micro) = (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        );
+        f.insert("python_version".into(), Value::from(v));
+        f.insert(
+            "python".into(),
+            serde_json::json!({"executable": get("py_exe"), "type": "cpython",
+                "version": {"major": major, "minor": minor, "micro": micro,
+                            "releaselevel": "final", "serial": 0}}),
+        );
+    }
+    let mut lsb = Map::new();
+    for k in ["id", "release", "codename", "description"] {
+        let v = get(&format!("lsb_{k}"));
+        if !v.is_empty() {
+            lsb.insert(k.into(), Value::from(v));
+        }
+    }
+    if let Some(r) = lsb.get("release").and_then(Value::as_str) {
+        let major = r.split('.').next().unwrap_or_default().to_string();
+        lsb.insert("major_release".into(), Value::from(major));
+    }
+    f.insert("lsb".into(), Value::Object(lsb));
+    if !env.is_empty() {
+        f.insert("env".into(), Value::Object(env));
+    }
+}
+
+/// A prefix length's dotted netmask and the network of `address`.
+fn ipv4_net(address: &str, prefix: u32) -> (String, String) {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix.min(32))
+    };
+    let addr: u32 = address
+        .parse::<std::net::Ipv4Addr>()
+        .map(u32::from)
+        .unwrap_or(0);
+    (
+        std::net::Ipv4Addr::from(mask).to_string(),
+        std::net::Ipv4Addr::from(addr & mask).to_string(),
+    )
+}
+
+/// Per-interface facts (`ansible_eth0`), `interfaces`, every address, and
+/// the details of the default IPv4 and IPv6 interfaces, from `ip -o addr`
+/// lines and `/sys/class/net`.
+fn network_facts(f: &mut Map, def4: &mut Value, iface6: &str, addrs: &[String], links: &[String]) {
+    let mut ifaces: indexmap::IndexMap<String, Map> = indexmap::IndexMap::new();
+    for l in links {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let Some(name) = w.first() else { continue };
+        let mut m = Map::new();
+        m.insert("device".into(), Value::from(*name));
+        if let Some(mac) = w.get(1) {
+            m.insert("macaddress".into(), Value::from(*mac));
+        }
+        if let Some(mtu) = w.get(2).and_then(|x| x.parse::<u64>().ok()) {
+            m.insert("mtu".into(), Value::from(mtu));
+        }
+        let state = w.get(3).copied().unwrap_or_default();
+        m.insert(
+            "active".into(),
+            Value::Bool(state == "up" || state == "unknown"),
+        );
+        let kind = match w.get(4).copied() {
+            Some("772") => "loopback",
+            Some("1") => "ether",
+            _ => "unknown",
+        };
+        m.insert("type".into(), Value::from(kind));
+        ifaces.insert(name.to_string(), m);
+    }
+    let (mut all4, mut all6) = (Vec::new(), Vec::new());
+    for a in addrs {
+        // `2: eth0    inet 192.0.2.5/24 brd 192.0.2.255 scope global eth0\ ...`
+        let w: Vec<&str> = a.split_whitespace().collect();
+        let (Some(dev), Some(fam), Some(cidr)) = (w.get(1), w.get(2), w.get(3)) else {
+            continue;
+        };
+        let dev = dev.split('@').next().unwrap_or_default().to_string();
+        let (ip, prefix) = cidr.split_once('/').unwrap_or((cidr, "32"));
+        let prefix_n: u32 = prefix.parse().unwrap_or(0);
+        let after = |key: &str| {
+            w.iter()
+                .position(|x| *x == key)
+                .and_then(|i| w.get(i + 1))
+                .map(|x| x.to_string())
+        };
+        let entry = ifaces.entry(dev.clone()).or_insert_with(|| {
+            let mut m = Map::new();
+            m.insert("device".into(), Value::from(dev.clone()));
+            m
+        });
+        if *fam == "inet" {
+            if !ip.starts_with("127.") {
+                all4.push(Value::from(ip));
+            }
+            let (netmask, network) = ipv4_net(ip, prefix_n);
+            let mut v4 = serde_json::json!({"address": ip, "netmask": netmask,
+                "network": network, "prefix": prefix});
+            if let Some(b) = after("brd") {
+                v4["broadcast"] = Value::from(b);
+            }
+            if entry.contains_key("ipv4") {
+                if let Value::Array(list) = entry
+                    .entry("ipv4_secondaries")
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    list.push(v4);
+                }
+            } else {
+                entry.insert("ipv4".into(), v4);
+            }
+        } else if *fam == "inet6" {
+            if ip != "::1" {
+                all6.push(Value::from(ip));
+            }
+            let v6 = serde_json::json!({"address": ip, "prefix": prefix,
+                "scope": after("scope").unwrap_or_default()});
+            if let Value::Array(list) = entry
+                .entry("ipv6")
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                list.push(v6);
+            }
+        }
+    }
+    f.insert("all_ipv4_addresses".into(), Value::Array(all4));
+    f.insert("all_ipv6_addresses".into(), Value::Array(all6));
+    // The default IPv4 interface's details join `default_ipv4`.
+    let iface4 = def4
+        .get("interface")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let (Some(i), Value::Object(d)) = (iface4, &mut *def4) {
+        if let Some(m) = ifaces.get(&i) {
+            for k in ["macaddress", "mtu", "type"] {
+                if let Some(v) = m.get(k) {
+                    d.insert(k.into(), v.clone());
+                }
+            }
+            if let Some(Value::Object(v4)) = m.get("ipv4") {
+                for (k, v) in v4 {
+                    d.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    let mut def6 = Map::new();
+    if let Some(m) = ifaces.get(iface6) {
+        let global = m
+            .get("ipv6")
+            .and_then(Value::as_array)
+            .and_then(|l| l.iter().find(|a| a["scope"] == "global"));
+        if let Some(Value::Object(a)) = global {
+            def6.extend(a.clone());
+            def6.insert("interface".into(), Value::from(iface6));
+            for k in ["macaddress", "mtu", "type"] {
+                if let Some(v) = m.get(k) {
+                    def6.insert(k.into(), v.clone());
+                }
+            }
+        }
+    }
+    f.insert("default_ipv6".into(), Value::Object(def6));
+    let names: Vec<Value> = ifaces.keys().map(|k| Value::from(k.as_str())).collect();
+    f.insert("interfaces".into(), Value::Array(names));
+    for (name, m) in ifaces {
+        // Ansible's fact names have `_` for `-` (and `.`, `:`).
+        let key = name.replace(['-', '.', ':'], "_");
+        f.entry(key).or_insert(Value::Object(m));
+    }
 }
 
 /// Facts as variables: `ansible_X` for each fact plus `ansible_facts`.
@@ -206,6 +473,48 @@ mod tests {
     }
 
     #[test]
+    fn interfaces_memory_env_python_and_managers_are_facts() {
+        let f = parse_all(concat!(
+            "hostname=h\nmemtotal_kb=2048000\nmemfree_kb=1024000\nkb_Cached=102400\nkb_SwapTotal=0\n",
+            "service_mgr=systemd\npkg_mgr=apt\nvirt=kvm\npy_exe=/usr/bin/python3\npy_ver=Python 3.11.2\n",
+            "user_dir=/root\nuser_uid=0\nlsb_id=Debian\nlsb_release=12\n",
+            "env_PATH=/usr/bin\nenv_MULTI=a\u{1}b\niface=eth0\niface6=eth0\n",
+            "addr=1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n",
+            "addr=2: eth0    inet 192.0.2.5/24 brd 192.0.2.255 scope global eth0\\ x\n",
+            "addr=2: eth0    inet6 fd00::5/64 scope global \\ x\n",
+            "addr=2: eth0    inet6 fe80::1/64 scope link \\ x\n",
+            "link=eth0 02:00:00:00:00:05 1500 up 1\nlink=lo 00:00:00:00:00:00 65536 unknown 772\n",
+            "link=br-lan 02:00:00:00:00:06 1500 down 1\n",
+        ));
+        assert_eq!(f["eth0"]["ipv4"]["address"], "192.0.2.5");
+        assert_eq!(f["eth0"]["ipv4"]["netmask"], "255.255.255.0");
+        assert_eq!(f["eth0"]["ipv4"]["network"], "192.0.2.0");
+        assert_eq!(f["eth0"]["ipv6"][0]["address"], "fd00::5");
+        assert_eq!(f["eth0"]["macaddress"], "02:00:00:00:00:05");
+        assert_eq!(f["lo"]["type"], "loopback");
+        assert_eq!(f["br_lan"]["active"], false);
+        assert_eq!(f["all_ipv4_addresses"], serde_json::json!(["192.0.2.5"]));
+        assert_eq!(
+            f["all_ipv6_addresses"],
+            serde_json::json!(["fd00::5", "fe80::1"])
+        );
+        assert_eq!(f["default_ipv4"]["address"], "192.0.2.5");
+        assert_eq!(f["default_ipv4"]["netmask"], "255.255.255.0");
+        assert_eq!(f["default_ipv6"]["address"], "fd00::5");
+        assert_eq!(f["memory_mb"]["real"]["total"], 2000);
+        assert_eq!(f["memory_mb"]["nocache"]["free"], 1100);
+        assert_eq!(f["service_mgr"], "systemd");
+        assert_eq!(f["pkg_mgr"], "apt");
+        assert_eq!(f["virtualization_type"], "kvm");
+        assert_eq!(f["python_version"], "3.11.2");
+        assert_eq!(f["python"]["version"]["minor"], 11);
+        assert_eq!(f["user_dir"], "/root");
+        assert_eq!(f["lsb"]["major_release"], "12");
+        assert_eq!(f["env"]["PATH"], "/usr/bin");
+        assert_eq!(f["env"]["MULTI"], "a\nb");
+    }
+
+    #[test]
     fn gather_subset_picks_the_script_parts_and_the_facts() {
         let net = FactGroups::from_subsets(&["!all".into(), "!min".into(), "network".into()])
             .expect("valid");
@@ -215,8 +524,18 @@ mod tests {
             "hostname=h\nos_ID=debian\ncpus=4\niface=eth0\nipv4=192.0.2.5/24\n",
             net,
         );
-        let keys: Vec<&String> = f.keys().collect();
-        assert_eq!(keys, ["default_ipv4"]);
+        let mut keys: Vec<&String> = f.keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "all_ipv4_addresses",
+                "all_ipv6_addresses",
+                "default_ipv4",
+                "default_ipv6",
+                "interfaces"
+            ]
+        );
         let min = parse("hostname=h\nos_ID=debian\ncpus=4\n", FactGroups::MIN);
         assert!(min.contains_key("distribution") && min.contains_key("hostname"));
         assert!(min.contains_key("user_id") && !min.contains_key("processor_vcpus"));

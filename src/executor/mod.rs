@@ -106,6 +106,9 @@ struct HostState {
     /// Facts this host's task set for the host it was delegated to
     /// (`delegate_facts`), handed over when the task ends.
     delegated_facts: Vec<(String, Map)>,
+    /// The last task that failed on this host and its result, for
+    /// `ansible_failed_task` and `ansible_failed_result` in `rescue`.
+    last_failure: Option<(Value, Value)>,
 }
 
 impl HostState {
@@ -160,6 +163,7 @@ impl PlayCtx<'_> {
         }
         let mut vars = role.vars.clone();
         vars.insert("role_name".into(), Value::from(role.name.clone()));
+        vars.insert("ansible_role_name".into(), Value::from(role.name.clone()));
         vars.insert(
             "role_path".into(),
             Value::from(role.dir.display().to_string()),
@@ -285,6 +289,11 @@ impl<'a> Runner<'a> {
         let mut base = Map::new();
         // Ansible's default, so templates it rendered render the same.
         base.insert("ansible_managed".into(), Value::from("Ansible managed"));
+        // The ansible-core release whose semantics drover follows.
+        base.insert(
+            "ansible_version".into(),
+            serde_json::json!({"full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0"}),
+        );
         Runner {
             cx: RunCtx {
                 playbook,
@@ -650,6 +659,11 @@ impl<'a> Runner<'a> {
         if !rescue.is_empty() && !failed.is_empty() {
             for &h in &failed {
                 let s = &mut self.hosts[h];
+                if let Some((task, result)) = s.last_failure.clone() {
+                    let vars = s.set_facts_mut();
+                    vars.insert("ansible_failed_task".into(), task);
+                    vars.insert("ansible_failed_result".into(), result);
+                }
                 s.standing = Standing::Active;
                 s.counters.failed = s.counters.failed.saturating_sub(1);
                 s.counters.rescued += 1;
@@ -928,6 +942,16 @@ impl RunCtx<'_> {
         );
         names.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         names.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
+        let run_tags = if self.opts.tags.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            self.opts.tags.clone()
+        };
+        names.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
+        names.insert(
+            "ansible_skip_tags".into(),
+            serde_json::json!(self.opts.skip_tags),
+        );
         names.insert("omit".into(), Value::from(self.omit.clone()));
         HostState {
             name: name.to_string(),
@@ -944,6 +968,7 @@ impl RunCtx<'_> {
             failed_in_block: false,
             read_ahead: readahead::MAX_WINDOW / 2,
             delegated_facts: Vec::new(),
+            last_failure: None,
         }
     }
 
@@ -989,8 +1014,16 @@ impl RunCtx<'_> {
                 self.unreachable(st, None, msg);
             }
         };
+        // Facts are gathered as the play's become user, as in Ansible.
+        let become_ = match self.become_with(&play.keywords, &scope) {
+            Ok(b) => b,
+            Err(e) => {
+                self.fail_host(st, e.to_string());
+                return;
+            }
+        };
         let remote = match conn {
-            Ok(t) => crate::transport::Remote::new(t, None),
+            Ok(t) => crate::transport::Remote::new(t, become_),
             Err(e) => {
                 lost(st, e.to_string());
                 return;
@@ -1085,6 +1118,10 @@ impl RunCtx<'_> {
             ("groups".to_string(), self.groups.clone()),
             ("hostvars".to_string(), self.hostvars.clone()),
             ("ansible_play_hosts".to_string(), ctx.hosts_value.clone()),
+            (
+                "ansible_play_hosts_all".to_string(),
+                ctx.hosts_value.clone(),
+            ),
             ("play_hosts".to_string(), ctx.hosts_value.clone()),
             ("ansible_play_batch".to_string(), ctx.hosts_value.clone()),
         ];

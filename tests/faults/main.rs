@@ -8,6 +8,7 @@
 #![allow(unreachable_pub)]
 
 mod behaviour;
+mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
