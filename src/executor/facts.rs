@@ -11,28 +11,25 @@ use crate::{Map, Value};
 const PLATFORM: &str = r#"h=$(hostname 2>/dev/null || cat /etc/hostname); echo "hostname=$h"
 echo "fqdn=$(hostname -f 2>/dev/null || echo "$h")"
 echo "machine=$(uname -m)"; echo "kernel=$(uname -r)"; echo "system=$(uname -s)"
-if [ -d /run/systemd/system ]; then echo "service_mgr=systemd"; else echo "service_mgr=$(cat /proc/1/comm 2>/dev/null)"; fi
+if [ -d /run/systemd/system ]; then echo "service_mgr=systemd"; elif read -r c </proc/1/comm; then echo "service_mgr=$c"; fi
 for m in apt-get:apt dnf:dnf yum:yum apk:apk pacman:pacman zypper:zypper; do if command -v "${m%%:*}" >/dev/null 2>&1; then echo "pkg_mgr=${m#*:}"; break; fi; done
-echo "virt=$(systemd-detect-virt 2>/dev/null)"; if [ -f /.dockerenv ]; then echo "virt_docker=1"; fi; if [ -f /run/.containerenv ]; then echo "virt_podman=1"; fi
-for p in python3 python; do if x=$(command -v $p 2>/dev/null); then echo "py_exe=$x"; echo "py_ver=$($x --version 2>&1)"; break; fi; done
-env -0 2>/dev/null | tr '\n\0' '\001\n' | sed 's/^/env_/'
+if [ -f /.dockerenv ]; then echo "virt_docker=1"; fi; if [ -f /run/.containerenv ]; then echo "virt_podman=1"; fi
+for v in product_name sys_vendor; do if [ -r /sys/class/dmi/id/$v ] && read -r x </sys/class/dmi/id/$v; then echo "dmi_$v=$x"; fi; done
+{ for p in python3 python; do if x=$(command -v $p 2>/dev/null); then echo "py_exe=$x"; echo "py_ver=$($x --version 2>&1)"; break; fi; done; } &
 "#;
-const USER: &str = r#"u=$(id -un); echo "user=$u"; echo "user_uid=$(id -u)"; echo "user_gid=$(id -g)"
-pw=$(getent passwd "$u" 2>/dev/null); d=$(echo "$pw" | cut -d: -f6); echo "user_dir=${d:-$HOME}"; echo "user_shell=$(echo "$pw" | cut -d: -f7)"
+/// Printed last, after the background commands are done, between markers:
+/// values may hold newlines, so entries are NUL-separated.
+const ENV: &str = "wait; printf '@env\\n'; env -0 2>/dev/null; printf '\\n@endenv\\n'\n";
+const USER: &str = r#"ids=$(id); u=${ids#*(}; u=${u%%)*}; echo "user=$u"; echo "ids=$ids"; echo "pw=$(getent passwd "$u" 2>/dev/null)"; echo "home=$HOME"
 "#;
 const HARDWARE: &str = r#"echo "cpus=$(nproc 2>/dev/null || echo 1)"
 awk '/^MemTotal:/{print "memtotal_kb=" $2} /^MemFree:/{print "memfree_kb=" $2} /^(Buffers|Cached|SwapTotal|SwapFree|SwapCached):/{sub(":","",$1); print "kb_" $1 "=" $2}' /proc/meminfo 2>/dev/null
 "#;
 const DISTRIBUTION: &str = r#"[ -r /etc/os-release ] && sed -n 's/^\([A-Z_]*\)=/os_\1=/p' /etc/os-release
-if command -v lsb_release >/dev/null 2>&1; then lsb_release -a 2>/dev/null | sed -n 's/^Distributor ID:[[:space:]]*/lsb_id=/p; s/^Description:[[:space:]]*/lsb_description=/p; s/^Release:[[:space:]]*/lsb_release=/p; s/^Codename:[[:space:]]*/lsb_codename=/p'
-elif [ -r /etc/lsb-release ]; then sed -n 's/^DISTRIB_ID=/lsb_id=/p; s/^DISTRIB_RELEASE=/lsb_release=/p; s/^DISTRIB_CODENAME=/lsb_codename=/p; s/^DISTRIB_DESCRIPTION=/lsb_description=/p' /etc/lsb-release; fi
+if [ -r /etc/lsb-release ]; then sed -n 's/^DISTRIB_ID=/lsb_id=/p; s/^DISTRIB_RELEASE=/lsb_release=/p; s/^DISTRIB_CODENAME=/lsb_codename=/p; s/^DISTRIB_DESCRIPTION=/lsb_description=/p' /etc/lsb-release; elif command -v lsb_release >/dev/null 2>&1; then echo "lsb_from_os=1"; fi
 "#;
-const NETWORK: &str = r#"i=$(awk '$2=="00000000"{print $1; exit}' /proc/net/route 2>/dev/null); echo "iface=$i"
-if [ -n "$i" ] && command -v ip >/dev/null 2>&1; then echo "ipv4=$(ip -4 -o addr show dev "$i" 2>/dev/null | awk '{print $4; exit}')"; fi
-echo "ips=$(hostname -I 2>/dev/null)"
-echo "iface6=$(awk '$1=="00000000000000000000000000000000" && $2=="00" {print $10; exit}' /proc/net/ipv6_route 2>/dev/null)"
-ip -o addr show 2>/dev/null | sed 's/^/addr=/'
-for d in /sys/class/net/*; do [ -e "$d" ] && echo "link=${d##*/} $(cat "$d/address" 2>/dev/null) $(cat "$d/mtu" 2>/dev/null) $(cat "$d/operstate" 2>/dev/null) $(cat "$d/type" 2>/dev/null)"; done
+const NETWORK: &str = r#"awk 'FILENAME=="/proc/net/route" && $2=="00000000" && !a {print "iface=" $1; a=1} FILENAME!="/proc/net/route" && $1=="00000000000000000000000000000000" && $2=="00" && !b {print "iface6=" $10; b=1}' /proc/net/route /proc/net/ipv6_route 2>/dev/null
+if command -v ip >/dev/null 2>&1; then ip -o addr show 2>/dev/null; ip -o link show 2>/dev/null; else echo "ips=$(hostname -I 2>/dev/null)"; fi
 "#;
 
 /// Why facts could not be gathered.
@@ -70,6 +67,8 @@ fn script(groups: FactGroups) -> String {
     .iter()
     .filter(|(g, _)| groups.contains(*g))
     .map(|(_, part)| *part)
+    // Python answers in the background while the rest runs.
+    .chain(groups.contains(FactGroups::PLATFORM).then_some(ENV))
     .collect()
 }
 
@@ -90,7 +89,9 @@ fn unquote(v: &str) -> String {
 /// The group a fact belongs to.
 fn group_of(fact: &str, value: &Value) -> FactGroups {
     match fact {
-        "user_id" | "user_dir" | "user_shell" | "user_uid" | "user_gid" => FactGroups::USER,
+        "user_id" | "user_dir" | "user_shell" | "user_uid" | "user_gid" | "user_gecos" => {
+            FactGroups::USER
+        }
         "default_ipv4" | "default_ipv6" | "all_ipv4_addresses" | "all_ipv6_addresses"
         | "interfaces" => FactGroups::NETWORK,
         // An interface's own facts (`ansible_eth0`).
@@ -118,16 +119,33 @@ fn parse_all(text: &str) -> Map {
     let mut env = Map::new();
     let mut addrs = Vec::new();
     let mut links = Vec::new();
-    for line in text.lines() {
-        if let Some(var) = line.strip_prefix("env_") {
-            // Newlines inside values came through as \x01.
-            if let Some((k, v)) = var.split_once('=') {
-                env.insert(k.to_string(), Value::from(v.replace('\u{1}', "\n")));
+    let mut text = text.to_string();
+    if let Some(start) = text.find("@env\n") {
+        let body_start = start + "@env\n".len();
+        let end = text[body_start..]
+            .find("\n@endenv")
+            .map_or(text.len(), |e| body_start + e);
+        for entry in text[body_start..end].split('\0') {
+            if let Some((k, v)) = entry.split_once('=') {
+                env.insert(k.to_string(), Value::from(v));
             }
-        } else if let Some(a) = line.strip_prefix("addr=") {
-            addrs.push(a.to_string());
-        } else if let Some(l) = line.strip_prefix("link=") {
-            links.push(l.to_string());
+        }
+        text.replace_range(start..(end + "\n@endenv".len()).min(text.len()), "");
+    }
+    for line in text.lines() {
+        // `ip -o` lines: `2: eth0    inet 192.0.2.5/24 ...` and
+        // `2: eth0@if5: <UP,...> mtu 1500 ...`.
+        let mut w = line.split_whitespace();
+        let is_ip = w
+            .next()
+            .and_then(|n| n.strip_suffix(':'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_ip {
+            match (w.next(), w.next()) {
+                (Some(dev), Some(_)) if dev.ends_with(':') => links.push(line.to_string()),
+                (Some(_), Some("inet" | "inet6")) => addrs.push(line.to_string()),
+                _ => {}
+            }
         } else if let Some((k, v)) = line.split_once('=') {
             raw.insert(k.to_string(), unquote(v));
         }
@@ -187,6 +205,21 @@ fn parse_all(text: &str) -> Map {
         Value::from(get("os_VERSION_CODENAME")),
     );
     let iface = get("iface");
+    // The default interface's first IPv4 address, from the `ip -o addr`
+    // lines (`hostname -I` where there is no `ip`).
+    if !raw.contains_key("ipv4") {
+        let first = addrs.iter().find_map(|a| {
+            let w: Vec<&str> = a.split_whitespace().collect();
+            (w.get(1).map(|d| d.split('@').next().unwrap_or_default()) == Some(iface.as_str())
+                && w.get(2) == Some(&"inet"))
+            .then(|| w.get(3).map(|c| c.to_string()))
+            .flatten()
+        });
+        if let Some(c) = first {
+            raw.insert("ipv4".into(), c);
+        }
+    }
+    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
     let mut address = get("ipv4")
         .split('/')
         .next()
@@ -231,12 +264,32 @@ fn other_facts(f: &mut Map, get: &dyn Fn(&str) -> String, env: Map) {
                      "used": swap_total.saturating_sub(swap_free), "cached": mb("kb_SwapCached")},
         }),
     );
-    for k in ["user_dir", "user_shell"] {
-        f.insert(k.into(), Value::from(get(k)));
-    }
-    for k in ["user_uid", "user_gid"] {
-        f.insert(k.into(), Value::from(get(k).parse::<u64>().unwrap_or(0)));
-    }
+    let pw = get("pw");
+    let fields: Vec<&str> = pw.split(':').collect();
+    let home = fields
+        .get(5)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| get("home"));
+    f.insert("user_dir".into(), Value::from(home));
+    f.insert(
+        "user_shell".into(),
+        Value::from(fields.get(6).copied().unwrap_or_default()),
+    );
+    f.insert(
+        "user_gecos".into(),
+        Value::from(fields.get(4).copied().unwrap_or_default()),
+    );
+    // `uid=0(root) gid=0(root) groups=...`
+    let ids = get("ids");
+    let id_of = |key: &str| -> u64 {
+        ids.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.split('(').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    f.insert("user_uid".into(), Value::from(id_of("uid=")));
+    f.insert("user_gid".into(), Value::from(id_of("gid=")));
     f.insert("service_mgr".into(), Value::from(get("service_mgr")));
     let pkg = get("pkg_mgr");
     f.insert(
@@ -247,17 +300,30 @@ fn other_facts(f: &mut Map, get: &dyn Fn(&str) -> String, env: Map) {
             pkg
         }),
     );
-    let virt = get("virt");
+    // Read as Ansible reads it: container marker files, then the DMI
+    // product and vendor names (no command started).
+    let (product, vendor) = (get("dmi_product_name"), get("dmi_sys_vendor"));
+    let vm = |p: &str, v: &str| -> Option<&'static str> {
+        Some(match () {
+            _ if p.contains("KVM") || p.contains("Standard PC") || v == "QEMU" => "kvm",
+            _ if p.contains("VMware") || v.contains("VMware") => "VMware",
+            _ if p == "VirtualBox" || v == "innotek GmbH" => "virtualbox",
+            _ if v == "Microsoft Corporation" && p == "Virtual Machine" => "VirtualPC",
+            _ if v == "Xen" => "xen",
+            _ if v == "Amazon EC2" => "amazon",
+            _ if v == "Google" => "kvm",
+            _ if p == "RHEV Hypervisor" => "RHEV",
+            _ => return None,
+        })
+    };
     let (vtype, role) = if !get("virt_docker").is_empty() {
-        ("docker".to_string(), "guest")
+        ("docker", "guest")
     } else if !get("virt_podman").is_empty() {
-        ("podman".to_string(), "guest")
+        ("podman", "guest")
     } else {
-        match virt.as_str() {
-            "" | "none" => ("NA".to_string(), "NA"),
-            "oracle" => ("virtualbox".to_string(), "guest"),
-            "microsoft" => ("VirtualPC".to_string(), "guest"),
-            other => (other.to_string(), "guest"),
+        match vm(&product, &vendor) {
+            Some(t) => (t, "guest"),
+            None => ("NA", "NA"),
         }
     };
     f.insert("virtualization_type".into(), Value::from(vtype));
@@ -284,6 +350,26 @@ fn other_facts(f: &mut Map, get: &dyn Fn(&str) -> String, env: Map) {
         let v = get(&format!("lsb_{k}"));
         if !v.is_empty() {
             lsb.insert(k.into(), Value::from(v));
+        }
+    }
+    // `lsb_release` (a Python program on Debian) prints what os-release
+    // holds: read that rather than start it.
+    if !get("lsb_from_os").is_empty() {
+        let name = get("os_NAME");
+        let id = name
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        for (k, v) in [
+            ("id", id),
+            ("description", get("os_PRETTY_NAME")),
+            ("release", get("os_VERSION_ID")),
+            ("codename", get("os_VERSION_CODENAME")),
+        ] {
+            if !v.is_empty() {
+                lsb.insert(k.into(), Value::from(v));
+            }
         }
     }
     if let Some(r) = lsb.get("release").and_then(Value::as_str) {
@@ -320,26 +406,32 @@ fn network_facts(f: &mut Map, def4: &mut Value, iface6: &str, addrs: &[String], 
     let mut ifaces: indexmap::IndexMap<String, Map> = indexmap::IndexMap::new();
     for l in links {
         let w: Vec<&str> = l.split_whitespace().collect();
-        let Some(name) = w.first() else { continue };
+        let Some(name) = w.get(1) else { continue };
+        let name = name.trim_end_matches(':');
+        let name = name.split('@').next().unwrap_or(name);
+        let after = |key: &str| {
+            w.iter()
+                .position(|x| *x == key)
+                .and_then(|i| w.get(i + 1))
+                .copied()
+        };
         let mut m = Map::new();
-        m.insert("device".into(), Value::from(*name));
-        if let Some(mac) = w.get(1) {
-            m.insert("macaddress".into(), Value::from(*mac));
-        }
-        if let Some(mtu) = w.get(2).and_then(|x| x.parse::<u64>().ok()) {
+        m.insert("device".into(), Value::from(name));
+        if let Some(mtu) = after("mtu").and_then(|x| x.parse::<u64>().ok()) {
             m.insert("mtu".into(), Value::from(mtu));
         }
-        let state = w.get(3).copied().unwrap_or_default();
-        m.insert(
-            "active".into(),
-            Value::Bool(state == "up" || state == "unknown"),
-        );
-        let kind = match w.get(4).copied() {
-            Some("772") => "loopback",
-            Some("1") => "ether",
+        let flags = w.get(2).copied().unwrap_or_default();
+        m.insert("active".into(), Value::Bool(flags.contains("UP")));
+        let link = w.iter().find(|x| x.starts_with("link/")).copied();
+        let kind = match link {
+            Some("link/loopback") => "loopback",
+            Some("link/ether") => "ether",
             _ => "unknown",
         };
         m.insert("type".into(), Value::from(kind));
+        if let Some(mac) = link.and_then(after) {
+            m.insert("macaddress".into(), Value::from(mac));
+        }
         ifaces.insert(name.to_string(), m);
     }
     let (mut all4, mut all6) = (Vec::new(), Vec::new());
@@ -476,15 +568,17 @@ mod tests {
     fn interfaces_memory_env_python_and_managers_are_facts() {
         let f = parse_all(concat!(
             "hostname=h\nmemtotal_kb=2048000\nmemfree_kb=1024000\nkb_Cached=102400\nkb_SwapTotal=0\n",
-            "service_mgr=systemd\npkg_mgr=apt\nvirt=kvm\npy_exe=/usr/bin/python3\npy_ver=Python 3.11.2\n",
-            "user_dir=/root\nuser_uid=0\nlsb_id=Debian\nlsb_release=12\n",
-            "env_PATH=/usr/bin\nenv_MULTI=a\u{1}b\niface=eth0\niface6=eth0\n",
-            "addr=1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n",
-            "addr=2: eth0    inet 192.0.2.5/24 brd 192.0.2.255 scope global eth0\\ x\n",
-            "addr=2: eth0    inet6 fd00::5/64 scope global \\ x\n",
-            "addr=2: eth0    inet6 fe80::1/64 scope link \\ x\n",
-            "link=eth0 02:00:00:00:00:05 1500 up 1\nlink=lo 00:00:00:00:00:00 65536 unknown 772\n",
-            "link=br-lan 02:00:00:00:00:06 1500 down 1\n",
+            "service_mgr=systemd\npkg_mgr=apt\ndmi_product_name=Standard PC (Q35 + ICH9, 2009)\npy_exe=/usr/bin/python3\npy_ver=Python 3.11.2\n",
+            "pw=root:x:0:0:root:/root:/bin/bash\nids=uid=0(root) gid=0(root) groups=0(root)\n",
+            "lsb_id=Debian\nlsb_release=12\niface=eth0\niface6=eth0\n",
+            "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n",
+            "2: eth0    inet 192.0.2.5/24 brd 192.0.2.255 scope global eth0\\ x\n",
+            "2: eth0    inet6 fd00::5/64 scope global \\ x\n",
+            "2: eth0    inet6 fe80::1/64 scope link \\ x\n",
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n",
+            "2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\\    link/ether 02:00:00:00:00:05 brd ff:ff:ff:ff:ff:ff\n",
+            "3: br-lan: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN\\    link/ether 02:00:00:00:00:06 brd ff:ff:ff:ff:ff:ff\n",
+            "@env\nPATH=/usr/bin\0MULTI=a\nb\0\n@endenv\nos_ID=debian\n",
         ));
         assert_eq!(f["eth0"]["ipv4"]["address"], "192.0.2.5");
         assert_eq!(f["eth0"]["ipv4"]["netmask"], "255.255.255.0");
@@ -509,6 +603,9 @@ mod tests {
         assert_eq!(f["python_version"], "3.11.2");
         assert_eq!(f["python"]["version"]["minor"], 11);
         assert_eq!(f["user_dir"], "/root");
+        assert_eq!(f["user_shell"], "/bin/bash");
+        assert_eq!(f["user_uid"], 0);
+        assert_eq!(f["distribution"], "Debian");
         assert_eq!(f["lsb"]["major_release"], "12");
         assert_eq!(f["env"]["PATH"], "/usr/bin");
         assert_eq!(f["env"]["MULTI"], "a\nb");
