@@ -354,6 +354,20 @@ impl Builder {
                 frame.weight = frame.weight.saturating_add(weight);
                 match frame.pending.take() {
                     None => frame.pending = Some(node),
+                    // PyYAML refuses a collection as a key ("unhashable"),
+                    // and so does Ansible, guessing the usual cause: an
+                    // unquoted `{{ var }}` read as a flow mapping.
+                    Some(key) if matches!(key.kind, NodeKind::Map(_) | NodeKind::Seq(_)) => {
+                        let msg = if matches!(key.kind, NodeKind::Map(_)) {
+                            "a mapping cannot be a mapping key. This may be an issue with missing quotes around a template block: a value starting with `{{` must be quoted; `raw: {{ some_var }}` should be `raw: \"{{ some_var }}\"`"
+                        } else {
+                            "a sequence cannot be a mapping key"
+                        };
+                        let at = frame.node.pos.clone();
+                        if self.error.is_none() {
+                            self.error = Some(InputError::of(InputErrorKind::Syntax, at, msg));
+                        }
+                    }
                     Some(key) => duplicate = frame.insert(key, node),
                 }
             }
@@ -709,6 +723,19 @@ mod tests {
         let (doc, warnings) = parse(text, Path::new("m.yml"), DuplicateKeys::Error).expect("ok");
         assert!(warnings.is_empty());
         assert_eq!(doc.to_value()["d"], serde_json::json!({"x": 1, "y": 3}));
+    }
+
+    #[test]
+    fn unquoted_template_value_is_refused_with_the_quote_hint() {
+        let text = "- hosts: all\n  tasks:\n    - debug:\n        msg: {{ greeting }}\n";
+        let err = load_str(text, Path::new("p.yml")).expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.starts_with("p.yml:4:14: "), "{msg}");
+        assert!(
+            msg.contains("missing quotes around a template block"),
+            "{msg}"
+        );
+        assert!(load_str("a: \"{{ x }}\"\nb: {c: 1}\n", Path::new("q.yml")).is_ok());
     }
 
     #[test]

@@ -127,6 +127,9 @@ struct HostState {
     /// Facts this host's task set for the host it was delegated to
     /// (`delegate_facts`), handed over when the task ends.
     delegated_facts: Vec<(String, Map)>,
+    /// The last task that failed on this host and its result, for
+    /// `ansible_failed_task` and `ansible_failed_result` in `rescue`.
+    last_failure: Option<(Value, Value)>,
 }
 
 impl HostState {
@@ -181,6 +184,7 @@ impl PlayCtx<'_> {
         }
         let mut vars = role.vars.clone();
         vars.insert("role_name".into(), Value::from(role.name.clone()));
+        vars.insert("ansible_role_name".into(), Value::from(role.name.clone()));
         vars.insert(
             "role_path".into(),
             Value::from(role.dir.display().to_string()),
@@ -308,6 +312,11 @@ impl<'a> Runner<'a> {
         let mut base = Map::new();
         // Ansible's default, so templates it rendered render the same.
         base.insert("ansible_managed".into(), Value::from("Ansible managed"));
+        // The ansible-core release whose semantics drover follows.
+        base.insert(
+            "ansible_version".into(),
+            serde_json::json!({"full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0"}),
+        );
         Runner {
             cx: RunCtx {
                 playbook,
@@ -635,7 +644,8 @@ impl<'a> Runner<'a> {
                             .await;
                     }
                     Action::Meta(meta) => {
-                        if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
+                        // Tags never filter notified handlers, as in Ansible.
+                        if handler || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
                             self.run_meta(ctx, task, meta, &active).await;
                         }
                     }
@@ -643,7 +653,7 @@ impl<'a> Runner<'a> {
                         self.run_include(ctx, task, &active, handler).await;
                     }
                     Action::Module { .. } | Action::IncludeVars { .. } => {
-                        if task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
+                        if handler || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
                             self.run_task(ctx, task, later, &active, handler).await;
                         }
                     }
@@ -696,6 +706,11 @@ impl<'a> Runner<'a> {
         if !rescue.is_empty() && !failed.is_empty() {
             for &h in &failed {
                 let s = &mut self.hosts[h];
+                if let Some((task, result)) = s.last_failure.clone() {
+                    let vars = s.set_facts_mut();
+                    vars.insert("ansible_failed_task".into(), task);
+                    vars.insert("ansible_failed_result".into(), result);
+                }
                 s.standing = Standing::Active;
                 s.counters.failed = s.counters.failed.saturating_sub(1);
                 s.counters.rescued += 1;
@@ -806,13 +821,11 @@ impl<'a> Runner<'a> {
     }
 
     async fn run_handlers(&mut self, ctx: &PlayCtx<'_>, hosts: &[HostId]) {
+        // Every handler named by a notification, or listening to its topic,
+        // runs: a topic is consumed only once all its listeners have run.
+        let mut consumed: Vec<(HostId, String)> = Vec::new();
         for handler in &ctx.play.handlers {
-            let names: Vec<String> = handler
-                .name
-                .iter()
-                .cloned()
-                .chain(handler.listen.iter().cloned())
-                .collect();
+            let names = handler_names(handler);
             let notified: Vec<HostId> = self
                 .active_of(hosts)
                 .into_iter()
@@ -822,10 +835,42 @@ impl<'a> Runner<'a> {
                 continue;
             }
             for &h in &notified {
-                self.hosts[h].notified.retain(|n| !names.contains(n));
+                for n in &self.hosts[h].notified {
+                    if names.contains(n) {
+                        consumed.push((h, n.clone()));
+                    }
+                }
             }
             self.run_tasks(ctx, std::slice::from_ref(handler), &notified, true)
                 .await;
+        }
+        for (h, n) in consumed {
+            self.hosts[h].notified.retain(|x| *x != n);
+        }
+        // A notification no handler answers is an error, as in Ansible
+        // (unless handlers are included at run time: their names are not
+        // known).
+        let dynamic = ctx
+            .play
+            .handlers
+            .iter()
+            .any(|t| matches!(t.action, Action::IncludeTasks { .. }));
+        if dynamic {
+            return;
+        }
+        let known: Vec<String> = ctx.play.handlers.iter().flat_map(handler_names).collect();
+        for &h in &self.active_of(hosts) {
+            let missing: Vec<String> = self.hosts[h]
+                .notified
+                .iter()
+                .filter(|n| !known.contains(n))
+                .cloned()
+                .collect();
+            if let Some(n) = missing.first() {
+                self.hosts[h].notified.retain(|x| known.contains(x));
+                let msg = crate::playbook::missing_handler_msg(n);
+                self.cx.fail_host(&mut self.hosts[h], msg);
+            }
         }
     }
 
@@ -944,6 +989,16 @@ impl RunCtx<'_> {
         );
         names.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         names.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
+        let run_tags = if self.opts.tags.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            self.opts.tags.clone()
+        };
+        names.insert("ansible_run_tags".into(), serde_json::json!(run_tags));
+        names.insert(
+            "ansible_skip_tags".into(),
+            serde_json::json!(self.opts.skip_tags),
+        );
         names.insert("omit".into(), Value::from(self.omit.clone()));
         HostState {
             name: name.to_string(),
@@ -961,6 +1016,7 @@ impl RunCtx<'_> {
             read_ahead: readahead::MAX_WINDOW / 2,
             ride: None,
             delegated_facts: Vec::new(),
+            last_failure: None,
         }
     }
 
@@ -1006,8 +1062,16 @@ impl RunCtx<'_> {
                 self.unreachable(st, None, msg);
             }
         };
+        // Facts are gathered as the play's become user, as in Ansible.
+        let become_ = match self.become_with(&play.keywords, &scope) {
+            Ok(b) => b,
+            Err(e) => {
+                self.fail_host(st, e.to_string());
+                return;
+            }
+        };
         let remote = match conn {
-            Ok(t) => crate::transport::Remote::new(t, None),
+            Ok(t) => crate::transport::Remote::new(t, become_),
             Err(e) => {
                 lost(st, e.to_string());
                 return;
@@ -1102,6 +1166,10 @@ impl RunCtx<'_> {
             ("groups".to_string(), self.groups.clone()),
             ("hostvars".to_string(), self.hostvars.clone()),
             ("ansible_play_hosts".to_string(), ctx.hosts_value.clone()),
+            (
+                "ansible_play_hosts_all".to_string(),
+                ctx.hosts_value.clone(),
+            ),
             ("play_hosts".to_string(), ctx.hosts_value.clone()),
             ("ansible_play_batch".to_string(), ctx.hosts_value.clone()),
         ];
@@ -1249,6 +1317,19 @@ impl RunCtx<'_> {
             None,
         ));
     }
+}
+
+/// The names a handler answers to: its name (also as `role : name`) and
+/// the topics it listens to.
+fn handler_names(handler: &Task) -> Vec<String> {
+    let mut names: Vec<String> = handler.listen.clone();
+    if let Some(name) = &handler.name {
+        names.push(name.clone());
+        if let Some(role) = &handler.role {
+            names.push(format!("{} : {name}", role.name));
+        }
+    }
+    names
 }
 
 /// Tasks loaded by an include carry the include's `when` first; it has been

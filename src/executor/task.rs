@@ -75,6 +75,14 @@ impl Render for TaskRender<'_> {
             .eval(expr, self.scope)
             .map_err(|e| ModuleError::failed(e.to_string()))
     }
+
+    fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {
+        match self.templar.eval(expr, self.scope) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.undefined.is_some() => Ok(None),
+            Err(e) => Err(ModuleError::failed(e.to_string())),
+        }
+    }
 }
 
 /// The result of one run of the module (one loop item).
@@ -375,7 +383,17 @@ impl RunCtx<'_> {
             Some(d) if task.keywords.delegate_facts.unwrap_or(false) && d != st.name => {
                 st.delegated_facts.push((d.to_string(), facts))
             }
-            _ => st.set_facts_mut().extend(facts),
+            _ => {
+                let mut facts = facts;
+                // `set_fact: {ansible_facts: {x: 1}}` adds the fact `x`
+                // (ansible_facts.x, ansible_x), not a variable `x`.
+                if let Some(Value::Object(more)) = facts.remove("ansible_facts") {
+                    let mut all = st.facts.clone();
+                    all.extend(more);
+                    st.set_gathered_facts(all);
+                }
+                st.set_facts_mut().extend(facts)
+            }
         }
     }
 
@@ -595,12 +613,21 @@ impl RunCtx<'_> {
         task: &Task,
         scope: &Scope,
     ) -> Result<Option<Become>, TaskError> {
+        self.become_with(&task.keywords, scope)
+    }
+
+    /// `become` from a task's or play's keywords and the host's variables.
+    pub(super) fn become_with(
+        &self,
+        keywords: &crate::playbook::Keywords,
+        scope: &Scope,
+    ) -> Result<Option<Become>, TaskError> {
         let var = |n: &str| -> Option<Value> {
             scope
                 .var(n)
                 .map(|v| self.templar.render_value(v, scope).unwrap_or(Value::Null))
         };
-        let on = match task.keywords.become_ {
+        let on = match keywords.become_ {
             Some(b) => b,
             // `--become` is the default a variable overrides, as in Ansible.
             None => match var("ansible_become") {
@@ -611,8 +638,7 @@ impl RunCtx<'_> {
         if !on {
             return Ok(None);
         }
-        let user = task
-            .keywords
+        let user = keywords
             .become_user
             .as_ref()
             .map(|u| {
@@ -781,6 +807,8 @@ impl RunCtx<'_> {
                     r.status = Status::Failed;
                     r.msg = Some("Retries exceeded".into());
                     r.data.insert("failed".into(), Value::Bool(true));
+                    // The failure is the task's: `ignore_errors` applies.
+                    r.ignored = task.keywords.ignore_errors.unwrap_or(false);
                 }
                 return r;
             }
@@ -842,8 +870,11 @@ impl RunCtx<'_> {
             Err(ModuleError::Failed { msg, data }) => (Status::Failed, data, Some(msg), None),
             Err(e) => (Status::Failed, Map::new(), Some(e.to_string()), None),
         };
+        // `debug: var=ansible_facts` shows the facts; it sets none.
+        let shows = matches!(&task.action, Action::Module { module, .. } if module.shows_result);
         let facts = data
             .get("ansible_facts")
+            .filter(|_| !shows)
             .and_then(Value::as_object)
             .cloned();
         data.insert("changed".into(), Value::Bool(status == Status::Changed));
@@ -1015,6 +1046,14 @@ impl RunCtx<'_> {
             Status::Skipped => st.counters.skipped += 1,
             Status::Failed if r.ignored => st.counters.ignored += 1,
             Status::Failed => {
+                let action = match &task.action {
+                    Action::Module { module, .. } => module.name,
+                    _ => "",
+                };
+                st.last_failure = Some((
+                    serde_json::json!({"name": task.name.clone().unwrap_or_else(|| action.to_string()), "action": action}),
+                    Value::Object(r.data.clone()),
+                ));
                 st.counters.failed += 1;
                 st.standing = Standing::Failed;
                 st.failed_in_block = true;
@@ -1045,7 +1084,9 @@ impl RunCtx<'_> {
             )
         } else {
             let mut shown = r.data.clone();
-            shown.remove("ansible_facts");
+            if !is_debug {
+                shown.remove("ansible_facts");
+            }
             if is_debug {
                 shown.remove("changed");
             }

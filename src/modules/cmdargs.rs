@@ -130,11 +130,72 @@ pub fn parse_kv(text: &str, jinja: bool) -> Result<Vec<(String, String)>, KvErro
     }
     tokens
         .into_iter()
-        .map(|t| match split_kv(t.text) {
-            Some((k, v)) => Ok((k.to_string(), unquote(v).to_string())),
-            None => Err(KvError::NotKv(t.text.to_string())),
+        .map(|t| {
+            // Ansible decodes the escapes of the whole token first (its
+            // `_decode_escapes`), then splits and unquotes.
+            let decoded = decode_escapes(t.text);
+            match split_kv(&decoded) {
+                Some((k, v)) => Ok((k.to_string(), unquote(v).to_string())),
+                None => Err(KvError::NotKv(t.text.to_string())),
+            }
         })
         .collect()
+}
+
+/// Python's backslash escapes as Ansible's `parse_kv` decodes them:
+/// `\\ \' \" \a \b \f \n \r \t \v`, `\xHH`, `\uHHHH` and `\UHHHHHHHH`;
+/// any other backslash stays as written.
+pub fn decode_escapes(text: &str) -> String {
+    if !text.contains('\\') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let simple = match after.chars().next() {
+            Some('\\') => Some('\\'),
+            Some('\'') => Some('\''),
+            Some('"') => Some('"'),
+            Some('a') => Some('\u{7}'),
+            Some('b') => Some('\u{8}'),
+            Some('f') => Some('\u{c}'),
+            Some('n') => Some('\n'),
+            Some('r') => Some('\r'),
+            Some('t') => Some('\t'),
+            Some('v') => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            rest = &after[1..];
+            continue;
+        }
+        let width = match after.as_bytes().first() {
+            Some(b'x') => 2,
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => 0,
+        };
+        let code = after
+            .get(1..1 + width)
+            .filter(|h| width > 0 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match code {
+            Some(c) => {
+                out.push(c);
+                rest = &after[1 + width..];
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Take the `key=value` tokens whose key is in `keys` out of free-form text
@@ -173,6 +234,22 @@ mod tests {
         assert!(!truthy(&json!([])));
         assert!(truthy(&json!("false")));
         assert!(truthy(&json!({"a": 1})));
+    }
+
+    #[test]
+    fn key_value_escapes_are_decoded_as_ansible_parse_kv() {
+        let kv = |s: &str| parse_kv(s, true).expect("kv");
+        assert_eq!(
+            kv(r#"content="a\nb\tc" dest=/tmp/x"#),
+            [
+                ("content".to_string(), "a\nb\tc".to_string()),
+                ("dest".to_string(), "/tmp/x".to_string()),
+            ]
+        );
+        assert_eq!(kv(r"msg=a\\b\x41\u00e9")[0].1, "a\\bAé");
+        // Unknown escapes stay as written.
+        assert_eq!(kv(r"regexp=^\d+\s")[0].1, r"^\d+\s");
+        assert_eq!(kv(r#"msg='it\'s'"#)[0].1, "it's");
     }
 
     #[test]

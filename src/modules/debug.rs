@@ -50,7 +50,11 @@ impl Module for Debug {
                 ))
             }
             (_, Some(var)) => {
-                let value = ctx.render.eval(var)?;
+                // Ansible prints this for an undefined variable and goes on.
+                let value = ctx
+                    .render
+                    .eval_defined(var)?
+                    .unwrap_or_else(|| Value::from("VARIABLE IS NOT DEFINED!"));
                 data.insert(var.clone(), value);
             }
             (msg, None) => {

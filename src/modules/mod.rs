@@ -125,6 +125,11 @@ pub trait Render: Send + Sync {
     fn render(&self, source: &str, name: &str) -> Result<String, ModuleError>;
     /// Evaluate a bare Jinja2 expression (`assert`'s `that`, `debug`'s `var`).
     fn eval(&self, expr: &str) -> Result<Value, ModuleError>;
+    /// Evaluate an expression; `None` when it is undefined (`debug`'s
+    /// `var`, which reports that rather than failing).
+    fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {
+        self.eval(expr).map(Some)
+    }
 }
 
 /// What a module gets to do its work.

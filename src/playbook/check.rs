@@ -141,6 +141,12 @@ impl Checker<'_> {
             Action::Module { module, args } if module.defines_vars => {
                 if let Some(m) = args.as_object() {
                     self.known.extend(m.keys().cloned());
+                    // `set_fact: a=1 b=2` comes as free-form text.
+                    if let Some(text) = m.get("_raw_params").and_then(Value::as_str) {
+                        if let Ok(kv) = crate::modules::cmdargs::parse_kv(text, true) {
+                            self.known.extend(kv.into_iter().map(|(k, _)| k));
+                        }
+                    }
                 }
             }
             Action::IncludeVars { .. } | Action::IncludeTasks { .. } => self.dynamic = true,
@@ -285,6 +291,17 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("'t'"), "{err}");
+    }
+
+    #[test]
+    fn set_fact_key_value_form_defines_its_variables() {
+        let pb = crate::playbook::load_playbook_str(
+            "- hosts: all\n  tasks:\n    - set_fact: a=1 b=\"x y\"\n    - debug: msg=\"{{ a }} {{ b }}\"\n",
+            std::path::Path::new("p.yml"),
+        )
+        .expect("loads");
+        let inv = Inventory::default();
+        assert!(check(&pb, &inv, &Map::new()).is_ok());
     }
 
     #[test]

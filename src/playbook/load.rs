@@ -38,6 +38,8 @@ struct Loader {
     /// The current play's `collections:`, where short module names are
     /// looked up first.
     collections: Vec<String>,
+    /// Handlers of roles imported by tasks (`import_role`), for the play.
+    role_handlers: Vec<Task>,
 }
 
 /// Load and validate a playbook with its roles and imports.
@@ -66,6 +68,7 @@ fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> 
         errors: Vec::new(),
         playbook_dir: dir.clone(),
         collections: Vec::new(),
+        role_handlers: Vec::new(),
     };
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
@@ -500,6 +503,8 @@ impl Loader {
         tasks.extend(self.task_list(node.get("tasks"), &inherit));
         let post_tasks = self.task_list(node.get("post_tasks"), &inherit);
         handlers.extend(self.task_list(node.get("handlers"), &handler_inherit));
+        handlers.append(&mut self.role_handlers);
+        self.check_notify(&[&pre_tasks, &tasks, &post_tasks, &handlers], &handlers);
         Some(Play {
             pos: node.pos.clone(),
             name,
@@ -792,6 +797,7 @@ impl Loader {
                         kind: NodeKind::Str(role_name),
                     };
                     self.role_use(&role_node, &inherit, &mut tasks, &mut handlers, &mut seen);
+                    self.role_handlers.append(&mut handlers);
                     Action::Block {
                         block: tasks,
                         rescue: Vec::new(),
@@ -1085,6 +1091,66 @@ impl Loader {
         }
     }
 
+    /// Refuse a static `notify` no handler of the play answers to, as
+    /// Ansible does when it is notified; handlers included at run time (or
+    /// with templated names) leave it to the run.
+    fn check_notify(&mut self, sections: &[&Vec<Task>], handlers: &[Task]) {
+        fn walk<'t>(tasks: &'t [Task], out: &mut Vec<&'t Task>) {
+            for t in tasks {
+                out.push(t);
+                if let Action::Block {
+                    block,
+                    rescue,
+                    always,
+                } = &t.action
+                {
+                    for part in [block, rescue, always] {
+                        walk(part, out);
+                    }
+                }
+            }
+        }
+        let mut all_handlers = Vec::new();
+        walk(handlers, &mut all_handlers);
+        let mut known = Vec::new();
+        for h in &all_handlers {
+            if matches!(h.action, Action::IncludeTasks { .. })
+                || h.name
+                    .as_deref()
+                    .is_some_and(crate::template::Templar::is_template)
+            {
+                return;
+            }
+            known.extend(h.listen.iter().cloned());
+            if let Some(name) = &h.name {
+                known.push(name.clone());
+                if let Some(role) = &h.role {
+                    known.push(format!("{} : {name}", role.name));
+                }
+            }
+        }
+        let mut tasks = Vec::new();
+        for section in sections {
+            walk(section, &mut tasks);
+        }
+        let mut reported: Vec<&str> = Vec::new();
+        for t in tasks {
+            for n in &t.notify {
+                if crate::template::Templar::is_template(n)
+                    || known.contains(n)
+                    || reported.contains(&n.as_str())
+                {
+                    continue;
+                }
+                reported.push(n);
+                self.errors.push(InputError::new(
+                    t.pos.clone(),
+                    super::missing_handler_msg(n),
+                ));
+            }
+        }
+    }
+
     /// Expand a role use (`- common`, `- role: x` with params) into tasks and
     /// handlers, dependencies first.
     fn role_use(
@@ -1259,6 +1325,7 @@ pub fn load_included(
         errors: Vec::new(),
         playbook_dir: playbook_dir.to_path_buf(),
         collections: Vec::new(),
+        role_handlers: Vec::new(),
     };
     let inherit = Inherit {
         keywords: parent.keywords.clone(),
@@ -1403,7 +1470,7 @@ mod tests {
         };
         let child = |kw_line: &str| {
             let text =
-                format!("- hosts: all\n  tasks:\n    - block:\n        - command: id\n{kw_line}");
+                format!("- hosts: all\n  tasks:\n    - block:\n        - command: id\n{kw_line}  handlers:\n    - name: x\n      debug: msg=x\n");
             let pb = load_playbook_str(&text, Path::new("p.yml")).expect("loads");
             let Action::Block { block, .. } = &pb.plays[0].tasks[0].action else {
                 panic!("a block")

@@ -394,6 +394,13 @@ pub enum Action {
     Meta(Meta),
 }
 
+/// Ansible's words for a notification no handler answers to.
+pub fn missing_handler_msg(name: &str) -> String {
+    format!(
+        "The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list"
+    )
+}
+
 /// One task (or block).
 #[derive(Debug, Clone)]
 pub struct Task {

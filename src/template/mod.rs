@@ -52,6 +52,11 @@ pub enum SyntaxError {
 /// The template engine. Cheap to share; build one per run.
 pub struct Templar {
     env: Arc<Environment<'static>>,
+    /// The same environment with undefined values that chain
+    /// (`missing.attr` is undefined, not an error) but still fail when
+    /// printed: Ansible's undefined, for the templates that test or default
+    /// them.
+    chain_env: Arc<Environment<'static>>,
 }
 
 impl Default for Templar {
@@ -83,7 +88,21 @@ impl Templar {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         set_ansible_whitespace(&mut env);
         filters::register(&mut env);
-        Templar { env: Arc::new(env) }
+        let mut chain_env = env.clone();
+        chain_env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        chain_env.set_formatter(|out, state, value| {
+            if value.is_undefined() {
+                return Err(minijinja::Error::new(
+                    ErrorKind::UndefinedError,
+                    "undefined value printed",
+                ));
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
+        Templar {
+            env: Arc::new(env),
+            chain_env: Arc::new(chain_env),
+        }
     }
 
     /// A scope over `vars`; `magic` adds objects such as `hostvars`.
@@ -97,6 +116,7 @@ impl Templar {
     pub fn layered(&self, layers: Vec<Arc<Map>>, magic: Vec<(String, minijinja::Value)>) -> Scope {
         Scope(Arc::new(ScopeInner {
             env: self.env.clone(),
+            chain_env: self.chain_env.clone(),
             layers,
             magic,
             cache: Mutex::new(HashMap::new()),
@@ -200,6 +220,7 @@ impl Scope {
 
 struct ScopeInner {
     env: Arc<Environment<'static>>,
+    chain_env: Arc<Environment<'static>>,
     /// Lowest precedence first.
     layers: Vec<Arc<Map>>,
     magic: Vec<(String, minijinja::Value)>,
@@ -379,17 +400,22 @@ impl ScopeInner {
             return Ok(source.to_string());
         }
         self.enter()?;
-        let result = (|| {
-            let tmpl =
-                guarded(|| self.env.template_from_str(source)).map_err(|e| TemplateError {
-                    msg: format!("template error: {e}"),
-                    undefined: None,
-                })?;
+        let render = |env: &Environment<'static>| {
+            let tmpl = guarded(|| env.template_from_str(source)).map_err(|e| TemplateError {
+                msg: format!("template error: {e}"),
+                undefined: None,
+            })?;
             tmpl.render(self.ctx()).map_err(|e| {
                 let names = sorted(tmpl.undeclared_variables(true));
                 self.convert_error(e, names)
             })
-        })();
+        };
+        let mut result = render(&self.env);
+        if self.may_chain(&result, source) {
+            if let Ok(out) = render(&self.chain_env) {
+                result = Ok(out);
+            }
+        }
         self.leave();
         if let Some(e) = self.take_error() {
             return Err(e);
@@ -407,12 +433,42 @@ impl ScopeInner {
 
     fn eval_raw(self: &Arc<Self>, expr: &str) -> Result<minijinja::Value, TemplateError> {
         self.enter()?;
-        let result = (|| {
-            let compiled =
-                guarded(|| self.env.compile_expression(expr)).map_err(|e| TemplateError {
-                    msg: format!("template error in '{expr}': {e}"),
-                    undefined: None,
-                })?;
+        let mut result = self.eval_in(&self.env, expr);
+        if self.may_chain(&result, expr) {
+            if let Ok(v) = self.eval_in(&self.chain_env, expr) {
+                result = Ok(v);
+            }
+        }
+        self.leave();
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        result
+    }
+
+    /// Should a template that failed on an undefined value be tried again
+    /// with undefined values that chain? Only one that tests or defaults a
+    /// value: Ansible's `missing.attr | default(x)` and `missing.attr is
+    /// defined`; anything else keeps strict undefined errors.
+    fn may_chain<T>(&self, result: &Result<T, TemplateError>, source: &str) -> bool {
+        matches!(result, Err(e) if e.undefined.is_some())
+            && lock(&self.error).is_none()
+            && (source.contains("default")
+                || source.contains("defined")
+                || source.contains("|d(")
+                || source.contains("| d("))
+    }
+
+    fn eval_in(
+        self: &Arc<Self>,
+        env: &Environment<'static>,
+        expr: &str,
+    ) -> Result<minijinja::Value, TemplateError> {
+        {
+            let compiled = guarded(|| env.compile_expression(expr)).map_err(|e| TemplateError {
+                msg: format!("template error in '{expr}': {e}"),
+                undefined: None,
+            })?;
             let names = || sorted(compiled.undeclared_variables(true));
             let v = compiled
                 .eval(self.ctx())
@@ -428,12 +484,7 @@ impl ScopeInner {
                 });
             }
             Ok(v)
-        })();
-        self.leave();
-        if let Some(e) = self.take_error() {
-            return Err(e);
         }
-        result
     }
 }
 
@@ -581,6 +632,22 @@ mod tests {
             .expect_err("nested undefined");
         assert_eq!(e.undefined.as_deref(), Some("nope"));
         assert!(t.truthy("missing is defined", &s).is_ok_and(|b| !b));
+    }
+
+    #[test]
+    fn missing_attr_default_chains_like_ansible_undefined() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"a": {"b": 1}}));
+        let r = |src: &str| t.render_string(src, &s);
+        assert_eq!(r("{{ missing.attr | default('x') }}"), Ok("x".into()));
+        assert_eq!(r("{{ a.c.d | default('y') }}"), Ok("y".into()));
+        assert_eq!(r("{{ missing['k'].j | d('z') }}"), Ok("z".into()));
+        assert!(t.truthy("missing.attr is defined", &s).is_ok_and(|b| !b));
+        assert!(t.truthy("missing.attr is undefined", &s).is_ok_and(|b| b));
+        // Still an error when the undefined value is used.
+        assert!(r("{{ missing.attr }}").is_err());
+        assert!(r("{{ missing.attr }} {{ a.b | default(2) }}").is_err());
+        assert!(t.eval("missing.attr", &s).is_err());
     }
 
     #[test]

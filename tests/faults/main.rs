@@ -8,6 +8,8 @@
 #![allow(unreachable_pub)]
 
 mod cli_habits;
+mod behaviour;
+mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
