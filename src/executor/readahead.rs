@@ -349,6 +349,19 @@ impl RunCtx<'_> {
                 _ => Ahead::Stop,
             };
         };
+        let resolved;
+        let task = if task.keywords.templated.is_empty() {
+            task
+        } else {
+            let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+            match self.resolve_keywords(task, &scope) {
+                Ok(t) => {
+                    resolved = t.into_owned();
+                    &resolved
+                }
+                Err(_) => return Ahead::Stop,
+            }
+        };
         if task.keywords.own_connection() {
             // Its own login (remote_user, port, connection): reads made
             // over the host's usual connection may not be what it sees.

@@ -52,6 +52,14 @@ pub(super) enum TaskError {
     /// `environment` did not render.
     #[error("environment: {0}")]
     Env(TemplateError),
+    /// A templated boolean keyword did not render to a boolean.
+    #[error("{keyword}: {msg}")]
+    Keyword {
+        /// The keyword.
+        keyword: &'static str,
+        /// What went wrong.
+        msg: String,
+    },
 }
 
 const NO_LOG_MSG: &str =
@@ -235,7 +243,21 @@ impl Runner<'_> {
         hosts: &[HostId],
         handler: bool,
     ) {
-        let run_once = task.keywords.run_once.unwrap_or(false);
+        // Keywords that decide for all hosts at once are rendered with the
+        // first host's variables.
+        let first_scope = hosts
+            .first()
+            .filter(|_| !task.keywords.templated.is_empty())
+            .map(|&h| {
+                self.cx
+                    .host_scope(ctx, &self.hosts[h], Some(task), Vec::new())
+            });
+        let flag = |k: &'static str| match &first_scope {
+            Some(scope) => self.cx.keyword_flag(task, k, scope).ok().flatten(),
+            None => task.keywords.flag(k),
+        };
+        let run_once = flag("run_once").unwrap_or(false);
+        let any_errors_fatal = flag("any_errors_fatal");
         let targets: Vec<HostId> = if run_once {
             hosts.iter().take(1).copied().collect()
         } else {
@@ -284,10 +306,7 @@ impl Runner<'_> {
             }
         }
         self.task_done();
-        let fatal = task
-            .keywords
-            .any_errors_fatal
-            .unwrap_or(ctx.play.any_errors_fatal);
+        let fatal = any_errors_fatal.unwrap_or(ctx.play.any_errors_fatal);
         if any_failed && fatal {
             self.end_play(&ctx.hosts);
         }
@@ -379,8 +398,21 @@ impl RunCtx<'_> {
     }
 
     async fn run_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, st: &mut HostState) {
-        let no_log = task.keywords.no_log.unwrap_or(false);
         let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+        let task = match self.resolve_keywords(task, &scope) {
+            Ok(t) => t,
+            Err(e) => {
+                let r = ItemResult::failed(format!(
+                    "task '{}' at {}: {e}",
+                    task.display_name(),
+                    task.pos
+                ));
+                self.record(task, st, &r, None, false);
+                return;
+            }
+        };
+        let task = &*task;
+        let no_log = task.keywords.no_log.unwrap_or(false);
         let Some(lp) = &task.loop_ else {
             let Some(result) = self.attempt(ctx, task, st, &scope).await else {
                 return;
@@ -396,8 +428,17 @@ impl RunCtx<'_> {
         let items = match self.loop_items(lp, &scope) {
             Ok(items) => items,
             Err(e) => {
-                let r = ItemResult::failed(e.to_string());
+                // As Ansible: a loop that does not render is only an error
+                // once the task's `when` (without the loop variable) holds.
+                let r = match self.conditions_hold(task, &scope) {
+                    Ok(false) => ItemResult::skipped("Conditional result was False"),
+                    Err(c) => ItemResult::failed(c.to_string()),
+                    Ok(true) => ItemResult::failed(e.to_string()),
+                };
                 self.record(task, st, &r, None, no_log);
+                if r.status == Status::Skipped {
+                    self.register(task, st, Value::Object(r.data), None);
+                }
                 return;
             }
         };
@@ -529,6 +570,52 @@ impl RunCtx<'_> {
             ));
         }
         self.register(task, st, Value::Object(agg), None);
+    }
+
+    /// A boolean keyword of `task` on the host of `scope`: its template
+    /// rendered and read as Ansible's `boolean()`, or its literal value.
+    pub(super) fn keyword_flag(
+        &self,
+        task: &Task,
+        keyword: &'static str,
+        scope: &Scope,
+    ) -> Result<Option<bool>, TaskError> {
+        let Some((_, t)) = task.keywords.templated.iter().find(|(k, _)| *k == keyword) else {
+            return Ok(task.keywords.flag(keyword));
+        };
+        let v = self
+            .templar
+            .render_value(&Value::from(t.as_str()), scope)
+            .map_err(|e| TaskError::Keyword {
+                keyword,
+                msg: e.to_string(),
+            })?;
+        crate::playbook::to_flag(&v)
+            .map(Some)
+            .ok_or_else(|| TaskError::Keyword {
+                keyword,
+                msg: format!("the value {v} is not a valid boolean"),
+            })
+    }
+
+    /// `task` with its templated boolean keywords rendered for the host of
+    /// `scope` (borrowed as it is when it has none).
+    pub(super) fn resolve_keywords<'t>(
+        &self,
+        task: &'t Task,
+        scope: &Scope,
+    ) -> Result<std::borrow::Cow<'t, Task>, TaskError> {
+        if task.keywords.templated.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(task));
+        }
+        let mut owned = task.clone();
+        for (k, _) in &task.keywords.templated {
+            if let Some(b) = self.keyword_flag(task, k, scope)? {
+                owned.keywords.set_flag(k, b);
+            }
+        }
+        owned.keywords.templated.clear();
+        Ok(std::borrow::Cow::Owned(owned))
     }
 
     pub(super) fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, TaskError> {

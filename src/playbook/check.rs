@@ -192,7 +192,9 @@ impl Checker<'_> {
             }
             Action::Meta(_) => {}
         }
-        if let Some(lp) = &task.loop_ {
+        // Ansible evaluates `when` before the loop: a loop over something
+        // undefined is no error when the task is skipped.
+        if let Some(lp) = task.loop_.as_ref().filter(|_| task.when.is_empty()) {
             collect_strings(&lp.items, &mut strings);
         }
         // Keywords rendered at run time.

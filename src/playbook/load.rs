@@ -133,6 +133,14 @@ fn conditions(node: &Node, what: &str) -> Result<Vec<String>, InputError> {
     }
 }
 
+/// Does the task loop (`loop` or any `with_*`)?
+fn has_loop(node: &Node) -> bool {
+    node.as_map().unwrap_or(&[]).iter().any(|(k, _)| {
+        k.key_str()
+            .is_some_and(|k| k == "loop" || k.starts_with("with_"))
+    })
+}
+
 fn map_node(node: &Node, what: &str) -> Result<Map, InputError> {
     match node.to_value() {
         Value::Object(m) => Ok(m),
@@ -236,7 +244,20 @@ impl Loader {
 
     fn keywords(&mut self, node: &Node) -> Keywords {
         let mut kw = Keywords::default();
-        let b = |me: &mut Self, key: &str| node.get(key).and_then(|n| me.ok(bool_node(n)));
+        // A template is rendered for each host when the task runs.
+        let mut templated = Vec::new();
+        for &key in super::FLAG_KEYWORDS {
+            if let Some(NodeKind::Str(t)) = node.get(key).map(|n| &n.kind) {
+                if crate::template::Templar::is_template(t) {
+                    templated.push((key, t.clone()));
+                }
+            }
+        }
+        let b = |me: &mut Self, key: &str| {
+            node.get(key)
+                .filter(|_| !templated.iter().any(|(k, _)| *k == key))
+                .and_then(|n| me.ok(bool_node(n)))
+        };
         let s = |me: &mut Self, key: &str| node.get(key).and_then(|n| me.ok(string_node(n)));
         kw.become_ = b(self, "become");
         kw.no_log = b(self, "no_log");
@@ -254,6 +275,7 @@ impl Loader {
         kw.port = self.int_or_template(node, "port");
         kw.throttle = self.int_or_template(node, "throttle");
         kw.timeout = self.int_or_template(node, "timeout");
+        kw.templated = templated;
         if let Some(env) = node.get("environment") {
             // Names are exported by the shell: one that is not a plain name
             // would be shell text. Templated names are checked at run time.
@@ -734,10 +756,10 @@ impl Loader {
                         None => self.ok(string_node(&value))?,
                     };
                     let static_path = !crate::template::Templar::is_template(&file);
+                    // An include with a loop or a `when` is dynamic, as all
+                    // of Ansible's: a false `when` never loads the file.
                     if short == "import_tasks"
-                        || (static_path
-                            && node.get("loop").is_none()
-                            && node.get("with_items").is_none())
+                        || (static_path && node.get("when").is_none() && !has_loop(node))
                     {
                         if !static_path {
                             self.errors.push(value.error("import_tasks needs a file name without templates; use include_tasks"));

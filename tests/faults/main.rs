@@ -16,5 +16,6 @@ mod keywords;
 mod known_hosts;
 mod output;
 mod redaction;
+mod semantics;
 mod shell;
 mod writes;
