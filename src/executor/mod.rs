@@ -160,10 +160,9 @@ impl PlayCtx<'_> {
         }
         let mut vars = role.vars.clone();
         vars.insert("role_name".into(), Value::from(role.name.clone()));
-        vars.insert(
-            "role_path".into(),
-            Value::from(role.dir.display().to_string()),
-        );
+        // Absolute, as Ansible's: roles build paths from it.
+        let dir = std::path::absolute(&role.dir).unwrap_or_else(|_| role.dir.clone());
+        vars.insert("role_path".into(), Value::from(dir.display().to_string()));
         let layers = RoleLayers {
             role: role.clone(),
             defaults: Arc::new(role.defaults.clone()),
@@ -977,7 +976,7 @@ impl RunCtx<'_> {
             let name = self.templar.render_string(file, &scope).map_err(|e| {
                 InputErrors::from(crate::error::InputError::new(pos.clone(), e.to_string()))
             })?;
-            let path = self.playbook.dir.join(&name);
+            let path = play.dir.join(&name);
             let doc = crate::yaml::load_file(&path)?;
             match doc.to_value() {
                 Value::Object(m) => vars.extend(m),
@@ -1101,13 +1100,19 @@ impl RunCtx<'_> {
         // Shared values, not copied into every host's variables: with
         // hundreds of hosts a list of them per host and task was most of
         // the client's work.
-        let magic = vec![
+        let mut magic = vec![
             ("groups".to_string(), self.groups.clone()),
             ("hostvars".to_string(), self.hostvars.clone()),
             ("ansible_play_hosts".to_string(), ctx.hosts_value.clone()),
             ("play_hosts".to_string(), ctx.hosts_value.clone()),
             ("ansible_play_batch".to_string(), ctx.hosts_value.clone()),
         ];
+        if let Some(t) = task {
+            magic.push((
+                "ansible_search_path".to_string(),
+                crate::template::SearchPath::value(t.search.clone()),
+            ));
+        }
         self.templar.layered(layers, magic)
     }
 

@@ -368,6 +368,7 @@ impl RunCtx<'_> {
             return Ahead::Stop;
         }
         if !task.selected(&self.opts.tags, &self.opts.skip_tags)
+            || runs_a_command_here(task)
             || task.keywords.delegate_to.is_some()
             || task.keywords.no_log.unwrap_or(false)
         {
@@ -436,6 +437,24 @@ impl RunCtx<'_> {
         }
         Ahead::Reads(out)
     }
+}
+
+/// Does rendering `task` run a command on the control machine (a `pipe`
+/// lookup, or a `with_pipe` loop)? Reading ahead would run it twice.
+fn runs_a_command_here(task: &Task) -> bool {
+    fn has_pipe(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains("pipe"),
+            Value::Array(a) => a.iter().any(has_pipe),
+            Value::Object(m) => m.values().any(has_pipe),
+            _ => false,
+        }
+    }
+    let looped = task
+        .loop_
+        .as_ref()
+        .is_some_and(|lp| lp.lookup.as_deref() == Some("pipe") || has_pipe(&lp.items));
+    looped || matches!(&task.action, Action::Module { args, .. } if has_pipe(args))
 }
 
 #[cfg(test)]

@@ -475,7 +475,12 @@ impl RunCtx<'_> {
             }
             let shown = if no_log { "None".to_string() } else { label };
             self.emit_item(task, st, &r, Some(shown), no_log);
+            let stop =
+                !lp.break_when.is_empty() && self.loop_breaks(task, lp, &item_scope, &r.data);
             results.push(Value::Object(r.data));
+            if stop {
+                break;
+            }
         }
         self.finish_loop(task, st, results, changed, failed, all_skipped);
     }
@@ -501,6 +506,26 @@ impl RunCtx<'_> {
             return None;
         }
         Some(r)
+    }
+
+    /// `loop_control.break_when` after an item, with the item's result
+    /// under the task's `register` name (a condition that does not
+    /// evaluate stops the loop too, as Ansible's error would).
+    fn loop_breaks(
+        &self,
+        task: &Task,
+        lp: &crate::playbook::Loop,
+        scope: &Scope,
+        data: &Map,
+    ) -> bool {
+        let mut layer = Map::new();
+        if let Some(name) = &task.register {
+            layer.insert(name.clone(), Value::Object(data.clone()));
+        }
+        let s = scope.with_layer(&self.templar, Arc::new(layer));
+        lp.break_when
+            .iter()
+            .all(|c| self.templar.truthy(c, &s).unwrap_or(true))
     }
 
     /// Count, report and register a loop's results as one.
@@ -645,6 +670,25 @@ impl RunCtx<'_> {
             .templar
             .render_value(&lp.items, scope)
             .map_err(TaskError::Loop)?;
+        if let Some(name) = &lp.lookup {
+            // `with_<lookup>: terms` is `query('<lookup>', *terms)`.
+            let terms = match value {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let mut layer = Map::new();
+            layer.insert("__drover_lookup".into(), Value::from(name.as_str()));
+            layer.insert("__drover_terms".into(), Value::Array(terms));
+            let s = scope.with_layer(&self.templar, Arc::new(layer));
+            return match self
+                .templar
+                .eval("query(__drover_lookup, *__drover_terms)", &s)
+                .map_err(TaskError::Loop)?
+            {
+                Value::Array(items) => Ok(items),
+                other => Err(TaskError::NotAList(other)),
+            };
+        }
         let value = match value {
             // `loop: "{{ x }}"` where x renders to a string holding a list.
             Value::String(s) if s.trim_start().starts_with('[') => {
@@ -999,12 +1043,21 @@ impl RunCtx<'_> {
             Ok(n) => n,
             Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
         };
-        let path = base.join(&name);
-        let path = if path.exists() {
-            path
-        } else {
-            self.playbook.dir.join("vars").join(&name)
-        };
+        // Ansible's search: the role's vars/ (the base of a role's
+        // include_vars), the including file's directory and its vars/, then
+        // the playbook's directory and its vars/.
+        let pb = &self.playbook.dir;
+        let candidates = [
+            base.join(&name),
+            base.join("vars").join(&name),
+            pb.join("vars").join(&name),
+            pb.join(&name),
+        ];
+        let path = candidates
+            .iter()
+            .find(|p| p.is_file())
+            .unwrap_or(&candidates[0])
+            .clone();
         match crate::yaml::load_file(&path).map(|n| n.to_value()) {
             Ok(Value::Object(m)) => {
                 let mut data = Map::new();

@@ -94,7 +94,7 @@ pub fn check(
                 c.dynamic = true;
                 continue;
             }
-            if let Ok(doc) = crate::yaml::load_file(&playbook.dir.join(file)) {
+            if let Ok(doc) = crate::yaml::load_file(&play.dir.join(file)) {
                 if let Value::Object(m) = doc.to_value() {
                     c.known.extend(m.keys().cloned());
                 }

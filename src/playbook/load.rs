@@ -520,6 +520,7 @@ impl Loader {
             hosts,
             vars,
             vars_files,
+            dir: self.playbook_dir.clone(),
             keywords,
             gather_facts,
             serial,
@@ -596,7 +597,36 @@ impl Loader {
         let mut inner = inherit.clone();
         inner.stack.push(path.to_path_buf());
         inner.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        inner.search = self.search_with_file(&inherit.search, &inner.base);
         self.task_list(Some(&doc), &inner)
+    }
+
+    /// The search path of tasks in a file of directory `dir`: as Ansible,
+    /// after the role's directories come the file's own (with `files/` and
+    /// `templates/` beside it, or beside the `tasks/` it is in), then the
+    /// playbook's.
+    fn search_with_file(&self, search: &Arc<Vec<PathBuf>>, dir: &Path) -> Arc<Vec<PathBuf>> {
+        let pb = &self.playbook_dir;
+        let top = if dir.file_name().is_some_and(|n| n == "tasks") {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        if top == pb.as_path() || search.iter().any(|d| d == dir) {
+            return search.clone();
+        }
+        let playbook_own = [pb.join("files"), pb.join("templates"), pb.clone()];
+        let mut out: Vec<PathBuf> = search
+            .iter()
+            .filter(|d| !playbook_own.contains(d))
+            .cloned()
+            .collect();
+        out.extend([top.join("files"), top.join("templates"), dir.to_path_buf()]);
+        if top != dir {
+            out.push(top.to_path_buf());
+        }
+        out.extend(playbook_own);
+        Arc::new(out)
     }
 
     fn task(&mut self, node: &Node, parent: &Inherit) -> Option<Task> {
@@ -898,6 +928,7 @@ impl Loader {
     }
 
     fn task_loop(&mut self, node: &Node) -> Option<Loop> {
+        let mut lookup = None;
         let (items, flatten, dict) =
             if let Some(l) = node.get("loop").or_else(|| node.get("with_list")) {
                 (l.to_value(), false, false)
@@ -905,6 +936,12 @@ impl Loader {
                 (l.to_value(), true, false)
             } else if let Some(l) = node.get("with_dict") {
                 (l.to_value(), false, true)
+            } else if let Some((name, l)) = super::WITH_LOOKUPS
+                .iter()
+                .find_map(|n| node.get(&format!("with_{n}")).map(|l| (n, l)))
+            {
+                lookup = Some(name.to_string());
+                (l.to_value(), false, false)
             } else {
                 return None;
             };
@@ -915,20 +952,25 @@ impl Loader {
             loop_var: "item".into(),
             index_var: None,
             label: None,
+            lookup,
+            break_when: Vec::new(),
         };
         if let Some(lc) = node.get("loop_control") {
             for (k, v) in lc.as_map().unwrap_or(&[]) {
                 let name = k.scalar_string().unwrap_or_default();
                 match name.as_str() {
                     "loop_var" | "index_var" | "label" | "extended_allitems" => {}
+                    "break_when" => {
+                        lp.break_when = self.ok(conditions(v, "break_when")).unwrap_or_default();
+                    }
                     // Their defaults change nothing; anything else would be
                     // silently ignored.
-                    "pause" | "extended" | "break_when"
+                    "pause" | "extended"
                         if matches!(
                             v.kind,
                             NodeKind::Null | NodeKind::Bool(false) | NodeKind::Int(0)
                         ) || v.as_seq().is_some_and(<[Node]>::is_empty) => {}
-                    "pause" | "extended" | "break_when" => self.errors.push(k.error(format!(
+                    "pause" | "extended" => self.errors.push(k.error(format!(
                         "`loop_control.{name}` is not supported by drover yet"
                     ))),
                     _ => self.errors.push(k.error(format!(

@@ -48,8 +48,11 @@ pub struct Play {
     pub hosts: String,
     /// Play variables (`vars`).
     pub vars: Map,
-    /// `vars_files`, relative to the playbook's directory.
+    /// `vars_files`, relative to `dir`.
     pub vars_files: Vec<(String, Pos)>,
+    /// The directory of the playbook file the play is written in (an
+    /// imported playbook's own).
+    pub dir: PathBuf,
     /// Shared task keywords set on the play (become, environment, ...).
     pub keywords: Keywords,
     /// `gather_facts` (default true).
@@ -419,7 +422,27 @@ pub struct Loop {
     pub index_var: Option<String>,
     /// `loop_control.label`.
     pub label: Option<String>,
+    /// `with_<lookup>` (other than items, list, dict): the items are what
+    /// `query('<lookup>', *terms)` returns.
+    pub lookup: Option<String>,
+    /// `loop_control.break_when`: conditions checked after each item, with
+    /// the item's result registered; the loop stops when they hold.
+    pub break_when: Vec<String>,
 }
+
+/// The `with_<lookup>` loops drover runs through its lookup plugins.
+pub const WITH_LOOKUPS: &[&str] = &[
+    "first_found",
+    "fileglob",
+    "sequence",
+    "together",
+    "nested",
+    "indexed_items",
+    "file",
+    "template",
+    "pipe",
+    "env",
+];
 
 /// `meta:` actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -202,3 +202,118 @@ fn templated_keyword_values_are_rendered_per_host_as_booleans() {
     assert_ne!(run.code, 0, "{}", run.all());
     assert!(run.all().contains("ignore_errors"), "{}", run.all());
 }
+
+#[test]
+fn files_are_found_along_ansibles_search_path() {
+    let l = Local::new();
+    l.write("roles/r/files/in-role.txt", "role file\n");
+    l.write("roles/r/templates/t.j2", "role template {{ who }}\n");
+    l.write("roles/r/vars/Debian.yml", "os_var: from-role-vars\n");
+    l.write(
+        "roles/r/tasks/main.yml",
+        r#"- include_vars: "{{ item }}"
+  with_first_found:
+    - "Nope.yml"
+    - "Debian.yml"
+- include_tasks: sub/more.yml
+- copy:
+    dest: "@D@/role-out"
+    content: "{{ lookup('file', 'in-role.txt') }}|{{ lookup('template', 't.j2') | trim }}|{{ os_var }}|{{ role_path is abs }}\n"
+"#,
+    );
+    l.write(
+        "roles/r/tasks/sub/more.yml",
+        "- copy: {dest: \"@D@/sub-out\", content: \"from sub\\n\"}\n",
+    );
+    l.write("sub/files/next-to-include.txt", "beside the file\n");
+    l.write(
+        "sub/tasks/inc.yml",
+        "- copy: {src: next-to-include.txt, dest: \"@D@/inc-out\"}\n",
+    );
+    l.write("sub/vars.yml", "imported_var: sub-dir\n");
+    l.write(
+        "sub/play.yml",
+        "- hosts: all\n  gather_facts: false\n  vars_files: [vars.yml]\n  tasks:\n    - copy: {dest: \"@D@/imp-out\", content: \"{{ imported_var }}\\n\"}\n",
+    );
+    let pb = l.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  vars: {who: me}
+  roles: [r]
+  tasks:
+    - include_tasks: sub/tasks/inc.yml
+- import_playbook: sub/play.yml
+"#,
+    );
+    l.ok(&pb, &[]);
+    assert_eq!(
+        l.read("role-out"),
+        "role file|role template me|from-role-vars|True\n"
+    );
+    assert_eq!(l.read("sub-out"), "from sub\n");
+    assert_eq!(l.read("inc-out"), "beside the file\n");
+    assert_eq!(l.read("imp-out"), "sub-dir\n");
+}
+
+#[test]
+fn lookup_loops_follow_ansible() {
+    let l = Local::new();
+    l.write("files/a.conf", "A");
+    l.write("files/b.conf", "B");
+    l.write("files/c.txt", "C");
+    let pb = l.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  vars:
+    xs: [1, 2, 3]
+    ys: [a, b]
+  tasks:
+    - set_fact: {seq: [], tog: [], globbed: [], nest: [], stopped: []}
+    - set_fact: {seq: "{{ seq + [item] }}"}
+      with_sequence: start=1 end=9 stride=3 format=n%02d
+    - set_fact: {seq: "{{ seq + [item] }}"}
+      with_sequence: count=2
+    - set_fact: {seq: "{{ seq + [item] }}"}
+      with_sequence: start=10 end=6 stride=-2
+    - set_fact: {tog: "{{ tog + [item] }}"}
+      with_together: ["{{ xs }}", "{{ ys }}"]
+    - set_fact: {globbed: "{{ globbed + [item | basename] }}"}
+      with_fileglob: ["*.conf"]
+    - set_fact: {nest: "{{ nest + [item | join('')] }}"}
+      with_nested: [[x, y], [1, 2]]
+    - command: echo {{ item }}
+      register: echoed
+      loop: [1, 2, 3, 4]
+      loop_control:
+        break_when: echoed.stdout == '2'
+    - set_fact:
+        found: "{{ lookup('first_found', {'files': ['missing.conf', 'b.conf'], 'paths': ['@D@/files']}) | basename }}"
+        nothing: "{{ query('first_found', 'missing.conf', skip=True) }}"
+        piped: "{{ lookup('pipe', 'echo one; echo two') }}"
+        globs: "{{ lookup('fileglob', 'files/*.conf') | split(',') | map('basename') | list }}"
+    - copy:
+        dest: "@D@/out"
+        content: |
+          {{ seq | join(',') }}
+          {{ tog | to_json }}
+          {{ globbed | join(',') }}
+          {{ nest | join(',') }}
+          {{ echoed.results | length }}
+          {{ found }} {{ nothing | length }} {{ piped | replace('\n', '/') }}
+          {{ globs | join(',') }}
+"#,
+    );
+    l.ok(&pb, &[]);
+    assert_eq!(
+        l.read("out"),
+        "n01,n04,n07,1,2,10,8,6\n\
+         [[1, \"a\"], [2, \"b\"], [3, null]]\n\
+         a.conf,b.conf\n\
+         x1,x2,y1,y2\n\
+         2\n\
+         b.conf 0 one/two\n\
+         a.conf,b.conf\n"
+    );
+}
