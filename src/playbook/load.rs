@@ -133,6 +133,33 @@ fn conditions(node: &Node, what: &str) -> Result<Vec<String>, InputError> {
     }
 }
 
+/// Give `task` (and the tasks under it) the tags and conditions of the
+/// `import_playbook` that brought it.
+fn imported_by(task: &mut Task, tags: &[String], when: &[String]) {
+    for t in tags {
+        if !task.tags.contains(t) {
+            task.tags.push(t.clone());
+        }
+    }
+    if !when.is_empty() {
+        task.when.splice(0..0, when.iter().cloned());
+    }
+    if let Action::Block {
+        block,
+        rescue,
+        always,
+    } = &mut task.action
+    {
+        for t in block
+            .iter_mut()
+            .chain(rescue.iter_mut())
+            .chain(always.iter_mut())
+        {
+            imported_by(t, tags, when);
+        }
+    }
+}
+
 /// Does the task loop (`loop` or any `with_*`)?
 fn has_loop(node: &Node) -> bool {
     node.as_map().unwrap_or(&[]).iter().any(|(k, _)| {
@@ -340,12 +367,21 @@ impl Loader {
                 self.errors.push(k.error(format!(
                     "'{name}' is not a valid attribute for an import_playbook"
                 )));
-            } else if ["vars", "tags", "when"].contains(&name.as_str()) {
-                self.errors.push(k.error(format!(
-                    "`{name}` on import_playbook is not supported by drover yet"
-                )));
             }
         }
+        let vars = item
+            .get("vars")
+            .and_then(|n| self.ok(map_node(n, "vars")))
+            .unwrap_or_default();
+        let tags = item
+            .get("tags")
+            .and_then(|n| self.ok(tags_of(n)))
+            .unwrap_or_default();
+        let when = item
+            .get("when")
+            .and_then(|n| self.ok(conditions(n, "when")))
+            .unwrap_or_default();
+        let first = plays.len();
         let Some(file) = self.ok(string_node(imp)) else {
             return;
         };
@@ -371,6 +407,19 @@ impl Loader {
         self.plays(&root, plays, stack);
         stack.pop();
         self.playbook_dir = outer;
+        // As Ansible: the import's vars override the plays' own, its tags
+        // and `when` reach every task of the imported plays.
+        for play in &mut plays[first..] {
+            play.vars.extend(vars.clone());
+            for t in play
+                .pre_tasks
+                .iter_mut()
+                .chain(play.tasks.iter_mut())
+                .chain(play.post_tasks.iter_mut())
+            {
+                imported_by(t, &tags, &when);
+            }
+        }
     }
 
     fn play(&mut self, node: &Node) -> Option<Play> {

@@ -317,3 +317,41 @@ fn lookup_loops_follow_ansible() {
          a.conf,b.conf\n"
     );
 }
+
+#[test]
+fn import_playbook_takes_vars_tags_and_when() {
+    let l = Local::new();
+    l.write(
+        "sub/one.yml",
+        r#"- hosts: all
+  gather_facts: false
+  vars: {greeting: own}
+  tasks:
+    - copy: {dest: "@D@/one-{{ greeting }}", content: "x\n"}
+    - copy: {dest: "@D@/one-untagged", content: "x\n"}
+      tags: [other]
+"#,
+    );
+    l.write(
+        "sub/two.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {dest: \"@D@/two\", content: \"x\\n\"}\n",
+    );
+    let pb = l.write(
+        "pb.yml",
+        r#"- import_playbook: sub/one.yml
+  vars: {greeting: imported}
+  tags: [mine]
+- import_playbook: sub/two.yml
+  when: greeting is not defined and false
+"#,
+    );
+    l.ok(&pb, &["--tags", "mine"]);
+    assert!(l.path("one-imported").exists());
+    assert!(
+        l.path("one-untagged").exists(),
+        "the import's tag reaches every task"
+    );
+    assert!(!l.path("one-own").exists());
+    l.ok(&pb, &[]);
+    assert!(!l.path("two").exists(), "the import's when skips its tasks");
+}
