@@ -9,7 +9,7 @@ mod readahead;
 mod task;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,10 +185,9 @@ impl PlayCtx<'_> {
         let mut vars = role.vars.clone();
         vars.insert("role_name".into(), Value::from(role.name.clone()));
         vars.insert("ansible_role_name".into(), Value::from(role.name.clone()));
-        vars.insert(
-            "role_path".into(),
-            Value::from(role.dir.display().to_string()),
-        );
+        // Absolute, as Ansible's: roles build paths from it.
+        let dir = std::path::absolute(&role.dir).unwrap_or_else(|_| role.dir.clone());
+        vars.insert("role_path".into(), Value::from(dir.display().to_string()));
         let layers = RoleLayers {
             role: role.clone(),
             defaults: Arc::new(role.defaults.clone()),
@@ -776,30 +775,81 @@ impl<'a> Runner<'a> {
         let Action::IncludeTasks { file, base, .. } = &task.action else {
             return;
         };
-        // Each host may include a different file; group hosts by the file.
-        let mut groups: IndexMap<PathBuf, Vec<HostId>> = IndexMap::new();
+        // Each host may include a different file, once per loop item;
+        // group hosts by the file and the loop's variables, in the order
+        // they first appear (as Ansible's included files).
+        type Group = (Vec<(String, Value)>, Vec<HostId>);
+        let mut groups: IndexMap<(PathBuf, String), Group> = IndexMap::new();
         for &h in hosts {
             let scope = self
                 .cx
                 .host_scope(ctx, &self.hosts[h], Some(task), Vec::new());
-            let when = task.when.iter().try_fold(true, |acc, c| {
-                self.cx.templar.truthy(c, &scope).map(|b| acc && b)
-            });
-            let file = match when {
-                Ok(false) => continue,
-                Ok(true) => self.cx.templar.render_string(file, &scope),
-                Err(e) => Err(e),
+            let item_vars: Vec<Vec<(String, Value)>> = match &task.loop_ {
+                None => vec![Vec::new()],
+                Some(lp) => match self.cx.loop_items(lp, &scope) {
+                    Ok(items) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let mut extra = vec![(lp.loop_var.clone(), item)];
+                            if let Some(iv) = &lp.index_var {
+                                extra.push((iv.clone(), Value::from(i)));
+                            }
+                            extra.push((
+                                "ansible_loop_var".into(),
+                                Value::from(lp.loop_var.clone()),
+                            ));
+                            extra
+                        })
+                        .collect(),
+                    Err(e) => {
+                        // The loop's error counts only when `when` holds.
+                        match self.cx.conditions_hold(task, &scope) {
+                            Ok(false) => {}
+                            Ok(true) => {
+                                let msg = format!("{}: {e}", task.pos);
+                                self.cx.fail_host(&mut self.hosts[h], msg);
+                            }
+                            Err(c) => self.cx.fail_host(&mut self.hosts[h], c.to_string()),
+                        }
+                        continue;
+                    }
+                },
             };
-            match file {
-                Ok(name) => groups.entry(base.join(name)).or_default().push(h),
-                Err(e) => {
-                    let msg = format!("{}: {e}", task.pos);
-                    self.cx.fail_host(&mut self.hosts[h], msg);
+            for extra in item_vars {
+                let scope = self
+                    .cx
+                    .host_scope(ctx, &self.hosts[h], Some(task), extra.clone());
+                let file = match self.cx.conditions_hold(task, &scope) {
+                    Ok(false) => continue,
+                    Ok(true) => self
+                        .cx
+                        .templar
+                        .render_string(file, &scope)
+                        .map_err(|e| format!("{}: {e}", task.pos)),
+                    Err(e) => Err(e.to_string()),
+                };
+                match file {
+                    Ok(name) => {
+                        let path = include_path(task, base, &name, &self.cx.playbook.dir);
+                        let key = serde_json::to_string(&extra).unwrap_or_default();
+                        groups
+                            .entry((path, key))
+                            .or_insert_with(|| (extra, Vec::new()))
+                            .1
+                            .push(h);
+                    }
+                    Err(msg) => {
+                        self.cx.fail_host(&mut self.hosts[h], msg);
+                    }
                 }
             }
         }
-        for (path, group) in groups {
-            match crate::playbook::load_included(&path, task, &self.cx.playbook.dir) {
+        for ((path, _), (extra, group)) in groups {
+            // The loop's variables reach every task of the file.
+            let mut parent = task.clone();
+            parent.vars.extend(extra);
+            match crate::playbook::load_included(&path, &parent, &self.cx.playbook.dir) {
                 Ok(tasks) => {
                     // The include's own `when` was evaluated above.
                     let tasks: Vec<Task> = tasks
@@ -1030,7 +1080,7 @@ impl RunCtx<'_> {
             let name = self.templar.render_string(file, &scope).map_err(|e| {
                 InputErrors::from(crate::error::InputError::new(pos.clone(), e.to_string()))
             })?;
-            let path = self.playbook.dir.join(&name);
+            let path = play.dir.join(&name);
             let doc = crate::yaml::load_file(&path)?;
             match doc.to_value() {
                 Value::Object(m) => vars.extend(m),
@@ -1162,7 +1212,7 @@ impl RunCtx<'_> {
         // Shared values, not copied into every host's variables: with
         // hundreds of hosts a list of them per host and task was most of
         // the client's work.
-        let magic = vec![
+        let mut magic = vec![
             ("groups".to_string(), self.groups.clone()),
             ("hostvars".to_string(), self.hostvars.clone()),
             ("ansible_play_hosts".to_string(), ctx.hosts_value.clone()),
@@ -1173,6 +1223,12 @@ impl RunCtx<'_> {
             ("play_hosts".to_string(), ctx.hosts_value.clone()),
             ("ansible_play_batch".to_string(), ctx.hosts_value.clone()),
         ];
+        if let Some(t) = task {
+            magic.push((
+                "ansible_search_path".to_string(),
+                crate::template::SearchPath::value(t.search.clone()),
+            ));
+        }
         self.templar.layered(layers, magic)
     }
 
@@ -1330,6 +1386,22 @@ fn handler_names(handler: &Task) -> Vec<String> {
         }
     }
     names
+}
+
+/// Where an `include_tasks` file is, as Ansible looks for it: in the
+/// role's `tasks/`, next to the including file, then in the playbook's
+/// directory. A name found nowhere stays next to the including file, so
+/// that the error names the place Ansible would name.
+fn include_path(task: &Task, base: &Path, name: &str, playbook_dir: &Path) -> PathBuf {
+    let candidates = task
+        .role
+        .iter()
+        .map(|r| r.dir.join("tasks").join(name))
+        .chain([base.join(name), playbook_dir.join(name)]);
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| base.join(name))
 }
 
 /// Tasks loaded by an include carry the include's `when` first; it has been

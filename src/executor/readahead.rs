@@ -428,12 +428,26 @@ impl RunCtx<'_> {
                 _ => Ahead::Stop,
             };
         };
+        let resolved;
+        let task = if task.keywords.templated.is_empty() {
+            task
+        } else {
+            let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+            match self.resolve_keywords(task, &scope) {
+                Ok(t) => {
+                    resolved = t.into_owned();
+                    &resolved
+                }
+                Err(_) => return Ahead::Stop,
+            }
+        };
         if task.keywords.own_connection() {
             // Its own login (remote_user, port, connection): reads made
             // over the host's usual connection may not be what it sees.
             return Ahead::Stop;
         }
         if !task.selected(&self.opts.tags, &self.opts.skip_tags)
+            || runs_a_command_here(task)
             || task.keywords.delegate_to.is_some()
             || task.keywords.no_log.unwrap_or(false)
         {
@@ -508,6 +522,24 @@ impl RunCtx<'_> {
         }
         Ahead::Reads(out)
     }
+}
+
+/// Does rendering `task` run a command on the control machine (a `pipe`
+/// lookup, or a `with_pipe` loop)? Reading ahead would run it twice.
+fn runs_a_command_here(task: &Task) -> bool {
+    fn has_pipe(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains("pipe"),
+            Value::Array(a) => a.iter().any(has_pipe),
+            Value::Object(m) => m.values().any(has_pipe),
+            _ => false,
+        }
+    }
+    let looped = task
+        .loop_
+        .as_ref()
+        .is_some_and(|lp| lp.lookup.as_deref() == Some("pipe") || has_pipe(&lp.items));
+    looped || matches!(&task.action, Action::Module { args, .. } if has_pipe(args))
 }
 
 #[cfg(test)]

@@ -52,6 +52,14 @@ pub(super) enum TaskError {
     /// `environment` did not render.
     #[error("environment: {0}")]
     Env(TemplateError),
+    /// A templated boolean keyword did not render to a boolean.
+    #[error("{keyword}: {msg}")]
+    Keyword {
+        /// The keyword.
+        keyword: &'static str,
+        /// What went wrong.
+        msg: String,
+    },
 }
 
 const NO_LOG_MSG: &str =
@@ -243,7 +251,21 @@ impl Runner<'_> {
         hosts: &[HostId],
         handler: bool,
     ) {
-        let run_once = task.keywords.run_once.unwrap_or(false);
+        // Keywords that decide for all hosts at once are rendered with the
+        // first host's variables.
+        let first_scope = hosts
+            .first()
+            .filter(|_| !task.keywords.templated.is_empty())
+            .map(|&h| {
+                self.cx
+                    .host_scope(ctx, &self.hosts[h], Some(task), Vec::new())
+            });
+        let flag = |k: &'static str| match &first_scope {
+            Some(scope) => self.cx.keyword_flag(task, k, scope).ok().flatten(),
+            None => task.keywords.flag(k),
+        };
+        let run_once = flag("run_once").unwrap_or(false);
+        let any_errors_fatal = flag("any_errors_fatal");
         let targets: Vec<HostId> = if run_once {
             hosts.iter().take(1).copied().collect()
         } else {
@@ -293,10 +315,7 @@ impl Runner<'_> {
             }
         }
         self.task_done();
-        let fatal = task
-            .keywords
-            .any_errors_fatal
-            .unwrap_or(ctx.play.any_errors_fatal);
+        let fatal = any_errors_fatal.unwrap_or(ctx.play.any_errors_fatal);
         if any_failed && fatal {
             self.end_play(&ctx.hosts);
         }
@@ -398,8 +417,21 @@ impl RunCtx<'_> {
     }
 
     async fn run_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, st: &mut HostState) {
-        let no_log = task.keywords.no_log.unwrap_or(false);
         let scope = self.host_scope(ctx, st, Some(task), Vec::new());
+        let task = match self.resolve_keywords(task, &scope) {
+            Ok(t) => t,
+            Err(e) => {
+                let r = ItemResult::failed(format!(
+                    "task '{}' at {}: {e}",
+                    task.display_name(),
+                    task.pos
+                ));
+                self.record(task, st, &r, None, false);
+                return;
+            }
+        };
+        let task = &*task;
+        let no_log = task.keywords.no_log.unwrap_or(false);
         let Some(lp) = &task.loop_ else {
             let Some(result) = self.attempt(ctx, task, st, &scope).await else {
                 return;
@@ -415,8 +447,17 @@ impl RunCtx<'_> {
         let items = match self.loop_items(lp, &scope) {
             Ok(items) => items,
             Err(e) => {
-                let r = ItemResult::failed(e.to_string());
+                // As Ansible: a loop that does not render is only an error
+                // once the task's `when` (without the loop variable) holds.
+                let r = match self.conditions_hold(task, &scope) {
+                    Ok(false) => ItemResult::skipped("Conditional result was False"),
+                    Err(c) => ItemResult::failed(c.to_string()),
+                    Ok(true) => ItemResult::failed(e.to_string()),
+                };
                 self.record(task, st, &r, None, no_log);
+                if r.status == Status::Skipped {
+                    self.register(task, st, Value::Object(r.data), None);
+                }
                 return;
             }
         };
@@ -453,7 +494,12 @@ impl RunCtx<'_> {
             }
             let shown = if no_log { "None".to_string() } else { label };
             self.emit_item(task, st, &r, Some(shown), no_log);
+            let stop =
+                !lp.break_when.is_empty() && self.loop_breaks(task, lp, &item_scope, &r.data);
             results.push(Value::Object(r.data));
+            if stop {
+                break;
+            }
         }
         self.finish_loop(task, st, results, changed, failed, all_skipped);
     }
@@ -479,6 +525,26 @@ impl RunCtx<'_> {
             return None;
         }
         Some(r)
+    }
+
+    /// `loop_control.break_when` after an item, with the item's result
+    /// under the task's `register` name (a condition that does not
+    /// evaluate stops the loop too, as Ansible's error would).
+    fn loop_breaks(
+        &self,
+        task: &Task,
+        lp: &crate::playbook::Loop,
+        scope: &Scope,
+        data: &Map,
+    ) -> bool {
+        let mut layer = Map::new();
+        if let Some(name) = &task.register {
+            layer.insert(name.clone(), Value::Object(data.clone()));
+        }
+        let s = scope.with_layer(&self.templar, Arc::new(layer));
+        lp.break_when
+            .iter()
+            .all(|c| self.templar.truthy(c, &s).unwrap_or(true))
     }
 
     /// Count, report and register a loop's results as one.
@@ -550,6 +616,52 @@ impl RunCtx<'_> {
         self.register(task, st, Value::Object(agg), None);
     }
 
+    /// A boolean keyword of `task` on the host of `scope`: its template
+    /// rendered and read as Ansible's `boolean()`, or its literal value.
+    pub(super) fn keyword_flag(
+        &self,
+        task: &Task,
+        keyword: &'static str,
+        scope: &Scope,
+    ) -> Result<Option<bool>, TaskError> {
+        let Some((_, t)) = task.keywords.templated.iter().find(|(k, _)| *k == keyword) else {
+            return Ok(task.keywords.flag(keyword));
+        };
+        let v = self
+            .templar
+            .render_value(&Value::from(t.as_str()), scope)
+            .map_err(|e| TaskError::Keyword {
+                keyword,
+                msg: e.to_string(),
+            })?;
+        crate::playbook::to_flag(&v)
+            .map(Some)
+            .ok_or_else(|| TaskError::Keyword {
+                keyword,
+                msg: format!("the value {v} is not a valid boolean"),
+            })
+    }
+
+    /// `task` with its templated boolean keywords rendered for the host of
+    /// `scope` (borrowed as it is when it has none).
+    pub(super) fn resolve_keywords<'t>(
+        &self,
+        task: &'t Task,
+        scope: &Scope,
+    ) -> Result<std::borrow::Cow<'t, Task>, TaskError> {
+        if task.keywords.templated.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(task));
+        }
+        let mut owned = task.clone();
+        for (k, _) in &task.keywords.templated {
+            if let Some(b) = self.keyword_flag(task, k, scope)? {
+                owned.keywords.set_flag(k, b);
+            }
+        }
+        owned.keywords.templated.clear();
+        Ok(std::borrow::Cow::Owned(owned))
+    }
+
     pub(super) fn conditions_hold(&self, task: &Task, scope: &Scope) -> Result<bool, TaskError> {
         for c in &task.when {
             match self.templar.truthy(c, scope) {
@@ -577,6 +689,25 @@ impl RunCtx<'_> {
             .templar
             .render_value(&lp.items, scope)
             .map_err(TaskError::Loop)?;
+        if let Some(name) = &lp.lookup {
+            // `with_<lookup>: terms` is `query('<lookup>', *terms)`.
+            let terms = match value {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let mut layer = Map::new();
+            layer.insert("__drover_lookup".into(), Value::from(name.as_str()));
+            layer.insert("__drover_terms".into(), Value::Array(terms));
+            let s = scope.with_layer(&self.templar, Arc::new(layer));
+            return match self
+                .templar
+                .eval("query(__drover_lookup, *__drover_terms)", &s)
+                .map_err(TaskError::Loop)?
+            {
+                Value::Array(items) => Ok(items),
+                other => Err(TaskError::NotAList(other)),
+            };
+        }
         let value = match value {
             // `loop: "{{ x }}"` where x renders to a string holding a list.
             Value::String(s) if s.trim_start().starts_with('[') => {
@@ -955,12 +1086,21 @@ impl RunCtx<'_> {
             Ok(n) => n,
             Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
         };
-        let path = base.join(&name);
-        let path = if path.exists() {
-            path
-        } else {
-            self.playbook.dir.join("vars").join(&name)
-        };
+        // Ansible's search: the role's vars/ (the base of a role's
+        // include_vars), the including file's directory and its vars/, then
+        // the playbook's directory and its vars/.
+        let pb = &self.playbook.dir;
+        let candidates = [
+            base.join(&name),
+            base.join("vars").join(&name),
+            pb.join("vars").join(&name),
+            pb.join(&name),
+        ];
+        let path = candidates
+            .iter()
+            .find(|p| p.is_file())
+            .unwrap_or(&candidates[0])
+            .clone();
         match crate::yaml::load_file(&path).map(|n| n.to_value()) {
             Ok(Value::Object(m)) => {
                 let mut data = Map::new();

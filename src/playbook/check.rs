@@ -94,7 +94,7 @@ pub fn check(
                 c.dynamic = true;
                 continue;
             }
-            if let Ok(doc) = crate::yaml::load_file(&playbook.dir.join(file)) {
+            if let Ok(doc) = crate::yaml::load_file(&play.dir.join(file)) {
                 if let Value::Object(m) = doc.to_value() {
                     c.known.extend(m.keys().cloned());
                 }
@@ -198,7 +198,9 @@ impl Checker<'_> {
             }
             Action::Meta(_) => {}
         }
-        if let Some(lp) = &task.loop_ {
+        // Ansible evaluates `when` before the loop: a loop over something
+        // undefined is no error when the task is skipped.
+        if let Some(lp) = task.loop_.as_ref().filter(|_| task.when.is_empty()) {
             collect_strings(&lp.items, &mut strings);
         }
         // Keywords rendered at run time.

@@ -259,6 +259,16 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("with_items", T, Yes, false),
     kw("with_list", T, Yes, false),
     kw("with_dict", T, Yes, false),
+    kw("with_first_found", T, Yes, false),
+    kw("with_fileglob", T, Yes, false),
+    kw("with_sequence", T, Yes, false),
+    kw("with_together", T, Yes, false),
+    kw("with_nested", T, Yes, false),
+    kw("with_indexed_items", T, Yes, false),
+    kw("with_file", T, Yes, false),
+    kw("with_template", T, Yes, false),
+    kw("with_pipe", T, Yes, false),
+    kw("with_env", T, Yes, false),
     kw(
         "async",
         T,
@@ -279,7 +289,7 @@ pub static KEYWORDS: &[Keyword] = &[
 const WITH_LOOKUP: Keyword = kw(
     "with_",
     T,
-    No("use `loop` with a list, or with_items, with_list or with_dict"),
+    No("use `loop` with a list, or with_items, with_list, with_dict, with_first_found, with_fileglob, with_sequence, with_together, with_nested, with_indexed_items, with_file, with_template, with_pipe or with_env"),
     false,
 );
 
@@ -349,10 +359,10 @@ mod tests {
             find("with_items").map(|k| k.support),
             Some(Support::Implemented)
         );
-        let k = find("with_fileglob").expect("a loop keyword");
-        let msg = refusal(&k, "with_fileglob", None).expect("refused");
+        let k = find("with_subelements").expect("a loop keyword");
+        let msg = refusal(&k, "with_subelements", None).expect("refused");
         assert!(
-            msg.starts_with("`with_fileglob` is not supported by drover yet"),
+            msg.starts_with("`with_subelements` is not supported by drover yet"),
             "{msg}"
         );
         assert!(find("copy").is_none());

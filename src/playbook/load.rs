@@ -140,6 +140,41 @@ fn conditions(node: &Node, what: &str) -> Result<Vec<String>, InputError> {
     }
 }
 
+/// Give `task` (and the tasks under it) the tags and conditions of the
+/// `import_playbook` that brought it.
+fn imported_by(task: &mut Task, tags: &[String], when: &[String]) {
+    for t in tags {
+        if !task.tags.contains(t) {
+            task.tags.push(t.clone());
+        }
+    }
+    if !when.is_empty() {
+        task.when.splice(0..0, when.iter().cloned());
+    }
+    if let Action::Block {
+        block,
+        rescue,
+        always,
+    } = &mut task.action
+    {
+        for t in block
+            .iter_mut()
+            .chain(rescue.iter_mut())
+            .chain(always.iter_mut())
+        {
+            imported_by(t, tags, when);
+        }
+    }
+}
+
+/// Does the task loop (`loop` or any `with_*`)?
+fn has_loop(node: &Node) -> bool {
+    node.as_map().unwrap_or(&[]).iter().any(|(k, _)| {
+        k.key_str()
+            .is_some_and(|k| k == "loop" || k.starts_with("with_"))
+    })
+}
+
 fn map_node(node: &Node, what: &str) -> Result<Map, InputError> {
     match node.to_value() {
         Value::Object(m) => Ok(m),
@@ -243,7 +278,20 @@ impl Loader {
 
     fn keywords(&mut self, node: &Node) -> Keywords {
         let mut kw = Keywords::default();
-        let b = |me: &mut Self, key: &str| node.get(key).and_then(|n| me.ok(bool_node(n)));
+        // A template is rendered for each host when the task runs.
+        let mut templated = Vec::new();
+        for &key in super::FLAG_KEYWORDS {
+            if let Some(NodeKind::Str(t)) = node.get(key).map(|n| &n.kind) {
+                if crate::template::Templar::is_template(t) {
+                    templated.push((key, t.clone()));
+                }
+            }
+        }
+        let b = |me: &mut Self, key: &str| {
+            node.get(key)
+                .filter(|_| !templated.iter().any(|(k, _)| *k == key))
+                .and_then(|n| me.ok(bool_node(n)))
+        };
         let s = |me: &mut Self, key: &str| node.get(key).and_then(|n| me.ok(string_node(n)));
         kw.become_ = b(self, "become");
         kw.no_log = b(self, "no_log");
@@ -261,6 +309,7 @@ impl Loader {
         kw.port = self.int_or_template(node, "port");
         kw.throttle = self.int_or_template(node, "throttle");
         kw.timeout = self.int_or_template(node, "timeout");
+        kw.templated = templated;
         if let Some(env) = node.get("environment") {
             // Names are exported by the shell: one that is not a plain name
             // would be shell text. Templated names are checked at run time.
@@ -325,12 +374,21 @@ impl Loader {
                 self.errors.push(k.error(format!(
                     "'{name}' is not a valid attribute for an import_playbook"
                 )));
-            } else if ["vars", "tags", "when"].contains(&name.as_str()) {
-                self.errors.push(k.error(format!(
-                    "`{name}` on import_playbook is not supported by drover yet"
-                )));
             }
         }
+        let vars = item
+            .get("vars")
+            .and_then(|n| self.ok(map_node(n, "vars")))
+            .unwrap_or_default();
+        let tags = item
+            .get("tags")
+            .and_then(|n| self.ok(tags_of(n)))
+            .unwrap_or_default();
+        let when = item
+            .get("when")
+            .and_then(|n| self.ok(conditions(n, "when")))
+            .unwrap_or_default();
+        let first = plays.len();
         let Some(file) = self.ok(string_node(imp)) else {
             return;
         };
@@ -356,6 +414,19 @@ impl Loader {
         self.plays(&root, plays, stack);
         stack.pop();
         self.playbook_dir = outer;
+        // As Ansible: the import's vars override the plays' own, its tags
+        // and `when` reach every task of the imported plays.
+        for play in &mut plays[first..] {
+            play.vars.extend(vars.clone());
+            for t in play
+                .pre_tasks
+                .iter_mut()
+                .chain(play.tasks.iter_mut())
+                .chain(play.post_tasks.iter_mut())
+            {
+                imported_by(t, &tags, &when);
+            }
+        }
     }
 
     fn play(&mut self, node: &Node) -> Option<Play> {
@@ -512,6 +583,7 @@ impl Loader {
             tags: inherit.tags.clone(),
             vars,
             vars_files,
+            dir: self.playbook_dir.clone(),
             keywords,
             gather_facts,
             serial,
@@ -588,7 +660,36 @@ impl Loader {
         let mut inner = inherit.clone();
         inner.stack.push(path.to_path_buf());
         inner.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        inner.search = self.search_with_file(&inherit.search, &inner.base);
         self.task_list(Some(&doc), &inner)
+    }
+
+    /// The search path of tasks in a file of directory `dir`: as Ansible,
+    /// after the role's directories come the file's own (with `files/` and
+    /// `templates/` beside it, or beside the `tasks/` it is in), then the
+    /// playbook's.
+    fn search_with_file(&self, search: &Arc<Vec<PathBuf>>, dir: &Path) -> Arc<Vec<PathBuf>> {
+        let pb = &self.playbook_dir;
+        let top = if dir.file_name().is_some_and(|n| n == "tasks") {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        if top == pb.as_path() || search.iter().any(|d| d == dir) {
+            return search.clone();
+        }
+        let playbook_own = [pb.join("files"), pb.join("templates"), pb.clone()];
+        let mut out: Vec<PathBuf> = search
+            .iter()
+            .filter(|d| !playbook_own.contains(d))
+            .cloned()
+            .collect();
+        out.extend([top.join("files"), top.join("templates"), dir.to_path_buf()]);
+        if top != dir {
+            out.push(top.to_path_buf());
+        }
+        out.extend(playbook_own);
+        Arc::new(out)
     }
 
     fn task(&mut self, node: &Node, parent: &Inherit) -> Option<Task> {
@@ -748,10 +849,10 @@ impl Loader {
                         None => self.ok(string_node(&value))?,
                     };
                     let static_path = !crate::template::Templar::is_template(&file);
+                    // An include with a loop or a `when` is dynamic, as all
+                    // of Ansible's: a false `when` never loads the file.
                     if short == "import_tasks"
-                        || (static_path
-                            && node.get("loop").is_none()
-                            && node.get("with_items").is_none())
+                        || (static_path && node.get("when").is_none() && !has_loop(node))
                     {
                         if !static_path {
                             self.errors.push(value.error("import_tasks needs a file name without templates; use include_tasks"));
@@ -903,6 +1004,7 @@ impl Loader {
     }
 
     fn task_loop(&mut self, node: &Node) -> Option<Loop> {
+        let mut lookup = None;
         let (items, flatten, dict) =
             if let Some(l) = node.get("loop").or_else(|| node.get("with_list")) {
                 (l.to_value(), false, false)
@@ -910,6 +1012,12 @@ impl Loader {
                 (l.to_value(), true, false)
             } else if let Some(l) = node.get("with_dict") {
                 (l.to_value(), false, true)
+            } else if let Some((name, l)) = super::WITH_LOOKUPS
+                .iter()
+                .find_map(|n| node.get(&format!("with_{n}")).map(|l| (n, l)))
+            {
+                lookup = Some(name.to_string());
+                (l.to_value(), false, false)
             } else {
                 return None;
             };
@@ -920,20 +1028,25 @@ impl Loader {
             loop_var: "item".into(),
             index_var: None,
             label: None,
+            lookup,
+            break_when: Vec::new(),
         };
         if let Some(lc) = node.get("loop_control") {
             for (k, v) in lc.as_map().unwrap_or(&[]) {
                 let name = k.scalar_string().unwrap_or_default();
                 match name.as_str() {
                     "loop_var" | "index_var" | "label" | "extended_allitems" => {}
+                    "break_when" => {
+                        lp.break_when = self.ok(conditions(v, "break_when")).unwrap_or_default();
+                    }
                     // Their defaults change nothing; anything else would be
                     // silently ignored.
-                    "pause" | "extended" | "break_when"
+                    "pause" | "extended"
                         if matches!(
                             v.kind,
                             NodeKind::Null | NodeKind::Bool(false) | NodeKind::Int(0)
                         ) || v.as_seq().is_some_and(<[Node]>::is_empty) => {}
-                    "pause" | "extended" | "break_when" => self.errors.push(k.error(format!(
+                    "pause" | "extended" => self.errors.push(k.error(format!(
                         "`loop_control.{name}` is not supported by drover yet"
                     ))),
                     _ => self.errors.push(k.error(format!(

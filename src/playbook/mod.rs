@@ -50,8 +50,11 @@ pub struct Play {
     pub tags: Vec<String>,
     /// Play variables (`vars`).
     pub vars: Map,
-    /// `vars_files`, relative to the playbook's directory.
+    /// `vars_files`, relative to `dir`.
     pub vars_files: Vec<(String, Pos)>,
+    /// The directory of the playbook file the play is written in (an
+    /// imported playbook's own).
+    pub dir: PathBuf,
     /// Shared task keywords set on the play (become, environment, ...).
     pub keywords: Keywords,
     /// `gather_facts` (default true).
@@ -119,6 +122,10 @@ pub struct Keywords {
     /// `delegate_facts`: facts a delegated task sets go to the host it
     /// was delegated to.
     pub delegate_facts: Option<bool>,
+    /// Boolean keywords written as a template (`become: "{{ k3s_become }}"`):
+    /// (keyword, template), rendered for each host when the task runs and
+    /// taking precedence over the literal field of the same keyword.
+    pub templated: Vec<(&'static str, String)>,
 }
 
 impl Keywords {
@@ -164,7 +171,86 @@ impl Keywords {
             throttle: child.throttle.clone().or_else(|| self.throttle.clone()),
             timeout: child.timeout.clone().or_else(|| self.timeout.clone()),
             delegate_facts: child.delegate_facts.or(self.delegate_facts),
+            templated: self
+                .templated
+                .iter()
+                .filter(|(k, _)| child.flag(k).is_none() && !child.is_templated(k))
+                .chain(&child.templated)
+                .cloned()
+                .collect(),
         }
+    }
+
+    /// Is `keyword` set by a template?
+    pub fn is_templated(&self, keyword: &str) -> bool {
+        self.templated.iter().any(|(k, _)| *k == keyword)
+    }
+
+    /// The literal value of a boolean keyword.
+    pub fn flag(&self, keyword: &str) -> Option<bool> {
+        self.flag_field(keyword).and_then(|f| *f)
+    }
+
+    /// The field of a boolean keyword (`None` for other names).
+    fn flag_field(&self, keyword: &str) -> Option<&Option<bool>> {
+        Some(match keyword {
+            "become" => &self.become_,
+            "no_log" => &self.no_log,
+            "check_mode" => &self.check_mode,
+            "diff" => &self.diff,
+            "ignore_errors" => &self.ignore_errors,
+            "ignore_unreachable" => &self.ignore_unreachable,
+            "run_once" => &self.run_once,
+            "any_errors_fatal" => &self.any_errors_fatal,
+            "delegate_facts" => &self.delegate_facts,
+            _ => return None,
+        })
+    }
+
+    /// Set a boolean keyword (a rendered template).
+    pub fn set_flag(&mut self, keyword: &str, value: bool) {
+        let field = match keyword {
+            "become" => &mut self.become_,
+            "no_log" => &mut self.no_log,
+            "check_mode" => &mut self.check_mode,
+            "diff" => &mut self.diff,
+            "ignore_errors" => &mut self.ignore_errors,
+            "ignore_unreachable" => &mut self.ignore_unreachable,
+            "run_once" => &mut self.run_once,
+            "any_errors_fatal" => &mut self.any_errors_fatal,
+            "delegate_facts" => &mut self.delegate_facts,
+            _ => return,
+        };
+        *field = Some(value);
+    }
+}
+
+/// The boolean keywords, which may also be written as a template.
+pub const FLAG_KEYWORDS: &[&str] = &[
+    "become",
+    "no_log",
+    "check_mode",
+    "diff",
+    "ignore_errors",
+    "ignore_unreachable",
+    "run_once",
+    "any_errors_fatal",
+    "delegate_facts",
+];
+
+/// A rendered keyword value as a boolean, as Ansible's `boolean()`:
+/// yes/no, true/false, on/off, y/n, t/f, 1/0 in any case, numbers, null.
+pub fn to_flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Null => Some(false),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" | "y" | "t" | "1.0" => Some(true),
+            "no" | "false" | "off" | "0" | "n" | "f" | "0.0" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -338,7 +424,27 @@ pub struct Loop {
     pub index_var: Option<String>,
     /// `loop_control.label`.
     pub label: Option<String>,
+    /// `with_<lookup>` (other than items, list, dict): the items are what
+    /// `query('<lookup>', *terms)` returns.
+    pub lookup: Option<String>,
+    /// `loop_control.break_when`: conditions checked after each item, with
+    /// the item's result registered; the loop stops when they hold.
+    pub break_when: Vec<String>,
 }
+
+/// The `with_<lookup>` loops drover runs through its lookup plugins.
+pub const WITH_LOOKUPS: &[&str] = &[
+    "first_found",
+    "fileglob",
+    "sequence",
+    "together",
+    "nested",
+    "indexed_items",
+    "file",
+    "template",
+    "pipe",
+    "env",
+];
 
 /// `meta:` actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -924,7 +924,7 @@ fn regex_search(_: &State, value: Value, args: Args) -> Result<Value, Error> {
         false,
     )?;
     let s = text(&value);
-    let Some(caps) = re.captures(&s) else {
+    let Some(caps) = re.captures(s.as_str()).map_err(|e| pyre::failed(&re, e))? else {
         return Ok(Value::from(()));
     };
     if groups.is_empty() {
@@ -949,7 +949,7 @@ fn regex_findall(_: &State, value: Value, args: Args) -> Result<Value, Error> {
         p.truthy("multiline", false),
         false,
     )?;
-    Ok(pyre::findall(&re, &text(&value)))
+    pyre::findall(&re, &text(&value))
 }
 
 fn regex_escape(_: &State, value: Value, args: Args) -> Result<Value, Error> {
@@ -1558,7 +1558,7 @@ fn regex_test(value: &Value, args: &[Value], default_type: &str) -> Result<bool,
         p.truthy("multiline", false),
         anchored,
     )?;
-    Ok(re.is_match(&text(value)))
+    re.is_match(&text(value)).map_err(|e| pyre::failed(&re, e))
 }
 
 fn test_match(_: &State, value: Value, args: Args) -> Result<bool, Error> {

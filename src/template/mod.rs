@@ -534,6 +534,36 @@ impl Object for ScopeInner {
     }
 }
 
+/// `ansible_search_path`: the directories a task's relative file names
+/// (lookups, `src`) are looked up in, shared with the task rather than
+/// copied into every scope.
+#[derive(Debug)]
+pub struct SearchPath(pub Arc<Vec<std::path::PathBuf>>);
+
+impl SearchPath {
+    /// The list as a template value.
+    pub fn value(dirs: Arc<Vec<std::path::PathBuf>>) -> minijinja::Value {
+        minijinja::Value::from_object(SearchPath(dirs))
+    }
+}
+
+impl Object for SearchPath {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let i = key.as_usize()?;
+        self.0
+            .get(i)
+            .map(|p| minijinja::Value::from(p.display().to_string()))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+}
+
 /// `hostvars`: every host's variables, each rendered lazily in its own scope.
 #[derive(Debug)]
 pub struct HostVars {

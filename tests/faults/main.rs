@@ -20,5 +20,6 @@ mod known_hosts;
 mod module_names;
 mod output;
 mod redaction;
+mod semantics;
 mod shell;
 mod writes;

@@ -1,9 +1,14 @@
 //! `lookup()` and `query()`/`q()`: Ansible's lookup plugins that read the
-//! control machine (templates render there). Supported: `file` (contents,
-//! trailing whitespace stripped as Ansible's `rstrip` default) and `env`.
+//! control machine (templates render there): `file`, `env`, `template`,
+//! `first_found`, `fileglob`, `pipe`, `sequence`, `together`, `nested`,
+//! `indexed_items`, `items` and `list`. Relative file names are looked up
+//! along the task's `ansible_search_path` (the role's directories, the
+//! including file's, the playbook's), as Ansible does.
 
-use minijinja::value::{Kwargs, Value};
-use minijinja::{Error, ErrorKind};
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::{Error, ErrorKind, State};
 
 use super::home_expand;
 
@@ -11,18 +16,462 @@ fn err(msg: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg)
 }
 
-/// The values of lookup `name` for `terms`, one per term.
-fn run(name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+/// The task's search path (empty outside a task).
+fn search_path(state: &State) -> Vec<PathBuf> {
+    let Some(v) = state.lookup("ansible_search_path") else {
+        return Vec::new();
+    };
+    match v.try_iter() {
+        Ok(it) => it.map(|d| PathBuf::from(d.to_string())).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Where a file a lookup names is: absolute as written, else the first
+/// directory of the search path holding it (also under its `vars/` and
+/// `tasks/`, where `first_found` finds role files), else relative to the
+/// working directory.
+fn find_file(search: &[PathBuf], name: &str) -> Option<PathBuf> {
+    let name = home_expand(name);
+    let p = Path::new(&name);
+    if p.is_absolute() {
+        return p.exists().then(|| p.to_path_buf());
+    }
+    search
+        .iter()
+        .flat_map(|d| [d.join(p), d.join("vars").join(p), d.join("tasks").join(p)])
+        .chain([p.to_path_buf()])
+        .find(|c| c.is_file())
+}
+
+/// Split `a.yml,b.yml;c.yml` as `first_found` does for its `files`/`paths`.
+fn split_names(v: &Value, out: &mut Vec<String>) {
+    if v.kind() == ValueKind::Seq {
+        for x in v.try_iter().into_iter().flatten() {
+            split_names(&x, out);
+        }
+        return;
+    }
+    if v.is_undefined() || v.is_none() {
+        return;
+    }
+    out.extend(
+        v.to_string()
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    );
+}
+
+/// `first_found`: the first existing file among the terms (strings, lists,
+/// or mappings of `files`/`paths`/`skip`). `None` when nothing exists and
+/// `skip` is set.
+fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Option<String>, Error> {
+    let mut skip: bool = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+    let kw_files: Option<Value> = kwargs.get("files")?;
+    let kw_paths: Option<Value> = kwargs.get("paths")?;
+    let mut candidates: Vec<String> = Vec::new();
+    let mut add = |files: &[String], paths: &[String]| {
+        if paths.is_empty() {
+            candidates.extend(files.iter().cloned());
+        } else {
+            for path in paths {
+                for f in files {
+                    candidates.push(Path::new(path).join(f).display().to_string());
+                }
+            }
+        }
+    };
+    let mut flat = Vec::new();
+    for t in terms {
+        match t.kind() {
+            ValueKind::Seq => flat.extend(t.try_iter().into_iter().flatten()),
+            _ => flat.push(t.clone()),
+        }
+    }
+    let (mut files, mut paths) = (Vec::new(), Vec::new());
+    if let Some(f) = &kw_files {
+        split_names(f, &mut files);
+    }
+    if let Some(p) = &kw_paths {
+        split_names(p, &mut paths);
+    }
+    for t in &flat {
+        if t.kind() == ValueKind::Map {
+            let attr = |k: &str| t.get_attr(k).unwrap_or_default();
+            let (mut f, mut p) = (Vec::new(), Vec::new());
+            split_names(&attr("files"), &mut f);
+            split_names(&attr("paths"), &mut p);
+            let s = attr("skip");
+            if !s.is_undefined() && !s.is_none() {
+                skip = s.is_true();
+            }
+            add(&f, &p);
+            continue;
+        }
+        add(&[t.to_string()], &paths);
+    }
+    if flat.is_empty() {
+        add(&files, &paths);
+    }
+    let search = search_path(state);
+    for c in &candidates {
+        if let Some(found) = find_file(&search, c) {
+            let abs = std::path::absolute(&found).unwrap_or(found);
+            return Ok(Some(abs.display().to_string()));
+        }
+    }
+    if skip {
+        return Ok(None);
+    }
+    Err(err(format!(
+        "No file was found when using first_found (looked for {})",
+        candidates.join(", ")
+    )))
+}
+
+/// Python's `fnmatch` for one path component: `*`, `?` and `[...]`.
+fn fnmatch(pattern: &str, name: &str) -> bool {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            '[' => {
+                let mut class = String::new();
+                let mut closed = false;
+                for n in chars.by_ref() {
+                    if n == ']' && !class.is_empty() {
+                        closed = true;
+                        break;
+                    }
+                    class.push(n);
+                }
+                if closed {
+                    let class = match class.strip_prefix('!') {
+                        Some(rest) => format!("^{rest}"),
+                        None => class,
+                    };
+                    re.push('[');
+                    re.push_str(&class.replace('\\', "\\\\"));
+                    re.push(']');
+                } else {
+                    re.push_str(&regex::escape(&format!("[{class}")));
+                }
+            }
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    // Hidden files match only a pattern that starts with a dot, as glob.
+    if name.starts_with('.') && !pattern.starts_with('.') {
+        return false;
+    }
+    regex::Regex::new(&re).is_ok_and(|r| r.is_match(name))
+}
+
+/// `fileglob`: the files (not directories) matching each term's last
+/// component, in the term's directory found along the search path.
+fn fileglob(state: &State, term: &str) -> Vec<Value> {
+    let term = home_expand(term);
+    let p = Path::new(&term);
+    let (dir, pattern) = match (p.parent(), p.file_name()) {
+        (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
+        _ => return Vec::new(),
+    };
+    let dirs: Vec<PathBuf> = if dir.is_absolute() {
+        vec![dir]
+    } else {
+        let search = search_path(state);
+        let found = search
+            .iter()
+            .map(|d| d.join(&dir))
+            .find(|d| d.is_dir() && has_match(d, &pattern));
+        found.into_iter().collect()
+    };
+    let mut out = Vec::new();
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| fnmatch(&pattern, &n.to_string_lossy()))
+            })
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|p| {
+            let abs = std::path::absolute(&p).unwrap_or(p);
+            Value::from(abs.display().to_string())
+        }));
+    }
+    out
+}
+
+fn has_match(dir: &Path, pattern: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().is_file() && fnmatch(pattern, &e.file_name().to_string_lossy()))
+    })
+}
+
+/// `template`: the file rendered with the task's variables.
+fn template(state: &State, term: &str) -> Result<Value, Error> {
+    let search = search_path(state);
+    let path = find_file(&search, term)
+        .or_else(|| find_file(&search, &format!("templates/{term}")))
+        .ok_or_else(|| err(format!("lookup('template'): could not find {term}")))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        err(format!(
+            "lookup('template'): could not read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut ctx = std::collections::BTreeMap::new();
+    for name in state.known_variables() {
+        if let Some(v) = state.lookup(&name) {
+            ctx.insert(name.into_owned(), v);
+        }
+    }
+    state
+        .env()
+        .render_str(&text, Value::from(ctx))
+        .map(Value::from)
+}
+
+/// `pipe`: a command run by the shell on the control machine, in the
+/// playbook's directory, its output without the trailing newline. The
+/// term is shell text by definition (as in Ansible): nothing else is put
+/// into it.
+fn pipe(state: &State, term: &str) -> Result<Value, Error> {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg(term);
+    if let Some(dir) = state.lookup("playbook_dir").filter(|d| !d.is_undefined()) {
+        cmd.current_dir(dir.to_string());
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| err(format!("lookup('pipe'): could not run {term:?}: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "lookup_plugin.pipe({term}) returned {}",
+            out.status.code().unwrap_or(-1)
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(Value::from(text.trim_end_matches('\n')))
+}
+
+/// A number of `sequence`: decimal, `0x` hex or `0` octal, as Python's
+/// `int(x, 0)`.
+fn seq_number(s: &str) -> Result<i64, Error> {
+    let s = s.trim();
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let parsed = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16)
+    } else if let Some(o) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+        i64::from_str_radix(o, 8)
+    } else if body.len() > 1 && body.starts_with('0') {
+        i64::from_str_radix(&body[1..], 8)
+    } else {
+        body.parse()
+    };
+    parsed
+        .map(|n| if neg { -n } else { n })
+        .map_err(|_| err(format!("can't parse arg {s:?} as integer")))
+}
+
+/// Python's `%` with one integer, for `sequence`'s `format`.
+fn percent_format(fmt: &str, n: i64) -> Result<String, Error> {
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    let mut used = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        let mut flags = String::new();
+        while let Some(&f) = chars.peek() {
+            if f.is_ascii_digit() || f == '-' || f == '0' || f == '.' || f == '+' || f == ' ' {
+                flags.push(f);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let conv = chars
+            .next()
+            .ok_or_else(|| err(format!("bad formatting string: {fmt}")))?;
+        let body = match conv {
+            'd' | 'i' | 'u' | 's' => n.abs().to_string(),
+            'x' => format!("{:x}", n.abs()),
+            'X' => format!("{:X}", n.abs()),
+            'o' => format!("{:o}", n.abs()),
+            _ => return Err(err(format!("bad formatting string: {fmt}"))),
+        };
+        let body = if n < 0 { format!("-{body}") } else { body };
+        let left = flags.contains('-');
+        let zero = flags.starts_with('0') && !left;
+        let width: usize = flags
+            .trim_start_matches(['-', '0', '+', ' '])
+            .split('.')
+            .next()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        let pad = width.saturating_sub(body.chars().count());
+        if left {
+            out.push_str(&body);
+            out.push_str(&" ".repeat(pad));
+        } else if zero {
+            let (sign, digits) = body.split_at(usize::from(body.starts_with('-')));
+            out.push_str(sign);
+            out.push_str(&"0".repeat(pad));
+            out.push_str(digits);
+        } else {
+            out.push_str(&" ".repeat(pad));
+            out.push_str(&body);
+        }
+        used = true;
+    }
+    if !used {
+        return Err(err(format!("bad formatting string: {fmt}")));
+    }
+    Ok(out)
+}
+
+/// `sequence`: `start=1 end=10 stride=2 format=x%02d`, `count=N`, or the
+/// shortcut `[start-]end[/stride][:format]`.
+fn sequence(term: &str, kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+    let (mut start, mut end, mut count, mut stride) = (1i64, None, None, 1i64);
+    let mut format = "%d".to_string();
+    let mut set = |k: &str, v: &str| -> Result<(), Error> {
+        match k {
+            "start" => start = seq_number(v)?,
+            "end" => end = Some(seq_number(v)?),
+            "count" => count = Some(seq_number(v)?),
+            "stride" => stride = seq_number(v)?,
+            "format" => format = v.to_string(),
+            other => {
+                return Err(err(format!(
+                    "unrecognized arguments to with_sequence: {other}"
+                )))
+            }
+        }
+        Ok(())
+    };
+    for k in ["start", "end", "count", "stride", "format"] {
+        if let Some(v) = kwargs.get::<Option<Value>>(k)? {
+            set(k, &v.to_string())?;
+        }
+    }
+    let term = term.trim();
+    if !term.is_empty() {
+        if term.contains('=') {
+            for part in term.split_whitespace() {
+                let (k, v) = part
+                    .split_once('=')
+                    .ok_or_else(|| err(format!("can't parse arg {part:?} of with_sequence")))?;
+                set(k, v)?;
+            }
+        } else {
+            let (range, fmt) = match term.split_once(':') {
+                Some((r, f)) => (r, Some(f)),
+                None => (term, None),
+            };
+            let (range, st) = match range.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (range, None),
+            };
+            match range.split_once('-') {
+                Some((a, b)) => {
+                    set("start", a)?;
+                    set("end", b)?;
+                }
+                None => set("end", range)?,
+            }
+            if let Some(s) = st {
+                set("stride", s)?;
+            }
+            if let Some(f) = fmt {
+                set("format", f)?;
+            }
+        }
+    }
+    let end = match (count, end) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "can't specify both count and end in with_sequence".into()
+            ))
+        }
+        (Some(c), None) => {
+            if c == 0 {
+                return Ok(Vec::new());
+            }
+            start + c * stride - stride.signum()
+        }
+        (None, Some(e)) => e,
+        (None, None) => return Err(err("must specify count or end in with_sequence".into())),
+    };
+    if stride == 0 {
+        return Ok(Vec::new());
+    }
+    if (stride > 0 && end < start) || (stride < 0 && end > start) {
+        return Err(err("to count backwards make stride negative".into()));
+    }
+    let mut out = Vec::new();
+    let mut i = start;
+    while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
+        out.push(Value::from(percent_format(&format, i)?));
+        if out.len() > 1_000_000 {
+            return Err(err("with_sequence: more than a million items".into()));
+        }
+        i += stride;
+    }
+    Ok(out)
+}
+
+fn list_of(v: &Value) -> Vec<Value> {
+    match v.kind() {
+        ValueKind::Seq => v.try_iter().into_iter().flatten().collect(),
+        _ => vec![v.clone()],
+    }
+}
+
+/// The values of lookup `name` for `terms`.
+fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
     let plugin = name.strip_prefix("ansible.builtin.").unwrap_or(name);
     let mut out = Vec::with_capacity(terms.len());
     match plugin {
         "file" => {
             let rstrip: Option<bool> = kwargs.get("rstrip")?;
             let lstrip: Option<bool> = kwargs.get("lstrip")?;
+            let search = search_path(state);
             for term in terms {
-                let path = home_expand(&term.to_string());
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| err(format!("lookup('file'): could not read {path}: {e}")))?;
+                let name = term.to_string();
+                let path =
+                    find_file(&search, &name).unwrap_or_else(|| PathBuf::from(home_expand(&name)));
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    err(format!(
+                        "lookup('file'): could not read {}: {e}",
+                        path.display()
+                    ))
+                })?;
                 let text = if rstrip.unwrap_or(true) {
                     text.trim_end()
                 } else {
@@ -45,6 +494,72 @@ fn run(name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error
                 }
             }
         }
+        "template" => {
+            for term in terms {
+                out.push(template(state, &term.to_string())?);
+            }
+        }
+        "pipe" => {
+            for term in terms {
+                out.push(pipe(state, &term.to_string())?);
+            }
+        }
+        "first_found" => out.extend(first_found(state, terms, kwargs)?.map(Value::from)),
+        "fileglob" => {
+            for term in terms {
+                out.extend(fileglob(state, &term.to_string()));
+            }
+        }
+        "sequence" => {
+            if terms.is_empty() {
+                out.extend(sequence("", kwargs)?);
+            }
+            for term in terms {
+                out.extend(sequence(&term.to_string(), kwargs)?);
+            }
+        }
+        "items" => {
+            for t in terms {
+                out.extend(list_of(t));
+            }
+        }
+        "list" => out.extend(terms.iter().cloned()),
+        "indexed_items" => {
+            for (i, t) in terms.iter().flat_map(list_of).enumerate() {
+                out.push(Value::from(vec![Value::from(i), t]));
+            }
+        }
+        "together" => {
+            let lists: Vec<Vec<Value>> = terms.iter().map(list_of).collect();
+            let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+            for i in 0..longest {
+                out.push(Value::from(
+                    lists
+                        .iter()
+                        .map(|l| l.get(i).cloned().unwrap_or(Value::from(())))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+        }
+        "nested" => {
+            let mut acc: Vec<Vec<Value>> = vec![Vec::new()];
+            for t in terms {
+                let list = list_of(t);
+                acc = acc
+                    .into_iter()
+                    .flat_map(|prefix| {
+                        list.iter().map(move |x| {
+                            let mut p = prefix.clone();
+                            p.push(x.clone());
+                            p
+                        })
+                    })
+                    .collect();
+            }
+            if !terms.is_empty() {
+                out.extend(acc.into_iter().map(Value::from));
+            }
+        }
         other => return Err(err(format!("lookup plugin '{other}' is not supported"))),
     }
     kwargs.assert_all_used()?;
@@ -53,9 +568,14 @@ fn run(name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error
 
 /// `lookup('file', a, b)`: the values joined with commas, as Ansible does
 /// unless `wantlist=True`.
-pub(super) fn lookup(name: String, terms: super::Args, kwargs: Kwargs) -> Result<Value, Error> {
+pub(super) fn lookup(
+    state: &State,
+    name: String,
+    terms: Rest<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
     let wantlist: Option<bool> = kwargs.get("wantlist")?;
-    let values = run(&name, &terms, &kwargs)?;
+    let values = run(state, &name, &terms, &kwargs)?;
     if wantlist.unwrap_or(false) {
         return Ok(Value::from(values));
     }
@@ -67,8 +587,13 @@ pub(super) fn lookup(name: String, terms: super::Args, kwargs: Kwargs) -> Result
 }
 
 /// `query('file', ...)` / `q(...)`: always a list.
-pub(super) fn query(name: String, terms: super::Args, kwargs: Kwargs) -> Result<Value, Error> {
-    Ok(Value::from(run(&name, &terms, &kwargs)?))
+pub(super) fn query(
+    state: &State,
+    name: String,
+    terms: Rest<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    Ok(Value::from(run(state, &name, &terms, &kwargs)?))
 }
 
 #[cfg(test)]

@@ -1,16 +1,16 @@
-//! Python `re` semantics on top of the `regex` crate, for the regex filters
+//! Python `re` semantics on top of the `fancy-regex` crate, for the regex filters
 //! and tests: pattern translation (`\Z`, a literal `{`, `[` inside a class),
 //! `re.match` anchoring, `re.sub` replacement templates (`\1`, `\g<1>`,
 //! `\g<name>`, `\n`), `re.findall` results.
 //!
-//! What `regex` cannot do stays an error naming the pattern: backreferences
-//! inside a pattern and look-around. Python's `$` also matches before a
+//! Backreferences inside a pattern and look-around work as in Python
+//! (`fancy-regex` backtracks for them only). Python's `$` also matches before a
 //! final newline; here it matches only at the very end (or at line ends with
 //! `multiline`).
 
+use fancy_regex::{Captures, Regex};
 use minijinja::value::Value;
 use minijinja::{Error, ErrorKind};
-use regex::{Captures, Regex, RegexBuilder};
 
 fn err(msg: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg)
@@ -29,19 +29,20 @@ pub(super) fn compile(
     } else {
         translated
     };
-    RegexBuilder::new(&source)
-        .case_insensitive(ignorecase)
-        .multi_line(multiline)
-        .build()
-        .map_err(|e| {
-            let why = match e {
-                regex::Error::Syntax(s) => s.lines().last().unwrap_or_default().to_string(),
-                other => other.to_string(),
-            };
-            err(format!(
-                "invalid regular expression `{pattern}`: {why} (drover uses Rust's regex syntax, which has no backreferences or look-around)"
-            ))
-        })
+    let flags = match (ignorecase, multiline) {
+        (false, false) => "",
+        (true, false) => "(?i)",
+        (false, true) => "(?m)",
+        (true, true) => "(?im)",
+    };
+    Regex::new(&format!("{flags}{source}"))
+        .map_err(|e| err(format!("invalid regular expression `{pattern}`: {e}")))
+}
+
+/// A match that gave up (backtracking limit): an error naming the pattern,
+/// as Python would not give up.
+pub(super) fn failed(re: &Regex, e: fancy_regex::Error) -> Error {
+    err(format!("regular expression `{}` failed: {e}", re.as_str()))
 }
 
 /// Rewrite the Python-only spellings of a pattern.
@@ -234,7 +235,7 @@ fn parse_template(t: &str, re: &Regex) -> Result<Vec<Piece>, Error> {
     Ok(pieces)
 }
 
-fn expand(pieces: &[Piece], caps: &Captures<'_>, out: &mut String) {
+fn expand(pieces: &[Piece], caps: &Captures<'_, str>, out: &mut String) {
     for p in pieces {
         match p {
             Piece::Lit(s) => out.push_str(s),
@@ -257,6 +258,7 @@ pub(super) fn sub(
     let mut last = 0;
     let mut n = 0;
     for caps in re.captures_iter(text) {
+        let caps = caps.map_err(|e| failed(re, e))?;
         if count > 0 && n == count {
             break;
         }
@@ -272,23 +274,26 @@ pub(super) fn sub(
 
 /// `re.findall`: whole matches without groups, the group with one, lists
 /// of all groups with several (unmatched groups are empty strings).
-pub(super) fn findall(re: &Regex, text: &str) -> Value {
+pub(super) fn findall(re: &Regex, text: &str) -> Result<Value, Error> {
     let groups = re.captures_len() - 1;
     let text_of =
-        |caps: &Captures<'_>, i: usize| Value::from(caps.get(i).map_or("", |m| m.as_str()));
+        |caps: &Captures<'_, str>, i: usize| Value::from(caps.get(i).map_or("", |m| m.as_str()));
     let items: Vec<Value> = re
         .captures_iter(text)
-        .map(|caps| match groups {
-            0 => text_of(&caps, 0),
-            1 => text_of(&caps, 1),
-            _ => Value::from((1..=groups).map(|i| text_of(&caps, i)).collect::<Vec<_>>()),
+        .map(|caps| {
+            let caps = caps.map_err(|e| failed(re, e))?;
+            Ok(match groups {
+                0 => text_of(&caps, 0),
+                1 => text_of(&caps, 1),
+                _ => Value::from((1..=groups).map(|i| text_of(&caps, i)).collect::<Vec<_>>()),
+            })
         })
-        .collect();
-    Value::from(items)
+        .collect::<Result<_, Error>>()?;
+    Ok(Value::from(items))
 }
 
 /// A group reference as `regex_search` takes it: `\1` or `\g<name>`.
-pub(super) fn group_of<'t>(caps: &Captures<'t>, spec: &str) -> Result<Value, Error> {
+pub(super) fn group_of<'t>(caps: &Captures<'t, str>, spec: &str) -> Result<Value, Error> {
     let m = if let Some(name) = spec.strip_prefix("\\g<").and_then(|s| s.strip_suffix('>')) {
         match name.parse::<usize>() {
             Ok(n) => caps.get(n),
@@ -331,8 +336,8 @@ mod tests {
         assert_eq!(translate(r"[[]"), r"[\[]");
         assert_eq!(translate(r"[]a]"), r"[\]a]");
         assert_eq!(translate(r"[^]a]"), r"[^\]a]");
-        assert!(compile(r"(a)\1", false, false, false).is_err());
-        assert!(compile(r"(?<=a)b", false, false, false).is_err());
+        assert!(compile(r"(a)\1", false, false, false).is_ok());
+        assert!(compile(r"(?<=a)b", false, false, false).is_ok());
     }
 
     #[test]

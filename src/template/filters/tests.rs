@@ -271,8 +271,31 @@ fn regex_filters() {
         render("{{ 'a.b*' | regex_escape('posix_basic') }}"),
         r"a\.b\*"
     );
-    let msg = render_err(r"{{ 'aa' | regex_replace('(a)\\1', '') }}", json!({}));
-    assert!(msg.contains("backreferences"), "{msg}");
+}
+
+#[test]
+fn regular_expressions_have_pythons_look_around_and_backreferences() {
+    // A backreference inside the pattern.
+    assert_eq!(render(r"{{ 'aab' | regex_replace('(a)\\1', 'X') }}"), "Xb");
+    // Negative look-ahead, as the Raspberry Pi cmdline.txt edits use it.
+    assert_eq!(
+        render(
+            r"{{ 'console=tty1 rootwait' | regex_replace('^((?!.*cgroup_enable).*)$', '\\1 cgroup_enable=memory') }}"
+        ),
+        "console=tty1 rootwait cgroup_enable=memory"
+    );
+    assert_eq!(
+        render(
+            r"{{ 'a cgroup_enable=memory' | regex_replace('^((?!.*cgroup_enable).*)$', '\\1 x') }}"
+        ),
+        "a cgroup_enable=memory"
+    );
+    // Look-behind in a search and a test.
+    assert_eq!(
+        render(r"{{ 'token=abc' | regex_search('(?<=token=)\\w+') }}"),
+        "abc"
+    );
+    assert_eq!(render(r"{{ 'foobar' is search('(?<!x)bar') }}"), "True");
 }
 
 #[test]
