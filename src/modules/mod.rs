@@ -19,7 +19,9 @@ pub mod command;
 pub mod copy;
 pub mod debug;
 pub mod fail;
+pub mod fetch;
 pub mod file;
+pub mod find;
 pub mod fs;
 pub mod fs_deferred;
 pub mod get_url;
@@ -30,10 +32,13 @@ pub mod k8s_apply;
 pub mod k8s_node_labels;
 pub mod lineinfile;
 pub mod mount;
+pub mod ping;
+pub mod raw;
 pub mod reads;
 pub mod reboot;
 pub mod replace;
 pub mod safe;
+pub mod script;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
@@ -590,6 +595,11 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<systemd::Service>(),
     info::<k8s_apply::K8sApply>(),
     info::<k8s_node_labels::K8sNodeLabels>(),
+    info::<ping::Ping>(),
+    info::<raw::Raw>(),
+    info::<script::Script>(),
+    info::<fetch::Fetch>(),
+    info::<find::Find>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

@@ -14,6 +14,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod new_modules;
 mod output;
 mod redaction;
 mod shell;
