@@ -25,8 +25,10 @@ pub mod find;
 pub mod fs;
 pub mod fs_deferred;
 pub mod get_url;
+pub mod getent;
 pub mod group;
 pub mod hostname;
+pub mod ini_file;
 pub mod k8s;
 pub mod k8s_apply;
 pub mod k8s_node_labels;
@@ -600,6 +602,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<script::Script>(),
     info::<fetch::Fetch>(),
     info::<find::Find>(),
+    info::<ini_file::IniFile>(),
+    info::<getent::Getent>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

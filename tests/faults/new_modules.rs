@@ -140,3 +140,47 @@ fn fetch_and_find_converge_and_fetch_lays_out_host_dirs() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn ini_file_and_getent_converge() {
+    let env = Env::new(1);
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - community.general.ini_file:
+        path: /etc/drover-test.ini
+        section: drinks
+        option: fav
+        value: lemonade
+        mode: "0600"
+    - ini_file:
+        path: /etc/drover-test.ini
+        section: drinks
+        option: cold
+        value: "yes"
+        no_extra_spaces: true
+    - ini_file:
+        path: /etc/drover-test.ini
+        section: old
+        state: absent
+    - getent:
+        database: passwd
+        key: root
+    - assert:
+        that:
+          - getent_passwd.root[4] == '/root'
+"#,
+    );
+    let first = converges(&env, &pb);
+    let node = &env.node_names()[0];
+    assert_eq!(
+        env.node_file(node, "/etc/drover-test.ini").as_deref(),
+        Some("[drinks]\nfav = lemonade\ncold=yes\n"),
+        "{}",
+        first.all()
+    );
+}
