@@ -34,6 +34,7 @@ pub mod k8s_apply;
 pub mod k8s_node_labels;
 pub mod lineinfile;
 pub mod mount;
+pub mod pause;
 pub mod ping;
 pub mod raw;
 pub mod reads;
@@ -51,6 +52,7 @@ pub mod testutil;
 mod textedit;
 pub mod user;
 pub mod wait_for;
+pub mod wait_for_connection;
 
 use std::path::PathBuf;
 
@@ -604,6 +606,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<find::Find>(),
     info::<ini_file::IniFile>(),
     info::<getent::Getent>(),
+    info::<pause::Pause>(),
+    info::<wait_for_connection::WaitForConnection>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

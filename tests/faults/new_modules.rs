@@ -184,3 +184,32 @@ fn ini_file_and_getent_converge() {
         first.all()
     );
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn pause_and_wait_for_connection_converge() {
+    let env = Env::new(1);
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - pause:
+        seconds: 1
+    - pause:
+        prompt: "Not answered without a terminal"
+      register: answer
+    - assert:
+        that: answer.user_input == ''
+    - wait_for_connection:
+        timeout: 20
+        delay: 0
+      register: w
+    - assert:
+        that: w.elapsed < 20
+"#,
+    );
+    let started = std::time::Instant::now();
+    converges(&env, &pb);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+}
