@@ -34,6 +34,7 @@ pub mod k8s_apply;
 pub mod k8s_node_labels;
 pub mod lineinfile;
 pub mod mount;
+pub mod package;
 pub mod pause;
 pub mod ping;
 pub mod raw;
@@ -608,6 +609,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<getent::Getent>(),
     info::<pause::Pause>(),
     info::<wait_for_connection::WaitForConnection>(),
+    info::<package::Package>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

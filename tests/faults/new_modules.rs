@@ -213,3 +213,20 @@ fn pause_and_wait_for_connection_converge() {
     converges(&env, &pb);
     assert!(started.elapsed() >= std::time::Duration::from_secs(3));
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn package_dispatches_to_apt_and_converges() {
+    let env = Env::new(1);
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  become: true
+  tasks:
+    - package:
+        name: [sudo, openssh-server]
+        state: present
+"#,
+    );
+    converges(&env, &pb);
+}
