@@ -35,6 +35,7 @@ pub mod k8s_node_labels;
 pub mod lineinfile;
 pub mod mount;
 pub mod package;
+pub mod package_facts;
 pub mod pause;
 pub mod ping;
 pub mod raw;
@@ -610,6 +611,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<pause::Pause>(),
     info::<wait_for_connection::WaitForConnection>(),
     info::<package::Package>(),
+    info::<package_facts::PackageFacts>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

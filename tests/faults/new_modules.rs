@@ -216,7 +216,7 @@ fn pause_and_wait_for_connection_converge() {
 
 #[test]
 #[ignore = "needs root: run scripts/test"]
-fn package_dispatches_to_apt_and_converges() {
+fn package_dispatches_to_apt_and_package_facts_lists_it() {
     let env = Env::new(1);
     let pb = env.write(
         "pb.yml",
@@ -226,6 +226,11 @@ fn package_dispatches_to_apt_and_converges() {
     - package:
         name: [sudo, openssh-server]
         state: present
+    - package_facts:
+    - assert:
+        that:
+          - packages['sudo'][0].source == 'apt'
+          - packages['openssh-server'] | length >= 1
 "#,
     );
     converges(&env, &pb);
