@@ -14,6 +14,7 @@ mod builder;
 mod ini;
 mod literal;
 mod pattern;
+pub(crate) use pattern::glob_to_regex;
 mod range;
 mod ssh_args;
 mod vars_files;

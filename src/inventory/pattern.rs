@@ -301,7 +301,7 @@ fn enumerate(inv: &Inventory, expr: &str) -> Result<Vec<String>, PatternError> {
 
 /// Python's `fnmatch.translate`: `*`, `?`, `[seq]`, `[!seq]`; a `[` without
 /// a closing `]` is literal. Anchored at both ends, case-sensitive.
-fn glob_to_regex(glob: &str) -> String {
+pub(crate) fn glob_to_regex(glob: &str) -> String {
     let chars: Vec<char> = glob.chars().collect();
     let mut re = String::from("^(?:");
     let mut i = 0;

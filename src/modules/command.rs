@@ -314,6 +314,12 @@ fn quote_word(word: &str, expand: Expand) -> String {
     out
 }
 
+/// Quote a `creates`/`removes` path for the host's shell: `~`, `$VARS`
+/// and glob characters expand there (the `script` module's guards).
+pub(super) fn quote_glob(path: &str) -> String {
+    quote_word(path, Expand::PATH)
+}
+
 /// Quote a path for the host's shell as Ansible's `type: path` expands it:
 /// `~`, `~user/` and `$VARS` (set ones) are expanded there.
 pub(super) fn quote_path(path: &str) -> String {

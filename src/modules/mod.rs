@@ -19,22 +19,32 @@ pub mod command;
 pub mod copy;
 pub mod debug;
 pub mod fail;
+pub mod fetch;
 pub mod file;
+pub mod find;
 pub mod fs;
 pub mod fs_deferred;
 pub mod get_url;
+pub mod getent;
 pub mod group;
 pub mod hostname;
+pub mod ini_file;
 pub mod k8s;
 pub mod k8s_apply;
 pub mod k8s_node_labels;
 pub mod known;
 pub mod lineinfile;
 pub mod mount;
+pub mod package;
+pub mod package_facts;
+pub mod pause;
+pub mod ping;
+pub mod raw;
 pub mod reads;
 pub mod reboot;
 pub mod replace;
 pub mod safe;
+pub mod script;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
@@ -45,6 +55,7 @@ pub mod testutil;
 mod textedit;
 pub mod user;
 pub mod wait_for;
+pub mod wait_for_connection;
 
 use std::path::PathBuf;
 
@@ -596,6 +607,17 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<systemd::Service>(),
     info::<k8s_apply::K8sApply>(),
     info::<k8s_node_labels::K8sNodeLabels>(),
+    info::<ping::Ping>(),
+    info::<raw::Raw>(),
+    info::<script::Script>(),
+    info::<fetch::Fetch>(),
+    info::<find::Find>(),
+    info::<ini_file::IniFile>(),
+    info::<getent::Getent>(),
+    info::<pause::Pause>(),
+    info::<wait_for_connection::WaitForConnection>(),
+    info::<package::Package>(),
+    info::<package_facts::PackageFacts>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

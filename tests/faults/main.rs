@@ -18,6 +18,7 @@ mod input;
 mod keywords;
 mod known_hosts;
 mod module_names;
+mod new_modules;
 mod output;
 mod redaction;
 mod semantics;

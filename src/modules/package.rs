@@ -1,0 +1,135 @@
+//! `package`: install or remove packages with the host's package manager.
+//! drover's hosts are Debian-family, so it hands the task to `apt` (reads,
+//! decision, check mode and diff are apt's); `use:` or the `pkg_mgr` fact
+//! naming another manager is refused with a clear message.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::apt::{Apt, AptChange};
+use super::args::{opt_string_ish, opt_strings_ish};
+use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Protocol, ReadCtx};
+use crate::{Map, Value};
+
+/// Arguments of `package`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// Packages (with a version as the manager writes it: `name=1.2*`).
+    #[serde(deserialize_with = "strings")]
+    name: Vec<String>,
+    /// `present`/`installed`, `absent`/`removed` or `latest` (required).
+    #[serde(deserialize_with = "opt_string_ish")]
+    state: Option<String>,
+    /// The manager to use; `auto` (default) follows the `pkg_mgr` fact.
+    #[serde(default, rename = "use", deserialize_with = "opt_string_ish")]
+    use_: Option<String>,
+}
+
+fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(opt_strings_ish(d)?.unwrap_or_default())
+}
+
+impl Package {
+    /// The manager: `use`, else the `pkg_mgr` fact when gathered, else apt.
+    fn manager(&self, ctx: &ReadCtx<'_>) -> String {
+        match self.use_.as_deref() {
+            Some(u) if u != "auto" => u.to_string(),
+            _ => ctx
+                .render
+                .eval("ansible_facts['pkg_mgr'] | default('auto')")
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .filter(|m| !m.is_empty() && m != "auto" && m != "unknown")
+                .unwrap_or_else(|| "apt".into()),
+        }
+    }
+
+    /// The `apt` task this one stands for.
+    fn apt(&self, ctx: &ReadCtx<'_>) -> Result<Apt, ModuleError> {
+        let manager = self.manager(ctx);
+        if manager != "apt" {
+            return Err(ModuleError::failed(format!(
+                "package: drover manages packages with apt only; this host's manager is {manager:?}"
+            )));
+        }
+        let state = self
+            .state
+            .clone()
+            .ok_or_else(|| ModuleError::Args("missing required arguments: state".into()))?;
+        let args = serde_json::json!({ "name": self.name, "state": state });
+        serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Module for Package {
+    const NAME: &'static str = "package";
+    const ARGS: &'static [&'static str] = &["name", "state", "use"];
+    type Change = AptChange;
+
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        self.apt(ctx)?.reads(ctx)
+    }
+
+    fn decide(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<AptChange>, ModuleError> {
+        self.apt(ctx)?.decide(observed, ctx)
+    }
+
+    fn touches(&self, change: &AptChange) -> super::Touched {
+        // apt's own answer; the context is not needed to say what it touches.
+        match serde_json::from_value::<Apt>(serde_json::json!({"name": self.name})) {
+            Ok(apt) => apt.touches(change),
+            Err(_) => super::Touched::Everything,
+        }
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: AptChange) -> Result<Map, ModuleError> {
+        let mut data = self.apt(&ctx.reading())?.apply(ctx, change).await?;
+        data.insert("use".into(), Value::from("apt"));
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::testutil::{assert_args_complete, Harness};
+
+    #[test]
+    fn args() {
+        assert_args_complete::<Package>();
+    }
+
+    #[test]
+    fn dispatches_to_apt_and_refuses_other_managers() {
+        let h = Harness::with_vars(json!({"ansible_facts": {"pkg_mgr": "dnf"}}));
+        let ctx = h.ctx(false, false);
+        let m: Package =
+            serde_json::from_value(json!({"name": "vim", "state": "present"})).expect("args");
+        let err = m.apt(&ctx.reading()).expect_err("dnf");
+        assert!(err.to_string().contains("apt only"), "{err}");
+        let h = Harness::new();
+        let ctx = h.ctx(false, false);
+        assert!(m.apt(&ctx.reading()).is_ok(), "no facts: apt");
+        let m: Package = serde_json::from_value(
+            json!({"name": ["vim", "git"], "state": "installed", "use": "apt"}),
+        )
+        .expect("args");
+        assert!(matches!(m.reads(&ctx.reading()), Ok(Protocol::Declared(_))));
+        let m: Package =
+            serde_json::from_value(json!({"name": "vim", "state": "present", "use": "yum"}))
+                .expect("args");
+        assert!(m.apt(&ctx.reading()).is_err());
+        assert!(
+            serde_json::from_value::<Package>(json!({"name": "vim"})).is_err(),
+            "state is required"
+        );
+    }
+}
