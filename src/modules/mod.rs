@@ -27,7 +27,9 @@ pub mod group;
 pub mod hostname;
 pub mod k8s;
 pub mod k8s_apply;
+pub mod k8s_info;
 pub mod k8s_node_labels;
+pub mod k8s_object;
 pub mod lineinfile;
 pub mod mount;
 pub mod reads;
@@ -590,6 +592,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<systemd::Service>(),
     info::<k8s_apply::K8sApply>(),
     info::<k8s_node_labels::K8sNodeLabels>(),
+    info::<k8s_object::K8s>(),
+    info::<k8s_info::K8sInfo>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may
@@ -599,6 +603,7 @@ pub const COLLECTIONS: &[&str] = &[
     "ansible.legacy",
     "ansible.posix",
     "community.general",
+    "kubernetes.core",
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
@@ -609,6 +614,7 @@ pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
         .or_else(|| name.strip_prefix("ansible.posix."))
         .or_else(|| name.strip_prefix("ansible.legacy."))
         .or_else(|| name.strip_prefix("community.general."))
+        .or_else(|| name.strip_prefix("kubernetes.core."))
         .unwrap_or(name);
     // `systemd_service` is the systemd module's newer name.
     let short = if short == "systemd_service" {

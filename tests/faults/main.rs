@@ -7,6 +7,7 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod cluster_modules;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
