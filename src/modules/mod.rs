@@ -24,6 +24,8 @@ pub mod fs;
 pub mod fs_deferred;
 pub mod get_url;
 pub mod group;
+pub mod helm;
+pub mod helm_repository;
 pub mod hostname;
 pub mod k8s;
 pub mod k8s_apply;
@@ -594,6 +596,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<k8s_node_labels::K8sNodeLabels>(),
     info::<k8s_object::K8s>(),
     info::<k8s_info::K8sInfo>(),
+    info::<helm::Helm>(),
+    info::<helm_repository::HelmRepository>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

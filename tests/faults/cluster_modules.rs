@@ -150,3 +150,117 @@ fn kubernetes_core_k8s_says_kubectl_is_missing() {
         run.all()
     );
 }
+
+/// The helm double in the lab's "network": the Airflow chart repository.
+fn helm_network(env: &Env) {
+    let dir = env.lab.dir().join("network/helm");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("index.json"),
+        r#"{"https://airflow.apache.org": {"airflow": {"1.14.0": "2.8.4", "1.15.0": "2.9.3"}}}"#,
+    )
+    .expect("index");
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn kubernetes_core_helm_deploys_airflow_and_converges() {
+    let env = Env::new(1);
+    helm_network(&env);
+    let double = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/doubles/helm/helm");
+    let play = env.write(
+        "helm.yml",
+        &format!(
+            r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - copy: {{src: "{double}", dest: /usr/local/bin/helm, mode: "0755"}}
+    - copy:
+        dest: /etc/airflow-values.yaml
+        content: '{{ "executor": "KubernetesExecutor", "webserver": {{ "replicas": 1 }} }}'
+    - kubernetes.core.helm_repository: {{name: apache-airflow, repo_url: "https://airflow.apache.org"}}
+    - kubernetes.core.helm:
+        name: airflow
+        chart_ref: apache-airflow/airflow
+        chart_version: 1.15.0
+        release_namespace: airflow
+        create_namespace: true
+        values_files: [/etc/airflow-values.yaml]
+        values:
+          webserver: {{defaultUser: {{password: hunter2}}}}
+      register: airflow
+    - kubernetes.core.helm: {{name: old, chart_ref: apache-airflow/airflow, namespace: airflow, state: absent}}
+    - debug: {{msg: "chart={{{{ airflow.status.chart }}}} status={{{{ airflow.status.status }}}}"}}
+"#,
+            double = double.display()
+        ),
+    );
+    let missing = env.write(
+        "missing.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - kubernetes.core.helm_repository: {name: a, repo_url: 'https://airflow.apache.org'}\n",
+    );
+    let run = env.apply(&missing, &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.all().contains("helm was not found on the target"),
+        "{}",
+        run.all()
+    );
+    let first = converges(&env, &play, "helm play");
+    assert!(
+        first.all().contains("chart=airflow-1.15.0 status=deployed"),
+        "{}",
+        first.all()
+    );
+    // The release's values were sent on stdin, not on helm's command line.
+    let state = env
+        .node_file("pi-master", "/var/lib/helm-double/state.json")
+        .expect("helm state");
+    assert!(state.contains("hunter2"), "{state}");
+    assert!(state.contains("\"replicas\": 1"), "{state}");
+
+    // Another chart version is an upgrade; an unknown chart is helm's error.
+    let upgrade = env.write(
+        "upgrade.yml",
+        r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - kubernetes.core.helm:
+        name: airflow
+        chart_ref: apache-airflow/airflow
+        chart_version: 1.14.0
+        release_namespace: airflow
+        values_files: [/etc/airflow-values.yaml]
+        values:
+          webserver: {defaultUser: {password: hunter2}}
+      register: airflow
+    - debug: {msg: "rev={{ airflow.status.revision }}"}
+    - kubernetes.core.helm: {name: x, chart_ref: apache-airflow/nope, namespace: airflow}
+      register: nope
+      ignore_errors: true
+    - assert: {that: ["'not found in apache-airflow index' in nope.msg"]}
+"#,
+    );
+    let run = env.apply(&upgrade, &[]);
+    ok(&run, "upgrade");
+    assert!(run.all().contains("rev=2"), "{}", run.all());
+    assert_eq!(changed(&run), 1, "{}", run.all());
+
+    // Uninstalling and removing the repository converge too.
+    let absent = env.write(
+        "absent.yml",
+        r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - kubernetes.core.helm: {name: airflow, namespace: airflow, state: absent}
+    - kubernetes.core.helm_repository: {name: apache-airflow, repo_state: absent}
+"#,
+    );
+    converges(&env, &absent, "helm absent");
+}
