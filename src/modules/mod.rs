@@ -9,6 +9,7 @@
 //! flag: in check mode it stops at the plan, otherwise it calls `apply` with
 //! exactly the change that was planned.
 
+pub mod alternatives;
 pub mod apt;
 pub mod args;
 pub mod assert;
@@ -598,6 +599,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<k8s_info::K8sInfo>(),
     info::<helm::Helm>(),
     info::<helm_repository::HelmRepository>(),
+    info::<alternatives::Alternatives>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

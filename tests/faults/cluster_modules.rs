@@ -264,3 +264,28 @@ fn kubernetes_core_helm_deploys_airflow_and_converges() {
     );
     converges(&env, &absent, "helm absent");
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn community_general_alternatives_converges() {
+    let env = Env::new(1);
+    let play = env.write(
+        "alt.yml",
+        r##"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - copy: {dest: /usr/local/bin/drover-alt-a, content: "#!/bin/sh\necho a\n", mode: "0755"}
+    - copy: {dest: /usr/local/bin/drover-alt-b, content: "#!/bin/sh\necho b\n", mode: "0755"}
+    - community.general.alternatives: {name: drover-alt, link: /usr/local/bin/drover-alt, path: /usr/local/bin/drover-alt-a, priority: 10, state: present}
+    - community.general.alternatives: {name: drover-alt, link: /usr/local/bin/drover-alt, path: /usr/local/bin/drover-alt-b, priority: 20}
+    - command: /usr/local/bin/drover-alt
+      register: which
+      changed_when: false
+      check_mode: false
+    - assert: {that: ["which.stdout == 'b'"]}
+"##,
+    );
+    converges(&env, &play, "alternatives");
+}
