@@ -199,7 +199,16 @@ impl Module for Alternatives {
     type Change = AltChange;
 
     fn validate(&self) -> Result<(), ArgError> {
-        if self.name.contains('/') || self.name.trim().is_empty() {
+        // update-alternatives would take these for options.
+        for (arg, v) in [("path", Some(&self.path)), ("link", self.link.as_ref())] {
+            if v.is_some_and(|v| !v.starts_with('/')) {
+                return Err(ArgError {
+                    arg: Some(arg.into()),
+                    msg: format!("{arg} must be an absolute path"),
+                });
+            }
+        }
+        if self.name.starts_with('-') || self.name.contains('/') || self.name.trim().is_empty() {
             return Err(ArgError {
                 arg: Some("name".into()),
                 msg: format!("name must be a generic name, not {:?}", self.name),
@@ -269,6 +278,12 @@ mod tests {
     fn args() {
         assert_args_complete::<Alternatives>();
         assert!(module(json!({"name": "/usr/bin/x", "path": "/p"}))
+            .validate()
+            .is_err());
+        assert!(module(json!({"name": "x", "path": "--remove-all"}))
+            .validate()
+            .is_err());
+        assert!(module(json!({"name": "--all", "path": "/p"}))
             .validate()
             .is_err());
     }

@@ -413,6 +413,27 @@ impl Module for Helm {
     type Change = HelmChange;
 
     fn validate(&self) -> Result<(), ArgError> {
+        // A value helm would take for an option.
+        for (arg, v) in [
+            ("release_name", Some(&self.release_name)),
+            ("release_namespace", Some(&self.release_namespace)),
+            ("chart_ref", self.chart_ref.as_ref()),
+            ("chart_version", self.chart_version.as_ref()),
+            ("wait_timeout", self.wait_timeout.as_ref()),
+        ] {
+            if v.is_some_and(|v| v.starts_with('-') || v.is_empty()) {
+                return Err(ArgError {
+                    arg: Some(arg.into()),
+                    msg: format!("{arg} must not be empty or start with '-'"),
+                });
+            }
+        }
+        if self.values_files.iter().any(|f| f.starts_with('-')) {
+            return Err(ArgError {
+                arg: Some("values_files".into()),
+                msg: "values_files must not start with '-'".into(),
+            });
+        }
         if self.state == State::Present && self.chart_ref.is_none() {
             return Err("state is present but all of the following are missing: chart_ref".into());
         }
@@ -571,6 +592,14 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+        for bad in [
+            json!({"name": "--set=x", "namespace": "n", "chart_ref": "a/b"}),
+            json!({"name": "a", "namespace": "-n", "chart_ref": "a/b"}),
+            json!({"name": "a", "namespace": "n", "chart_ref": "--x"}),
+            json!({"name": "a", "namespace": "n", "chart_ref": "a/b", "values_files": ["-"]}),
+        ] {
+            assert!(module(bad.clone()).validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

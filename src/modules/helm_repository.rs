@@ -145,6 +145,18 @@ impl Module for HelmRepository {
     type Change = RepoChange;
 
     fn validate(&self) -> Result<(), super::ArgError> {
+        // A value helm would take for an option.
+        for (arg, v) in [
+            ("name", Some(&self.name)),
+            ("repo_url", self.repo_url.as_ref()),
+        ] {
+            if v.is_some_and(|v| v.starts_with('-') || v.is_empty()) {
+                return Err(super::ArgError {
+                    arg: Some(arg.into()),
+                    msg: format!("{arg} must not be empty or start with '-'"),
+                });
+            }
+        }
         if self.repo_state == State::Present && self.repo_url.is_none() {
             return Err(
                 "repo_state is present but all of the following are missing: repo_url".into(),

@@ -254,6 +254,16 @@ impl K8s {
         for (value, origin) in raw {
             let key = key_of(&value, &[])
                 .ok_or_else(|| ModuleError::failed(format!("{origin}: no kind or name")))?;
+            // kubectl would take these for options (Kubernetes refuses such names).
+            if [Some(&key.kind), Some(&key.name), key.namespace.as_ref()]
+                .iter()
+                .flatten()
+                .any(|v| v.starts_with('-'))
+            {
+                return Err(ModuleError::failed(format!(
+                    "{origin}: {key}: kind, name and namespace must not start with '-'"
+                )));
+            }
             if out.iter().any(|o| o.key == key) {
                 return Err(ModuleError::failed(format!(
                     "{origin}: {key} is defined twice"
