@@ -59,6 +59,8 @@ pub struct GetUrlChange {
     download: bool,
     /// The file's attributes to fix, when they differ.
     fix: Option<AttrsFix>,
+    /// The checksum command and the digest the download must have.
+    sum: Option<(&'static str, String)>,
 }
 
 /// The checksum command for an algorithm name.
@@ -74,6 +76,43 @@ fn sum_command(algo: &str) -> Option<&'static str> {
     })
 }
 
+/// A checksum given as `<algorithm>:<URL of a checksum file>`: the
+/// command and the URL.
+fn checksum_url(s: &str) -> Result<Option<(&'static str, &str)>, ModuleError> {
+    let Some((algo, rest)) = s.split_once(':') else {
+        return Ok(None);
+    };
+    let rest = rest.trim();
+    if !["http://", "https://", "ftp://", "file://"]
+        .iter()
+        .any(|p| rest.starts_with(p))
+    {
+        return Ok(None);
+    }
+    let cmd = sum_command(algo.trim())
+        .ok_or_else(|| ModuleError::Args(format!("unsupported checksum algorithm {algo}")))?;
+    Ok(Some((cmd, rest)))
+}
+
+/// The digest a checksum file (`sha256sum` output, or one bare digest)
+/// gives for `file`, as Ansible picks it: a name's leading `*` and `./`
+/// are dropped.
+fn digest_for(text: &str, file: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if let [only] = lines.as_slice() {
+        if only.split_whitespace().count() == 1 {
+            return Some(only.trim().to_ascii_lowercase());
+        }
+    }
+    lines.iter().find_map(|l| {
+        let (sum, name) = l.trim().split_once(char::is_whitespace)?;
+        let name = name.trim();
+        let name = name.strip_prefix('*').unwrap_or(name);
+        let name = name.strip_prefix("./").unwrap_or(name);
+        (name.trim_matches(|c| c == '.' || c == '/') == file).then(|| sum.to_ascii_lowercase())
+    })
+}
+
 /// `(command, lowercase hex)` of a `checksum:` argument.
 fn parse_checksum(s: &str) -> Result<(&'static str, String), ModuleError> {
     let (algo, hex) = s
@@ -84,7 +123,7 @@ fn parse_checksum(s: &str) -> Result<(&'static str, String), ModuleError> {
     let hex = hex.trim().to_ascii_lowercase();
     if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ModuleError::Args(format!(
-            "checksum must be a hex digest (checksum files by URL are not supported): {s}"
+            "checksum must be <algorithm>:<hex digest> or <algorithm>:<URL of a checksum file>: {s}"
         )));
     }
     Ok((cmd, hex))
@@ -144,7 +183,13 @@ impl GetUrl {
 
     /// curl's config (sent on stdin): URL, headers and credentials.
     fn curl_config(&self) -> Result<String, ModuleError> {
-        let mut c = format!("url = {}\n", curl_quote(&self.url));
+        self.curl_config_for(&self.url)
+    }
+
+    /// curl's config for `url`, with the task's headers and credentials
+    /// (Ansible sends them for a checksum URL too).
+    fn curl_config_for(&self, url: &str) -> Result<String, ModuleError> {
+        let mut c = format!("url = {}\n", curl_quote(url));
         for h in self.header_lines()? {
             c.push_str(&format!("header = {}\n", curl_quote(&h)));
         }
@@ -166,7 +211,10 @@ impl GetUrl {
         }
         s.push_str("fi\nprintf '@@x path %s\\n' \"$d\"\n");
         if let Some(c) = &self.checksum {
-            let (cmd, _) = parse_checksum(c)?;
+            let cmd = match checksum_url(c)? {
+                Some((cmd, _)) => cmd,
+                None => parse_checksum(c)?.0,
+            };
             s.push_str(&format!(
                 "if [ -f \"$d\" ] && [ -r \"$d\" ]; then printf '@@x sum %s\\n' \"$({cmd} < \"$d\" | cut -d' ' -f1)\"; fi\n"
             ));
@@ -203,8 +251,7 @@ impl GetUrl {
             ));
         }
         s.push_str("else echo 'get_url needs curl (or wget without headers or credentials) on the host' >&2; exit 95\nfi\n");
-        if let Some(c) = &self.checksum {
-            let (cmd, hex) = parse_checksum(c)?;
+        if let Some((cmd, hex)) = &change.sum {
             s.push_str(&format!(
                 "got=$({cmd} < \"$t\" | cut -d' ' -f1)\n\
                  if [ \"$got\" != {hex} ]; then echo \"The checksum for $d did not match {hex}; it was $got.\" >&2; exit 96; fi\n"
@@ -227,6 +274,45 @@ impl GetUrl {
         s.push_str(&guard);
         s.push_str("mv -f -- \"$t\" \"$d\" || exit 98\n");
         Ok(s)
+    }
+
+    /// The checksum command and digest: given, or read from the checksum
+    /// file at a URL (fetched on the host, as the download is; also in
+    /// check mode, since it changes nothing).
+    async fn wanted_sum(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        checksum: &str,
+    ) -> Result<(&'static str, String), ModuleError> {
+        let Some((cmd, url)) = checksum_url(checksum)? else {
+            return parse_checksum(checksum);
+        };
+        let t = self.timeout.unwrap_or(10).max(1);
+        let insecure = if self.validate_certs { "" } else { " -k" };
+        let script = format!(
+            "command -v curl >/dev/null 2>&1 || {{ echo 'get_url needs curl on the host to read a checksum URL' >&2; exit 95; }}\n\
+             curl -fsSL{insecure} --connect-timeout {t} --speed-time {t} --speed-limit 1 -K -\n"
+        );
+        let config = self.curl_config_for(url)?;
+        let out = ctx.remote.exec(&script, config.as_bytes()).await?;
+        if out.status != 0 {
+            return Err(ModuleError::failed(format!(
+                "Request failed for the checksum file {url}: {}",
+                out.stderr_str().trim()
+            )));
+        }
+        let file = url_file_name(&self.url).unwrap_or_default();
+        let hex = digest_for(&out.stdout_str(), &file).ok_or_else(|| {
+            ModuleError::failed(format!(
+                "Unable to find a checksum for file '{file}' in '{url}'"
+            ))
+        })?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ModuleError::failed(format!(
+                "the checksum for '{file}' in '{url}' is not a hex digest: {hex}"
+            )));
+        }
+        Ok((cmd, hex))
     }
 
     fn data(&self, path: &str) -> Map {
@@ -260,10 +346,11 @@ impl Module for GetUrl {
     type Change = GetUrlChange;
 
     async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
-        let want_sum = match &self.checksum {
-            Some(c) => Some(parse_checksum(c)?.1),
+        let sum = match &self.checksum {
+            Some(c) => Some(self.wanted_sum(ctx, c).await?),
             None => None,
         };
+        let want_sum = sum.as_ref().map(|(_, hex)| hex.clone());
         self.header_lines()?;
         let read = self.read_batch()?.run(ctx.remote).await?;
         if read.extra.iter().any(|l| l == "noname") {
@@ -290,6 +377,7 @@ impl Module for GetUrl {
             path: path.clone(),
             download,
             fix: fix.clone(),
+            sum: sum.clone(),
         };
         match state.kind {
             FileKind::Missing => {
@@ -407,6 +495,12 @@ mod tests {
         assert!(parse_checksum("crc32:00").is_err());
         assert!(parse_checksum("sha256:https://x/SHA256SUMS").is_err());
         assert_eq!(
+            checksum_url("sha256:https://x/SHA256SUMS").expect("ok"),
+            Some(("sha256sum", "https://x/SHA256SUMS"))
+        );
+        assert_eq!(checksum_url("sha256:abcd").expect("ok"), None);
+        assert!(checksum_url("crc:https://x").is_err());
+        assert_eq!(
             url_file_name("https://get.k3s.io/k3s-arm64?x=1#f").as_deref(),
             Some("k3s-arm64")
         );
@@ -420,6 +514,96 @@ mod tests {
     }
 
     #[test]
+    fn checksum_files_give_the_digest_of_the_url_file() {
+        let sums = "aa11  k3s\nBB22 *./k3s-airgap-images-arm64.tar\ncc33  ./install.sh\n";
+        assert_eq!(digest_for(sums, "k3s").as_deref(), Some("aa11"));
+        assert_eq!(
+            digest_for(sums, "k3s-airgap-images-arm64.tar").as_deref(),
+            Some("bb22")
+        );
+        assert_eq!(digest_for(sums, "install.sh").as_deref(), Some("cc33"));
+        assert_eq!(digest_for(sums, "k3s.exe"), None);
+        assert_eq!(digest_for("dd44\n", "anything").as_deref(), Some("dd44"));
+    }
+
+    #[tokio::test]
+    async fn checksum_urls_are_read_and_checked() {
+        if std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let h = Harness::new();
+        let src = h.path("k3s");
+        std::fs::write(&src, "payload\n").expect("write");
+        let hex = "e2c5ab9a5b4ce4ad4ee9a1b4c3a8b0f0a6e0a2f8d2b3c4e5f60718293a4b5c6d";
+        let real = String::from_utf8(
+            std::process::Command::new("sha256sum")
+                .arg(&src)
+                .output()
+                .expect("sha256sum")
+                .stdout,
+        )
+        .expect("utf8");
+        let real = real.split(' ').next().expect("hex").to_string();
+        std::fs::write(
+            h.path("SHA256SUMS"),
+            format!("{hex}  install.sh\n{real}  k3s\n"),
+        )
+        .expect("sums");
+        let args = json!({"url": format!("file://{src}"), "dest": h.path("out"),
+            "checksum": format!("sha256:file://{}", h.path("SHA256SUMS"))});
+        let out = h
+            .run::<GetUrl>(args.clone(), false, false)
+            .await
+            .expect("get");
+        assert!(out.changed);
+        assert_eq!(
+            std::fs::read_to_string(h.path("out")).expect("r"),
+            "payload\n"
+        );
+        let out = h
+            .run::<GetUrl>(args.clone(), false, false)
+            .await
+            .expect("again");
+        assert!(!out.changed, "converged");
+        let out = h.run::<GetUrl>(args, true, false).await.expect("check");
+        assert!(!out.changed, "check mode converged");
+        // The checksum file cannot be read.
+        let err = h
+            .run::<GetUrl>(
+                json!({"url": format!("file://{src}"), "dest": h.path("out2"),
+                    "checksum": format!("sha256:file://{}", h.path("nope"))}),
+                false,
+                false,
+            )
+            .await
+            .expect_err("no sum");
+        assert!(
+            err.to_string()
+                .contains("Request failed for the checksum file"),
+            "{err}"
+        );
+        std::fs::write(h.path("SHA256SUMS"), format!("{hex}  install.sh\n")).expect("w");
+        let err = h
+            .run::<GetUrl>(
+                json!({"url": format!("file://{src}"), "dest": h.path("out3"),
+                    "checksum": format!("sha256:file://{}", h.path("SHA256SUMS"))}),
+                false,
+                false,
+            )
+            .await
+            .expect_err("not listed");
+        assert!(
+            err.to_string()
+                .contains("Unable to find a checksum for file 'k3s'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn secrets_stay_off_the_command_line() {
         let m = module(json!({
             "url": "https://x/y", "dest": "/tmp/y",
@@ -430,6 +614,7 @@ mod tests {
             path: "/tmp/y".into(),
             download: true,
             fix: None,
+            sum: None,
         };
         let s = m.download_script(&c, false).expect("script");
         assert!(!s.contains("s3cret") && !s.contains("pw"), "{s}");

@@ -145,7 +145,11 @@ fn split_docs(text: &str) -> Vec<String> {
 }
 
 /// Parse manifest text (YAML, or JSON when `json`) into objects with origins.
-fn parse_text(text: &str, path: &Path, json: bool) -> Result<Vec<(Value, String)>, ModuleError> {
+pub(super) fn parse_text(
+    text: &str,
+    path: &Path,
+    json: bool,
+) -> Result<Vec<(Value, String)>, ModuleError> {
     let mut out = Vec::new();
     if json {
         for (i, v) in serde_json::Deserializer::from_str(text)
@@ -175,7 +179,9 @@ fn parse_text(text: &str, path: &Path, json: bool) -> Result<Vec<(Value, String)
 
 /// Expand `List` objects and check that each is an object with apiVersion,
 /// kind and metadata.name.
-fn check_objects(raw: Vec<(Value, String)>) -> Result<Vec<(Value, String)>, ModuleError> {
+pub(super) fn check_objects(
+    raw: Vec<(Value, String)>,
+) -> Result<Vec<(Value, String)>, ModuleError> {
     let mut out = Vec::new();
     for (v, origin) in raw {
         if str_at(&v, &["kind"]).is_some_and(|k| k == "List" || k.ends_with("List"))
@@ -506,7 +512,7 @@ fn outside_dependencies(all: &[Object], objs: &[&Object]) -> Result<Vec<Object>,
 
 /// Poll until every object in `keys` is ready; fail at once on a Failed Job,
 /// and at the deadline naming what is not ready and why.
-async fn wait_ready(
+pub(super) async fn wait_ready(
     ctx: &ModuleCtx<'_>,
     kubectl: &Kubectl,
     objects: &[&Object],

@@ -9,6 +9,7 @@
 //! flag: in check mode it stops at the plan, otherwise it calls `apply` with
 //! exactly the change that was planned.
 
+pub mod alternatives;
 pub mod apt;
 pub mod args;
 pub mod assert;
@@ -27,12 +28,16 @@ pub mod fs_deferred;
 pub mod get_url;
 pub mod getent;
 pub mod group;
+pub mod helm;
+pub mod helm_repository;
 pub mod hostname;
 pub mod ini_file;
 pub mod k8s;
 pub mod k8s_apply;
+pub mod k8s_info;
 pub mod k8s_node_labels;
 pub mod known;
+pub mod k8s_object;
 pub mod lineinfile;
 pub mod mount;
 pub mod package;
@@ -618,6 +623,11 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<wait_for_connection::WaitForConnection>(),
     info::<package::Package>(),
     info::<package_facts::PackageFacts>(),
+    info::<k8s_object::K8s>(),
+    info::<k8s_info::K8sInfo>(),
+    info::<helm::Helm>(),
+    info::<helm_repository::HelmRepository>(),
+    info::<alternatives::Alternatives>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may
@@ -627,6 +637,7 @@ pub const COLLECTIONS: &[&str] = &[
     "ansible.legacy",
     "ansible.posix",
     "community.general",
+    "kubernetes.core",
 ];
 
 /// Look a module up by the name a task uses (`copy`, `ansible.builtin.copy`,
@@ -637,6 +648,7 @@ pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
         .or_else(|| name.strip_prefix("ansible.posix."))
         .or_else(|| name.strip_prefix("ansible.legacy."))
         .or_else(|| name.strip_prefix("community.general."))
+        .or_else(|| name.strip_prefix("kubernetes.core."))
         .unwrap_or(name);
     // `systemd_service` is the systemd module's newer name.
     let short = if short == "systemd_service" {

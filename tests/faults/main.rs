@@ -10,6 +10,7 @@
 mod cli_habits;
 mod behaviour;
 mod facts;
+mod cluster_modules;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -431,6 +431,17 @@ class Apply(K3sTestCase):
                                         stdin=obj("ConfigMap", "zz", "default")),
                     'configmaps "zz" not found')
 
+    def test_get_all_namespaces_lists_every_namespace(self):
+        self.ok(self.master.kubectl("apply", "-f", "-", stdin=obj("Namespace", "other")))
+        a, b = obj("ConfigMap", "a", "default"), obj("ConfigMap", "b", "other")
+        self.ok(self.apply(a))
+        self.ok(self.apply(b))
+        names = lambda *args: [i["metadata"]["name"] for i in json.loads(
+            self.ok(self.master.kubectl("get", "configmaps", *args, "-o", "json")).stdout)["items"]]
+        self.assertEqual(names(), ["a"])
+        self.assertEqual(names("-A"), ["a", "b"])
+        self.assertEqual(names("--all-namespaces"), ["a", "b"])
+
     def test_non_json_input_is_refused(self):
         self.failed(self.master.kubectl("apply", "-f", "-", stdin="kind: ConfigMap\n"),
                     "accepts JSON only")
