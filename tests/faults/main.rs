@@ -7,10 +7,10 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
-mod cli_habits;
 mod behaviour;
-mod facts;
+mod cli_habits;
 mod cluster_modules;
+mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
