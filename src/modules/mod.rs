@@ -55,6 +55,7 @@ pub mod slurp;
 pub mod stat;
 pub mod sysctl;
 pub mod systemd;
+pub mod tempfile;
 pub mod template;
 pub mod testutil;
 mod textedit;
@@ -628,6 +629,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<helm::Helm>(),
     info::<helm_repository::HelmRepository>(),
     info::<alternatives::Alternatives>(),
+    info::<tempfile::Tempfile>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may
