@@ -11,9 +11,10 @@ use super::args::{opt_string_ish, opt_strings_ish};
 use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Protocol, ReadCtx};
 use crate::{Map, Value};
 
-/// Arguments of `package`.
+/// Arguments of `package`: its own, and those of the backend (apt), which
+/// Ansible passes on to it (`update_cache`, `cache_valid_time`, ...).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "WithBackend")]
 pub struct Package {
     /// Packages (with a version as the manager writes it: `name=1.2*`).
     #[serde(deserialize_with = "strings")]
@@ -24,6 +25,46 @@ pub struct Package {
     /// The manager to use; `auto` (default) follows the `pkg_mgr` fact.
     #[serde(default, rename = "use", deserialize_with = "opt_string_ish")]
     use_: Option<String>,
+    /// The backend's own arguments, passed on.
+    #[serde(skip)]
+    backend: Map,
+}
+
+/// `package`'s arguments as written: its own, and the rest for the backend.
+#[derive(Deserialize)]
+struct WithBackend {
+    #[serde(deserialize_with = "strings")]
+    name: Vec<String>,
+    #[serde(deserialize_with = "opt_string_ish")]
+    state: Option<String>,
+    #[serde(default, rename = "use", deserialize_with = "opt_string_ish")]
+    use_: Option<String>,
+    #[serde(flatten)]
+    backend: Map,
+}
+
+impl TryFrom<WithBackend> for Package {
+    type Error = String;
+
+    fn try_from(w: WithBackend) -> Result<Package, String> {
+        if let Some(k) = w
+            .backend
+            .keys()
+            .find(|k| !Package::ARGS.contains(&k.as_str()))
+        {
+            let listed: Vec<String> = Package::ARGS.iter().map(|a| format!("`{a}`")).collect();
+            return Err(format!(
+                "unknown field `{k}`, expected one of {}",
+                listed.join(", ")
+            ));
+        }
+        Ok(Package {
+            name: w.name,
+            state: w.state,
+            use_: w.use_,
+            backend: w.backend,
+        })
+    }
 }
 
 fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -57,15 +98,29 @@ impl Package {
             .state
             .clone()
             .ok_or_else(|| ModuleError::Args("missing required arguments: state".into()))?;
-        let args = serde_json::json!({ "name": self.name, "state": state });
-        serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))
+        let mut args = self.backend.clone();
+        args.insert("name".into(), serde_json::json!(self.name));
+        args.insert("state".into(), Value::from(state));
+        serde_json::from_value(Value::Object(args)).map_err(|e| ModuleError::Args(e.to_string()))
     }
 }
 
 #[async_trait]
 impl Module for Package {
     const NAME: &'static str = "package";
-    const ARGS: &'static [&'static str] = &["name", "state", "use"];
+    // Its own, then apt's (see `Apt::ARGS`), which it passes on.
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "state",
+        "use",
+        "update_cache",
+        "update-cache",
+        "cache_valid_time",
+        "purge",
+        "install_recommends",
+        "install-recommends",
+        "lock_timeout",
+    ];
     type Change = AptChange;
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
@@ -130,6 +185,26 @@ mod tests {
         assert!(
             serde_json::from_value::<Package>(json!({"name": "vim"})).is_err(),
             "state is required"
+        );
+    }
+
+    #[test]
+    fn the_backends_arguments_are_passed_on_to_apt() {
+        let h = Harness::new();
+        let ctx = h.ctx(false, false);
+        let m: Package = serde_json::from_value(
+            json!({"name": "vim", "state": "present", "update_cache": true, "cache_valid_time": 3600}),
+        )
+        .expect("apt's arguments are package's too");
+        let apt = format!("{:?}", m.apt(&ctx.reading()).expect("apt"));
+        assert!(apt.contains("3600"), "{apt}");
+        let err = serde_json::from_value::<Package>(
+            json!({"name": "vim", "state": "present", "enablerepo": "x"}),
+        )
+        .expect_err("not apt's");
+        assert!(
+            err.to_string().contains("unknown field `enablerepo`"),
+            "{err}"
         );
     }
 }
