@@ -53,6 +53,19 @@ pub struct Apt {
     /// Seconds to wait for the dpkg lock.
     #[serde(default, deserialize_with = "opt_u64_ish")]
     lock_timeout: Option<u64>,
+    /// Let a named version older than the installed one replace it.
+    #[serde(
+        default,
+        alias = "allow-downgrade",
+        alias = "allow_downgrades",
+        alias = "allow-downgrades",
+        deserialize_with = "bool_ish"
+    )]
+    allow_downgrade: bool,
+    /// A .deb file (path or URL) to install: loads, but fails where it runs
+    /// (not implemented yet), like an Ansible module drover lacks.
+    #[serde(default, deserialize_with = "opt_strings_ish")]
+    deb: Option<Vec<String>>,
 }
 
 /// The wanted package state.
@@ -408,8 +421,13 @@ impl Apt {
     fn apt_get(&self) -> String {
         format!(
             "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={} \
-             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold",
-            self.lock_timeout.unwrap_or(60)
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold{}",
+            self.lock_timeout.unwrap_or(60),
+            if self.allow_downgrade {
+                " --allow-downgrades"
+            } else {
+                ""
+            }
         )
     }
 
@@ -492,17 +510,27 @@ impl Module for Apt {
         "install_recommends",
         "install-recommends",
         "lock_timeout",
+        "allow_downgrade",
+        "allow-downgrade",
+        "allow_downgrades",
+        "allow-downgrades",
+        "deb",
     ];
     type Change = AptChange;
 
     fn validate(&self) -> Result<(), super::ArgError> {
-        if self.names().is_empty() && !self.update_cache {
+        if self.names().is_empty() && !self.update_cache && self.deb.is_none() {
             return Err("one of the arguments 'name' or 'update_cache' is required".into());
         }
         Ok(())
     }
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        if self.deb.is_some() {
+            return Err(ModuleError::failed(
+                "apt: `deb` (installing a .deb file) is not implemented by drover yet",
+            ));
+        }
         for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
             safe::name("name", n.trim())?;
         }
@@ -602,6 +630,25 @@ mod tests {
             Plan::Unchanged(_) => None,
             Plan::Change { change, .. } | Plan::Run(change) => Some(change),
         }
+    }
+
+    #[test]
+    fn a_deb_file_loads_and_fails_where_it_runs_and_downgrades_are_allowed_on_request() {
+        let m = module(json!({"deb": "https://example.invalid/x_1.0_arm64.deb"}));
+        assert!(m.validate().is_ok(), "loads, as a role's task must");
+        let h = crate::modules::testutil::Harness::new();
+        let ctx = h.ctx(false, false);
+        let err = m.reads(&ctx.reading()).expect_err("not implemented");
+        assert!(err.to_string().contains("`deb`"), "{err}");
+        let m = module(json!({"name": "sops=3.7.0", "allow_downgrade": true}));
+        assert!(
+            m.apt_get().ends_with(" --allow-downgrades"),
+            "{}",
+            m.apt_get()
+        );
+        assert!(!module(json!({"name": "sops"}))
+            .apt_get()
+            .contains("downgrade"));
     }
 
     const DPKG: &str = "nfs-common\tarm64\tii \t1:2.6.2-4\n\

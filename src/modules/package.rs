@@ -120,6 +120,10 @@ impl Module for Package {
         "install_recommends",
         "install-recommends",
         "lock_timeout",
+        "allow_downgrade",
+        "allow-downgrade",
+        "allow_downgrades",
+        "allow-downgrades",
     ];
     type Change = AptChange;
 
