@@ -3,31 +3,10 @@
 //! behaviour. They run on the control machine (`ansible_connection=local`)
 //! and change nothing there but their scratch directory.
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::harness::Run;
-
-/// Run `playbook` (text) against localhost with a local connection.
-fn local(dir: &Path, playbook: &str, args: &[&str]) -> Run {
-    std::fs::write(dir.join("hosts"), "localhost ansible_connection=local\n").expect("write");
-    std::fs::write(dir.join("site.yml"), playbook).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["apply", "site.yml", "-i", "hosts", "--output", "json"])
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("drover runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::local::local;
 
 /// The results of the tasks named `name`.
 fn results(run: &Run, name: &str) -> Vec<Value> {

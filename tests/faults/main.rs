@@ -18,6 +18,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod local;
 mod module_names;
 mod new_modules;
 mod output;

@@ -1,0 +1,28 @@
+//! Running a playbook on the control machine itself
+//! (`ansible_connection=local`), for tests of playbook semantics that need
+//! no lab node.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::Run;
+
+/// Run `playbook` (text) against localhost with a local connection, from
+/// `dir` (also its HOME), with JSON output.
+pub fn local(dir: &Path, playbook: &str, args: &[&str]) -> Run {
+    std::fs::write(dir.join("hosts"), "localhost ansible_connection=local\n").expect("write");
+    std::fs::write(dir.join("site.yml"), playbook).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["apply", "site.yml", "-i", "hosts", "--output", "json"])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("drover runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
