@@ -348,3 +348,15 @@ mod tests {
         assert!(serde_json::from_value::<Loose>(serde_json::json!({"n": 1.5})).is_err());
     }
 }
+
+/// `state: present|absent`, present by default: the wanted existence of
+/// the one thing a module manages (a release, a repository, an object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    /// It exists as the arguments describe it.
+    #[default]
+    Present,
+    /// It does not exist.
+    Absent,
+}

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::args::Presence as State;
 use super::args::{bool_ish, opt_string_ish, yes};
 use super::{
     ArgError, Decision, Diff, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx,
@@ -21,17 +22,6 @@ use super::{
 };
 use crate::transport::shell_quote;
 use crate::{Map, Value};
-
-/// `state` of a release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// Installed from the chart with the values.
-    #[default]
-    Present,
-    /// Uninstalled.
-    Absent,
-}
 
 /// Arguments of `kubernetes.core.helm` (Ansible's names).
 #[derive(Debug, Deserialize)]

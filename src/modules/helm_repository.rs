@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use super::args::Presence as State;
 use super::args::{bool_ish, opt_string_ish};
 use super::helm::{helm_cmd, need_helm, no_helm};
 use super::{
@@ -14,17 +15,6 @@ use super::{
 };
 use crate::transport::shell_quote;
 use crate::{Map, Value};
-
-/// `repo_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// The repository is configured with this URL.
-    #[default]
-    Present,
-    /// It is not configured.
-    Absent,
-}
 
 /// Arguments of `kubernetes.core.helm_repository` (Ansible's names).
 #[derive(Debug, Deserialize)]

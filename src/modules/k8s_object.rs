@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::args::Presence as State;
 use super::args::{bool_ish, opt_f64_ish, opt_string_ish, opt_u64_ish};
 use super::k8s::{
     is_cluster_scoped, key_of, list_json, parse_get_output, redact_secret, str_at,
@@ -32,17 +33,6 @@ use super::{
 };
 use crate::transport::shell_quote;
 use crate::{Map, Value};
-
-/// `state` of `kubernetes.core.k8s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// The objects exist as defined.
-    #[default]
-    Present,
-    /// The objects do not exist.
-    Absent,
-}
 
 /// Arguments of `kubernetes.core.k8s` (Ansible's names).
 #[derive(Debug, Deserialize)]
