@@ -336,7 +336,7 @@ impl Shell {
                 }
             };
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
-            return Err(match parse_first(&buf, &self.token).0 {
+            return Err(match parse_first(&buf, &self.token) {
                 Answer::Unstored => RunError::Unstored,
                 _ => RunError::Transport(e),
             });
@@ -369,18 +369,18 @@ impl Shell {
         loop {
             if !buf.is_empty() {
                 match parse_first(buf, &self.token) {
-                    (Answer::Partial, _) => {}
-                    (Answer::Done(out), used) if more || used == buf.len() => {
+                    Answer::Partial => {}
+                    Answer::Done(out, used) if more || used == buf.len() => {
                         buf.drain(..used);
                         return Ok(out);
                     }
-                    (Answer::Done(_), _) | (Answer::Garbled, _) => {
+                    Answer::Done(..) | Answer::Garbled => {
                         return Err(RunError::Transport(TransportError::Disconnected(
                             "the remote shell's answer was garbled".into(),
                         )))
                     }
-                    (Answer::Unstored, _) => return Err(RunError::Unstored),
-                    (Answer::Lost, _) => return Err(RunError::Lost),
+                    Answer::Unstored => return Err(RunError::Unstored),
+                    Answer::Lost => return Err(RunError::Lost),
                 }
             }
             match self.proc.next().await {
@@ -427,7 +427,8 @@ impl Slot {
 
 enum Answer {
     Partial,
-    Done(ExecOutput),
+    /// The output, and how many bytes of the buffer the answer took.
+    Done(ExecOutput, usize),
     /// `F`: the frame could not be stored, nothing ran.
     Unstored,
     /// `L`: the command ran, its output could not be stored.
@@ -440,26 +441,13 @@ enum Answer {
 #[cfg(test)]
 fn parse_answer(buf: &[u8], token: &str) -> Answer {
     match parse_first(buf, token) {
-        (Answer::Done(_), used) if used != buf.len() => Answer::Garbled,
-        (a, _) => a,
+        Answer::Done(_, used) if used != buf.len() => Answer::Garbled,
+        a => a,
     }
 }
 
-/// The first answer in `buf`, and how many bytes it took (when done).
-fn parse_first(buf: &[u8], token: &str) -> (Answer, usize) {
-    (parse_one(buf, token), answer_len(buf, token))
-}
-
-/// Where the first complete answer in `buf` ends.
-fn answer_len(buf: &[u8], token: &str) -> usize {
-    let status_mark = format!("\n{token} S ");
-    find(buf, status_mark.as_bytes(), 0)
-        .and_then(|s| find(buf, b"\n", s + status_mark.len()))
-        .map_or(buf.len(), |end| end + 1)
-}
-
 /// The first answer in `buf`, which may be followed by more.
-fn parse_one(buf: &[u8], token: &str) -> Answer {
+fn parse_first(buf: &[u8], token: &str) -> Answer {
     let open = format!("{token} O\n");
     let err_mark = format!("\n{token} E\n");
     let status_mark = format!("\n{token} S ");
@@ -506,11 +494,14 @@ fn parse_one(buf: &[u8], token: &str) -> Answer {
     ) else {
         return Answer::Garbled;
     };
-    Answer::Done(ExecOutput {
-        status,
-        stdout: stdout.to_vec(),
-        stderr: stderr.to_vec(),
-    })
+    Answer::Done(
+        ExecOutput {
+            status,
+            stdout: stdout.to_vec(),
+            stderr: stderr.to_vec(),
+        },
+        end + 1,
+    )
 }
 
 #[cfg(test)]
@@ -835,7 +826,7 @@ mod tests {
     fn answers_are_split_at_their_markers() {
         let t = "TOK";
         let done = |b: &[u8]| match parse_answer(b, t) {
-            Answer::Done(o) => Some((o.stdout, o.stderr, o.status)),
+            Answer::Done(o, _) => Some((o.stdout, o.stderr, o.status)),
             _ => None,
         };
         assert_eq!(
