@@ -75,6 +75,7 @@ impl Observations {
     }
 
     fn insert(&self, host: &str, key: String, out: ExecOutput, scope: Scope, used: bool) {
+        let scope = scope.settle(&out);
         self.with(host, |c| {
             c.entries.insert(key, Entry { out, scope, used });
         });
@@ -557,7 +558,7 @@ mod tests {
     #[test]
     fn a_write_forgets_only_the_reads_it_may_have_made_stale() {
         let o = Observations::default();
-        let paths = |p: &[&str]| Scope::Paths(p.iter().map(|s| s.to_string()).collect());
+        let paths = |p: &[&str]| Scope::Paths(p.iter().map(|s| (*s).into()).collect());
         o.insert(
             "h",
             "conf".into(),

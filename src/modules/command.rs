@@ -20,6 +20,7 @@ use super::args::{opt_bool_ish, opt_string_ish, opt_strings_ish, parse_bool};
 use super::cmdargs::extract_kv;
 use super::{
     Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet, Scope,
+    ScopePath,
 };
 use crate::transport::{shell_quote, ExecOutput, Remote};
 use crate::{Map, Value};
@@ -665,7 +666,13 @@ fn cmd_reads(args: &CmdArgs, shell: bool) -> Result<Protocol, ModuleError> {
     // (under `chdir`) could be anything.
     let literal = |g: &str| g.starts_with('/') && !g.contains(['*', '?', '[', '~', '$']);
     let scope = if guards.iter().all(|g| g.as_deref().is_none_or(literal)) {
-        Scope::Paths(guards.iter().filter_map(|g| (*g).clone()).collect())
+        Scope::Paths(
+            guards
+                .iter()
+                .filter_map(|g| (*g).clone())
+                .map(ScopePath::from)
+                .collect(),
+        )
     } else {
         Scope::Host
     };

@@ -280,12 +280,19 @@ pub struct CopyChange {
     single: bool,
     /// Paths the change writes (directories include what they hold).
     touched: Vec<String>,
+    /// It writes one file that was missing or a regular file, and makes
+    /// missing directories: nothing inside what it touched changes.
+    entries_only: bool,
 }
 
 impl CopyChange {
-    /// The paths the change writes.
-    pub(crate) fn touched_paths(&self) -> Vec<String> {
-        self.touched.clone()
+    /// What the change writes.
+    pub(crate) fn touched(&self) -> Touched {
+        if self.entries_only {
+            Touched::Entries(self.touched.clone())
+        } else {
+            Touched::Paths(self.touched.clone())
+        }
     }
 }
 
@@ -381,7 +388,7 @@ impl Module for Copy {
     }
 
     fn touches(&self, change: &CopyChange) -> Touched {
-        Touched::Paths(change.touched_paths())
+        change.touched()
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {
@@ -570,12 +577,12 @@ fn read_path(batch: &mut ReadBatch, diff: bool, path: &str, follow: bool) -> usi
     i
 }
 
-/// Read the checksum of the path a shell word expands to, and with `diff`
-/// its content if small.
-fn read_expr(batch: &mut ReadBatch, diff: bool, word: &str) -> usize {
-    let i = batch.expr(word, CHECKSUM, false);
+/// Read the checksum of what `path` resolves to, and with `diff` its
+/// content if small.
+fn read_resolved(batch: &mut ReadBatch, diff: bool, path: &str) -> usize {
+    let i = batch.resolved(path, CHECKSUM, false);
     if diff {
-        small_content(batch, word, i);
+        small_content(batch, &resolved_word(path), i);
     }
     i
 }
@@ -676,10 +683,10 @@ fn single_reads(
     let i_dest = read_path(&mut batch, diff, dest, false);
     let dest_followed = batch.path(dest, Read::default(), true);
     let inner = basename.map(|b| read_path(&mut batch, diff, &join(dest, b), false));
-    let parent = batch.path(&parent_dir(dest), Read::default(), true);
+    let parent = batch.path_kind(&parent_dir(dest), true);
     let (real, inner_real) = if follow {
-        let real = read_expr(&mut batch, diff, &resolved_word(dest));
-        let inner = basename.map(|b| read_expr(&mut batch, diff, &resolved_word(&join(dest, b))));
+        let real = read_resolved(&mut batch, diff, dest);
+        let inner = basename.map(|b| read_resolved(&mut batch, diff, &join(dest, b)));
         (Some(real), inner)
     } else {
         (None, None)
@@ -1133,6 +1140,7 @@ fn decide_single(
         after: decision.diff_after,
     });
     touched.push(path);
+    let entries_only = matches!(states[state_i].kind, FileKind::Missing | FileKind::File);
     Ok(Plan::Change {
         change: CopyChange {
             prepare,
@@ -1140,6 +1148,7 @@ fn decide_single(
             validate: spec.validate.clone(),
             single: true,
             touched,
+            entries_only,
         },
         diff: shown,
         data,
@@ -1258,6 +1267,7 @@ fn decide_tree(
             validate: spec.validate.clone(),
             single: false,
             touched: vec![base],
+            entries_only: false,
         },
         diff: shown,
         data,
@@ -1671,8 +1681,15 @@ mod tests {
         assert_eq!(reads.reads.len(), 1);
         assert_eq!(
             reads.reads[0].scope,
-            crate::modules::Scope::Host,
-            "dest is also read through links"
+            crate::modules::Scope::Unlinked(vec![
+                "/etc/x".into(),
+                "/etc/x".into(),
+                crate::modules::ScopePath {
+                    path: "/etc".into(),
+                    kind_only: true
+                },
+            ]),
+            "dest is also read through links: its scope waits for the answer"
         );
         // The file, the file through links, its directory: as `_dr` prints them.
         let file = "@@ regular file|644|root|root|1|0|0|1|1|2049|0|0|0|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000|2026-01-01 00:00:00.0 +0000\n";
@@ -1691,7 +1708,8 @@ mod tests {
         };
         assert_eq!(
             copy.touches(&change),
-            Touched::Paths(vec!["/etc/x".into(), "/etc/x".into()])
+            Touched::Entries(vec!["/etc/x".into(), "/etc/x".into()]),
+            "a regular file rewritten: nothing below it changes"
         );
     }
 }

@@ -88,6 +88,9 @@ pub struct FileChange {
     script: String,
     /// Paths the script writes.
     touched: Vec<String>,
+    /// It writes only those entries, not what is inside them (see
+    /// [`Touched::Entries`]).
+    entries_only: bool,
 }
 
 /// A timestamp argument.
@@ -317,6 +320,10 @@ impl Module for File {
             change: FileChange {
                 script: format!("set -e\n{}", work.script),
                 touched,
+                entries_only: !self.recurse
+                    && matches!(state, State::Directory | State::Touch | State::File)
+                    && matches!(facts.path.kind, FileKind::Missing | FileKind::File)
+                    && !facts.real.path.is_empty(),
             },
             diff: Some(diff),
             data,
@@ -324,7 +331,11 @@ impl Module for File {
     }
 
     fn touches(&self, change: &FileChange) -> Touched {
-        Touched::Paths(change.touched.clone())
+        if change.entries_only {
+            Touched::Entries(change.touched.clone())
+        } else {
+            Touched::Paths(change.touched.clone())
+        }
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: FileChange) -> Result<Map, ModuleError> {
@@ -375,7 +386,7 @@ impl File {
     ) -> Result<(ReadBatch, ReadsAt), ModuleError> {
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
-        let i_real = batch.expr(&resolved_word(&self.path), Read::default(), true);
+        let i_real = batch.resolved(&self.path, Read::default(), true);
         // A relative src of a link resolves from the link's directory (or
         // the path, when that is a real directory): both are read.
         let src_reads = self.src.as_ref().map(|src| {
@@ -424,7 +435,9 @@ impl File {
                 ));
             }
         }
-        batch.shell(&probe);
+        // It reads the path's entries, a date and the tree under the path
+        // (or what it resolves to, which the `resolved` read checks).
+        batch.shell_within(&probe, &[&self.path]);
         Ok((
             batch,
             ReadsAt {

@@ -11,7 +11,7 @@
 
 use base64::Engine as _;
 
-use super::reads::{ReadCmd, ReadSet, Scope};
+use super::reads::{ReadCmd, ReadSet, Scope, ScopePath};
 use super::ModuleError;
 use crate::transport::{shell_quote, ExecOutput, Remote, StdinPart};
 use crate::Value;
@@ -288,7 +288,13 @@ pub(crate) const STAT_FORMAT: &str = "%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|
 
 /// The shell functions behind every read. `_dr` reads; arguments: path, `P` (do not
 /// follow a final link) or `L` (follow it), checksum 0/1, content 0/1, print
-/// the expanded path 0/1. Output lines all start with `@@`. It starts as few
+/// the expanded path 0/1, and optionally the literal path a resolved path
+/// came from. After a read that went through a link (a followed final link,
+/// or a resolved path that is not its literal one) it prints `@@linked`
+/// ([`super::reads::LINKED_MARK`]); after a path that could not be resolved
+/// for a missing directory on the way, and no link, `@@unresolved`
+/// ([`super::reads::UNRESOLVED_MARK`]). Both settle the read's scope. Output
+/// lines all start with `@@`. It starts as few
 /// processes as it can (one `stat`, one `sha1sum`): on a Raspberry Pi each
 /// costs about a millisecond, and trees have many files. In a read-ahead
 /// batch, `_drq` (see `fs_deferred`) takes the read instead and leaves it
@@ -306,6 +312,19 @@ if [ "$3" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@sum '; sha1sum < "
 if [ "$4" = 1 ] && [ -f "$1" ] && [ -r "$1" ]; then printf '@@data '; base64 -w0 < "$1"; echo; fi
 else echo '@@ missing'; fi
 if [ "$5" = 1 ]; then printf '@@path %s\n' "$1"; fi
+if [ -n "${6-}" ] && [ "$1" != "$6" ]; then
+if [ -z "$1" ] && ! _drlk "$6"; then echo '@@unresolved'; else echo '@@linked'; fi
+elif [ "$2" = L ] && [ -L "$1" ]; then echo '@@linked'; fi
+}
+_drlk() {
+case $1 in /*) ;; *) return 0 ;; esac
+case $1 in */./*|*/../*|*/.|*/..|*//*) return 0 ;; esac
+__p=$1
+while [ -n "$__p" ]; do
+if [ -L "$__p" ]; then return 0; fi
+__p=${__p%/*}
+done
+return 1
 }
 _drl() {
 case $1 in
@@ -333,8 +352,14 @@ return 1
 pub struct ReadBatch {
     script: String,
     paths: Vec<String>,
-    /// Does any read follow a final link, or read a path computed on the
-    /// host, or run a snippet? Then its scope is the whole host.
+    /// The paths its answer depends on (see [`ReadBatch::declare`]).
+    scope_paths: Vec<ScopePath>,
+    /// Does any read follow a final link or resolve a path? Then its scope
+    /// is settled by its answer ([`Scope::Unlinked`]).
+    follows: bool,
+    /// Does any read use a path computed on the host (other than a
+    /// resolved literal path), or run a snippet whose reads are not
+    /// declared? Then its scope is the whole host.
     wide: bool,
 }
 
@@ -356,14 +381,60 @@ impl ReadBatch {
     /// Read a literal path; `follow` reads what a final symlink points to.
     /// Returns the index of its state in [`ReadOutput::states`].
     pub fn path(&mut self, path: &str, read: Read, follow: bool) -> usize {
-        self.add(&shell_quote(path), path.to_string(), read, follow, false)
+        self.scope_paths.push(path.into());
+        self.follows |= follow;
+        self.add(
+            &shell_quote(path),
+            path.to_string(),
+            read,
+            follow,
+            false,
+            "",
+        )
+    }
+
+    /// [`ReadBatch::path`] for a caller that uses only what kind of thing
+    /// is there (a directory a file goes into): entries made inside it do
+    /// not make the read stale.
+    pub fn path_kind(&mut self, path: &str, follow: bool) -> usize {
+        self.scope_paths.push(ScopePath {
+            path: path.to_string(),
+            kind_only: true,
+        });
+        self.follows |= follow;
+        self.add(
+            &shell_quote(path),
+            path.to_string(),
+            Read::default(),
+            follow,
+            false,
+            "",
+        )
+    }
+
+    /// Read what `path` resolves to (`readlink -f`, through every link):
+    /// [`ReadBatch::expr`] of [`resolved_word`], but scoped to `path` once
+    /// the answer shows no link on the way.
+    pub fn resolved(&mut self, path: &str, read: Read, follow: bool) -> usize {
+        self.scope_paths.push(path.into());
+        self.follows = true;
+        let literal = format!(" {}", shell_quote(path));
+        self.add(
+            &resolved_word(path),
+            String::new(),
+            read,
+            follow,
+            true,
+            &literal,
+        )
     }
 
     /// Read a path the host computes: `word` is a shell word such as
     /// `"$h/.ssh"` or `"$(readlink -f -- /etc/x)"`. The state's `path` is
     /// what the word expanded to.
     pub fn expr(&mut self, word: &str, read: Read, follow: bool) -> usize {
-        self.add(word, String::new(), read, follow, true)
+        self.wide = true;
+        self.add(word, String::new(), read, follow, true, "")
     }
 
     /// Run a shell snippet at this point (it may set variables that later
@@ -376,10 +447,29 @@ impl ReadBatch {
         self
     }
 
-    fn add(&mut self, word: &str, path: String, read: Read, follow: bool, print: bool) -> usize {
-        self.wide |= follow || print;
+    /// [`ReadBatch::shell`] for a snippet that reads nothing but `paths`
+    /// and what is inside them (a directory's entries, the files under
+    /// it), as it finds them without following a final link, or through
+    /// the link a [`ReadBatch::resolved`] read of the same path reports.
+    pub fn shell_within(&mut self, snippet: &str, paths: &[&str]) -> &mut ReadBatch {
+        self.scope_paths
+            .extend(paths.iter().map(|p| ScopePath::from(*p)));
+        self.script.push_str(snippet);
+        self.script.push('\n');
+        self
+    }
+
+    fn add(
+        &mut self,
+        word: &str,
+        path: String,
+        read: Read,
+        follow: bool,
+        print: bool,
+        literal: &str,
+    ) -> usize {
         self.script.push_str(&format!(
-            "_dr {word} {} {} {} {}\n",
+            "_dr {word} {} {} {} {}{literal}\n",
             if follow { 'L' } else { 'P' },
             u8::from(read.checksum),
             u8::from(read.content),
@@ -401,14 +491,17 @@ impl ReadBatch {
     }
 
     /// The batch as a declared read, scoped to its literal paths when it
-    /// neither follows links nor computes paths on the host.
+    /// neither follows links nor computes paths on the host; when it
+    /// follows links, to its paths once its answer shows it followed none.
     pub fn declare(&self) -> ReadCmd {
         ReadCmd {
             script: self.script(),
             scope: if self.wide {
                 Scope::Host
+            } else if self.follows {
+                Scope::Unlinked(self.scope_paths.clone())
             } else {
-                Scope::Paths(self.paths.clone())
+                Scope::Paths(self.scope_paths.clone())
             },
         }
     }

@@ -29,7 +29,7 @@ pub struct DeferredReads;
 
 /// Defines `_drq`, which `_dr` calls in a batch. It notes the read as a
 /// line of flags (`P` or `L`, then checksum, content, print, exists, link,
-/// regular and readable) followed by the path, adds the path to the
+/// regular and readable, went through a link) followed by the path, adds the path to the
 /// argument list of each tool that will need it (files of `set -- "$@"
 /// 'path'` lines, which the end of the batch sources: the shell's `read`
 /// takes one system call per byte), and prints the placeholder. It declines
@@ -47,8 +47,12 @@ if [ -e "$1" ]; then __dre=1; fi
 if [ -L "$1" ]; then __drl=1; fi
 if [ -f "$1" ] && [ -r "$1" ]; then __drf=1; fi
 if [ "$2$__drl$4" = P11 ]; then return 1; fi
-printf '%s %s %s %s %s %s %s %s
-' "$2" "$3" "$4" "$5" "$__dre" "$__drl" "$__drf" "$1" >>"$__drover_q.Q"
+__drk=0
+if [ -n "${6-}" ] && [ "$1" != "$6" ]; then
+if [ -z "$1" ] && ! _drlk "$6"; then __drk=u; else __drk=1; fi
+elif [ "$2" = L ] && [ "$__drl" = 1 ]; then __drk=1; fi
+printf '%s %s %s %s %s %s %s %s %s
+' "$2" "$3" "$4" "$5" "$__dre" "$__drl" "$__drf" "$__drk" "$1" >>"$__drover_q.Q"
 __dra="set -- \"\$@\" '$1'"
 if [ "$2" = P ]; then
 if [ "$__dre$__drl" != 00 ]; then printf '%s
@@ -141,12 +145,15 @@ struct Note<'a> {
     exists: bool,
     link: bool,
     regular: bool,
+    /// Went through a link (`_dr` prints `@@linked`), or found a missing
+    /// directory on the way (`@@unresolved`).
+    linked: Option<&'static str>,
     path: &'a str,
 }
 
 impl<'a> Note<'a> {
     fn parse(line: &'a str) -> Option<Note<'a>> {
-        let mut f = line.splitn(8, ' ');
+        let mut f = line.splitn(9, ' ');
         let follow = match f.next()? {
             "L" => true,
             "P" => false,
@@ -161,6 +168,12 @@ impl<'a> Note<'a> {
             };
         }
         let [checksum, content, print, exists, link, regular] = flags;
+        let linked = match f.next()? {
+            "0" => None,
+            "1" => Some(crate::modules::reads::LINKED_MARK),
+            "u" => Some(crate::modules::reads::UNRESOLVED_MARK),
+            _ => return None,
+        };
         Some(Note {
             follow,
             checksum,
@@ -169,6 +182,7 @@ impl<'a> Note<'a> {
             exists,
             link,
             regular,
+            linked,
             path: f.next()?,
         })
     }
@@ -257,6 +271,10 @@ fn blocks(tail: &[u8]) -> Option<Vec<String>> {
         }
         if n.print {
             b.push_str(&format!("@@path {}\n", n.path));
+        }
+        if let Some(mark) = n.linked {
+            b.push_str(mark);
+            b.push('\n');
         }
         blocks.push(b);
     }
@@ -378,6 +396,57 @@ mod tests {
                 "{script}"
             );
         }
+    }
+
+    #[test]
+    fn reads_through_links_settle_alike_alone_and_deferred() {
+        use crate::modules::reads::Scope;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |name: &str| dir.path().join(name).to_str().expect("utf8").to_string();
+        std::fs::write(p("data"), b"x").expect("write");
+        std::fs::create_dir(p("sub")).expect("mkdir");
+        symlink(p("data"), p("link")).expect("symlink");
+        symlink(p("sub"), p("dirlink")).expect("symlink");
+        let cases: Vec<(ReadBatch, bool)> = vec![
+            (followed(&p("data")), false),
+            (followed(&p("link")), true),
+            (resolving(&p("sub/f")), false),
+            (resolving(&p("dirlink/f")), true),
+            (resolving(&p("nowhere/deeper")), false),
+            (resolving(&p("dirlink/nowhere/deeper")), true),
+        ];
+        let scripts: Vec<String> = cases.iter().map(|(b, _)| b.script()).collect();
+        let (together, _) = batched(&scripts);
+        let together = together.expect("completed");
+        for ((batch, linked), deferred) in cases.iter().zip(together) {
+            let alone = sh(&batch.script());
+            for out in [alone, deferred] {
+                let out = ExecOutput {
+                    status: 0,
+                    stdout: out,
+                    stderr: Vec::new(),
+                };
+                let settled = batch.declare().scope.settle(&out);
+                assert_eq!(
+                    matches!(settled, Scope::Host),
+                    *linked,
+                    "{}: {settled:?}",
+                    batch.script()
+                );
+            }
+        }
+    }
+
+    fn followed(path: &str) -> ReadBatch {
+        let mut b = ReadBatch::new();
+        b.path(path, Read::default(), true);
+        b
+    }
+
+    fn resolving(path: &str) -> ReadBatch {
+        let mut b = ReadBatch::new();
+        b.resolved(path, Read::default(), false);
+        b
     }
 
     #[test]

@@ -69,7 +69,7 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
-pub use reads::{Decision, Observed, Observer, Protocol, ReadSet, Scope, Touched};
+pub use reads::{Decision, Observed, Observer, Protocol, ReadSet, Scope, ScopePath, Touched};
 
 use crate::transport::{Remote, TransportError};
 use crate::{Map, Value};

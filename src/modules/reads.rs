@@ -21,45 +21,139 @@ use async_trait::async_trait;
 use super::{ModuleError, Plan};
 use crate::transport::{ExecOutput, Remote};
 
+/// A path a read depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopePath {
+    /// The literal path.
+    pub path: String,
+    /// Only what kind of thing is there (missing, file, directory...) is
+    /// read, not its metadata or entries: making or changing entries inside
+    /// it cannot change the answer.
+    pub kind_only: bool,
+}
+
+impl From<&str> for ScopePath {
+    fn from(path: &str) -> ScopePath {
+        ScopePath::from(path.to_string())
+    }
+}
+
+impl From<String> for ScopePath {
+    fn from(path: String) -> ScopePath {
+        ScopePath {
+            path,
+            kind_only: false,
+        }
+    }
+}
+
+impl ScopePath {
+    /// Could writing the entry `w` (see [`Touched::Entries`]) change it?
+    fn affected_by_entry(&self, w: &str) -> bool {
+        if self.kind_only {
+            path_within(w, &self.path) && path_within(&self.path, w)
+        } else {
+            path_within(w, &self.path)
+        }
+    }
+}
+
 /// What a read's answer depends on, for forgetting it after a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// These literal paths, not following a final link: a write to one of
     /// them, to a parent or to a child makes the read stale.
-    Paths(Vec<String>),
-    /// Anything: paths followed through links or computed on the host, or
-    /// state that is not a path (users, units, packages, sysctl). Any write
-    /// makes the read stale.
+    Paths(Vec<ScopePath>),
+    /// These paths, read through final links (or resolved on the host):
+    /// until the read is answered, like [`Scope::Host`]; once answered,
+    /// [`Scope::settle`] makes it [`Scope::Paths`] when the answer shows no
+    /// link was followed (no `@@linked` line), and [`Scope::Host`] when one
+    /// was (a write to the link's target would change it).
+    Unlinked(Vec<ScopePath>),
+    /// Anything: paths computed on the host, or state that is not a path
+    /// (users, units, packages, sysctl). Any write makes the read stale.
     Host,
 }
+
+/// The line a file read prints when it followed a link (see
+/// `fs::ReadBatch`): its answer depends on where the link points.
+pub const LINKED_MARK: &str = "@@linked";
+
+/// The line a file read prints when a path it resolves could not be
+/// resolved because a directory on the way is missing (no link involved):
+/// its answer changes when that directory is made.
+pub const UNRESOLVED_MARK: &str = "@@unresolved";
 
 impl Scope {
     /// Could a write that touched `touched` have changed what this read saw?
     pub fn stale_after(&self, touched: &Touched) -> bool {
         match (self, touched) {
             (_, Touched::Nothing) => false,
-            (Scope::Host, _) | (_, Touched::Everything) => true,
+            (Scope::Host | Scope::Unlinked(_), _) | (_, Touched::Everything) => true,
             (Scope::Paths(read), Touched::Paths(wrote)) => read
                 .iter()
-                .any(|r| wrote.iter().any(|w| paths_overlap(r, w))),
+                .any(|r| wrote.iter().any(|w| paths_overlap(&r.path, w))),
+            (Scope::Paths(read), Touched::Entries(wrote)) => read
+                .iter()
+                .any(|r| wrote.iter().any(|w| r.affected_by_entry(w))),
         }
+    }
+
+    /// The scope of a read now that `out` answered it: an
+    /// [`Scope::Unlinked`] read becomes [`Scope::Paths`] or [`Scope::Host`].
+    pub fn settle(self, out: &ExecOutput) -> Scope {
+        match self {
+            Scope::Unlinked(mut paths) => {
+                let has = |mark: &str| {
+                    out.stdout
+                        .split(|&b| b == b'\n')
+                        .any(|line| line == mark.as_bytes())
+                };
+                if has(LINKED_MARK) || out.status != 0 {
+                    return Scope::Host;
+                }
+                if has(UNRESOLVED_MARK) {
+                    // Making the missing directory changes the answer: a
+                    // write there touches (or is inside) some parent.
+                    let parents: Vec<ScopePath> = paths
+                        .iter()
+                        .filter_map(|p| p.path.rsplit_once('/'))
+                        .map(|(dir, _)| ScopePath::from(if dir.is_empty() { "/" } else { dir }))
+                        .collect();
+                    paths.extend(parents);
+                }
+                Scope::Paths(paths)
+            }
+            other => other,
+        }
+    }
+}
+
+/// The components of an absolute path without `.`; `None` for a relative
+/// or odd path (`..`, `~`), which is taken to overlap everything.
+fn plain_parts(p: &str) -> Option<Vec<&str>> {
+    if !p.starts_with('/') {
+        return None;
+    }
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    (!parts.contains(&"..")).then_some(parts)
+}
+
+/// Is `inner` the path `outer` or inside it? Odd paths are taken to be.
+fn path_within(inner: &str, outer: &str) -> bool {
+    match (plain_parts(inner), plain_parts(outer)) {
+        (Some(i), Some(o)) => o.len() <= i.len() && i.iter().zip(&o).all(|(x, y)| x == y),
+        _ => true,
     }
 }
 
 /// Are `a` and `b` the same path, or is one inside the other? Relative or
 /// odd paths (`..`, `~`) are taken to overlap everything.
 pub fn paths_overlap(a: &str, b: &str) -> bool {
-    fn plain(p: &str) -> Option<Vec<&str>> {
-        if !p.starts_with('/') {
-            return None;
-        }
-        let parts: Vec<&str> = p
-            .split('/')
-            .filter(|s| !s.is_empty() && *s != ".")
-            .collect();
-        (!parts.contains(&"..")).then_some(parts)
-    }
-    match (plain(a), plain(b)) {
+    match (plain_parts(a), plain_parts(b)) {
         (Some(a), Some(b)) => a.iter().zip(&b).all(|(x, y)| x == y),
         _ => true,
     }
@@ -173,6 +267,11 @@ pub enum Touched {
     Nothing,
     /// These paths (and what is inside them).
     Paths(Vec<String>),
+    /// These entries only, not what is inside them: each was created where
+    /// nothing was, or is a regular file. Reads of the entries and of the
+    /// directories holding them are stale; reads below them are not (what
+    /// was missing there is still missing).
+    Entries(Vec<String>),
     /// Anything.
     Everything,
 }
@@ -287,6 +386,60 @@ mod tests {
         assert!(!read.stale_after(&Touched::Nothing));
         assert!(Scope::Host.stale_after(&Touched::Paths(vec!["/x".into()])));
         assert!(!Scope::Host.stale_after(&Touched::Nothing));
+    }
+
+    #[test]
+    fn writing_entries_makes_only_them_and_their_directories_stale() {
+        let wrote = Touched::Entries(vec!["/opt/app".into()]);
+        for r in ["/opt/app", "/opt", "/"] {
+            assert!(Scope::Paths(vec![r.into()]).stale_after(&wrote), "{r}");
+        }
+        for r in [
+            "/opt/app/conf",
+            "/opt/app/conf/x",
+            "/opt/other",
+            "/opt/apps",
+        ] {
+            assert!(!Scope::Paths(vec![r.into()]).stale_after(&wrote), "{r}");
+        }
+        assert!(Scope::Paths(vec!["/opt/app/x".into()])
+            .stale_after(&Touched::Entries(vec!["../x".into()])));
+        assert!(Scope::Unlinked(vec!["/elsewhere".into()]).stale_after(&wrote));
+        let kind = Scope::Paths(vec![ScopePath {
+            path: "/opt".into(),
+            kind_only: true,
+        }]);
+        assert!(
+            !kind.stale_after(&wrote),
+            "an entry made inside a directory"
+        );
+        assert!(kind.stale_after(&Touched::Entries(vec!["/opt/".into()])));
+        assert!(kind.stale_after(&Touched::Paths(vec!["/opt/app".into()])));
+    }
+
+    #[test]
+    fn a_read_through_links_settles_on_its_answer() {
+        let out = |stdout: &str, status| ExecOutput {
+            status,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+        };
+        let scope = Scope::Unlinked(vec!["/a".into()]);
+        assert_eq!(
+            scope.clone().settle(&out("@@ missing\n@@path /a\n", 0)),
+            Scope::Paths(vec!["/a".into()])
+        );
+        assert_eq!(
+            scope.clone().settle(&out("@@ missing\n@@linked\n", 0)),
+            Scope::Host
+        );
+        assert_eq!(
+            Scope::Unlinked(vec!["/a/b/c".into()]).settle(&out("@@ missing\n@@unresolved\n", 0)),
+            Scope::Paths(vec!["/a/b/c".into(), "/a/b".into()]),
+            "making the missing directory changes what it resolves to"
+        );
+        assert_eq!(scope.settle(&out("", 1)), Scope::Host, "a failed read");
+        assert_eq!(Scope::Host.settle(&out("", 0)), Scope::Host);
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Module for Template {
     }
 
     fn touches(&self, change: &CopyChange) -> Touched {
-        Touched::Paths(change.touched_paths())
+        change.touched()
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CopyChange) -> Result<Map, ModuleError> {

@@ -374,7 +374,7 @@ fn text_batch(real: &str) -> fs::ReadBatch {
     };
     let mut batch = fs::ReadBatch::new();
     batch.path(real, read, false);
-    batch.path(&parent_of(real), read, false);
+    batch.path_kind(&parent_of(real), false);
     batch
 }
 
@@ -520,6 +520,8 @@ pub struct EditChange {
     fix: Option<fs::AttrsFix>,
     /// Attributes, backup and validation.
     opts: WriteOpts,
+    /// The file was missing or a regular file (see [`Touched::Entries`]).
+    entries_only: bool,
 }
 
 const ATTRS_MSG: &str = "ownership, perms or SE linux context changed";
@@ -543,7 +545,11 @@ pub(super) fn decide_edit(
 pub(super) fn edit_touches(change: &EditChange) -> Touched {
     let mut paths = vec![change.path.clone()];
     paths.extend(change.mkdir.clone());
-    Touched::Paths(paths)
+    if change.entries_only {
+        Touched::Entries(paths)
+    } else {
+        Touched::Paths(paths)
+    }
 }
 
 pub(super) fn plan_edit(
@@ -585,6 +591,7 @@ pub(super) fn plan_edit(
             mkdir,
             fix,
             opts: opts.clone(),
+            entries_only: matches!(file.state.kind, FileKind::Missing | FileKind::File),
         },
         diff,
         data,
@@ -807,7 +814,13 @@ mod tests {
         assert!(second.reads[0].script.contains("_dr /home/u/x P 0 1 0"));
         assert_eq!(
             second.reads[0].scope,
-            Scope::Paths(vec!["/home/u/x".into(), "/home/u".into()])
+            Scope::Paths(vec![
+                "/home/u/x".into(),
+                crate::modules::ScopePath {
+                    path: "/home/u".into(),
+                    kind_only: true
+                }
+            ])
         );
         let link = format!(
             "{}@@lnk /etc/y\n{}",
