@@ -419,12 +419,108 @@ pub struct ModuleInfo {
     pub defines_vars: bool,
 }
 
+/// The argument that holds a task's arguments written as one template
+/// (`assert: '{{ item }}'`), merged in once rendered ([`unsplat`]).
+pub const SPLAT: &str = "_splat";
+
+/// The argument that holds why the loader refused a task's arguments, for
+/// a task that expects to fail: it fails when it runs ([`refused`]).
+const REFUSED: &str = "_refused";
+
+/// Arguments that make the task fail with `msg` when it runs.
+pub fn refused(msg: String) -> Value {
+    let mut m = Map::new();
+    m.insert(REFUSED.into(), Value::String(msg));
+    Value::Object(m)
+}
+
+/// Ansible's message for arguments a module does not take.
+pub fn unsupported_message(module: &ModuleInfo, names: &[&str]) -> String {
+    let mut names: Vec<&str> = names.to_vec();
+    names.sort_unstable();
+    let mut accepted: Vec<&str> = module
+        .args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with('_'))
+        .collect();
+    accepted.sort_unstable();
+    format!(
+        "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
+        module.name,
+        names.join(", "),
+        accepted.join(", ")
+    )
+}
+
+/// Ansible's wording of a refused argument (`missing required arguments:
+/// path`), else drover's.
+pub fn ansible_arg_message(e: &ArgError) -> String {
+    match e
+        .msg
+        .strip_prefix("argument '")
+        .and_then(|r| r.strip_suffix("' is required"))
+    {
+        Some(field) => format!("missing required arguments: {field}"),
+        None => match &e.arg {
+            Some(arg) => format!("argument '{arg}': {}", e.msg),
+            None => e.msg.clone(),
+        },
+    }
+}
+
+/// The rendered arguments with a [`SPLAT`] mapping merged in (arguments
+/// written out win) and the names checked, as the loader checks them when
+/// no splat hides them; a [`refused`] task's failure.
+fn unsplat<M: Module>(args: Value) -> Result<Value, ModuleError> {
+    let Value::Object(mut map) = args else {
+        return Ok(args);
+    };
+    if let Some(msg) = map.get(REFUSED) {
+        return Err(ModuleError::failed(
+            msg.as_str().unwrap_or("invalid arguments").to_string(),
+        ));
+    }
+    let Some(splat) = map.remove(SPLAT) else {
+        return Ok(Value::Object(map));
+    };
+    match splat {
+        Value::Object(inner) => {
+            for (k, v) in inner {
+                map.entry(k).or_insert(v);
+            }
+        }
+        Value::Null => {}
+        other => {
+            return Err(ModuleError::failed(format!(
+                "the arguments of {} must be a mapping, not {other}",
+                M::NAME
+            )))
+        }
+    }
+    if !M::ARGS.contains(&"*") {
+        let unknown: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !M::ARGS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ModuleError::failed(unsupported_message(
+                &info::<M>(),
+                &unknown,
+            )));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
 fn run_json<'a, M: Module>(
     args: Value,
     ctx: &'a ModuleCtx<'a>,
     observer: &'a dyn Observer,
 ) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
     Box::pin(async move {
+        let args = unsplat::<M>(args)?;
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
         module.validate().map_err(|e| ModuleError::Args(e.msg))?;
@@ -433,8 +529,9 @@ fn run_json<'a, M: Module>(
 }
 
 fn reads_json<M: Module>(args: Value, ctx: &ReadCtx<'_>) -> Protocol {
-    serde_json::from_value::<M>(args)
+    unsplat::<M>(args)
         .ok()
+        .and_then(|args| serde_json::from_value::<M>(args).ok())
         .filter(|m| m.validate().is_ok())
         .and_then(|m| m.reads(ctx).ok())
         .unwrap_or(Protocol::Imperative)
