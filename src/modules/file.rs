@@ -217,6 +217,8 @@ impl Module for File {
         "access_time_format",
         "unsafe_writes",
     ];
+    // File attributes (chattr): not implemented yet.
+    const PENDING: &'static [&'static str] = &["attributes", "attr"];
     type Change = FileChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {

@@ -146,6 +146,9 @@ fn getent_group(out: &ExecOutput, name: &str) -> Result<Option<GroupEntry>, Modu
 impl Module for Group {
     const NAME: &'static str = "group";
     const ARGS: &'static [&'static str] = &["name", "gid", "state", "system"];
+    // Ansible's group arguments not implemented yet (fail where given).
+    const PENDING: &'static [&'static str] =
+        &["local", "non_unique", "force", "gid_min", "gid_max"];
     type Change = GroupChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {

@@ -135,6 +135,7 @@ fn unimplemented_info(name: &'static str) -> ModuleInfo {
     ModuleInfo {
         name,
         args: &[],
+        pending: &[],
         free_form: true,
         reads: |_, _: &ReadCtx<'_>| Protocol::Imperative,
         check: |_| Ok(()),

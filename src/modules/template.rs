@@ -83,6 +83,15 @@ impl Module for Template {
         "lstrip_blocks",
         "unsafe_writes",
     ];
+    // Jinja2 delimiters other than the defaults: not implemented yet.
+    const PENDING: &'static [&'static str] = &[
+        "block_start_string",
+        "block_end_string",
+        "variable_start_string",
+        "variable_end_string",
+        "comment_start_string",
+        "comment_end_string",
+    ];
     type Change = CopyChange;
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {

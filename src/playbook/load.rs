@@ -814,7 +814,15 @@ impl Loader {
                 // `action: module arg=1` or `action: {module: x, arg: 1}`.
                 match &value.kind {
                     NodeKind::Str(s) => {
-                        let (m, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+                        let s = s.trim();
+                        // `action: "{{ ansible_facts.pkg_mgr }}"`: the name
+                        // is a template, whole.
+                        let (m, rest) = match s.find("}}") {
+                            Some(end) if s.starts_with("{{") => {
+                                (&s[..end + 2], s[end + 2..].trim_start())
+                            }
+                            _ => s.split_once(' ').unwrap_or((s, "")),
+                        };
                         name = m.to_string();
                         value = Node {
                             pos: value.pos.clone(),
@@ -927,6 +935,15 @@ impl Loader {
                         }
                     };
                     Action::Meta(meta)
+                }
+                _ if crate::template::Templar::is_template(&name) => {
+                    // The module is known when the task runs.
+                    let module = &modules::DYNAMIC;
+                    let mut args = self.module_args(module, &value, node.get("args"), false)?;
+                    if let Value::Object(m) = &mut args {
+                        m.insert(modules::DYNAMIC_NAME.into(), Value::String(name.clone()));
+                    }
+                    Action::Module { module, args }
                 }
                 _ => match modules::lookup(&name) {
                     Some(module) => {
@@ -1203,7 +1220,8 @@ impl Loader {
         let mut unsupported: Vec<&str> = Vec::new();
         if !module.args.contains(&"*") {
             for (name, at) in &key_pos {
-                if !module.args.contains(&name.as_str()) {
+                if !module.args.contains(&name.as_str()) && !module.pending.contains(&name.as_str())
+                {
                     unknown = true;
                     if expects_failure {
                         unsupported.push(name);
@@ -1981,6 +1999,28 @@ mod tests {
         );
         assert_eq!(args_of(&tasks[0])["quiet"], Value::Bool(true));
         assert_eq!(module_of(&tasks[1]).name, "ansible.builtin.gather_facts");
+    }
+
+    /// group and user targets: a templated module name and arguments of
+    /// Ansible's modules that drover lacks were load errors.
+    #[test]
+    fn templated_module_names_and_pending_arguments_load() {
+        let text = "- hosts: all\n  tasks:\n    - action: \"{{ ansible_facts.pkg_mgr }}\"\n      args: {name: libuser, state: present}\n    - user: {name: x, expires: 1, ssh_key_file: k}\n    - group: {name: g, local: yes}\n    - package: {name: p, state: present, disable_gpg_check: true}\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        assert!(std::ptr::eq(module_of(&tasks[0]), &modules::DYNAMIC));
+        assert_eq!(
+            args_of(&tasks[0])[modules::DYNAMIC_NAME],
+            Value::from("{{ ansible_facts.pkg_mgr }}")
+        );
+        assert_eq!(args_of(&tasks[0])["name"], Value::from("libuser"));
+        assert_eq!(module_of(&tasks[1]).name, "user");
+        // A name that is no argument of Ansible's module still is refused.
+        let text = "- hosts: all\n  tasks:\n    - user: {name: x, expirez: 1}\n";
+        let err = load_playbook_str(text, Path::new("p.yml"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("unknown argument 'expirez'"), "{err}");
     }
 
     /// shell target: `test_shell`, a module of the target's own
