@@ -140,6 +140,21 @@ pub enum Plan<C> {
 pub trait Render: Send + Sync {
     /// Render a Jinja2 template (the `template` module's source, a string).
     fn render(&self, source: &str, name: &str) -> Result<String, ModuleError>;
+    /// Render a template written in its own syntax (the template module's
+    /// delimiters and whitespace options).
+    fn render_syntax(
+        &self,
+        source: &str,
+        name: &str,
+        syntax: &crate::template::Syntax,
+    ) -> Result<String, ModuleError> {
+        if *syntax == crate::template::Syntax::default() {
+            return self.render(source, name);
+        }
+        Err(ModuleError::failed(format!(
+            "{name}: templates in their own syntax cannot be rendered here"
+        )))
+    }
     /// Evaluate a bare Jinja2 expression (`assert`'s `that`, `debug`'s `var`).
     fn eval(&self, expr: &str) -> Result<Value, ModuleError>;
     /// Evaluate an expression; `None` when it is undefined (`debug`'s
