@@ -78,6 +78,17 @@ impl Render for TaskRender<'_> {
             .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
     }
 
+    fn render_syntax(
+        &self,
+        source: &str,
+        name: &str,
+        syntax: &crate::template::Syntax,
+    ) -> Result<String, ModuleError> {
+        self.templar
+            .render_string_syntax(source, self.scope, syntax)
+            .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
+    }
+
     fn eval(&self, expr: &str) -> Result<Value, ModuleError> {
         self.templar
             .eval(expr, self.scope)

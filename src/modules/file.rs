@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_string_ish, yes, FileAttrs};
+use super::args::{bool_ish, opt_bool_ish, opt_string_ish, yes, FileAttrs};
 use super::fs::{
     chmod_bits, ensure_attrs, mkdirs_script, nonempty_dir_test, operand, parent_dir, resolved_word,
     run_checked, Attrs, FileKind, FileState, Mode, Read, ReadBatch, ReadOutput,
@@ -81,6 +81,10 @@ pub struct File {
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: bool,
+    /// Ansible's internal peek (its file action asks whether a path looks
+    /// binary before a diff): report `appears_binary`, change nothing.
+    #[serde(default, rename = "_diff_peek", deserialize_with = "opt_bool_ish")]
+    diff_peek: Option<bool>,
 }
 
 /// The shell script that makes the change.
@@ -198,6 +202,7 @@ struct ReadsAt {
 impl Module for File {
     const NAME: &'static str = "file";
     const ARGS: &'static [&'static str] = &[
+        "_diff_peek",
         "path",
         "dest",
         "name",
@@ -215,9 +220,14 @@ impl Module for File {
         "access_time_format",
         "unsafe_writes",
     ];
+    // File attributes (chattr): not implemented yet.
+    const PENDING: &'static [&'static str] = &["attributes", "attr"];
     type Change = FileChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        if self.diff_peek.is_some() {
+            return Ok(Protocol::Imperative);
+        }
         // Fail on bad times before reading anything.
         stamp(
             self.modification_time.as_deref(),
@@ -336,6 +346,21 @@ impl Module for File {
         } else {
             Touched::Paths(change.touched.clone())
         }
+    }
+
+    /// `_diff_peek`: a NUL byte in the first 8 KiB makes a file look binary,
+    /// as Ansible judges it.
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<FileChange>, ModuleError> {
+        let p = shell_quote(&self.path);
+        let script = format!(
+            "if [ -f {p} ] && [ -r {p} ]; then head -c 8192 {p} | tr -d -c '\\000' | wc -c; else echo 0; fi"
+        );
+        let out = ctx.remote.exec(&script, &[]).await?;
+        let nuls: u64 = out.stdout_str().trim().parse().unwrap_or(0);
+        let mut data = Map::new();
+        data.insert("path".into(), Value::from(self.path.clone()));
+        data.insert("appears_binary".into(), Value::Bool(nuls > 0));
+        Ok(Plan::Unchanged(data))
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: FileChange) -> Result<Map, ModuleError> {

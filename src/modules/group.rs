@@ -28,6 +28,18 @@ pub struct Group {
     /// Create a system group (only when creating it).
     #[serde(default, deserialize_with = "bool_ish")]
     system: bool,
+    /// Allow a gid another group has (`-o`).
+    #[serde(default, deserialize_with = "bool_ish")]
+    non_unique: bool,
+    /// Delete the group even if it is a user's primary group (`groupdel -f`).
+    #[serde(default, deserialize_with = "bool_ish")]
+    force: bool,
+    /// The range a new group's gid is picked from (login.defs' GID_MIN).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    gid_min: Option<u64>,
+    /// ... and GID_MAX.
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    gid_max: Option<u64>,
 }
 
 /// Whether the group should exist.
@@ -78,19 +90,32 @@ impl Group {
         let argv = |v: &[&str]| Some(GroupChange(v.iter().map(|s| s.to_string()).collect()));
         match (self.state, current) {
             (State::Absent, None) => None,
+            (State::Absent, Some(_)) if self.force => argv(&["groupdel", "-f", &self.name]),
             (State::Absent, Some(_)) => argv(&["groupdel", &self.name]),
             (State::Present, None) => {
                 let mut v = vec!["groupadd".to_string()];
                 if let Some(gid) = self.gid {
                     v.extend(["-g".into(), gid.to_string()]);
+                    if self.non_unique {
+                        v.push("-o".into());
+                    }
                 }
                 if self.system {
                     v.push("-r".into());
+                }
+                if let Some(min) = self.gid_min {
+                    v.extend(["-K".into(), format!("GID_MIN={min}")]);
+                }
+                if let Some(max) = self.gid_max {
+                    v.extend(["-K".into(), format!("GID_MAX={max}")]);
                 }
                 v.push(self.name.clone());
                 Some(GroupChange(v))
             }
             (State::Present, Some(g)) => match self.gid {
+                Some(gid) if gid != g.gid && self.non_unique => {
+                    argv(&["groupmod", "-g", &gid.to_string(), "-o", &self.name])
+                }
                 Some(gid) if gid != g.gid => {
                     argv(&["groupmod", "-g", &gid.to_string(), &self.name])
                 }
@@ -145,7 +170,18 @@ fn getent_group(out: &ExecOutput, name: &str) -> Result<Option<GroupEntry>, Modu
 #[async_trait]
 impl Module for Group {
     const NAME: &'static str = "group";
-    const ARGS: &'static [&'static str] = &["name", "gid", "state", "system"];
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "gid",
+        "state",
+        "system",
+        "non_unique",
+        "force",
+        "gid_min",
+        "gid_max",
+    ];
+    // libuser's lgroupadd & co. (`local`): not implemented yet.
+    const PENDING: &'static [&'static str] = &["local"];
     type Change = GroupChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
@@ -231,6 +267,29 @@ mod tests {
         );
         assert_eq!(parse_group_line("bad"), None);
         assert_eq!(parse_group_line("bad:x:y:"), None);
+    }
+
+    /// group target: non_unique, force, gid_min and gid_max were unknown
+    /// arguments.
+    #[test]
+    fn plans_non_unique_gids_forced_deletes_and_gid_ranges() {
+        let m = module(json!({"name": "g", "gid": 0, "non_unique": true}));
+        assert_eq!(argv(m.decide(None)).as_deref(), Some("groupadd -g 0 -o g"));
+        let g = GroupEntry {
+            name: "g".into(),
+            gid: 5,
+        };
+        assert_eq!(
+            argv(m.decide(Some(&g))).as_deref(),
+            Some("groupmod -g 0 -o g")
+        );
+        let m = module(json!({"name": "g", "state": "absent", "force": "yes"}));
+        assert_eq!(argv(m.decide(Some(&g))).as_deref(), Some("groupdel -f g"));
+        let m = module(json!({"name": "g", "gid_min": 1200, "gid_max": 1299}));
+        assert_eq!(
+            argv(m.decide(None)).as_deref(),
+            Some("groupadd -K GID_MIN=1200 -K GID_MAX=1299 g")
+        );
     }
 
     #[test]

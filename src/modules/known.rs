@@ -25,7 +25,8 @@ pub const COLLECTIONS: &[&str] = &[
     "kubernetes.core",
 ];
 
-/// One line per module (`ns.col.name`) or per redirected name (`name target`).
+/// Per collection (`ns.col:`), its modules' short names, a line each; then
+/// redirected names (`name target`).
 const NAMES: &str = include_str!("known_names.txt");
 
 /// Names as a task may write them, mapped to the module's full name.
@@ -43,22 +44,48 @@ static KNOWN: OnceLock<Known> = OnceLock::new();
 
 fn known() -> &'static Known {
     KNOWN.get_or_init(|| {
-        let mut names = HashMap::new();
+        let mut names: HashMap<&'static str, &'static str> = HashMap::new();
         let mut actions = HashMap::new();
-        for line in NAMES.lines().filter(|l| !l.starts_with('#')) {
-            match line.split_once(' ') {
-                Some((alias, target)) => {
-                    names.insert(alias, target);
-                }
-                None if !line.is_empty() => {
-                    names.insert(line, line);
-                    actions.insert(line, unimplemented_info(line));
-                }
-                None => {}
+        let mut redirects = Vec::new();
+        let mut collection = "";
+        for line in NAMES
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            if let Some((alias, target)) = line.split_once(' ') {
+                redirects.push((alias, target));
+            } else if let Some(c) = line.strip_suffix(':') {
+                collection = c;
+            } else {
+                // Built once for the life of the process, like the table.
+                let full: &'static str = Box::leak(format!("{collection}.{line}").into_boxed_str());
+                names.insert(full, full);
+                actions.insert(full, unimplemented_info(full));
+            }
+        }
+        for (alias, target) in redirects {
+            // A two-part target is the collection of the alias's own name.
+            let full = if target.matches('.').count() == 1 {
+                let short = alias.rsplit('.').next().unwrap_or(alias);
+                format!("{target}.{short}")
+            } else {
+                target.to_string()
+            };
+            if let Some(&full) = names.get(full.as_str()) {
+                names.insert(alias, full);
             }
         }
         Known { names, actions }
     })
+}
+
+/// Is `name` a collection whose module names drover knows (one of the
+/// `ansible` package's)?
+pub fn is_collection(name: &str) -> bool {
+    COLLECTIONS.contains(&name)
+        || NAMES
+            .lines()
+            .any(|l| l.strip_suffix(':').is_some_and(|c| c == name))
 }
 
 /// The full name of the Ansible module a task names, as Ansible resolves
@@ -108,6 +135,7 @@ fn unimplemented_info(name: &'static str) -> ModuleInfo {
     ModuleInfo {
         name,
         args: &[],
+        pending: &[],
         free_form: true,
         reads: |_, _: &ReadCtx<'_>| Protocol::Imperative,
         check: |_| Ok(()),
@@ -115,6 +143,26 @@ fn unimplemented_info(name: &'static str) -> ModuleInfo {
         shows_result: false,
         defines_vars: false,
     }
+}
+
+/// The action of a task naming a module of its role's (or playbook's)
+/// own `dir` (`library`, `action_plugins`): Python that drover does not
+/// run. Its arguments are the message the task fails with when it runs.
+pub fn own_plugin(name: &str, dir: &str) -> (&'static ModuleInfo, Value) {
+    static OWN: OnceLock<std::sync::Mutex<HashMap<String, &'static ModuleInfo>>> = OnceLock::new();
+    let mut own = OWN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // One leaked entry per distinct name, for the life of the process.
+    let info = *own.entry(name.to_string()).or_insert_with(|| {
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        Box::leak(Box::new(unimplemented_info(name)))
+    });
+    let msg = format!(
+        "`{name}` is a module of the play's own {dir}/ (Python, which drover does not run)"
+    );
+    (info, Value::String(msg))
 }
 
 /// The message of a task whose module drover lacks, when it runs.
@@ -128,7 +176,13 @@ fn run_unimplemented<'a>(
     _observer: &'a dyn Observer,
 ) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
     let name = args.as_str().unwrap_or("this module").to_string();
-    Box::pin(async move { Err(ModuleError::failed(message(&name))) })
+    // An own plugin's action carries its whole message.
+    let msg = if name.contains(' ') {
+        name
+    } else {
+        message(&name)
+    };
+    Box::pin(async move { Err(ModuleError::failed(msg)) })
 }
 
 /// The name closest to a misspelled one: drover's own modules first, then
@@ -221,6 +275,38 @@ mod tests {
         assert!(is_unimplemented(info));
         assert_eq!(args, Value::from("community.general.pacman"));
         assert!(!is_unimplemented(&super::super::MODULES[0]));
+    }
+
+    #[test]
+    fn every_collection_of_the_ansible_package_is_known() {
+        let none: &[String] = &[];
+        // Once unknown-module load errors (community.grafana roles).
+        assert_eq!(
+            resolve("community.grafana.grafana_silence", none),
+            Some("community.grafana.grafana_silence")
+        );
+        // A redirect that keeps its name (`ns.col` shorthand in the table).
+        assert_eq!(resolve("aci_aep", none), Some("cisco.aci.aci_aep"));
+        let cols = vec!["community.grafana".to_string()];
+        assert_eq!(
+            resolve("grafana_datasource", &cols),
+            Some("community.grafana.grafana_datasource")
+        );
+        assert!(is_collection("community.zabbix"));
+        assert!(!is_collection("no.such"));
+        // A collection's module is not taken for drover's builtin of the
+        // same short name.
+        assert!(super::super::lookup("community.grafana.grafana_datasource").is_none());
+    }
+
+    #[test]
+    fn own_plugins_fail_when_they_run_with_their_message() {
+        let (info, args) = own_plugin("test_shell", "action_plugins");
+        assert_eq!(info.name, "test_shell");
+        let (again, _) = own_plugin("test_shell", "library");
+        assert!(std::ptr::eq(info, again));
+        let msg = args.as_str().expect("message");
+        assert!(msg.contains("own action_plugins/"), "{msg}");
     }
 
     #[test]

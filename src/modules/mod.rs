@@ -140,6 +140,21 @@ pub enum Plan<C> {
 pub trait Render: Send + Sync {
     /// Render a Jinja2 template (the `template` module's source, a string).
     fn render(&self, source: &str, name: &str) -> Result<String, ModuleError>;
+    /// Render a template written in its own syntax (the template module's
+    /// delimiters and whitespace options).
+    fn render_syntax(
+        &self,
+        source: &str,
+        name: &str,
+        syntax: &crate::template::Syntax,
+    ) -> Result<String, ModuleError> {
+        if *syntax == crate::template::Syntax::default() {
+            return self.render(source, name);
+        }
+        Err(ModuleError::failed(format!(
+            "{name}: templates in their own syntax cannot be rendered here"
+        )))
+    }
     /// Evaluate a bare Jinja2 expression (`assert`'s `that`, `debug`'s `var`).
     fn eval(&self, expr: &str) -> Result<Value, ModuleError>;
     /// Evaluate an expression; `None` when it is undefined (`debug`'s
@@ -240,6 +255,10 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
     /// Accepted argument names (with aliases), checked when the playbook is
     /// loaded. `_raw_params` is the free-form text of `command: ls -l`.
     const ARGS: &'static [&'static str];
+    /// Arguments of Ansible's module that drover does not implement yet:
+    /// accepted when the playbook loads (a role may pass them in a branch
+    /// that never runs here), a failure of the task where one is given.
+    const PENDING: &'static [&'static str] = &[];
     /// Does the module take free-form text (`shell: echo hi`)?
     const FREE_FORM: bool = false;
     /// Is the result itself what the user wants to see (`debug`)? It is
@@ -396,6 +415,8 @@ pub struct ModuleInfo {
     pub name: &'static str,
     /// Accepted argument names.
     pub args: &'static [&'static str],
+    /// [`Module::PENDING`].
+    pub pending: &'static [&'static str],
     /// Takes free-form text.
     pub free_form: bool,
     /// How a task with these (templated) arguments learns the host's state,
@@ -419,12 +440,124 @@ pub struct ModuleInfo {
     pub defines_vars: bool,
 }
 
+/// The argument that holds a task's arguments written as one template
+/// (`assert: '{{ item }}'`), merged in once rendered ([`unsplat`]).
+pub const SPLAT: &str = "_splat";
+
+/// The argument that holds why the loader refused a task's arguments, for
+/// a task that expects to fail: it fails when it runs ([`refused`]).
+const REFUSED: &str = "_refused";
+
+/// Arguments that make the task fail with `msg` when it runs.
+pub fn refused(msg: String) -> Value {
+    let mut m = Map::new();
+    m.insert(REFUSED.into(), Value::String(msg));
+    Value::Object(m)
+}
+
+/// Ansible's message for arguments a module does not take.
+pub fn unsupported_message(module: &ModuleInfo, names: &[&str]) -> String {
+    if module.name == "shell" && names == ["expand_argument_vars"] {
+        // Ansible's shell action refuses it itself, in these words.
+        return "Unsupported parameters for (shell) module: expand_argument_vars".into();
+    }
+    let mut names: Vec<&str> = names.to_vec();
+    names.sort_unstable();
+    let mut accepted: Vec<&str> = module
+        .args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with('_'))
+        .collect();
+    accepted.sort_unstable();
+    format!(
+        "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
+        module.name,
+        names.join(", "),
+        accepted.join(", ")
+    )
+}
+
+/// The failure of a task that gives an argument of [`Module::PENDING`].
+pub fn pending_message(module: &str, arg: &str) -> String {
+    format!("module '{module}': argument '{arg}' is not implemented by drover yet")
+}
+
+/// Ansible's wording of a refused argument (`missing required arguments:
+/// path`), else drover's.
+pub fn ansible_arg_message(e: &ArgError) -> String {
+    match e
+        .msg
+        .strip_prefix("argument '")
+        .and_then(|r| r.strip_suffix("' is required"))
+    {
+        Some(field) => format!("missing required arguments: {field}"),
+        None => match &e.arg {
+            Some(arg) => format!("argument '{arg}': {}", e.msg),
+            None => e.msg.clone(),
+        },
+    }
+}
+
+/// The rendered arguments with a [`SPLAT`] mapping merged in (arguments
+/// written out win) and the names checked, as the loader checks them when
+/// no splat hides them; a [`refused`] task's failure.
+fn unsplat<M: Module>(args: Value) -> Result<Value, ModuleError> {
+    let Value::Object(mut map) = args else {
+        return Ok(args);
+    };
+    if let Some(msg) = map.get(REFUSED) {
+        return Err(ModuleError::failed(
+            msg.as_str().unwrap_or("invalid arguments").to_string(),
+        ));
+    }
+    let splat = map.remove(SPLAT);
+    // Names the loader could not see are checked now.
+    let check_names = splat.is_some();
+    match splat {
+        Some(Value::Object(inner)) => {
+            for (k, v) in inner {
+                map.entry(k).or_insert(v);
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(other) => {
+            return Err(ModuleError::failed(format!(
+                "the arguments of {} must be a mapping, not {other}",
+                M::NAME
+            )))
+        }
+    }
+    if let Some(k) = M::PENDING
+        .iter()
+        .find(|k| map.get(**k).is_some_and(|v| !v.is_null()))
+    {
+        return Err(ModuleError::failed(pending_message(M::NAME, k)));
+    }
+    map.retain(|k, _| !M::PENDING.contains(&k.as_str()));
+    if check_names && !M::ARGS.contains(&"*") {
+        let unknown: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !M::ARGS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ModuleError::failed(unsupported_message(
+                &info::<M>(),
+                &unknown,
+            )));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
 fn run_json<'a, M: Module>(
     args: Value,
     ctx: &'a ModuleCtx<'a>,
     observer: &'a dyn Observer,
 ) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
     Box::pin(async move {
+        let args = unsplat::<M>(args)?;
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
         module.validate().map_err(|e| ModuleError::Args(e.msg))?;
@@ -433,8 +566,9 @@ fn run_json<'a, M: Module>(
 }
 
 fn reads_json<M: Module>(args: Value, ctx: &ReadCtx<'_>) -> Protocol {
-    serde_json::from_value::<M>(args)
+    unsplat::<M>(args)
         .ok()
+        .and_then(|args| serde_json::from_value::<M>(args).ok())
         .filter(|m| m.validate().is_ok())
         .and_then(|m| m.reads(ctx).ok())
         .unwrap_or(Protocol::Imperative)
@@ -515,6 +649,9 @@ fn check_json<M: Module>(args: &Value) -> Result<(), ArgError> {
     let mut plain = Map::new();
     let mut partial = false;
     for (k, v) in map {
+        if M::PENDING.contains(&k.as_str()) {
+            continue;
+        }
         if templated(v) || crate::template::Templar::is_template(k) {
             partial = true;
         } else {
@@ -574,6 +711,7 @@ const fn info<M: Module>() -> ModuleInfo {
     ModuleInfo {
         name: M::NAME,
         args: M::ARGS,
+        pending: M::PENDING,
         free_form: M::FREE_FORM,
         reads: reads_json::<M>,
         check: check_json::<M>,
@@ -581,6 +719,49 @@ const fn info<M: Module>() -> ModuleInfo {
         shows_result: M::SHOWS_RESULT,
         defines_vars: M::DEFINES_VARS,
     }
+}
+
+/// The argument that holds a templated module name (`action: "{{
+/// ansible_facts.pkg_mgr }}"`), rendered when the task runs.
+pub const DYNAMIC_NAME: &str = "_module";
+
+/// The action of a task whose module name is a template: the rendered
+/// name picks the module, which gets the other arguments.
+pub static DYNAMIC: ModuleInfo = ModuleInfo {
+    name: "action",
+    args: &["*"],
+    pending: &[],
+    free_form: false,
+    reads: |_, _: &ReadCtx<'_>| Protocol::Imperative,
+    check: |_| Ok(()),
+    run: run_dynamic,
+    shows_result: false,
+    defines_vars: false,
+};
+
+fn run_dynamic<'a>(
+    args: Value,
+    ctx: &'a ModuleCtx<'a>,
+    observer: &'a dyn Observer,
+) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
+    let Value::Object(mut map) = args else {
+        return Box::pin(async { Err(ModuleError::failed("action: arguments expected")) });
+    };
+    let name = map
+        .remove(DYNAMIC_NAME)
+        .and_then(|v| v.as_str().map(|s| s.trim().to_string()))
+        .unwrap_or_default();
+    if let Some(info) = lookup(&name) {
+        return (info.run)(Value::Object(map), ctx, observer);
+    }
+    if let Some((info, args)) = known::unimplemented(&name, &[]) {
+        return (info.run)(args, ctx, observer);
+    }
+    Box::pin(async move {
+        Err(ModuleError::failed(format!(
+            "couldn't resolve module/action '{name}'"
+        )))
+    })
 }
 
 /// Every module drover has.
@@ -664,5 +845,93 @@ pub fn lookup(name: &str) -> Option<&'static ModuleInfo> {
 impl std::fmt::Debug for ModuleInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "module {}", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::testutil::Harness;
+    use super::*;
+
+    async fn run_info(name: &str, args: Value) -> Result<Outcome, ModuleError> {
+        let info = lookup(name).expect("module");
+        let h = Harness::new();
+        let ctx = h.ctx(false, false);
+        (info.run)(args, &ctx, &reads::Direct).await
+    }
+
+    fn failure(r: Result<Outcome, ModuleError>) -> String {
+        match r {
+            Err(ModuleError::Failed { msg, .. }) => msg,
+            other => panic!("expected a failure: {other:?}"),
+        }
+    }
+
+    /// What the loader defers to the run (a refused task, a splat, a
+    /// pending argument) fails or runs there as Ansible's module would.
+    #[tokio::test]
+    async fn deferred_arguments_fail_or_run_when_the_task_runs() {
+        let msg =
+            failure(run_info("file", refused("missing required arguments: path".into())).await);
+        assert_eq!(msg, "missing required arguments: path");
+        // assert target: `assert: '{{ item }}'` rendered to a mapping.
+        let ok = run_info("assert", json!({SPLAT: {"that": "1 == 1"}, "quiet": true})).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let msg = failure(run_info("assert", json!({SPLAT: {"that": "1 == 1", "nope": 1}})).await);
+        assert!(
+            msg.starts_with("Unsupported parameters for (assert) module: nope."),
+            "{msg}"
+        );
+        let msg = failure(run_info("assert", json!({SPLAT: "text"})).await);
+        assert!(msg.contains("must be a mapping"), "{msg}");
+        // user target: `expires` loads, and fails where it is given.
+        let msg = failure(run_info("user", json!({"name": "x", "expires": 1})).await);
+        assert_eq!(
+            msg,
+            "module 'user': argument 'expires' is not implemented by drover yet"
+        );
+        // community.sops.install: package with a dnf argument.
+        let msg = failure(
+            run_info(
+                "package",
+                json!({"name": "x", "state": "present", "disable_gpg_check": true}),
+            )
+            .await,
+        );
+        assert!(
+            msg.contains("'disable_gpg_check' is not implemented"),
+            "{msg}"
+        );
+    }
+
+    /// group target: `action: "{{ ansible_facts.pkg_mgr }}"` picks the
+    /// module by the rendered name.
+    #[tokio::test]
+    async fn a_templated_module_name_runs_the_module_it_renders_to() {
+        let h = Harness::new();
+        let ctx = h.ctx(false, false);
+        let args = json!({DYNAMIC_NAME: "assert", "that": "1 == 2"});
+        let msg = failure((DYNAMIC.run)(args, &ctx, &reads::Direct).await);
+        assert_eq!(msg, "Assertion failed");
+        let args = json!({DYNAMIC_NAME: "dnf", "name": "x"});
+        let msg = failure((DYNAMIC.run)(args, &ctx, &reads::Direct).await);
+        assert!(msg.contains("ansible.builtin.dnf"), "{msg}");
+        let args = json!({DYNAMIC_NAME: "no_such_thing"});
+        let msg = failure((DYNAMIC.run)(args, &ctx, &reads::Direct).await);
+        assert!(
+            msg.contains("couldn't resolve module/action 'no_such_thing'"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn shell_refuses_expand_argument_vars_in_ansibles_words() {
+        let shell = lookup("shell").expect("shell");
+        assert_eq!(
+            unsupported_message(shell, &["expand_argument_vars"]),
+            "Unsupported parameters for (shell) module: expand_argument_vars"
+        );
     }
 }

@@ -125,6 +125,36 @@ impl Module for Package {
         "allow_downgrades",
         "allow-downgrades",
     ];
+    // Arguments of package's other backends (dnf, yum): Ansible passes them on
+    // and apt refuses them; they fail where given.
+    const PENDING: &'static [&'static str] = &[
+        "allowerasing",
+        "autoremove",
+        "best",
+        "bugfix",
+        "cacheonly",
+        "conf_file",
+        "disable_excludes",
+        "disable_gpg_check",
+        "disable_plugin",
+        "disablerepo",
+        "download_only",
+        "download_dir",
+        "enable_plugin",
+        "enablerepo",
+        "exclude",
+        "installroot",
+        "install_repoquery",
+        "install_weak_deps",
+        "list",
+        "nobest",
+        "releasever",
+        "security",
+        "skip_broken",
+        "update_only",
+        "validate_certs",
+        "sslverify",
+    ];
     type Change = AptChange;
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {

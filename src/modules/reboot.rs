@@ -40,14 +40,14 @@ pub struct Reboot {
     #[serde(
         default,
         alias = "pre_reboot_delay_sec",
-        deserialize_with = "opt_u64_ish"
+        deserialize_with = "opt_delay"
     )]
     pre_reboot_delay: Option<u64>,
     /// Seconds to wait after the host is back.
     #[serde(
         default,
         alias = "post_reboot_delay_sec",
-        deserialize_with = "opt_u64_ish"
+        deserialize_with = "opt_delay"
     )]
     post_reboot_delay: Option<u64>,
     /// Command that must succeed once the host is back.
@@ -62,6 +62,41 @@ pub struct Reboot {
     /// Command that reboots (default `shutdown -r 0 "<msg>"`, else `reboot`).
     #[serde(default, deserialize_with = "opt_string_ish")]
     reboot_command: Option<String>,
+    /// Directories where `shutdown` is looked for, in order (Ansible's
+    /// default: /sbin, /bin, /usr/sbin, /usr/bin, /usr/local/sbin).
+    #[serde(default, deserialize_with = "opt_paths")]
+    search_paths: Option<Vec<String>>,
+}
+
+/// A delay in seconds: a negative one is no delay, as in Ansible.
+fn opt_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    match super::args::loose_f64(&v) {
+        Some(x) if x.is_finite() && x <= u64::MAX as f64 => Ok(Some(x.max(0.0).trunc() as u64)),
+        _ => Err(D::Error::custom(format!("{v} is not a number of seconds"))),
+    }
+}
+
+/// `search_paths`: one directory or a flat list of them.
+fn opt_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    use serde::de::Error as _;
+    let v = Value::deserialize(d)?;
+    let one = |v: &Value| {
+        super::args::loose_string(v).ok_or_else(|| {
+            D::Error::custom(format!(
+                "'search_paths' must be a string or flat list of strings, got {v}"
+            ))
+        })
+    };
+    match &v {
+        Value::Null => Ok(None),
+        Value::Array(items) => items.iter().map(one).collect::<Result<_, _>>().map(Some),
+        other => one(other).map(|p| Some(vec![p])),
+    }
 }
 
 const DEFAULT_MSG: &str = "Reboot initiated by drover";
@@ -108,8 +143,22 @@ impl Reboot {
     /// Read the boot id, pick the reboot command and start it detached.
     fn start_script(&self) -> String {
         let msg = self.msg.as_deref().unwrap_or(DEFAULT_MSG);
-        let choose = match &self.reboot_command {
-            Some(c) if !c.trim().is_empty() => format!("c={}\n", shell_quote(c)),
+        let choose = match (&self.reboot_command, &self.search_paths) {
+            (Some(c), _) if !c.trim().is_empty() => format!("c={}\n", shell_quote(c)),
+            (_, Some(paths)) => {
+                let dirs: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+                let err = format!(
+                    "Unable to find command \"shutdown\" in search paths: {}",
+                    paths.join(", ")
+                );
+                format!(
+                    "c=; for d in {}; do if [ -x \"$d/shutdown\" ]; then c=\"$d/shutdown -r 0 \"{}; break; fi; done\n\
+                     [ -n \"$c\" ] || {{ echo {} >&2; exit 91; }}\n",
+                    dirs.join(" "),
+                    shell_quote(&shell_quote(msg)),
+                    shell_quote(&err)
+                )
+            }
             _ => format!(
                 "if command -v shutdown >/dev/null 2>&1; then c={}\n\
                  elif command -v reboot >/dev/null 2>&1; then c=reboot\n\
@@ -207,6 +256,7 @@ impl Module for Reboot {
         "msg",
         "boot_time_command",
         "reboot_command",
+        "search_paths",
     ];
     type Change = ();
 
@@ -271,6 +321,42 @@ mod tests {
 
     fn module(v: Value) -> Reboot {
         serde_json::from_value(v).expect("args")
+    }
+
+    /// reboot target: `search_paths` was an unknown argument and a negative
+    /// delay (`post_reboot_delay: -0.5`) "not a whole number".
+    #[test]
+    fn search_paths_find_shutdown_and_negative_delays_are_none() {
+        let m = module(
+            json!({"search_paths": "/lib/molly-guard", "post_reboot_delay": -0.5, "pre_reboot_delay": -61}),
+        );
+        assert_eq!(m.post_reboot_delay, Some(0));
+        assert_eq!(m.pre_reboot_delay, Some(0));
+        let script = m.start_script();
+        assert!(script.contains("for d in /lib/molly-guard; do"), "{script}");
+        assert!(script.contains("Unable to find command"), "{script}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let bin = dir.path().join("shutdown");
+        std::fs::write(&bin, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let m = module(json!({"search_paths": ["/nonexistent", dir.path()], "msg": "it's time"}));
+        let line = m
+            .start_script()
+            .lines()
+            .find(|l| l.starts_with("c=; for d in"))
+            .expect("search line")
+            .to_string();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{line}\nprintf '%s' \"$c\""))
+            .output()
+            .expect("sh");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}/shutdown -r 0 'it'\\''s time'", dir.path().display())
+        );
+        assert!(serde_json::from_value::<Reboot>(json!({"search_paths": {"a": 1}})).is_err());
     }
 
     #[test]

@@ -42,12 +42,25 @@ pub struct Template {
     /// Only `utf-8` is supported.
     #[serde(default)]
     output_encoding: Option<String>,
-    /// Must stay `yes` (the renderer's setting, as in Ansible).
+    /// Drop the newline after a block tag (default yes, as in Ansible).
     #[serde(default = "yes", deserialize_with = "bool_ish")]
     trim_blocks: bool,
-    /// Must stay `no` (the renderer's setting, as in Ansible).
+    /// Drop the spaces before a block tag that starts a line.
     #[serde(default, deserialize_with = "bool_ish")]
     lstrip_blocks: bool,
+    /// Jinja2 delimiters in place of `{%`, `%}`, `{{`, `}}`, `{#`, `#}`.
+    #[serde(default)]
+    block_start_string: Option<String>,
+    #[serde(default)]
+    block_end_string: Option<String>,
+    #[serde(default)]
+    variable_start_string: Option<String>,
+    #[serde(default)]
+    variable_end_string: Option<String>,
+    #[serde(default)]
+    comment_start_string: Option<String>,
+    #[serde(default)]
+    comment_end_string: Option<String>,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
@@ -55,6 +68,30 @@ pub struct Template {
 }
 
 impl Template {
+    /// The template's Jinja2 syntax: Ansible's, with the task's changes.
+    fn syntax(&self) -> crate::template::Syntax {
+        let d = crate::template::Syntax::default();
+        let pick = |given: &Option<String>, default: &str| {
+            given.clone().unwrap_or_else(|| default.to_string())
+        };
+        crate::template::Syntax {
+            block: (
+                pick(&self.block_start_string, &d.block.0),
+                pick(&self.block_end_string, &d.block.1),
+            ),
+            variable: (
+                pick(&self.variable_start_string, &d.variable.0),
+                pick(&self.variable_end_string, &d.variable.1),
+            ),
+            comment: (
+                pick(&self.comment_start_string, &d.comment.0),
+                pick(&self.comment_end_string, &d.comment.1),
+            ),
+            trim_blocks: self.trim_blocks,
+            lstrip_blocks: self.lstrip_blocks,
+        }
+    }
+
     /// The name the file gets in a destination directory.
     fn basename(&self) -> Option<String> {
         std::path::Path::new(&self.src)
@@ -82,6 +119,12 @@ impl Module for Template {
         "trim_blocks",
         "lstrip_blocks",
         "unsafe_writes",
+        "block_start_string",
+        "block_end_string",
+        "variable_start_string",
+        "variable_end_string",
+        "comment_start_string",
+        "comment_end_string",
     ];
     type Change = CopyChange;
 
@@ -103,11 +146,6 @@ impl Module for Template {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<CopyChange>, ModuleError> {
-        if !self.trim_blocks || self.lstrip_blocks {
-            return Err(ModuleError::Args(
-                "only trim_blocks: yes and lstrip_blocks: no are supported".into(),
-            ));
-        }
         if let Some(enc) = &self.output_encoding {
             if !matches!(enc.to_ascii_lowercase().as_str(), "utf-8" | "utf8") {
                 return Err(ModuleError::Args(format!(
@@ -140,7 +178,7 @@ impl Module for Template {
                 & 0o7777;
             (text, mode)
         };
-        let mut rendered = ctx.render.render(&text, &self.src)?;
+        let mut rendered = ctx.render.render_syntax(&text, &self.src, &self.syntax())?;
         if newline != "\n" {
             rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
         }
@@ -183,6 +221,35 @@ mod tests {
     #[test]
     fn args() {
         assert_args_complete::<Template>();
+    }
+
+    /// template target: `comment_start_string` and the other delimiters
+    /// were unknown arguments; lstrip_blocks and trim_blocks: no refused.
+    #[test]
+    fn own_delimiters_and_whitespace_options_render() {
+        use crate::modules::testutil::TestRender;
+        use crate::modules::Render;
+        let t: Template = serde_json::from_value(json!({
+            "src": "a", "dest": "b",
+            "comment_start_string": "[#", "comment_end_string": "#]",
+            "variable_start_string": "[%", "variable_end_string": "%]",
+            "lstrip_blocks": true, "trim_blocks": false,
+        }))
+        .expect("args");
+        let r = TestRender::new(json!({"x": 1}));
+        let out = r
+            .render_syntax(
+                "[# c #]v=[% x %] {{ y }}\n  {% if true %}\nz\n  {% endif %}\n",
+                "t",
+                &t.syntax(),
+            )
+            .expect("renders");
+        assert_eq!(out, "v=1 {{ y }}\n\nz\n\n");
+        let bad: Template = serde_json::from_value(json!({
+            "src": "a", "dest": "b", "block_start_string": "{{",
+        }))
+        .expect("args");
+        assert!(r.render_syntax("x", "t", &bad.syntax()).is_err());
     }
 
     #[tokio::test]

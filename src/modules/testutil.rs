@@ -38,6 +38,17 @@ impl Render for TestRender {
             .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
     }
 
+    fn render_syntax(
+        &self,
+        source: &str,
+        name: &str,
+        syntax: &crate::template::Syntax,
+    ) -> Result<String, ModuleError> {
+        let env = syntax.apply(&self.env).map_err(ModuleError::failed)?;
+        env.render_named_str(name, source, crate::template::to_value(&self.vars))
+            .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
+    }
+
     fn eval(&self, expr: &str) -> Result<Value, ModuleError> {
         let e = self
             .env

@@ -494,6 +494,32 @@ impl Module for User {
         "password_lock",
         "generate_ssh_key",
     ];
+    // Ansible's user arguments not implemented yet (fail where given).
+    const PENDING: &'static [&'static str] = &[
+        "expires",
+        "password_expire_min",
+        "password_expire_max",
+        "password_expire_warn",
+        "password_expire_account_disable",
+        "ssh_key_file",
+        "ssh_key_passphrase",
+        "ssh_key_type",
+        "ssh_key_bits",
+        "ssh_key_comment",
+        "skeleton",
+        "umask",
+        "uid_min",
+        "uid_max",
+        "local",
+        "non_unique",
+        "seuser",
+        "login_class",
+        "move_home",
+        "hidden",
+        "profile",
+        "authorization",
+        "role",
+    ];
     type Change = UserChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {

@@ -242,12 +242,11 @@ impl Loader {
         }
         if name == "collections" {
             for c in self.ok(string_list(value)).unwrap_or_default() {
-                if !modules::known::COLLECTIONS.contains(&c.as_str()) {
+                if !modules::known::is_collection(&c) {
                     self.errors.push(
                         value
                             .error(format!(
-                                "`collections: {c}` is not supported by drover yet (drover knows the modules of {})",
-                                modules::known::COLLECTIONS.join(", ")
+                                "`collections: {c}` is not supported by drover yet (drover knows the modules of the collections of Ansible's `ansible` package)"
                             ))
                             .with_kind(InputErrorKind::Unsupported),
                     );
@@ -704,7 +703,15 @@ impl Loader {
         let mut action_key: Option<(&Node, &Node)> = None;
         for (k, v) in entries {
             let name = k.scalar_string().unwrap_or_default();
-            if kw::find(&name).is_some() && name != "action" && name != "local_action" {
+            // A play's keyword that names a module too is that module in a
+            // task (`gather_facts:`).
+            let task_keyword = kw::find(&name).is_some_and(|k| {
+                [Level::Task, Level::Block, Level::Handler]
+                    .into_iter()
+                    .any(|l| k.levels.contains(l))
+                    || modules::known::resolve(&name, &[]).is_none()
+            });
+            if task_keyword && name != "action" && name != "local_action" {
                 continue;
             }
             if let Some((first, _)) = action_key {
@@ -807,7 +814,15 @@ impl Loader {
                 // `action: module arg=1` or `action: {module: x, arg: 1}`.
                 match &value.kind {
                     NodeKind::Str(s) => {
-                        let (m, rest) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+                        let s = s.trim();
+                        // `action: "{{ ansible_facts.pkg_mgr }}"`: the name
+                        // is a template, whole.
+                        let (m, rest) = match s.find("}}") {
+                            Some(end) if s.starts_with("{{") => {
+                                (&s[..end + 2], s[end + 2..].trim_start())
+                            }
+                            _ => s.split_once(' ').unwrap_or((s, "")),
+                        };
                         name = m.to_string();
                         value = Node {
                             pos: value.pos.clone(),
@@ -921,17 +936,35 @@ impl Loader {
                     };
                     Action::Meta(meta)
                 }
+                _ if crate::template::Templar::is_template(&name) => {
+                    // The module is known when the task runs.
+                    let module = &modules::DYNAMIC;
+                    let mut args = self.module_args(module, &value, node.get("args"), false)?;
+                    if let Value::Object(m) = &mut args {
+                        m.insert(modules::DYNAMIC_NAME.into(), Value::String(name.clone()));
+                    }
+                    Action::Module { module, args }
+                }
                 _ => match modules::lookup(&name) {
                     Some(module) => {
-                        let args = self.module_args(module, &value, node.get("args"))?;
+                        // Ansible refuses arguments when the task runs: a
+                        // task that expects to fail (ignore_errors,
+                        // failed_when) may test exactly that.
+                        let expects_failure = keywords.ignore_errors == Some(true)
+                            || node.get("ignore_errors").is_some_and(|n| {
+                                matches!(&n.kind, NodeKind::Str(s) if crate::template::Templar::is_template(s))
+                            })
+                            || node.get("failed_when").is_some();
+                        let args =
+                            self.module_args(module, &value, node.get("args"), expects_failure)?;
                         Action::Module { module, args }
                     }
                     None => {
                         // An Ansible module drover lacks fails only where it
                         // runs (a branch for another distribution may never).
-                        let Some((module, args)) =
-                            modules::known::unimplemented(&name, &self.collections)
-                        else {
+                        let found = modules::known::unimplemented(&name, &self.collections)
+                            .or_else(|| self.own_plugin(&name, parent));
+                        let Some((module, args)) = found else {
                             let hint = modules::known::suggest(&name)
                                 .map(|s| format!("; did you mean '{s}'?"))
                                 .unwrap_or_default();
@@ -982,7 +1015,11 @@ impl Loader {
                     .unwrap_or(5.0);
                 (c, retries, delay)
             });
-        let name = node.get("name").and_then(|n| self.ok(string_node(n)));
+        // `name:` with no value is an unnamed task, as in Ansible.
+        let name = node
+            .get("name")
+            .filter(|n| !n.is_null())
+            .and_then(|n| self.ok(string_node(n)));
         Some(Task {
             pos: node.pos.clone(),
             name,
@@ -1063,12 +1100,49 @@ impl Loader {
         Some(lp)
     }
 
+    /// A module of the role's own `library/` or `action_plugins/` (or the
+    /// playbook's): Python drover cannot run, known to exist. The task
+    /// loads and fails where it runs.
+    fn own_plugin(
+        &self,
+        name: &str,
+        parent: &Inherit,
+    ) -> Option<(&'static modules::ModuleInfo, Value)> {
+        if name.contains('.') || name.contains('/') || name.is_empty() {
+            return None;
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(role) = &parent.role {
+            dirs.push(role.dir.join("library"));
+            dirs.push(role.dir.join("action_plugins"));
+        }
+        dirs.push(self.playbook_dir.join("library"));
+        dirs.push(self.playbook_dir.join("action_plugins"));
+        let found = dirs.iter().find_map(|d| {
+            let entries = std::fs::read_dir(d).ok()?;
+            entries.flatten().find_map(|e| {
+                let file = e.file_name();
+                let file = file.to_string_lossy();
+                let stem = file.split_once('.').map_or(&*file, |(s, _)| s);
+                (stem == name).then(|| {
+                    let dir = d.file_name().map(|n| n.to_string_lossy().into_owned());
+                    dir.unwrap_or_default()
+                })
+            })
+        })?;
+        Some(modules::known::own_plugin(name, &found))
+    }
+
     /// Module arguments: a mapping, `key=value` text, or free-form text.
+    /// With `expects_failure`, arguments the module refuses make a task
+    /// that fails when it runs, with Ansible's message, instead of a load
+    /// error.
     fn module_args(
         &mut self,
         module: &'static modules::ModuleInfo,
         value: &Node,
         extra: Option<&Node>,
+        expects_failure: bool,
     ) -> Option<Value> {
         let before = self.errors.len();
         self.template_syntax(value, module.name);
@@ -1089,6 +1163,15 @@ impl Loader {
                 }
             }
             NodeKind::Null => {}
+            NodeKind::Str(text)
+                if !module.free_form
+                    && text.trim().starts_with("{{")
+                    && text.trim().ends_with("}}") =>
+            {
+                // `assert: '{{ item }}'`: the arguments are a template that
+                // makes a mapping (Ansible's argument splat).
+                args.insert(modules::SPLAT.into(), Value::String(text.clone()));
+            }
             _ => {
                 let text = value.scalar_string().unwrap_or_default();
                 if module.free_form {
@@ -1134,10 +1217,16 @@ impl Loader {
             }
         }
         let mut unknown = false;
+        let mut unsupported: Vec<&str> = Vec::new();
         if !module.args.contains(&"*") {
             for (name, at) in &key_pos {
-                if !module.args.contains(&name.as_str()) {
+                if !module.args.contains(&name.as_str()) && !module.pending.contains(&name.as_str())
+                {
                     unknown = true;
+                    if expects_failure {
+                        unsupported.push(name);
+                        continue;
+                    }
                     let mut accepted: Vec<&str> = module
                         .args
                         .iter()
@@ -1156,6 +1245,12 @@ impl Loader {
                 }
             }
         }
+        if !unsupported.is_empty() {
+            return Some(modules::refused(modules::unsupported_message(
+                module,
+                &unsupported,
+            )));
+        }
         let args = Value::Object(args);
         // Values are checked once every name is known (serde would only
         // repeat an unknown name).
@@ -1164,6 +1259,9 @@ impl Loader {
         } else {
             (module.check)(&args)
         };
+        if let (Err(e), true) = (&checked, expects_failure) {
+            return Some(modules::refused(modules::ansible_arg_message(e)));
+        }
         if let Err(e) = checked {
             let at = e
                 .arg
@@ -1528,7 +1626,7 @@ mod tests {
             ("- hosts: all\n  tasks:\n    - command: id\n      gather_subset: all\n", "p.yml:4:7: 'gather_subset' is not a valid attribute for a Task"),
             ("- hosts: all\n  strategy: free\n", "p.yml:2:13: `strategy: free` is not supported by drover yet"),
             ("- hosts: all\n  connection: paramiko\n", "p.yml:2:15: `connection: paramiko` is not supported by drover yet"),
-            ("- hosts: all\n  collections: [community.docker]\n", "p.yml:2:16: `collections: community.docker` is not supported by drover yet"),
+            ("- hosts: all\n  collections: [acme.widgets]\n", "p.yml:2:16: `collections: acme.widgets` is not supported by drover yet"),
             ("- hosts: all\n  gather_subset: [virtual]\n", "p.yml:2:18: gather_subset 'virtual' is not supported by drover yet"),
             ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: 1}\n", "p.yml:5:22: `loop_control.pause` is not supported by drover yet"),
             ("- hosts: all\n  tasks:\n    - command: id\n      throttle: many\n", "p.yml:4:17: throttle must be a whole number"),
@@ -1848,6 +1946,106 @@ mod tests {
                 + "\n";
             assert!(err.contains(want), "{task}: {err}");
         }
+    }
+
+    fn args_of(task: &Task) -> &Value {
+        match &task.action {
+            Action::Module { args, .. } => args,
+            other => panic!("not a module: {other:?}"),
+        }
+    }
+
+    /// file target (ansible-core): `file: {state: hard}` with ignore_errors,
+    /// then an assertion on Ansible's message; copy target: `_diff_peek`
+    /// refused when the task runs. Both were load errors.
+    #[test]
+    fn refused_arguments_of_a_task_that_expects_failure_fail_when_it_runs() {
+        let text = "- hosts: all\n  tasks:\n    - file: {state: hard}\n      ignore_errors: yes\n    - copy: {content: x, dest: /x, _diff_peek: true}\n      failed_when: false\n    - action: slurp\n      ignore_errors: true\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        assert_eq!(
+            args_of(&tasks[0]),
+            &modules::refused("missing required arguments: path".into())
+        );
+        let copy = args_of(&tasks[1])["_refused"].as_str().expect("refused");
+        assert!(
+            copy.starts_with("Unsupported parameters for (copy) module: _diff_peek. Supported parameters include: backup,"),
+            "{copy}"
+        );
+        assert_eq!(
+            args_of(&tasks[2]),
+            &modules::refused("missing required arguments: src".into())
+        );
+        // Without the expectation they stay load errors.
+        let text = "- hosts: all\n  tasks:\n    - file: {state: hard}\n";
+        let err = load_playbook_str(text, Path::new("p.yml"))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("argument 'path' is required"), "{err}");
+    }
+
+    /// assert target: `assert: '{{ item }}'` (the arguments as a template)
+    /// was refused as not key=value; `- name:` with no value was "expected a
+    /// string" (systemd target); `gather_facts:` in a task was "no module".
+    #[test]
+    fn argument_splats_empty_names_and_gather_facts_tasks_load() {
+        let text = "- hosts: all\n  tasks:\n    - name:\n      assert: '{{ item }}'\n      args: {quiet: yes}\n      loop: [{that: 1 == 1}]\n    - gather_facts:\n        gather_subset: distribution\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        assert_eq!(tasks[0].name, None);
+        assert_eq!(
+            args_of(&tasks[0])[modules::SPLAT],
+            Value::from("{{ item }}")
+        );
+        assert_eq!(args_of(&tasks[0])["quiet"], Value::Bool(true));
+        assert_eq!(module_of(&tasks[1]).name, "ansible.builtin.gather_facts");
+    }
+
+    /// group and user targets: a templated module name and arguments of
+    /// Ansible's modules that drover lacks were load errors.
+    #[test]
+    fn templated_module_names_and_pending_arguments_load() {
+        let text = "- hosts: all\n  tasks:\n    - action: \"{{ ansible_facts.pkg_mgr }}\"\n      args: {name: libuser, state: present}\n    - user: {name: x, expires: 1, ssh_key_file: k}\n    - group: {name: g, local: yes}\n    - package: {name: p, state: present, disable_gpg_check: true}\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        assert!(std::ptr::eq(module_of(&tasks[0]), &modules::DYNAMIC));
+        assert_eq!(
+            args_of(&tasks[0])[modules::DYNAMIC_NAME],
+            Value::from("{{ ansible_facts.pkg_mgr }}")
+        );
+        assert_eq!(args_of(&tasks[0])["name"], Value::from("libuser"));
+        assert_eq!(module_of(&tasks[1]).name, "user");
+        // A name that is no argument of Ansible's module still is refused.
+        let text = "- hosts: all\n  tasks:\n    - user: {name: x, expirez: 1}\n";
+        let err = load_playbook_str(text, Path::new("p.yml"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("unknown argument 'expirez'"), "{err}");
+    }
+
+    /// shell target: `test_shell`, a module of the target's own
+    /// action_plugins/, was an unknown module.
+    #[test]
+    fn a_module_of_the_roles_own_plugins_loads_and_fails_where_it_runs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let role = dir.path().join("roles/r");
+        std::fs::create_dir_all(role.join("tasks")).expect("mkdir");
+        std::fs::create_dir_all(role.join("action_plugins")).expect("mkdir");
+        std::fs::write(role.join("action_plugins/test_shell.py"), "").expect("write");
+        let main = role.join("tasks/main.yml");
+        std::fs::write(&main, "- test_shell:\n  register: r\n").expect("write");
+        let pb = dir.path().join("p.yml");
+        std::fs::write(&pb, "- hosts: all\n  roles: [r]\n").expect("write");
+        let loaded = load_playbook(&pb).expect("loads");
+        let task = loaded.plays[0]
+            .tasks
+            .iter()
+            .find(|t| matches!(t.action, Action::Module { .. }))
+            .expect("task");
+        assert_eq!(module_of(task).name, "test_shell");
+        std::fs::write(&main, "- test_other:\n").expect("write");
+        let err = load_playbook(&pb).expect_err("unknown").to_string();
+        assert!(err.contains("unknown module 'test_other'"), "{err}");
     }
 
     #[test]

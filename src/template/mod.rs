@@ -76,6 +76,54 @@ pub fn set_ansible_whitespace(env: &mut Environment<'_>) {
     }
 }
 
+/// A template's own Jinja2 syntax (the template module's
+/// `block_start_string`, ..., `trim_blocks`, `lstrip_blocks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Syntax {
+    /// `{%` and `%}`.
+    pub block: (String, String),
+    /// `{{` and `}}`.
+    pub variable: (String, String),
+    /// `{#` and `#}`.
+    pub comment: (String, String),
+    /// Drop the newline after a block tag.
+    pub trim_blocks: bool,
+    /// Drop the spaces before a block tag at the start of a line.
+    pub lstrip_blocks: bool,
+}
+
+impl Default for Syntax {
+    fn default() -> Syntax {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        Syntax {
+            block: pair("{%", "%}"),
+            variable: pair("{{", "}}"),
+            comment: pair("{#", "#}"),
+            trim_blocks: true,
+            lstrip_blocks: false,
+        }
+    }
+}
+
+impl Syntax {
+    /// The environment `env` with this syntax.
+    pub fn apply(&self, env: &Environment<'static>) -> Result<Environment<'static>, String> {
+        let mut b = minijinja::syntax::SyntaxConfig::builder();
+        b.block_delimiters(self.block.0.clone(), self.block.1.clone())
+            .variable_delimiters(self.variable.0.clone(), self.variable.1.clone())
+            .comment_delimiters(self.comment.0.clone(), self.comment.1.clone())
+            .trim_blocks(self.trim_blocks)
+            .lstrip_blocks(self.lstrip_blocks)
+            .keep_trailing_newline(true);
+        let config = b
+            .build()
+            .map_err(|e| format!("invalid template syntax: {e}"))?;
+        let mut env = env.clone();
+        env.set_syntax(config);
+        Ok(env)
+    }
+}
+
 /// A template value holding serializable data (variables, facts, results).
 pub fn to_value<T: serde::Serialize>(data: T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(data))
@@ -172,6 +220,23 @@ impl Templar {
     /// Render a string template to a string.
     pub fn render_string(&self, source: &str, scope: &Scope) -> Result<String, TemplateError> {
         scope.0.render_string(source)
+    }
+
+    /// Render a template written in its own [`Syntax`].
+    pub fn render_string_syntax(
+        &self,
+        source: &str,
+        scope: &Scope,
+        syntax: &Syntax,
+    ) -> Result<String, TemplateError> {
+        let err = |msg: String| TemplateError {
+            msg,
+            undefined: None,
+        };
+        let envs = (syntax.apply(&scope.0.env).map_err(err)?, {
+            syntax.apply(&scope.0.chain_env).map_err(err)?
+        });
+        scope.0.render_in(source, &envs.0, &envs.1)
     }
 
     /// Evaluate a bare expression (`when`, `that`, `changed_when`).
@@ -399,6 +464,18 @@ impl ScopeInner {
         if !Templar::is_template(source) {
             return Ok(source.to_string());
         }
+        let (env, chain_env) = (self.env.clone(), self.chain_env.clone());
+        self.render_in(source, &env, &chain_env)
+    }
+
+    /// Render with these environments (the scope's own, or with another
+    /// syntax).
+    fn render_in(
+        self: &Arc<Self>,
+        source: &str,
+        env: &Environment<'static>,
+        chain_env: &Environment<'static>,
+    ) -> Result<String, TemplateError> {
         self.enter()?;
         let render = |env: &Environment<'static>| {
             let tmpl = guarded(|| env.template_from_str(source)).map_err(|e| TemplateError {
@@ -410,9 +487,9 @@ impl ScopeInner {
                 self.convert_error(e, names)
             })
         };
-        let mut result = render(&self.env);
+        let mut result = render(env);
         if self.may_chain(&result, source) {
-            if let Ok(out) = render(&self.chain_env) {
+            if let Ok(out) = render(chain_env) {
                 result = Ok(out);
             }
         }
