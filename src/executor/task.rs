@@ -463,12 +463,12 @@ impl RunCtx<'_> {
         };
         let mut results = Vec::new();
         let (mut changed, mut failed, mut all_skipped) = (false, false, true);
-        for (index, item) in items.into_iter().enumerate() {
-            let mut extra = vec![(lp.loop_var.clone(), item.clone())];
-            if let Some(iv) = &lp.index_var {
-                extra.push((iv.clone(), Value::from(index)));
-            }
-            extra.push(("ansible_loop_var".into(), Value::from(lp.loop_var.clone())));
+        for (index, item) in items.iter().cloned().enumerate() {
+            let extra = lp.item_vars(&items, index);
+            let loop_info = extra
+                .iter()
+                .find(|(k, _)| k == "ansible_loop")
+                .map(|(_, v)| v.clone());
             let item_scope = self.host_scope(ctx, st, Some(task), extra);
             let label = match &lp.label {
                 Some(l) => self
@@ -486,6 +486,9 @@ impl RunCtx<'_> {
             r.data.insert(lp.loop_var.clone(), item.clone());
             r.data
                 .insert("ansible_loop_var".into(), Value::from(lp.loop_var.clone()));
+            if let Some(l) = loop_info {
+                r.data.insert("ansible_loop".into(), l);
+            }
             changed |= r.status == Status::Changed;
             failed |= r.status == Status::Failed && !r.ignored;
             all_skipped &= r.status == Status::Skipped;

@@ -778,6 +778,9 @@ impl Loader {
             ..parent.clone()
         };
 
+        // Ansible reports `include_tasks` and `include_role` as tasks of
+        // their own, also where drover loads the file before the run.
+        let mut include = None;
         let action = if let Some(block) = node.get("block") {
             if let Some((k, _)) = action_key {
                 self.errors.push(k.error(format!(
@@ -860,6 +863,9 @@ impl Loader {
                         }
                         let path = inherit.base.join(&file);
                         let tasks = self.load_task_file(&path, &value, &inherit);
+                        if short != "import_tasks" {
+                            include = Some("include_tasks");
+                        }
                         Action::Block {
                             block: tasks,
                             rescue: Vec::new(),
@@ -899,6 +905,9 @@ impl Loader {
                     };
                     self.role_use(&role_node, &inherit, &mut tasks, &mut handlers, &mut seen);
                     self.role_handlers.append(&mut handlers);
+                    if short == "include_role" {
+                        include = Some("include_role");
+                    }
                     Action::Block {
                         block: tasks,
                         rescue: Vec::new(),
@@ -1000,6 +1009,7 @@ impl Loader {
             vars,
             role: parent.role.clone(),
             search: parent.search.clone(),
+            include,
         })
     }
 
@@ -1030,23 +1040,37 @@ impl Loader {
             label: None,
             lookup,
             break_when: Vec::new(),
+            extended: false,
+            extended_allitems: true,
         };
         if let Some(lc) = node.get("loop_control") {
             for (k, v) in lc.as_map().unwrap_or(&[]) {
                 let name = k.scalar_string().unwrap_or_default();
                 match name.as_str() {
-                    "loop_var" | "index_var" | "label" | "extended_allitems" => {}
+                    "loop_var" | "index_var" | "label" => {}
+                    "extended" | "extended_allitems" => {
+                        let on = if v.is_null() {
+                            Some(false)
+                        } else {
+                            self.ok(bool_node(v))
+                        };
+                        match on {
+                            Some(on) if name == "extended" => lp.extended = on,
+                            Some(on) => lp.extended_allitems = on,
+                            None => {}
+                        }
+                    }
                     "break_when" => {
                         lp.break_when = self.ok(conditions(v, "break_when")).unwrap_or_default();
                     }
                     // Their defaults change nothing; anything else would be
                     // silently ignored.
-                    "pause" | "extended"
+                    "pause"
                         if matches!(
                             v.kind,
                             NodeKind::Null | NodeKind::Bool(false) | NodeKind::Int(0)
                         ) || v.as_seq().is_some_and(<[Node]>::is_empty) => {}
-                    "pause" | "extended" => self.errors.push(k.error(format!(
+                    "pause" => self.errors.push(k.error(format!(
                         "`loop_control.{name}` is not supported by drover yet"
                     ))),
                     _ => self.errors.push(k.error(format!(

@@ -430,6 +430,49 @@ pub struct Loop {
     /// `loop_control.break_when`: conditions checked after each item, with
     /// the item's result registered; the loop stops when they hold.
     pub break_when: Vec<String>,
+    /// `loop_control.extended`: `ansible_loop` describes the loop to each item.
+    pub extended: bool,
+    /// `loop_control.extended_allitems` (default true): `ansible_loop.allitems`.
+    pub extended_allitems: bool,
+}
+
+impl Loop {
+    /// The variables one item of the loop sees: the loop variable, the
+    /// index variable, `ansible_loop_var` and, with `extended`,
+    /// `ansible_loop` as Ansible builds it.
+    pub fn item_vars(&self, items: &[Value], index: usize) -> Vec<(String, Value)> {
+        let item = items.get(index).cloned().unwrap_or(Value::Null);
+        let mut extra = vec![(self.loop_var.clone(), item)];
+        if let Some(iv) = &self.index_var {
+            extra.push((iv.clone(), Value::from(index)));
+        }
+        extra.push((
+            "ansible_loop_var".into(),
+            Value::from(self.loop_var.clone()),
+        ));
+        if self.extended {
+            let len = items.len();
+            let mut l = Map::new();
+            l.insert("index".into(), Value::from(index + 1));
+            l.insert("index0".into(), Value::from(index));
+            l.insert("first".into(), Value::Bool(index == 0));
+            l.insert("last".into(), Value::Bool(index + 1 == len));
+            l.insert("length".into(), Value::from(len));
+            l.insert("revindex".into(), Value::from(len - index));
+            l.insert("revindex0".into(), Value::from(len - index - 1));
+            if self.extended_allitems {
+                l.insert("allitems".into(), Value::Array(items.to_vec()));
+            }
+            if let Some(next) = items.get(index + 1) {
+                l.insert("nextitem".into(), next.clone());
+            }
+            if index > 0 {
+                l.insert("previtem".into(), items[index - 1].clone());
+            }
+            extra.push(("ansible_loop".into(), Value::Object(l)));
+        }
+        extra
+    }
 }
 
 /// The `with_<lookup>` loops drover runs through its lookup plugins.
@@ -542,6 +585,9 @@ pub struct Task {
     pub role: Option<Arc<Role>>,
     /// Directories to look up `src` files and templates in.
     pub search: Arc<Vec<PathBuf>>,
+    /// `include_tasks` or `include_role` loaded before the run (a block
+    /// here): reported as a task of its own, as Ansible reports includes.
+    pub include: Option<&'static str>,
 }
 
 impl Task {
@@ -550,8 +596,8 @@ impl Task {
         let base = match (&self.name, &self.action) {
             (Some(n), _) => n.clone(),
             (None, Action::Module { module, .. }) => module.name.to_string(),
-            (None, Action::Block { .. }) => "block".into(),
-            (None, Action::IncludeTasks { file, .. }) => format!("include_tasks {file}"),
+            (None, Action::Block { .. }) => self.include.unwrap_or("block").into(),
+            (None, Action::IncludeTasks { .. }) => "include_tasks".into(),
             (None, Action::IncludeVars { file, .. }) => format!("include_vars {file}"),
             (None, Action::Meta(_)) => "meta".into(),
         };
