@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{host_event, states_mut, HostId, HostState, PlayCtx, RunCtx, Runner, Standing};
 use crate::error::Pos;
-use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
+use crate::modules::{ModuleCtx, ModuleError, ModuleInfo, Outcome, Render};
 use crate::playbook::{Action, Task};
 use crate::report::{Event, Status};
 use crate::secret::Secret;
@@ -134,6 +134,73 @@ impl ItemResult {
             ignored: false,
             facts: None,
             delegated: None,
+        }
+    }
+}
+
+/// An `async` task still running when its time is up, in Ansible's words.
+fn async_timed_out(secs: u64) -> ModuleError {
+    let mut data = Map::new();
+    data.insert("finished".into(), Value::from(0));
+    ModuleError::Failed {
+        msg: format!("async task did not complete within the requested time - {secs}s"),
+        data,
+    }
+}
+
+/// What an `async` task with `poll: 0` needs to run on its own once the
+/// play has moved on: owned copies of the task's context.
+struct Background {
+    templar: Templar,
+    scope: Scope,
+    remote: Remote,
+    host: String,
+    search: Arc<Vec<std::path::PathBuf>>,
+    diff: bool,
+}
+
+/// Numbers the background jobs of a run (`ansible_job_id`).
+static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Background {
+    /// Start the module in the background, bounded by `secs`; answers at
+    /// once as Ansible's fire-and-forget does: started, not finished,
+    /// changed. The job runs on the host's connection while the play goes
+    /// on and ends with drover at the latest (Ansible's would outlive it).
+    fn start(self, module: &'static ModuleInfo, args: Value, secs: u64) -> Outcome {
+        let n = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let jid = format!("j{}.{n}", std::process::id());
+        let job = jid.clone();
+        tokio::spawn(async move {
+            let render = TaskRender {
+                templar: &self.templar,
+                scope: &self.scope,
+            };
+            let mctx = ModuleCtx {
+                host: &self.host,
+                remote: &self.remote,
+                check: false,
+                diff: self.diff,
+                render: &render,
+                search: &self.search,
+            };
+            let run = (module.run)(args, &mctx, &crate::modules::reads::Direct);
+            let outcome = tokio::time::timeout(Duration::from_secs(secs), run).await;
+            tracing::debug!(job, finished = outcome.is_ok(), "background job ended");
+        });
+        let mut data = Map::new();
+        data.insert("ansible_job_id".into(), Value::from(jid.clone()));
+        data.insert("started".into(), Value::from(1));
+        data.insert("finished".into(), Value::from(0));
+        data.insert(
+            "results_file".into(),
+            Value::from(format!("~/.ansible_async/{jid}")),
+        );
+        Outcome {
+            changed: true,
+            skipped: None,
+            diff: None,
+            data,
         }
     }
 }
@@ -464,6 +531,9 @@ impl RunCtx<'_> {
         let mut results = Vec::new();
         let (mut changed, mut failed, mut all_skipped) = (false, false, true);
         for (index, item) in items.iter().cloned().enumerate() {
+            if index > 0 && lp.pause > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(lp.pause)).await;
+            }
             let extra = lp.item_vars(&items, index);
             let loop_info = extra
                 .iter()
@@ -796,6 +866,21 @@ impl RunCtx<'_> {
         Ok(Some(Become { user, password }))
     }
 
+    /// `async` (seconds, when above 0) and `poll` (Ansible's default 15)
+    /// of a task, rendered for this host.
+    fn async_of(&self, task: &Task, scope: &Scope) -> Result<(Option<u64>, u64), KeywordError> {
+        let kw = &task.keywords;
+        let secs = match &kw.async_ {
+            Some(v) => Some(int_keyword(&self.templar, scope, "async", v)?).filter(|n| *n > 0),
+            None => None,
+        };
+        let poll = match &kw.poll {
+            Some(v) => int_keyword(&self.templar, scope, "poll", v)?,
+            None => 15,
+        };
+        Ok((secs, poll))
+    }
+
     async fn run_item(
         &self,
         ctx: &PlayCtx<'_>,
@@ -867,6 +952,18 @@ impl RunCtx<'_> {
             },
             None => None,
         };
+        let (async_secs, poll) = match self.async_of(task, scope) {
+            Ok(a) => a,
+            Err(e) => return ItemResult::failed(e.to_string()),
+        };
+        // Check mode plans without running anything in the background.
+        let check = task.keywords.check_mode.unwrap_or(self.opts.check);
+        let background = async_secs.is_some() && poll == 0 && !check;
+        // `async` with polling bounds the run, as Ansible's job would be.
+        let timeout = match async_secs {
+            Some(a) if !background => Some(timeout.map_or(a, |t| t.min(a))),
+            _ => timeout,
+        };
         let transport = match conn {
             Ok(t) => t,
             Err(e) => {
@@ -881,8 +978,19 @@ impl RunCtx<'_> {
         if let Some(ride) = &st.ride {
             remote = remote.with_trailer(ride.trailer());
         }
-        let check = task.keywords.check_mode.unwrap_or(self.opts.check);
         let diff = task.keywords.diff.unwrap_or(self.opts.diff);
+        if let (true, Some(secs)) = (background, async_secs) {
+            let job = Background {
+                templar: self.templar.clone(),
+                scope: scope.clone(),
+                remote,
+                host: st.name.clone(),
+                search: task.search.clone(),
+                diff,
+            };
+            let outcome = job.start(module, args, secs);
+            return self.judge(task, scope, Ok(outcome));
+        }
         let render = TaskRender {
             templar: &self.templar,
             scope,
@@ -918,7 +1026,10 @@ impl RunCtx<'_> {
                         if delegate.as_ref().is_none_or(|d| d == &st.name) {
                             crate::transport::stop_shells(transport.clone()).await;
                         }
-                        Err(timed_out(module.name, secs))
+                        match async_secs {
+                            Some(a) if a == secs => Err(async_timed_out(a)),
+                            _ => Err(timed_out(module.name, secs)),
+                        }
                     }
                 },
             };
@@ -1071,6 +1182,11 @@ impl RunCtx<'_> {
         if let (Status::Failed, Some(m)) = (status, &msg) {
             data.insert("msg".into(), Value::from(m.clone()));
             data.insert("failed".into(), Value::Bool(true));
+        }
+        // Ansible's results always say whether they failed.
+        if status != Status::Skipped {
+            data.entry("failed")
+                .or_insert(Value::Bool(status == Status::Failed));
         }
         let ignored = status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
         ItemResult {

@@ -309,6 +309,8 @@ impl Loader {
         kw.port = self.int_or_template(node, "port");
         kw.throttle = self.int_or_template(node, "throttle");
         kw.timeout = self.int_or_template(node, "timeout");
+        kw.async_ = self.int_or_template(node, "async");
+        kw.poll = self.int_or_template(node, "poll");
         kw.templated = templated;
         if let Some(env) = node.get("environment") {
             // Names are exported by the shell: one that is not a plain name
@@ -1042,6 +1044,7 @@ impl Loader {
             break_when: Vec::new(),
             extended: false,
             extended_allitems: true,
+            pause: 0.0,
         };
         if let Some(lc) = node.get("loop_control") {
             for (k, v) in lc.as_map().unwrap_or(&[]) {
@@ -1063,16 +1066,21 @@ impl Loader {
                     "break_when" => {
                         lp.break_when = self.ok(conditions(v, "break_when")).unwrap_or_default();
                     }
-                    // Their defaults change nothing; anything else would be
-                    // silently ignored.
-                    "pause"
-                        if matches!(
-                            v.kind,
-                            NodeKind::Null | NodeKind::Bool(false) | NodeKind::Int(0)
-                        ) || v.as_seq().is_some_and(<[Node]>::is_empty) => {}
-                    "pause" => self.errors.push(k.error(format!(
-                        "`loop_control.{name}` is not supported by drover yet"
-                    ))),
+                    "pause" => {
+                        let secs = match &v.kind {
+                            NodeKind::Null => Some(0.0),
+                            NodeKind::Int(i) => Some(*i as f64),
+                            NodeKind::Float(f) => Some(*f),
+                            NodeKind::Str(t) => t.trim().parse::<f64>().ok(),
+                            _ => None,
+                        };
+                        match secs.filter(|s| s.is_finite() && *s >= 0.0) {
+                            Some(s) => lp.pause = s,
+                            None => self.errors.push(v.error(
+                                "`loop_control.pause` must be a number of seconds of 0 or more",
+                            )),
+                        }
+                    }
                     _ => self.errors.push(k.error(format!(
                         "'{name}' is not a valid attribute for a loop_control"
                     ))),
@@ -1554,7 +1562,7 @@ mod tests {
             ("- hosts: all\n  connection: paramiko\n", "p.yml:2:15: `connection: paramiko` is not supported by drover yet"),
             ("- hosts: all\n  collections: [community.docker]\n", "p.yml:2:16: `collections: community.docker` is not supported by drover yet"),
             ("- hosts: all\n  gather_subset: [virtual]\n", "p.yml:2:18: gather_subset 'virtual' is not supported by drover yet"),
-            ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: 1}\n", "p.yml:5:22: `loop_control.pause` is not supported by drover yet"),
+            ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: soon}\n", "p.yml:5:29: `loop_control.pause` must be a number"),
             ("- hosts: all\n  tasks:\n    - command: id\n      throttle: many\n", "p.yml:4:17: throttle must be a whole number"),
         ] {
             let err = load_playbook_str(text, Path::new("p.yml")).expect_err(text).to_string();

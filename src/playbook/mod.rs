@@ -122,6 +122,11 @@ pub struct Keywords {
     /// `delegate_facts`: facts a delegated task sets go to the host it
     /// was delegated to.
     pub delegate_facts: Option<bool>,
+    /// `async`: the task runs for at most this many seconds (an integer
+    /// or a template); a task's own, never inherited.
+    pub async_: Option<Value>,
+    /// `poll`: 0 leaves an `async` task running in the background.
+    pub poll: Option<Value>,
     /// Boolean keywords written as a template (`become: "{{ k3s_become }}"`):
     /// (keyword, template), rendered for each host when the task runs and
     /// taking precedence over the literal field of the same keyword.
@@ -171,6 +176,8 @@ impl Keywords {
             throttle: child.throttle.clone().or_else(|| self.throttle.clone()),
             timeout: child.timeout.clone().or_else(|| self.timeout.clone()),
             delegate_facts: child.delegate_facts.or(self.delegate_facts),
+            async_: child.async_.clone(),
+            poll: child.poll.clone(),
             templated: self
                 .templated
                 .iter()
@@ -434,6 +441,8 @@ pub struct Loop {
     pub extended: bool,
     /// `loop_control.extended_allitems` (default true): `ansible_loop.allitems`.
     pub extended_allitems: bool,
+    /// `loop_control.pause`: seconds to wait between two items.
+    pub pause: f64,
 }
 
 impl Loop {

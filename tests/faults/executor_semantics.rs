@@ -140,3 +140,89 @@ fn loop_control_extended_describes_the_loop_to_each_item() {
     assert_eq!(statuses(&run, "extended"), ["skipped", "skipped", "ok"]);
     assert_eq!(statuses(&run, "without allitems"), ["ok", "skipped"]);
 }
+
+#[test]
+fn async_with_poll_zero_runs_in_the_background_and_async_bounds_a_polled_task() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let run = local(
+        dir.path(),
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: fire and forget
+      shell: sleep 2 && touch {d}/late
+      async: 30
+      poll: 0
+      register: job
+    - name: not there yet
+      stat: {{path: "{d}/late"}}
+      register: before
+    - wait_for: {{path: "{d}/late", timeout: 20}}
+    - assert:
+        that:
+          - job is changed and job.started == 1 and job.finished == 0
+          - job.ansible_job_id is defined
+          - not before.stat.exists
+    - name: too slow
+      command: sleep 5
+      async: 1
+      poll: 1
+      ignore_errors: true
+      register: slow
+    - assert:
+        that:
+          - slow is failed
+          - "'async task did not complete within the requested time - 1s' in slow.msg"
+"#
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(statuses(&run, "fire and forget"), ["changed"]);
+    assert_eq!(statuses(&run, "too slow"), ["failed"]);
+}
+
+#[test]
+fn a_successful_result_says_it_did_not_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: exit 0
+      register: result
+    - assert:
+        that: ["'failed' in result and not result.failed"]
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+#[test]
+fn loop_control_pause_waits_between_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = std::time::Instant::now();
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: msg={{ item }}
+      loop: [1, 2, 3]
+      loop_control:
+        pause: 0.6
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    // Two pauses between three items.
+    assert!(
+        start.elapsed().as_secs_f64() >= 1.2,
+        "{:?}",
+        start.elapsed()
+    );
+}
