@@ -5,6 +5,7 @@
 
 mod connect;
 pub mod facts;
+mod include_vars;
 mod readahead;
 mod task;
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::include_vars;
 use super::{host_event, states_mut, HostId, HostState, PlayCtx, RunCtx, Runner, Standing};
 use crate::error::Pos;
 use crate::modules::{ModuleCtx, ModuleError, ModuleInfo, Outcome, Render};
@@ -889,7 +890,17 @@ impl RunCtx<'_> {
         scope: &Scope,
     ) -> ItemResult {
         match &task.action {
-            Action::IncludeVars { file, base } => return self.include_vars(file, base, scope),
+            Action::IncludeVars {
+                file,
+                base,
+                args,
+                role_dir,
+            } => {
+                let mut r = self.include_vars(file, base, args, role_dir.as_deref(), scope);
+                r.ignored =
+                    r.status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
+                return r;
+            }
             Action::Module { .. } => {}
             _ => return ItemResult::skipped("not a module"),
         }
@@ -1200,44 +1211,95 @@ impl RunCtx<'_> {
         }
     }
 
-    fn include_vars(&self, file: &str, base: &std::path::Path, scope: &Scope) -> ItemResult {
-        let name = match self.templar.render_string(file, scope) {
-            Ok(n) => n,
+    fn include_vars(
+        &self,
+        file: &str,
+        base: &std::path::Path,
+        args: &Value,
+        role_dir: Option<&std::path::Path>,
+        scope: &Scope,
+    ) -> ItemResult {
+        let args = match self.templar.render_value(args, scope) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => Map::new(),
             Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
         };
-        // Ansible's search: the role's vars/ (the base of a role's
-        // include_vars), the including file's directory and its vars/, then
-        // the playbook's directory and its vars/.
-        let pb = &self.playbook.dir;
-        let candidates = [
-            base.join(&name),
-            base.join("vars").join(&name),
-            pb.join("vars").join(&name),
-            pb.join(&name),
-        ];
-        let path = candidates
-            .iter()
-            .find(|p| p.is_file())
-            .unwrap_or(&candidates[0])
-            .clone();
-        match crate::yaml::load_file(&path).map(|n| n.to_value()) {
-            Ok(Value::Object(m)) => {
-                let mut data = Map::new();
-                data.insert("ansible_facts".into(), Value::Object(m.clone()));
-                data.insert("changed".into(), Value::Bool(false));
-                ItemResult {
-                    status: Status::Ok,
-                    data,
-                    msg: None,
-                    diff: None,
-                    ignored: false,
-                    facts: Some(m),
-                    delegated: None,
+        let loaded = if args.contains_key("dir") {
+            include_vars::from_dir(&args, base, role_dir)
+        } else {
+            let name = match self.templar.render_string(file, scope) {
+                Ok(n) => n,
+                Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
+            };
+            include_vars::check_args(&args).and_then(|()| self.include_vars_file(&name, base))
+        };
+        let (mut vars, files) = match loaded {
+            Ok(l) => l,
+            Err(msg) => {
+                let mut r = ItemResult::failed(msg.clone());
+                r.data.insert("message".into(), Value::from(msg));
+                return r;
+            }
+        };
+        if args.get("hash_behaviour").and_then(Value::as_str) == Some("merge") {
+            for (k, v) in vars.iter_mut() {
+                if let Some(old) = scope.var(k) {
+                    *v = include_vars::merged(old, std::mem::take(v));
                 }
             }
-            Ok(_) => ItemResult::failed(format!("{} must hold a mapping", path.display())),
-            Err(e) => ItemResult::failed(e.to_string()),
         }
+        if let Some(name) = args.get("name").and_then(Value::as_str) {
+            let mut wrapped = Map::new();
+            wrapped.insert(name.to_string(), Value::Object(vars));
+            vars = wrapped;
+        }
+        let mut data = Map::new();
+        data.insert("ansible_facts".into(), Value::Object(vars.clone()));
+        data.insert(
+            "ansible_included_var_files".into(),
+            Value::Array(files.into_iter().map(Value::from).collect()),
+        );
+        data.insert("changed".into(), Value::Bool(false));
+        ItemResult {
+            status: Status::Ok,
+            data,
+            msg: None,
+            diff: None,
+            ignored: false,
+            facts: Some(vars),
+            delegated: None,
+        }
+    }
+
+    /// `include_vars: FILE`, looked up as Ansible does: the role's vars/
+    /// (the base of a role's include_vars), the including file's directory
+    /// and its vars/, then the playbook's directory and its vars/.
+    fn include_vars_file(
+        &self,
+        name: &str,
+        base: &std::path::Path,
+    ) -> Result<(Map, Vec<String>), String> {
+        let pb = &self.playbook.dir;
+        let candidates = [
+            base.join(name),
+            base.join("vars").join(name),
+            pb.join("vars").join(name),
+            pb.join(name),
+        ];
+        let Some(path) = candidates.iter().find(|p| p.is_file()).cloned() else {
+            // Ansible's words for a file not found.
+            if name.is_empty() {
+                return Err("Could not find file".into());
+            }
+            let searched: Vec<String> =
+                candidates.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "Could not find or access '{name}'\nSearched in:\n\t{}",
+                searched.join("\n\t")
+            ));
+        };
+        let vars = include_vars::load(&path)?;
+        Ok((vars, vec![path.display().to_string()]))
     }
 
     /// The task's `environment:`, rendered.

@@ -882,15 +882,39 @@ impl Loader {
                     }
                 }
                 "include_vars" => {
-                    let file = match value.get("file") {
-                        Some(f) => self.ok(string_node(f))?,
-                        None => self.ok(string_node(&value))?,
+                    // Free-form: the file name (a folded `>` value ends in a
+                    // newline Ansible drops).
+                    let (file, args) = match &value.kind {
+                        NodeKind::Map(_) => {
+                            let file = match value.get("file").or_else(|| value.get("_raw_params"))
+                            {
+                                Some(f) => self.ok(string_node(f))?,
+                                None => String::new(),
+                            };
+                            if file.is_empty() && value.get("dir").is_none() {
+                                self.errors
+                                    .push(value.error("include_vars needs a file name or 'dir'"));
+                                return None;
+                            }
+                            (file, value.to_value())
+                        }
+                        _ => (
+                            self.ok(string_node(&value))?
+                                .trim_end_matches('\n')
+                                .to_string(),
+                            Value::Object(Map::new()),
+                        ),
                     };
                     let base = match &inherit.role {
                         Some(r) => r.dir.join("vars"),
                         None => inherit.base.clone(),
                     };
-                    Action::IncludeVars { file, base }
+                    Action::IncludeVars {
+                        file,
+                        base,
+                        args,
+                        role_dir: inherit.role.as_ref().map(|r| r.dir.clone()),
+                    }
                 }
                 "import_role" | "include_role" => {
                     let Some(role_name) = value.get("name").and_then(|n| self.ok(string_node(n)))

@@ -543,10 +543,16 @@ pub enum Action {
     },
     /// `include_vars`: a YAML file of variables loaded on the host.
     IncludeVars {
-        /// File name (template), relative to `base`.
+        /// File name (template), relative to `base`; empty with `dir`.
         file: String,
         /// Directory the name is relative to.
         base: PathBuf,
+        /// The other arguments as written (`dir`, `depth`, `files_matching`,
+        /// `ignore_files`, `extensions`, `ignore_unknown_extensions`,
+        /// `name`, `hash_behaviour`): an empty mapping for the plain form.
+        args: Value,
+        /// The directory of the role the task belongs to, if any.
+        role_dir: Option<PathBuf>,
     },
     /// `meta`.
     Meta(Meta),
@@ -607,7 +613,7 @@ impl Task {
             (None, Action::Module { module, .. }) => module.name.to_string(),
             (None, Action::Block { .. }) => self.include.unwrap_or("block").into(),
             (None, Action::IncludeTasks { .. }) => "include_tasks".into(),
-            (None, Action::IncludeVars { file, .. }) => format!("include_vars {file}"),
+            (None, Action::IncludeVars { .. }) => "include_vars".into(),
             (None, Action::Meta(_)) => "meta".into(),
         };
         match &self.role {

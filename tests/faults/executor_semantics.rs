@@ -226,3 +226,51 @@ fn loop_control_pause_waits_between_items() {
         start.elapsed()
     );
 }
+
+#[test]
+fn include_vars_dir_name_and_hash_behaviour_follow_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "vars/a.yml",
+        "x: 1\nconfig: {k1: 1, k2: {a: 1}}\n",
+    );
+    write(dir.path(), "vars/sub/b.yml", "x: 2\n");
+    write(dir.path(), "vars/noext", "y: 1\n");
+    write(dir.path(), "more.yml", "config: {k2: {b: 2}}\n");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - include_vars:
+        dir: vars
+        ignore_unknown_extensions: true
+      register: r
+    - include_vars:
+        dir: vars
+        depth: 1
+        extensions: ['', yml]
+        name: top
+    - include_vars:
+        file: more.yml
+        hash_behaviour: merge
+    - name: unknown extension
+      include_vars:
+        dir: vars
+      ignore_errors: true
+      register: bad
+    - assert:
+        that:
+          - x == 2
+          - r.ansible_included_var_files | length == 2
+          - top.x == 1 and top.y == 1
+          - config.k1 == 1 and config.k2.a == 1 and config.k2.b == 2
+          - "'does not have a valid extension' in bad.message"
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(statuses(&run, "include_vars").len(), 3, "{}", run.all());
+    assert_eq!(statuses(&run, "unknown extension"), ["failed"]);
+}
