@@ -599,7 +599,9 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
     let mut inv = Inventory::load(&args.conn.inventory)?;
     let pb = playbook::load_playbook(&args.playbook)?;
     inv.add_playbook_vars(&pb.dir)?;
-    playbook::check::check(&pb, &inv, &extra)?;
+    for w in playbook::check::check(&pb, &inv, &extra)? {
+        say_err(&format!("[WARNING]: {w}"));
+    }
     if args.syntax_check {
         say_load_warnings();
         say(&format!("\nplaybook: {}", args.playbook.display()));

@@ -5,6 +5,7 @@
 
 mod connect;
 pub mod facts;
+mod include_vars;
 mod readahead;
 mod task;
 
@@ -639,6 +640,16 @@ impl<'a> Runner<'a> {
                         rescue,
                         always,
                     } => {
+                        if task.include.is_some()
+                            && (handler
+                                || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags))
+                        {
+                            let included: Vec<(HostId, bool)> = active
+                                .iter()
+                                .map(|&h| (h, self.when_holds(ctx, task, h)))
+                                .collect();
+                            self.report_include(task, &included, handler);
+                        }
                         self.run_block(ctx, [block, rescue, always], &active, handler)
                             .await;
                     }
@@ -765,6 +776,42 @@ impl<'a> Runner<'a> {
             .all(|c| self.cx.templar.truthy(c, &scope).unwrap_or(false))
     }
 
+    /// Report an include as Ansible does: a task of its own, ok on each
+    /// host that includes the file (counted once per file included, as
+    /// Ansible's recap counts it) and skipped on the others.
+    fn report_include(&mut self, task: &Task, included: &[(HostId, bool)], handler: bool) {
+        let hosts: Vec<HostId> = included.iter().map(|&(h, _)| h).collect();
+        self.cx
+            .start_task(task.display_name(), &self.names(&hosts), handler);
+        self.include_results(included);
+    }
+
+    /// Per-host results of the include task started last.
+    fn include_results(&mut self, included: &[(HostId, bool)]) {
+        for &(h, yes) in included {
+            let st = &mut self.hosts[h];
+            let status = if yes {
+                st.counters.ok += 1;
+                Status::Ok
+            } else {
+                st.counters.skipped += 1;
+                Status::Skipped
+            };
+            self.cx.emit(host_event(
+                self.cx.task_id(),
+                &st.name,
+                status,
+                None,
+                None,
+                None,
+            ));
+        }
+        for &(h, _) in included {
+            self.cx.host_done(&self.hosts[h].name);
+        }
+        self.task_done();
+    }
+
     async fn run_include(
         &mut self,
         ctx: &PlayCtx<'_>,
@@ -775,6 +822,8 @@ impl<'a> Runner<'a> {
         let Action::IncludeTasks { file, base, .. } = &task.action else {
             return;
         };
+        self.cx
+            .start_task(task.display_name(), &self.names(hosts), handler);
         // Each host may include a different file, once per loop item;
         // group hosts by the file and the loop's variables, in the order
         // they first appear (as Ansible's included files).
@@ -787,21 +836,7 @@ impl<'a> Runner<'a> {
             let item_vars: Vec<Vec<(String, Value)>> = match &task.loop_ {
                 None => vec![Vec::new()],
                 Some(lp) => match self.cx.loop_items(lp, &scope) {
-                    Ok(items) => items
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            let mut extra = vec![(lp.loop_var.clone(), item)];
-                            if let Some(iv) = &lp.index_var {
-                                extra.push((iv.clone(), Value::from(i)));
-                            }
-                            extra.push((
-                                "ansible_loop_var".into(),
-                                Value::from(lp.loop_var.clone()),
-                            ));
-                            extra
-                        })
-                        .collect(),
+                    Ok(items) => (0..items.len()).map(|i| lp.item_vars(&items, i)).collect(),
                     Err(e) => {
                         // The loop's error counts only when `when` holds.
                         match self.cx.conditions_hold(task, &scope) {
@@ -845,6 +880,20 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+        // Hosts that failed were reported above; the others include each
+        // of their files (ok once per file) or nothing (skipped).
+        let mut included: Vec<(HostId, bool)> = Vec::new();
+        for &h in hosts {
+            if !self.hosts[h].active() {
+                continue;
+            }
+            let n = groups.values().filter(|(_, g)| g.contains(&h)).count();
+            if n == 0 {
+                included.push((h, false));
+            }
+            included.extend(std::iter::repeat_n((h, true), n));
+        }
+        self.include_results(&included);
         for ((path, _), (extra, group)) in groups {
             // The loop's variables reach every task of the file.
             let mut parent = task.clone();

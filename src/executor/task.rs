@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::include_vars;
 use super::{host_event, states_mut, HostId, HostState, PlayCtx, RunCtx, Runner, Standing};
 use crate::error::Pos;
-use crate::modules::{ModuleCtx, ModuleError, Outcome, Render};
+use crate::modules::{ModuleCtx, ModuleError, ModuleInfo, Outcome, Render};
 use crate::playbook::{Action, Task};
 use crate::report::{Event, Status};
 use crate::secret::Secret;
@@ -145,6 +146,73 @@ impl ItemResult {
             ignored: false,
             facts: None,
             delegated: None,
+        }
+    }
+}
+
+/// An `async` task still running when its time is up, in Ansible's words.
+fn async_timed_out(secs: u64) -> ModuleError {
+    let mut data = Map::new();
+    data.insert("finished".into(), Value::from(0));
+    ModuleError::Failed {
+        msg: format!("async task did not complete within the requested time - {secs}s"),
+        data,
+    }
+}
+
+/// What an `async` task with `poll: 0` needs to run on its own once the
+/// play has moved on: owned copies of the task's context.
+struct Background {
+    templar: Templar,
+    scope: Scope,
+    remote: Remote,
+    host: String,
+    search: Arc<Vec<std::path::PathBuf>>,
+    diff: bool,
+}
+
+/// Numbers the background jobs of a run (`ansible_job_id`).
+static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Background {
+    /// Start the module in the background, bounded by `secs`; answers at
+    /// once as Ansible's fire-and-forget does: started, not finished,
+    /// changed. The job runs on the host's connection while the play goes
+    /// on and ends with drover at the latest (Ansible's would outlive it).
+    fn start(self, module: &'static ModuleInfo, args: Value, secs: u64) -> Outcome {
+        let n = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let jid = format!("j{}.{n}", std::process::id());
+        let job = jid.clone();
+        tokio::spawn(async move {
+            let render = TaskRender {
+                templar: &self.templar,
+                scope: &self.scope,
+            };
+            let mctx = ModuleCtx {
+                host: &self.host,
+                remote: &self.remote,
+                check: false,
+                diff: self.diff,
+                render: &render,
+                search: &self.search,
+            };
+            let run = (module.run)(args, &mctx, &crate::modules::reads::Direct);
+            let outcome = tokio::time::timeout(Duration::from_secs(secs), run).await;
+            tracing::debug!(job, finished = outcome.is_ok(), "background job ended");
+        });
+        let mut data = Map::new();
+        data.insert("ansible_job_id".into(), Value::from(jid.clone()));
+        data.insert("started".into(), Value::from(1));
+        data.insert("finished".into(), Value::from(0));
+        data.insert(
+            "results_file".into(),
+            Value::from(format!("~/.ansible_async/{jid}")),
+        );
+        Outcome {
+            changed: true,
+            skipped: None,
+            diff: None,
+            data,
         }
     }
 }
@@ -474,12 +542,15 @@ impl RunCtx<'_> {
         };
         let mut results = Vec::new();
         let (mut changed, mut failed, mut all_skipped) = (false, false, true);
-        for (index, item) in items.into_iter().enumerate() {
-            let mut extra = vec![(lp.loop_var.clone(), item.clone())];
-            if let Some(iv) = &lp.index_var {
-                extra.push((iv.clone(), Value::from(index)));
+        for (index, item) in items.iter().cloned().enumerate() {
+            if index > 0 && lp.pause > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(lp.pause)).await;
             }
-            extra.push(("ansible_loop_var".into(), Value::from(lp.loop_var.clone())));
+            let extra = lp.item_vars(&items, index);
+            let loop_info = extra
+                .iter()
+                .find(|(k, _)| k == "ansible_loop")
+                .map(|(_, v)| v.clone());
             let item_scope = self.host_scope(ctx, st, Some(task), extra);
             let label = match &lp.label {
                 Some(l) => self
@@ -497,6 +568,9 @@ impl RunCtx<'_> {
             r.data.insert(lp.loop_var.clone(), item.clone());
             r.data
                 .insert("ansible_loop_var".into(), Value::from(lp.loop_var.clone()));
+            if let Some(l) = loop_info {
+                r.data.insert("ansible_loop".into(), l);
+            }
             changed |= r.status == Status::Changed;
             failed |= r.status == Status::Failed && !r.ignored;
             all_skipped &= r.status == Status::Skipped;
@@ -804,6 +878,21 @@ impl RunCtx<'_> {
         Ok(Some(Become { user, password }))
     }
 
+    /// `async` (seconds, when above 0) and `poll` (Ansible's default 15)
+    /// of a task, rendered for this host.
+    fn async_of(&self, task: &Task, scope: &Scope) -> Result<(Option<u64>, u64), KeywordError> {
+        let kw = &task.keywords;
+        let secs = match &kw.async_ {
+            Some(v) => Some(int_keyword(&self.templar, scope, "async", v)?).filter(|n| *n > 0),
+            None => None,
+        };
+        let poll = match &kw.poll {
+            Some(v) => int_keyword(&self.templar, scope, "poll", v)?,
+            None => 15,
+        };
+        Ok((secs, poll))
+    }
+
     async fn run_item(
         &self,
         ctx: &PlayCtx<'_>,
@@ -812,7 +901,17 @@ impl RunCtx<'_> {
         scope: &Scope,
     ) -> ItemResult {
         match &task.action {
-            Action::IncludeVars { file, base } => return self.include_vars(file, base, scope),
+            Action::IncludeVars {
+                file,
+                base,
+                args,
+                role_dir,
+            } => {
+                let mut r = self.include_vars(file, base, args, role_dir.as_deref(), scope);
+                r.ignored =
+                    r.status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
+                return r;
+            }
             Action::Module { .. } => {}
             _ => return ItemResult::skipped("not a module"),
         }
@@ -875,6 +974,18 @@ impl RunCtx<'_> {
             },
             None => None,
         };
+        let (async_secs, poll) = match self.async_of(task, scope) {
+            Ok(a) => a,
+            Err(e) => return ItemResult::failed(e.to_string()),
+        };
+        // Check mode plans without running anything in the background.
+        let check = task.keywords.check_mode.unwrap_or(self.opts.check);
+        let background = async_secs.is_some() && poll == 0 && !check;
+        // `async` with polling bounds the run, as Ansible's job would be.
+        let timeout = match async_secs {
+            Some(a) if !background => Some(timeout.map_or(a, |t| t.min(a))),
+            _ => timeout,
+        };
         let transport = match conn {
             Ok(t) => t,
             Err(e) => {
@@ -889,8 +1000,19 @@ impl RunCtx<'_> {
         if let Some(ride) = &st.ride {
             remote = remote.with_trailer(ride.trailer());
         }
-        let check = task.keywords.check_mode.unwrap_or(self.opts.check);
         let diff = task.keywords.diff.unwrap_or(self.opts.diff);
+        if let (true, Some(secs)) = (background, async_secs) {
+            let job = Background {
+                templar: self.templar.clone(),
+                scope: scope.clone(),
+                remote,
+                host: st.name.clone(),
+                search: task.search.clone(),
+                diff,
+            };
+            let outcome = job.start(module, args, secs);
+            return self.judge(task, scope, Ok(outcome));
+        }
         let render = TaskRender {
             templar: &self.templar,
             scope,
@@ -926,7 +1048,10 @@ impl RunCtx<'_> {
                         if delegate.as_ref().is_none_or(|d| d == &st.name) {
                             crate::transport::stop_shells(transport.clone()).await;
                         }
-                        Err(timed_out(module.name, secs))
+                        match async_secs {
+                            Some(a) if a == secs => Err(async_timed_out(a)),
+                            _ => Err(timed_out(module.name, secs)),
+                        }
                     }
                 },
             };
@@ -1080,6 +1205,11 @@ impl RunCtx<'_> {
             data.insert("msg".into(), Value::from(m.clone()));
             data.insert("failed".into(), Value::Bool(true));
         }
+        // Ansible's results always say whether they failed.
+        if status != Status::Skipped {
+            data.entry("failed")
+                .or_insert(Value::Bool(status == Status::Failed));
+        }
         let ignored = status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
         ItemResult {
             status,
@@ -1092,44 +1222,95 @@ impl RunCtx<'_> {
         }
     }
 
-    fn include_vars(&self, file: &str, base: &std::path::Path, scope: &Scope) -> ItemResult {
-        let name = match self.templar.render_string(file, scope) {
-            Ok(n) => n,
+    fn include_vars(
+        &self,
+        file: &str,
+        base: &std::path::Path,
+        args: &Value,
+        role_dir: Option<&std::path::Path>,
+        scope: &Scope,
+    ) -> ItemResult {
+        let args = match self.templar.render_value(args, scope) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => Map::new(),
             Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
         };
-        // Ansible's search: the role's vars/ (the base of a role's
-        // include_vars), the including file's directory and its vars/, then
-        // the playbook's directory and its vars/.
-        let pb = &self.playbook.dir;
-        let candidates = [
-            base.join(&name),
-            base.join("vars").join(&name),
-            pb.join("vars").join(&name),
-            pb.join(&name),
-        ];
-        let path = candidates
-            .iter()
-            .find(|p| p.is_file())
-            .unwrap_or(&candidates[0])
-            .clone();
-        match crate::yaml::load_file(&path).map(|n| n.to_value()) {
-            Ok(Value::Object(m)) => {
-                let mut data = Map::new();
-                data.insert("ansible_facts".into(), Value::Object(m.clone()));
-                data.insert("changed".into(), Value::Bool(false));
-                ItemResult {
-                    status: Status::Ok,
-                    data,
-                    msg: None,
-                    diff: None,
-                    ignored: false,
-                    facts: Some(m),
-                    delegated: None,
+        let loaded = if args.contains_key("dir") {
+            include_vars::from_dir(&args, base, role_dir)
+        } else {
+            let name = match self.templar.render_string(file, scope) {
+                Ok(n) => n,
+                Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
+            };
+            include_vars::check_args(&args).and_then(|()| self.include_vars_file(&name, base))
+        };
+        let (mut vars, files) = match loaded {
+            Ok(l) => l,
+            Err(msg) => {
+                let mut r = ItemResult::failed(msg.clone());
+                r.data.insert("message".into(), Value::from(msg));
+                return r;
+            }
+        };
+        if args.get("hash_behaviour").and_then(Value::as_str) == Some("merge") {
+            for (k, v) in vars.iter_mut() {
+                if let Some(old) = scope.var(k) {
+                    *v = include_vars::merged(old, std::mem::take(v));
                 }
             }
-            Ok(_) => ItemResult::failed(format!("{} must hold a mapping", path.display())),
-            Err(e) => ItemResult::failed(e.to_string()),
         }
+        if let Some(name) = args.get("name").and_then(Value::as_str) {
+            let mut wrapped = Map::new();
+            wrapped.insert(name.to_string(), Value::Object(vars));
+            vars = wrapped;
+        }
+        let mut data = Map::new();
+        data.insert("ansible_facts".into(), Value::Object(vars.clone()));
+        data.insert(
+            "ansible_included_var_files".into(),
+            Value::Array(files.into_iter().map(Value::from).collect()),
+        );
+        data.insert("changed".into(), Value::Bool(false));
+        ItemResult {
+            status: Status::Ok,
+            data,
+            msg: None,
+            diff: None,
+            ignored: false,
+            facts: Some(vars),
+            delegated: None,
+        }
+    }
+
+    /// `include_vars: FILE`, looked up as Ansible does: the role's vars/
+    /// (the base of a role's include_vars), the including file's directory
+    /// and its vars/, then the playbook's directory and its vars/.
+    fn include_vars_file(
+        &self,
+        name: &str,
+        base: &std::path::Path,
+    ) -> Result<(Map, Vec<String>), String> {
+        let pb = &self.playbook.dir;
+        let candidates = [
+            base.join(name),
+            base.join("vars").join(name),
+            pb.join("vars").join(name),
+            pb.join(name),
+        ];
+        let Some(path) = candidates.iter().find(|p| p.is_file()).cloned() else {
+            // Ansible's words for a file not found.
+            if name.is_empty() {
+                return Err("Could not find file".into());
+            }
+            let searched: Vec<String> =
+                candidates.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "Could not find or access '{name}'\nSearched in:\n\t{}",
+                searched.join("\n\t")
+            ));
+        };
+        let vars = include_vars::load(&path)?;
+        Ok((vars, vec![path.display().to_string()]))
     }
 
     /// The task's `environment:`, rendered.

@@ -1,6 +1,9 @@
-//! Static checks before any connection: template syntax, and variables that
-//! nothing in the inventory, the playbook, its roles or the command line
-//! could define. A variable guarded by `is defined` or `default` is never
+//! Static checks before any connection: template syntax (an error), and
+//! variables that nothing in the inventory, the playbook, its roles or the
+//! command line could define (a warning: Ansible runs such a playbook and
+//! fails the task only if it is reached with the variable still undefined,
+//! and playbooks rely on that, e.g. a condition expected to fail under
+//! `ignore_errors`). A variable guarded by `is defined` or `default` is never
 //! reported; anything that may define variables dynamically (`include_vars`,
 //! a templated `vars_files` name) turns the undefined-variable check off.
 
@@ -64,14 +67,16 @@ struct Checker<'a> {
     known: HashSet<String>,
     dynamic: bool,
     errors: Vec<InputError>,
+    warnings: Vec<String>,
 }
 
 /// Check every template in the playbook; `extra_vars` are `-e` values.
+/// Returns warnings (variables nothing seems to define), or the errors.
 pub fn check(
     playbook: &Playbook,
     inventory: &Inventory,
     extra_vars: &Map,
-) -> Result<(), InputErrors> {
+) -> Result<Vec<String>, InputErrors> {
     let templar = Templar::new();
     let mut known: HashSet<String> = MAGIC.iter().map(|s| s.to_string()).collect();
     known.extend(extra_vars.keys().cloned());
@@ -86,6 +91,7 @@ pub fn check(
         known,
         dynamic: false,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     for play in &playbook.plays {
         c.known.extend(play.vars.keys().cloned());
@@ -114,7 +120,7 @@ pub fn check(
         }
     }
     if c.errors.is_empty() {
-        Ok(())
+        Ok(c.warnings)
     } else {
         Err(InputErrors(c.errors))
     }
@@ -240,14 +246,14 @@ impl Checker<'_> {
             {
                 continue;
             }
-            self.errors.push(InputError::of(
-                InputErrorKind::Undefined,
-                task.pos.clone(),
-                format!(
-                    "undefined variable '{name}' in task '{}': nothing in the inventory, the playbook, its roles or -e defines it",
-                    task.display_name()
-                ),
-            ));
+            let warning = format!(
+                "{}: undefined variable '{name}' in task '{}': nothing in the inventory, the playbook, its roles or -e defines it (the task fails if it runs with it undefined)",
+                task.pos,
+                task.display_name()
+            );
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
         }
     }
 }
@@ -285,14 +291,29 @@ mod tests {
         )
         .expect("loads");
         let inv = Inventory::default();
-        let err = check(&pb, &inv, &Map::new())
-            .expect_err("undefined")
-            .to_string();
+        let warnings = check(&pb, &inv, &Map::new())
+            .expect("a warning only")
+            .join("\n");
         assert!(
-            err.contains("undefined variable 'nobody_defines_me'"),
-            "{err}"
+            warnings.contains("undefined variable 'nobody_defines_me'"),
+            "{warnings}"
         );
-        assert!(!err.contains("'t'"), "{err}");
+        assert!(!warnings.contains("'t'"), "{warnings}");
+    }
+
+    /// Ansible runs a playbook whose condition uses an undefined variable
+    /// and fails that task when it runs (the changed_when and failed_when
+    /// targets expect exactly that): the static check must not refuse it.
+    #[test]
+    fn an_undefined_variable_in_a_condition_does_not_refuse_the_playbook() {
+        let pb = crate::playbook::load_playbook_str(
+            "- hosts: all\n  tasks:\n    - command: id\n      changed_when: boomboomboom\n      ignore_errors: true\n",
+            std::path::Path::new("p.yml"),
+        )
+        .expect("loads");
+        let warnings = check(&pb, &Inventory::default(), &Map::new()).expect("runs");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("'boomboomboom'"), "{warnings:?}");
     }
 
     #[test]
@@ -303,7 +324,7 @@ mod tests {
         )
         .expect("loads");
         let inv = Inventory::default();
-        assert!(check(&pb, &inv, &Map::new()).is_ok());
+        assert_eq!(check(&pb, &inv, &Map::new()).ok(), Some(Vec::new()));
     }
 
     #[test]

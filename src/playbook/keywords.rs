@@ -269,18 +269,8 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("with_template", T, Yes, false),
     kw("with_pipe", T, Yes, false),
     kw("with_env", T, Yes, false),
-    kw(
-        "async",
-        T,
-        No("tasks run to completion while drover waits"),
-        false,
-    ),
-    kw(
-        "poll",
-        T,
-        No("tasks run to completion while drover waits (no async)"),
-        false,
-    ),
+    kw("async", T, Yes, false),
+    kw("poll", T, Yes, false),
     // Handlers.
     kw("listen", Levels::HANDLER, Yes, false),
 ];

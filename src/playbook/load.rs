@@ -308,6 +308,8 @@ impl Loader {
         kw.port = self.int_or_template(node, "port");
         kw.throttle = self.int_or_template(node, "throttle");
         kw.timeout = self.int_or_template(node, "timeout");
+        kw.async_ = self.int_or_template(node, "async");
+        kw.poll = self.int_or_template(node, "poll");
         kw.templated = templated;
         if let Some(env) = node.get("environment") {
             // Names are exported by the shell: one that is not a plain name
@@ -785,6 +787,9 @@ impl Loader {
             ..parent.clone()
         };
 
+        // Ansible reports `include_tasks` and `include_role` as tasks of
+        // their own, also where drover loads the file before the run.
+        let mut include = None;
         let action = if let Some(block) = node.get("block") {
             if let Some((k, _)) = action_key {
                 self.errors.push(k.error(format!(
@@ -875,6 +880,9 @@ impl Loader {
                         }
                         let path = inherit.base.join(&file);
                         let tasks = self.load_task_file(&path, &value, &inherit);
+                        if short != "import_tasks" {
+                            include = Some("include_tasks");
+                        }
                         Action::Block {
                             block: tasks,
                             rescue: Vec::new(),
@@ -889,15 +897,39 @@ impl Loader {
                     }
                 }
                 "include_vars" => {
-                    let file = match value.get("file") {
-                        Some(f) => self.ok(string_node(f))?,
-                        None => self.ok(string_node(&value))?,
+                    // Free-form: the file name (a folded `>` value ends in a
+                    // newline Ansible drops).
+                    let (file, args) = match &value.kind {
+                        NodeKind::Map(_) => {
+                            let file = match value.get("file").or_else(|| value.get("_raw_params"))
+                            {
+                                Some(f) => self.ok(string_node(f))?,
+                                None => String::new(),
+                            };
+                            if file.is_empty() && value.get("dir").is_none() {
+                                self.errors
+                                    .push(value.error("include_vars needs a file name or 'dir'"));
+                                return None;
+                            }
+                            (file, value.to_value())
+                        }
+                        _ => (
+                            self.ok(string_node(&value))?
+                                .trim_end_matches('\n')
+                                .to_string(),
+                            Value::Object(Map::new()),
+                        ),
                     };
                     let base = match &inherit.role {
                         Some(r) => r.dir.join("vars"),
                         None => inherit.base.clone(),
                     };
-                    Action::IncludeVars { file, base }
+                    Action::IncludeVars {
+                        file,
+                        base,
+                        args,
+                        role_dir: inherit.role.as_ref().map(|r| r.dir.clone()),
+                    }
                 }
                 "import_role" | "include_role" => {
                     let Some(role_name) = value.get("name").and_then(|n| self.ok(string_node(n)))
@@ -914,6 +946,9 @@ impl Loader {
                     };
                     self.role_use(&role_node, &inherit, &mut tasks, &mut handlers, &mut seen);
                     self.role_handlers.append(&mut handlers);
+                    if short == "include_role" {
+                        include = Some("include_role");
+                    }
                     Action::Block {
                         block: tasks,
                         rescue: Vec::new(),
@@ -1037,6 +1072,7 @@ impl Loader {
             vars,
             role: parent.role.clone(),
             search: parent.search.clone(),
+            include,
         })
     }
 
@@ -1067,25 +1103,45 @@ impl Loader {
             label: None,
             lookup,
             break_when: Vec::new(),
+            extended: false,
+            extended_allitems: true,
+            pause: 0.0,
         };
         if let Some(lc) = node.get("loop_control") {
             for (k, v) in lc.as_map().unwrap_or(&[]) {
                 let name = k.scalar_string().unwrap_or_default();
                 match name.as_str() {
-                    "loop_var" | "index_var" | "label" | "extended_allitems" => {}
+                    "loop_var" | "index_var" | "label" => {}
+                    "extended" | "extended_allitems" => {
+                        let on = if v.is_null() {
+                            Some(false)
+                        } else {
+                            self.ok(bool_node(v))
+                        };
+                        match on {
+                            Some(on) if name == "extended" => lp.extended = on,
+                            Some(on) => lp.extended_allitems = on,
+                            None => {}
+                        }
+                    }
                     "break_when" => {
                         lp.break_when = self.ok(conditions(v, "break_when")).unwrap_or_default();
                     }
-                    // Their defaults change nothing; anything else would be
-                    // silently ignored.
-                    "pause" | "extended"
-                        if matches!(
-                            v.kind,
-                            NodeKind::Null | NodeKind::Bool(false) | NodeKind::Int(0)
-                        ) || v.as_seq().is_some_and(<[Node]>::is_empty) => {}
-                    "pause" | "extended" => self.errors.push(k.error(format!(
-                        "`loop_control.{name}` is not supported by drover yet"
-                    ))),
+                    "pause" => {
+                        let secs = match &v.kind {
+                            NodeKind::Null => Some(0.0),
+                            NodeKind::Int(i) => Some(*i as f64),
+                            NodeKind::Float(f) => Some(*f),
+                            NodeKind::Str(t) => t.trim().parse::<f64>().ok(),
+                            _ => None,
+                        };
+                        match secs.filter(|s| s.is_finite() && *s >= 0.0) {
+                            Some(s) => lp.pause = s,
+                            None => self.errors.push(v.error(
+                                "`loop_control.pause` must be a number of seconds of 0 or more",
+                            )),
+                        }
+                    }
                     _ => self.errors.push(k.error(format!(
                         "'{name}' is not a valid attribute for a loop_control"
                     ))),
@@ -1628,7 +1684,7 @@ mod tests {
             ("- hosts: all\n  connection: paramiko\n", "p.yml:2:15: `connection: paramiko` is not supported by drover yet"),
             ("- hosts: all\n  collections: [acme.widgets]\n", "p.yml:2:16: `collections: acme.widgets` is not supported by drover yet"),
             ("- hosts: all\n  gather_subset: [virtual]\n", "p.yml:2:18: gather_subset 'virtual' is not supported by drover yet"),
-            ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: 1}\n", "p.yml:5:22: `loop_control.pause` is not supported by drover yet"),
+            ("- hosts: all\n  tasks:\n    - command: id\n      loop: [1]\n      loop_control: {pause: soon}\n", "p.yml:5:29: `loop_control.pause` must be a number"),
             ("- hosts: all\n  tasks:\n    - command: id\n      throttle: many\n", "p.yml:4:17: throttle must be a whole number"),
         ] {
             let err = load_playbook_str(text, Path::new("p.yml")).expect_err(text).to_string();

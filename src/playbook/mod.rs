@@ -122,6 +122,11 @@ pub struct Keywords {
     /// `delegate_facts`: facts a delegated task sets go to the host it
     /// was delegated to.
     pub delegate_facts: Option<bool>,
+    /// `async`: the task runs for at most this many seconds (an integer
+    /// or a template); a task's own, never inherited.
+    pub async_: Option<Value>,
+    /// `poll`: 0 leaves an `async` task running in the background.
+    pub poll: Option<Value>,
     /// Boolean keywords written as a template (`become: "{{ k3s_become }}"`):
     /// (keyword, template), rendered for each host when the task runs and
     /// taking precedence over the literal field of the same keyword.
@@ -171,6 +176,8 @@ impl Keywords {
             throttle: child.throttle.clone().or_else(|| self.throttle.clone()),
             timeout: child.timeout.clone().or_else(|| self.timeout.clone()),
             delegate_facts: child.delegate_facts.or(self.delegate_facts),
+            async_: child.async_.clone(),
+            poll: child.poll.clone(),
             templated: self
                 .templated
                 .iter()
@@ -430,6 +437,51 @@ pub struct Loop {
     /// `loop_control.break_when`: conditions checked after each item, with
     /// the item's result registered; the loop stops when they hold.
     pub break_when: Vec<String>,
+    /// `loop_control.extended`: `ansible_loop` describes the loop to each item.
+    pub extended: bool,
+    /// `loop_control.extended_allitems` (default true): `ansible_loop.allitems`.
+    pub extended_allitems: bool,
+    /// `loop_control.pause`: seconds to wait between two items.
+    pub pause: f64,
+}
+
+impl Loop {
+    /// The variables one item of the loop sees: the loop variable, the
+    /// index variable, `ansible_loop_var` and, with `extended`,
+    /// `ansible_loop` as Ansible builds it.
+    pub fn item_vars(&self, items: &[Value], index: usize) -> Vec<(String, Value)> {
+        let item = items.get(index).cloned().unwrap_or(Value::Null);
+        let mut extra = vec![(self.loop_var.clone(), item)];
+        if let Some(iv) = &self.index_var {
+            extra.push((iv.clone(), Value::from(index)));
+        }
+        extra.push((
+            "ansible_loop_var".into(),
+            Value::from(self.loop_var.clone()),
+        ));
+        if self.extended {
+            let len = items.len();
+            let mut l = Map::new();
+            l.insert("index".into(), Value::from(index + 1));
+            l.insert("index0".into(), Value::from(index));
+            l.insert("first".into(), Value::Bool(index == 0));
+            l.insert("last".into(), Value::Bool(index + 1 == len));
+            l.insert("length".into(), Value::from(len));
+            l.insert("revindex".into(), Value::from(len - index));
+            l.insert("revindex0".into(), Value::from(len - index - 1));
+            if self.extended_allitems {
+                l.insert("allitems".into(), Value::Array(items.to_vec()));
+            }
+            if let Some(next) = items.get(index + 1) {
+                l.insert("nextitem".into(), next.clone());
+            }
+            if index > 0 {
+                l.insert("previtem".into(), items[index - 1].clone());
+            }
+            extra.push(("ansible_loop".into(), Value::Object(l)));
+        }
+        extra
+    }
 }
 
 /// The `with_<lookup>` loops drover runs through its lookup plugins.
@@ -491,10 +543,16 @@ pub enum Action {
     },
     /// `include_vars`: a YAML file of variables loaded on the host.
     IncludeVars {
-        /// File name (template), relative to `base`.
+        /// File name (template), relative to `base`; empty with `dir`.
         file: String,
         /// Directory the name is relative to.
         base: PathBuf,
+        /// The other arguments as written (`dir`, `depth`, `files_matching`,
+        /// `ignore_files`, `extensions`, `ignore_unknown_extensions`,
+        /// `name`, `hash_behaviour`): an empty mapping for the plain form.
+        args: Value,
+        /// The directory of the role the task belongs to, if any.
+        role_dir: Option<PathBuf>,
     },
     /// `meta`.
     Meta(Meta),
@@ -542,6 +600,9 @@ pub struct Task {
     pub role: Option<Arc<Role>>,
     /// Directories to look up `src` files and templates in.
     pub search: Arc<Vec<PathBuf>>,
+    /// `include_tasks` or `include_role` loaded before the run (a block
+    /// here): reported as a task of its own, as Ansible reports includes.
+    pub include: Option<&'static str>,
 }
 
 impl Task {
@@ -550,9 +611,9 @@ impl Task {
         let base = match (&self.name, &self.action) {
             (Some(n), _) => n.clone(),
             (None, Action::Module { module, .. }) => module.name.to_string(),
-            (None, Action::Block { .. }) => "block".into(),
-            (None, Action::IncludeTasks { file, .. }) => format!("include_tasks {file}"),
-            (None, Action::IncludeVars { file, .. }) => format!("include_vars {file}"),
+            (None, Action::Block { .. }) => self.include.unwrap_or("block").into(),
+            (None, Action::IncludeTasks { .. }) => "include_tasks".into(),
+            (None, Action::IncludeVars { .. }) => "include_vars".into(),
             (None, Action::Meta(_)) => "meta".into(),
         };
         match &self.role {

@@ -50,6 +50,7 @@ pub enum SyntaxError {
 }
 
 /// The template engine. Cheap to share; build one per run.
+#[derive(Clone)]
 pub struct Templar {
     env: Arc<Environment<'static>>,
     /// The same environment with undefined values that chain

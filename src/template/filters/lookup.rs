@@ -560,6 +560,23 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 out.extend(acc.into_iter().map(Value::from));
             }
         }
+        "dict" => {
+            for term in terms {
+                if term.kind() != ValueKind::Map {
+                    return Err(err(format!(
+                        "with_dict expects a dict, got {}",
+                        term.kind()
+                    )));
+                }
+                for key in term.try_iter().into_iter().flatten() {
+                    let value = term.get_item(&key).unwrap_or_default();
+                    let mut pair = std::collections::BTreeMap::new();
+                    pair.insert("key", key.clone());
+                    pair.insert("value", value);
+                    out.push(Value::from(pair));
+                }
+            }
+        }
         other => return Err(err(format!("lookup plugin '{other}' is not supported"))),
     }
     kwargs.assert_all_used()?;
@@ -575,7 +592,9 @@ pub(super) fn lookup(
     kwargs: Kwargs,
 ) -> Result<Value, Error> {
     let wantlist: Option<bool> = kwargs.get("wantlist")?;
-    let values = run(state, &name, &terms, &kwargs)?;
+    let Some(values) = run_or_ignore(state, &name, &terms, &kwargs)? else {
+        return Ok(Value::from(()));
+    };
     if wantlist.unwrap_or(false) {
         return Ok(Value::from(values));
     }
@@ -593,7 +612,35 @@ pub(super) fn query(
     terms: Rest<Value>,
     kwargs: Kwargs,
 ) -> Result<Value, Error> {
-    Ok(Value::from(run(state, &name, &terms, &kwargs)?))
+    let _: Option<bool> = kwargs.get("wantlist")?;
+    Ok(Value::from(
+        run_or_ignore(state, &name, &terms, &kwargs)?.unwrap_or_default(),
+    ))
+}
+
+/// [`run`] under the lookup's `errors` argument: `strict` (the default)
+/// fails; `warn` and `ignore` give nothing (None) instead, as Ansible's.
+fn run_or_ignore(
+    state: &State,
+    name: &str,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Option<Vec<Value>>, Error> {
+    let errors: Option<String> = kwargs.get("errors")?;
+    let lenient = match errors.as_deref() {
+        None | Some("strict") => false,
+        Some("warn" | "ignore") => true,
+        Some(other) => {
+            return Err(err(format!(
+                "the lookup's errors argument must be strict, warn or ignore, not {other:?}"
+            )))
+        }
+    };
+    match run(state, name, terms, kwargs) {
+        Ok(v) => Ok(Some(v)),
+        Err(_) if lenient => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -620,6 +667,25 @@ mod tests {
         ))
         .expect("renders");
         assert_eq!(out, "1");
+    }
+
+    #[test]
+    fn lookups_accept_errors_and_wantlist() {
+        let out =
+            render("{{ lookup('first_found', ['/nonexistent/a'], errors='ignore') is none }}")
+                .expect("renders");
+        assert_eq!(out, "True");
+        let out = render("{{ query('file', '/nonexistent/a', errors='warn', wantlist=True) }}")
+            .expect("renders");
+        assert_eq!(out, "[]");
+        assert!(render("{{ lookup('file', '/nonexistent/a', errors='strict') }}").is_err());
+    }
+
+    #[test]
+    fn dict_lookup_gives_key_value_items() {
+        let out = render("{{ lookup('dict', {'a': 1, 'b': 2}, wantlist=True) | map(attribute='key') | join(',') }}")
+            .expect("renders");
+        assert_eq!(out, "a,b");
     }
 
     #[test]
