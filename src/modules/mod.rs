@@ -50,7 +50,9 @@ pub mod reboot;
 pub mod replace;
 pub mod safe;
 pub mod script;
+pub mod service_facts;
 pub mod set_fact;
+pub mod setup;
 pub mod slurp;
 pub mod stat;
 pub mod sysctl;
@@ -630,6 +632,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<helm_repository::HelmRepository>(),
     info::<alternatives::Alternatives>(),
     info::<tempfile::Tempfile>(),
+    info::<setup::Setup>(),
+    info::<service_facts::ServiceFacts>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may
