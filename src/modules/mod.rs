@@ -11,6 +11,7 @@
 
 pub mod alternatives;
 pub mod apt;
+mod apt_deb;
 pub mod args;
 pub mod assert;
 pub mod authorized_key;

@@ -77,3 +77,96 @@ fn setup_and_service_facts_set_facts_as_ansible_does() {
     );
     converges(&env, &pb);
 }
+
+/// A .deb of package `lab-deb` at `version`, built with dpkg-deb in the
+/// test's directory; returns its file name there.
+fn build_deb(env: &Env, version: &str) -> String {
+    let root = env.path(&format!("deb-{version}"));
+    env.write(
+        &format!("deb-{version}/DEBIAN/control"),
+        &format!(
+            "Package: lab-deb\nVersion: {version}\nArchitecture: all\nMaintainer: lab <lab@example.invalid>\nDescription: drover lab package\n"
+        ),
+    );
+    env.write(
+        &format!("deb-{version}/usr/share/lab-deb/version"),
+        &format!("{version}\n"),
+    );
+    let name = format!("lab-deb_{version}_all.deb");
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(env.path(&name))
+        .output()
+        .expect("dpkg-deb runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn apt_deb_installs_a_file_once_and_fails_a_download_like_ansible() {
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let v1 = build_deb(&env, "1.0-1");
+    let prep = env.write(
+        "prep.yml",
+        &format!(
+            "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    - copy:\n        src: {v1}\n        dest: /srv/{v1}\n"
+        ),
+    );
+    let r = env.apply(&prep, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let pb = env.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - apt:
+        deb: /srv/{v1}
+    - name: a URL that cannot be reached fails as in Ansible
+      apt:
+        deb: http://127.0.0.1:9/loki_3.3.2_arm64.deb
+      register: dl
+      ignore_errors: true
+    - assert:
+        that:
+          - dl is failed
+          - dl.msg.startswith('Failure downloading http://127.0.0.1:9/loki_3.3.2_arm64.deb')
+"#
+        ),
+    );
+    // Check mode first: the install is reported, nothing is installed.
+    let check = env.apply(&pb, &["--check"]);
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert_eq!(check.total("changed"), 1, "{}", check.all());
+    assert_eq!(env.node_file(&node, "/usr/share/lab-deb/version"), None);
+    converges(&env, &pb);
+    assert_eq!(
+        env.node_file(&node, "/usr/share/lab-deb/version")
+            .as_deref(),
+        Some("1.0-1\n")
+    );
+    // A new version of the file replaces the installed one.
+    let v2 = build_deb(&env, "1.1-1");
+    let up = env.write(
+        "up.yml",
+        &format!(
+            "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    - copy:\n        src: {v2}\n        dest: /srv/{v2}\n    - apt:\n        deb: /srv/{v2}\n"
+        ),
+    );
+    let r = env.apply(&up, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.total("changed"), 2, "{}", r.all());
+    assert_eq!(
+        env.node_file(&node, "/usr/share/lab-deb/version")
+            .as_deref(),
+        Some("1.1-1\n")
+    );
+}
