@@ -19,6 +19,7 @@ pub mod blockinfile;
 pub mod cmdargs;
 pub mod command;
 pub mod copy;
+pub mod cron;
 pub mod debug;
 pub mod fail;
 pub mod fetch;
@@ -635,6 +636,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<tempfile::Tempfile>(),
     info::<setup::Setup>(),
     info::<service_facts::ServiceFacts>(),
+    info::<cron::Cron>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

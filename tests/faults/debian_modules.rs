@@ -170,3 +170,78 @@ fn apt_deb_installs_a_file_once_and_fails_a_download_like_ansible() {
         Some("1.1-1\n")
     );
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn cron_edits_crontabs_and_cron_files_as_ansible_writes_them() {
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - cron:
+        name: PATH
+        env: true
+        job: /usr/local/bin:/usr/bin:/bin
+    - cron:
+        name: nightly backup
+        minute: "0"
+        hour: "3"
+        job: /usr/local/bin/backup >/dev/null 2>&1
+      register: c
+    - cron:
+        name: at boot
+        special_time: reboot
+        job: /usr/local/bin/boot-mark
+        disabled: true
+    - cron:
+        name: gone
+        state: absent
+    - cron:
+        name: rotate
+        cron_file: lab-rotate
+        user: root
+        weekday: "1"
+        job: /usr/sbin/logrotate /etc/logrotate.conf
+    - assert:
+        that:
+          - "'nightly backup' in c.jobs"
+          - "'PATH' in c.envs"
+"#,
+    );
+    converges(&env, &pb);
+    let out = std::process::Command::new("crontab")
+        .args(["-l"])
+        .output()
+        .expect("crontab");
+    let host_crontab = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !host_crontab.contains("nightly backup"),
+        "the lab node's crontab is its own"
+    );
+    let spool = env
+        .node_file(&node, "/var/spool/cron/crontabs/root")
+        .expect("root's crontab on the node");
+    assert!(
+        spool.contains(
+            "PATH=\"/usr/local/bin:/usr/bin:/bin\"\n#Ansible: nightly backup\n0 3 * * * /usr/local/bin/backup >/dev/null 2>&1\n#Ansible: at boot\n#@reboot /usr/local/bin/boot-mark\n"
+        ),
+        "{spool}"
+    );
+    assert_eq!(
+        env.node_file(&node, "/etc/cron.d/lab-rotate").as_deref(),
+        Some("#Ansible: rotate\n* * * * 1 root /usr/sbin/logrotate /etc/logrotate.conf\n")
+    );
+    // Removing the last job of a cron_file removes the file.
+    let rm = env.write(
+        "rm.yml",
+        "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    - cron:\n        name: rotate\n        cron_file: lab-rotate\n        state: absent\n",
+    );
+    let r = env.apply(&rm, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.total("changed"), 1, "{}", r.all());
+    assert_eq!(env.node_file(&node, "/etc/cron.d/lab-rotate"), None);
+}
