@@ -63,6 +63,7 @@ pub mod tempfile;
 pub mod template;
 pub mod testutil;
 mod textedit;
+pub mod timezone;
 pub mod user;
 pub mod wait_for;
 pub mod wait_for_connection;
@@ -637,6 +638,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<setup::Setup>(),
     info::<service_facts::ServiceFacts>(),
     info::<cron::Cron>(),
+    info::<timezone::Timezone>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

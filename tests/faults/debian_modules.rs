@@ -245,3 +245,34 @@ fn cron_edits_crontabs_and_cron_files_as_ansible_writes_them() {
     assert_eq!(r.total("changed"), 1, "{}", r.all());
     assert_eq!(env.node_file(&node, "/etc/cron.d/lab-rotate"), None);
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn timezone_sets_the_debian_files_without_systemd() {
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - community.general.timezone:
+        name: Europe/Paris
+    - name: an unknown zone is refused
+      timezone:
+        name: Mars/Olympus_Mons
+      register: bad
+      ignore_errors: true
+    - assert:
+        that: bad is failed and 'is not available' in bad.msg
+"#,
+    );
+    converges(&env, &pb);
+    assert_eq!(
+        env.node_file(&node, "/etc/timezone").as_deref(),
+        Some("Europe/Paris\n")
+    );
+    let link = std::fs::read_link(env.node_path(&node, "/etc/localtime")).expect("a link");
+    assert_eq!(link, Path::new("/usr/share/zoneinfo/Europe/Paris"));
+}
