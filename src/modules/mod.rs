@@ -41,6 +41,7 @@ pub mod k8s_node_labels;
 pub mod k8s_object;
 pub mod known;
 pub mod lineinfile;
+pub mod modprobe;
 pub mod mount;
 pub mod package;
 pub mod package_facts;
@@ -639,6 +640,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<service_facts::ServiceFacts>(),
     info::<cron::Cron>(),
     info::<timezone::Timezone>(),
+    info::<modprobe::Modprobe>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

@@ -276,3 +276,36 @@ fn timezone_sets_the_debian_files_without_systemd() {
     let link = std::fs::read_link(env.node_path(&node, "/etc/localtime")).expect("a link");
     assert_eq!(link, Path::new("/usr/share/zoneinfo/Europe/Paris"));
 }
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn modprobe_writes_the_boot_files_as_ansible_does() {
+    // The lab's kernel loads no modules (no /proc/modules): the module is
+    // left unloaded (state absent, a no-op) and only the files change.
+    let env = Env::new(1);
+    let node = env.node_names()[0].clone();
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - community.general.modprobe:
+        name: overlay
+        state: absent
+        persistent: present
+        params: redirect_dir=on
+"#,
+    );
+    converges(&env, &pb);
+    assert_eq!(
+        env.node_file(&node, "/etc/modules-load.d/overlay.conf")
+            .as_deref(),
+        Some("overlay\n")
+    );
+    assert_eq!(
+        env.node_file(&node, "/etc/modprobe.d/overlay.conf")
+            .as_deref(),
+        Some("options overlay redirect_dir=on\n")
+    );
+}
