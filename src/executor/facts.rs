@@ -56,7 +56,7 @@ pub fn timed_out(secs: u64) -> GatherError {
 }
 
 /// The script gathering `groups`.
-fn script(groups: FactGroups) -> String {
+pub fn script(groups: FactGroups) -> String {
     [
         (FactGroups::PLATFORM, PLATFORM),
         (FactGroups::USER, USER),
@@ -108,7 +108,7 @@ fn group_of(fact: &str, value: &Value) -> FactGroups {
 
 /// Turn the script's `key=value` lines into Ansible-named facts, keeping
 /// those of the groups gathered.
-fn parse(text: &str, groups: FactGroups) -> Map {
+pub fn parse(text: &str, groups: FactGroups) -> Map {
     let mut f = parse_all(text);
     f.retain(|k, v| groups.contains(group_of(k, v)));
     f

@@ -1144,6 +1144,10 @@ impl RunCtx<'_> {
             .filter(|_| !shows)
             .and_then(Value::as_object)
             .cloned();
+        let facts = match &task.action {
+            Action::Module { module, .. } if !module.defines_vars => facts.map(module_facts),
+            _ => facts,
+        };
         data.insert("changed".into(), Value::Bool(status == Status::Changed));
         if let Some(m) = &msg {
             data.insert("msg".into(), Value::from(m.clone()));
@@ -1458,4 +1462,26 @@ impl RunCtx<'_> {
             st.set_facts_mut().insert(name.clone(), data);
         }
     }
+}
+
+/// As Ansible: the facts a module returns (`setup`, `service_facts`,
+/// `getent`) are the host's facts, named without the `ansible_` prefix
+/// (`ansible_facts.hostname`, `ansible_facts.services`), and, injected as
+/// variables, also under the name the module gave them (`services`).
+fn module_facts(returned: Map) -> Map {
+    let mut vars = Map::new();
+    let mut facts = Map::new();
+    for (k, v) in returned {
+        match k.strip_prefix("ansible_") {
+            Some(short) if !short.is_empty() => {
+                facts.insert(short.to_string(), v);
+            }
+            _ => {
+                vars.insert(k.clone(), v.clone());
+                facts.insert(k, v);
+            }
+        }
+    }
+    vars.insert("ansible_facts".into(), Value::Object(facts));
+    vars
 }

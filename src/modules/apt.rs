@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use super::apt_deb;
 use super::args::{bool_ish, opt_bool_ish, opt_strings_ish, opt_u64_ish};
 use super::safe;
 use super::{
@@ -62,8 +63,8 @@ pub struct Apt {
         deserialize_with = "bool_ish"
     )]
     allow_downgrade: bool,
-    /// A .deb file (path or URL) to install: loads, but fails where it runs
-    /// (not implemented yet), like an Ansible module drover lacks.
+    /// .deb files to install: paths on the target or URLs the target
+    /// downloads (see [`super::apt_deb`]).
     #[serde(default, deserialize_with = "opt_strings_ish")]
     deb: Option<Vec<String>>,
 }
@@ -233,6 +234,8 @@ pub struct AptChange {
     /// Packages are satisfied before the update; `latest` ones are
     /// installed after it and the result is changed only if apt did something.
     after_update: bool,
+    /// Directory of downloaded .deb files, removed after the install.
+    cleanup: Option<String>,
 }
 
 /// Lists' names, sizes and times: compared around `apt-get update`.
@@ -365,6 +368,7 @@ impl Apt {
                     install: Vec::new(),
                     remove: Vec::new(),
                     after_update: true,
+                    cleanup: None,
                 });
             }
             return Plan::Unchanged(self.data(obs, false));
@@ -397,6 +401,7 @@ impl Apt {
                 install,
                 remove,
                 after_update: false,
+                cleanup: None,
             },
             diff: Some(Diff {
                 before_header: "packages".into(),
@@ -522,14 +527,23 @@ impl Module for Apt {
         if self.names().is_empty() && !self.update_cache && self.deb.is_none() {
             return Err("one of the arguments 'name' or 'update_cache' is required".into());
         }
+        if self.deb.is_some() && !self.names().is_empty() {
+            return Err("parameters are mutually exclusive: deb|package".into());
+        }
+        if self.deb.is_some() && self.state != State::Present {
+            return Err("deb only supports state=present".into());
+        }
         Ok(())
     }
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
-        if self.deb.is_some() {
-            return Err(ModuleError::failed(
-                "apt: `deb` (installing a .deb file) is not implemented by drover yet",
-            ));
+        if let Some(debs) = &self.deb {
+            for d in debs {
+                safe::one_line("deb", d)?;
+            }
+            // A download is no pure read: it runs (in check mode too, as
+            // in Ansible) before anything can be decided.
+            return Ok(Protocol::Imperative);
         }
         for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
             safe::name("name", n.trim())?;
@@ -554,8 +568,103 @@ impl Module for Apt {
         self.plan_from(out, ctx).map(Decision::Plan)
     }
 
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
+        let debs: Vec<String> = self.deb.iter().flatten().cloned().collect();
+        if debs.is_empty() {
+            return Err(ModuleError::Args("deb cannot be empty".into()));
+        }
+        let out = ctx.remote.exec(&apt_deb::read_script(&debs), b"").await?;
+        let (read, tmp) = super::reads::parse_read(&out, "the .deb files", apt_deb::parse)?;
+        let clean = |tmp: &Option<String>| {
+            let tmp = tmp.clone();
+            async move {
+                if let Some(t) = tmp {
+                    ctx.remote.exec(&apt_deb::cleanup_script(&t), b"").await?;
+                }
+                Ok::<_, ModuleError>(())
+            }
+        };
+        let files = match read {
+            apt_deb::DebRead::Files(f) => f,
+            apt_deb::DebRead::DownloadFailed(url, why) => {
+                return Err(ModuleError::failed(format!(
+                    "Failure downloading {url}, {why}"
+                )))
+            }
+            apt_deb::DebRead::NoDownloader(url) => {
+                return Err(ModuleError::failed(format!(
+                    "Failure downloading {url}, neither curl nor wget is installed on the target"
+                )))
+            }
+            apt_deb::DebRead::Missing(f) => {
+                return Err(ModuleError::failed(format!(
+                    "Unable to install package: {f} is not a file on the target"
+                )))
+            }
+            apt_deb::DebRead::NotADeb(f, why) => {
+                return Err(ModuleError::failed(format!(
+                    "Unable to install package: {f}: {why}"
+                )))
+            }
+        };
+        let todo: Vec<&apt_deb::DebFile> = files.iter().filter(|f| !f.same).collect();
+        let data = Map::new();
+        if todo.is_empty() {
+            clean(&tmp).await?;
+            return Ok(Plan::Unchanged(data));
+        }
+        let lines: String = todo
+            .iter()
+            .map(|f| match &f.installed {
+                Some(v) => format!("install {} {} (replacing {v})\n", f.package, f.version),
+                None => format!("install {} {}\n", f.package, f.version),
+            })
+            .collect();
+        let install = todo
+            .iter()
+            .map(|f| {
+                // apt-get takes a path (not a package name) only with a slash.
+                if f.path.contains('/') {
+                    f.path.clone()
+                } else {
+                    format!("./{}", f.path)
+                }
+            })
+            .collect();
+        let cleanup = if ctx.check {
+            clean(&tmp).await?;
+            None
+        } else {
+            tmp
+        };
+        Ok(Plan::Change {
+            change: AptChange {
+                update: self.update_cache,
+                install,
+                remove: Vec::new(),
+                after_update: false,
+                cleanup,
+            },
+            diff: Some(Diff {
+                before_header: "packages".into(),
+                after_header: "packages".into(),
+                before: String::new(),
+                after: lines,
+            }),
+            data,
+        })
+    }
+
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: AptChange) -> Result<Map, ModuleError> {
-        let out = ctx.remote.exec(&self.apply_script(&change), b"").await?;
+        let script = match &change.cleanup {
+            Some(t) => format!(
+                "( {} ); rc=$?\n{}exit $rc\n",
+                self.apply_script(&change),
+                apt_deb::cleanup_script(t)
+            ),
+            None => self.apply_script(&change),
+        };
+        let out = ctx.remote.exec(&script, b"").await?;
         let raw = out.stdout_str();
         let mut stdout = String::new();
         let mut cache_changed = false;
@@ -638,8 +747,11 @@ mod tests {
         assert!(m.validate().is_ok(), "loads, as a role's task must");
         let h = crate::modules::testutil::Harness::new();
         let ctx = h.ctx(false, false);
-        let err = m.reads(&ctx.reading()).expect_err("not implemented");
-        assert!(err.to_string().contains("`deb`"), "{err}");
+        assert_eq!(m.reads(&ctx.reading()).ok(), Some(Protocol::Imperative));
+        let both = module(json!({"deb": "/tmp/x.deb", "name": "x"}));
+        assert!(both.validate().is_err());
+        let absent = module(json!({"deb": "/tmp/x.deb", "state": "absent"}));
+        assert!(absent.validate().is_err());
         let m = module(json!({"name": "sops=3.7.0", "allow_downgrade": true}));
         assert!(
             m.apt_get().ends_with(" --allow-downgrades"),
@@ -790,6 +902,7 @@ mod tests {
             install: vec!["b:arm64=1".into()],
             remove: vec![],
             after_update: false,
+            cleanup: None,
         });
         assert!(s.contains("DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=60 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -- b:arm64=1 || exit 92"), "{s}");
         let m = module(
@@ -800,6 +913,7 @@ mod tests {
             install: vec![],
             remove: vec!["a".into()],
             after_update: false,
+            cleanup: None,
         });
         assert!(s.contains("update || exit 91"));
         assert!(s.contains("remove --purge -- a || exit 93"));

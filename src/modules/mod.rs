@@ -11,6 +11,7 @@
 
 pub mod alternatives;
 pub mod apt;
+mod apt_deb;
 pub mod args;
 pub mod assert;
 pub mod authorized_key;
@@ -18,6 +19,7 @@ pub mod blockinfile;
 pub mod cmdargs;
 pub mod command;
 pub mod copy;
+pub mod cron;
 pub mod debug;
 pub mod fail;
 pub mod fetch;
@@ -39,6 +41,7 @@ pub mod k8s_node_labels;
 pub mod k8s_object;
 pub mod known;
 pub mod lineinfile;
+pub mod modprobe;
 pub mod mount;
 pub mod package;
 pub mod package_facts;
@@ -50,7 +53,9 @@ pub mod reboot;
 pub mod replace;
 pub mod safe;
 pub mod script;
+pub mod service_facts;
 pub mod set_fact;
+pub mod setup;
 pub mod slurp;
 pub mod stat;
 pub mod sysctl;
@@ -59,6 +64,7 @@ pub mod tempfile;
 pub mod template;
 pub mod testutil;
 mod textedit;
+pub mod timezone;
 pub mod user;
 pub mod wait_for;
 pub mod wait_for_connection;
@@ -811,6 +817,11 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<helm_repository::HelmRepository>(),
     info::<alternatives::Alternatives>(),
     info::<tempfile::Tempfile>(),
+    info::<setup::Setup>(),
+    info::<service_facts::ServiceFacts>(),
+    info::<cron::Cron>(),
+    info::<timezone::Timezone>(),
+    info::<modprobe::Modprobe>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

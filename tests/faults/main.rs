@@ -11,6 +11,7 @@ mod behaviour;
 mod cli_habits;
 mod cluster_modules;
 mod executor_semantics;
+mod debian_modules;
 mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
