@@ -59,6 +59,7 @@ pub mod tempfile;
 pub mod template;
 pub mod testutil;
 mod textedit;
+pub mod uri;
 pub mod user;
 pub mod wait_for;
 pub mod wait_for_connection;
@@ -630,6 +631,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<helm_repository::HelmRepository>(),
     info::<alternatives::Alternatives>(),
     info::<tempfile::Tempfile>(),
+    info::<uri::Uri>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

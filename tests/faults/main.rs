@@ -25,4 +25,5 @@ mod output;
 mod redaction;
 mod semantics;
 mod shell;
+mod uri;
 mod writes;
