@@ -11,6 +11,7 @@
 
 pub mod alternatives;
 pub mod apt;
+pub mod apt_repository;
 pub mod args;
 pub mod assert;
 pub mod authorized_key;
@@ -632,6 +633,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<alternatives::Alternatives>(),
     info::<tempfile::Tempfile>(),
     info::<uri::Uri>(),
+    info::<apt_repository::AptRepository>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

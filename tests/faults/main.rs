@@ -7,6 +7,7 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod apt_repository;
 mod behaviour;
 mod cli_habits;
 mod cluster_modules;
