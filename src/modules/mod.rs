@@ -19,6 +19,7 @@ pub mod blockinfile;
 pub mod cmdargs;
 pub mod command;
 pub mod copy;
+pub mod deb822_repository;
 pub mod debug;
 pub mod fail;
 pub mod fetch;
@@ -634,6 +635,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<tempfile::Tempfile>(),
     info::<uri::Uri>(),
     info::<apt_repository::AptRepository>(),
+    info::<deb822_repository::Deb822Repository>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

@@ -11,6 +11,7 @@ mod apt_repository;
 mod behaviour;
 mod cli_habits;
 mod cluster_modules;
+mod deb822_repository;
 mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]

@@ -14,13 +14,13 @@ const PW: &str = "Lab-pa55-w0rd";
 const TOKEN: &str = "T0ken-abc123";
 
 /// The server, stopped by PID when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Server {
-    fn start(address: &str, dir: &Path, portfile: &Path) -> Server {
+    pub fn start(address: &str, dir: &Path, portfile: &Path) -> Server {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http/server.py");
         let mut server = Server {
             child: Command::new("python3")
