@@ -11,6 +11,7 @@
 
 pub mod alternatives;
 pub mod apt;
+pub mod apt_key;
 pub mod apt_repository;
 pub mod args;
 pub mod assert;
@@ -636,6 +637,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<uri::Uri>(),
     info::<apt_repository::AptRepository>(),
     info::<deb822_repository::Deb822Repository>(),
+    info::<apt_key::AptKey>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

@@ -7,6 +7,7 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod apt_key;
 mod apt_repository;
 mod behaviour;
 mod cli_habits;
