@@ -380,13 +380,15 @@ impl AptRepository {
     }
 
     /// `apt-get update`, tried `update_cache_retries` times with a
-    /// doubling wait up to `update_cache_retry_max_delay`.
+    /// doubling wait up to `update_cache_retry_max_delay`. A source that
+    /// could not be fetched fails it, as it fails python-apt's update
+    /// (apt-get itself only warns and exits 0).
     fn update_script(&self) -> String {
         let tries = self.update_cache_retries.unwrap_or(5).max(1);
         let max = self.update_cache_retry_max_delay.unwrap_or(12);
         format!(
             "i=0; d=1\nwhile :; do\n\
-             apt-get update -q >/dev/null 2>\"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\" && {{ rm -f \"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\"; exit 0; }}\n\
+             if apt-get update -q >/dev/null 2>\"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\" && ! grep -q -e '^E:' -e 'Failed to fetch' -e 'index files failed' \"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\"; then rm -f \"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\"; exit 0; fi\n\
              i=$((i+1)); if [ $i -ge {tries} ]; then cat \"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\" >&2; rm -f \"${{TMPDIR:-/tmp}}/.drover-apt-update.$$\"; exit 1; fi\n\
              sleep $d; d=$((d*2)); [ $d -gt {max} ] && d={max}\ndone\n"
         )

@@ -1,8 +1,9 @@
 //! `apt_repository` on a lab node: a source gets the file Ansible names
 //! after its URL (or `filename`), a disabled copy is enabled in place, an
 //! absent source's emptied file is deleted; a second run and `--check`
-//! change nothing. The cache update is left out (`update_cache: false`):
-//! the lab's own sources would need the network.
+//! change nothing; the cache update runs against a flat file:// repository
+//! (the lab's apt sources are local), and a failed update takes the new
+//! source back.
 
 use crate::harness::Env;
 use crate::new_modules::converges;
@@ -95,4 +96,63 @@ fn apt_repository_writes_the_files_ansible_names_and_converges() {
     assert!(env
         .node_file(node, "/etc/apt/sources.list.d/new_example_debian.list")
         .is_none());
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn apt_repository_updates_the_cache_and_puts_sources_back_when_the_update_fails() {
+    // The lab's apt sources point only at its local repository, so
+    // apt-get update runs without the network.
+    let env = Env::new(1);
+    let pb = env.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - file:
+        path: /srv/flat
+        state: directory
+    - copy:
+        dest: /srv/flat/Packages
+        content: ""
+    - apt_repository:
+        repo: "deb [trusted=yes] file:///srv/flat ./"
+        filename: flat
+"#,
+    );
+    let first = converges(&env, &pb);
+    let node = &env.node_names()[0];
+    assert_eq!(
+        env.node_file(node, "/etc/apt/sources.list.d/flat.list")
+            .as_deref(),
+        Some("deb [trusted=yes] file:///srv/flat ./\n"),
+        "{}",
+        first.all()
+    );
+    let bad = env.write(
+        "bad.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - apt_repository:
+        repo: "deb http://127.0.0.1:9/nothing bookworm main"
+        filename: broken
+        update_cache_retries: 1
+"#,
+    );
+    let run = env.apply(&bad, &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.all()
+            .contains("Failed to update apt cache after 1 retries"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        env.node_file(node, "/etc/apt/sources.list.d/broken.list")
+            .is_none(),
+        "the new source was not taken back"
+    );
 }
