@@ -73,6 +73,24 @@ pub struct Uri {
     /// Skip the request unless this path exists.
     #[serde(default, deserialize_with = "opt_string_ish")]
     removes: Option<String>,
+    /// Use the host's proxy settings (`http_proxy`, ...).
+    #[serde(default = "super::args::yes", deserialize_with = "bool_ish")]
+    use_proxy: bool,
+    /// CA bundle on the host to verify the server with.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ca_path: Option<String>,
+    /// Client certificate (PEM) on the host.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    client_cert: Option<String>,
+    /// Client key (PEM) on the host.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    client_key: Option<String>,
+    /// User-Agent header.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    http_agent: Option<String>,
+    /// Connect through this Unix socket.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    unix_socket: Option<String>,
 }
 
 fn default_method() -> String {
@@ -395,6 +413,23 @@ impl Uri {
         }
         let t = self.timeout.unwrap_or(30).max(1);
         c.push_str(&format!("max-time = {t}\n"));
+        if !self.use_proxy {
+            c.push_str("noproxy = \"*\"\n");
+        }
+        let agent = self.http_agent.as_deref().unwrap_or("ansible-httpget");
+        safe::one_line("http_agent", agent)?;
+        c.push_str(&format!("user-agent = {}\n", curl_quote(agent)));
+        for (arg, opt, v) in [
+            ("ca_path", "cacert", &self.ca_path),
+            ("client_cert", "cert", &self.client_cert),
+            ("client_key", "key", &self.client_key),
+            ("unix_socket", "unix-socket", &self.unix_socket),
+        ] {
+            if let Some(v) = v {
+                safe::one_line(arg, v)?;
+                c.push_str(&format!("{opt} = {}\n", curl_quote(v)));
+            }
+        }
         for (k, v) in &headers {
             c.push_str(&format!("header = {}\n", curl_quote(&format!("{k}: {v}"))));
         }
@@ -619,6 +654,12 @@ impl Module for Uri {
         "follow_redirects",
         "creates",
         "removes",
+        "use_proxy",
+        "ca_path",
+        "client_cert",
+        "client_key",
+        "http_agent",
+        "unix_socket",
     ];
     type Change = Request;
 
@@ -702,6 +743,21 @@ mod tests {
         let r = m.request().expect("request");
         assert!(r.config.contains("user = \"u:s3cret\""));
         assert!(r.config.contains("insecure"));
+        assert!(r.config.contains("user-agent = \"ansible-httpget\""));
+        let m = module(
+            json!({"url": "https://x/", "use_proxy": false, "ca_path": "/etc/ca.pem",
+            "client_cert": "/c.pem", "client_key": "/k.pem", "http_agent": "lab"}),
+        );
+        let c = m.request().expect("request").config;
+        for want in [
+            "noproxy = \"*\"",
+            "cacert = \"/etc/ca.pem\"",
+            "cert = \"/c.pem\"",
+            "key = \"/k.pem\"",
+            "user-agent = \"lab\"",
+        ] {
+            assert!(c.contains(want), "{want} in {c}");
+        }
         let script = m.script(&r);
         assert!(
             !script.contains("s3cret") && !script.contains("t0ken"),
