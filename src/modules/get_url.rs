@@ -141,7 +141,7 @@ fn url_file_name(url: &str) -> Option<String> {
 }
 
 /// A string for curl's config syntax (double-quoted, backslash escapes).
-fn curl_quote(s: &str) -> String {
+pub(super) fn curl_quote(s: &str) -> String {
     let mut o = String::from("\"");
     for c in s.chars() {
         match c {

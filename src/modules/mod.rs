@@ -12,6 +12,8 @@
 pub mod alternatives;
 pub mod apt;
 mod apt_deb;
+pub mod apt_key;
+pub mod apt_repository;
 pub mod args;
 pub mod assert;
 pub mod authorized_key;
@@ -20,6 +22,7 @@ pub mod cmdargs;
 pub mod command;
 pub mod copy;
 pub mod cron;
+pub mod deb822_repository;
 pub mod debug;
 pub mod fail;
 pub mod fetch;
@@ -65,6 +68,7 @@ pub mod template;
 pub mod testutil;
 mod textedit;
 pub mod timezone;
+pub mod uri;
 pub mod user;
 pub mod wait_for;
 pub mod wait_for_connection;
@@ -822,6 +826,10 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<cron::Cron>(),
     info::<timezone::Timezone>(),
     info::<modprobe::Modprobe>(),
+    info::<uri::Uri>(),
+    info::<apt_repository::AptRepository>(),
+    info::<deb822_repository::Deb822Repository>(),
+    info::<apt_key::AptKey>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

@@ -29,6 +29,10 @@ const CONTENT: &[(&str, &str)] = &[
     ("blockinfile", "block"),
     ("blockinfile", "content"),
     ("replace", "replace"),
+    ("uri", "body"),
+    ("apt_key", "data"),
+    // Key text: every line is indented as a continuation of Signed-By.
+    ("deb822_repository", "signed_by"),
 ];
 
 /// Names for one argument: giving one, the others are left out.
@@ -78,6 +82,13 @@ fn base(m: &str, n: usize) -> Option<Value> {
         "k8s_node_labels" => {
             json!({"kubectl": "/nonexistent/kubectl", "name": "n1", "labels": {"a": "b"}})
         }
+        "uri" => json!({"url": "http://127.0.0.1:9/", "timeout": 1, "dest": f}),
+        "apt_repository" => {
+            json!({"repo": format!("deb http://127.0.0.1:9/sweep{n} s main"), "update_cache": false})
+        }
+        "deb822_repository" => json!({"name": format!("sweep{n}"), "uris": "http://127.0.0.1:9/",
+                                      "suites": "s", "components": "main"}),
+        "apt_key" => json!({"id": "8D81803C0EBFCD88", "state": "absent", "keyring": f}),
         _ => return None,
     })
 }

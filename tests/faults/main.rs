@@ -7,11 +7,14 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod apt_key;
+mod apt_repository;
 mod behaviour;
 mod cli_habits;
 mod cluster_modules;
 mod executor_semantics;
 mod debian_modules;
+mod deb822_repository;
 mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
@@ -27,4 +30,5 @@ mod output;
 mod redaction;
 mod semantics;
 mod shell;
+mod uri;
 mod writes;

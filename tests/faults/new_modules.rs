@@ -10,7 +10,7 @@ use crate::harness::{Env, Run};
 /// Run `playbook` three times: a first run that succeeds, a converged
 /// re-run with nothing changed, then `--check` with nothing changed and no
 /// file on any node touched. Returns the first run.
-fn converges(env: &Env, playbook: &Path) -> Run {
+pub fn converges(env: &Env, playbook: &Path) -> Run {
     let first = env.apply(playbook, &[]);
     assert_eq!(first.code, 0, "first run:\n{}", first.all());
     let again = env.apply(playbook, &[]);
