@@ -562,7 +562,7 @@ impl Module for Cron {
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         self.check_args()?;
         let scope = match self.file() {
-            Some(f) => Scope::Paths(vec![f]),
+            Some(f) => Scope::Paths(vec![f.into()]),
             None => Scope::Host,
         };
         Ok(Protocol::Declared(ReadSet::one(self.read_script(), scope)))

@@ -12,9 +12,9 @@ mod apt_repository;
 mod behaviour;
 mod cli_habits;
 mod cluster_modules;
-mod executor_semantics;
-mod debian_modules;
 mod deb822_repository;
+mod debian_modules;
+mod executor_semantics;
 mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
