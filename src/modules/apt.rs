@@ -565,7 +565,44 @@ impl Module for Apt {
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<AptChange>, ModuleError> {
         let out = observed.output(0)?;
-        self.plan_from(out, ctx).map(Decision::Plan)
+        let plan = self.plan_from(out, ctx)?;
+        // In check mode nothing is installed, so a name apt does not know
+        // would pass as a change: ask apt about the names first, and fail
+        // as Ansible does. (A virtual package apt knows passes, as a
+        // provider may install it.)
+        let Plan::Change { change, .. } = &plan else {
+            return Ok(Decision::Plan(plan));
+        };
+        if !ctx.check || change.update || change.install.is_empty() || self.state == State::Latest {
+            return Ok(Decision::Plan(plan));
+        }
+        let names: Vec<&str> = change
+            .install
+            .iter()
+            .map(|spec| spec.split('=').next().unwrap_or(spec))
+            .collect();
+        let Some(policy) = observed.get(1) else {
+            let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
+            return Ok(Decision::Read(ReadSet::one(
+                format!(
+                    "export LC_ALL=C\napt-cache policy -- {} 2>/dev/null\n",
+                    quoted.join(" ")
+                ),
+                Scope::Host,
+            )));
+        };
+        let candidates = parse_policy(&policy.stdout_str());
+        for name in names {
+            let known = candidates
+                .iter()
+                .any(|(n, _)| n == name || n.split(':').next() == Some(name));
+            if !known {
+                return Err(ModuleError::failed(format!(
+                    "No package matching '{name}' is available"
+                )));
+            }
+        }
+        Ok(Decision::Plan(plan))
     }
 
     async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<AptChange>, ModuleError> {
@@ -815,6 +852,48 @@ mod tests {
         let o = parse_observed("@@now 5\n@@stamp \n@@dpkg\n@@end\n").expect("ok");
         assert_eq!(o.stamp, None);
         assert!(parse_observed("@@now 5\n").is_err());
+    }
+
+    #[test]
+    fn check_mode_fails_a_package_apt_does_not_know_as_ansible_does() {
+        use crate::modules::reads::observed_stdout;
+        use crate::modules::{Decision, Module};
+        let render = crate::modules::testutil::TestRender::new(serde_json::json!({}));
+        let ctx = |check| ReadCtx {
+            host: "h",
+            check,
+            diff: false,
+            render: &render,
+            search: &[],
+        };
+        let apt: Apt =
+            serde_json::from_value(serde_json::json!({"name": ["gnupg2", "nope"]})).expect("args");
+        let state = "@@now 1000\n@@stamp 900\n@@dpkg\n@@end\n";
+        let Ok(Decision::Read(_)) = Module::decide(&apt, &observed_stdout(&[state]), &ctx(true))
+        else {
+            panic!("check mode asks apt about the names");
+        };
+        let known = "gnupg2:\n  Installed: (none)\n  Candidate: 2.2\n";
+        let Err(e) = Module::decide(&apt, &observed_stdout(&[state, known]), &ctx(true)) else {
+            panic!("an unknown name fails");
+        };
+        assert!(
+            e.to_string()
+                .contains("No package matching 'nope' is available"),
+            "{e}"
+        );
+        let both = format!("{known}nope:\n  Installed: (none)\n  Candidate: (none)\n");
+        assert!(matches!(
+            Module::decide(&apt, &observed_stdout(&[state, &both]), &ctx(true)),
+            Ok(Decision::Plan(Plan::Change { .. }))
+        ));
+        assert!(
+            matches!(
+                Module::decide(&apt, &observed_stdout(&[state]), &ctx(false)),
+                Ok(Decision::Plan(Plan::Change { .. }))
+            ),
+            "a real run lets apt-get say it"
+        );
     }
 
     #[test]
