@@ -939,7 +939,9 @@ impl RunCtx<'_> {
         };
         // Delegation: run on another host's connection with this host's vars.
         let delegate = match &task.keywords.delegate_to {
+            // `delegate_to: "{{ omit }}"` means no delegation, as in Ansible.
             Some(d) => match self.templar.render_string(d, scope) {
+                Ok(d) if d == self.omit => None,
                 Ok(d) => Some(d),
                 Err(e) => return ItemResult::failed(format!("delegate_to: {e}")),
             },
@@ -1347,11 +1349,15 @@ impl RunCtx<'_> {
 
     /// `delegate_to` rendered for this host (as written if it cannot be).
     fn delegate_name(&self, task: &Task, scope: &Scope) -> Option<String> {
-        task.keywords.delegate_to.as_ref().map(|d| {
-            self.templar
-                .render_string(d, scope)
-                .unwrap_or_else(|_| d.clone())
-        })
+        task.keywords
+            .delegate_to
+            .as_ref()
+            .map(|d| {
+                self.templar
+                    .render_string(d, scope)
+                    .unwrap_or_else(|_| d.clone())
+            })
+            .filter(|d| d != &self.omit)
     }
 
     /// Count, notify and emit the result of a task without a loop.

@@ -34,6 +34,11 @@ pub struct Setup {
     /// printing either).
     #[serde(default)]
     fact_path: Option<String>,
+    /// `gather_facts`'s choice of running several fact modules at once:
+    /// drover runs only this one, so there is nothing to parallelise.
+    #[serde(default)]
+    #[allow(dead_code)]
+    parallel: Option<Value>,
 }
 
 const DEFAULT_FACT_PATH: &str = "/etc/ansible/facts.d";
@@ -198,8 +203,13 @@ impl Setup {
 #[async_trait]
 impl Module for Setup {
     const NAME: &'static str = "setup";
-    const ARGS: &'static [&'static str] =
-        &["gather_subset", "gather_timeout", "filter", "fact_path"];
+    const ARGS: &'static [&'static str] = &[
+        "gather_subset",
+        "gather_timeout",
+        "filter",
+        "fact_path",
+        "parallel",
+    ];
     type Change = ();
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {

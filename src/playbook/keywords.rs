@@ -184,12 +184,7 @@ pub static KEYWORDS: &[Keyword] = &[
         },
         true,
     ),
-    kw(
-        "module_defaults",
-        Levels::ALL,
-        No("write the arguments on each task"),
-        true,
-    ),
+    kw("module_defaults", Levels::ALL, Yes, true),
     kw("tags", Levels::ALL, Yes, true),
     kw("collections", Levels::ALL, Yes, true),
     // Blocks, role entries and tasks.

@@ -311,6 +311,9 @@ impl Loader {
         kw.async_ = self.int_or_template(node, "async");
         kw.poll = self.int_or_template(node, "poll");
         kw.templated = templated;
+        if let Some(md) = node.get("module_defaults") {
+            kw.module_defaults = self.module_defaults(md);
+        }
         if let Some(env) = node.get("environment") {
             // Names are exported by the shell: one that is not a plain name
             // would be shell text. Templated names are checked at run time.
@@ -325,6 +328,46 @@ impl Loader {
             kw.environment = Some(env.to_value());
         }
         kw
+    }
+
+    /// `module_defaults`: a mapping of module names to argument mappings,
+    /// or a list of such mappings (merged in order, as Ansible does).
+    fn module_defaults(&mut self, node: &Node) -> Option<Map> {
+        let maps: Vec<&Node> = match (node.as_map(), node.as_seq()) {
+            (Some(_), _) => vec![node],
+            (_, Some(items)) => items.iter().collect(),
+            _ if node.is_null() => return None,
+            _ => {
+                self.errors.push(node.error(
+                    "`module_defaults` must be a mapping of module names to arguments (a template as the whole value is not supported by drover yet)",
+                ));
+                return None;
+            }
+        };
+        let mut out = Map::new();
+        for m in maps {
+            let Some(entries) = m.as_map() else {
+                self.errors
+                    .push(m.error("`module_defaults` items must be mappings"));
+                continue;
+            };
+            for (k, v) in entries {
+                let name = k.scalar_string().unwrap_or_default();
+                let Value::Object(args) = v.to_value() else {
+                    self.errors.push(v.error(format!(
+                        "`module_defaults` for '{name}' must be a mapping of arguments"
+                    )));
+                    continue;
+                };
+                match out.get_mut(&name) {
+                    Some(Value::Object(old)) => old.extend(args),
+                    _ => {
+                        out.insert(name, Value::Object(args));
+                    }
+                }
+            }
+        }
+        Some(out)
     }
 
     /// The plays of a playbook file's root node, with `import_playbook`
@@ -990,8 +1033,15 @@ impl Loader {
                                 matches!(&n.kind, NodeKind::Str(s) if crate::template::Templar::is_template(s))
                             })
                             || node.get("failed_when").is_some();
-                        let args =
+                        let mut args =
                             self.module_args(module, &value, node.get("args"), expects_failure)?;
+                        // `module_defaults` go under the task's own arguments.
+                        let defaults = keywords.defaults_for(module);
+                        if let (false, Value::Object(own)) = (defaults.is_empty(), &mut args) {
+                            let mut merged = defaults;
+                            merged.extend(std::mem::take(own));
+                            *own = merged;
+                        }
                         Action::Module { module, args }
                     }
                     None => {
@@ -2054,7 +2104,36 @@ mod tests {
             Value::from("{{ item }}")
         );
         assert_eq!(args_of(&tasks[0])["quiet"], Value::Bool(true));
-        assert_eq!(module_of(&tasks[1]).name, "ansible.builtin.gather_facts");
+        assert_eq!(module_of(&tasks[1]).name, "setup");
+    }
+
+    /// community.grafana.grafana role: `module_defaults` was refused at
+    /// load. Defaults go under the task's own arguments, matched with or
+    /// without `ansible.builtin.`, children winning key by key.
+    #[test]
+    fn module_defaults_go_under_task_arguments() {
+        let text = "- hosts: all\n  module_defaults:\n    ansible.builtin.file: {mode: '0600', owner: root}\n    group/community.grafana.grafana: {url: x}\n  tasks:\n    - block:\n        - file: {path: /a, state: touch}\n        - ansible.builtin.file: {path: /b, mode: '0644'}\n        - copy: {dest: /c, content: x}\n      module_defaults:\n        - file: {owner: web}\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let Action::Block { block: tasks, .. } = &pb.plays[0].tasks[0].action else {
+            panic!("not a block");
+        };
+        let a = args_of(&tasks[0]);
+        assert_eq!(a["mode"], Value::from("0600"));
+        assert_eq!(a["owner"], Value::from("web"));
+        assert_eq!(a["path"], Value::from("/a"));
+        assert_eq!(args_of(&tasks[1])["mode"], Value::from("0644"));
+        assert_eq!(args_of(&tasks[1])["owner"], Value::from("web"));
+        assert!(args_of(&tasks[2]).get("owner").is_none());
+        let err = load_playbook_str(
+            "- hosts: all\n  module_defaults: [1]\n  tasks: []\n",
+            Path::new("p.yml"),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            err.contains("p.yml:2:21: `module_defaults` items must be mappings"),
+            "{err}"
+        );
     }
 
     /// group and user targets: a templated module name and arguments of

@@ -127,13 +127,62 @@ pub struct Keywords {
     pub async_: Option<Value>,
     /// `poll`: 0 leaves an `async` task running in the background.
     pub poll: Option<Value>,
+    /// `module_defaults`: module name (as written) → default arguments,
+    /// merged under a task's own arguments at load.
+    pub module_defaults: Option<Map>,
     /// Boolean keywords written as a template (`become: "{{ k3s_become }}"`):
     /// (keyword, template), rendered for each host when the task runs and
     /// taking precedence over the literal field of the same keyword.
     pub templated: Vec<(&'static str, String)>,
 }
 
+/// Ansible's `module_defaults` of a parent and a child: per module, the
+/// child's arguments win key by key.
+fn merge_module_defaults(parent: &Option<Map>, child: &Option<Map>) -> Option<Map> {
+    match (parent, child) {
+        (Some(p), Some(c)) => {
+            let mut out = p.clone();
+            for (name, args) in c {
+                match (out.get_mut(name), args) {
+                    (Some(Value::Object(old)), Value::Object(new)) => {
+                        old.extend(new.clone());
+                    }
+                    _ => {
+                        out.insert(name.clone(), args.clone());
+                    }
+                }
+            }
+            Some(out)
+        }
+        (p, c) => c.clone().or_else(|| p.clone()),
+    }
+}
+
 impl Keywords {
+    /// The defaults `module_defaults` gives a module (`info`'s name or a
+    /// name that resolves to it, with or without `ansible.builtin.`),
+    /// in the order written, later ones winning. `group/...` names (action
+    /// groups of collections) name no module drover implements.
+    pub fn defaults_for(&self, info: &'static ModuleInfo) -> Map {
+        let mut out = Map::new();
+        let short = |n: &str| {
+            n.strip_prefix("ansible.builtin.")
+                .or_else(|| n.strip_prefix("ansible.legacy."))
+                .map(str::to_string)
+                .unwrap_or_else(|| n.to_string())
+        };
+        for (name, args) in self.module_defaults.iter().flatten() {
+            let same = match crate::modules::lookup(name) {
+                Some(m) => std::ptr::eq(m, info),
+                None => short(name) == short(info.name),
+            };
+            if let (true, Value::Object(args)) = (same, args) {
+                out.extend(args.clone());
+            }
+        }
+        out
+    }
+
     /// Does the task ask for a connection of its own (`remote_user`,
     /// `port` or `connection`) rather than the host's usual one?
     pub fn own_connection(&self) -> bool {
@@ -176,6 +225,7 @@ impl Keywords {
             throttle: child.throttle.clone().or_else(|| self.throttle.clone()),
             timeout: child.timeout.clone().or_else(|| self.timeout.clone()),
             delegate_facts: child.delegate_facts.or(self.delegate_facts),
+            module_defaults: merge_module_defaults(&self.module_defaults, &child.module_defaults),
             async_: child.async_.clone(),
             poll: child.poll.clone(),
             templated: self

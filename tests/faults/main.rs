@@ -26,6 +26,7 @@ mod known_hosts;
 mod local;
 mod module_names;
 mod new_modules;
+mod omitted_delegation;
 mod output;
 mod redaction;
 mod semantics;
