@@ -10,6 +10,7 @@
 //! `human_to_bytes`, `comment`, `strftime`, `to_datetime`, `urlsplit`, vault
 //! filters, and the `pep440` version type.
 
+mod datetime;
 mod lookup;
 mod pycompat;
 mod pyjson;
@@ -152,6 +153,7 @@ pub fn register(env: &mut Environment<'static>) {
     for name in ["lookup", "ansible.builtin.lookup"] {
         env.add_function(name, lookup::lookup);
     }
+    env.add_function("now", datetime::now);
     for name in ["query", "q"] {
         env.add_function(name, lookup::query);
     }
