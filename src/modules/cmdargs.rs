@@ -334,7 +334,7 @@ mod registry_tests {
             ("lineinfile", false),
             ("ansible.builtin.replace", false),
             ("blockinfile", false),
-            ("set_fact", true),
+            ("set_fact", false),
             ("assert", false),
             ("fail", false),
             ("wait_for", false),

@@ -88,7 +88,10 @@ impl Module for SetFact {
     const NAME: &'static str = "set_fact";
     const DEFINES_VARS: bool = true;
     const ARGS: &'static [&'static str] = &["*"];
-    const FREE_FORM: bool = true;
+    // Not free-form: `a={{ x }} b=c` is split into pairs before templating
+    // (as Ansible's parser does), so each value renders to its own native
+    // type and a value that templates to text with spaces stays one value.
+    const FREE_FORM: bool = false;
     type Change = ();
 
     /// Never reaches the host.

@@ -1269,11 +1269,7 @@ impl Loader {
                 }
             }
             NodeKind::Null => {}
-            NodeKind::Str(text)
-                if !module.free_form
-                    && text.trim().starts_with("{{")
-                    && text.trim().ends_with("}}") =>
-            {
+            NodeKind::Str(text) if !module.free_form && is_one_template(text) => {
                 // `assert: '{{ item }}'`: the arguments are a template that
                 // makes a mapping (Ansible's argument splat).
                 args.insert(modules::SPLAT.into(), Value::String(text.clone()));
@@ -1668,6 +1664,35 @@ pub fn load_included(
     }
 }
 
+/// Is `text` a single `{{ }}` expression from end to end (Ansible's argument
+/// splat), rather than pairs such as `{{ k }}={{ v }}`?
+fn is_one_template(text: &str) -> bool {
+    let t = text.trim();
+    if !t.starts_with("{{") || !t.ends_with("}}") {
+        return false;
+    }
+    let bytes = t.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'{', b'{') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'}', b'}') => {
+                depth = depth.saturating_sub(1);
+                i += 2;
+                if depth == 0 {
+                    return i == bytes.len();
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1875,6 +1900,29 @@ mod tests {
             let err = load_playbook_str(&text, Path::new("p.yml")).expect_err(key);
             assert!(err.to_string().starts_with("p.yml:6:11:"), "{err}");
         }
+    }
+
+    /// `set_fact: "{{ k }}={{ v }}"` was kept as one text and templated
+    /// whole, so a list value became `['b', 'c']` and split at its space
+    /// ("set_fact takes key=value pairs, not \"'c']\""). Ansible splits the
+    /// pairs first and templates each key and value.
+    #[test]
+    fn set_fact_key_value_text_is_split_before_templating() {
+        let pb = load_playbook_str(
+            "- hosts: all\n  tasks:\n    - set_fact: \"{{ k }}={{ v }} c='x y'\"\n    - set_fact: \"{{ k }}={{ v }}\"\n",
+            Path::new("p.yml"),
+        )
+        .expect("loads");
+        let Action::Module { args, .. } = &pb.plays[0].tasks[0].action else {
+            panic!("module task expected")
+        };
+        assert_eq!(args["{{ k }}"], "{{ v }}");
+        assert_eq!(args["c"], "x y");
+        // Starting with `{{` and ending with `}}` is not yet one template.
+        let Action::Module { args, .. } = &pb.plays[0].tasks[1].action else {
+            panic!("module task expected")
+        };
+        assert_eq!(args["{{ k }}"], "{{ v }}");
     }
 
     fn task_error(task: &str) -> Option<String> {

@@ -6,10 +6,11 @@
 //! `ansible.builtin.NAME`. [`pycompat`] adds the Python string, dict and list
 //! methods templates call (`x.split(',')`, `d.items()`).
 //!
-//! Not provided: `random`, `shuffle`, `password_hash`, `md5`, `human_readable`,
+//! Not provided: `shuffle`, `password_hash`, `md5`, `human_readable`,
 //! `human_to_bytes`, `comment`, `strftime`, `to_datetime`, `urlsplit`, vault
 //! filters, and the `pep440` version type.
 
+mod datetime;
 mod lookup;
 mod pycompat;
 mod pyjson;
@@ -97,6 +98,7 @@ pub fn register(env: &mut Environment<'static>) {
         "pow" => pow,
         "root" => root,
         "split" => split_filter,
+        "random" => random_filter,
     }
     tests! {
         "match" => test_match,
@@ -151,6 +153,7 @@ pub fn register(env: &mut Environment<'static>) {
     for name in ["lookup", "ansible.builtin.lookup"] {
         env.add_function(name, lookup::lookup);
     }
+    env.add_function("now", datetime::now);
     for name in ["query", "q"] {
         env.add_function(name, lookup::query);
     }
@@ -1521,6 +1524,66 @@ fn root(_: &State, value: Value, args: Args) -> Result<Value, Error> {
             }
         }
     }))
+}
+
+/// Ansible's `random(start=None, step=None, seed=None)`: on an integer N a
+/// number from `range(start, N, step)`, on a sequence one of its elements.
+/// With `seed` the choice is deterministic (the same seed always gives the
+/// same result, as playbooks rely on for stable host-specific values), though
+/// not the number Python's Mersenne Twister would draw.
+fn random_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
+    use rand::{Rng as _, SeedableRng as _};
+    let p = Params::bind("random", &args, &["start", "step", "seed"])?;
+    let mut rng = match p.some("seed") {
+        None => rand::rngs::StdRng::from_os_rng(),
+        Some(seed) => {
+            let digest = sha2::Sha256::digest(text(seed).as_bytes());
+            rand::rngs::StdRng::from_seed(digest.into())
+        }
+    };
+    if value.kind() == ValueKind::Number && value.is_integer() {
+        let end = value
+            .as_i64()
+            .ok_or_else(|| err(format!("random: {value} is out of range")))?;
+        // Python's `if not start` / `if not step`: 0 and None mean the default.
+        let start = p.int("start", 0)?;
+        let step = match p.int("step", 1)? {
+            0 => 1,
+            s => s,
+        };
+        // Python's randrange: the number of values in range(start, end, step).
+        let (span, stride) = if step > 0 {
+            (i128::from(end) - i128::from(start), i128::from(step))
+        } else {
+            (i128::from(start) - i128::from(end), -i128::from(step))
+        };
+        let count = (span + stride - 1).div_euclid(stride);
+        if count <= 0 {
+            return Err(err(format!(
+                "random: empty range in randrange({start}, {end}, {step})"
+            )));
+        }
+        let pick = rng.random_range(0..count);
+        let n = i128::from(start) + i128::from(step) * pick;
+        return i64::try_from(n)
+            .map(Value::from)
+            .map_err(|_| err("random: result out of range"));
+    }
+    if value.is_none() || value.is_undefined() || value.kind() == ValueKind::Number {
+        return Err(err("random can only be used on sequences and integers"));
+    }
+    if p.some("start").is_some_and(Value::is_true) || p.some("step").is_some_and(Value::is_true) {
+        return Err(err("start and step can only be used with integer values"));
+    }
+    let choices: Vec<Value> = match value.as_str() {
+        Some(s) => s.chars().map(|c| Value::from(c.to_string())).collect(),
+        None => items(&value)?,
+    };
+    if choices.is_empty() {
+        return Err(err("random: cannot choose from an empty sequence"));
+    }
+    let i = rng.random_range(0..choices.len());
+    Ok(choices[i].clone())
 }
 
 /// Python's `str.split(sep=None, maxsplit=-1)`.

@@ -305,7 +305,7 @@ impl fmt::Debug for ScopeInner {
 
 /// The expression inside `{{ ... }}` when that is all the string holds.
 fn single_expression(s: &str) -> Option<&str> {
-    // No trimming: `"{{ x }}\n"` is text with a newline, not the value of x.
+    // No trimming: `"{{ x }} "` is text, not the value of x.
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") {
         return None;
@@ -436,10 +436,23 @@ impl ScopeInner {
 
     fn render_value(self: &Arc<Self>, value: &Value) -> Result<Value, TemplateError> {
         match value {
-            Value::String(s) if Templar::is_template(s) => match single_expression(s) {
-                Some(expr) => self.eval(expr),
-                None => self.render_string(s).map(Value::String),
-            },
+            Value::String(s) if Templar::is_template(s) => {
+                // Jinja drops one trailing newline when it compiles, so
+                // `"{{ x }}\n"` (a folded `>` scalar) is still the value of
+                // x in Ansible.
+                let body = s.strip_suffix('\n').unwrap_or(s);
+                match single_expression(body) {
+                    Some(expr) if body.len() == s.len() => self.eval(expr),
+                    // Only lists and mappings are taken as values here: a
+                    // scalar keeps rendering as text with its newline, which
+                    // e2e tests (`content: "{{ r.skipped }}\n"`) rely on.
+                    Some(expr) => match self.eval(expr)? {
+                        v @ (Value::Array(_) | Value::Object(_)) => Ok(v),
+                        _ => self.render_string(s).map(Value::String),
+                    },
+                    None => self.render_string(s).map(Value::String),
+                }
+            }
             Value::Array(items) => items
                 .iter()
                 .map(|v| self.render_value(v))
@@ -713,6 +726,26 @@ mod tests {
         assert_eq!(t.render_value(&json!("{{ n + 1 }}"), &s), Ok(json!(4)));
         assert_eq!(t.render_value(&json!("n={{ n }}"), &s), Ok(json!("n=3")));
         assert_eq!(t.render_value(&json!("{{ n }}\n"), &s), Ok(json!("3\n")));
+    }
+
+    /// A folded scalar (`v: >` then `{{ [x] + l }}`) ends in a newline: it
+    /// rendered to text, so the loop-until target's next `+` on it failed
+    /// ("unsupported types sequence and string"). Jinja drops that newline
+    /// before rendering, and Ansible restores it only on a text result.
+    #[test]
+    fn single_expression_with_a_trailing_newline_keeps_its_type() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"ports": [1, 2], "n": 3, "w": "x"}));
+        assert_eq!(
+            t.render_value(&json!("{{ ports }}\n"), &s),
+            Ok(json!([1, 2]))
+        );
+        assert_eq!(t.render_value(&json!("{{ n }}\n"), &s), Ok(json!("3\n")));
+        assert_eq!(t.render_value(&json!("{{ w }}\n"), &s), Ok(json!("x\n")));
+        assert_eq!(
+            t.render_value(&json!("{{ n }}\n\n"), &s),
+            Ok(json!("3\n\n"))
+        );
     }
 
     #[test]

@@ -599,3 +599,51 @@ fn from_yaml_refuses_an_alias_bomb() {
     assert!(msg.contains("<from_yaml>:"), "{msg}");
     assert!(msg.contains("alias"), "{msg}");
 }
+
+/// `random` was missing: the user and group targets pick a name with
+/// `stdout_lines | random` and failed on an unknown filter.
+#[test]
+fn random_filter_picks_from_a_list_or_a_range() {
+    let ctx = json!({ "names": ["a", "b", "c"] });
+    for _ in 0..20 {
+        let v = eval("names | random", ctx.clone());
+        assert!(["a", "b", "c"].contains(&v.as_str().unwrap_or("")), "{v}");
+        let n = eval("10 | random", json!({})).as_i64().unwrap_or(-1);
+        assert!((0..10).contains(&n), "{n}");
+        let n = eval("20 | random(start=5, step=5)", json!({}))
+            .as_i64()
+            .unwrap_or(-1);
+        assert!([5, 10, 15].contains(&n), "{n}");
+        let n = eval("0 | random(start=9, step=-3)", json!({}))
+            .as_i64()
+            .unwrap_or(-1);
+        assert!([9, 6, 3].contains(&n), "{n}");
+        let c = eval("'xy' | random", json!({}));
+        assert!(c == json!("x") || c == json!("y"), "{c}");
+    }
+    assert_eq!(eval("1 | random", json!({})), json!(0));
+}
+
+/// With `seed` the result is the same on every call (Ansible's `Random(seed)`).
+#[test]
+fn random_filter_with_seed_is_deterministic() {
+    let ctx = json!({ "names": (0..100).collect::<Vec<i32>>() });
+    let first = eval("names | random(seed='host1')", ctx.clone());
+    let first_n = eval("1000000 | random(seed=42)", json!({}));
+    for _ in 0..10 {
+        assert_eq!(eval("names | random(seed='host1')", ctx.clone()), first);
+        assert_eq!(eval("1000000 | random(seed=42)", json!({})), first_n);
+    }
+}
+
+#[test]
+fn random_filter_refuses_what_ansible_refuses() {
+    let msg = render_err("{{ [] | random }}", json!({}));
+    assert!(msg.contains("empty sequence"), "{msg}");
+    let msg = render_err("{{ 0 | random }}", json!({}));
+    assert!(msg.contains("empty range"), "{msg}");
+    let msg = render_err("{{ [1] | random(start=1) }}", json!({}));
+    assert!(msg.contains("start and step"), "{msg}");
+    let msg = render_err("{{ 1.5 | random }}", json!({}));
+    assert!(msg.contains("sequences and integers"), "{msg}");
+}
