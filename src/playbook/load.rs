@@ -1807,6 +1807,9 @@ mod tests {
                 "connection" => "local",
                 // drover resolves its modules whatever the list says.
                 "collections" => return None,
+                // Merged into the task's arguments, not kept as a keyword:
+                // see module_defaults_go_under_task_arguments.
+                "module_defaults" => return None,
                 other => panic!("no sample value for inherited keyword '{other}'"),
             })
         };
