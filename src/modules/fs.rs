@@ -300,7 +300,8 @@ pub(crate) const STAT_FORMAT: &str = "%F|%a|%U|%G|%s|%u|%g|%h|%i|%d|%X|%Y|%Z|%x|
 /// batch, `_drq` (see `fs_deferred`) takes the read instead and leaves it
 /// for one `stat` of every file at the end of the batch. `_drl` prints what
 /// `readlink -f` would, starting it only where a link, a missing parent or
-/// a `.`/`..` makes that needed; `_drn` says whether a directory has any
+/// a `.`/`..` makes that needed (`_drlk`: a link on the way, or a path
+/// too odd to tell); `_drn` says whether a directory has any
 /// entry (`ls -A`), without starting a process.
 const READ_FN: &str = r#"_dr() {
 if [ -n "${__drover_q-}" ] && _drq "$@"; then return; fi
@@ -327,15 +328,8 @@ done
 return 1
 }
 _drl() {
-case $1 in
-/*) case $1 in */|*/./*|*/../*|*/.|*/..|*//*) readlink -f -- "$1"; return ;; esac ;;
-*) readlink -f -- "$1"; return ;;
-esac
-__p=$1
-while [ -n "$__p" ]; do
-if [ -L "$__p" ]; then readlink -f -- "$1"; return; fi
-__p=${__p%/*}
-done
+case $1 in */) readlink -f -- "$1"; return ;; esac
+if _drlk "$1"; then readlink -f -- "$1"; return; fi
 __p=${1%/*}
 if [ -d "${__p:-/}" ]; then printf '%s\n' "$1"; else readlink -f -- "$1"; fi
 }

@@ -3,25 +3,7 @@
 //! behaviour. They run on the control machine (`ansible_connection=local`)
 //! and change nothing there but their scratch directory.
 
-use serde_json::Value;
-
-use crate::harness::Run;
-use crate::local::local;
-
-/// The results of the tasks named `name`.
-fn results(run: &Run, name: &str) -> Vec<Value> {
-    let events = run.events();
-    let ids: Vec<u64> = events
-        .iter()
-        .filter(|e| e["event"] == "task_start" && e["task"] == name)
-        .filter_map(|e| e["task_id"].as_u64())
-        .collect();
-    events
-        .into_iter()
-        .filter(|e| e["event"] == "host_result")
-        .filter(|e| e["task_id"].as_u64().is_some_and(|i| ids.contains(&i)))
-        .collect()
-}
+use crate::local::{local, results};
 
 const HANDLERS: &str = r#"- hosts: all
   gather_facts: false

@@ -4,23 +4,8 @@
 
 use std::path::Path;
 
-use crate::harness::{Env, Run};
-
-/// A first run that succeeds, a second with nothing changed, then
-/// `--check` with nothing changed and no file on any node touched.
-fn converges(env: &Env, playbook: &Path) -> Run {
-    let first = env.apply(playbook, &[]);
-    assert_eq!(first.code, 0, "first run:\n{}", first.all());
-    let again = env.apply(playbook, &[]);
-    assert_eq!(again.code, 0, "second run:\n{}", again.all());
-    assert_eq!(again.total("changed"), 0, "second run:\n{}", again.all());
-    let before = env.snapshot();
-    let check = env.apply(playbook, &["--check"]);
-    assert_eq!(check.code, 0, "check run:\n{}", check.all());
-    assert_eq!(check.total("changed"), 0, "check run:\n{}", check.all());
-    assert_eq!(before, env.snapshot(), "--check changed a node");
-    first
-}
+use crate::harness::Env;
+use crate::new_modules::converges;
 
 #[test]
 #[ignore = "needs root: run scripts/test"]

@@ -7,20 +7,12 @@
 use serde_json::Value;
 
 use crate::harness::Run;
-use crate::local::local;
+use crate::local::{local, results};
 
 /// Outcomes of the tasks named `name`, in order (one per host result).
 fn statuses(run: &Run, name: &str) -> Vec<String> {
-    let events = run.events();
-    let ids: Vec<u64> = events
+    results(run, name)
         .iter()
-        .filter(|e| e["event"] == "task_start" && e["task"] == name)
-        .filter_map(|e| e["task_id"].as_u64())
-        .collect();
-    events
-        .iter()
-        .filter(|e| e["event"] == "host_result")
-        .filter(|e| e["task_id"].as_u64().is_some_and(|i| ids.contains(&i)))
         .map(|e| e["status"].as_str().unwrap_or("?").to_string())
         .collect()
 }

@@ -26,3 +26,18 @@ pub fn local(dir: &Path, playbook: &str, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The results (`host_result` events) of the tasks named `name`, in order.
+pub fn results(run: &Run, name: &str) -> Vec<serde_json::Value> {
+    let events = run.events();
+    let ids: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "task_start" && e["task"] == name)
+        .filter_map(|e| e["task_id"].as_u64())
+        .collect();
+    events
+        .into_iter()
+        .filter(|e| e["event"] == "host_result")
+        .filter(|e| e["task_id"].as_u64().is_some_and(|i| ids.contains(&i)))
+        .collect()
+}
