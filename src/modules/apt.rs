@@ -187,6 +187,18 @@ fn parse_policy(out: &str) -> Vec<(String, Option<String>)> {
     res
 }
 
+/// The names after `@@provides NAME` lines that some package provides
+/// (`apt-cache showpkg`'s lines after `Reverse Provides:`).
+fn parse_provided(out: &str) -> Vec<&str> {
+    out.split("@@provides ")
+        .filter_map(|block| {
+            let (name, providers) = block.split_once('\n').unwrap_or((block, ""));
+            let name = name.trim();
+            (!name.is_empty() && providers.lines().any(|l| !l.trim().is_empty())).then_some(name)
+        })
+        .collect()
+}
+
 fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
     let mut o = Observed::default();
     let mut section = "";
@@ -573,7 +585,9 @@ impl Module for Apt {
         let Plan::Change { change, .. } = &plan else {
             return Ok(Decision::Plan(plan));
         };
-        if !ctx.check || change.update || change.install.is_empty() || self.state == State::Latest {
+        // A cache update is not made in check mode, so the names are asked
+        // of the cache as it is, as Ansible's check run does.
+        if !ctx.check || change.install.is_empty() || self.state == State::Latest {
             return Ok(Decision::Plan(plan));
         }
         let names: Vec<&str> = change
@@ -583,20 +597,27 @@ impl Module for Apt {
             .collect();
         let Some(policy) = observed.get(1) else {
             let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
+            let quoted = quoted.join(" ");
+            // A name with no version apt could install is still installable
+            // when a package provides it (a virtual package).
             return Ok(Decision::Read(ReadSet::one(
                 format!(
-                    "export LC_ALL=C\napt-cache policy -- {} 2>/dev/null\n",
-                    quoted.join(" ")
+                    "export LC_ALL=C\napt-cache policy -- {quoted} 2>/dev/null\n\
+                     for n in {quoted}; do printf '@@provides %s\\n' \"$n\"; \
+                     apt-cache showpkg \"$n\" 2>/dev/null | sed '1,/^Reverse Provides:/d'; done\n"
                 ),
                 Scope::Host,
             )));
         };
-        let candidates = parse_policy(&policy.stdout_str());
+        let policy = policy.stdout_str();
+        let (policy, provides) = policy.split_once("@@provides ").unwrap_or((&policy, ""));
+        let candidates = parse_policy(policy);
+        let provided = parse_provided(provides);
         for name in names {
-            let known = candidates
-                .iter()
-                .any(|(n, _)| n == name || n.split(':').next() == Some(name));
-            if !known {
+            let installable = candidates.iter().any(|(n, candidate)| {
+                (n == name || n.split(':').next() == Some(name)) && candidate.is_some()
+            });
+            if !installable && !provided.contains(&name) {
                 return Err(ModuleError::failed(format!(
                     "No package matching '{name}' is available"
                 )));
@@ -882,10 +903,26 @@ mod tests {
                 .contains("No package matching 'nope' is available"),
             "{e}"
         );
+        // A name apt has heard of but has no version of (gnupg2 where no
+        // repository carries it) fails as Ansible's does...
         let both = format!("{known}nope:\n  Installed: (none)\n  Candidate: (none)\n");
+        let Err(e) = Module::decide(&apt, &observed_stdout(&[state, &both]), &ctx(true)) else {
+            panic!("a name with no candidate fails");
+        };
+        assert!(e.to_string().contains("'nope'"), "{e}");
+        // ...unless a package provides it (a virtual package).
+        let provided = format!("{both}@@provides gnupg2\n@@provides nope\nmawk 1.3 (= )\n");
         assert!(matches!(
-            Module::decide(&apt, &observed_stdout(&[state, &both]), &ctx(true)),
+            Module::decide(&apt, &observed_stdout(&[state, &provided]), &ctx(true)),
             Ok(Decision::Plan(Plan::Change { .. }))
+        ));
+        // A cache update is not made in check mode: the names are asked too.
+        let updating: Apt =
+            serde_json::from_value(serde_json::json!({"name": ["nope"], "update_cache": true}))
+                .expect("args");
+        assert!(matches!(
+            Module::decide(&updating, &observed_stdout(&[state]), &ctx(true)),
+            Ok(Decision::Read(_))
         ));
         assert!(
             matches!(
