@@ -40,6 +40,8 @@ struct Loader {
     collections: Vec<String>,
     /// Handlers of roles imported by tasks (`import_role`), for the play.
     role_handlers: Vec<Task>,
+    /// Where roles are looked up.
+    role_paths: super::roles::RolePaths,
 }
 
 /// Load and validate a playbook with its roles and imports.
@@ -69,6 +71,7 @@ fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> 
         playbook_dir: dir.clone(),
         collections: Vec::new(),
         role_handlers: Vec::new(),
+        role_paths: super::roles::RolePaths::from_env(&dir),
     };
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
@@ -1513,19 +1516,16 @@ impl Loader {
             return;
         }
         seen.push(key);
-        let dir = [
-            parent.base.join("roles").join(&name),
-            self.playbook_dir.join("roles").join(&name),
-            self.playbook_dir.join("..").join("roles").join(&name),
-        ]
-        .into_iter()
-        .find(|d| d.is_dir());
-        let Some(dir) = dir else {
-            self.errors.push(node.error(format!(
-                "role '{name}' not found in {}",
-                self.playbook_dir.join("roles").display()
-            )));
-            return;
+        let within = parent.role.as_ref().map(|r| r.dir.as_path());
+        let dir = match self
+            .role_paths
+            .find(&name, &parent.base, &self.playbook_dir, within)
+        {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.errors.push(node.error(e));
+                return;
+            }
         };
         let read_map = |me: &mut Self, sub: &str| -> Map {
             let path = main_file(&dir.join(sub));
@@ -1639,6 +1639,7 @@ pub fn load_included(
         playbook_dir: playbook_dir.to_path_buf(),
         collections: Vec::new(),
         role_handlers: Vec::new(),
+        role_paths: super::roles::RolePaths::from_env(playbook_dir),
     };
     let inherit = Inherit {
         keywords: parent.keywords.clone(),
