@@ -652,6 +652,11 @@ impl Object for ScopeInner {
     }
 }
 
+/// The variable through which a `with_<lookup>` loop tells the lookup its
+/// task's file subdirectory (`vars`, `templates`, `files`), as Ansible
+/// gives `first_found` the action's.
+pub const LOOKUP_SUBDIR: &str = "__drover_lookup_subdir";
+
 /// `ansible_search_path`: the directories a task's relative file names
 /// (lookups, `src`) are looked up in, shared with the task rather than
 /// copied into every scope.
