@@ -647,3 +647,19 @@ fn random_filter_refuses_what_ansible_refuses() {
     let msg = render_err("{{ 1.5 | random }}", json!({}));
     assert!(msg.contains("sequences and integers"), "{msg}");
 }
+
+#[test]
+fn contains_test_is_a_substring_check_on_text() {
+    // The assert target checks `result.msg is contains("Assertion failed")`.
+    assert_eq!(
+        render("{{ 'Assertion failed' is contains('Assertion failed') }}"),
+        "True"
+    );
+    assert_eq!(
+        render("{{ 'a_var != \"one\"' is contains('a_var') }}"),
+        "True"
+    );
+    assert_eq!(render("{{ 'abc' is contains('x') }}"), "False");
+    assert_eq!(render("{{ {'k': 1} is contains('k') }}"), "True");
+    assert_eq!(render("{{ [1, 2] is contains(2) }}"), "True");
+}
