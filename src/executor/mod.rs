@@ -836,7 +836,10 @@ impl<'a> Runner<'a> {
             let item_vars: Vec<Vec<(String, Value)>> = match &task.loop_ {
                 None => vec![Vec::new()],
                 Some(lp) => match self.cx.loop_items(task, lp, &scope) {
-                    Ok(items) => (0..items.len()).map(|i| lp.item_vars(&items, i)).collect(),
+                    Ok(items) => {
+                        let lp = self.cx.named_loop(lp, &scope);
+                        (0..items.len()).map(|i| lp.item_vars(&items, i)).collect()
+                    }
                     Err(e) => {
                         // The loop's error counts only when `when` holds.
                         match self.cx.conditions_hold(task, &scope) {

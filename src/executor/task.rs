@@ -36,7 +36,7 @@ pub(super) enum TaskError {
     #[error("error in loop: {0}")]
     Loop(TemplateError),
     /// `with_dict` over something else than a mapping.
-    #[error("with_dict expects a mapping")]
+    #[error("the 'dict' lookup plugin expects a dictionary")]
     DictNotMapping,
     /// `loop` over something else than a list.
     #[error("Invalid data passed to 'loop', it requires a list, got: {0}")]
@@ -320,6 +320,40 @@ pub(super) fn str_keyword(
         })
 }
 
+/// How many times a task with `until`/`retries` runs at most (Ansible's
+/// `retries + 1`, 4 when only `until` is set; 1 means no retrying) and
+/// the seconds between tries.
+fn retry_plan(
+    templar: &Templar,
+    scope: &Scope,
+    retry: &crate::playbook::Retry,
+) -> Result<(u32, f64), KeywordError> {
+    let number = |keyword: &'static str, v: &Value| -> Result<f64, KeywordError> {
+        let rendered = match v {
+            Value::String(s) => str_keyword(templar, scope, keyword, s)?,
+            other => other.to_string(),
+        };
+        rendered
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or(KeywordError::NotANumber {
+                keyword,
+                value: rendered,
+            })
+    };
+    let retries = match &retry.retries {
+        Some(v) => number("retries", v)?.trunc().clamp(0.0, 100_000.0) as u32,
+        None => 3,
+    };
+    let delay = match &retry.delay {
+        Some(v) => number("delay", v)?,
+        None => 5.0,
+    };
+    Ok((retries + 1, if delay < 0.0 { 1.0 } else { delay }))
+}
+
 /// An integer keyword (`throttle`, `timeout`, `port`): a number, or a
 /// template rendering to one.
 pub(super) fn int_keyword(
@@ -544,51 +578,95 @@ impl RunCtx<'_> {
             self.register(task, st, Value::Object(data), None);
             return;
         };
+        let lp = &*self.named_loop(lp, &scope);
         let items = match self.loop_items(task, lp, &scope) {
             Ok(items) => items,
             Err(e) => {
                 // As Ansible: a loop that does not render is only an error
                 // once the task's `when` (without the loop variable) holds.
-                let r = match self.conditions_hold(task, &scope) {
+                let mut r = match self.conditions_hold(task, &scope) {
                     Ok(false) => ItemResult::skipped("Conditional result was False"),
                     Err(c) => ItemResult::failed(c.to_string()),
                     Ok(true) => ItemResult::failed(e.to_string()),
                 };
+                // The failure is the task's: ignore_errors applies, and
+                // `register` keeps it, as in Ansible.
+                r.ignored =
+                    r.status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
                 self.record(task, st, &r, None, no_log);
-                if r.status == Status::Skipped {
-                    self.register(task, st, Value::Object(r.data), None);
-                }
+                self.register(task, st, Value::Object(r.data), None);
                 return;
             }
         };
         let mut results = Vec::new();
         let (mut changed, mut failed, mut all_skipped) = (false, false, true);
+        // As Ansible, the registered name holds the last item's result
+        // while the loop runs (for the label and the next items).
+        let mut previous: Option<Value> = None;
         for (index, item) in items.iter().cloned().enumerate() {
             if index > 0 && lp.pause > 0.0 {
                 tokio::time::sleep(Duration::from_secs_f64(lp.pause)).await;
             }
-            let extra = lp.item_vars(&items, index);
+            let mut extra = lp.item_vars(&items, index);
             let loop_info = extra
                 .iter()
                 .find(|(k, _)| k == "ansible_loop")
                 .map(|(_, v)| v.clone());
+            if let (Some(name), Some(prev)) = (&task.register, previous.take()) {
+                extra.push((name.clone(), prev));
+            }
             let item_scope = self.host_scope(ctx, st, Some(task), extra);
+            let Some(mut r) = self.attempt(ctx, task, st, &item_scope).await else {
+                return;
+            };
             let label = match &lp.label {
-                Some(l) => self
-                    .templar
-                    .render_string(l, &item_scope)
-                    .unwrap_or_else(|_| l.clone()),
+                Some(l) => {
+                    let mut layer = Map::new();
+                    if let Some(name) = &task.register {
+                        layer.insert(name.clone(), Value::Object(r.data.clone()));
+                    }
+                    let s = item_scope.with_layer(&self.templar, Arc::new(layer));
+                    match self.templar.render_string(l, &s) {
+                        Ok(text) => text,
+                        Err(e) if e.undefined.is_some() => {
+                            // Ansible names the missing attribute of a
+                            // defined mapping (`r.stdout` of a skipped item).
+                            let why = match e.undefined.as_deref().and_then(|v| v.rsplit_once('.'))
+                            {
+                                Some((parent, attr))
+                                    if self
+                                        .templar
+                                        .truthy(&format!("{parent} is mapping"), &s)
+                                        .unwrap_or(false) =>
+                                {
+                                    format!("object of type 'dict' has no attribute '{attr}'")
+                                }
+                                _ => e.to_string(),
+                            };
+                            let msg = format!("Failed to template loop_control.label: {why}");
+                            r.status = Status::Failed;
+                            r.ignored = task.keywords.ignore_errors.unwrap_or(false);
+                            r.data.insert("failed".into(), Value::Bool(true));
+                            r.data.insert("msg".into(), Value::from(msg.clone()));
+                            r.msg = Some(msg);
+                            l.clone()
+                        }
+                        Err(_) => l.clone(),
+                    }
+                }
                 None => match &item {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 },
             };
-            let Some(mut r) = self.attempt(ctx, task, st, &item_scope).await else {
-                return;
-            };
             r.data.insert(lp.loop_var.clone(), item.clone());
             r.data
                 .insert("ansible_loop_var".into(), Value::from(lp.loop_var.clone()));
+            if let Some(iv) = &lp.index_var {
+                r.data.insert(iv.clone(), Value::from(index));
+                r.data
+                    .insert("ansible_index_var".into(), Value::from(iv.clone()));
+            }
             if let Some(l) = loop_info {
                 r.data.insert("ansible_loop".into(), l);
             }
@@ -602,6 +680,9 @@ impl RunCtx<'_> {
             self.emit_item(task, st, &r, Some(shown), no_log);
             let stop =
                 !lp.break_when.is_empty() && self.loop_breaks(task, lp, &item_scope, &r.data);
+            if task.register.is_some() {
+                previous = Some(Value::Object(r.data.clone()));
+            }
             results.push(Value::Object(r.data));
             if stop {
                 break;
@@ -626,6 +707,9 @@ impl RunCtx<'_> {
             Ok(true) => self.run_item(ctx, task, st, scope).await,
         };
         r.delegated = self.delegate_name(task, scope);
+        // Failures before the module ran (arguments, conditions) are the
+        // task's too: ignore_errors applies to them.
+        r.ignored |= r.status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
         if r.status == Status::Unreachable {
             self.unreachable_result(task, st, r);
             return None;
@@ -663,17 +747,26 @@ impl RunCtx<'_> {
         failed: bool,
         all_skipped: bool,
     ) {
+        // An ignored item failure still marks the registered result
+        // failed (`result is failed`), as in Ansible; only the outcome
+        // (`failed`) leaves ignored ones out.
+        let any_failed = failed
+            || results
+                .iter()
+                .any(|r| r.get("failed") == Some(&Value::Bool(true)));
         let mut agg = Map::new();
         agg.insert("changed".into(), Value::Bool(changed));
         agg.insert(
             "msg".into(),
-            Value::from(if failed {
+            Value::from(if any_failed {
                 "One or more items failed"
+            } else if all_skipped && !results.is_empty() {
+                "All items skipped"
             } else {
                 "All items completed"
             }),
         );
-        if failed {
+        if any_failed {
             agg.insert("failed".into(), Value::Bool(true));
         }
         if all_skipped {
@@ -784,6 +877,28 @@ impl RunCtx<'_> {
             }
         }
         Ok(true)
+    }
+
+    /// `lp` with a templated `loop_var` or `index_var` rendered for the
+    /// host of `scope` (borrowed as it is when neither is a template).
+    pub(super) fn named_loop<'l>(
+        &self,
+        lp: &'l crate::playbook::Loop,
+        scope: &Scope,
+    ) -> std::borrow::Cow<'l, crate::playbook::Loop> {
+        let templated = |n: &str| Templar::is_template(n);
+        if !templated(&lp.loop_var) && !lp.index_var.as_deref().is_some_and(templated) {
+            return std::borrow::Cow::Borrowed(lp);
+        }
+        let render = |n: &String| {
+            self.templar
+                .render_string(n, scope)
+                .unwrap_or_else(|_| n.clone())
+        };
+        let mut owned = lp.clone();
+        owned.loop_var = render(&lp.loop_var);
+        owned.index_var = lp.index_var.as_ref().map(render);
+        std::borrow::Cow::Owned(owned)
     }
 
     pub(super) fn loop_items(
@@ -1062,6 +1177,15 @@ impl RunCtx<'_> {
         } else {
             &observer
         };
+        let (tries, delay) = match task
+            .until
+            .as_ref()
+            .map(|r| retry_plan(&self.templar, scope, r))
+        {
+            None => (1, 0.0),
+            Some(Ok(plan)) => plan,
+            Some(Err(e)) => return ItemResult::failed(e.to_string()),
+        };
         let mut attempts = 0u32;
         loop {
             let run = (module.run)(args.clone(), &mctx, observer);
@@ -1083,22 +1207,40 @@ impl RunCtx<'_> {
                     }
                 },
             };
-            let mut r = self.judge(task, scope, outcome);
+            attempts += 1;
+            // Ansible counts attempts only when it may retry, and shows the
+            // count to changed_when and failed_when too.
+            let counted = (tries > 1).then_some(attempts);
+            let mut r = self.judge_attempt(task, scope, outcome, counted);
             if r.status == Status::Unreachable {
                 return r;
             }
-            let Some((until, retries, delay)) = &task.until else {
+            let Some(retry) = task.until.as_ref().filter(|_| tries > 1) else {
                 return r;
             };
-            let done = self.with_result(task, scope, &r.data, |s| {
-                until
-                    .iter()
-                    .all(|c| self.templar.truthy(c, s).unwrap_or(false))
-            });
-            attempts += 1;
-            r.data.insert("attempts".into(), Value::from(attempts));
-            if done || attempts > *retries {
-                if !done && r.status != Status::Failed {
+            let done = if retry.until.is_empty() {
+                r.status != Status::Failed
+            } else {
+                self.with_result(task, scope, &r.data, |s| {
+                    retry
+                        .until
+                        .iter()
+                        .all(|c| self.templar.truthy(c, s).unwrap_or(false))
+                })
+            };
+            if done {
+                return r;
+            }
+            if attempts >= tries {
+                // Ansible's count after the last try is one short of the
+                // runs (`retries`, not `retries + 1`); targets test that.
+                r.data
+                    .insert("attempts".into(), Value::from(attempts.saturating_sub(1)));
+                r.data.insert("failed".into(), Value::Bool(true));
+                // A false failed_when still decides the outcome (Ansible
+                // judges by `failed_when_result` when there is one).
+                let excused = r.data.get("failed_when_result") == Some(&Value::Bool(false));
+                if r.status != Status::Failed && !excused {
                     r.status = Status::Failed;
                     r.msg = Some("Retries exceeded".into());
                     r.data.insert("failed".into(), Value::Bool(true));
@@ -1110,9 +1252,9 @@ impl RunCtx<'_> {
             self.emit(Event::Retry {
                 task_id: self.task_id(),
                 host: st.name.clone(),
-                retries_left: retries + 1 - attempts,
+                retries_left: tries - attempts,
             });
-            tokio::time::sleep(std::time::Duration::from_secs_f64(*delay)).await;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(delay)).await;
             // The retry waits for the host to change: read it afresh.
             observer.wrote(&remote, &crate::modules::Touched::Everything);
         }
@@ -1142,6 +1284,18 @@ impl RunCtx<'_> {
         task: &Task,
         scope: &Scope,
         outcome: Result<Outcome, ModuleError>,
+    ) -> ItemResult {
+        self.judge_attempt(task, scope, outcome, None)
+    }
+
+    /// [`Self::judge`] for try `attempt` of a task that retries: the
+    /// result carries `attempts` before changed_when and failed_when see it.
+    fn judge_attempt(
+        &self,
+        task: &Task,
+        scope: &Scope,
+        outcome: Result<Outcome, ModuleError>,
+        attempt: Option<u32>,
     ) -> ItemResult {
         let (mut status, mut data, mut msg, diff) = match outcome {
             Ok(o) => {
@@ -1177,9 +1331,16 @@ impl RunCtx<'_> {
             _ => facts,
         };
         data.insert("changed".into(), Value::Bool(status == Status::Changed));
+        if let Some(n) = attempt {
+            data.insert("attempts".into(), Value::from(n));
+        }
         if let Some(m) = &msg {
             data.insert("msg".into(), Value::from(m.clone()));
             data.insert("failed".into(), Value::Bool(true));
+            // Ansible 2.19 gives every failed module result its error
+            // summary under `exception`; targets test that it is there.
+            data.entry("exception")
+                .or_insert_with(|| Value::from(m.clone()));
         }
         if let Some(cw) = &task.changed_when {
             let r = self.with_result(task, scope, &data, |s| {
@@ -1216,6 +1377,9 @@ impl RunCtx<'_> {
                     data.insert("failed_when_result".into(), Value::Bool(true));
                 }
                 Ok(false) => {
+                    if let Some(e) = data.remove("exception") {
+                        data.insert("failed_when_suppressed_exception".into(), e);
+                    }
                     if status == Status::Failed {
                         status = if truthy_value(data.get("changed")) {
                             Status::Changed
@@ -1230,6 +1394,7 @@ impl RunCtx<'_> {
                 Err(e) => {
                     status = Status::Failed;
                     msg = Some(format!("error in failed_when: {e}"));
+                    data.insert("failed_when_result".into(), Value::from(e.to_string()));
                 }
             }
         }

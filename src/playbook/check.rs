@@ -178,8 +178,8 @@ impl Checker<'_> {
         {
             exprs.extend(list.iter().map(String::as_str));
         }
-        if let Some((until, _, _)) = &task.until {
-            exprs.extend(until.iter().map(String::as_str));
+        if let Some(retry) = &task.until {
+            exprs.extend(retry.until.iter().map(String::as_str));
         }
         for e in exprs {
             self.check_source(task, e, true, &guards);

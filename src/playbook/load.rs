@@ -278,6 +278,23 @@ impl Loader {
         }
     }
 
+    /// `retries` or `delay`: a number, or text (a template, or a number
+    /// as text) the executor renders and reads; unset when null.
+    fn number_or_template(&mut self, node: &Node, key: &str) -> Option<Value> {
+        let n = node.get(key)?;
+        match &n.kind {
+            NodeKind::Null => None,
+            NodeKind::Int(i) => Some(Value::from(*i)),
+            NodeKind::Float(f) => Some(Value::from(*f)),
+            NodeKind::Str(s) => Some(Value::from(s.clone())),
+            _ => {
+                self.errors
+                    .push(n.error(format!("{key} must be a number or a template")));
+                None
+            }
+        }
+    }
+
     fn keywords(&mut self, node: &Node) -> Keywords {
         let mut kw = Keywords::default();
         // A template is rendered for each host when the task runs.
@@ -1084,25 +1101,14 @@ impl Loader {
             .and_then(|n| self.ok(conditions(n, "failed_when")));
         let until = node
             .get("until")
-            .and_then(|n| self.ok(conditions(n, "until")))
-            .map(|c| {
-                let retries = node
-                    .get("retries")
-                    .and_then(|n| match n.kind {
-                        NodeKind::Int(i) => Some(i.max(0) as u32),
-                        _ => None,
-                    })
-                    .unwrap_or(3);
-                let delay = node
-                    .get("delay")
-                    .and_then(|n| match n.kind {
-                        NodeKind::Int(i) => Some(i as f64),
-                        NodeKind::Float(f) => Some(f),
-                        _ => None,
-                    })
-                    .unwrap_or(5.0);
-                (c, retries, delay)
-            });
+            .and_then(|n| self.ok(conditions(n, "until")));
+        // `retries` without `until` retries until the task does not fail.
+        let retries = self.number_or_template(node, "retries");
+        let until = (until.is_some() || retries.is_some()).then(|| crate::playbook::Retry {
+            until: until.unwrap_or_default(),
+            retries,
+            delay: self.number_or_template(node, "delay"),
+        });
         // `name:` with no value is an unnamed task, as in Ansible.
         let name = node
             .get("name")
@@ -1131,22 +1137,25 @@ impl Loader {
 
     fn task_loop(&mut self, node: &Node) -> Option<Loop> {
         let mut lookup = None;
-        let (items, flatten, dict) =
-            if let Some(l) = node.get("loop").or_else(|| node.get("with_list")) {
-                (l.to_value(), false, false)
-            } else if let Some(l) = node.get("with_items") {
-                (l.to_value(), true, false)
-            } else if let Some(l) = node.get("with_dict") {
-                (l.to_value(), false, true)
-            } else if let Some((name, l)) = super::WITH_LOOKUPS
-                .iter()
-                .find_map(|n| node.get(&format!("with_{n}")).map(|l| (n, l)))
-            {
-                lookup = Some(name.to_string());
-                (l.to_value(), false, false)
-            } else {
-                return None;
-            };
+        let (items, flatten, dict) = if let Some(l) = node.get("loop") {
+            (l.to_value(), false, false)
+        } else if let Some(l) = node.get("with_list") {
+            // The `list` lookup: a value that is not a list is one item.
+            lookup = Some("list".to_string());
+            (l.to_value(), false, false)
+        } else if let Some(l) = node.get("with_items") {
+            (l.to_value(), true, false)
+        } else if let Some(l) = node.get("with_dict") {
+            (l.to_value(), false, true)
+        } else if let Some((name, l)) = super::WITH_LOOKUPS
+            .iter()
+            .find_map(|n| node.get(&format!("with_{n}")).map(|l| (n, l)))
+        {
+            lookup = Some(name.to_string());
+            (l.to_value(), false, false)
+        } else {
+            return None;
+        };
         let mut lp = Loop {
             items,
             flatten,

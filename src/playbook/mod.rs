@@ -616,6 +616,19 @@ pub fn missing_handler_msg(name: &str) -> String {
     )
 }
 
+/// `until`, `retries` and `delay` of a task.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// The `until` conditions; empty when only `retries` is set, which
+    /// retries until the task does not fail (as Ansible does).
+    pub until: Vec<String>,
+    /// `retries`: a number or a template rendered per host and item;
+    /// unset means 3.
+    pub retries: Option<Value>,
+    /// `delay` in seconds: a number or a template; unset means 5.
+    pub delay: Option<Value>,
+}
+
 /// One task (or block).
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -641,8 +654,8 @@ pub struct Task {
     pub changed_when: Option<Vec<String>>,
     /// `failed_when`.
     pub failed_when: Option<Vec<String>>,
-    /// `until` with `retries` and `delay`.
-    pub until: Option<(Vec<String>, u32, f64)>,
+    /// `until` / `retries` / `delay`: run the task again until it is done.
+    pub until: Option<Retry>,
     /// Tags of this task and its parents.
     pub tags: Vec<String>,
     /// `vars` of this task and its parents.

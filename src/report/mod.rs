@@ -545,6 +545,13 @@ impl Color {
 
 fn detail(msg: &Option<String>, result: &Option<Value>) -> String {
     match result {
+        // Like Ansible's default output, without the error summary that
+        // repeats `msg`.
+        Some(Value::Object(r)) if r.contains_key("exception") => {
+            let mut r = r.clone();
+            r.remove("exception");
+            serde_json::to_string(&r).unwrap_or_default()
+        }
         Some(r) => serde_json::to_string(r).unwrap_or_default(),
         None => serde_json::json!({ "msg": msg.clone().unwrap_or_default() }).to_string(),
     }

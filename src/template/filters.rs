@@ -1778,6 +1778,10 @@ fn test_superset(_: &State, value: Value, args: Args) -> Result<bool, Error> {
 fn test_contains(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let p = Params::bind("contains", &args, &["item"])?;
     let item = p.get("item").cloned().unwrap_or_default();
+    // Python's `item in value`: a substring for text, a key for a mapping.
+    if let Some(s) = value.as_str() {
+        return Ok(item.as_str().is_some_and(|i| s.contains(i)));
+    }
     Ok(items(&value)?.contains(&item))
 }
 

@@ -16,6 +16,7 @@ mod deb822_repository;
 mod debian_modules;
 mod executor_semantics;
 mod facts;
+mod flow;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -63,6 +63,23 @@ class TagTask(unittest.TestCase):
         self.assertEqual(t[1]["tags"], ["compat_skip"])
         self.assertEqual(t[1]["command"], "false")
 
+    def test_tasks_of_a_module_are_tagged_named_or_not(self):
+        n, out = self.tagged("""\
+            - copy:
+                dest: /tmp/x
+            - shell_no_failed:
+                cmd: exit 1
+              register: r
+            - name: named
+              shell_no_failed: exit 2
+            """, "module:shell_no_failed")
+        self.assertEqual(n, 2)
+        t = self.tasks(out)
+        self.assertNotIn("tags", t[0])
+        self.assertEqual(t[1]["tags"], ["compat_skip"])
+        self.assertEqual(t[1]["register"], "r")
+        self.assertEqual(t[2]["tags"], ["compat_skip"])
+
     def test_existing_tags_in_all_three_spellings_keep_theirs(self):
         _, out = self.tagged("""\
             - block:

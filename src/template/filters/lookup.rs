@@ -1,7 +1,7 @@
 //! `lookup()` and `query()`/`q()`: Ansible's lookup plugins that read the
 //! control machine (templates render there): `file`, `env`, `template`,
 //! `first_found`, `fileglob`, `pipe`, `sequence`, `together`, `nested`,
-//! `indexed_items`, `items` and `list`. Relative file names are looked up
+//! `indexed_items`, `items`, `list`, `dict` and `vars`. Relative file names are looked up
 //! along the task's `ansible_search_path` (the role's directories, the
 //! including file's, the playbook's), as Ansible does.
 
@@ -303,26 +303,27 @@ fn pipe(state: &State, term: &str) -> Result<Value, Error> {
     Ok(Value::from(text.trim_end_matches('\n')))
 }
 
-/// A number of `sequence`: decimal, `0x` hex or `0` octal, as Python's
-/// `int(x, 0)`.
-fn seq_number(s: &str) -> Result<i64, Error> {
-    let s = s.trim();
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(b) => (true, b),
-        None => (false, s),
+/// A number option of `sequence`. Ansible reads these as integers through
+/// Python's Decimal: "3", "0600" (600) and "3.0" pass; "A" and "0x10" do not.
+fn seq_number(option: &str, v: &Value) -> Result<i64, Error> {
+    let n = match v.as_i64() {
+        Some(n) => Some(n),
+        None => {
+            let t = v.to_string();
+            let t = t.trim();
+            t.parse::<i64>().ok().or_else(|| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+        }
     };
-    let parsed = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        i64::from_str_radix(h, 16)
-    } else if let Some(o) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        i64::from_str_radix(o, 8)
-    } else if body.len() > 1 && body.starts_with('0') {
-        i64::from_str_radix(&body[1..], 8)
-    } else {
-        body.parse()
-    };
-    parsed
-        .map(|n| if neg { -n } else { n })
-        .map_err(|_| err(format!("can't parse arg {s:?} as integer")))
+    n.ok_or_else(|| {
+        err(format!(
+            "Config '{option}' for 'sequence' lookup plugin from 'Direct' has an invalid value."
+        ))
+    })
 }
 
 /// Python's `%` with one integer, for `sequence`'s `format`.
@@ -389,93 +390,112 @@ fn percent_format(fmt: &str, n: i64) -> Result<String, Error> {
     Ok(out)
 }
 
+/// The options of `sequence`.
+const FIELDS: [&str; 5] = ["start", "end", "count", "stride", "format"];
+
+/// The shortcut form of a `sequence` term, `[start-]end[/stride][:format]`,
+/// as Ansible's pattern reads it (the numbers are checked afterwards).
+fn sequence_shortcut(term: &str) -> Option<Vec<(&'static str, &str)>> {
+    static SHORTCUT: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        let num = "(0?x?[0-9a-f]+)";
+        regex::Regex::new(&format!("(?i)^({num}-)?{num}(/{num})?(:(.+))?$")).ok()
+    });
+    let caps = SHORTCUT.as_ref()?.captures(term)?;
+    let mut out = Vec::new();
+    for (key, group) in [("start", 2), ("end", 3), ("stride", 5), ("format", 7)] {
+        if let Some(m) = caps.get(group) {
+            out.push((key, m.as_str()));
+        }
+    }
+    Some(out)
+}
+
 /// `sequence`: `start=1 end=10 stride=2 format=x%02d`, `count=N`, or the
-/// shortcut `[start-]end[/stride][:format]`.
+/// shortcut `[start-]end[/stride][:format]`; keyword arguments are the
+/// defaults of every term. Checks and messages follow Ansible's plugin.
 fn sequence(term: &str, kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
-    let (mut start, mut end, mut count, mut stride) = (1i64, None, None, 1i64);
-    let mut format = "%d".to_string();
-    let mut set = |k: &str, v: &str| -> Result<(), Error> {
-        match k {
-            "start" => start = seq_number(v)?,
-            "end" => end = Some(seq_number(v)?),
-            "count" => count = Some(seq_number(v)?),
-            "stride" => stride = seq_number(v)?,
-            "format" => format = v.to_string(),
-            other => {
-                return Err(err(format!(
-                    "unrecognized arguments to with_sequence: {other}"
-                )))
-            }
-        }
-        Ok(())
+    let mut opts: Vec<(&str, Value)> = vec![
+        ("start", Value::from(1)),
+        ("stride", Value::from(1)),
+        ("format", Value::from("%d")),
+    ];
+    let mut set = |k: &'static str, v: Value| {
+        opts.retain(|(o, _)| *o != k);
+        opts.push((k, v));
     };
-    for k in ["start", "end", "count", "stride", "format"] {
-        if let Some(v) = kwargs.get::<Option<Value>>(k)? {
-            set(k, &v.to_string())?;
+    for k in FIELDS {
+        if let Some(v) = kwargs.get::<Option<Value>>(k)?.filter(|v| !v.is_none()) {
+            set(k, v);
         }
     }
-    let term = term.trim();
-    if !term.is_empty() {
-        if term.contains('=') {
-            for part in term.split_whitespace() {
-                let (k, v) = part
-                    .split_once('=')
-                    .ok_or_else(|| err(format!("can't parse arg {part:?} of with_sequence")))?;
-                set(k, v)?;
-            }
-        } else {
-            let (range, fmt) = match term.split_once(':') {
-                Some((r, f)) => (r, Some(f)),
-                None => (term, None),
+    if let Some(fields) = sequence_shortcut(term) {
+        for (k, v) in fields {
+            set(k, Value::from(v));
+        }
+    } else {
+        let mut unknown = Vec::new();
+        for part in term.split_whitespace() {
+            let Some((k, v)) = part.split_once('=') else {
+                unknown.push("'_raw_params'".to_string());
+                continue;
             };
-            let (range, st) = match range.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (range, None),
-            };
-            match range.split_once('-') {
-                Some((a, b)) => {
-                    set("start", a)?;
-                    set("end", b)?;
-                }
-                None => set("end", range)?,
-            }
-            if let Some(s) = st {
-                set("stride", s)?;
-            }
-            if let Some(f) = fmt {
-                set("format", f)?;
+            match FIELDS.into_iter().find(|f| *f == k) {
+                Some(f) => set(f, Value::from(v.trim_matches(['"', '\'']))),
+                None => unknown.push(format!("'{k}'")),
             }
         }
+        if !unknown.is_empty() {
+            unknown.dedup();
+            return Err(err(format!(
+                "unrecognized arguments to with_sequence: [{}]",
+                unknown.join(", ")
+            )));
+        }
     }
-    let end = match (count, end) {
+    let get = |k: &str| opts.iter().find(|(o, _)| *o == k).map(|(_, v)| v.clone());
+    let number = |k: &str| get(k).map(|v| seq_number(k, &v)).transpose();
+    let start = number("start")?.unwrap_or(1);
+    let stride = number("stride")?.unwrap_or(1);
+    let count = number("count")?;
+    let format = get("format").map(|v| v.to_string()).unwrap_or_default();
+    let end = match (count, number("end")?) {
+        (None, None) => return Err(err("must specify count or end in with_sequence".into())),
         (Some(_), Some(_)) => {
             return Err(err(
                 "can't specify both count and end in with_sequence".into()
             ))
         }
-        (Some(c), None) => {
-            if c == 0 {
-                return Ok(Vec::new());
-            }
-            start + c * stride - stride.signum()
-        }
+        (Some(0), None) => return Ok(Vec::new()),
+        (Some(c), None) => start
+            .saturating_add(c.saturating_mul(stride))
+            .saturating_sub(1),
         (None, Some(e)) => e,
-        (None, None) => return Err(err("must specify count or end in with_sequence".into())),
     };
+    if stride > 0 && end < start {
+        return Err(err("to count backwards make stride negative".into()));
+    }
+    if stride < 0 && end > start {
+        return Err(err("to count forward don't make stride negative".into()));
+    }
     if stride == 0 {
         return Ok(Vec::new());
     }
-    if (stride > 0 && end < start) || (stride < 0 && end > start) {
-        return Err(err("to count backwards make stride negative".into()));
+    if format.matches('%').count() != 1 {
+        return Err(err(format!("bad formatting string: {format}")));
     }
     let mut out = Vec::new();
     let mut i = start;
     while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
-        out.push(Value::from(percent_format(&format, i)?));
+        let text = percent_format(&format, i)
+            .map_err(|_| err(format!("problem formatting {i} with '{format}'")))?;
+        out.push(Value::from(text));
         if out.len() > 1_000_000 {
             return Err(err("with_sequence: more than a million items".into()));
         }
-        i += stride;
+        i = match i.checked_add(stride) {
+            Some(n) => n,
+            None => break,
+        };
     }
     Ok(out)
 }
@@ -545,7 +565,8 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             }
         }
         "sequence" => {
-            if terms.is_empty() {
+            // Keyword arguments alone make one sequence; nothing at all, none.
+            if terms.is_empty() && kwargs.args().next().is_some() {
                 out.extend(sequence("", kwargs)?);
             }
             for term in terms {
@@ -564,6 +585,11 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             }
         }
         "together" => {
+            if terms.is_empty() {
+                return Err(err(
+                    "with_together requires at least one element in each list".into(),
+                ));
+            }
             let lists: Vec<Vec<Value>> = terms.iter().map(list_of).collect();
             let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
             for i in 0..longest {
@@ -598,7 +624,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             for term in terms {
                 if term.kind() != ValueKind::Map {
                     return Err(err(format!(
-                        "with_dict expects a dict, got {}",
+                        "the 'dict' lookup plugin expects a dictionary, got '{term}' of type {}",
                         term.kind()
                     )));
                 }
@@ -611,14 +637,32 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 }
             }
         }
+        "vars" => {
+            let default: Option<Value> = kwargs.get("default")?;
+            for term in terms {
+                let Some(name) = term.as_str() else {
+                    return Err(err(format!(
+                        "Variable name must be 'str' not {:?}.",
+                        term.kind().to_string()
+                    )));
+                };
+                match state.lookup(name).filter(|v| !v.is_undefined()) {
+                    Some(v) => out.push(v),
+                    None => match default.clone().filter(|d| !d.is_none()) {
+                        Some(d) => out.push(d),
+                        None => return Err(err(format!("No variable named '{name}' was found."))),
+                    },
+                }
+            }
+        }
         other => return Err(err(format!("lookup plugin '{other}' is not supported"))),
     }
     kwargs.assert_all_used()?;
     Ok(out)
 }
 
-/// `lookup('file', a, b)`: the values joined with commas, as Ansible does
-/// unless `wantlist=True`.
+/// `lookup('file', a, b)`: one value as it is, several texts joined with
+/// commas, anything else as a list, as Ansible does unless `wantlist=True`.
 pub(super) fn lookup(
     state: &State,
     name: String,
@@ -629,13 +673,15 @@ pub(super) fn lookup(
     let Some(values) = run_or_ignore(state, &name, &terms, &kwargs)? else {
         return Ok(Value::from(()));
     };
-    if wantlist.unwrap_or(false) {
-        return Ok(Value::from(values));
-    }
-    if values.len() == 1 {
+    if values.len() == 1 && !wantlist.unwrap_or(false) {
         return Ok(values.into_iter().next().unwrap_or_default());
     }
-    let joined: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    // Ansible joins only text; other values (`dict`'s pairs) stay a list.
+    if wantlist.unwrap_or(false) || values.iter().any(|v| v.as_str().is_none()) || values.is_empty()
+    {
+        return Ok(Value::from(values));
+    }
+    let joined: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
     Ok(Value::from(joined.join(",")))
 }
 
@@ -726,5 +772,101 @@ mod tests {
     fn missing_file_names_the_path() {
         let e = render("{{ lookup('file', '/nonexistent/x.pub') }}").expect_err("fails");
         assert!(e.to_string().contains("/nonexistent/x.pub"), "{e}");
+    }
+
+    #[test]
+    fn lookup_keeps_a_list_of_non_text_values() {
+        // lookup_dict: `lookup('dict', users) | sort(attribute='key')`.
+        let out = render("{{ lookup('dict', {'b': 1, 'a': 2}) | sort(attribute='key') | map(attribute='key') | join(',') }}")
+            .expect("renders");
+        assert_eq!(out, "a,b");
+        assert_eq!(
+            render("{{ lookup('items', ['x', 'y']) }}").expect("renders"),
+            "x,y"
+        );
+        assert_eq!(
+            render("{{ lookup('items', []) | length }}").expect("renders"),
+            "0"
+        );
+        assert_eq!(
+            render("{{ lookup('items', [3]) + 1 }}").expect("renders"),
+            "4"
+        );
+    }
+
+    #[test]
+    fn vars_lookup_reads_variables_by_name() {
+        let t = Templar::new();
+        let mut vars = crate::Map::new();
+        vars.insert("path_0".into(), serde_json::json!("/tmp/x"));
+        vars.insert("name".into(), serde_json::json!("path_0"));
+        let scope = t.scope(std::sync::Arc::new(vars), Vec::new());
+        let r = |src: &str| t.render_string(src, &scope);
+        assert_eq!(r("{{ lookup('vars', name) }}").expect("renders"), "/tmp/x");
+        assert_eq!(
+            r("{{ lookup('vars', 'nope', default='d') }}").expect("renders"),
+            "d"
+        );
+        let e = r("{{ lookup('vars', 'nope') }}").expect_err("fails");
+        assert!(e.to_string().contains("No variable named 'nope'"), "{e}");
+        assert!(r("{{ lookup('vars', 1) }}").is_err());
+    }
+
+    #[test]
+    fn together_of_nothing_is_an_error() {
+        let e = render("{{ query('together') }}").expect_err("fails");
+        assert!(
+            e.to_string()
+                .contains("with_together requires at least one element in each list"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sequence_follows_ansible() {
+        let q = |args: &str| {
+            render(&format!("{{{{ query('sequence', {args}) | join(',') }}}}"))
+                .unwrap_or_else(|e| format!("ERR {e}"))
+        };
+        assert_eq!(q("count=5, start=10"), "10,11,12,13,14");
+        assert_eq!(q("'count=5 start=0', stride=-1"), "0,-1,-2,-3,-4,-5,-6");
+        assert_eq!(
+            q("'count=5 start=0', 'count=5', start=20"),
+            "0,1,2,3,4,20,21,22,23,24"
+        );
+        assert_eq!(q("'count=5 start=0', stride=0"), "");
+        assert_eq!(q("'2-6/2'"), "2,4,6");
+        assert_eq!(q("'7-8:host%02d'"), "host07,host08");
+        assert_eq!(q("'count=0'"), "");
+        assert_eq!(render("{{ query('sequence') }}").expect("renders"), "[]");
+        for (args, msg) in [
+            (
+                "'start=A end=3'",
+                "'start' for 'sequence' lookup plugin from 'Direct' has an invalid value",
+            ),
+            ("'A-4/2'", "has an invalid value"),
+            ("'1-4/C'", "has an invalid value"),
+            (
+                "'start=0 junk=3'",
+                "unrecognized arguments to with_sequence: ['junk']",
+            ),
+            ("'start=1'", "must specify count or end in with_sequence"),
+            (
+                "'start=1 end=4 count=2'",
+                "can't specify both count and end in with_sequence",
+            ),
+            (
+                "'start=4 end=1 stride=2'",
+                "to count backwards make stride negative",
+            ),
+            (
+                "'start=1 end=4 stride=-2'",
+                "to count forward don't make stride negative",
+            ),
+            ("'start=1 end=4 format=d'", "bad formatting string: d"),
+        ] {
+            let out = q(args);
+            assert!(out.starts_with("ERR") && out.contains(msg), "{args}: {out}");
+        }
     }
 }

@@ -689,3 +689,19 @@ fn with_first_found_looks_under_the_actions_subdirectory_first() {
         role.join("tasks/Debian.yml").display().to_string()
     );
 }
+
+#[test]
+fn contains_test_is_a_substring_check_on_text() {
+    // The assert target checks `result.msg is contains("Assertion failed")`.
+    assert_eq!(
+        render("{{ 'Assertion failed' is contains('Assertion failed') }}"),
+        "True"
+    );
+    assert_eq!(
+        render("{{ 'a_var != \"one\"' is contains('a_var') }}"),
+        "True"
+    );
+    assert_eq!(render("{{ 'abc' is contains('x') }}"), "False");
+    assert_eq!(render("{{ {'k': 1} is contains('k') }}"), "True");
+    assert_eq!(render("{{ [1, 2] is contains(2) }}"), "True");
+}
