@@ -11,7 +11,7 @@ mod load;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use load::{load_included, load_playbook, load_playbook_str};
+pub use load::{load_included, load_playbook, load_playbook_str, load_playbook_with};
 
 use crate::error::Pos;
 use crate::modules::ModuleInfo;
