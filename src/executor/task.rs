@@ -84,9 +84,16 @@ impl Render for TaskRender<'_> {
         source: &str,
         name: &str,
         syntax: &crate::template::Syntax,
+        vars: &crate::Map,
     ) -> Result<String, ModuleError> {
+        let scope = match vars.is_empty() {
+            true => self.scope.clone(),
+            false => self
+                .scope
+                .with_layer(self.templar, std::sync::Arc::new(vars.clone())),
+        };
         self.templar
-            .render_string_syntax(source, self.scope, syntax)
+            .render_string_syntax(source, &scope, syntax)
             .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
     }
 

@@ -44,6 +44,12 @@ struct Loader {
     extra_vars: Map,
     /// The current play's `vars`, for the same.
     play_vars: Map,
+    /// Roles the current play uses directly (`roles:`, `import_role`,
+    /// `include_role`) and through dependencies, in order.
+    play_roles: Vec<String>,
+    dep_roles: Vec<String>,
+    /// Loading a role's dependencies.
+    in_deps: bool,
 }
 
 /// Load and validate a playbook with its roles and imports.
@@ -81,6 +87,9 @@ fn playbook_from_node(root: Node, path: &Path, extra_vars: &Map) -> Result<Playb
         role_handlers: Vec::new(),
         extra_vars: extra_vars.clone(),
         play_vars: Map::new(),
+        play_roles: Vec::new(),
+        dep_roles: Vec::new(),
+        in_deps: false,
     };
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
@@ -514,6 +523,8 @@ impl Loader {
             .and_then(|n| self.ok(map_node(n, "vars")))
             .unwrap_or_default();
         self.play_vars = vars.clone();
+        self.play_roles.clear();
+        self.dep_roles.clear();
         let vars_files = match node.get("vars_files") {
             Some(n) => match n.as_seq() {
                 Some(items) => items
@@ -660,6 +671,8 @@ impl Loader {
             tasks,
             post_tasks,
             handlers,
+            role_names: std::mem::take(&mut self.play_roles),
+            dependent_role_names: std::mem::take(&mut self.dep_roles),
         })
     }
 
@@ -1032,14 +1045,34 @@ impl Loader {
                             });
                         }
                     }
+                    // As Ansible's include params: the roles this one is
+                    // imported from, nearest first.
+                    let mut inner = inherit.clone();
+                    if let Some(parent) = &inherit.role {
+                        let dir =
+                            std::path::absolute(&parent.dir).unwrap_or_else(|_| parent.dir.clone());
+                        for (key, first) in [
+                            ("ansible_parent_role_names", parent.name.clone()),
+                            ("ansible_parent_role_paths", dir.display().to_string()),
+                        ] {
+                            let mut list = match inner.vars.get(key) {
+                                Some(Value::Array(a)) => a.clone(),
+                                _ => Vec::new(),
+                            };
+                            list.insert(0, Value::from(first));
+                            inner.vars.insert(key.into(), Value::Array(list));
+                        }
+                    }
+                    let outer = std::mem::replace(&mut self.in_deps, false);
                     self.role_use(
                         &role_node,
-                        &inherit,
+                        &inner,
                         &files,
                         &mut tasks,
                         &mut handlers,
                         &mut seen,
                     );
+                    self.in_deps = outer;
                     self.role_handlers.append(&mut handlers);
                     if short == "include_role" {
                         include = Some("include_role");
@@ -1643,14 +1676,20 @@ impl Loader {
         let defaults = read_map(self, "defaults", &files.defaults);
         let mut vars = read_map(self, "vars", &files.vars);
         vars.extend(params);
+        // A role named by its path is called by its directory's name.
+        let name = match name.contains('/') {
+            true => dir
+                .file_name()
+                .map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
+            false => name,
+        };
+        match self.in_deps {
+            true if !self.dep_roles.contains(&name) => self.dep_roles.push(name.clone()),
+            true => {}
+            false => self.play_roles.push(name.clone()),
+        }
         let role = Arc::new(Role {
-            // A role named by its path is called by its directory's name.
-            name: match name.contains('/') {
-                true => dir
-                    .file_name()
-                    .map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
-                false => name.clone(),
-            },
+            name: name.clone(),
             dir: dir.clone(),
             defaults,
             vars,
@@ -1678,6 +1717,7 @@ impl Loader {
                         base: dir.parent().map(Path::to_path_buf).unwrap_or_default(),
                         ..parent.clone()
                     };
+                    let outer = std::mem::replace(&mut self.in_deps, true);
                     for d in deps {
                         self.role_use(
                             d,
@@ -1688,6 +1728,7 @@ impl Loader {
                             seen,
                         );
                     }
+                    self.in_deps = outer;
                 }
             }
         }
@@ -1797,6 +1838,9 @@ pub fn load_included(
         role_handlers: Vec::new(),
         extra_vars: Map::new(),
         play_vars: Map::new(),
+        play_roles: Vec::new(),
+        dep_roles: Vec::new(),
+        in_deps: false,
     };
     let inherit = Inherit {
         keywords: parent.keywords.clone(),
@@ -2488,6 +2532,16 @@ mod tests {
         };
         let role = block[0].role.as_ref().expect("role");
         assert_eq!(role.vars["v"], "more");
+        // Imported from a play's tasks: no parent role; the role's import
+        // of itself has the role as its parent.
+        assert!(!block[0].vars.contains_key("ansible_parent_role_names"));
+        let Action::Block { block: inner, .. } = &block[1].action else {
+            panic!("a block");
+        };
+        assert_eq!(
+            inner[0].vars["ansible_parent_role_names"],
+            serde_json::json!(["r"])
+        );
         std::fs::write(
             dir.path().join("missing.yml"),
             "- hosts: all\n  tasks:\n    - import_role:\n        name: r\n        tasks_from: nope\n",
@@ -2498,6 +2552,23 @@ mod tests {
             err.to_string().contains("role 'r': no file 'nope'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_play_knows_the_roles_it_uses_and_those_it_depends_on() {
+        let dir = tree(&[
+            (
+                "site.yml",
+                "- hosts: all\n  roles: [a]\n  tasks:\n    - import_role:\n        name: b\n",
+            ),
+            ("roles/a/meta/main.yml", "dependencies: [c]\n"),
+            ("roles/a/tasks/main.yml", "- debug: msg=a\n"),
+            ("roles/b/tasks/main.yml", "- debug: msg=b\n"),
+            ("roles/c/tasks/main.yml", "- debug: msg=c\n"),
+        ]);
+        let pb = load_playbook(&dir.path().join("site.yml")).expect("loads");
+        assert_eq!(pb.plays[0].role_names, ["a", "b"]);
+        assert_eq!(pb.plays[0].dependent_role_names, ["c"]);
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub struct Play {
     pub post_tasks: Vec<Task>,
     /// Handlers of the play and its roles.
     pub handlers: Vec<Task>,
+    /// Roles the play uses itself (`roles:`, `import_role`,
+    /// `include_role`), in order: `ansible_play_role_names`.
+    pub role_names: Vec<String>,
+    /// Roles reached as dependencies: `ansible_dependent_role_names`.
+    pub dependent_role_names: Vec<String>,
 }
 
 /// Keywords a play, block or task can set and its children inherit.
