@@ -535,15 +535,17 @@ impl RunCtx<'_> {
             Err(e) => {
                 // As Ansible: a loop that does not render is only an error
                 // once the task's `when` (without the loop variable) holds.
-                let r = match self.conditions_hold(task, &scope) {
+                let mut r = match self.conditions_hold(task, &scope) {
                     Ok(false) => ItemResult::skipped("Conditional result was False"),
                     Err(c) => ItemResult::failed(c.to_string()),
                     Ok(true) => ItemResult::failed(e.to_string()),
                 };
+                // The failure is the task's, as Ansible's: `ignore_errors`
+                // applies and `register` keeps it.
+                r.ignored =
+                    r.status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false);
                 self.record(task, st, &r, None, no_log);
-                if r.status == Status::Skipped {
-                    self.register(task, st, Value::Object(r.data), None);
-                }
+                self.register(task, st, Value::Object(r.data), None);
                 return;
             }
         };
@@ -612,6 +614,11 @@ impl RunCtx<'_> {
             Ok(true) => self.run_item(ctx, task, st, scope).await,
         };
         r.delegated = self.delegate_name(task, scope);
+        // Any failure of the task (a condition or arguments that do not
+        // render, too) is one `ignore_errors` ignores, as in Ansible.
+        if r.status == Status::Failed && task.keywords.ignore_errors.unwrap_or(false) {
+            r.ignored = true;
+        }
         if r.status == Status::Unreachable {
             self.unreachable_result(task, st, r);
             return None;
@@ -928,11 +935,22 @@ impl RunCtx<'_> {
         let mut args = match self.templar.render_value(args, scope) {
             Ok(a) => a,
             Err(e) => {
+                // Name the argument, as Ansible's "Error while resolving
+                // value for 'msg'" does (tests match on it).
+                let key = args.as_object().and_then(|m| {
+                    m.iter()
+                        .find(|(_, v)| self.templar.render_value(v, scope).is_err())
+                        .map(|(k, _)| k.clone())
+                });
+                let what = match key {
+                    Some(k) => format!("Error while resolving value for '{k}': "),
+                    None => String::new(),
+                };
                 return ItemResult::failed(format!(
-                    "task '{}' at {}: {e}",
+                    "task '{}' at {}: {what}{e}",
                     task.display_name(),
                     task.pos
-                ))
+                ));
             }
         };
         strip_omit(&mut args, &self.omit);

@@ -647,3 +647,21 @@ fn random_filter_refuses_what_ansible_refuses() {
     let msg = render_err("{{ 1.5 | random }}", json!({}));
     assert!(msg.contains("sequences and integers"), "{msg}");
 }
+
+#[test]
+fn contains_test_finds_a_substring_of_a_string() {
+    // lookup_first_found: `msg is contains "not 'int'"` was false.
+    assert_eq!(
+        render("{{ 'a not x b' is contains 'not x' }} {{ ['ab'] is contains 'a' }}"),
+        "True False"
+    );
+}
+
+#[test]
+fn first_found_refuses_a_term_that_is_no_name() {
+    let msg = render_err("{{ lookup('first_found', [1]) }}", json!({}));
+    assert!(
+        msg.contains("A string, dict or list is required, not 'int'"),
+        "{msg}"
+    );
+}
