@@ -43,3 +43,35 @@ fn failures_before_the_module_runs_are_ignored_and_registered() {
         assert_eq!(r[0]["ignored"], true, "{name}: {r:?}");
     }
 }
+
+#[test]
+fn include_vars_finds_role_files_and_says_could_not_find_file_for_none() {
+    // include_vars: a file under the role's own directory was not found,
+    // and a name rendering to None was looked for as a file "None".
+    let dir = tempfile::tempdir().expect("tempdir");
+    let role = dir.path().join("roles/r");
+    std::fs::create_dir_all(role.join("tasks")).expect("mkdir");
+    std::fs::create_dir_all(role.join("vars2")).expect("mkdir");
+    std::fs::write(role.join("vars2/h.yml"), "from_role_dir: 1\n").expect("write");
+    std::fs::write(
+        role.join("tasks/main.yml"),
+        r#"- include_vars:
+    file: vars2/h.yml
+- include_vars:
+    file: "{{ lookup('first_found', ['absent.yml'], errors='ignore') }}"
+  ignore_errors: true
+  register: none_file
+- assert:
+    that:
+      - from_role_dir == 1
+      - "'Could not find file' in none_file.message"
+"#,
+    )
+    .expect("write");
+    let run = local(
+        dir.path(),
+        "- hosts: all\n  gather_facts: false\n  roles: [r]\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+}
