@@ -850,7 +850,7 @@ impl<'a> Runner<'a> {
                 .host_scope(ctx, &self.hosts[h], Some(task), Vec::new());
             let item_vars: Vec<Vec<(String, Value)>> = match &task.loop_ {
                 None => vec![Vec::new()],
-                Some(lp) => match self.cx.loop_items(lp, &scope) {
+                Some(lp) => match self.cx.loop_items(task, lp, &scope) {
                     Ok(items) => (0..items.len()).map(|i| lp.item_vars(&items, i)).collect(),
                     Err(e) => {
                         // The loop's error counts only when `when` holds.

@@ -458,7 +458,7 @@ impl RunCtx<'_> {
         let scopes = match &task.loop_ {
             None => vec![scope],
             Some(lp) => {
-                let Ok(items) = self.loop_items(lp, &scope) else {
+                let Ok(items) = self.loop_items(task, lp, &scope) else {
                     return Ahead::Stop;
                 };
                 items

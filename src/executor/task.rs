@@ -243,6 +243,27 @@ fn results_empty(agg: &Map) -> bool {
 }
 
 /// A boolean variable or result field as Ansible reads it (`yes`, `"True"`, 1).
+/// The directory a `with_<lookup>` loop's files are looked for under in
+/// each search path entry, from the task's action as Ansible picks it:
+/// `templates` for template actions, `vars` for include_vars, else `files`.
+fn lookup_subdir(task: &Task) -> &'static str {
+    let action = match &task.action {
+        Action::Module { module, args } => args
+            .get(crate::modules::DYNAMIC_NAME)
+            .and_then(Value::as_str)
+            .unwrap_or(module.name),
+        Action::IncludeVars { .. } => "include_vars",
+        _ => "",
+    };
+    if action.contains("template") {
+        "templates"
+    } else if action.contains("var") {
+        "vars"
+    } else {
+        "files"
+    }
+}
+
 fn truthy_value(v: Option<&Value>) -> bool {
     v.and_then(crate::modules::args::parse_bool)
         .unwrap_or(false)
@@ -530,7 +551,7 @@ impl RunCtx<'_> {
             self.register(task, st, Value::Object(data), None);
             return;
         };
-        let items = match self.loop_items(lp, &scope) {
+        let items = match self.loop_items(task, lp, &scope) {
             Ok(items) => items,
             Err(e) => {
                 // As Ansible: a loop that does not render is only an error
@@ -781,6 +802,7 @@ impl RunCtx<'_> {
 
     pub(super) fn loop_items(
         &self,
+        task: &Task,
         lp: &crate::playbook::Loop,
         scope: &Scope,
     ) -> Result<Vec<Value>, TaskError> {
@@ -796,6 +818,10 @@ impl RunCtx<'_> {
             };
             let mut layer = Map::new();
             layer.insert("__drover_lookup".into(), Value::from(name.as_str()));
+            layer.insert(
+                crate::template::LOOKUP_SUBDIR.into(),
+                Value::from(lookup_subdir(task)),
+            );
             layer.insert("__drover_terms".into(), Value::Array(terms));
             let s = scope.with_layer(&self.templar, Arc::new(layer));
             return match self

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::apt_deb;
-use super::args::{bool_ish, opt_bool_ish, opt_strings_ish, opt_u64_ish};
+use super::args::{bool_ish, opt_bool_ish, opt_string_ish, opt_strings_ish, opt_u64_ish};
 use super::safe;
 use super::{
     Decision, Diff, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope,
@@ -67,6 +67,98 @@ pub struct Apt {
     /// downloads (see [`super::apt_deb`]).
     #[serde(default, deserialize_with = "opt_strings_ish")]
     deb: Option<Vec<String>>,
+    /// `--force-yes` (which apt deprecates; as Ansible passes it).
+    #[serde(default, deserialize_with = "bool_ish")]
+    force: bool,
+    /// Install packages that cannot be authenticated.
+    #[serde(
+        default,
+        alias = "allow-unauthenticated",
+        deserialize_with = "bool_ish"
+    )]
+    allow_unauthenticated: bool,
+    /// Let held packages be installed, upgraded or removed.
+    #[serde(default, deserialize_with = "bool_ish")]
+    allow_change_held_packages: bool,
+    /// Fail rather than remove packages as a side effect (`--no-remove`).
+    #[serde(default, deserialize_with = "bool_ish")]
+    fail_on_autoremove: bool,
+    /// The release packages are taken from (`-t`).
+    #[serde(
+        default,
+        alias = "default-release",
+        deserialize_with = "opt_string_ish"
+    )]
+    default_release: Option<String>,
+    /// dpkg options, comma-separated (Ansible's default keeps changed
+    /// configuration files: `force-confdef,force-confold`).
+    #[serde(default, deserialize_with = "opt_strings_ish")]
+    dpkg_options: Option<Vec<String>>,
+    /// Only upgrade packages that are installed; install none.
+    #[serde(default, alias = "only-upgrade", deserialize_with = "bool_ish")]
+    only_upgrade: bool,
+    /// Remove packages nothing needs any more (alone: `apt-get autoremove`).
+    #[serde(default, deserialize_with = "bool_ish")]
+    autoremove: bool,
+    /// Remove downloaded packages that can no longer be downloaded.
+    #[serde(default, deserialize_with = "bool_ish")]
+    autoclean: bool,
+    /// Empty the cache of downloaded packages (always a change, as in Ansible).
+    #[serde(default, deserialize_with = "bool_ish")]
+    clean: bool,
+    /// Upgrade the installed packages: `no`, `yes`/`safe`, `full`/`dist`.
+    #[serde(default, deserialize_with = "upgrade_mode")]
+    upgrade: Upgrade,
+    /// Ansible's choice of apt-get over aptitude; drover always uses apt-get.
+    #[serde(default, rename = "force_apt_get", deserialize_with = "bool_ish")]
+    _force_apt_get: bool,
+    /// Attempts of `apt-get update` (default 5, as Ansible).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    update_cache_retries: Option<u64>,
+    /// Longest wait between two attempts of the update (default 12 s).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    update_cache_retry_max_delay: Option<u64>,
+}
+
+/// `upgrade:` of apt.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    #[default]
+    No,
+    /// `yes` or `safe`: `apt-get upgrade --with-new-pkgs` (Ansible's choice
+    /// where aptitude is missing or apt-get is forced).
+    Safe,
+    /// `full` or `dist`: `apt-get dist-upgrade`.
+    Dist,
+}
+
+impl Upgrade {
+    /// The apt-get subcommand.
+    fn command(self) -> Option<&'static str> {
+        match self {
+            Upgrade::No => None,
+            Upgrade::Safe => Some("upgrade --with-new-pkgs"),
+            Upgrade::Dist => Some("dist-upgrade"),
+        }
+    }
+}
+
+fn upgrade_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Upgrade, D::Error> {
+    let v = Value::deserialize(d)?;
+    let word = match &v {
+        Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+        Value::String(s) => s.trim().to_ascii_lowercase(),
+        Value::Null => "no".into(),
+        other => other.to_string(),
+    };
+    match word.as_str() {
+        "no" | "false" | "n" | "off" | "0" => Ok(Upgrade::No),
+        "yes" | "true" | "y" | "on" | "1" | "safe" => Ok(Upgrade::Safe),
+        "full" | "dist" => Ok(Upgrade::Dist),
+        _ => Err(serde::de::Error::custom(format!(
+            "value of upgrade must be one of: dist, full, no, safe, yes, got: {word}"
+        ))),
+    }
 }
 
 /// The wanted package state.
@@ -113,6 +205,12 @@ struct Observed {
     dpkg: Vec<(String, PkgStatus)>,
     /// Candidate versions from `apt-cache policy` (`None`: no candidate).
     candidates: Vec<(String, Option<String>)>,
+    /// Packages an upgrade would install or remove (simulated).
+    upgrades: u64,
+    /// Packages `autoremove` would remove (simulated).
+    autoremovable: u64,
+    /// Files `autoclean` would delete (simulated).
+    autocleanable: u64,
 }
 
 /// A requested package split into name, optional arch and optional version.
@@ -187,6 +285,18 @@ fn parse_policy(out: &str) -> Vec<(String, Option<String>)> {
     res
 }
 
+/// The names after `@@provides NAME` lines that some package provides
+/// (`apt-cache showpkg`'s lines after `Reverse Provides:`).
+fn parse_provided(out: &str) -> Vec<&str> {
+    out.split("@@provides ")
+        .filter_map(|block| {
+            let (name, providers) = block.split_once('\n').unwrap_or((block, ""));
+            let name = name.trim();
+            (!name.is_empty() && providers.lines().any(|l| !l.trim().is_empty())).then_some(name)
+        })
+        .collect()
+}
+
 fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
     let mut o = Observed::default();
     let mut section = "";
@@ -201,6 +311,12 @@ fn parse_observed(out: &str) -> Result<Observed, super::OutputError> {
                 .map_err(|_| super::OutputError::Malformed(format!("bad date {n}")))?;
         } else if let Some(s) = line.strip_prefix("@@stamp") {
             o.stamp = s.trim().parse().ok();
+        } else if let Some(n) = line.strip_prefix("@@upgrades ") {
+            o.upgrades = n.trim().parse().unwrap_or(0);
+        } else if let Some(n) = line.strip_prefix("@@autoremovable ") {
+            o.autoremovable = n.trim().parse().unwrap_or(0);
+        } else if let Some(n) = line.strip_prefix("@@autocleanable ") {
+            o.autocleanable = n.trim().parse().unwrap_or(0);
         } else if line == "@@dpkg" || line == "@@policy" {
             section = if line == "@@dpkg" { "dpkg" } else { "policy" };
         } else if line == "@@end" {
@@ -236,6 +352,14 @@ pub struct AptChange {
     after_update: bool,
     /// Directory of downloaded .deb files, removed after the install.
     cleanup: Option<String>,
+    /// The upgrade to run (`apt-get` subcommand).
+    upgrade: Option<&'static str>,
+    /// Run `apt-get autoremove`.
+    autoremove: bool,
+    /// Run `apt-get autoclean`.
+    autoclean: bool,
+    /// Run `apt-get clean`.
+    clean: bool,
 }
 
 /// Lists' names, sizes and times: compared around `apt-get update`.
@@ -245,6 +369,17 @@ const LISTS_SIG: &str = "find /var/lib/apt/lists -maxdepth 1 -type f ! -name loc
 const NOTHING_DONE: &str = "0 upgraded, 0 newly installed, 0 to remove";
 
 impl Apt {
+    /// Is there anything to do but install .deb files? (`clean` and
+    /// `autoclean` alone count, as Ansible's documented `clean: true` task.)
+    fn has_work(&self) -> bool {
+        !self.names().is_empty()
+            || self.update_cache
+            || self.upgrade != Upgrade::No
+            || self.autoremove
+            || self.autoclean
+            || self.clean
+    }
+
     fn names(&self) -> Vec<Wanted> {
         self.name
             .iter()
@@ -282,6 +417,22 @@ impl Apt {
                     names.join(" ")
                 ));
             }
+        }
+        // What an upgrade, autoremove or autoclean would do, simulated.
+        let sim = |what: &str, cmd: &str, pattern: &str| {
+            format!(
+                "echo \"@@{what} $({} -s {cmd} 2>/dev/null | grep -c '{pattern}')\"\n",
+                self.apt_get()
+            )
+        };
+        if let Some(cmd) = self.upgrade.command() {
+            s.push_str(&sim("upgrades", cmd, "^\\(Inst\\|Remv\\) "));
+        }
+        if self.autoremove && wanted.is_empty() {
+            s.push_str(&sim("autoremovable", "autoremove", "^Remv "));
+        }
+        if self.autoclean {
+            s.push_str(&sim("autocleanable", "autoclean", "^Del "));
         }
         s.push_str("echo @@end\n");
         s
@@ -326,6 +477,8 @@ impl Apt {
                         });
                     }
                 }
+                // Only what is installed is upgraded: a missing one stays so.
+                State::Present | State::Latest if self.only_upgrade && installed.is_empty() => {}
                 State::Present | State::Latest => {
                     let ok = match (&w.version, self.state) {
                         (Some(v), _) => installed.iter().any(|s| version_matches(&s.version, v)),
@@ -360,15 +513,19 @@ impl Apt {
     fn decide(&self, obs: &Observed, check: bool) -> Plan<AptChange> {
         let update = self.update_needed(obs);
         let (install, remove) = self.package_changes(obs);
-        if install.is_empty() && remove.is_empty() {
-            // Whether the update changes anything is known only after it.
+        let upgrade = self.upgrade.command().filter(|_| obs.upgrades > 0);
+        let autoremove = self.autoremove && self.names().is_empty() && obs.autoremovable > 0;
+        let autoclean = self.autoclean && obs.autocleanable > 0;
+        let other_work = upgrade.is_some() || autoremove || autoclean || self.clean;
+        if install.is_empty() && remove.is_empty() && !other_work {
+            // Whether the update changes anything (and what an upgrade
+            // after it does) is known only after it.
             if update && !check {
                 return Plan::Run(AptChange {
                     update,
-                    install: Vec::new(),
-                    remove: Vec::new(),
                     after_update: true,
-                    cleanup: None,
+                    upgrade: self.upgrade.command(),
+                    ..AptChange::default()
                 });
             }
             return Plan::Unchanged(self.data(obs, false));
@@ -379,6 +536,10 @@ impl Apt {
             install = self.names().into_iter().map(|w| w.spec).collect();
         }
         let mut lines = String::new();
+        if let Some(cmd) = upgrade {
+            let n = obs.upgrades;
+            lines.push_str(&format!("{cmd}: {n} package(s)\n"));
+        }
         for p in &install {
             lines.push_str(&format!("install {p}\n"));
         }
@@ -387,6 +548,17 @@ impl Apt {
                 "{} {p}\n",
                 if self.purge { "purge" } else { "remove" }
             ));
+        }
+        if autoremove {
+            let n = obs.autoremovable;
+            lines.push_str(&format!("autoremove: {n} package(s)\n"));
+        }
+        if autoclean {
+            let n = obs.autocleanable;
+            lines.push_str(&format!("autoclean: {n} file(s)\n"));
+        }
+        if self.clean {
+            lines.push_str("clean\n");
         }
         let mut data = self.data(obs, false);
         if check {
@@ -400,8 +572,11 @@ impl Apt {
                 update,
                 install,
                 remove,
-                after_update: false,
-                cleanup: None,
+                upgrade,
+                autoremove,
+                autoclean,
+                clean: self.clean,
+                ..AptChange::default()
             },
             diff: Some(Diff {
                 before_header: "packages".into(),
@@ -424,28 +599,65 @@ impl Apt {
     }
 
     fn apt_get(&self) -> String {
-        format!(
-            "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={} \
-             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold{}",
-            self.lock_timeout.unwrap_or(60),
-            if self.allow_downgrade {
-                " --allow-downgrades"
-            } else {
-                ""
+        let mut s = format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout={}",
+            self.lock_timeout.unwrap_or(60)
+        );
+        let default_options = ["force-confdef".to_string(), "force-confold".to_string()];
+        let options = self.dpkg_options.as_deref().unwrap_or(&default_options);
+        for o in options.iter().flat_map(|o| o.split(',')).map(str::trim) {
+            if !o.is_empty() {
+                s.push_str(&format!(" -o Dpkg::Options::=--{}", shell_quote(o)));
             }
-        )
+        }
+        let flags = [
+            (self.allow_downgrade, " --allow-downgrades"),
+            (self.force, " --force-yes"),
+            (self.allow_unauthenticated, " --allow-unauthenticated"),
+            (
+                self.allow_change_held_packages,
+                " --allow-change-held-packages",
+            ),
+            (self.fail_on_autoremove, " --no-remove"),
+        ];
+        for (on, flag) in flags {
+            if on {
+                s.push_str(flag);
+            }
+        }
+        if let Some(r) = self.default_release.as_ref().filter(|r| !r.is_empty()) {
+            s.push_str(&format!(" -t {}", shell_quote(r)));
+        }
+        s
     }
 
     fn apply_script(&self, change: &AptChange) -> String {
         let mut s = String::from("export LC_ALL=C\n");
         if change.update {
+            // Retried as Ansible retries it: up to `update_cache_retries`
+            // attempts, waiting 1, 2, 4... seconds (at most the max delay).
             s.push_str(&format!(
                 "b=$({LISTS_SIG})\n\
-                 {} update || exit 91\n\
+                 i=1; w=1\n\
+                 until {} update; do [ $i -ge {} ] && exit 91; sleep $w; i=$((i+1)); w=$((w*2)); [ $w -gt {} ] && w={}; done\n\
                  touch /var/lib/apt/periodic/update-success-stamp 2>/dev/null\n\
                  a=$({LISTS_SIG})\n\
                  [ \"$a\" = \"$b\" ] || echo @@cache-changed\n\
                  echo \"@@now $(date +%s)\"\n",
+                self.apt_get(),
+                self.update_cache_retries.unwrap_or(5).max(1),
+                self.update_cache_retry_max_delay.unwrap_or(12).max(1),
+                self.update_cache_retry_max_delay.unwrap_or(12).max(1),
+            ));
+        }
+        let auto_remove = if self.autoremove {
+            " --auto-remove"
+        } else {
+            ""
+        };
+        if let Some(cmd) = change.upgrade {
+            s.push_str(&format!(
+                "{} {cmd}{auto_remove} || exit 94\n",
                 self.apt_get()
             ));
         }
@@ -465,19 +677,33 @@ impl Apt {
                 Some(false) => " --no-install-recommends",
                 None => "",
             };
+            let only = if self.only_upgrade {
+                " --only-upgrade"
+            } else {
+                ""
+            };
             s.push_str(&format!(
-                "{}{rec} install -- {} || exit 92\n",
+                "{}{rec}{only}{auto_remove} install -- {} || exit 92\n",
                 self.apt_get(),
                 quote(&install)
             ));
         }
         if !change.remove.is_empty() {
             s.push_str(&format!(
-                "{} remove{} -- {} || exit 93\n",
+                "{} remove{}{auto_remove} -- {} || exit 93\n",
                 self.apt_get(),
                 if self.purge { " --purge" } else { "" },
                 quote(&change.remove)
             ));
+        }
+        for (on, what, code) in [
+            (change.autoremove, "autoremove", 95),
+            (change.autoclean, "autoclean", 96),
+            (change.clean, "clean", 97),
+        ] {
+            if on {
+                s.push_str(&format!("{} {what} || exit {code}\n", self.apt_get()));
+            }
         }
         s
     }
@@ -520,15 +746,42 @@ impl Module for Apt {
         "allow_downgrades",
         "allow-downgrades",
         "deb",
+        "force",
+        "allow_unauthenticated",
+        "allow-unauthenticated",
+        "allow_change_held_packages",
+        "fail_on_autoremove",
+        "default_release",
+        "default-release",
+        "dpkg_options",
+        "only_upgrade",
+        "only-upgrade",
+        "autoremove",
+        "autoclean",
+        "clean",
+        "upgrade",
+        "force_apt_get",
+        "update_cache_retries",
+        "update_cache_retry_max_delay",
     ];
+    // Ansible writes a policy-rc.d that holds service starts during the run.
+    const PENDING: &'static [&'static str] = &["policy_rc_d"];
     type Change = AptChange;
 
     fn validate(&self) -> Result<(), super::ArgError> {
-        if self.names().is_empty() && !self.update_cache && self.deb.is_none() {
-            return Err("one of the arguments 'name' or 'update_cache' is required".into());
+        if !self.has_work() && self.deb.is_none() {
+            return Err(
+                "one of the following is required: autoremove, deb, package, update_cache, upgrade"
+                    .into(),
+            );
         }
-        if self.deb.is_some() && !self.names().is_empty() {
-            return Err("parameters are mutually exclusive: deb|package".into());
+        let exclusive = [
+            self.deb.is_some(),
+            !self.names().is_empty(),
+            self.upgrade != Upgrade::No,
+        ];
+        if exclusive.iter().filter(|b| **b).count() > 1 {
+            return Err("parameters are mutually exclusive: deb|package|upgrade".into());
         }
         if self.deb.is_some() && self.state != State::Present {
             return Err("deb only supports state=present".into());
@@ -548,9 +801,10 @@ impl Module for Apt {
         for n in self.name.iter().flatten().filter(|n| !n.trim().is_empty()) {
             safe::name("name", n.trim())?;
         }
-        if self.names().is_empty() && !self.update_cache {
+        if !self.has_work() {
             return Err(ModuleError::Args(
-                "one of name or update_cache is required".into(),
+                "one of the following is required: autoremove, deb, package, update_cache, upgrade"
+                    .into(),
             ));
         }
         Ok(Protocol::Declared(ReadSet::one(
@@ -573,7 +827,9 @@ impl Module for Apt {
         let Plan::Change { change, .. } = &plan else {
             return Ok(Decision::Plan(plan));
         };
-        if !ctx.check || change.update || change.install.is_empty() || self.state == State::Latest {
+        // A cache update is not made in check mode, so the names are asked
+        // of the cache as it is, as Ansible's check run does.
+        if !ctx.check || change.install.is_empty() || self.state == State::Latest {
             return Ok(Decision::Plan(plan));
         }
         let names: Vec<&str> = change
@@ -583,20 +839,27 @@ impl Module for Apt {
             .collect();
         let Some(policy) = observed.get(1) else {
             let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
+            let quoted = quoted.join(" ");
+            // A name with no version apt could install is still installable
+            // when a package provides it (a virtual package).
             return Ok(Decision::Read(ReadSet::one(
                 format!(
-                    "export LC_ALL=C\napt-cache policy -- {} 2>/dev/null\n",
-                    quoted.join(" ")
+                    "export LC_ALL=C\napt-cache policy -- {quoted} 2>/dev/null\n\
+                     for n in {quoted}; do printf '@@provides %s\\n' \"$n\"; \
+                     apt-cache showpkg \"$n\" 2>/dev/null | sed '1,/^Reverse Provides:/d'; done\n"
                 ),
                 Scope::Host,
             )));
         };
-        let candidates = parse_policy(&policy.stdout_str());
+        let policy = policy.stdout_str();
+        let (policy, provides) = policy.split_once("@@provides ").unwrap_or((&policy, ""));
+        let candidates = parse_policy(policy);
+        let provided = parse_provided(provides);
         for name in names {
-            let known = candidates
-                .iter()
-                .any(|(n, _)| n == name || n.split(':').next() == Some(name));
-            if !known {
+            let installable = candidates.iter().any(|(n, candidate)| {
+                (n == name || n.split(':').next() == Some(name)) && candidate.is_some()
+            });
+            if !installable && !provided.contains(&name) {
                 return Err(ModuleError::failed(format!(
                     "No package matching '{name}' is available"
                 )));
@@ -678,9 +941,8 @@ impl Module for Apt {
             change: AptChange {
                 update: self.update_cache,
                 install,
-                remove: Vec::new(),
-                after_update: false,
                 cleanup,
+                ..AptChange::default()
             },
             diff: Some(Diff {
                 before_header: "packages".into(),
@@ -728,6 +990,10 @@ impl Module for Apt {
                 91 => "apt-get update",
                 92 => "apt-get install",
                 93 => "apt-get remove",
+                94 => "apt-get upgrade",
+                95 => "apt-get autoremove",
+                96 => "apt-get autoclean",
+                97 => "apt-get clean",
                 _ => "apt",
             };
             data.insert("rc".into(), Value::from(out.status));
@@ -737,7 +1003,9 @@ impl Module for Apt {
             });
         }
         if change.after_update {
-            let changed = if self.names().is_empty() {
+            let changed = if change.upgrade.is_some() {
+                !stdout.contains(NOTHING_DONE)
+            } else if self.names().is_empty() {
                 cache_changed
             } else {
                 // Only a `latest` install can have run; did apt do anything?
@@ -768,6 +1036,7 @@ mod tests {
             stamp: Some(900),
             dpkg: parse_dpkg(dpkg),
             candidates: parse_policy(policy),
+            ..Observed::default()
         }
     }
 
@@ -882,10 +1151,26 @@ mod tests {
                 .contains("No package matching 'nope' is available"),
             "{e}"
         );
+        // A name apt has heard of but has no version of (gnupg2 where no
+        // repository carries it) fails as Ansible's does...
         let both = format!("{known}nope:\n  Installed: (none)\n  Candidate: (none)\n");
+        let Err(e) = Module::decide(&apt, &observed_stdout(&[state, &both]), &ctx(true)) else {
+            panic!("a name with no candidate fails");
+        };
+        assert!(e.to_string().contains("'nope'"), "{e}");
+        // ...unless a package provides it (a virtual package).
+        let provided = format!("{both}@@provides gnupg2\n@@provides nope\nmawk 1.3 (= )\n");
         assert!(matches!(
-            Module::decide(&apt, &observed_stdout(&[state, &both]), &ctx(true)),
+            Module::decide(&apt, &observed_stdout(&[state, &provided]), &ctx(true)),
             Ok(Decision::Plan(Plan::Change { .. }))
+        ));
+        // A cache update is not made in check mode: the names are asked too.
+        let updating: Apt =
+            serde_json::from_value(serde_json::json!({"name": ["nope"], "update_cache": true}))
+                .expect("args");
+        assert!(matches!(
+            Module::decide(&updating, &observed_stdout(&[state]), &ctx(true)),
+            Ok(Decision::Read(_))
         ));
         assert!(
             matches!(
@@ -894,6 +1179,66 @@ mod tests {
             ),
             "a real run lets apt-get say it"
         );
+    }
+
+    #[test]
+    fn upgrade_autoremove_and_cleaning_follow_what_apt_simulates() {
+        let m = module(json!({"upgrade": "dist", "autoremove": true, "clean": true}));
+        let read = m.read_script();
+        assert!(
+            read.contains("-s dist-upgrade 2>/dev/null | grep -c"),
+            "{read}"
+        );
+        assert!(
+            read.contains("-s autoremove 2>/dev/null | grep -c '^Remv '"),
+            "{read}"
+        );
+        let o = parse_observed("@@now 1000\n@@stamp 900\n@@upgrades 3\n@@autoremovable 0\n@@end\n")
+            .expect("ok");
+        let Some(c) = change(m.decide(&o, false)) else {
+            panic!("3 upgrades pending");
+        };
+        assert_eq!(c.upgrade, Some("dist-upgrade"));
+        assert!(!c.autoremove && c.clean);
+        let s = m.apply_script(&c);
+        assert!(s.contains(" dist-upgrade --auto-remove || exit 94"), "{s}");
+        assert!(s.contains(" clean || exit 97"), "{s}");
+        // Nothing pending and no clean: converged.
+        let m = module(json!({"upgrade": true, "autoremove": true}));
+        let o = parse_observed("@@now 1000\n@@stamp 900\n@@upgrades 0\n@@autoremovable 0\n@@end\n")
+            .expect("ok");
+        assert!(matches!(m.decide(&o, false), Plan::Unchanged(_)));
+        assert_eq!(m.upgrade, Upgrade::Safe);
+        assert!(serde_json::from_value::<Apt>(json!({"upgrade": "sideways"})).is_err());
+        let o = parse_observed("@@now 1000\n@@stamp 900\n@@upgrades 0\n@@autoremovable 2\n@@end\n")
+            .expect("ok");
+        let Some(c) = change(m.decide(&o, true)) else {
+            panic!("2 packages to autoremove");
+        };
+        assert!(c.autoremove && c.upgrade.is_none());
+    }
+
+    #[test]
+    fn options_become_apt_get_flags() {
+        let m = module(
+            json!({"name": "gnupg", "force": true, "default_release": "bookworm-backports",
+            "allow_unauthenticated": true, "only_upgrade": true, "dpkg_options": "force-confnew",
+            "fail_on_autoremove": true, "allow_change_held_packages": true, "force_apt_get": true}),
+        );
+        let s = m.apply_script(&AptChange {
+            install: vec!["gnupg".into()],
+            ..AptChange::default()
+        });
+        for flag in [
+            "-o Dpkg::Options::=--force-confnew --force-yes --allow-unauthenticated --allow-change-held-packages --no-remove -t bookworm-backports",
+            " --only-upgrade install -- gnupg",
+        ] {
+            assert!(s.contains(flag), "{flag}: {s}");
+        }
+        assert!(!s.contains("confold"), "{s}");
+        // A package that is not installed stays so with only_upgrade.
+        let o = obs("", "");
+        assert!(matches!(m.decide(&o, false), Plan::Unchanged(_)));
     }
 
     #[test]
@@ -982,6 +1327,7 @@ mod tests {
             remove: vec![],
             after_update: false,
             cleanup: None,
+            ..AptChange::default()
         });
         assert!(s.contains("DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=60 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -- b:arm64=1 || exit 92"), "{s}");
         let m = module(
@@ -993,8 +1339,13 @@ mod tests {
             remove: vec!["a".into()],
             after_update: false,
             cleanup: None,
+            ..AptChange::default()
         });
-        assert!(s.contains("update || exit 91"));
+        assert!(
+            s.contains("until DEBIAN_FRONTEND=noninteractive apt-get"),
+            "{s}"
+        );
+        assert!(s.contains(" update; do [ $i -ge 5 ] && exit 91; "), "{s}");
         assert!(s.contains("remove --purge -- a || exit 93"));
     }
 

@@ -224,33 +224,47 @@ impl GetUrl {
         Ok(b)
     }
 
-    fn download_script(&self, change: &GetUrlChange, compare: bool) -> Result<String, ModuleError> {
-        let p = shell_quote(&change.path);
-        let t = self.timeout.unwrap_or(10).max(1);
+    /// Shell that fetches the URL (its curl configuration on stdin) into
+    /// `out`, or with `None` only asks for its headers (a HEAD request, as
+    /// Ansible's check mode makes); exit 94 when the request fails, 95 when
+    /// the host has no tool for it.
+    fn fetch_script(&self, t: u64, out: Option<&str>) -> String {
         let plain = self.headers.is_none() && self.url_username.is_none();
-        // Found by the plan already; checked again right before the rename.
-        let guard = not_regular_guard(&change.path, 99);
-        let insecure = if self.validate_certs { "" } else { " -k" };
-        let wget_insecure = if self.validate_certs {
-            ""
+        let (insecure, wget_insecure) = if self.validate_certs {
+            ("", "")
         } else {
-            " --no-check-certificate"
+            (" -k", " --no-check-certificate")
+        };
+        let (curl_out, wget_out) = match out {
+            Some(o) => (format!("-o {o}"), format!("-O {o}")),
+            None => ("-I -o /dev/null".to_string(), "--spider".to_string()),
         };
         let mut s = format!(
-            "d={p}\n\
-             t=\"$(dirname -- \"$d\")/.$(basename -- \"$d\").drover-get_url.$$\"\n\
-             trap 'rm -f -- \"$t\"' EXIT\n\
-             if command -v curl >/dev/null 2>&1; then\n\
-             curl -fsSL{insecure} --connect-timeout {t} --speed-time {t} --speed-limit 1 -K - -o \"$t\" || exit 94\n"
+            "if command -v curl >/dev/null 2>&1; then\n\
+             curl -fsSL{insecure} --connect-timeout {t} --speed-time {t} --speed-limit 1 -K - {curl_out} || exit 94\n"
         );
         if plain {
             s.push_str(&format!(
                 "elif command -v wget >/dev/null 2>&1; then\n\
-                 wget -q{wget_insecure} -T {t} -O \"$t\" -- {} || exit 94\n",
+                 wget -q{wget_insecure} -T {t} {wget_out} -- {} || exit 94\n",
                 shell_quote(&self.url)
             ));
         }
         s.push_str("else echo 'get_url needs curl (or wget without headers or credentials) on the host' >&2; exit 95\nfi\n");
+        s
+    }
+
+    fn download_script(&self, change: &GetUrlChange, compare: bool) -> Result<String, ModuleError> {
+        let p = shell_quote(&change.path);
+        let t = self.timeout.unwrap_or(10).max(1);
+        // Found by the plan already; checked again right before the rename.
+        let guard = not_regular_guard(&change.path, 99);
+        let mut s = format!(
+            "d={p}\n\
+             t=\"$(dirname -- \"$d\")/.$(basename -- \"$d\").drover-get_url.$$\"\n\
+             trap 'rm -f -- \"$t\"' EXIT\n"
+        );
+        s.push_str(&self.fetch_script(t, Some("\"$t\"")));
         if let Some((cmd, hex)) = &change.sum {
             s.push_str(&format!(
                 "got=$({cmd} < \"$t\" | cut -d' ' -f1)\n\
@@ -315,37 +329,9 @@ impl GetUrl {
         Ok((cmd, hex))
     }
 
-    fn data(&self, path: &str) -> Map {
-        let mut m = Map::new();
-        m.insert("dest".into(), Value::from(path.to_string()));
-        m.insert("url".into(), Value::from(self.url.clone()));
-        if let Some(c) = &self.checksum {
-            m.insert("checksum".into(), Value::from(c.clone()));
-        }
-        m
-    }
-}
-
-#[async_trait]
-impl Module for GetUrl {
-    const NAME: &'static str = "get_url";
-    const ARGS: &'static [&'static str] = &[
-        "url",
-        "dest",
-        "checksum",
-        "force",
-        "timeout",
-        "headers",
-        "url_username",
-        "url_password",
-        "validate_certs",
-        "mode",
-        "owner",
-        "group",
-    ];
-    type Change = GetUrlChange;
-
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
+    /// What the task would do: read the destination (and a checksum
+    /// URL's digest) and compare.
+    async fn plan(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
         let sum = match &self.checksum {
             Some(c) => Some(self.wanted_sum(ctx, c).await?),
             None => None,
@@ -420,6 +406,67 @@ impl Module for GetUrl {
                 data,
             })
         }
+    }
+
+    /// Check mode downloads nothing, but asks the server for the URL's
+    /// headers as Ansible's check mode does, so an unreachable URL fails the
+    /// check run where it would fail the real one.
+    async fn probe(&self, ctx: &ModuleCtx<'_>) -> Result<(), ModuleError> {
+        let t = self.timeout.unwrap_or(10).max(1);
+        let config = self.curl_config()?;
+        let out = ctx
+            .remote
+            .exec(&self.fetch_script(t, None), config.as_bytes())
+            .await?;
+        match out.status {
+            0 => Ok(()),
+            94 => Err(ModuleError::failed(format!(
+                "Request failed for {}: {}",
+                self.url,
+                out.stderr_str().trim()
+            ))),
+            _ => Err(ModuleError::failed(out.stderr_str().trim().to_string())),
+        }
+    }
+
+    fn data(&self, path: &str) -> Map {
+        let mut m = Map::new();
+        m.insert("dest".into(), Value::from(path.to_string()));
+        m.insert("url".into(), Value::from(self.url.clone()));
+        if let Some(c) = &self.checksum {
+            m.insert("checksum".into(), Value::from(c.clone()));
+        }
+        m
+    }
+}
+
+#[async_trait]
+impl Module for GetUrl {
+    const NAME: &'static str = "get_url";
+    const ARGS: &'static [&'static str] = &[
+        "url",
+        "dest",
+        "checksum",
+        "force",
+        "timeout",
+        "headers",
+        "url_username",
+        "url_password",
+        "validate_certs",
+        "mode",
+        "owner",
+        "group",
+    ];
+    type Change = GetUrlChange;
+
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
+        let plan = self.plan(ctx).await?;
+        let downloads =
+            matches!(&plan, Plan::Change { change, .. } | Plan::Run(change) if change.download);
+        if ctx.check && downloads {
+            self.probe(ctx).await?;
+        }
+        Ok(plan)
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: GetUrlChange) -> Result<Map, ModuleError> {
@@ -601,6 +648,39 @@ mod tests {
                 .contains("Unable to find a checksum for file 'k3s'"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn check_mode_asks_the_server_as_ansible_does() {
+        if std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let h = Harness::new();
+        let src = h.path("src.bin");
+        std::fs::write(&src, "payload\n").expect("write");
+        let out = h
+            .run::<GetUrl>(
+                json!({"url": format!("file://{src}"), "dest": h.path("out")}),
+                true,
+                false,
+            )
+            .await
+            .expect("reachable");
+        assert!(out.changed, "would download");
+        assert!(!std::path::Path::new(&h.path("out")).exists(), "check mode");
+        let err = h
+            .run::<GetUrl>(
+                json!({"url": format!("file://{}", h.path("gone")), "dest": h.path("out")}),
+                true,
+                false,
+            )
+            .await
+            .expect_err("unreachable");
+        assert!(err.to_string().contains("Request failed"), "{err}");
     }
 
     #[test]

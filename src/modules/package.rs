@@ -19,8 +19,10 @@ pub struct Package {
     /// Packages (with a version as the manager writes it: `name=1.2*`).
     #[serde(deserialize_with = "strings")]
     name: Vec<String>,
-    /// `present`/`installed`, `absent`/`removed` or `latest` (required).
-    #[serde(deserialize_with = "opt_string_ish")]
+    /// `present`/`installed`, `absent`/`removed` or `latest`. Documented as
+    /// required, but Ansible's action hands the task to the backend as
+    /// written, so the backend's default (apt's `present`) applies.
+    #[serde(default, deserialize_with = "opt_string_ish")]
     state: Option<String>,
     /// The manager to use; `auto` (default) follows the `pkg_mgr` fact.
     #[serde(default, rename = "use", deserialize_with = "opt_string_ish")]
@@ -35,7 +37,7 @@ pub struct Package {
 struct WithBackend {
     #[serde(deserialize_with = "strings")]
     name: Vec<String>,
-    #[serde(deserialize_with = "opt_string_ish")]
+    #[serde(default, deserialize_with = "opt_string_ish")]
     state: Option<String>,
     #[serde(default, rename = "use", deserialize_with = "opt_string_ish")]
     use_: Option<String>,
@@ -94,13 +96,11 @@ impl Package {
                 "package: drover manages packages with apt only; this host's manager is {manager:?}"
             )));
         }
-        let state = self
-            .state
-            .clone()
-            .ok_or_else(|| ModuleError::Args("missing required arguments: state".into()))?;
         let mut args = self.backend.clone();
         args.insert("name".into(), serde_json::json!(self.name));
-        args.insert("state".into(), Value::from(state));
+        if let Some(state) = &self.state {
+            args.insert("state".into(), Value::from(state.clone()));
+        }
         serde_json::from_value(Value::Object(args)).map_err(|e| ModuleError::Args(e.to_string()))
     }
 }
@@ -216,9 +216,16 @@ mod tests {
             serde_json::from_value(json!({"name": "vim", "state": "present", "use": "yum"}))
                 .expect("args");
         assert!(m.apt(&ctx.reading()).is_err());
-        assert!(
-            serde_json::from_value::<Package>(json!({"name": "vim"})).is_err(),
-            "state is required"
+        let m: Package = serde_json::from_value(json!({"name": "vim"})).expect("args");
+        let apt = m.apt(&ctx.reading()).expect("apt");
+        assert_eq!(
+            format!("{apt:?}"),
+            format!(
+                "{:?}",
+                serde_json::from_value::<Apt>(json!({"name": ["vim"], "state": "present"}))
+                    .expect("args")
+            ),
+            "without state, apt's default (present) applies, as Ansible hands the task on"
         );
     }
 

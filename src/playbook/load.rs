@@ -50,6 +50,8 @@ struct Loader {
     dep_roles: Vec<String>,
     /// Loading a role's dependencies.
     in_deps: bool,
+    /// Where roles are looked up.
+    role_paths: super::roles::RolePaths,
 }
 
 /// Load and validate a playbook with its roles and imports.
@@ -90,6 +92,7 @@ fn playbook_from_node(root: Node, path: &Path, extra_vars: &Map) -> Result<Playb
         play_roles: Vec::new(),
         dep_roles: Vec::new(),
         in_deps: false,
+        role_paths: super::roles::RolePaths::from_env(&dir),
     };
     let mut plays = Vec::new();
     let mut stack = vec![std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())];
@@ -1647,19 +1650,16 @@ impl Loader {
             return;
         }
         seen.push(key);
-        let dir = [
-            parent.base.join("roles").join(&name),
-            self.playbook_dir.join("roles").join(&name),
-            self.playbook_dir.join("..").join("roles").join(&name),
-        ]
-        .into_iter()
-        .find(|d| d.is_dir());
-        let Some(dir) = dir else {
-            self.errors.push(node.error(format!(
-                "role '{name}' not found in {}",
-                self.playbook_dir.join("roles").display()
-            )));
-            return;
+        let within = parent.role.as_ref().map(|r| r.dir.as_path());
+        let dir = match self
+            .role_paths
+            .find(&name, &parent.base, &self.playbook_dir, within)
+        {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.errors.push(node.error(e));
+                return;
+            }
         };
         let read_map = |me: &mut Self, sub: &str, from: &Option<String>| -> Map {
             let Some(path) = me.role_file(&dir, sub, from, node) else {
@@ -1841,6 +1841,7 @@ pub fn load_included(
         play_roles: Vec::new(),
         dep_roles: Vec::new(),
         in_deps: false,
+        role_paths: super::roles::RolePaths::from_env(playbook_dir),
     };
     let inherit = Inherit {
         keywords: parent.keywords.clone(),

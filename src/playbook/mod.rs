@@ -7,6 +7,7 @@
 pub mod check;
 pub mod keywords;
 mod load;
+pub mod roles;
 
 use std::path::PathBuf;
 use std::sync::Arc;

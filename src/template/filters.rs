@@ -335,7 +335,7 @@ fn is_sequence(v: &Value) -> bool {
 }
 
 /// Python's type name for `type_debug` and messages.
-fn py_type(v: &Value) -> &'static str {
+pub(crate) fn py_type(v: &Value) -> &'static str {
     match v.kind() {
         ValueKind::Undefined => "AnsibleUndefined",
         ValueKind::None => "NoneType",

@@ -245,12 +245,39 @@ impl Templar {
         scope.0.eval(expr)
     }
 
-    /// Evaluate a condition as Jinja truthiness. A bare `{{ x }}` is accepted.
+    /// Evaluate a condition (`when`, `changed_when`, `failed_when`,
+    /// `until`) as Ansible 2.19 does: its result must be a boolean. A bare
+    /// `{{ x }}` is accepted; when it gives a string, that string is the
+    /// expression (indirection).
     pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
         let expr = expr.trim();
-        let expr = single_expression(expr).unwrap_or(expr);
-        let v = scope.0.eval_raw(expr)?;
-        Ok(v.is_true())
+        let broken = |msg: String| TemplateError {
+            msg,
+            undefined: None,
+        };
+        if expr.is_empty() {
+            return Err(broken(
+                "Empty conditional expressions are not allowed.".into(),
+            ));
+        }
+        let v = match single_expression(expr) {
+            Some(inner) => match scope.0.eval_raw(inner)? {
+                v if v.kind() == minijinja::value::ValueKind::String => {
+                    scope.0.eval_raw(v.as_str().unwrap_or_default().trim())?
+                }
+                v => v,
+            },
+            None => scope.0.eval_raw(expr)?,
+        };
+        if v.kind() == minijinja::value::ValueKind::Bool {
+            return Ok(v.is_true());
+        }
+        Err(broken(format!(
+            "Conditional result ({}) was derived from value of type '{}' at '{expr}'. \
+             Conditionals must have a boolean result.",
+            if v.is_true() { "True" } else { "False" },
+            filters::py_type(&v)
+        )))
     }
 }
 
@@ -625,6 +652,11 @@ impl Object for ScopeInner {
     }
 }
 
+/// The variable through which a `with_<lookup>` loop tells the lookup its
+/// task's file subdirectory (`vars`, `templates`, `files`), as Ansible
+/// gives `first_found` the action's.
+pub const LOOKUP_SUBDIR: &str = "__drover_lookup_subdir";
+
 /// `ansible_search_path`: the directories a task's relative file names
 /// (lookups, `src`) are looked up in, shared with the task rather than
 /// copied into every scope.
@@ -746,6 +778,34 @@ mod tests {
             t.render_value(&json!("{{ n }}\n\n"), &s),
             Ok(json!("3\n\n"))
         );
+    }
+
+    #[test]
+    fn conditionals_must_have_a_boolean_result() {
+        let t = Templar::new();
+        let s = scope(
+            &t,
+            json!({"flag": true, "word": "yes", "items": [1], "expr": "flag and 1 == 1"}),
+        );
+        assert_eq!(t.truthy("flag", &s), Ok(true));
+        assert_eq!(t.truthy("items | length > 0", &s), Ok(true));
+        assert_eq!(t.truthy("{{ flag }}", &s), Ok(true));
+        // A bare template giving a string names the expression to evaluate.
+        assert_eq!(t.truthy("{{ expr }}", &s), Ok(true));
+        for broken in ["word", "items", "1", "flag and word"] {
+            let e = t.truthy(broken, &s).expect_err(broken);
+            assert!(
+                e.msg.contains("Conditionals must have a boolean result"),
+                "{broken}: {e:?}"
+            );
+        }
+        let e = t.truthy("word", &s).expect_err("str");
+        assert!(
+            e.msg
+                .starts_with("Conditional result (True) was derived from value of type 'str'"),
+            "{e:?}"
+        );
+        assert!(t.truthy("  ", &s).is_err(), "empty conditional");
     }
 
     #[test]

@@ -44,6 +44,34 @@ fn find_file(search: &[PathBuf], name: &str) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
+/// Where a file a `with_first_found` loop names is: as Ansible looks along
+/// the task's search path, in each directory under the action's `subdir`
+/// (`vars` for include_vars, `templates`, `files`) first, then in the
+/// directory itself; a role's `tasks/` directory has the subdirectory beside
+/// it. (The search path's own `files/` and `templates/` entries stand for
+/// those subdirectories and are skipped here.)
+fn find_file_under(search: &[PathBuf], subdir: &str, name: &str) -> Option<PathBuf> {
+    let name = home_expand(name);
+    let p = Path::new(&name);
+    if p.is_absolute() {
+        return p.exists().then(|| p.to_path_buf());
+    }
+    let is = |d: &Path, n: &str| d.file_name().is_some_and(|f| f == n);
+    search
+        .iter()
+        .filter(|d| !is(d, "files") && !is(d, "templates"))
+        .flat_map(|d| {
+            let top = if is(d, "tasks") {
+                d.parent().unwrap_or(d)
+            } else {
+                d
+            };
+            [top.join(subdir).join(p), d.join(p)]
+        })
+        .chain([p.to_path_buf()])
+        .find(|c| c.is_file())
+}
+
 /// Split `a.yml,b.yml;c.yml` as `first_found` does for its `files`/`paths`.
 fn split_names(v: &Value, out: &mut Vec<String>) {
     if v.kind() == ValueKind::Seq {
@@ -129,8 +157,14 @@ fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Option
         add(&files, &paths);
     }
     let search = search_path(state);
+    let subdir = state.lookup(crate::template::LOOKUP_SUBDIR);
+    let subdir = subdir.as_ref().and_then(|v| v.as_str());
     for c in &candidates {
-        if let Some(found) = find_file(&search, c) {
+        let found = match subdir {
+            Some(sub) => find_file_under(&search, sub, c),
+            None => find_file(&search, c),
+        };
+        if let Some(found) = found {
             let abs = std::path::absolute(&found).unwrap_or(found);
             return Ok(Some(abs.display().to_string()));
         }

@@ -665,3 +665,45 @@ fn first_found_refuses_a_term_that_is_no_name() {
         "{msg}"
     );
 }
+
+#[test]
+fn with_first_found_looks_under_the_actions_subdirectory_first() {
+    // A role's include_vars loop over `{{ os_family }}.yml` finds
+    // vars/Debian.yml, not the tasks/Debian.yml beside the task, as
+    // Ansible's first_found does for include_vars.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let role = tmp.path().join("zabbix_repo");
+    for d in ["tasks", "vars"] {
+        std::fs::create_dir_all(role.join(d)).expect("mkdir");
+        std::fs::write(role.join(d).join("Debian.yml"), "x: 1\n").expect("write");
+    }
+    let search: Vec<String> = ["files", "templates", "tasks", ""]
+        .iter()
+        .map(|d| {
+            role.join(d)
+                .display()
+                .to_string()
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .collect();
+    let found = |subdir: Option<&str>| {
+        let mut ctx = json!({"ansible_search_path": search});
+        if let Some(s) = subdir {
+            ctx[crate::template::LOOKUP_SUBDIR] = json!(s);
+        }
+        render_with(
+            "{{ lookup('first_found', ['Debian-12.yml', 'Debian.yml']) }}",
+            ctx,
+        )
+    };
+    assert_eq!(
+        found(Some("vars")),
+        role.join("vars/Debian.yml").display().to_string()
+    );
+    // A file the action's subdirectory lacks is still found beside the task.
+    assert_eq!(
+        found(Some("templates")),
+        role.join("tasks/Debian.yml").display().to_string()
+    );
+}
