@@ -587,7 +587,7 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
     if args.syntax_check && !args.conn.inventory.exists() {
         // A role's test playbook is often checked without an inventory:
         // load it; variables an inventory would define cannot be checked.
-        playbook::load_playbook(&args.playbook)?;
+        playbook::load_playbook_with(&args.playbook, &extra)?;
         say_load_warnings();
         say_err(&format!(
             "[WARNING]: no inventory at {}: undefined variables not checked",
@@ -597,7 +597,7 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
         return Ok(());
     }
     let mut inv = Inventory::load(&args.conn.inventory)?;
-    let pb = playbook::load_playbook(&args.playbook)?;
+    let pb = playbook::load_playbook_with(&args.playbook, &extra)?;
     inv.add_playbook_vars(&pb.dir)?;
     for w in playbook::check::check(&pb, &inv, &extra)? {
         say_err(&format!("[WARNING]: {w}"));

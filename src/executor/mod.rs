@@ -448,7 +448,22 @@ impl<'a> Runner<'a> {
         self.cx.emit(Event::PlayStart {
             name: play.name.clone(),
         });
-        let vars = self.cx.play_vars(play)?;
+        let mut vars = self.cx.play_vars(play)?;
+        // Ansible's names of the play's roles.
+        let mut all_roles: Vec<String> = Vec::new();
+        for r in play.role_names.iter().chain(&play.dependent_role_names) {
+            if !all_roles.contains(r) {
+                all_roles.push(r.clone());
+            }
+        }
+        for (key, names) in [
+            ("ansible_play_role_names", &play.role_names),
+            ("role_names", &play.role_names),
+            ("ansible_dependent_role_names", &play.dependent_role_names),
+            ("ansible_role_names", &all_roles),
+        ] {
+            vars.insert(key.into(), serde_json::json!(names));
+        }
         self.cx.emit_yaml_warnings();
         let mut hosts = hosts;
         order_hosts(&mut hosts, play.order);

@@ -84,9 +84,16 @@ impl Render for TaskRender<'_> {
         source: &str,
         name: &str,
         syntax: &crate::template::Syntax,
+        vars: &crate::Map,
     ) -> Result<String, ModuleError> {
+        let scope = match vars.is_empty() {
+            true => self.scope.clone(),
+            false => self
+                .scope
+                .with_layer(self.templar, std::sync::Arc::new(vars.clone())),
+        };
         self.templar
-            .render_string_syntax(source, self.scope, syntax)
+            .render_string_syntax(source, &scope, syntax)
             .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
     }
 
@@ -1062,11 +1069,22 @@ impl RunCtx<'_> {
         let mut args = match self.templar.render_value(args, scope) {
             Ok(a) => a,
             Err(e) => {
+                // Name the argument, as Ansible's "Error while resolving
+                // value for 'msg'" does (tests match on it).
+                let key = args.as_object().and_then(|m| {
+                    m.iter()
+                        .find(|(_, v)| self.templar.render_value(v, scope).is_err())
+                        .map(|(k, _)| k.clone())
+                });
+                let what = match key {
+                    Some(k) => format!("Error while resolving value for '{k}': "),
+                    None => String::new(),
+                };
                 return ItemResult::failed(format!(
-                    "task '{}' at {}: {e}",
+                    "task '{}' at {}: {what}{e}",
                     task.display_name(),
                     task.pos
-                ))
+                ));
             }
         };
         strip_omit(&mut args, &self.omit);
@@ -1435,11 +1453,16 @@ impl RunCtx<'_> {
         let loaded = if args.contains_key("dir") {
             include_vars::from_dir(&args, base, role_dir)
         } else {
-            let name = match self.templar.render_string(file, scope) {
-                Ok(n) => n,
+            // A name that renders to None (`lookup(..., errors='ignore')`)
+            // is no file, as in Ansible, not a file called "None".
+            let name = match self.templar.render_value(&Value::from(file), scope) {
+                Ok(Value::Null) => String::new(),
+                Ok(Value::String(n)) => n,
+                Ok(other) => other.to_string(),
                 Err(e) => return ItemResult::failed(format!("include_vars: {e}")),
             };
-            include_vars::check_args(&args).and_then(|()| self.include_vars_file(&name, base))
+            include_vars::check_args(&args)
+                .and_then(|()| self.include_vars_file(&name, base, role_dir))
         };
         let (mut vars, files) = match loaded {
             Ok(l) => l,
@@ -1486,14 +1509,13 @@ impl RunCtx<'_> {
         &self,
         name: &str,
         base: &std::path::Path,
+        role_dir: Option<&std::path::Path>,
     ) -> Result<(Map, Vec<String>), String> {
         let pb = &self.playbook.dir;
-        let candidates = [
-            base.join(name),
-            base.join("vars").join(name),
-            pb.join("vars").join(name),
-            pb.join(name),
-        ];
+        let mut candidates = vec![base.join(name), base.join("vars").join(name)];
+        // As Ansible's search: the role's own directory after its vars/.
+        candidates.extend(role_dir.map(|d| d.join(name)));
+        candidates.extend([pb.join("vars").join(name), pb.join(name)]);
         let Some(path) = candidates.iter().find(|p| p.is_file()).cloned() else {
             // Ansible's words for a file not found.
             if name.is_empty() {

@@ -151,14 +151,16 @@ pub trait Render: Send + Sync {
     /// Render a Jinja2 template (the `template` module's source, a string).
     fn render(&self, source: &str, name: &str) -> Result<String, ModuleError>;
     /// Render a template written in its own syntax (the template module's
-    /// delimiters and whitespace options).
+    /// delimiters and whitespace options), with `vars` over the task's
+    /// variables (the template module's `template_path`, ...).
     fn render_syntax(
         &self,
         source: &str,
         name: &str,
         syntax: &crate::template::Syntax,
+        vars: &crate::Map,
     ) -> Result<String, ModuleError> {
-        if *syntax == crate::template::Syntax::default() {
+        if *syntax == crate::template::Syntax::default() && vars.is_empty() {
             return self.render(source, name);
         }
         Err(ModuleError::failed(format!(

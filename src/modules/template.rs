@@ -10,7 +10,7 @@ use super::copy::{
     apply_copy, copy_reads, decide_copy, Content, CopyChange, CopySpec, Shape, Source,
 };
 use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Protocol, ReadCtx, Touched};
-use crate::Map;
+use crate::{Map, Value};
 
 /// Arguments of `template`.
 #[derive(Debug, Deserialize)]
@@ -101,6 +101,50 @@ impl Template {
     }
 }
 
+/// The variables Ansible's template action adds about the template file:
+/// `template_path` as given, `template_fullpath`, `template_destpath`, its
+/// owner, modification time, the controller's host name and the run's
+/// date (times as Python prints a datetime).
+fn template_vars(src: &str, full: &std::path::Path, dest: &str) -> crate::Map {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = crate::Map::new();
+    let stamp = |t: chrono::DateTime<chrono::Local>| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let meta = std::fs::metadata(full).ok();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    out.insert("template_host".into(), Value::from(host));
+    out.insert("template_path".into(), Value::from(src));
+    let full = std::path::absolute(full).unwrap_or_else(|_| full.to_path_buf());
+    out.insert(
+        "template_fullpath".into(),
+        Value::from(full.display().to_string()),
+    );
+    out.insert("template_destpath".into(), Value::from(dest));
+    if let Some(meta) = meta {
+        let uid = meta.uid();
+        // The owner's name, as Python's pwd module finds it, else the uid.
+        let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        });
+        out.insert(
+            "template_uid".into(),
+            name.map_or(Value::from(uid), Value::from),
+        );
+        if let Ok(m) = meta.modified() {
+            out.insert("template_mtime".into(), Value::from(stamp(m.into())));
+        }
+    }
+    out.insert(
+        "template_run_date".into(),
+        Value::from(stamp(chrono::Local::now())),
+    );
+    out
+}
+
 #[async_trait]
 impl Module for Template {
     const NAME: &'static str = "template";
@@ -178,7 +222,10 @@ impl Module for Template {
                 & 0o7777;
             (text, mode)
         };
-        let mut rendered = ctx.render.render_syntax(&text, &self.src, &self.syntax())?;
+        let vars = template_vars(&self.src, &path, &self.dest);
+        let mut rendered = ctx
+            .render
+            .render_syntax(&text, &self.src, &self.syntax(), &vars)?;
         if newline != "\n" {
             rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
         }
@@ -226,6 +273,40 @@ mod tests {
     /// template target: `comment_start_string` and the other delimiters
     /// were unknown arguments; lstrip_blocks and trim_blocks: no refused.
     #[test]
+    fn template_vars_describe_the_template_file() {
+        // special_vars: templates using `template_uid` failed as undefined.
+        let dir = tempfile::tempdir().expect("tmp");
+        let src = dir.path().join("foo.j2");
+        std::fs::write(&src, "x").expect("write");
+        let vars = template_vars("foo.j2", &src, "/tmp/out");
+        assert_eq!(vars["template_path"], "foo.j2");
+        assert_eq!(vars["template_destpath"], "/tmp/out");
+        assert_eq!(
+            vars["template_fullpath"],
+            Value::from(src.display().to_string())
+        );
+        for key in [
+            "template_host",
+            "template_uid",
+            "template_mtime",
+            "template_run_date",
+        ] {
+            assert!(vars.contains_key(key), "{key}");
+        }
+        use crate::modules::Render;
+        let r = crate::modules::testutil::TestRender::new(json!({}));
+        let out = r
+            .render_syntax(
+                "{{ template_path }}",
+                "t",
+                &crate::template::Syntax::default(),
+                &vars,
+            )
+            .expect("renders");
+        assert_eq!(out, "foo.j2");
+    }
+
+    #[test]
     fn own_delimiters_and_whitespace_options_render() {
         use crate::modules::testutil::TestRender;
         use crate::modules::Render;
@@ -242,6 +323,7 @@ mod tests {
                 "[# c #]v=[% x %] {{ y }}\n  {% if true %}\nz\n  {% endif %}\n",
                 "t",
                 &t.syntax(),
+                &crate::Map::new(),
             )
             .expect("renders");
         assert_eq!(out, "v=1 {{ y }}\n\nz\n\n");
@@ -249,7 +331,9 @@ mod tests {
             "src": "a", "dest": "b", "block_start_string": "{{",
         }))
         .expect("args");
-        assert!(r.render_syntax("x", "t", &bad.syntax()).is_err());
+        assert!(r
+            .render_syntax("x", "t", &bad.syntax(), &crate::Map::new())
+            .is_err());
     }
 
     #[tokio::test]

@@ -43,9 +43,14 @@ impl Render for TestRender {
         source: &str,
         name: &str,
         syntax: &crate::template::Syntax,
+        vars: &crate::Map,
     ) -> Result<String, ModuleError> {
         let env = syntax.apply(&self.env).map_err(ModuleError::failed)?;
-        env.render_named_str(name, source, crate::template::to_value(&self.vars))
+        let mut all = self.vars.clone();
+        if let Value::Object(m) = &mut all {
+            m.extend(vars.clone());
+        }
+        env.render_named_str(name, source, crate::template::to_value(&all))
             .map_err(|e| ModuleError::failed(format!("{name}: {e}")))
     }
 

@@ -40,21 +40,37 @@ struct Loader {
     collections: Vec<String>,
     /// Handlers of roles imported by tasks (`import_role`), for the play.
     role_handlers: Vec<Task>,
+    /// `-e` variables, for names templated at load (`import_tasks`).
+    extra_vars: Map,
+    /// The current play's `vars`, for the same.
+    play_vars: Map,
+    /// Roles the current play uses directly (`roles:`, `import_role`,
+    /// `include_role`) and through dependencies, in order.
+    play_roles: Vec<String>,
+    dep_roles: Vec<String>,
+    /// Loading a role's dependencies.
+    in_deps: bool,
     /// Where roles are looked up.
     role_paths: super::roles::RolePaths,
 }
 
 /// Load and validate a playbook with its roles and imports.
 pub fn load_playbook(path: &Path) -> Result<Playbook, InputErrors> {
+    load_playbook_with(path, &Map::new())
+}
+
+/// [`load_playbook`] with the run's `-e` variables, which names templated
+/// at load (`import_tasks: "{{ x }}.yml"`) may use, as in Ansible.
+pub fn load_playbook_with(path: &Path, extra_vars: &Map) -> Result<Playbook, InputErrors> {
     let root = yaml::load_file(path)?;
-    playbook_from_node(root, path)
+    playbook_from_node(root, path, extra_vars)
 }
 
 /// Load a playbook from text; `path` places it (roles, files) and names it
 /// in errors.
 pub fn load_playbook_str(text: &str, path: &Path) -> Result<Playbook, InputErrors> {
     let root = yaml::load_str(text, path)?;
-    playbook_from_node(root, path)
+    playbook_from_node(root, path, &Map::new())
 }
 
 fn playbook_dir_of(path: &Path) -> PathBuf {
@@ -64,13 +80,18 @@ fn playbook_dir_of(path: &Path) -> PathBuf {
     }
 }
 
-fn playbook_from_node(root: Node, path: &Path) -> Result<Playbook, InputErrors> {
+fn playbook_from_node(root: Node, path: &Path, extra_vars: &Map) -> Result<Playbook, InputErrors> {
     let dir = playbook_dir_of(path);
     let mut loader = Loader {
         errors: Vec::new(),
         playbook_dir: dir.clone(),
         collections: Vec::new(),
         role_handlers: Vec::new(),
+        extra_vars: extra_vars.clone(),
+        play_vars: Map::new(),
+        play_roles: Vec::new(),
+        dep_roles: Vec::new(),
+        in_deps: false,
         role_paths: super::roles::RolePaths::from_env(&dir),
     };
     let mut plays = Vec::new();
@@ -521,6 +542,9 @@ impl Loader {
             .get("vars")
             .and_then(|n| self.ok(map_node(n, "vars")))
             .unwrap_or_default();
+        self.play_vars = vars.clone();
+        self.play_roles.clear();
+        self.dep_roles.clear();
         let vars_files = match node.get("vars_files") {
             Some(n) => match n.as_seq() {
                 Some(items) => items
@@ -629,7 +653,14 @@ impl Loader {
                 Some(items) => {
                     let mut seen = Vec::new();
                     for r in items {
-                        self.role_use(r, &inherit, &mut tasks, &mut handlers, &mut seen);
+                        self.role_use(
+                            r,
+                            &inherit,
+                            &RoleFiles::default(),
+                            &mut tasks,
+                            &mut handlers,
+                            &mut seen,
+                        );
                     }
                 }
                 None => self.errors.push(roles.error("roles must be a list")),
@@ -660,6 +691,8 @@ impl Loader {
             tasks,
             post_tasks,
             handlers,
+            role_names: std::mem::take(&mut self.play_roles),
+            dependent_role_names: std::mem::take(&mut self.dep_roles),
         })
     }
 
@@ -937,10 +970,10 @@ impl Loader {
                     if short == "import_tasks"
                         || (static_path && node.get("when").is_none() && !has_loop(node))
                     {
-                        if !static_path {
-                            self.errors.push(value.error("import_tasks needs a file name without templates; use include_tasks"));
-                            return None;
-                        }
+                        let file = match static_path {
+                            true => file,
+                            false => self.load_time_template(&file, &value, &inherit, &short)?,
+                        };
                         let path = inherit.base.join(&file);
                         let tasks = self.load_task_file(&path, &value, &inherit);
                         if short != "import_tasks" {
@@ -995,10 +1028,20 @@ impl Loader {
                     }
                 }
                 "import_role" | "include_role" => {
-                    let Some(role_name) = value.get("name").and_then(|n| self.ok(string_node(n)))
+                    let Some(role_name) = value
+                        .get("name")
+                        .or_else(|| value.get("role"))
+                        .and_then(|n| self.ok(string_node(n)))
                     else {
-                        self.errors.push(value.error("import_role needs 'name'"));
+                        self.errors
+                            .push(value.error(format!("{short} needs 'name'")));
                         return None;
+                    };
+                    // drover loads roles before the run: a templated name
+                    // takes the values known then, as Ansible's import_role.
+                    let role_name = match crate::template::Templar::is_template(&role_name) {
+                        true => self.load_time_template(&role_name, &value, &inherit, &short)?,
+                        false => role_name,
                     };
                     let mut tasks = Vec::new();
                     let mut handlers = Vec::new();
@@ -1007,7 +1050,49 @@ impl Loader {
                         pos: value.pos.clone(),
                         kind: NodeKind::Str(role_name),
                     };
-                    self.role_use(&role_node, &inherit, &mut tasks, &mut handlers, &mut seen);
+                    let mut files = RoleFiles::default();
+                    for (key, slot) in [
+                        ("tasks_from", &mut files.tasks),
+                        ("vars_from", &mut files.vars),
+                        ("defaults_from", &mut files.defaults),
+                        ("handlers_from", &mut files.handlers),
+                    ] {
+                        if let Some(n) = value.get(key) {
+                            let name = self.ok(string_node(n))?;
+                            *slot = Some(match crate::template::Templar::is_template(&name) {
+                                true => self.load_time_template(&name, n, &inherit, &short)?,
+                                false => name,
+                            });
+                        }
+                    }
+                    // As Ansible's include params: the roles this one is
+                    // imported from, nearest first.
+                    let mut inner = inherit.clone();
+                    if let Some(parent) = &inherit.role {
+                        let dir =
+                            std::path::absolute(&parent.dir).unwrap_or_else(|_| parent.dir.clone());
+                        for (key, first) in [
+                            ("ansible_parent_role_names", parent.name.clone()),
+                            ("ansible_parent_role_paths", dir.display().to_string()),
+                        ] {
+                            let mut list = match inner.vars.get(key) {
+                                Some(Value::Array(a)) => a.clone(),
+                                _ => Vec::new(),
+                            };
+                            list.insert(0, Value::from(first));
+                            inner.vars.insert(key.into(), Value::Array(list));
+                        }
+                    }
+                    let outer = std::mem::replace(&mut self.in_deps, false);
+                    self.role_use(
+                        &role_node,
+                        &inner,
+                        &files,
+                        &mut tasks,
+                        &mut handlers,
+                        &mut seen,
+                    );
+                    self.in_deps = outer;
                     self.role_handlers.append(&mut handlers);
                     if short == "include_role" {
                         include = Some("include_role");
@@ -1476,12 +1561,61 @@ impl Loader {
         }
     }
 
+    /// A name templated where the loader needs it (`import_tasks`,
+    /// `import_role`), rendered as Ansible does at that point: with the
+    /// role's defaults, the play's vars, the role's vars, block and task
+    /// vars and `-e`, lowest first, and `role_path`, `role_name` and
+    /// `playbook_dir`; no host's variables or facts.
+    fn load_time_template(
+        &mut self,
+        text: &str,
+        at: &Node,
+        inherit: &Inherit,
+        what: &str,
+    ) -> Option<String> {
+        let mut magic = Map::new();
+        let dir =
+            std::path::absolute(&self.playbook_dir).unwrap_or_else(|_| self.playbook_dir.clone());
+        magic.insert(
+            "playbook_dir".into(),
+            Value::from(dir.display().to_string()),
+        );
+        let mut layers = Vec::new();
+        if let Some(role) = &inherit.role {
+            layers.push(Arc::new(role.defaults.clone()));
+        }
+        layers.push(Arc::new(self.play_vars.clone()));
+        if let Some(role) = &inherit.role {
+            layers.push(Arc::new(role.vars.clone()));
+            let dir = std::path::absolute(&role.dir).unwrap_or_else(|_| role.dir.clone());
+            magic.insert("role_path".into(), Value::from(dir.display().to_string()));
+            magic.insert("role_name".into(), Value::from(role.name.clone()));
+            magic.insert("ansible_role_name".into(), Value::from(role.name.clone()));
+        }
+        layers.push(Arc::new(inherit.vars.clone()));
+        layers.push(Arc::new(self.extra_vars.clone()));
+        layers.push(Arc::new(magic));
+        let templar = crate::template::Templar::new();
+        let scope = templar.layered(layers, Vec::new());
+        match templar.render_string(text, &scope) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.errors.push(at.error(format!(
+                    "{what}: cannot template {text:?} when loading (only play, role, block and task vars and -e are known then; use include_tasks or include_role for values set at run time): {}",
+                    e.msg
+                )));
+                None
+            }
+        }
+    }
+
     /// Expand a role use (`- common`, `- role: x` with params) into tasks and
     /// handlers, dependencies first.
     fn role_use(
         &mut self,
         node: &Node,
         parent: &Inherit,
+        files: &RoleFiles,
         tasks: &mut Vec<Task>,
         handlers: &mut Vec<Task>,
         seen: &mut Vec<String>,
@@ -1536,9 +1670,8 @@ impl Loader {
                 return;
             }
         };
-        let read_map = |me: &mut Self, sub: &str| -> Map {
-            let path = main_file(&dir.join(sub));
-            let Some(path) = path else {
+        let read_map = |me: &mut Self, sub: &str, from: &Option<String>| -> Map {
+            let Some(path) = me.role_file(&dir, sub, from, node) else {
                 return Map::new();
             };
             match yaml::load_file(&path) {
@@ -1549,9 +1682,21 @@ impl Loader {
                 }
             }
         };
-        let defaults = read_map(self, "defaults");
-        let mut vars = read_map(self, "vars");
+        let defaults = read_map(self, "defaults", &files.defaults);
+        let mut vars = read_map(self, "vars", &files.vars);
         vars.extend(params);
+        // A role named by its path is called by its directory's name.
+        let name = match name.contains('/') {
+            true => dir
+                .file_name()
+                .map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
+            false => name,
+        };
+        match self.in_deps {
+            true if !self.dep_roles.contains(&name) => self.dep_roles.push(name.clone()),
+            true => {}
+            false => self.play_roles.push(name.clone()),
+        }
         let role = Arc::new(Role {
             name: name.clone(),
             dir: dir.clone(),
@@ -1581,9 +1726,18 @@ impl Loader {
                         base: dir.parent().map(Path::to_path_buf).unwrap_or_default(),
                         ..parent.clone()
                     };
+                    let outer = std::mem::replace(&mut self.in_deps, true);
                     for d in deps {
-                        self.role_use(d, &dep_inherit, tasks, handlers, seen);
+                        self.role_use(
+                            d,
+                            &dep_inherit,
+                            &RoleFiles::default(),
+                            tasks,
+                            handlers,
+                            seen,
+                        );
                     }
+                    self.in_deps = outer;
                 }
             }
         }
@@ -1608,14 +1762,14 @@ impl Loader {
             notify: Vec::new(),
             handler: parent.handler,
         };
-        if let Some(p) = main_file(&dir.join("tasks")) {
+        if let Some(p) = self.role_file(&dir, "tasks", &files.tasks, node) {
             let at = Node {
                 pos: node.pos.clone(),
                 kind: NodeKind::Null,
             };
             tasks.extend(self.load_task_file(&p, &at, &inherit));
         }
-        if let Some(p) = main_file(&dir.join("handlers")) {
+        if let Some(p) = self.role_file(&dir, "handlers", &files.handlers, node) {
             let at = Node {
                 pos: node.pos.clone(),
                 kind: NodeKind::Null,
@@ -1625,6 +1779,49 @@ impl Loader {
             hinherit.handler = true;
             handlers.extend(self.load_task_file(&p, &at, &hinherit));
         }
+    }
+}
+
+/// The files of a role that `import_role`'s `tasks_from`, `vars_from`,
+/// `defaults_from` and `handlers_from` load instead of `main`.
+#[derive(Default)]
+struct RoleFiles {
+    tasks: Option<String>,
+    vars: Option<String>,
+    defaults: Option<String>,
+    handlers: Option<String>,
+}
+
+impl Loader {
+    /// The file of role subdirectory `sub` to load: `main`, or the one
+    /// `from` names (with or without `.yml`, `.yaml` or `.json`, as
+    /// Ansible looks them up); a named file that is missing is an error.
+    fn role_file(
+        &mut self,
+        dir: &Path,
+        sub: &str,
+        from: &Option<String>,
+        at: &Node,
+    ) -> Option<PathBuf> {
+        let Some(name) = from else {
+            return main_file(&dir.join(sub));
+        };
+        let base = dir.join(sub).join(name);
+        let found = ["", ".yml", ".yaml", ".json"]
+            .iter()
+            .map(|ext| PathBuf::from(format!("{}{ext}", base.display())))
+            .find(|p| p.is_file());
+        if found.is_none() {
+            self.errors.push(
+                at.error(format!(
+                    "role '{}': no file '{name}' in {}",
+                    dir.file_name().unwrap_or_default().to_string_lossy(),
+                    dir.join(sub).display()
+                ))
+                .with_kind(InputErrorKind::Read),
+            );
+        }
+        found
     }
 }
 
@@ -1648,6 +1845,11 @@ pub fn load_included(
         playbook_dir: playbook_dir.to_path_buf(),
         collections: Vec::new(),
         role_handlers: Vec::new(),
+        extra_vars: Map::new(),
+        play_vars: Map::new(),
+        play_roles: Vec::new(),
+        dep_roles: Vec::new(),
+        in_deps: false,
         role_paths: super::roles::RolePaths::from_env(playbook_dir),
     };
     let inherit = Inherit {
@@ -2259,5 +2461,143 @@ mod tests {
         let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
         crate::playbook::check::check(&pb, &crate::inventory::Inventory::default(), &Map::new())
             .expect("passes the static check");
+    }
+
+    /// Write `files` (path, text) under a fresh directory.
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        dir
+    }
+
+    /// The names of a play's tasks, blocks flattened.
+    fn task_names(tasks: &[Task]) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in tasks {
+            match &t.action {
+                Action::Block { block, .. } => out.extend(task_names(block)),
+                _ => out.extend(t.name.clone()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn import_tasks_names_are_templated_at_load_with_role_play_and_extra_vars() {
+        let dir = tree(&[
+            (
+                "site.yml",
+                "- hosts: all\n  vars:\n    which: b\n  roles: [r]\n  tasks:\n    - import_tasks: \"{{ which }}.yml\"\n    - import_tasks: \"{{ from_e }}.yml\"\n",
+            ),
+            ("a.yml", "- name: a\n  debug: msg=a\n"),
+            ("b.yml", "- name: b\n  debug: msg=b\n"),
+            ("roles/r/tasks/main.yml", "- import_tasks: \"{{ role_path }}/tests/t.yml\"\n"),
+            ("roles/r/tests/t.yml", "- name: t\n  debug: msg=t\n"),
+        ]);
+        let mut extra = Map::new();
+        extra.insert("from_e".into(), Value::from("a"));
+        let pb = load_playbook_with(&dir.path().join("site.yml"), &extra).expect("loads");
+        assert_eq!(task_names(&pb.plays[0].tasks), ["t", "b", "a"]);
+        // A value only a run sets is an error at the import, not a guess.
+        std::fs::write(
+            dir.path().join("late.yml"),
+            "- hosts: all\n  tasks:\n    - import_tasks: \"{{ set_later }}.yml\"\n",
+        )
+        .expect("write");
+        let err = load_playbook(&dir.path().join("late.yml")).expect_err("undefined");
+        assert!(
+            err.to_string()
+                .contains("late.yml:3:21: import_tasks: cannot template"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn import_role_of_the_same_role_with_tasks_from_is_not_a_cycle() {
+        // special_vars: a role's task file imports another file of the
+        // same role; drover loaded main.yml again and called it a cycle.
+        let dir = tree(&[
+            (
+                "site.yml",
+                "- hosts: all\n  tasks:\n    - import_role:\n        role: r\n        tasks_from: other.yml\n        vars_from: more\n",
+            ),
+            ("roles/r/tasks/main.yml", "- name: main\n  debug: msg=m\n"),
+            (
+                "roles/r/tasks/other.yml",
+                "- name: other\n  debug: msg=o\n- import_role:\n    name: r\n    tasks_from: self\n",
+            ),
+            ("roles/r/tasks/self.yml", "- name: self\n  debug: msg=s\n"),
+            ("roles/r/vars/main.yml", "v: main\n"),
+            ("roles/r/vars/more.yml", "v: more\n"),
+        ]);
+        let pb = load_playbook(&dir.path().join("site.yml")).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        assert_eq!(task_names(tasks), ["other", "self"]);
+        let Action::Block { block, .. } = &tasks[0].action else {
+            panic!("a block");
+        };
+        let role = block[0].role.as_ref().expect("role");
+        assert_eq!(role.vars["v"], "more");
+        // Imported from a play's tasks: no parent role; the role's import
+        // of itself has the role as its parent.
+        assert!(!block[0].vars.contains_key("ansible_parent_role_names"));
+        let Action::Block { block: inner, .. } = &block[1].action else {
+            panic!("a block");
+        };
+        assert_eq!(
+            inner[0].vars["ansible_parent_role_names"],
+            serde_json::json!(["r"])
+        );
+        std::fs::write(
+            dir.path().join("missing.yml"),
+            "- hosts: all\n  tasks:\n    - import_role:\n        name: r\n        tasks_from: nope\n",
+        )
+        .expect("write");
+        let err = load_playbook(&dir.path().join("missing.yml")).expect_err("missing");
+        assert!(
+            err.to_string().contains("role 'r': no file 'nope'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_play_knows_the_roles_it_uses_and_those_it_depends_on() {
+        let dir = tree(&[
+            (
+                "site.yml",
+                "- hosts: all\n  roles: [a]\n  tasks:\n    - import_role:\n        name: b\n",
+            ),
+            ("roles/a/meta/main.yml", "dependencies: [c]\n"),
+            ("roles/a/tasks/main.yml", "- debug: msg=a\n"),
+            ("roles/b/tasks/main.yml", "- debug: msg=b\n"),
+            ("roles/c/tasks/main.yml", "- debug: msg=c\n"),
+        ]);
+        let pb = load_playbook(&dir.path().join("site.yml")).expect("loads");
+        assert_eq!(pb.plays[0].role_names, ["a", "b"]);
+        assert_eq!(pb.plays[0].dependent_role_names, ["c"]);
+    }
+
+    #[test]
+    fn include_role_by_a_templated_path_loads_the_role_named_by_its_directory() {
+        let dir = tree(&[
+            ("site.yml", "- hosts: all\n  roles: [outer]\n"),
+            (
+                "roles/outer/tasks/main.yml",
+                "- include_role:\n    role: \"{{ role_path }}/roles/a\"\n",
+            ),
+            (
+                "roles/outer/roles/a/tasks/main.yml",
+                "- name: in a\n  debug: msg=a\n",
+            ),
+        ]);
+        let pb = load_playbook(&dir.path().join("site.yml")).expect("loads");
+        let Action::Block { block, .. } = &pb.plays[0].tasks[0].action else {
+            panic!("a block");
+        };
+        assert_eq!(block[0].role.as_ref().expect("role").name, "a");
     }
 }

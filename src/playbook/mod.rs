@@ -12,7 +12,7 @@ pub mod roles;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use load::{load_included, load_playbook, load_playbook_str};
+pub use load::{load_included, load_playbook, load_playbook_str, load_playbook_with};
 
 use crate::error::Pos;
 use crate::modules::ModuleInfo;
@@ -81,6 +81,11 @@ pub struct Play {
     pub post_tasks: Vec<Task>,
     /// Handlers of the play and its roles.
     pub handlers: Vec<Task>,
+    /// Roles the play uses itself (`roles:`, `import_role`,
+    /// `include_role`), in order: `ansible_play_role_names`.
+    pub role_names: Vec<String>,
+    /// Roles reached as dependencies: `ansible_dependent_role_names`.
+    pub dependent_role_names: Vec<String>,
 }
 
 /// Keywords a play, block or task can set and its children inherit.

@@ -24,6 +24,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod loader_includes;
 mod local;
 mod module_names;
 mod new_modules;

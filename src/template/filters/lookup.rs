@@ -138,6 +138,19 @@ fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Option
             add(&f, &p);
             continue;
         }
+        if t.kind() != ValueKind::String {
+            // As Ansible: a number or boolean is no file name.
+            let kind = match t.kind() {
+                ValueKind::Bool => "bool",
+                ValueKind::Number if t.as_i64().is_some() => "int",
+                ValueKind::Number => "float",
+                ValueKind::None => "NoneType",
+                _ => "object",
+            };
+            return Err(err(format!(
+                "Invalid term supplied. A string, dict or list is required, not '{kind}')."
+            )));
+        }
         add(&[t.to_string()], &paths);
     }
     if flat.is_empty() {

@@ -649,6 +649,15 @@ fn random_filter_refuses_what_ansible_refuses() {
 }
 
 #[test]
+fn first_found_refuses_a_term_that_is_no_name() {
+    let msg = render_err("{{ lookup('first_found', [1]) }}", json!({}));
+    assert!(
+        msg.contains("A string, dict or list is required, not 'int'"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn with_first_found_looks_under_the_actions_subdirectory_first() {
     // A role's include_vars loop over `{{ os_family }}.yml` finds
     // vars/Debian.yml, not the tasks/Debian.yml beside the task, as
@@ -702,6 +711,8 @@ fn contains_test_is_a_substring_check_on_text() {
         "True"
     );
     assert_eq!(render("{{ 'abc' is contains('x') }}"), "False");
+    // An item of a list is not looked for inside the list's strings.
+    assert_eq!(render("{{ ['ab'] is contains 'a' }}"), "False");
     assert_eq!(render("{{ {'k': 1} is contains('k') }}"), "True");
     assert_eq!(render("{{ [1, 2] is contains(2) }}"), "True");
 }
