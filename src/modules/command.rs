@@ -105,6 +105,18 @@ pub struct Prepared {
     stdin: Vec<u8>,
     /// Strip trailing newlines from the output.
     strip: bool,
+    /// Ansible's warnings about the arguments, for the result.
+    warnings: Vec<String>,
+}
+
+impl Prepared {
+    /// Add what every result of the command carries.
+    fn annotate(&self, data: &mut Map) {
+        if !self.warnings.is_empty() {
+            let w = self.warnings.iter().cloned().map(Value::from).collect();
+            data.insert("warnings".into(), Value::Array(w));
+        }
+    }
 }
 
 /// What `apply` does.
@@ -117,6 +129,16 @@ pub enum CmdChange {
 impl CmdArgs {
     fn prepare(&self, shell: bool) -> Result<Prepared, ModuleError> {
         let no_command = || fail_data("no command given", Map::new(), Some(256));
+        if self.raw_params.as_deref().is_none_or(str::is_empty)
+            && self.cmd.is_none()
+            && self.argv.is_none()
+        {
+            return Err(fail_data(
+                "one of the following is required: _raw_params, cmd, argv",
+                Map::new(),
+                None,
+            ));
+        }
         // Only the free form carries `key=value` options; `cmd:` is taken as is.
         let (inline, text) = match (&self.raw_params, &self.cmd) {
             (Some(_), Some(_)) => {
@@ -159,9 +181,16 @@ impl CmdArgs {
         let argv = self.argv.as_ref().filter(|a| !a.is_empty());
         if text.is_some() && argv.is_some() {
             return Err(fail_data(
-                "only command or argv can be given, not both",
+                "parameters are mutually exclusive: _raw_params|cmd|argv",
                 Map::new(),
-                Some(256),
+                None,
+            ));
+        }
+        let mut warnings = Vec::new();
+        if let Some(exe) = executable.as_deref().filter(|e| !shell && !e.is_empty()) {
+            warnings.push(format!(
+                "As of Ansible 2.4, the parameter 'executable' is no longer supported with \
+                 the 'command' module. Not using '{exe}'."
             ));
         }
         let (line, cmd) = if shell {
@@ -210,6 +239,7 @@ impl CmdArgs {
             removes,
             stdin,
             strip: strip.unwrap_or(true),
+            warnings,
         })
     }
 }
@@ -524,6 +554,7 @@ fn not_run(p: &Prepared, msg: String) -> Map {
         data.insert(k.into(), Value::Null);
     }
     data.insert("msg".into(), Value::from(msg));
+    p.annotate(&mut data);
     data
 }
 
@@ -537,6 +568,9 @@ fn fail_data(msg: &str, mut data: Map, rc: Option<i64>) -> ModuleError {
         data,
     }
 }
+
+/// The message of a command check mode does not run.
+const WOULD_RUN: &str = "Command would have run if not in check mode";
 
 /// What running the script came to.
 enum Finished {
@@ -616,6 +650,7 @@ fn finish(
             times,
         } => {
             let mut data = Map::new();
+            p.annotate(&mut data);
             data.insert("cmd".into(), p.cmd.clone());
             data.insert("rc".into(), Value::from(rc));
             let (stdout, stderr) = (text(&stdout, p.strip), text(&stderr, p.strip));
@@ -693,7 +728,7 @@ fn cmd_decide(
     let plan = match finish(&p, out, GUARD_MARKER, check, std::time::Duration::ZERO)? {
         Finished::Skipped(data) => Plan::Unchanged(data),
         Finished::WouldRun | Finished::Ran(_) if check => Plan::Change {
-            data: not_run(&p, "Command would have run if not in check mode".into()),
+            data: not_run(&p, WOULD_RUN.into()),
             change: CmdChange::Run(p),
             diff: None,
         },
@@ -764,6 +799,11 @@ impl<const SHELL: bool> Module for Cmd<SHELL> {
     async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
         let p = self.0.prepare(SHELL)?;
         Ok(Plan::Run(CmdChange::Run(p)))
+    }
+
+    fn check_skipped(&self, change: &CmdChange) -> Map {
+        let CmdChange::Run(p) = change;
+        not_run(p, WOULD_RUN.into())
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
@@ -951,6 +991,9 @@ mod tests {
             .await
             .expect("check");
         assert_eq!(plain.skipped.as_deref(), Some("running in check mode"));
+        // Ansible's result says why (its `skipped: true` comes from the engine).
+        assert_eq!(plain.data["msg"], WOULD_RUN);
+        assert_eq!(plain.data["rc"], 0);
         let with_creates = shell(
             json!({"_raw_params": format!("touch {made}"), "creates": made}),
             true,
@@ -976,17 +1019,23 @@ mod tests {
 
     #[tokio::test]
     async fn argument_errors() {
-        for (args, want) in [
-            (json!({"_raw_params": "  "}), "no command given"),
+        for (args, want, rc) in [
+            (json!({"_raw_params": "  "}), "no command given", Some(256)),
             (
                 json!({"_raw_params": "ls", "argv": ["ls"]}),
-                "only command or argv can be given, not both",
+                "parameters are mutually exclusive: _raw_params|cmd|argv",
+                None,
+            ),
+            (
+                json!({"chdir": "/"}),
+                "one of the following is required: _raw_params, cmd, argv",
+                None,
             ),
         ] {
             match command(args, false).await {
                 Err(ModuleError::Failed { msg, data }) => {
                     assert_eq!(msg, want);
-                    assert_eq!(data["rc"], 256);
+                    assert_eq!(data.get("rc"), rc.map(Value::from).as_ref());
                 }
                 other => panic!("{other:?}"),
             }
@@ -999,6 +1048,29 @@ mod tests {
             command(json!({"bogus": 1}), false).await,
             Err(ModuleError::Args(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn command_warns_that_executable_is_ignored() {
+        let out = command(
+            json!({"_raw_params": "echo $0 x", "executable": "/bogus"}),
+            false,
+        )
+        .await
+        .expect("ran without the executable");
+        assert_eq!(out.data["stdout"], "$0 x");
+        let warnings = out.data["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0]
+            .as_str()
+            .is_some_and(|w| w.contains("no longer supported") && w.contains("'/bogus'")));
+        let sh = shell(
+            json!({"_raw_params": "true", "executable": "/bin/sh"}),
+            false,
+        )
+        .await
+        .expect("shell");
+        assert!(sh.data.get("warnings").is_none());
     }
 
     #[tokio::test]

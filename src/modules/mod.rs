@@ -319,6 +319,12 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
         )))
     }
 
+    /// The result fields of a [`Plan::Run`] skipped in check mode (command
+    /// and shell say they would have run). Default: none.
+    fn check_skipped(&self, _change: &Self::Change) -> Map {
+        Map::new()
+    }
+
     /// What applying `change` may alter on the host; reads that overlap it
     /// are forgotten afterwards. Default: anything.
     fn touches(&self, _change: &Self::Change) -> Touched {
@@ -404,6 +410,7 @@ pub async fn drive_with<M: Module>(
             if ctx.check {
                 return Ok(Outcome {
                     skipped: Some("running in check mode".into()),
+                    data: module.check_skipped(&change),
                     ..Outcome::default()
                 });
             }
