@@ -107,6 +107,9 @@ pub struct Prepared {
     strip: bool,
     /// Ansible's warnings about the arguments, for the result.
     warnings: Vec<String>,
+    /// `command`'s program, quoted for the host, and whether it is a path
+    /// (else it is looked up in `$PATH`).
+    program: Option<(String, bool)>,
 }
 
 impl Prepared {
@@ -186,6 +189,7 @@ impl CmdArgs {
                 None,
             ));
         }
+        let mut program = None;
         let mut warnings = Vec::new();
         if let Some(exe) = executable.as_deref().filter(|e| !shell && !e.is_empty()) {
             warnings.push(format!(
@@ -225,6 +229,7 @@ impl CmdArgs {
                     }
                 })
                 .collect();
+            program = Some((line[0].clone(), words[0].contains('/')));
             (line.join(" "), Value::from(words))
         };
         let mut stdin = stdin.map(String::into_bytes).unwrap_or_default();
@@ -240,6 +245,7 @@ impl CmdArgs {
             stdin,
             strip: strip.unwrap_or(true),
             warnings,
+            program,
         })
     }
 }
@@ -364,8 +370,10 @@ fn script(p: &Prepared, marker: &str, run: bool) -> String {
     let say = |what: &str| format!("printf '\\n%s {what}\\n' {marker}");
     let mut s = String::new();
     if let Some(dir) = &p.chdir {
+        // Physically, as Python's os.chdir: the shell's $PWD names the
+        // directory a link leads to, not the link.
         s.push_str(&format!(
-            "cd -- {} || {{ {}; exit 0; }}; ",
+            "cd -P -- {} || {{ {}; exit 0; }}; ",
             quote_word(dir, Expand::VARS),
             say("nochdir")
         ));
@@ -384,6 +392,18 @@ fn script(p: &Prepared, marker: &str, run: bool) -> String {
             say("removes")
         ));
     }
+    if let Some((program, is_path)) = p.program.as_ref().filter(|_| run) {
+        // Python cannot start a program that is not there: the task fails
+        // without the shell's complaint on stderr.
+        let found = if *is_path {
+            format!("[ -e {program} ]")
+        } else {
+            format!(
+                "f=; o=$IFS; IFS=:; for d in $PATH; do if [ -f \"${{d:-.}}\"/{program} ] && [ -x \"${{d:-.}}\"/{program} ]; then f=1; break; fi; done; IFS=$o; [ -n \"$f\" ]"
+            )
+        };
+        s.push_str(&format!("{found} || {{ {}; exit 0; }}; ", say("notfound")));
+    }
     if run {
         let date = "date '+%s.%N|%Y-%m-%d %H:%M:%S.%N'";
         s.push_str(&format!(
@@ -401,6 +421,8 @@ fn script(p: &Prepared, marker: &str, run: bool) -> String {
 enum Report {
     /// `chdir` failed; its error.
     NoChdir(String),
+    /// `command`'s program does not exist.
+    NotFound,
     /// `creates` exists.
     Creates,
     /// `removes` does not exist.
@@ -456,6 +478,7 @@ fn parse_report(out: ExecOutput, marker: &str) -> Report {
     stdout.extend_from_slice(out.stdout.get(line_end + 1..).unwrap_or_default());
     match line.split_once(' ') {
         None if line == "nochdir" => Report::NoChdir(out.stderr_str().trim().to_string()),
+        None if line == "notfound" => Report::NotFound,
         None if line == "creates" => Report::Creates,
         None if line == "removes" => Report::Removes,
         None if line == "run" => Report::WouldRun,
@@ -619,6 +642,11 @@ fn finish(
 ) -> Result<Finished, ModuleError> {
     let shoulda = if check { "Would" } else { "Did" };
     match parse_report(out, marker) {
+        Report::NotFound => {
+            let mut data = not_run(p, String::new());
+            data.insert("rc".into(), Value::from(2));
+            Err(fail_data("Error executing command.", data, None))
+        }
         Report::NoChdir(err) => {
             let mut data = not_run(p, String::new());
             data.insert("rc".into(), Value::Null);
@@ -984,6 +1012,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chdir_through_a_link_is_physical() {
+        let (_d, dir) = tmp();
+        std::fs::create_dir_all(format!("{dir}/root/site")).expect("mkdir");
+        std::os::unix::fs::symlink(format!("{dir}/root"), format!("{dir}/www")).expect("link");
+        let out = shell(
+            json!({"_raw_params": "dirname \"$PWD\"", "chdir": format!("{dir}/www/site")}),
+            false,
+        )
+        .await
+        .expect("ran");
+        let parent = out.data["stdout"].as_str().expect("stdout").to_string();
+        assert!(parent.ends_with("/root"), "{parent}");
+    }
+
+    #[tokio::test]
     async fn check_mode_runs_nothing() {
         let (_d, dir) = tmp();
         let made = format!("{dir}/made");
@@ -1075,10 +1118,21 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_a_failure() {
-        match command(json!({"argv": ["drover-no-such-program", "x"]}), false).await {
-            Err(ModuleError::Failed { data, .. }) => assert_eq!(data["rc"], 127),
-            other => panic!("{other:?}"),
+        for argv in [["drover-no-such-program", "x"], ["/no/such/program", "x"]] {
+            match command(json!({ "argv": argv }), false).await {
+                Err(ModuleError::Failed { msg, data }) => {
+                    assert_eq!(msg, "Error executing command.");
+                    assert_eq!(data["rc"], 2);
+                    assert_eq!((&data["stdout"], &data["stderr"]), (&json!(""), &json!("")));
+                }
+                other => panic!("{other:?}"),
+            }
         }
+        // Found in $PATH: it runs.
+        let out = command(json!({"argv": ["true"]}), false)
+            .await
+            .expect("true");
+        assert_eq!(out.data["rc"], 0);
     }
 
     #[test]
