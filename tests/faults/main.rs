@@ -31,5 +31,6 @@ mod output;
 mod redaction;
 mod semantics;
 mod shell;
+mod textedit;
 mod uri;
 mod writes;
