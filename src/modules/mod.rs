@@ -319,12 +319,6 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
         )))
     }
 
-    /// The result fields of a [`Plan::Run`] skipped in check mode (command
-    /// and shell say they would have run). Default: none.
-    fn check_skipped(&self, _change: &Self::Change) -> Map {
-        Map::new()
-    }
-
     /// What applying `change` may alter on the host; reads that overlap it
     /// are forgotten afterwards. Default: anything.
     fn touches(&self, _change: &Self::Change) -> Touched {
@@ -333,6 +327,12 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
 
     /// Make the planned change; returns result fields to add.
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: Self::Change) -> Result<Map, ModuleError>;
+
+    /// The result fields of a [`Plan::Run`] skipped in check mode (command
+    /// and shell say they would have run). Default: none.
+    fn check_skipped(&self, _change: &Self::Change) -> Map {
+        Map::new()
+    }
 }
 
 /// The result of running a module on one host.

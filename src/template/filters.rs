@@ -1778,10 +1778,6 @@ fn test_superset(_: &State, value: Value, args: Args) -> Result<bool, Error> {
 fn test_contains(_: &State, value: Value, args: Args) -> Result<bool, Error> {
     let p = Params::bind("contains", &args, &["item"])?;
     let item = p.get("item").cloned().unwrap_or_default();
-    // Python's `item in seq`: on a string, a substring test.
-    if let (Some(s), Some(sub)) = (value.as_str(), item.as_str()) {
-        return Ok(s.contains(sub));
-    }
     Ok(items(&value)?.contains(&item))
 }
 

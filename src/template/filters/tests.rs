@@ -530,17 +530,6 @@ fn set_and_misc_tests() {
 }
 
 #[test]
-fn contains_on_a_string_is_a_substring_test() {
-    assert_eq!(
-        render(
-            "{{ ['one of the following', 'one'] | select('contains', 'of the') | list | to_json }}"
-        ),
-        "[\"one of the following\"]"
-    );
-    assert_eq!(render("{{ 'abc' is contains 'bc' }}"), "True");
-}
-
-#[test]
 fn python_methods_on_strings() {
     let t = "{{ [s.split(','), s.split(',', 1), '  x y '.split(), s.rsplit(',', 1), s.upper(), 'AbC'.lower(), '  pad  '.strip(), 'xxhixx'.strip('x'), \
              '  l'.lstrip(), 'r  '.rstrip(), s.startswith('a'), s.startswith(['z', 'a,']), s.endswith('c'), s.replace(',', ';'), s.replace(',', ';', 1), \
