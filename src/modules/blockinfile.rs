@@ -3,14 +3,13 @@
 //! [`blockinfile`].
 
 use async_trait::async_trait;
-use regex::bytes::Regex;
 use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::safe;
 use super::textedit::{
     apply_edit, decide_edit, edit_touches, fail_rc, py_regex, strip_eol, text_observed, text_reads,
-    without_newline, EditChange, ReFlags, WriteOpts,
+    without_newline, DiffKey, DiffReport, EditChange, PyRegex, ReFlags, WriteOpts,
 };
 use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, Touched};
 use crate::{Map, Value};
@@ -93,9 +92,9 @@ pub enum Insert {
     Bof,
     /// After the line of the last match; `true` when the pattern is
     /// multi-line (`(?m)`) and is searched in the whole file.
-    After(Regex, bool),
+    After(PyRegex, bool),
     /// Before the line of the last match (multi-line as for `After`).
-    Before(Regex, bool),
+    Before(PyRegex, bool),
 }
 
 /// A compiled `blockinfile` task.
@@ -319,7 +318,7 @@ impl Module for BlockInFile {
     fn decide(
         &self,
         observed: &Observed,
-        _ctx: &ReadCtx<'_>,
+        ctx: &ReadCtx<'_>,
     ) -> Result<Decision<EditChange>, ModuleError> {
         let path = self
             .path
@@ -359,7 +358,12 @@ impl Module for BlockInFile {
             content,
             msg,
             &opts,
-            format!("{path} (content)"),
+            DiffReport {
+                path: path.to_string(),
+                key: DiffKey::List,
+                wanted: ctx.diff,
+                check: ctx.check,
+            },
             data,
         )
     }

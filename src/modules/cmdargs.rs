@@ -198,26 +198,102 @@ pub fn decode_escapes(text: &str) -> String {
     out
 }
 
-/// Take the `key=value` tokens whose key is in `keys` out of free-form text
-/// (Ansible does this for command and shell). Returns the options found and
-/// the rest of the text, whitespace between the remaining tokens preserved.
+/// The quote still open after `token`, given the one open before it
+/// (a quote preceded by a backslash does not count).
+fn quote_after(token: &str, mut open: Option<char>) -> Option<char> {
+    let mut prev = None;
+    for c in token.chars() {
+        if matches!(c, '"' | '\'') && prev != Some('\\') {
+            match open {
+                Some(q) if q == c => open = None,
+                Some(_) => {}
+                None => open = Some(c),
+            }
+        }
+        prev = Some(c);
+    }
+    open
+}
+
+/// Ansible's `split_args` of templated text: words split at single spaces
+/// and newlines, each split remembered in the words (a run of spaces
+/// stays on the word before it, a newline ends its word) so that
+/// [`join_args`] gives the text back; a quoted part spans spaces and lines;
+/// a lone `\` outside quotes is dropped and joins its line to the next.
+fn split_args(text: &str) -> Vec<String> {
+    let mut params: Vec<String> = Vec::new();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut quote: Option<char> = None;
+    for (li, line) in lines.iter().enumerate() {
+        let mut continued = false;
+        for (ti, token) in line.split(' ').enumerate() {
+            if token.is_empty() && ti != 0 {
+                match params.last_mut() {
+                    Some(p) => p.push(' '),
+                    None => params.push(" ".into()),
+                }
+                continue;
+            }
+            if token == "\\" && quote.is_none() {
+                continued = true;
+                continue;
+            }
+            let was_inside = quote.is_some();
+            quote = quote_after(token, quote);
+            match params.last_mut() {
+                Some(p) if was_inside => {
+                    if ti > 0 {
+                        p.push(' ');
+                    }
+                    p.push_str(token);
+                }
+                _ if !token.is_empty() => params.push(token.to_string()),
+                _ => {}
+            }
+        }
+        if li + 1 != lines.len() && !continued {
+            match params.last_mut() {
+                Some(p) => p.push('\n'),
+                None => params.push("\n".into()),
+            }
+        }
+    }
+    params
+}
+
+/// Ansible's `join_args`: the words of [`split_args`] back into text.
+fn join_args(params: &[String]) -> String {
+    let mut out = String::new();
+    for p in params {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push(' ');
+        }
+        out.push_str(p);
+    }
+    out
+}
+
+/// Take the `key=value` words whose key is in `keys` out of free-form text
+/// as Ansible's `parse_kv` does for command, shell and script: the text is
+/// split as [`split_args`] does, the options taken out (escapes decoded,
+/// values unquoted) and the rest joined back, its spacing, newlines and
+/// quoted parts kept, line continuations (` \` at a line's end) joined.
 pub fn extract_kv(text: &str, keys: &[&str]) -> (Vec<(String, String)>, String) {
     let mut options = Vec::new();
-    let mut rest = String::new();
-    let mut copied = 0;
-    for token in tokens(text) {
-        let Some((k, v)) = split_kv(token.text) else {
-            continue;
-        };
-        if !keys.contains(&k) {
-            continue;
+    let mut raw = Vec::new();
+    for param in split_args(text) {
+        let decoded = decode_escapes(&param);
+        match split_kv(&decoded) {
+            Some((k, v)) if keys.contains(&k) => {
+                options.push((k.to_string(), unquote(v.trim()).to_string()));
+            }
+            Some(_) => raw.push(param),
+            // Every `=` escaped: the word stays, its escapes undone.
+            None if decoded.contains('=') => raw.push(decoded.replace("\\=", "=")),
+            None => raw.push(param),
         }
-        options.push((k.to_string(), unquote(v.trim()).to_string()));
-        rest.push_str(&text[copied..token.start]);
-        copied = token.start + token.text.len();
     }
-    rest.push_str(&text[copied..]);
-    (options, rest.trim().to_string())
+    (options, join_args(&raw))
 }
 
 #[cfg(test)]
@@ -304,6 +380,31 @@ mod tests {
         let (opts, rest) = extract_kv("ls removes=/tmp/y", &["removes"]);
         assert_eq!(opts, vec![("removes".to_string(), "/tmp/y".to_string())]);
         assert_eq!(rest, "ls");
+    }
+
+    #[test]
+    fn kv_extraction_joins_continued_lines_and_keeps_newlines() {
+        let text = "echo this is a \\\n\"multiline echo\" \\\n\"with a new line\nin quotes\" \\\n| sha1sum\necho \"second\"\n";
+        let (opts, rest) = extract_kv(text, &["creates"]);
+        assert!(opts.is_empty());
+        assert_eq!(
+            rest,
+            "echo this is a \"multiline echo\" \"with a new line\nin quotes\" | sha1sum\necho \"second\"\n"
+        );
+        let (opts, rest) = extract_kv(
+            "executable=\"/bin/bash\"\ncreates=/tmp/a\necho \"test\"\n",
+            &["creates", "executable"],
+        );
+        assert_eq!(
+            opts,
+            vec![
+                ("executable".to_string(), "/bin/bash".to_string()),
+                ("creates".to_string(), "/tmp/a".to_string())
+            ]
+        );
+        assert_eq!(rest, "echo \"test\"\n");
+        let (_, rest) = extract_kv("  cat <<EOF\n  x  y\nEOF", &["creates"]);
+        assert_eq!(rest, "  cat <<EOF\n  x  y\nEOF");
     }
 }
 

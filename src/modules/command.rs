@@ -105,6 +105,21 @@ pub struct Prepared {
     stdin: Vec<u8>,
     /// Strip trailing newlines from the output.
     strip: bool,
+    /// Ansible's warnings about the arguments, for the result.
+    warnings: Vec<String>,
+    /// `command`'s program, quoted for the host, and whether it is a path
+    /// (else it is looked up in `$PATH`).
+    program: Option<(String, bool)>,
+}
+
+impl Prepared {
+    /// Add what every result of the command carries.
+    fn annotate(&self, data: &mut Map) {
+        if !self.warnings.is_empty() {
+            let w = self.warnings.iter().cloned().map(Value::from).collect();
+            data.insert("warnings".into(), Value::Array(w));
+        }
+    }
 }
 
 /// What `apply` does.
@@ -117,6 +132,16 @@ pub enum CmdChange {
 impl CmdArgs {
     fn prepare(&self, shell: bool) -> Result<Prepared, ModuleError> {
         let no_command = || fail_data("no command given", Map::new(), Some(256));
+        if self.raw_params.as_deref().is_none_or(str::is_empty)
+            && self.cmd.is_none()
+            && self.argv.is_none()
+        {
+            return Err(fail_data(
+                "one of the following is required: _raw_params, cmd, argv",
+                Map::new(),
+                None,
+            ));
+        }
         // Only the free form carries `key=value` options; `cmd:` is taken as is.
         let (inline, text) = match (&self.raw_params, &self.cmd) {
             (Some(_), Some(_)) => {
@@ -159,9 +184,17 @@ impl CmdArgs {
         let argv = self.argv.as_ref().filter(|a| !a.is_empty());
         if text.is_some() && argv.is_some() {
             return Err(fail_data(
-                "only command or argv can be given, not both",
+                "parameters are mutually exclusive: _raw_params|cmd|argv",
                 Map::new(),
-                Some(256),
+                None,
+            ));
+        }
+        let mut program = None;
+        let mut warnings = Vec::new();
+        if let Some(exe) = executable.as_deref().filter(|e| !shell && !e.is_empty()) {
+            warnings.push(format!(
+                "As of Ansible 2.4, the parameter 'executable' is no longer supported with \
+                 the 'command' module. Not using '{exe}'."
             ));
         }
         let (line, cmd) = if shell {
@@ -196,6 +229,7 @@ impl CmdArgs {
                     }
                 })
                 .collect();
+            program = Some((line[0].clone(), words[0].contains('/')));
             (line.join(" "), Value::from(words))
         };
         let mut stdin = stdin.map(String::into_bytes).unwrap_or_default();
@@ -210,6 +244,8 @@ impl CmdArgs {
             removes,
             stdin,
             strip: strip.unwrap_or(true),
+            warnings,
+            program,
         })
     }
 }
@@ -334,8 +370,10 @@ fn script(p: &Prepared, marker: &str, run: bool) -> String {
     let say = |what: &str| format!("printf '\\n%s {what}\\n' {marker}");
     let mut s = String::new();
     if let Some(dir) = &p.chdir {
+        // Physically, as Python's os.chdir: the shell's $PWD names the
+        // directory a link leads to, not the link.
         s.push_str(&format!(
-            "cd -- {} || {{ {}; exit 0; }}; ",
+            "cd -P -- {} || {{ {}; exit 0; }}; ",
             quote_word(dir, Expand::VARS),
             say("nochdir")
         ));
@@ -354,6 +392,18 @@ fn script(p: &Prepared, marker: &str, run: bool) -> String {
             say("removes")
         ));
     }
+    if let Some((program, is_path)) = p.program.as_ref().filter(|_| run) {
+        // Python cannot start a program that is not there: the task fails
+        // without the shell's complaint on stderr.
+        let found = if *is_path {
+            format!("[ -e {program} ]")
+        } else {
+            format!(
+                "f=; o=$IFS; IFS=:; for d in $PATH; do if [ -f \"${{d:-.}}\"/{program} ] && [ -x \"${{d:-.}}\"/{program} ]; then f=1; break; fi; done; IFS=$o; [ -n \"$f\" ]"
+            )
+        };
+        s.push_str(&format!("{found} || {{ {}; exit 0; }}; ", say("notfound")));
+    }
     if run {
         let date = "date '+%s.%N|%Y-%m-%d %H:%M:%S.%N'";
         s.push_str(&format!(
@@ -371,6 +421,8 @@ fn script(p: &Prepared, marker: &str, run: bool) -> String {
 enum Report {
     /// `chdir` failed; its error.
     NoChdir(String),
+    /// `command`'s program does not exist.
+    NotFound,
     /// `creates` exists.
     Creates,
     /// `removes` does not exist.
@@ -426,6 +478,7 @@ fn parse_report(out: ExecOutput, marker: &str) -> Report {
     stdout.extend_from_slice(out.stdout.get(line_end + 1..).unwrap_or_default());
     match line.split_once(' ') {
         None if line == "nochdir" => Report::NoChdir(out.stderr_str().trim().to_string()),
+        None if line == "notfound" => Report::NotFound,
         None if line == "creates" => Report::Creates,
         None if line == "removes" => Report::Removes,
         None if line == "run" => Report::WouldRun,
@@ -524,6 +577,7 @@ fn not_run(p: &Prepared, msg: String) -> Map {
         data.insert(k.into(), Value::Null);
     }
     data.insert("msg".into(), Value::from(msg));
+    p.annotate(&mut data);
     data
 }
 
@@ -537,6 +591,9 @@ fn fail_data(msg: &str, mut data: Map, rc: Option<i64>) -> ModuleError {
         data,
     }
 }
+
+/// The message of a command check mode does not run.
+const WOULD_RUN: &str = "Command would have run if not in check mode";
 
 /// What running the script came to.
 enum Finished {
@@ -585,6 +642,11 @@ fn finish(
 ) -> Result<Finished, ModuleError> {
     let shoulda = if check { "Would" } else { "Did" };
     match parse_report(out, marker) {
+        Report::NotFound => {
+            let mut data = not_run(p, String::new());
+            data.insert("rc".into(), Value::from(2));
+            Err(fail_data("Error executing command.", data, None))
+        }
         Report::NoChdir(err) => {
             let mut data = not_run(p, String::new());
             data.insert("rc".into(), Value::Null);
@@ -616,6 +678,7 @@ fn finish(
             times,
         } => {
             let mut data = Map::new();
+            p.annotate(&mut data);
             data.insert("cmd".into(), p.cmd.clone());
             data.insert("rc".into(), Value::from(rc));
             let (stdout, stderr) = (text(&stdout, p.strip), text(&stderr, p.strip));
@@ -693,7 +756,7 @@ fn cmd_decide(
     let plan = match finish(&p, out, GUARD_MARKER, check, std::time::Duration::ZERO)? {
         Finished::Skipped(data) => Plan::Unchanged(data),
         Finished::WouldRun | Finished::Ran(_) if check => Plan::Change {
-            data: not_run(&p, "Command would have run if not in check mode".into()),
+            data: not_run(&p, WOULD_RUN.into()),
             change: CmdChange::Run(p),
             diff: None,
         },
@@ -764,6 +827,11 @@ impl<const SHELL: bool> Module for Cmd<SHELL> {
     async fn run_imperative(&self, _ctx: &ModuleCtx<'_>) -> Result<Plan<CmdChange>, ModuleError> {
         let p = self.0.prepare(SHELL)?;
         Ok(Plan::Run(CmdChange::Run(p)))
+    }
+
+    fn check_skipped(&self, change: &CmdChange) -> Map {
+        let CmdChange::Run(p) = change;
+        not_run(p, WOULD_RUN.into())
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: CmdChange) -> Result<Map, ModuleError> {
@@ -944,6 +1012,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chdir_through_a_link_is_physical() {
+        let (_d, dir) = tmp();
+        std::fs::create_dir_all(format!("{dir}/root/site")).expect("mkdir");
+        std::os::unix::fs::symlink(format!("{dir}/root"), format!("{dir}/www")).expect("link");
+        let out = shell(
+            json!({"_raw_params": "dirname \"$PWD\"", "chdir": format!("{dir}/www/site")}),
+            false,
+        )
+        .await
+        .expect("ran");
+        let parent = out.data["stdout"].as_str().expect("stdout").to_string();
+        assert!(parent.ends_with("/root"), "{parent}");
+    }
+
+    #[tokio::test]
     async fn check_mode_runs_nothing() {
         let (_d, dir) = tmp();
         let made = format!("{dir}/made");
@@ -951,6 +1034,9 @@ mod tests {
             .await
             .expect("check");
         assert_eq!(plain.skipped.as_deref(), Some("running in check mode"));
+        // Ansible's result says why (its `skipped: true` comes from the engine).
+        assert_eq!(plain.data["msg"], WOULD_RUN);
+        assert_eq!(plain.data["rc"], 0);
         let with_creates = shell(
             json!({"_raw_params": format!("touch {made}"), "creates": made}),
             true,
@@ -976,17 +1062,23 @@ mod tests {
 
     #[tokio::test]
     async fn argument_errors() {
-        for (args, want) in [
-            (json!({"_raw_params": "  "}), "no command given"),
+        for (args, want, rc) in [
+            (json!({"_raw_params": "  "}), "no command given", Some(256)),
             (
                 json!({"_raw_params": "ls", "argv": ["ls"]}),
-                "only command or argv can be given, not both",
+                "parameters are mutually exclusive: _raw_params|cmd|argv",
+                None,
+            ),
+            (
+                json!({"chdir": "/"}),
+                "one of the following is required: _raw_params, cmd, argv",
+                None,
             ),
         ] {
             match command(args, false).await {
                 Err(ModuleError::Failed { msg, data }) => {
                     assert_eq!(msg, want);
-                    assert_eq!(data["rc"], 256);
+                    assert_eq!(data.get("rc"), rc.map(Value::from).as_ref());
                 }
                 other => panic!("{other:?}"),
             }
@@ -1002,11 +1094,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn command_warns_that_executable_is_ignored() {
+        let out = command(
+            json!({"_raw_params": "echo $0 x", "executable": "/bogus"}),
+            false,
+        )
+        .await
+        .expect("ran without the executable");
+        assert_eq!(out.data["stdout"], "$0 x");
+        let warnings = out.data["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0]
+            .as_str()
+            .is_some_and(|w| w.contains("no longer supported") && w.contains("'/bogus'")));
+        let sh = shell(
+            json!({"_raw_params": "true", "executable": "/bin/sh"}),
+            false,
+        )
+        .await
+        .expect("shell");
+        assert!(sh.data.get("warnings").is_none());
+    }
+
+    #[tokio::test]
     async fn missing_program_is_a_failure() {
-        match command(json!({"argv": ["drover-no-such-program", "x"]}), false).await {
-            Err(ModuleError::Failed { data, .. }) => assert_eq!(data["rc"], 127),
-            other => panic!("{other:?}"),
+        for argv in [["drover-no-such-program", "x"], ["/no/such/program", "x"]] {
+            match command(json!({ "argv": argv }), false).await {
+                Err(ModuleError::Failed { msg, data }) => {
+                    assert_eq!(msg, "Error executing command.");
+                    assert_eq!(data["rc"], 2);
+                    assert_eq!((&data["stdout"], &data["stderr"]), (&json!(""), &json!("")));
+                }
+                other => panic!("{other:?}"),
+            }
         }
+        // Found in $PATH: it runs.
+        let out = command(json!({"argv": ["true"]}), false)
+            .await
+            .expect("true");
+        assert_eq!(out.data["rc"], 0);
     }
 
     #[test]

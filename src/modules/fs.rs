@@ -959,6 +959,12 @@ fn write_fragment(i: usize, f: &FileWrite<'_>) -> String {
             "fi\n"
         });
     }
+    // Ansible's atomic_move copies the old file's extended attributes, POSIX
+    // ACLs among them, to the new one; where the acl tools are installed,
+    // so does drover. Explicit attributes are applied after.
+    script.push_str(&format!(
+        "if [ -e {q} ] && command -v getfacl >/dev/null 2>&1; then getfacl -p -- {q} 2>/dev/null | setfacl --set-file=- \"$t\" 2>/dev/null || true; fi\n"
+    ));
     if f.backup {
         script.push_str(&format!(
             "if [ -f {q} ]; then b={q}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {q} \"$b\"; printf '@@backup {i} %s\\n' \"$b\"; fi\n"
@@ -1337,6 +1343,41 @@ mod tests {
                 "{rel}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn rewriting_a_file_keeps_its_acl() {
+        let has_tools = ["getfacl", "setfacl"].iter().all(|t| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        if !has_tools {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f.txt");
+        let p = path.to_str().expect("utf8");
+        std::fs::write(&path, "old\n").expect("write");
+        let set = std::process::Command::new("setfacl")
+            .args(["-m", "u:nobody:rwx", p])
+            .status()
+            .expect("setfacl");
+        if !set.success() {
+            // A file system without ACLs.
+            return;
+        }
+        write_file_atomic(&remote(), p, b"new\n", &Attrs::default(), false)
+            .await
+            .expect("write");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+        let acl = std::process::Command::new("getfacl")
+            .args(["-p", p])
+            .output()
+            .expect("getfacl");
+        let acl = String::from_utf8_lossy(&acl.stdout);
+        assert!(acl.contains("user:nobody:rwx"), "{acl}");
     }
 
     #[tokio::test]

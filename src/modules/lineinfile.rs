@@ -4,13 +4,13 @@
 //! read in one exec and written only when the content or attributes differ.
 
 use async_trait::async_trait;
-use regex::bytes::Regex;
 use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::textedit::{
     apply_edit, decide_edit, edit_touches, fail_rc, py_regex, split_lines, strip_eol,
-    text_observed, text_reads, without_newline, EditChange, PyTemplate, ReFlags, WriteOpts,
+    text_observed, text_reads, without_newline, DiffKey, DiffReport, EditChange, PyRegex,
+    PyTemplate, ReFlags, WriteOpts,
 };
 use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, Touched};
 use crate::{Map, Value};
@@ -86,7 +86,7 @@ pub struct LineInFile {
 #[derive(Debug)]
 pub enum Matcher {
     /// A regular expression, searched in each line.
-    Regexp(Regex),
+    Regexp(PyRegex),
     /// Literal text contained in the line.
     Search(Vec<u8>),
 }
@@ -108,9 +108,9 @@ pub enum Insert {
     /// At the beginning.
     Bof,
     /// After the last (or first) line matching.
-    After(Regex),
+    After(PyRegex),
     /// Before the last (or first) line matching.
-    Before(Regex),
+    Before(PyRegex),
 }
 
 /// What `state=present` needs.
@@ -276,6 +276,26 @@ fn exclusive(a: bool, b: bool, names: &str) -> Result<(), ModuleError> {
 }
 
 impl LineInFile {
+    /// Ansible's warning for an empty `regexp` or `search_string`, which
+    /// selects every line.
+    fn empty_pattern_warning(&self) -> Option<String> {
+        let (name, hint) = if self.regexp.as_deref() == Some("") {
+            (
+                "regular expression",
+                " If this is desired, use '^' to match every line in the file and avoid this warning.",
+            )
+        } else if self.search_string.as_deref() == Some("") {
+            ("search string", "")
+        } else {
+            return None;
+        };
+        Some(format!(
+            "The {name} is an empty string, which will match every line in the file. This may \
+             have unintended consequences, such as replacing the last line in the file rather \
+             than appending.{hint}"
+        ))
+    }
+
     fn matcher(&self) -> Result<Option<Matcher>, ModuleError> {
         Ok(match (&self.regexp, &self.search_string) {
             (Some(r), _) => Some(Matcher::Regexp(py_regex(r, ReFlags::default())?)),
@@ -348,7 +368,7 @@ impl Module for LineInFile {
     fn decide(
         &self,
         observed: &Observed,
-        _ctx: &ReadCtx<'_>,
+        ctx: &ReadCtx<'_>,
     ) -> Result<Decision<EditChange>, ModuleError> {
         let path = self
             .path
@@ -398,7 +418,15 @@ impl Module for LineInFile {
         }
         let mut data = Map::new();
         data.insert("backup".into(), Value::from(""));
-        let header = format!("{path} (content)");
+        if let Some(w) = self.empty_pattern_warning() {
+            data.insert("warnings".into(), Value::Array(vec![Value::from(w)]));
+        }
+        let report = DiffReport {
+            path: path.to_string(),
+            key: DiffKey::List,
+            wanted: ctx.diff,
+            check: ctx.check,
+        };
         match job {
             Job::Present(spec) => {
                 if !file.exists() && !self.create.unwrap_or(false) {
@@ -406,7 +434,7 @@ impl Module for LineInFile {
                 }
                 let (new, msg) = present(file.content().unwrap_or_default(), &spec);
                 let content = (!msg.is_empty()).then_some(new);
-                decide_edit(&file, content, msg, &opts, header, data)
+                decide_edit(&file, content, msg, &opts, report, data)
             }
             Job::Absent(matcher) => {
                 let Some(old) = file.content() else {
@@ -422,7 +450,7 @@ impl Module for LineInFile {
                     content,
                     &format!("{found} line(s) removed"),
                     &opts,
-                    header,
+                    report,
                     data,
                 )
             }
@@ -445,7 +473,7 @@ mod tests {
     use super::*;
     use crate::modules::testutil::run;
 
-    fn re(p: &str) -> Regex {
+    fn re(p: &str) -> PyRegex {
         py_regex(p, ReFlags::default()).expect("regex")
     }
 
@@ -644,6 +672,63 @@ mod tests {
         let second = run::<LineInFile>(args, false).await.expect("second");
         assert!(!second.changed);
         assert_eq!(second.data["msg"], "");
+    }
+
+    #[test]
+    fn empty_patterns_warn_as_ansible_does() {
+        let w = |args: Value| {
+            serde_json::from_value::<LineInFile>(args)
+                .expect("args")
+                .empty_pattern_warning()
+        };
+        let re = w(json!({"path": "/f", "regexp": "", "line": "x"})).expect("warning");
+        assert!(re.starts_with("The regular expression is an empty string, which will match every line in the file. This may have unintended consequences, such as replacing the last line in the file rather than appending. If this"));
+        let s = w(json!({"path": "/f", "search_string": "", "line": "x"})).expect("warning");
+        assert!(s.ends_with("rather than appending."));
+        assert!(w(json!({"path": "/f", "regexp": "^", "line": "x"})).is_none());
+    }
+
+    #[test]
+    fn backreference_in_regexp_selects_the_line() {
+        let mut s = spec("This is line 3");
+        s.matcher = Some(Matcher::Regexp(re(r"^(REF) .* \1$")));
+        s.backrefs = Some(PyTemplate::parse("This is line 3", &re(r"^(REF) .* \1$")).expect("t"));
+        let old = b"a\nREF this is a line for backrefs REF\nb\n";
+        let (new, msg) = present(old, &s);
+        assert_eq!(
+            (new.as_slice(), msg),
+            (&b"a\nThis is line 3\nb\n"[..], "line replaced")
+        );
+        let (again, msg) = present(&new, &s);
+        assert_eq!((again, msg), (new, ""));
+    }
+
+    #[tokio::test]
+    async fn result_carries_a_content_and_attributes_diff_list() {
+        use crate::modules::testutil::Harness;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = file(&dir, "a/a.txt");
+        let args = json!({"dest": p, "line": "First line", "create": true});
+        // Without diff mode the list is there, its texts empty.
+        let check = Harness::new()
+            .run::<LineInFile>(args.clone(), true, false)
+            .await
+            .expect("check");
+        let content = json!({"before": "", "after": "",
+            "before_header": format!("{p} (content)"), "after_header": format!("{p} (content)")});
+        // Check mode on a missing file: the content diff alone.
+        assert_eq!(check.data["diff"], content);
+        let first = run::<LineInFile>(args.clone(), false).await.expect("first");
+        let attrs = json!({"before_header": format!("{p} (file attributes)"),
+            "after_header": format!("{p} (file attributes)")});
+        let mut shown = content.clone();
+        shown["after"] = json!("First line\n");
+        assert_eq!(first.data["diff"], json!([shown, attrs]));
+        let again = json!({"dest": p, "line": "First line", "mode": "0600"});
+        let second = run::<LineInFile>(again, false).await.expect("second");
+        let diff = second.data["diff"].as_array().expect("list");
+        assert_eq!(diff[0]["before"], diff[0]["after"]);
+        assert_eq!(diff[1]["after"], json!({"mode": "0600"}));
     }
 
     #[tokio::test]

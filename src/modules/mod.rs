@@ -329,6 +329,12 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
 
     /// Make the planned change; returns result fields to add.
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: Self::Change) -> Result<Map, ModuleError>;
+
+    /// The result fields of a [`Plan::Run`] skipped in check mode (command
+    /// and shell say they would have run). Default: none.
+    fn check_skipped(&self, _change: &Self::Change) -> Map {
+        Map::new()
+    }
 }
 
 /// The result of running a module on one host.
@@ -406,6 +412,7 @@ pub async fn drive_with<M: Module>(
             if ctx.check {
                 return Ok(Outcome {
                     skipped: Some("running in check mode".into()),
+                    data: module.check_skipped(&change),
                     ..Outcome::default()
                 });
             }

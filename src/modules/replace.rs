@@ -3,13 +3,12 @@
 //! and `before`. The substitution is the pure function [`replace`].
 
 use async_trait::async_trait;
-use regex::bytes::Regex;
 use serde::Deserialize;
 
 use super::args::{opt_bool_ish, opt_string_ish, FileAttrs};
 use super::textedit::{
-    apply_edit, decide_edit, edit_touches, fail_rc, py_regex, text_observed, text_reads,
-    EditChange, PyTemplate, ReFlags, WriteOpts,
+    apply_edit, decide_edit, edit_touches, fail_rc, py_regex, text_observed, text_reads, DiffKey,
+    DiffReport, EditChange, PyRegex, PyTemplate, ReFlags, WriteOpts,
 };
 use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, Touched};
 use crate::{Map, Value};
@@ -61,11 +60,11 @@ pub struct Replace {
 #[derive(Debug)]
 pub struct Spec {
     /// What to replace.
-    pub regexp: Regex,
+    pub regexp: PyRegex,
     /// What to put instead.
     pub replace: PyTemplate,
     /// `after(?P<subsection>.*?)before` and its Python spelling, when limited.
-    pub section: Option<(Regex, String)>,
+    pub section: Option<(PyRegex, String)>,
 }
 
 /// What [`replace`] did.
@@ -79,7 +78,7 @@ pub enum Replaced {
 
 /// Python's `re.subn`: replace every match, where (unlike the regex
 /// crate's iterator) an empty match right after a non-empty one counts too.
-fn substitute(re: &Regex, template: &PyTemplate, hay: &[u8]) -> (Vec<u8>, usize) {
+fn substitute(re: &PyRegex, template: &PyTemplate, hay: &[u8]) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(hay.len());
     let mut copied = 0;
     let mut pos = 0;
@@ -115,7 +114,10 @@ fn substitute(re: &Regex, template: &PyTemplate, hay: &[u8]) -> (Vec<u8>, usize)
 pub fn replace(contents: &[u8], spec: &Spec) -> Replaced {
     let (start, end) = match &spec.section {
         None => (0, contents.len()),
-        Some((re, pattern)) => match re.captures(contents).and_then(|c| c.name("subsection")) {
+        Some((re, pattern)) => match re
+            .captures(contents)
+            .and_then(|c| re.group_index("subsection").and_then(|i| c.get(i)))
+        {
             Some(m) => (m.start(), m.end()),
             None => return Replaced::NoSection(pattern.clone()),
         },
@@ -141,7 +143,12 @@ impl Replace {
                 dot_all: false,
             },
         )?;
-        let replace = PyTemplate::parse(self.replace.as_deref().unwrap_or_default(), &regexp)?;
+        // Python compiles the template before substituting: a bad one fails
+        // the task even where nothing matches, with this message.
+        let replace = PyTemplate::compile(self.replace.as_deref().unwrap_or_default(), &regexp)
+            .map_err(|e| {
+                ModuleError::failed(format!("Unable to process replace due to error: {e}"))
+            })?;
         let section = match (&self.after, &self.before) {
             (None, None) => None,
             (after, before) => {
@@ -203,7 +210,7 @@ impl Module for Replace {
     fn decide(
         &self,
         observed: &Observed,
-        _ctx: &ReadCtx<'_>,
+        ctx: &ReadCtx<'_>,
     ) -> Result<Decision<EditChange>, ModuleError> {
         let path = self
             .path
@@ -254,7 +261,12 @@ impl Module for Replace {
                     content,
                     &format!("{count} replacements made"),
                     &opts,
-                    path.to_string(),
+                    DiffReport {
+                        path: path.to_string(),
+                        key: DiffKey::Changed,
+                        wanted: ctx.diff,
+                        check: ctx.check,
+                    },
                     data,
                 )
             }
@@ -373,14 +385,51 @@ mod tests {
     }
 
     #[test]
-    fn bad_patterns_and_templates_are_argument_errors() {
-        for args in [
-            json!({"regexp": "(a", "replace": ""}),
-            json!({"regexp": "(a)", "replace": "\\2"}),
+    fn bad_patterns_are_argument_errors() {
+        let r: Replace =
+            serde_json::from_value(json!({"regexp": "(a", "replace": ""})).expect("args");
+        assert!(matches!(r.spec(), Err(ModuleError::Args(_))));
+    }
+
+    #[tokio::test]
+    async fn bad_template_fails_as_python_re_error_even_without_a_match() {
+        for (replace, want) in [
+            ("\\D", "bad escape \\D at position 0"),
+            ("\\2", "invalid group reference 2"),
         ] {
-            let r: Replace = serde_json::from_value(args).expect("args");
-            assert!(matches!(r.spec(), Err(ModuleError::Args(_))));
+            let args = json!({"path": "/dev/null", "after": "^", "before": "$",
+                "regexp": "(\\.)", "replace": replace});
+            match run::<Replace>(args, false).await {
+                Err(ModuleError::Failed { msg, .. }) => assert_eq!(
+                    msg,
+                    format!("Unable to process replace due to error: {want}")
+                ),
+                other => panic!("{other:?}"),
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn result_diff_only_in_diff_mode_and_when_changed() {
+        use crate::modules::testutil::Harness;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f");
+        std::fs::write(&p, "a\n").expect("write");
+        let p = p.to_str().expect("utf8");
+        let args = json!({"path": p, "regexp": "a", "replace": "b"});
+        let plain = Harness::new()
+            .run::<Replace>(args.clone(), true, false)
+            .await
+            .expect("no diff mode");
+        assert!(plain.changed && plain.data.get("diff").is_none());
+        let shown = run::<Replace>(args.clone(), true).await.expect("diff mode");
+        assert_eq!(
+            shown.data["diff"],
+            json!({"before": "a\n", "after": "b\n", "before_header": p, "after_header": p})
+        );
+        let args = json!({"path": p, "regexp": "z", "replace": "b"});
+        let same = run::<Replace>(args, true).await.expect("unchanged");
+        assert!(!same.changed && same.data.get("diff").is_none());
     }
 
     #[tokio::test]

@@ -1,12 +1,12 @@
 //! What the modules that edit text files in place (lineinfile, replace,
 //! blockinfile) share: Python regular expressions and replacement templates
-//! on top of the `regex` crate, reading the file in one exec, and planning and
+//! on top of the `regex` crate (`fancy-regex` for what it lacks), reading the file in one exec, and planning and
 //! applying the write with attributes, backup and `validate`.
 //!
 //! The text transformations themselves are pure functions in each module's
 //! file; this file only moves bytes and decides what kind of change it is.
 
-use regex::bytes::{Captures, Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 use super::fs::{self, Attrs, FileKind, FileState, Read};
 use super::{Decision, Diff, ModuleError, Observed, Plan, Protocol, ReadSet, Scope, Touched};
@@ -22,27 +22,170 @@ pub(super) struct ReFlags {
     pub dot_all: bool,
 }
 
+/// A compiled Python regular expression over bytes: the `regex` crate's
+/// automaton when the pattern allows (linear time), else `fancy-regex`,
+/// which backtracks for backreferences and look-around.
+#[derive(Debug, Clone)]
+pub enum PyRegex {
+    /// Everything the `regex` crate reads.
+    Fast(Regex),
+    /// Backreferences or look-around.
+    Fancy(fancy_regex::Regex),
+}
+
+/// The spans of a match's groups in the searched bytes.
+#[derive(Debug)]
+pub struct PyCaptures<'h> {
+    hay: &'h [u8],
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+/// Where a match or group lies.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// Offset of its first byte.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Offset after its last byte.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// It matched nothing.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+impl<'h> PyCaptures<'h> {
+    /// Group `i` (0: the whole match), when it took part.
+    pub fn get(&self, i: usize) -> Option<Span> {
+        self.spans
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|(start, end)| Span { start, end })
+    }
+
+    /// Number of groups, the whole match included.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The bytes group `i` matched.
+    pub fn bytes(&self, i: usize) -> Option<&'h [u8]> {
+        self.get(i).map(|s| &self.hay[s.start..s.end])
+    }
+}
+
+// A backtracking search that exceeds fancy-regex's limit counts as no
+// match: such a pattern is pathological, and the edit then leaves the
+// content as it is or appends, as with any line that does not match.
+impl PyRegex {
+    /// Does the pattern match anywhere in `hay`?
+    pub fn is_match(&self, hay: &[u8]) -> bool {
+        match self {
+            PyRegex::Fast(re) => re.is_match(hay),
+            PyRegex::Fancy(re) => re.is_match(hay).unwrap_or(false),
+        }
+    }
+
+    /// The first match in `hay`.
+    pub fn find(&self, hay: &[u8]) -> Option<Span> {
+        self.captures_at(hay, 0).and_then(|c| c.get(0))
+    }
+
+    /// The first match in `hay` and its groups.
+    pub fn captures<'h>(&self, hay: &'h [u8]) -> Option<PyCaptures<'h>> {
+        self.captures_at(hay, 0)
+    }
+
+    /// The first match at or after offset `at` (what lies before still
+    /// counts for `^` and look-behind).
+    pub fn captures_at<'h>(&self, hay: &'h [u8], at: usize) -> Option<PyCaptures<'h>> {
+        let spans = match self {
+            PyRegex::Fast(re) => {
+                let c = re.captures_at(hay, at)?;
+                (0..c.len())
+                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                    .collect()
+            }
+            PyRegex::Fancy(re) => {
+                let c = re.captures_from_pos(hay, at).ok().flatten()?;
+                (0..c.len())
+                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                    .collect()
+            }
+        };
+        Some(PyCaptures { hay, spans })
+    }
+
+    /// Number of groups, the whole match included.
+    pub fn captures_len(&self) -> usize {
+        match self {
+            PyRegex::Fast(re) => re.captures_len(),
+            PyRegex::Fancy(re) => re.captures_len(),
+        }
+    }
+
+    /// The name of each group, in order (`None`: unnamed).
+    pub fn capture_names(&self) -> Vec<Option<&str>> {
+        match self {
+            PyRegex::Fast(re) => re.capture_names().collect(),
+            PyRegex::Fancy(re) => re.capture_names().collect(),
+        }
+    }
+
+    /// The index of the group called `name`.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        match self {
+            PyRegex::Fast(re) => re.capture_names().position(|n| n == Some(name)),
+            PyRegex::Fancy(re) => re.capture_names().position(|n| n == Some(name)),
+        }
+    }
+}
+
 /// Compile a Python regular expression. The syntax the two engines share
 /// passes through; Python's `\Z`, literal `{`/`}` outside quantifiers, `{,n}`,
 /// literal `[`, `&&` and `~~` inside classes and `\<`/`\>` are rewritten.
-/// Lookaround and backreferences are not supported and fail here.
-pub(super) fn py_regex(pattern: &str, flags: ReFlags) -> Result<Regex, ModuleError> {
+/// Backreferences and look-around take the backtracking engine.
+pub(super) fn py_regex(pattern: &str, flags: ReFlags) -> Result<PyRegex, ModuleError> {
     // Compiling is the costliest thing a converged lineinfile/replace does
     // on the control machine (profiled: a quarter of a run's instructions),
     // and every host compiles the same patterns: keep them. A `Regex` is a
     // cheap handle to shared, thread-safe state.
-    type Cache = std::sync::Mutex<std::collections::HashMap<(String, bool, bool), Regex>>;
+    type Cache = std::sync::Mutex<std::collections::HashMap<(String, bool, bool), PyRegex>>;
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     let key = (pattern.to_string(), flags.multi_line, flags.dot_all);
     let cache = CACHE.get_or_init(Default::default);
     if let Some(re) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(re.clone());
     }
-    let re = RegexBuilder::new(&translate(pattern))
+    let translated = translate(pattern);
+    let re = match RegexBuilder::new(&translated)
         .multi_line(flags.multi_line)
         .dot_matches_new_line(flags.dot_all)
         .build()
-        .map_err(|e| ModuleError::Args(format!("invalid regular expression {pattern:?}: {e}")))?;
+    {
+        Ok(re) => PyRegex::Fast(re),
+        // Only what the automaton cannot do goes to the backtracker; the
+        // automaton's error names the problem of a pattern neither takes.
+        Err(e) => fancy_regex::RegexBuilder::new(&translated)
+            .multi_line(flags.multi_line)
+            .dot_matches_new_line(flags.dot_all)
+            .build()
+            .map(PyRegex::Fancy)
+            .map_err(|_| {
+                ModuleError::Args(format!("invalid regular expression {pattern:?}: {e}"))
+            })?,
+    };
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     // Playbooks have a bounded set of patterns; guard against templated ones.
     if map.len() >= 4096 {
@@ -162,9 +305,15 @@ enum Piece {
 impl PyTemplate {
     /// Parse `template` for matches of `re`; group references are checked
     /// against the pattern's groups as Python does.
-    pub fn parse(template: &str, re: &Regex) -> Result<PyTemplate, ModuleError> {
-        let bad = |m: String| ModuleError::Args(format!("invalid replacement {template:?}: {m}"));
-        let group = |n: usize| -> Result<Piece, ModuleError> {
+    pub fn parse(template: &str, re: &PyRegex) -> Result<PyTemplate, ModuleError> {
+        PyTemplate::compile(template, re)
+            .map_err(|m| ModuleError::Args(format!("invalid replacement {template:?}: {m}")))
+    }
+
+    /// [`PyTemplate::parse`], failing with Python's `re.error` message.
+    pub fn compile(template: &str, re: &PyRegex) -> Result<PyTemplate, String> {
+        let bad = |m: String| m;
+        let group = |n: usize| -> Result<Piece, String> {
             if n < re.captures_len() {
                 Ok(Piece::Group(n))
             } else {
@@ -211,8 +360,7 @@ impl PyTemplate {
                         group(name.parse().map_err(|_| bad(format!("bad group {name}")))?)?
                     } else {
                         let n = re
-                            .capture_names()
-                            .position(|n| n == Some(name.as_str()))
+                            .group_index(&name)
                             .ok_or_else(|| bad(format!("unknown group name '{name}'")))?;
                         Piece::Group(n)
                     };
@@ -261,7 +409,9 @@ impl PyTemplate {
                 't' => lit.push('\t'),
                 'v' => lit.push('\x0b'),
                 '\\' => lit.push('\\'),
-                e if e.is_ascii_alphabetic() => return Err(bad(format!("bad escape \\{e}"))),
+                e if e.is_ascii_alphabetic() => {
+                    return Err(bad(format!("bad escape \\{e} at position {}", i - 2)))
+                }
                 e => {
                     lit.push('\\');
                     lit.push(e);
@@ -273,14 +423,14 @@ impl PyTemplate {
     }
 
     /// The replacement for one match (an unmatched group gives nothing).
-    pub fn expand(&self, caps: &Captures<'_>) -> Vec<u8> {
+    pub fn expand(&self, caps: &PyCaptures<'_>) -> Vec<u8> {
         let mut out = Vec::new();
         for p in &self.0 {
             match p {
                 Piece::Lit(b) => out.extend_from_slice(b),
                 Piece::Group(n) => {
-                    if let Some(m) = caps.get(*n) {
-                        out.extend_from_slice(m.as_bytes());
+                    if let Some(m) = caps.bytes(*n) {
+                        out.extend_from_slice(m);
                     }
                 }
             }
@@ -535,10 +685,110 @@ pub(super) fn decide_edit(
     content: Option<Vec<u8>>,
     msg: &str,
     opts: &WriteOpts,
-    header: String,
+    report: impl Into<DiffReport>,
     data: Map,
 ) -> Result<Decision<EditChange>, ModuleError> {
-    plan_edit(file, content, msg, opts, header, data).map(Decision::Plan)
+    plan_edit(file, content, msg, opts, &report.into(), data).map(Decision::Plan)
+}
+
+/// How a text-edit module puts its diff into the registered result; each of
+/// Ansible's modules does it its own way, and playbooks test for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DiffKey {
+    /// No `diff` key: the diff is only shown with `--diff`.
+    Hidden,
+    /// Always a list `[content, file attributes]` (lineinfile,
+    /// blockinfile); the content's texts are filled in diff mode only.
+    List,
+    /// A mapping of the old and new content, in diff mode and only when
+    /// the content changes (replace).
+    Changed,
+}
+
+/// The diff a text edit reports: of which path, in which shape.
+#[derive(Debug, Clone)]
+pub(super) struct DiffReport {
+    /// The path as the task gave it.
+    pub path: String,
+    /// Shape of the result's `diff`.
+    pub key: DiffKey,
+    /// Diff mode (`--diff` or the task's `diff:`).
+    pub wanted: bool,
+    /// Check mode: a missing file reports its content diff alone.
+    pub check: bool,
+}
+
+impl From<String> for DiffReport {
+    /// A diff shown with `--diff` only, headed by `path`.
+    fn from(path: String) -> DiffReport {
+        DiffReport {
+            path,
+            key: DiffKey::Hidden,
+            wanted: false,
+            check: false,
+        }
+    }
+}
+
+impl DiffReport {
+    /// The label of the content in the diff.
+    fn header(&self) -> String {
+        match self.key {
+            DiffKey::List => format!("{} (content)", self.path),
+            DiffKey::Hidden | DiffKey::Changed => self.path.clone(),
+        }
+    }
+
+    /// The result's `diff` for content going from `before` to `after`
+    /// (`None`: unchanged) and the attribute changes `fix`.
+    fn value(
+        &self,
+        exists: bool,
+        before: &[u8],
+        after: Option<&[u8]>,
+        fix: Option<&fs::AttrsFix>,
+    ) -> Option<Value> {
+        let text = |b: &[u8]| Value::from(String::from_utf8_lossy(b).into_owned());
+        let header = Value::from(self.header());
+        let content = |before: &[u8], after: &[u8]| -> Value {
+            let mut m = Map::new();
+            m.insert("before".into(), text(before));
+            m.insert("after".into(), text(after));
+            m.insert("before_header".into(), header.clone());
+            m.insert("after_header".into(), header.clone());
+            Value::Object(m)
+        };
+        match self.key {
+            DiffKey::Hidden => None,
+            DiffKey::Changed => match after {
+                Some(after) if self.wanted => Some(content(before, after)),
+                _ => None,
+            },
+            DiffKey::List => {
+                let content = match self.wanted {
+                    true => content(before, after.unwrap_or(before)),
+                    false => content(b"", b""),
+                };
+                if self.check && !exists {
+                    return Some(content);
+                }
+                let mut attrs = Map::new();
+                if let Some(fix) = fix {
+                    let (mut was, mut will) = (Map::new(), Map::new());
+                    for (name, before, after) in &fix.changes {
+                        was.insert(name.to_string(), Value::from(before.clone()));
+                        will.insert(name.to_string(), Value::from(after.clone()));
+                    }
+                    attrs.insert("before".into(), Value::Object(was));
+                    attrs.insert("after".into(), Value::Object(will));
+                }
+                let attrs_header = Value::from(format!("{} (file attributes)", self.path));
+                attrs.insert("before_header".into(), attrs_header.clone());
+                attrs.insert("after_header".into(), attrs_header);
+                Some(Value::Array(vec![content, Value::Object(attrs)]))
+            }
+        }
+    }
 }
 
 /// What an edit writes: the file (its directory, when created).
@@ -557,7 +807,7 @@ pub(super) fn plan_edit(
     content: Option<Vec<u8>>,
     msg: &str,
     opts: &WriteOpts,
-    header: String,
+    report: &DiffReport,
     mut data: Map,
 ) -> Result<Plan<EditChange>, ModuleError> {
     let before = file.content();
@@ -566,6 +816,16 @@ pub(super) fn plan_edit(
         true => fs::ensure_attrs(&file.state, &opts.attrs)?,
         false => None,
     };
+    let result_diff = report.value(
+        file.exists(),
+        before.unwrap_or(b""),
+        content.as_deref(),
+        fix.as_ref(),
+    );
+    if let Some(d) = result_diff {
+        data.insert("diff".into(), d);
+    }
+    let header = report.header();
     let attrs_differ = fix.is_some();
     let msg = match (&content, attrs_differ) {
         (None, false) => {
@@ -709,8 +969,27 @@ mod tests {
     use super::*;
     use crate::modules::testutil::remote;
 
-    fn re(p: &str) -> Regex {
+    fn re(p: &str) -> PyRegex {
         py_regex(p, ReFlags::default()).expect("regex")
+    }
+
+    #[test]
+    fn backreferences_and_lookaround_take_the_backtracker() {
+        let r = re(r"^(REF) .* \1$");
+        assert!(matches!(r, PyRegex::Fancy(_)));
+        assert!(r.is_match(b"REF this is a line for backrefs REF"));
+        assert!(!r.is_match(b"REF this is a line for backrefs FER"));
+        let caps = r.captures(b"REF x REF").expect("match");
+        assert_eq!(caps.bytes(1), Some(&b"REF"[..]));
+        let behind = re(r"(?<=a)b");
+        assert_eq!(
+            behind
+                .captures_at(b"abab", 2)
+                .and_then(|c| c.get(0))
+                .map(|s| s.start()),
+            Some(3)
+        );
+        assert!(matches!(re(r"^\s*a"), PyRegex::Fast(_)));
     }
 
     #[test]
@@ -725,7 +1004,7 @@ mod tests {
         assert!(re(r"^\s*listen\s+(\d+);").is_match(b"  listen 80;"));
         assert!(re(r"^x = {").is_match(b"x = {"));
         assert!(re(r"<tag>").is_match(b"a <tag> b"));
-        assert!(py_regex(r"(?<=a)b", ReFlags::default()).is_err());
+        assert!(py_regex(r"(a", ReFlags::default()).is_err());
     }
 
     #[test]

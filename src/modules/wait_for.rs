@@ -348,12 +348,12 @@ impl WaitFor {
             ) {
                 if let Some(caps) = re.captures(line.as_bytes()) {
                     let text = |i: usize| {
-                        caps.get(i).map_or(Value::Null, |m| {
-                            Value::from(String::from_utf8_lossy(m.as_bytes()).into_owned())
+                        caps.bytes(i).map_or(Value::Null, |m| {
+                            Value::from(String::from_utf8_lossy(m).into_owned())
                         })
                     };
                     groups = (1..caps.len()).map(text).collect();
-                    for (i, name) in re.capture_names().enumerate() {
+                    for (i, name) in re.capture_names().into_iter().enumerate() {
                         if let Some(name) = name {
                             named.insert(name.to_string(), text(i));
                         }

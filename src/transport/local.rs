@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 
 use super::{ProcessEvent, RemoteProcess, Transport, TransportError};
 
+/// How long output is still read after the process exited.
+const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs commands as local processes.
 #[derive(Debug, Default, Clone)]
 pub struct LocalTransport;
@@ -44,9 +47,6 @@ impl Transport for LocalTransport {
                 .map(|s| pump(Box::new(s), tx.clone(), ProcessEvent::Stderr)),
         ];
         tokio::spawn(async move {
-            for r in readers.into_iter().flatten() {
-                let _ = r.await;
-            }
             let status = match child.wait().await {
                 Ok(s) => s.code().unwrap_or_else(|| {
                     use std::os::unix::process::ExitStatusExt;
@@ -54,6 +54,20 @@ impl Transport for LocalTransport {
                 }),
                 Err(_) => -1,
             };
+            // A process it left in the background may hold the pipes open:
+            // like Ansible's run_command, stop reading once the output has
+            // been quiet for a moment after the exit.
+            let mut readers: Vec<_> = readers.into_iter().flatten().collect();
+            let drained = async {
+                for r in readers.iter_mut() {
+                    let _ = r.await;
+                }
+            };
+            if tokio::time::timeout(OUTPUT_GRACE, drained).await.is_err() {
+                for r in &readers {
+                    r.abort();
+                }
+            }
             let _ = tx.send(ProcessEvent::Exit(status)).await;
         });
         Ok(Box::new(LocalProcess { stdin, events: rx }))
@@ -121,5 +135,18 @@ mod tests {
         assert_eq!(out.stdout, b"hello");
         assert_eq!(out.stderr, b"err\n");
         assert_eq!(out.status, 3);
+    }
+
+    #[tokio::test]
+    async fn a_background_child_holding_the_pipes_does_not_hang_the_exec() {
+        let remote = Remote::new(Arc::new(LocalTransport), None);
+        let started = std::time::Instant::now();
+        let out = remote
+            .exec("echo before; sleep 4 & exit 0", b"")
+            .await
+            .expect("exec");
+        assert!(started.elapsed() < std::time::Duration::from_millis(3500));
+        assert_eq!(out.stdout, b"before\n");
+        assert_eq!(out.status, 0);
     }
 }

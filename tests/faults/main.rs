@@ -33,5 +33,6 @@ mod output;
 mod redaction;
 mod semantics;
 mod shell;
+mod textedit;
 mod uri;
 mod writes;
