@@ -345,6 +345,10 @@ impl Module for GetUrl {
     ];
     type Change = GetUrlChange;
 
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["dest"]
+    }
+
     async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
         let sum = match &self.checksum {
             Some(c) => Some(self.wanted_sum(ctx, c).await?),

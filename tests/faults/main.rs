@@ -19,6 +19,7 @@ mod facts;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+mod host_paths;
 mod inject;
 mod input;
 mod keywords;

@@ -210,7 +210,11 @@ fn base64_hashes_and_uuid() {
         render("{{ 'abc' | hash('sha256') }}"),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
-    assert!(render_err("{{ 'abc' | hash('md5') }}", json!({})).contains("md5"));
+    // copy's "legacy md5sum" check: `'foo.txt\n' | hash('md5')`.
+    assert_eq!(
+        render("{{ 'abc' | hash('md5') }} {{ 'abc' | md5 }}"),
+        "900150983cd24fb0d6963f7d28e17f72 900150983cd24fb0d6963f7d28e17f72"
+    );
     assert_eq!(
         render("{{ 'pi-master' | to_uuid }}"),
         "ac30a486-0dd1-58cf-ab65-dbe83198037f"
@@ -646,4 +650,17 @@ fn random_filter_refuses_what_ansible_refuses() {
     assert!(msg.contains("start and step"), "{msg}");
     let msg = render_err("{{ 1.5 | random }}", json!({}));
     assert!(msg.contains("sequences and integers"), "{msg}");
+}
+
+#[test]
+fn contains_test_finds_substrings_in_strings() {
+    // template's ansible_managed check: `lookup('file', p) is contains "Ansible managed"`.
+    assert_eq!(
+        e("'x Ansible managed y' is contains 'Ansible managed'"),
+        json!(true)
+    );
+    assert_eq!(e("'abc' is contains 'b'"), json!(true));
+    assert_eq!(e("'abc' is contains 'd'"), json!(false));
+    assert_eq!(e("[1, 2] is contains 2"), json!(true));
+    assert_eq!(e("['ab'] is contains 'a'"), json!(false));
 }
