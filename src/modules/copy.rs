@@ -1119,7 +1119,7 @@ fn decide_single(
     }
     data.insert("state".into(), "file".into());
     if let Some(m) = decision.mode {
-        data.insert("mode".into(), Value::from(format!("{m:04o}")));
+        data.insert("mode".into(), Value::from(format!("0{m:03o}")));
     }
     if let Some(Content::Bytes(d)) = new_data {
         data.insert(

@@ -195,6 +195,8 @@ struct Facts {
     /// The path's attribute flags (`lsattr`), when `attributes` is given
     /// and the filesystem keeps them.
     attr_flags: Option<String>,
+    /// Directories and other entries under a directory to remove (diff).
+    path_content: (Vec<String>, Vec<String>),
 }
 
 /// Where each state is in the module's read.
@@ -235,7 +237,7 @@ impl Module for File {
         &["path", "dest", "name", "src"]
     }
 
-    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         if self.diff_peek.is_some() {
             return Ok(Protocol::Imperative);
         }
@@ -251,7 +253,7 @@ impl Module for File {
             Stamp::Now,
         )?;
         let recurse = recurse_classes(self.attrs().mode.as_ref())?;
-        let (batch, _) = self.read_batch(recurse.as_deref())?;
+        let (batch, _) = self.read_batch(recurse.as_deref(), ctx.diff)?;
         Ok(Protocol::Declared(ReadSet {
             reads: vec![batch.declare()],
         }))
@@ -317,7 +319,7 @@ impl File {
         let mtime_arg = self.modification_time.as_deref();
         let atime_arg = self.access_time.as_deref();
         let recurse = recurse_classes(self.attrs().mode.as_ref())?;
-        let (batch, at) = self.read_batch(recurse.as_deref())?;
+        let (batch, at) = self.read_batch(recurse.as_deref(), ctx.diff)?;
         let facts = self.facts(&batch.parse_exec(observed.output(stage)?)?, at)?;
         // Ansible puts a hard link to `src` inside a directory given as the
         // path, under src's name.
@@ -330,7 +332,7 @@ impl File {
                 ..self.clone()
             };
             if observed.len() < 2 {
-                let (batch, _) = inner.read_batch(recurse.as_deref())?;
+                let (batch, _) = inner.read_batch(recurse.as_deref(), ctx.diff)?;
                 return Ok(Decision::Read(ReadSet {
                     reads: vec![batch.declare()],
                 }));
@@ -397,7 +399,15 @@ impl File {
         if ctx.diff {
             // Ansible's file module returns its diff as data in diff mode.
             let shown = data_path(&data, &self.path);
-            data.insert("diff".into(), diff_data(&shown, &work));
+            let mut diff = diff_data(&shown, &work);
+            if state == State::Absent && facts.path.kind == FileKind::Directory {
+                let (dirs, files) = &facts.path_content;
+                diff["before"]["path_content"] = serde_json::json!({
+                    "directories": dirs,
+                    "files": files,
+                });
+            }
+            data.insert("diff".into(), diff);
         }
         if work.is_empty() {
             return Ok(Decision::Plan(Plan::Unchanged(data)));
@@ -456,6 +466,7 @@ impl File {
     fn read_batch(
         &self,
         recurse: Option<&[ModeClass]>,
+        diff: bool,
     ) -> Result<(ReadBatch, ReadsAt), ModuleError> {
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
@@ -507,6 +518,14 @@ impl File {
                     "printf '@@x recurse %s\\n' \"$(find {root} -mindepth 1 \\( {m} \\) -printf . 2>/dev/null | wc -c)\"\n"
                 ));
             }
+        }
+        if diff && self.state == Some(State::Absent) {
+            // What removing a directory removes, for the diff.
+            let q = shell_quote(&self.path);
+            let root = operand(&self.path);
+            probe.push_str(&format!(
+                "if [ -d {q} ] && [ ! -L {q} ]; then find {root} -mindepth 1 \\( -type d -printf '@@x pcdir %p\\n' \\) -o -printf '@@x pcfile %p\\n' 2>/dev/null; fi\n"
+            ));
         }
         if self.attributes.as_deref().is_some_and(|a| !a.is_empty()) {
             let q = shell_quote(&self.path);
@@ -564,6 +583,16 @@ impl File {
             nonempty: out.extra.iter().any(|l| l == "nonempty"),
             recurse_mismatches: extra("recurse ").and_then(|v| v.parse().ok()).unwrap_or(0),
             link_src,
+            path_content: (
+                out.extra
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("pcdir ").map(str::to_string))
+                    .collect(),
+                out.extra
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("pcfile ").map(str::to_string))
+                    .collect(),
+            ),
             attr_flags: extra("lsattr ")
                 .and_then(|v| v.split_whitespace().next().map(|f| f.replace('-', ""))),
         })
@@ -658,7 +687,7 @@ impl File {
                     Some(m) => m.resolve(0o755, true)?,
                     None => 0o755,
                 };
-                data.insert("mode".into(), Value::from(format!("{mode:04o}")));
+                data.insert("mode".into(), Value::from(format!("0{mode:03o}")));
                 if let Some(o) = &self.attrs.owner {
                     data.insert("owner".into(), Value::from(o.clone()));
                 }
@@ -846,9 +875,18 @@ impl File {
         work: &mut Work,
         data: &mut Map,
     ) -> Result<&'static str, ModuleError> {
-        let src = self.src.clone().ok_or_else(|| {
-            ModuleError::Args("src is required for creating new hardlinks".into())
-        })?;
+        let Some(src) = self.src.clone() else {
+            // An existing hard link needs no src: only its attributes and
+            // times are managed.
+            if prev_state(&facts.path) != "hard" {
+                return Err(ModuleError::Args(
+                    "src is required for creating new hardlinks".into(),
+                ));
+            }
+            self.fix_attrs(&facts.path, &self.path, work, data)?;
+            self.fix_times(&facts.path, &self.path, facts, stamps, false, work)?;
+            return Ok("hard");
+        };
         data.insert("src".into(), Value::from(src.clone()));
         let src_state = facts
             .link_src
@@ -931,7 +969,7 @@ impl File {
         for (k, b, a) in changes {
             work.note(k, b, a);
         }
-        data.insert("mode".into(), Value::from(format!("{mode:04o}")));
+        data.insert("mode".into(), Value::from(format!("0{mode:03o}")));
         data.insert(
             "owner".into(),
             Value::from(attrs.owner.clone().unwrap_or_else(|| st.owner.clone())),
@@ -1358,6 +1396,44 @@ mod tests {
         );
     }
 
+    /// file target: the result's mode is Ansible's `'0%03o'`, so a
+    /// sticky bit shows as `01444`.
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn result_mode_keeps_a_leading_zero_before_special_bits() {
+        let h = Harness::new();
+        let f = h.path("s");
+        std::fs::write(&f, "x").expect("write");
+        let out = h
+            .run::<File>(json!({ "path": f, "mode": "01444" }), false, false)
+            .await
+            .expect("sticky");
+        assert_eq!(out.data["mode"], json!("01444"));
+        let out = h
+            .run::<File>(json!({ "path": f, "mode": "0444" }), false, false)
+            .await
+            .expect("plain");
+        assert_eq!(out.data["mode"], json!("0444"));
+    }
+
+    /// file target: removing a directory in diff mode lists what goes.
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn absent_directory_diff_lists_its_content() {
+        let h = Harness::new();
+        let d = h.path("d");
+        std::fs::create_dir_all(format!("{d}/sub")).expect("mkdir");
+        std::fs::write(format!("{d}/sub/f"), "x").expect("write");
+        let out = h
+            .run::<File>(json!({ "path": d, "state": "absent" }), true, true)
+            .await
+            .expect("check");
+        let pc = &out.data["diff"]["before"]["path_content"];
+        assert_eq!(pc["directories"], json!([format!("{d}/sub")]));
+        assert_eq!(pc["files"], json!([format!("{d}/sub/f")]));
+        assert!(std::path::Path::new(&d).exists(), "check mode removed it");
+    }
+
     /// file target: a touch whose chown fails leaves no file behind.
     #[tokio::test]
     #[ignore = "needs root: run scripts/test"]
@@ -1670,6 +1746,17 @@ mod tests {
                 .expect("again")
                 .changed
         );
+        // An existing hard link takes a mode without src.
+        let out = h
+            .run::<File>(
+                json!({ "path": h.path("hl"), "state": "hard", "mode": "0600" }),
+                false,
+                false,
+            )
+            .await
+            .expect("mode on a hard link");
+        assert!(out.changed);
+        assert_eq!(mode_of(&src), 0o600);
         // A directory as the path gets the link inside, under src's name.
         std::fs::create_dir(h.path("dir")).expect("mkdir");
         let args = json!({ "src": src, "path": h.path("dir"), "state": "hard", "force": false });
