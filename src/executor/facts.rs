@@ -14,6 +14,7 @@ echo "machine=$(uname -m)"; echo "kernel=$(uname -r)"; echo "system=$(uname -s)"
 if [ -d /run/systemd/system ]; then echo "service_mgr=systemd"; elif read -r c </proc/1/comm; then echo "service_mgr=$c"; fi
 for m in apt-get:apt dnf:dnf yum:yum apk:apk pacman:pacman zypper:zypper; do if command -v "${m%%:*}" >/dev/null 2>&1; then echo "pkg_mgr=${m#*:}"; break; fi; done
 if [ -f /.dockerenv ]; then echo "virt_docker=1"; fi; if [ -f /run/.containerenv ]; then echo "virt_podman=1"; fi
+if [ -r /proc/sys/crypto/fips_enabled ] && read -r x </proc/sys/crypto/fips_enabled && [ "$x" = 1 ]; then echo "fips=1"; fi
 for v in product_name sys_vendor; do if [ -r /sys/class/dmi/id/$v ] && read -r x </sys/class/dmi/id/$v; then echo "dmi_$v=$x"; fi; done
 { for p in python3 python; do if x=$(command -v $p 2>/dev/null); then echo "py_exe=$x"; echo "py_ver=$($x --version 2>&1)"; break; fi; done; } &
 "#;
@@ -291,6 +292,8 @@ fn other_facts(f: &mut Map, get: &dyn Fn(&str) -> String, env: Map) {
     f.insert("user_uid".into(), Value::from(id_of("uid=")));
     f.insert("user_gid".into(), Value::from(id_of("gid=")));
     f.insert("service_mgr".into(), Value::from(get("service_mgr")));
+    // Ansible's `fips`: the kernel runs in FIPS mode.
+    f.insert("fips".into(), Value::Bool(get("fips") == "1"));
     let pkg = get("pkg_mgr");
     f.insert(
         "pkg_mgr".into(),
@@ -609,6 +612,9 @@ mod tests {
         assert_eq!(f["lsb"]["major_release"], "12");
         assert_eq!(f["env"]["PATH"], "/usr/bin");
         assert_eq!(f["env"]["MULTI"], "a\nb");
+        // copy's md5sum check runs `when: ansible_fips|bool != True`.
+        assert_eq!(f["fips"], false);
+        assert_eq!(parse_all("fips=1\n")["fips"], true);
     }
 
     #[test]

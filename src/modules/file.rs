@@ -40,7 +40,7 @@ pub enum State {
 }
 
 /// Arguments of `file`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
     /// The path to manage.
@@ -85,6 +85,10 @@ pub struct File {
     /// binary before a diff): report `appears_binary`, change nothing.
     #[serde(default, rename = "_diff_peek", deserialize_with = "opt_bool_ish")]
     diff_peek: Option<bool>,
+    /// File attributes as `chattr` sets them: `A` (exactly these), `+A`
+    /// (add) or `-A` (remove); empty leaves them alone.
+    #[serde(default, alias = "attr")]
+    attributes: Option<String>,
 }
 
 /// The shell script that makes the change.
@@ -188,6 +192,11 @@ struct Facts {
     recurse_mismatches: u64,
     /// Link source as resolved from the link's directory, followed.
     link_src: Option<FileState>,
+    /// The path's attribute flags (`lsattr`), when `attributes` is given
+    /// and the filesystem keeps them.
+    attr_flags: Option<String>,
+    /// Directories and other entries under a directory to remove (diff).
+    path_content: (Vec<String>, Vec<String>),
 }
 
 /// Where each state is in the module's read.
@@ -219,12 +228,16 @@ impl Module for File {
         "access_time",
         "access_time_format",
         "unsafe_writes",
+        "attributes",
+        "attr",
     ];
-    // File attributes (chattr): not implemented yet.
-    const PENDING: &'static [&'static str] = &["attributes", "attr"];
     type Change = FileChange;
 
-    fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["path", "dest", "name", "src"]
+    }
+
+    fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         if self.diff_peek.is_some() {
             return Ok(Protocol::Imperative);
         }
@@ -240,7 +253,7 @@ impl Module for File {
             Stamp::Now,
         )?;
         let recurse = recurse_classes(self.attrs().mode.as_ref())?;
-        let (batch, _) = self.read_batch(recurse.as_deref())?;
+        let (batch, _) = self.read_batch(recurse.as_deref(), ctx.diff)?;
         Ok(Protocol::Declared(ReadSet {
             reads: vec![batch.declare()],
         }))
@@ -249,13 +262,83 @@ impl Module for File {
     fn decide(
         &self,
         observed: &Observed,
-        _ctx: &ReadCtx<'_>,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<Decision<FileChange>, ModuleError> {
+        self.decide_stage(observed, 0, ctx)
+    }
+
+    fn touches(&self, change: &FileChange) -> Touched {
+        if change.entries_only {
+            Touched::Entries(change.touched.clone())
+        } else {
+            Touched::Paths(change.touched.clone())
+        }
+    }
+
+    /// `_diff_peek`: a NUL byte in the first 8 KiB makes a file look binary,
+    /// as Ansible judges it.
+    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<FileChange>, ModuleError> {
+        let p = shell_quote(&self.path);
+        let script = format!(
+            "if [ -f {p} ] && [ -r {p} ]; then head -c 8192 {p} | tr -d -c '\\000' | wc -c; else echo 0; fi"
+        );
+        let out = ctx.remote.exec(&script, &[]).await?;
+        let nuls: u64 = out.stdout_str().trim().parse().unwrap_or(0);
+        let mut data = Map::new();
+        data.insert("path".into(), Value::from(self.path.clone()));
+        data.insert("appears_binary".into(), Value::Bool(nuls > 0));
+        Ok(Plan::Unchanged(data))
+    }
+
+    async fn apply(&self, ctx: &ModuleCtx<'_>, change: FileChange) -> Result<Map, ModuleError> {
+        run_checked(ctx.remote, &change.script, &format!("file {}", self.path)).await?;
+        Ok(Map::new())
+    }
+}
+
+fn data_path(data: &Map, fallback: &str) -> String {
+    data.get("path")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback)
+        .to_string()
+}
+
+impl File {
+    fn attrs(&self) -> Attrs {
+        self.attrs.attrs()
+    }
+
+    /// Decide from the read of stage `stage`: 0 for the path, 1 for the
+    /// entry a hard link goes to inside a directory.
+    fn decide_stage(
+        &self,
+        observed: &Observed,
+        stage: usize,
+        ctx: &ReadCtx<'_>,
     ) -> Result<Decision<FileChange>, ModuleError> {
         let mtime_arg = self.modification_time.as_deref();
         let atime_arg = self.access_time.as_deref();
         let recurse = recurse_classes(self.attrs().mode.as_ref())?;
-        let (batch, at) = self.read_batch(recurse.as_deref())?;
-        let facts = self.facts(&batch.parse_exec(observed.output(0)?)?, at)?;
+        let (batch, at) = self.read_batch(recurse.as_deref(), ctx.diff)?;
+        let facts = self.facts(&batch.parse_exec(observed.output(stage)?)?, at)?;
+        // Ansible puts a hard link to `src` inside a directory given as the
+        // path, under src's name.
+        if let (0, Some(State::Hard), Some(src), FileKind::Directory) =
+            (stage, self.state, &self.src, facts.real.kind)
+        {
+            let name = src.trim_end_matches('/').rsplit('/').next().unwrap_or(src);
+            let inner = File {
+                path: format!("{}/{name}", self.path.trim_end_matches('/')),
+                ..self.clone()
+            };
+            if observed.len() < 2 {
+                let (batch, _) = inner.read_batch(recurse.as_deref(), ctx.diff)?;
+                return Ok(Decision::Read(ReadSet {
+                    reads: vec![batch.declare()],
+                }));
+            }
+            return inner.decide_stage(observed, 1, ctx);
+        }
         let touched = self.touched_paths(&facts);
 
         let state = match self.state {
@@ -304,11 +387,27 @@ impl Module for File {
             State::Link => self.plan_link(&facts, &stamps, &mut work, &mut data)?,
             State::Hard => self.plan_hard(&facts, &stamps, &mut work, &mut data)?,
         };
+        if state != State::Absent {
+            self.fix_attributes(&facts, &mut work);
+        }
         data.insert("state".into(), Value::from(shown_state));
         if matches!(state, State::Link | State::Hard | State::Touch) {
             data.insert("dest".into(), Value::from(self.path.clone()));
         } else {
             data.entry("path").or_insert(Value::from(self.path.clone()));
+        }
+        if ctx.diff {
+            // Ansible's file module returns its diff as data in diff mode.
+            let shown = data_path(&data, &self.path);
+            let mut diff = diff_data(&shown, &work);
+            if state == State::Absent && facts.path.kind == FileKind::Directory {
+                let (dirs, files) = &facts.path_content;
+                diff["before"]["path_content"] = serde_json::json!({
+                    "directories": dirs,
+                    "files": files,
+                });
+            }
+            data.insert("diff".into(), diff);
         }
         if work.is_empty() {
             return Ok(Decision::Plan(Plan::Unchanged(data)));
@@ -340,47 +439,6 @@ impl Module for File {
         }))
     }
 
-    fn touches(&self, change: &FileChange) -> Touched {
-        if change.entries_only {
-            Touched::Entries(change.touched.clone())
-        } else {
-            Touched::Paths(change.touched.clone())
-        }
-    }
-
-    /// `_diff_peek`: a NUL byte in the first 8 KiB makes a file look binary,
-    /// as Ansible judges it.
-    async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<FileChange>, ModuleError> {
-        let p = shell_quote(&self.path);
-        let script = format!(
-            "if [ -f {p} ] && [ -r {p} ]; then head -c 8192 {p} | tr -d -c '\\000' | wc -c; else echo 0; fi"
-        );
-        let out = ctx.remote.exec(&script, &[]).await?;
-        let nuls: u64 = out.stdout_str().trim().parse().unwrap_or(0);
-        let mut data = Map::new();
-        data.insert("path".into(), Value::from(self.path.clone()));
-        data.insert("appears_binary".into(), Value::Bool(nuls > 0));
-        Ok(Plan::Unchanged(data))
-    }
-
-    async fn apply(&self, ctx: &ModuleCtx<'_>, change: FileChange) -> Result<Map, ModuleError> {
-        run_checked(ctx.remote, &change.script, &format!("file {}", self.path)).await?;
-        Ok(Map::new())
-    }
-}
-
-fn data_path(data: &Map, fallback: &str) -> String {
-    data.get("path")
-        .and_then(Value::as_str)
-        .unwrap_or(fallback)
-        .to_string()
-}
-
-impl File {
-    fn attrs(&self) -> Attrs {
-        self.attrs.attrs()
-    }
-
     /// Where a relative link source is looked up: the link's directory, or
     /// the path itself when it is a real directory (Ansible's rule).
     fn link_src_path(&self, src: &str) -> String {
@@ -408,6 +466,7 @@ impl File {
     fn read_batch(
         &self,
         recurse: Option<&[ModeClass]>,
+        diff: bool,
     ) -> Result<(ReadBatch, ReadsAt), ModuleError> {
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
@@ -460,6 +519,20 @@ impl File {
                 ));
             }
         }
+        if diff && self.state == Some(State::Absent) {
+            // What removing a directory removes, for the diff.
+            let q = shell_quote(&self.path);
+            let root = operand(&self.path);
+            probe.push_str(&format!(
+                "if [ -d {q} ] && [ ! -L {q} ]; then find {root} -mindepth 1 \\( -type d -printf '@@x pcdir %p\\n' \\) -o -printf '@@x pcfile %p\\n' 2>/dev/null; fi\n"
+            ));
+        }
+        if self.attributes.as_deref().is_some_and(|a| !a.is_empty()) {
+            let q = shell_quote(&self.path);
+            probe.push_str(&format!(
+                "if a=\"$(lsattr -d -- {q} 2>/dev/null)\"; then printf '@@x lsattr %s\\n' \"$a\"; fi\n"
+            ));
+        }
         // It reads the path's entries, a date and the tree under the path
         // (or what it resolves to, which the `resolved` read checks).
         batch.shell_within(&probe, &[&self.path]);
@@ -510,7 +583,44 @@ impl File {
             nonempty: out.extra.iter().any(|l| l == "nonempty"),
             recurse_mismatches: extra("recurse ").and_then(|v| v.parse().ok()).unwrap_or(0),
             link_src,
+            path_content: (
+                out.extra
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("pcdir ").map(str::to_string))
+                    .collect(),
+                out.extra
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("pcfile ").map(str::to_string))
+                    .collect(),
+            ),
+            attr_flags: extra("lsattr ")
+                .and_then(|v| v.split_whitespace().next().map(|f| f.replace('-', ""))),
         })
+    }
+
+    /// `attributes`, as Ansible sets them: `chattr` when the flags differ
+    /// from those given, and always to remove flags.
+    fn fix_attributes(&self, facts: &Facts, work: &mut Work) {
+        let Some(given) = self.attributes.as_deref() else {
+            return;
+        };
+        let (op, flags) = match given.strip_prefix(['+', '-']) {
+            Some(rest) => (&given[..1], rest),
+            None => ("=", given),
+        };
+        if flags.is_empty() {
+            return;
+        }
+        let existing = facts.attr_flags.clone().unwrap_or_default();
+        if existing != flags || op == "-" {
+            let wanted = format!("{op}{flags}");
+            work.run(format!(
+                "chattr {} -- {}",
+                shell_quote(&wanted),
+                shell_quote(&self.path)
+            ));
+            work.note("attributes", existing, wanted);
+        }
     }
 
     fn plan_absent(&self, facts: &Facts, work: &mut Work) -> &'static str {
@@ -546,9 +656,11 @@ impl File {
         let (st, path) = self.target(facts);
         let prev = prev_state(st);
         if !matches!(prev, "file" | "hard") {
+            let mut data = path_data(&path);
+            data.insert("state".into(), Value::from(prev));
             return Err(ModuleError::Failed {
                 msg: format!("file ({path}) is {prev}, cannot continue"),
-                data: path_data(&path),
+                data,
             });
         }
         self.fix_attrs(st, &path, work, data)?;
@@ -575,7 +687,7 @@ impl File {
                     Some(m) => m.resolve(0o755, true)?,
                     None => 0o755,
                 };
-                data.insert("mode".into(), Value::from(format!("{mode:04o}")));
+                data.insert("mode".into(), Value::from(format!("0{mode:03o}")));
                 if let Some(o) = &self.attrs.owner {
                     data.insert("owner".into(), Value::from(o.clone()));
                 }
@@ -624,6 +736,7 @@ impl File {
         if !st.exists() {
             work.run(format!("touch -- {q}"));
             work.note("state", "absent", "touch");
+            let created_at = work.script.len();
             let created = {
                 let mut s = st.clone();
                 s.kind = FileKind::File;
@@ -636,6 +749,14 @@ impl File {
             data.remove("gid");
             if *stamps != (Stamp::Now, Stamp::Now) {
                 self.fix_times(&created, &path, facts, stamps, false, work)?;
+            }
+            // Ansible removes the file it created when setting its
+            // attributes fails (a chown the user may not make).
+            let rest = work.script.split_off(created_at);
+            if !rest.is_empty() {
+                work.run(format!(
+                    "set +e; (\nset -e\n{rest}); s=$?; set -e\nif [ \"$s\" -ne 0 ]; then rm -f -- {q}; exit \"$s\"; fi"
+                ));
             }
             return Ok("file");
         }
@@ -754,9 +875,18 @@ impl File {
         work: &mut Work,
         data: &mut Map,
     ) -> Result<&'static str, ModuleError> {
-        let src = self.src.clone().ok_or_else(|| {
-            ModuleError::Args("src is required for creating new hardlinks".into())
-        })?;
+        let Some(src) = self.src.clone() else {
+            // An existing hard link needs no src: only its attributes and
+            // times are managed.
+            if prev_state(&facts.path) != "hard" {
+                return Err(ModuleError::Args(
+                    "src is required for creating new hardlinks".into(),
+                ));
+            }
+            self.fix_attrs(&facts.path, &self.path, work, data)?;
+            self.fix_times(&facts.path, &self.path, facts, stamps, false, work)?;
+            return Ok("hard");
+        };
         data.insert("src".into(), Value::from(src.clone()));
         let src_state = facts
             .link_src
@@ -839,7 +969,7 @@ impl File {
         for (k, b, a) in changes {
             work.note(k, b, a);
         }
-        data.insert("mode".into(), Value::from(format!("{mode:04o}")));
+        data.insert("mode".into(), Value::from(format!("0{mode:03o}")));
         data.insert(
             "owner".into(),
             Value::from(attrs.owner.clone().unwrap_or_else(|| st.owner.clone())),
@@ -901,6 +1031,23 @@ impl File {
         }
         Ok(())
     }
+}
+
+/// The `diff` result of Ansible's file module: the path, then each
+/// attribute that changes, before and after.
+fn diff_data(path: &str, work: &Work) -> Value {
+    let side = |lines: &[(String, String)]| {
+        let mut m = Map::new();
+        m.insert("path".into(), Value::from(path));
+        for (k, v) in lines {
+            m.insert(k.clone(), Value::from(v.clone()));
+        }
+        Value::Object(m)
+    };
+    let mut d = Map::new();
+    d.insert("before".into(), side(&work.before));
+    d.insert("after".into(), side(&work.after));
+    Value::Object(d)
 }
 
 fn path_data(path: &str) -> Map {
@@ -1249,6 +1396,94 @@ mod tests {
         );
     }
 
+    /// file target: the result's mode is Ansible's `'0%03o'`, so a
+    /// sticky bit shows as `01444`.
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn result_mode_keeps_a_leading_zero_before_special_bits() {
+        let h = Harness::new();
+        let f = h.path("s");
+        std::fs::write(&f, "x").expect("write");
+        let out = h
+            .run::<File>(json!({ "path": f, "mode": "01444" }), false, false)
+            .await
+            .expect("sticky");
+        assert_eq!(out.data["mode"], json!("01444"));
+        let out = h
+            .run::<File>(json!({ "path": f, "mode": "0444" }), false, false)
+            .await
+            .expect("plain");
+        assert_eq!(out.data["mode"], json!("0444"));
+    }
+
+    /// file target: removing a directory in diff mode lists what goes.
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn absent_directory_diff_lists_its_content() {
+        let h = Harness::new();
+        let d = h.path("d");
+        std::fs::create_dir_all(format!("{d}/sub")).expect("mkdir");
+        std::fs::write(format!("{d}/sub/f"), "x").expect("write");
+        let out = h
+            .run::<File>(json!({ "path": d, "state": "absent" }), true, true)
+            .await
+            .expect("check");
+        let pc = &out.data["diff"]["before"]["path_content"];
+        assert_eq!(pc["directories"], json!([format!("{d}/sub")]));
+        assert_eq!(pc["files"], json!([format!("{d}/sub/f")]));
+        assert!(std::path::Path::new(&d).exists(), "check mode removed it");
+    }
+
+    /// file target: a touch whose chown fails leaves no file behind.
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn touch_that_cannot_set_its_owner_removes_the_file() {
+        let h = Harness::new();
+        let f = h.path("t");
+        let err = h
+            .run::<File>(
+                json!({ "path": f, "state": "touch", "owner": "drover-no-such-user" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("unknown owner");
+        assert!(!std::path::Path::new(&f).exists(), "{err}");
+    }
+
+    /// file target: `attributes` was refused as not implemented.
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn attributes_set_add_and_remove_like_ansible() {
+        let h = Harness::new();
+        let f = h.path("f");
+        std::fs::write(&f, "x").expect("write");
+        let flags = || {
+            let out = std::process::Command::new("lsattr")
+                .args(["-d", &f])
+                .output()
+                .expect("lsattr");
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .replace('-', "")
+        };
+        let run = |attributes: &str| {
+            let args = json!({ "path": f, "attributes": attributes });
+            let h = &h;
+            async move { h.run::<File>(args, false, true).await.expect("run") }
+        };
+        let out = run("A").await;
+        assert!(out.changed);
+        assert_eq!(flags(), "A");
+        assert_eq!(out.data["diff"]["after"]["attributes"], json!("=A"));
+        assert!(!run("+A").await.changed, "already there");
+        assert!(!run("").await.changed, "empty leaves them alone");
+        assert!(run("-A").await.changed, "removing always runs chattr");
+        assert_eq!(flags(), "");
+    }
+
     #[tokio::test]
     async fn file_state_and_absent() {
         let h = Harness::new();
@@ -1261,6 +1496,11 @@ mod tests {
             err.to_string().contains("is absent, cannot continue"),
             "{err}"
         );
+        // The failure registers the state found, as Ansible's does.
+        match err {
+            ModuleError::Failed { data, .. } => assert_eq!(data["state"], json!("absent")),
+            other => panic!("{other}"),
+        }
         std::fs::write(&f, "x").expect("write");
         let args = json!({ "path": f, "state": "file", "mode": "0600" });
         let out = h
@@ -1394,6 +1634,19 @@ mod tests {
         assert!(out.changed);
         let diff = out.diff.expect("diff");
         assert!(diff.before.contains("src: target"), "{}", diff.before);
+        // In diff mode the result carries Ansible's diff as data too.
+        assert_eq!(out.data["diff"]["before"]["src"], json!("target"));
+        assert_eq!(out.data["diff"]["after"]["src"], json!(h.path("other")));
+        assert_eq!(out.data["diff"]["after"]["path"], json!(link));
+        assert!(
+            h.run::<File>(args.clone(), false, false)
+                .await
+                .expect("again")
+                .data
+                .get("diff")
+                .is_none(),
+            "no diff data outside diff mode"
+        );
         assert_eq!(
             std::fs::read_link(&link).expect("link"),
             Path::new(&h.path("other"))
@@ -1491,6 +1744,36 @@ mod tests {
             !h.run::<File>(args, false, false)
                 .await
                 .expect("again")
+                .changed
+        );
+        // An existing hard link takes a mode without src.
+        let out = h
+            .run::<File>(
+                json!({ "path": h.path("hl"), "state": "hard", "mode": "0600" }),
+                false,
+                false,
+            )
+            .await
+            .expect("mode on a hard link");
+        assert!(out.changed);
+        assert_eq!(mode_of(&src), 0o600);
+        // A directory as the path gets the link inside, under src's name.
+        std::fs::create_dir(h.path("dir")).expect("mkdir");
+        let args = json!({ "src": src, "path": h.path("dir"), "state": "hard", "force": false });
+        let out = h
+            .run::<File>(args.clone(), false, false)
+            .await
+            .expect("into dir");
+        assert!(out.changed);
+        assert_eq!(
+            std::fs::metadata(h.path("dir/src")).expect("meta").ino(),
+            std::fs::metadata(&src).expect("meta").ino()
+        );
+        assert!(std::fs::metadata(h.path("dir")).expect("meta").is_dir());
+        assert!(
+            !h.run::<File>(args, false, false)
+                .await
+                .expect("into dir again")
                 .changed
         );
     }

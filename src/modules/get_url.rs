@@ -459,6 +459,10 @@ impl Module for GetUrl {
     ];
     type Change = GetUrlChange;
 
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["dest"]
+    }
+
     async fn run_imperative(&self, ctx: &ModuleCtx<'_>) -> Result<Plan<GetUrlChange>, ModuleError> {
         let plan = self.plan(ctx).await?;
         let downloads =

@@ -160,7 +160,11 @@ pub trait Render: Send + Sync {
         syntax: &crate::template::Syntax,
         vars: &crate::Map,
     ) -> Result<String, ModuleError> {
-        if *syntax == crate::template::Syntax::default() && vars.is_empty() {
+        let plain = crate::template::Syntax {
+            search: Vec::new(),
+            ..syntax.clone()
+        };
+        if plain == crate::template::Syntax::default() && vars.is_empty() {
             return self.render(source, name);
         }
         Err(ModuleError::failed(format!(
@@ -319,6 +323,15 @@ pub trait Module: DeserializeOwned + Send + Sync + 'static {
             "internal error: {} has no imperative path",
             Self::NAME
         )))
+    }
+
+    /// The arguments (aliases included) that name paths on the host, as
+    /// Ansible's `type: path` does: a leading `~` and `$VAR`s in them are
+    /// expanded on the host, in the task's environment and as its user,
+    /// before the module gets them. Given the arguments, since some name a
+    /// host path only with another set (copy's `src` with `remote_src`).
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &[]
     }
 
     /// What applying `change` may alter on the host; reads that overlap it
@@ -577,6 +590,7 @@ fn run_json<'a, M: Module>(
 ) -> BoxFuture<'a, Result<Outcome, ModuleError>> {
     Box::pin(async move {
         let args = unsplat::<M>(args)?;
+        let args = expand_host_paths::<M>(args, ctx.remote).await?;
         let module: M =
             serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
         module.validate().map_err(|e| ModuleError::Args(e.msg))?;
@@ -587,10 +601,85 @@ fn run_json<'a, M: Module>(
 fn reads_json<M: Module>(args: Value, ctx: &ReadCtx<'_>) -> Protocol {
     unsplat::<M>(args)
         .ok()
+        // What the paths name is known only once the host expanded them:
+        // nothing to read ahead.
+        .filter(|args| unexpanded_paths::<M>(args).is_empty())
         .and_then(|args| serde_json::from_value::<M>(args).ok())
         .filter(|m| m.validate().is_ok())
         .and_then(|m| m.reads(ctx).ok())
         .unwrap_or(Protocol::Imperative)
+}
+
+/// Does `path` hold what Python's `expanduser(expandvars(path))` expands?
+fn expands(path: &str) -> bool {
+    path.starts_with('~') || path.contains('$')
+}
+
+/// The host path arguments (name, and index in a list) that need the
+/// host to expand them.
+fn unexpanded_paths<M: Module>(args: &Value) -> Vec<(String, Option<usize>)> {
+    let Value::Object(map) = args else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for key in M::host_paths(map) {
+        match map.get(*key) {
+            Some(Value::String(s)) if expands(s) => out.push((key.to_string(), None)),
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if item.as_str().is_some_and(expands) {
+                        out.push((key.to_string(), Some(i)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The arguments with their host paths expanded on the host (one exec,
+/// only when a path needs it): `~`, `~user` and the set `$VAR`/`${VAR}`s,
+/// each path quoted so that nothing else in it reaches the shell.
+async fn expand_host_paths<M: Module>(args: Value, remote: &Remote) -> Result<Value, ModuleError> {
+    let wanted = unexpanded_paths::<M>(&args);
+    if wanted.is_empty() {
+        return Ok(args);
+    }
+    let Value::Object(mut map) = args else {
+        return Ok(args);
+    };
+    fn slot<'m>(map: &'m mut Map, key: &str, index: Option<usize>) -> Option<&'m mut Value> {
+        let v = map.get_mut(key)?;
+        match index {
+            Some(i) => v.as_array_mut()?.get_mut(i),
+            None => Some(v),
+        }
+    }
+    let mut script = String::from("printf '%s\\0'");
+    for (key, index) in &wanted {
+        let path = slot(&mut map, key, *index)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        script.push(' ');
+        script.push_str(&command::quote_path(&path));
+    }
+    let out = remote.exec(&script, &[]).await?;
+    let stdout = out.stdout_str();
+    let expanded: Vec<&str> = stdout.split('\0').collect();
+    if out.status != 0 || expanded.len() != wanted.len() + 1 {
+        return Err(ModuleError::failed(format!(
+            "could not expand the paths of {} on the host: {}",
+            M::NAME,
+            out.stderr_str().trim()
+        )));
+    }
+    for ((key, index), path) in wanted.iter().zip(expanded) {
+        if let Some(v) = slot(&mut map, key, *index) {
+            *v = Value::from(path);
+        }
+    }
+    Ok(Value::Object(map))
 }
 
 /// Output of a module's read script that the module cannot use: the host

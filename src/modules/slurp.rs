@@ -40,6 +40,10 @@ impl Module for Slurp {
     const ARGS: &'static [&'static str] = &["src", "path"];
     type Change = ();
 
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["src", "path"]
+    }
+
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         Ok(Protocol::Declared(ReadSet {
             reads: vec![self.batch().declare()],

@@ -27,24 +27,24 @@ pub struct Stat {
     /// md5, sha1 (default), sha224, sha256, sha384 or sha512.
     #[serde(default = "sha1", alias = "checksum", alias = "checksum_algo")]
     checksum_algorithm: String,
-    /// Accepted for compatibility; drover reports no MIME type.
+    /// Report `mimetype` and `charset` (from the host's `file`; `unknown`
+    /// when it has none).
     #[serde(
-        default,
+        default = "yes",
         alias = "mime",
         alias = "mime_type",
         alias = "mime-type",
         deserialize_with = "bool_ish"
     )]
-    #[allow(dead_code)]
     get_mime: bool,
-    /// Accepted for compatibility; drover reports no `lsattr` attributes.
+    /// Report `attributes`, `attr_flags` and `version` (from the host's
+    /// `lsattr`; empty when it has none or the filesystem keeps none).
     #[serde(
-        default,
+        default = "yes",
         alias = "attr",
         alias = "attributes",
         deserialize_with = "bool_ish"
     )]
-    #[allow(dead_code)]
     get_attributes: bool,
 }
 
@@ -75,6 +75,10 @@ impl Module for Stat {
         "attributes",
     ];
     type Change = ();
+
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["path", "dest", "name"]
+    }
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         Ok(Protocol::Declared(ReadSet {
@@ -122,6 +126,21 @@ impl Stat {
         if self.get_checksum && alg != "sha1" {
             probe.push_str(&format!(
                 "; if [ -f {q} ] && [ -r {q} ]; then printf '@@x sum %s\\n' \"$({alg}sum < {q} | cut -d' ' -f1)\"; fi"
+            ));
+        }
+        // Ansible runs `file` and `lsattr` on the path as given, whatever `follow` says.
+        if self.get_mime {
+            probe.push_str(&format!(
+                "; if [ -e {q} ] || [ -L {q} ]; then if command -v file >/dev/null 2>&1 && \
+                 m=\"$(file --mime-type --mime-encoding -- {q} 2>/dev/null)\"; then \
+                 printf '@@x mime %s\\n' \"$m\"; fi; fi"
+            ));
+        }
+        if self.get_attributes {
+            probe.push_str(&format!(
+                "; if [ -e {q} ] || [ -L {q} ]; then if command -v lsattr >/dev/null 2>&1 && \
+                 a=\"$(lsattr -vd -- {q} 2>/dev/null)\"; then \
+                 printf '@@x attr %s\\n' \"$a\"; fi; fi"
             ));
         }
         batch.shell(&probe);
@@ -198,6 +217,32 @@ impl Stat {
                 s.insert("checksum".into(), sum.into());
             }
         }
+        let extra = |key: &str| {
+            out.extra
+                .iter()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        };
+        if self.get_mime {
+            let (mime, charset) = extra("mime")
+                .and_then(parse_mime)
+                .unwrap_or_else(|| ("unknown".to_string(), "unknown".to_string()));
+            s.insert("mimetype".into(), mime.into());
+            s.insert("charset".into(), charset.into());
+        }
+        if self.get_attributes {
+            let (version, flags) = match extra("attr").and_then(parse_lsattr) {
+                Some((v, f)) => (Value::from(v), f),
+                None => (Value::Null, String::new()),
+            };
+            let names: Vec<Value> = flags
+                .chars()
+                .filter_map(attribute_name)
+                .map(Value::from)
+                .collect();
+            s.insert("version".into(), version);
+            s.insert("attributes".into(), Value::Array(names));
+            s.insert("attr_flags".into(), flags.into());
+        }
         if st.kind == FileKind::Link {
             if let Some(src) = out.extra.iter().find_map(|l| l.strip_prefix("src ")) {
                 s.insert("lnk_source".into(), src.into());
@@ -212,6 +257,55 @@ impl Stat {
     }
 }
 
+/// `file --mime-type --mime-encoding` output (`path: text/plain;
+/// charset=us-ascii`): the type and the charset, split after the last colon
+/// as Ansible does (the path may hold colons).
+fn parse_mime(line: &str) -> Option<(String, String)> {
+    let (_, rest) = line.rsplit_once(':')?;
+    let (mime, charset) = rest.split_once(';')?;
+    if charset.contains(';') {
+        return None;
+    }
+    let charset = charset.split('=').nth(1)?;
+    Some((mime.trim().to_string(), charset.trim().to_string()))
+}
+
+/// `lsattr -vd` output (`version flags path`): the version and the flags
+/// without their dashes.
+fn parse_lsattr(line: &str) -> Option<(String, String)> {
+    let mut words = line.split_whitespace();
+    let version = words.next()?.to_string();
+    let flags = words.next()?.replace('-', "");
+    Some((version, flags))
+}
+
+/// The name Ansible gives a file attribute flag.
+fn attribute_name(flag: char) -> Option<&'static str> {
+    Some(match flag {
+        'A' => "noatime",
+        'a' => "append",
+        'c' => "compressed",
+        'C' => "nocow",
+        'd' => "nodump",
+        'D' => "dirsync",
+        'e' => "extents",
+        'E' => "encrypted",
+        'h' => "blocksize",
+        'i' => "immutable",
+        'I' => "indexed",
+        'j' => "journalled",
+        'N' => "inline",
+        's' => "zero",
+        'S' => "synchronous",
+        't' => "notail",
+        'T' => "blockroot",
+        'u' => "undelete",
+        'X' => "compressedraw",
+        'Z' => "compresseddirty",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -223,6 +317,21 @@ mod tests {
     #[test]
     fn args() {
         assert_args_complete::<Stat>();
+    }
+
+    #[test]
+    fn mimetype_and_attributes_parse_like_ansible() {
+        assert_eq!(
+            parse_mime("/tmp/foo:bar.txt: text/plain; charset=us-ascii"),
+            Some(("text/plain".into(), "us-ascii".into()))
+        );
+        assert_eq!(parse_mime("/x: cannot open"), None);
+        assert_eq!(
+            parse_lsattr("0          -----------I--e------- /tmp"),
+            Some(("0".into(), "Ie".into()))
+        );
+        let names: Vec<_> = "Ie".chars().filter_map(attribute_name).collect();
+        assert_eq!(names, ["indexed", "extents"]);
     }
 
     #[tokio::test]

@@ -66,6 +66,10 @@ impl Module for Tempfile {
     const ARGS: &'static [&'static str] = &["path", "prefix", "suffix", "state"];
     type Change = String;
 
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["path"]
+    }
+
     fn validate(&self) -> Result<(), super::ArgError> {
         self.script().map(|_| ()).map_err(|e| match e {
             ModuleError::Args(m) => m.into(),

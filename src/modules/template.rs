@@ -67,6 +67,64 @@ pub struct Template {
     unsafe_writes: bool,
 }
 
+/// The encodings `output_encoding` may name.
+enum Encoding {
+    Utf8,
+    Cp1252,
+}
+
+/// Windows-1252 bytes of `text`; a character it lacks fails, as Python's
+/// strict encoder does.
+fn to_cp1252(text: &str) -> Result<Vec<u8>, ModuleError> {
+    // The characters of 0x80..=0x9F (0 where the code page has none).
+    const HIGH: [u16; 32] = [
+        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
+        0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC,
+        0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+    ];
+    text.chars()
+        .map(|c| {
+            let code = c as u32;
+            if code < 0x80 || (0xA0..=0xFF).contains(&code) {
+                return u8::try_from(code).ok();
+            }
+            HIGH.iter()
+                .position(|&h| h != 0 && u32::from(h) == code)
+                .and_then(|i| u8::try_from(0x80 + i).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| {
+            ModuleError::failed("the rendered template has characters windows-1252 lacks")
+        })
+}
+
+/// Give the output as many trailing newlines as the template has, as
+/// Ansible does (`trim_blocks` eats the one after a closing tag).
+fn pad_trailing_newlines(template: &str, rendered: &mut String) {
+    let count = |s: &str| s.len() - s.trim_end_matches('\n').len();
+    let (want, have) = (count(template), count(rendered));
+    if want > have {
+        rendered.push_str(&"\n".repeat(want - have));
+    }
+}
+
+/// Where a template's `include`s and `import`s are found, as Ansible's
+/// template action looks: each search directory's `templates/`, then the
+/// directory itself, then the template's own directory.
+fn include_search(
+    search: &[std::path::PathBuf],
+    template: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = search
+        .iter()
+        .flat_map(|d| [d.join("templates"), d.clone()])
+        .collect();
+    if let Some(own) = template.parent() {
+        dirs.push(own.to_path_buf());
+    }
+    dirs
+}
+
 impl Template {
     /// The template's Jinja2 syntax: Ansible's, with the task's changes.
     fn syntax(&self) -> crate::template::Syntax {
@@ -89,6 +147,7 @@ impl Template {
             ),
             trim_blocks: self.trim_blocks,
             lstrip_blocks: self.lstrip_blocks,
+            search: Vec::new(),
         }
     }
 
@@ -172,6 +231,10 @@ impl Module for Template {
     ];
     type Change = CopyChange;
 
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["dest"]
+    }
+
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         let shape = Shape::Single {
             basename: self.basename(),
@@ -190,13 +253,19 @@ impl Module for Template {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<CopyChange>, ModuleError> {
-        if let Some(enc) = &self.output_encoding {
-            if !matches!(enc.to_ascii_lowercase().as_str(), "utf-8" | "utf8") {
-                return Err(ModuleError::Args(format!(
-                    "output_encoding {enc} is not supported (only utf-8)"
-                )));
-            }
-        }
+        // An empty output_encoding is the default, as in Ansible.
+        let encoding = match self.output_encoding.as_deref() {
+            None | Some("") => Encoding::Utf8,
+            Some(enc) => match enc.to_ascii_lowercase().replace('_', "-").as_str() {
+                "utf-8" | "utf8" => Encoding::Utf8,
+                "windows-1252" | "cp1252" => Encoding::Cp1252,
+                _ => {
+                    return Err(ModuleError::Args(format!(
+                        "output_encoding {enc} is not supported (only utf-8 and windows-1252)"
+                    )))
+                }
+            },
+        };
         let newline = match self.newline_sequence.as_deref() {
             None | Some("\n") | Some("\\n") => "\n",
             Some("\r\n") | Some("\\r\\n") => "\r\n",
@@ -223,16 +292,23 @@ impl Module for Template {
             (text, mode)
         };
         let vars = template_vars(&self.src, &path, &self.dest);
-        let mut rendered = ctx
-            .render
-            .render_syntax(&text, &self.src, &self.syntax(), &vars)?;
+        let syntax = crate::template::Syntax {
+            search: include_search(ctx.search, &path),
+            ..self.syntax()
+        };
+        let mut rendered = ctx.render.render_syntax(&text, &self.src, &syntax, &vars)?;
+        pad_trailing_newlines(&text, &mut rendered);
         if newline != "\n" {
             rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
         }
+        let data = match encoding {
+            Encoding::Utf8 => rendered.into_bytes(),
+            Encoding::Cp1252 => to_cp1252(&rendered)?,
+        };
         let basename = self.basename();
         let spec = CopySpec {
             source: Source::Bytes {
-                data: Content::Bytes(rendered.into_bytes()),
+                data: Content::Bytes(data),
                 basename,
                 mode: Some(mode),
             },
@@ -334,6 +410,61 @@ mod tests {
         assert!(r
             .render_syntax("x", "t", &bad.syntax(), &crate::Map::new())
             .is_err());
+    }
+
+    /// template target: output_encoding '' and windows-1252 were refused.
+    #[test]
+    fn windows_1252_output() {
+        assert_eq!(
+            to_cp1252("a€Ÿ\u{a0}ÿ").expect("encodes"),
+            vec![b'a', 0x80, 0x9F, 0xA0, 0xFF]
+        );
+        assert!(to_cp1252("\u{0100}").is_err());
+        let t: Template =
+            serde_json::from_value(json!({"src": "a", "dest": "b", "output_encoding": ""}))
+                .expect("args");
+        assert!(t.output_encoding.as_deref() == Some(""));
+    }
+
+    /// template target: lstrip_blocks.j2 ends in `{% endfor %}\n`, whose
+    /// newline trim_blocks ate; Ansible gives it back.
+    #[test]
+    fn trailing_newlines_of_the_template_are_kept() {
+        let mut out = "    ".to_string();
+        pad_trailing_newlines("{% endfor %}\n", &mut out);
+        assert_eq!(out, "    \n");
+        let mut out = "x\n\n".to_string();
+        pad_trailing_newlines("{{ x }}\n", &mut out);
+        assert_eq!(out, "x\n\n");
+    }
+
+    /// template target (issue 20494 case): `{% import 'qux' %}` and
+    /// `{% include 'bar' %}` found nothing: no loader was set.
+    #[test]
+    fn include_and_import_find_templates_beside_the_template() {
+        use crate::modules::testutil::TestRender;
+        use crate::modules::Render;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tdir = dir.path().join("templates");
+        std::fs::create_dir(&tdir).expect("mkdir");
+        std::fs::write(tdir.join("qux"), "{% set wibble = 'WIBBLE' %}").expect("write");
+        std::fs::write(tdir.join("bar"), "Goodbye {{ x }}").expect("write");
+        let t: Template =
+            serde_json::from_value(json!({"src": "main.j2", "dest": "b"})).expect("args");
+        let syntax = crate::template::Syntax {
+            search: include_search(&[dir.path().to_path_buf()], &tdir.join("main.j2")),
+            ..t.syntax()
+        };
+        let r = TestRender::new(json!({"x": 1}));
+        let out = r
+            .render_syntax(
+                "{% import 'qux' as qux with context %}{{ qux.wibble }} {% include 'bar' %}",
+                "main.j2",
+                &syntax,
+                &crate::Map::new(),
+            )
+            .expect("renders");
+        assert_eq!(out, "WIBBLE Goodbye 1");
     }
 
     #[tokio::test]

@@ -2162,11 +2162,11 @@ mod tests {
             ),
             (
                 "copy: {dest: /x}",
-                "p.yml:3:13: module 'copy': argument 'src' (or 'content') is required",
+                "p.yml:3:13: module 'copy': src (or content) is required",
             ),
             (
                 "copy: {src: a}",
-                "p.yml:3:13: module 'copy': argument 'dest' is required",
+                "p.yml:3:13: module 'copy': dest is required",
             ),
             (
                 "file: {path: /x, mode: [1]}",

@@ -6,7 +6,7 @@
 //! `ansible.builtin.NAME`. [`pycompat`] adds the Python string, dict and list
 //! methods templates call (`x.split(',')`, `d.items()`).
 //!
-//! Not provided: `shuffle`, `password_hash`, `md5`, `human_readable`,
+//! Not provided: `shuffle`, `password_hash`, `human_readable`,
 //! `human_to_bytes`, `comment`, `strftime`, `to_datetime`, `urlsplit`, vault
 //! filters, and the `pep440` version type.
 
@@ -809,7 +809,7 @@ fn hex_digest(algorithm: &str, data: &[u8]) -> Result<String, Error> {
         "sha256" => hex(&sha2::Sha256::digest(data)),
         "sha384" => hex(&sha2::Sha384::digest(data)),
         "sha512" => hex(&sha2::Sha512::digest(data)),
-        "md5" => return Err(err("md5 is not available in drover: use sha1 or sha256")),
+        "md5" => format!("{:x}", md5::compute(data)),
         other => {
             return Err(err(format!(
                 "unsupported hash type `{other}`: use sha1, sha224, sha256, sha384 or sha512"
@@ -828,8 +828,9 @@ fn sha1_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
     hex_digest("sha1", text(&value).as_bytes()).map(Value::from)
 }
 
-fn md5_filter(_: &State, _value: Value, _args: Args) -> Result<Value, Error> {
-    hex_digest("md5", b"").map(Value::from)
+fn md5_filter(_: &State, value: Value, args: Args) -> Result<Value, Error> {
+    Params::bind("md5", &args, &[])?;
+    hex_digest("md5", text(&value).as_bytes()).map(Value::from)
 }
 
 /// Ansible's default `to_uuid` namespace.

@@ -91,6 +91,9 @@ pub struct Syntax {
     pub trim_blocks: bool,
     /// Drop the spaces before a block tag at the start of a line.
     pub lstrip_blocks: bool,
+    /// Directories where `include`, `import` and `extends` find the
+    /// templates they name, in order (the template module's search path).
+    pub search: Vec<std::path::PathBuf>,
 }
 
 impl Default for Syntax {
@@ -102,6 +105,7 @@ impl Default for Syntax {
             comment: pair("{#", "#}"),
             trim_blocks: true,
             lstrip_blocks: false,
+            search: Vec::new(),
         }
     }
 }
@@ -121,6 +125,20 @@ impl Syntax {
             .map_err(|e| format!("invalid template syntax: {e}"))?;
         let mut env = env.clone();
         env.set_syntax(config);
+        if !self.search.is_empty() {
+            let dirs = self.search.clone();
+            env.set_loader(move |name| {
+                let Some(path) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) else {
+                    return Ok(None);
+                };
+                std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("{}: {e}", path.display()),
+                    )
+                })
+            });
+        }
         Ok(env)
     }
 }

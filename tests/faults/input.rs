@@ -206,7 +206,7 @@ fn bad_argument_values_are_refused_before_connecting() {
         (
             "missing.yml",
             "- hosts: all\n  tasks:\n    - copy:\n        dest: /tmp/x\n",
-            "missing.yml:4:9: module 'copy': argument 'src' (or 'content') is required",
+            "missing.yml:4:9: module 'copy': src (or content) is required",
         ),
     ];
     for (name, body, want) in cases {

@@ -20,6 +20,7 @@ mod flow;
 #[path = "../e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+mod host_paths;
 mod inject;
 mod input;
 mod keywords;
