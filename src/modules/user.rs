@@ -16,7 +16,7 @@ use crate::transport::shell_quote;
 use crate::{Map, Value};
 
 /// Arguments of `user`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Account name.
@@ -159,7 +159,7 @@ pub fn parse_passwd_line(line: &str) -> Option<(String, Account)> {
 
 fn read_script(name: &str, shadow: bool) -> String {
     format!(
-        "n={}\n\
+        "n={}\nprintf '@@hm %s\\n' \"$HOME\"\n\
          if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
          printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; {}\
          else echo '@@none'; fi\n",
@@ -178,7 +178,9 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
     let mut all_groups = Vec::new();
     let mut hash = None;
     for line in out.lines() {
-        if line == "@@none" {
+        if line.starts_with("@@hm ") {
+            continue;
+        } else if line == "@@none" {
             return Ok(None);
         } else if let Some(p) = line.strip_prefix("@@pw ") {
             let (n, a) = parse_passwd_line(p)
@@ -202,6 +204,56 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
     a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
     a.hash = hash.filter(|h| !h.is_empty());
     Ok(Some(a))
+}
+
+/// Whether `password` looks like a crypt hash (or a lock marker) rather
+/// than a clear-text password, judged as Ansible does, to warn about it.
+fn looks_hashed(password: &str) -> bool {
+    if ["*", "!", "*************"].contains(&password) {
+        return true;
+    }
+    if password.contains([':', '*', '!']) {
+        return false;
+    }
+    let fields: Vec<&str> = password.split('$').collect();
+    if fields.len() < 3 {
+        return false;
+    }
+    let last = fields[fields.len() - 1];
+    if !last
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "./=".contains(c))
+    {
+        return false;
+    }
+    let want = match fields[1] {
+        "1" => Some(22),
+        "5" | "y" => Some(43),
+        "6" => Some(86),
+        _ => None,
+    };
+    want.is_none_or(|n| last.len() == n)
+}
+
+/// The home directory of the user the module runs as (`$HOME` in the
+/// read), which `~` in a path argument stands for, as Ansible's `path`
+/// type expands it on the host.
+fn remote_home(out: &str) -> Option<&str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("@@hm "))
+        .filter(|h| h.starts_with('/'))
+}
+
+/// `~` or `~/x` with the home directory `home`.
+fn expand_tilde(path: &str, home: &str) -> String {
+    let home = home.trim_end_matches('/');
+    if path == "~" {
+        home.to_string()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        format!("{home}/{rest}")
+    } else {
+        path.to_string()
+    }
 }
 
 /// What `apply` does. The password is kept out of `Debug`.
@@ -425,8 +477,17 @@ impl User {
         if let Some(gs) = &self.groups {
             m.insert("groups".into(), Value::from(gs.join(",")));
         }
-        if self.password.is_some() {
+        if let Some(p) = &self.password {
             m.insert("password".into(), Value::from("NOT_LOGGING_PASSWORD"));
+            if !looks_hashed(p) {
+                m.insert(
+                    "warnings".into(),
+                    Value::from(vec![Value::from(
+                        "The input password appears not to have been hashed. \
+                         The 'password' argument must be encrypted for this module to work properly.",
+                    )]),
+                );
+            }
         }
         if let Some(a) = acct {
             m.insert("uid".into(), Value::from(a.uid));
@@ -460,12 +521,17 @@ impl User {
         let current = super::reads::parse_read(out, &format!("user {}", self.name), |text| {
             parse_observed(&self.name, text)
         })?;
-        match self.decide(current.as_ref()) {
-            None => Ok(Plan::Unchanged(self.data(current.as_ref()))),
+        let mut me = self.clone();
+        if let Some(home) = remote_home(&out.stdout_str()) {
+            me.home = me.home.map(|h| expand_tilde(&h, home));
+            me.shell = me.shell.map(|s| expand_tilde(&s, home));
+        }
+        match me.decide(current.as_ref()) {
+            None => Ok(Plan::Unchanged(me.data(current.as_ref()))),
             Some(change) => Ok(Plan::Change {
                 change,
                 diff: None,
-                data: self.data(current.as_ref()),
+                data: me.data(current.as_ref()),
             }),
         }
     }
@@ -635,6 +701,64 @@ mod tests {
         assert!(read_script("k3s", false).contains("getent passwd"));
         assert!(!read_script("k3s", false).contains("shadow"));
         assert!(read_script("k3s", true).contains("getent shadow"));
+        let out = "@@hm /root\n@@pw root:x:0:0:root:/root:/bin/bash\n@@pg root\n@@gs root\n";
+        assert!(parse_observed("root", out).expect("ok").is_some());
+        assert_eq!(remote_home(out), Some("/root"));
+    }
+
+    /// user target "there should be a warning complains that the password
+    /// is plaintext": the result carried no warning.
+    #[test]
+    fn warns_about_passwords_that_are_not_hashes() {
+        let sha512 = "$6$rounds=656000$TT4O7jz2M57npccl$33LF6FcUMSW11qrESXL1HX0BS.bsiT6aenFLLiVpsQh6hDtI9pJh5iY7x8J7ePkN4fP8hmElidHXaeD51pbGS.";
+        assert!(looks_hashed(sha512));
+        assert!(looks_hashed("*") && looks_hashed("!"));
+        assert!(!looks_hashed("plaintextpassword"));
+        assert!(!looks_hashed(&sha512.replace("GS.", "G++")));
+        assert!(!looks_hashed("$6$salt$short"));
+        let data = module(json!({"name": "a", "password": "plaintext"})).data(None);
+        assert!(data.contains_key("warnings"));
+        assert!(!serde_json::to_string(&data)
+            .expect("json")
+            .contains("plaintext\""));
+        let data = module(json!({"name": "a", "password": sha512})).data(None);
+        assert!(!data.contains_key("warnings"));
+    }
+
+    /// user target "Create a new user with custom shell to test ~
+    /// expansion": `shell: ~/custom_shell` went to useradd unexpanded.
+    #[test]
+    fn tilde_in_shell_and_home_is_the_remote_home() {
+        assert_eq!(
+            expand_tilde("~/custom_shell", "/root"),
+            "/root/custom_shell"
+        );
+        assert_eq!(expand_tilde("~", "/home/a/"), "/home/a");
+        assert_eq!(expand_tilde("/bin/~x", "/root"), "/bin/~x");
+        assert_eq!(expand_tilde("~bob/x", "/root"), "~bob/x");
+        let m = module(json!({"name": "t", "shell": "~/custom_shell"}));
+        let out = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@hm /root\n@@none\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        match m.plan_from(&out).expect("plan") {
+            Plan::Change { change, .. } => assert_eq!(
+                change.argv.map(|a| a.join(" ")).as_deref(),
+                Some("useradd -s /root/custom_shell -m t")
+            ),
+            _ => panic!("expected a change"),
+        }
+        let out = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@hm /root\n@@pw t:x:5:5::/home/t:/root/custom_shell\n@@pg t\n@@gs t\n"
+                .to_vec(),
+            stderr: Vec::new(),
+        };
+        assert!(matches!(
+            m.plan_from(&out).expect("plan"),
+            Plan::Unchanged(_)
+        ));
     }
 
     #[test]
