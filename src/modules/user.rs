@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use super::args::{bool_ish, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
+use super::args::{bool_ish, loose_f64, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
 use super::safe;
 use super::{Decision, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope};
 use crate::transport::shell_quote;
@@ -70,6 +70,33 @@ pub struct User {
     /// Not supported: accepted only as false.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     generate_ssh_key: Option<bool>,
+    /// Account expiry, seconds since the epoch (negative: never).
+    #[serde(default, deserialize_with = "opt_signed")]
+    expires: Option<f64>,
+    /// Days after password expiry before the account is disabled (`-f`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_account_disable: Option<f64>,
+    /// Minimum days between password changes (`chage -m`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_min: Option<f64>,
+    /// Maximum days a password is valid (`chage -M`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_max: Option<f64>,
+    /// Days of warning before the password expires (`chage -W`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_warn: Option<f64>,
+    /// Skeleton directory copied into a new home (`useradd -k`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    skeleton: Option<String>,
+    /// Umask of a new home directory (`useradd -K UMASK=`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    umask: Option<String>,
+    /// Lowest uid for a new account (`useradd -K UID_MIN=`).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    uid_min: Option<u64>,
+    /// Highest uid for a new account (`useradd -K UID_MAX=`).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    uid_max: Option<u64>,
 }
 
 /// Whether the account should exist.
@@ -117,6 +144,19 @@ fn opt_groups<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D:
     ))
 }
 
+/// A number that may be negative (`expires: -1`, aging days), written as a
+/// number or a string; `null` is absent.
+fn opt_signed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    match loose_f64(&v) {
+        Some(x) if x.is_finite() => Ok(Some(x)),
+        _ => Err(D::Error::custom(format!("{v} is not a number"))),
+    }
+}
+
 /// An account as read from the host.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Account {
@@ -136,6 +176,9 @@ pub struct Account {
     pub shell: String,
     /// Shadow hash, when it was read.
     pub hash: Option<String>,
+    /// The shadow aging fields, when read: min, max, warn, inactive,
+    /// expire (days; `None` where empty).
+    pub aging: Option<[Option<i64>; 5]>,
 }
 
 /// `name:x:uid:gid:gecos:home:shell` → (name, account without groups).
@@ -165,7 +208,7 @@ fn read_script(name: &str, shadow: bool) -> String {
          else echo '@@none'; fi\n",
         shell_quote(name),
         if shadow {
-            "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2)\"; "
+            "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2-)\"; "
         } else {
             ""
         }
@@ -177,6 +220,7 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
     let mut acct: Option<Account> = None;
     let mut all_groups = Vec::new();
     let mut hash = None;
+    let mut aging = None;
     for line in out.lines() {
         if line.starts_with("@@hm ") {
             continue;
@@ -197,12 +241,19 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
         } else if let Some(gs) = line.strip_prefix("@@gs ") {
             all_groups = gs.split_whitespace().map(String::from).collect();
         } else if let Some(h) = line.strip_prefix("@@sh ") {
-            hash = Some(h.to_string());
+            // hash:lastchg:min:max:warn:inactive:expire:reserved
+            let f: Vec<&str> = h.split(':').collect();
+            hash = f.first().map(|s| s.to_string());
+            if f.len() >= 7 {
+                let n = |i: usize| f[i].trim().parse::<i64>().ok();
+                aging = Some([n(2), n(3), n(4), n(5), n(6)]);
+            }
         }
     }
     let mut a = acct.ok_or(super::OutputError::Incomplete)?;
     a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
     a.hash = hash.filter(|h| !h.is_empty());
+    a.aging = aging;
     Ok(Some(a))
 }
 
@@ -235,6 +286,21 @@ fn looks_hashed(password: &str) -> bool {
     want.is_none_or(|n| last.len() == n)
 }
 
+/// `expires` (seconds since the epoch) as useradd's `YYYY-MM-DD` in UTC;
+/// `None` for a negative value (never expires).
+fn expiry_date(secs: f64) -> Option<String> {
+    if secs < 0.0 {
+        return None;
+    }
+    chrono::DateTime::from_timestamp(secs.floor() as i64, 0)
+        .map(|d| d.date_naive().format("%Y-%m-%d").to_string())
+}
+
+/// A shadow day count (days since the epoch) as `YYYY-MM-DD`.
+fn days_date(days: i64) -> String {
+    expiry_date((days * 86_400) as f64).unwrap_or_default()
+}
+
 /// The home directory of the user the module runs as (`$HOME` in the
 /// read), which `~` in a path argument stands for, as Ansible's `path`
 /// type expands it on the host.
@@ -263,6 +329,10 @@ pub struct UserChange {
     argv: Option<Vec<String>>,
     /// Hash to set with `chpasswd -e`.
     password: Option<String>,
+    /// Parent directories of a new home to create first, as Ansible does.
+    parent: Option<String>,
+    /// `chage` argument vector (password aging), if any.
+    chage: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for UserChange {
@@ -270,6 +340,8 @@ impl std::fmt::Debug for UserChange {
         f.debug_struct("UserChange")
             .field("argv", &self.argv)
             .field("password", &self.password.as_ref().map(|_| "********"))
+            .field("parent", &self.parent)
+            .field("chage", &self.chage)
             .finish()
     }
 }
@@ -356,6 +428,8 @@ impl User {
                 Some(UserChange {
                     argv: Some(v),
                     password: None,
+                    parent: None,
+                    chage: None,
                 })
             }
             (State::Present, None) => {
@@ -380,14 +454,45 @@ impl User {
                 if let Some(sh) = &self.shell {
                     v.extend([s("-s"), sh.clone()]);
                 }
+                if let Some(e) = self.expires {
+                    v.extend([s("-e"), expiry_date(e).unwrap_or_default()]);
+                }
+                if let Some(f) = self.password_expire_account_disable {
+                    v.extend([s("-f"), (f as i64).to_string()]);
+                }
+                if self.create_home {
+                    v.push(s("-m"));
+                    if let Some(k) = &self.skeleton {
+                        v.extend([s("-k"), k.clone()]);
+                    }
+                    if let Some(u) = &self.umask {
+                        v.extend([s("-K"), format!("UMASK={u}")]);
+                    }
+                } else {
+                    v.push(s("-M"));
+                }
                 if self.system {
                     v.push(s("-r"));
                 }
-                v.push(s(if self.create_home { "-m" } else { "-M" }));
+                if let Some(n) = self.uid_min {
+                    v.extend([s("-K"), format!("UID_MIN={n}")]);
+                }
+                if let Some(n) = self.uid_max {
+                    v.extend([s("-K"), format!("UID_MAX={n}")]);
+                }
                 v.push(self.name.clone());
+                let parent = self
+                    .home
+                    .as_deref()
+                    .filter(|_| self.create_home)
+                    .and_then(|h| std::path::Path::new(h).parent())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .filter(|p| p.starts_with('/') && p != "/");
                 Some(UserChange {
                     argv: Some(v),
                     password: self.password.clone(),
+                    parent,
+                    chage: self.chage_argv(None),
                 })
             }
             (State::Present, Some(a)) => {
@@ -433,6 +538,22 @@ impl User {
                 if let Some(sh) = self.shell.as_ref().filter(|sh| **sh != a.shell) {
                     v.extend([s("-s"), sh.clone()]);
                 }
+                let aging = a.aging.unwrap_or_default();
+                if let Some(e) = self.expires {
+                    let current = aging[4].unwrap_or(-1);
+                    match expiry_date(e) {
+                        None if current >= 0 => v.extend([s("-e"), s("")]),
+                        Some(d) if current < 0 || days_date(current) != d => {
+                            v.extend([s("-e"), d]);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(f) = self.password_expire_account_disable {
+                    if aging[3] != Some(f as i64) {
+                        v.extend([s("-f"), (f as i64).to_string()]);
+                    }
+                }
                 let locked = a.hash.as_deref().is_some_and(|h| h.starts_with('!'));
                 match self.password_lock {
                     Some(true) if !locked => v.push(s("-L")),
@@ -450,9 +571,39 @@ impl User {
                     full.push(self.name.clone());
                     full
                 });
-                (argv.is_some() || password.is_some()).then_some(UserChange { argv, password })
+                let chage = self.chage_argv(Some(&aging));
+                (argv.is_some() || password.is_some() || chage.is_some()).then_some(UserChange {
+                    argv,
+                    password,
+                    parent: None,
+                    chage,
+                })
             }
         }
+    }
+
+    /// `chage -m/-M/-W` for the aging values that differ from `current`
+    /// (min, max, warn, ...; `None`: a new account, all given ones).
+    fn chage_argv(&self, current: Option<&[Option<i64>; 5]>) -> Option<Vec<String>> {
+        let mut v = Vec::new();
+        for (i, flag, want) in [
+            (0, "-m", self.password_expire_min),
+            (1, "-M", self.password_expire_max),
+            (2, "-W", self.password_expire_warn),
+        ] {
+            let Some(want) = want.map(|w| w as i64) else {
+                continue;
+            };
+            if current.is_none_or(|c| c[i] != Some(want)) {
+                v.extend([flag.to_string(), want.to_string()]);
+            }
+        }
+        (!v.is_empty()).then(|| {
+            let mut full = vec!["chage".to_string()];
+            full.extend(v);
+            full.push(self.name.clone());
+            full
+        })
     }
 
     fn state_str(&self) -> &'static str {
@@ -559,23 +710,23 @@ impl Module for User {
         "update_password",
         "password_lock",
         "generate_ssh_key",
-    ];
-    // Ansible's user arguments not implemented yet (fail where given).
-    const PENDING: &'static [&'static str] = &[
         "expires",
+        "password_expire_account_disable",
         "password_expire_min",
         "password_expire_max",
         "password_expire_warn",
-        "password_expire_account_disable",
+        "skeleton",
+        "umask",
+        "uid_min",
+        "uid_max",
+    ];
+    // Ansible's user arguments not implemented yet (fail where given).
+    const PENDING: &'static [&'static str] = &[
         "ssh_key_file",
         "ssh_key_passphrase",
         "ssh_key_type",
         "ssh_key_bits",
         "ssh_key_comment",
-        "skeleton",
-        "umask",
-        "uid_min",
-        "uid_max",
         "local",
         "non_unique",
         "seuser",
@@ -591,7 +742,13 @@ impl Module for User {
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         self.validate()?;
         let shadow = self.state == State::Present
-            && (self.password.is_some() || self.password_lock.is_some());
+            && (self.password.is_some()
+                || self.password_lock.is_some()
+                || self.expires.is_some()
+                || self.password_expire_account_disable.is_some()
+                || self.password_expire_min.is_some()
+                || self.password_expire_max.is_some()
+                || self.password_expire_warn.is_some());
         Ok(Protocol::Declared(ReadSet::one(
             read_script(&self.name, shadow),
             Scope::Host,
@@ -609,6 +766,9 @@ impl Module for User {
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: UserChange) -> Result<Map, ModuleError> {
         let mut parts = Vec::new();
+        if let Some(dir) = &change.parent {
+            parts.push(format!("mkdir -p -- {}", shell_quote(dir)));
+        }
         if let Some(argv) = &change.argv {
             parts.push(
                 argv.iter()
@@ -621,6 +781,14 @@ impl Module for User {
         if let Some(p) = &change.password {
             parts.push("chpasswd -e".into());
             stdin = format!("{}:{p}\n", self.name).into_bytes();
+        }
+        if let Some(argv) = &change.chage {
+            parts.push(
+                argv.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
         if self.state == State::Present {
             parts.push(format!("getent passwd {}", shell_quote(&self.name)));
@@ -679,6 +847,7 @@ mod tests {
             home: "/home/k3s".into(),
             shell: "/bin/bash".into(),
             hash: Some("$6$old".into()),
+            aging: None,
         }
     }
 
@@ -704,6 +873,67 @@ mod tests {
         let out = "@@hm /root\n@@pw root:x:0:0:root:/root:/bin/bash\n@@pg root\n@@gs root\n";
         assert!(parse_observed("root", out).expect("ok").is_some());
         assert_eq!(remote_home(out), Some("/root"));
+    }
+
+    /// user target: skeleton, umask, uid_min/uid_max, expires and the
+    /// password aging options were refused as not implemented.
+    #[test]
+    fn plans_expiry_aging_skeleton_and_uid_range() {
+        let m = module(json!({
+            "name": "t", "expires": 1_700_000_000.5, "password_expire_account_disable": 15,
+            "skeleton": "/dev/null", "umask": "0077", "uid_min": 1200, "uid_max": 1299,
+            "home": "/home/deep/t", "password_expire_min": 5, "password_expire_max": 30
+        }));
+        let c = m.decide(None).expect("change");
+        assert_eq!(
+            c.argv.as_ref().map(|a| a.join(" ")).as_deref(),
+            Some("useradd -d /home/deep/t -e 2023-11-14 -f 15 -m -k /dev/null -K UMASK=0077 -K UID_MIN=1200 -K UID_MAX=1299 t")
+        );
+        assert_eq!(c.parent.as_deref(), Some("/home/deep"));
+        assert_eq!(
+            c.chage.map(|a| a.join(" ")).as_deref(),
+            Some("chage -m 5 -M 30 t")
+        );
+        // Existing account: only what differs; an empty expire field is "never".
+        let shadow = |expire: &str| {
+            Account {
+            aging: parse_observed(
+                "k3s",
+                &format!("@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s\n@@sh $6$x:19000:5:30:7:15:{expire}:\n"),
+            )
+            .expect("ok")
+            .expect("account")
+            .aging,
+            ..k3s()
+        }
+        };
+        let never = module(json!({"name": "k3s", "expires": -1}));
+        assert_eq!(never.decide(Some(&shadow(""))), None);
+        assert_eq!(
+            argv(&never.decide(Some(&shadow("19675")))).as_deref(),
+            Some("usermod -e  k3s")
+        );
+        let m = module(
+            json!({"name": "k3s", "expires": 1_700_000_000, "password_expire_account_disable": 15,
+                              "password_expire_min": 5, "password_expire_max": 30, "password_expire_warn": 7}),
+        );
+        assert_eq!(
+            m.decide(Some(&shadow("19675"))),
+            None,
+            "19675 days is 2023-11-14"
+        );
+        let c = m.decide(Some(&shadow(""))).expect("change");
+        assert_eq!(
+            c.argv.map(|a| a.join(" ")).as_deref(),
+            Some("usermod -e 2023-11-14 k3s")
+        );
+        assert_eq!(c.chage, None);
+        let m = module(json!({"name": "k3s", "password_expire_warn": 9}));
+        let c = m.decide(Some(&shadow(""))).expect("change");
+        assert_eq!(
+            (c.argv, c.chage.map(|a| a.join(" "))),
+            (None, Some("chage -W 9 k3s".into()))
+        );
     }
 
     /// user target "there should be a warning complains that the password
@@ -786,7 +1016,7 @@ mod tests {
         let c = m.decide(None);
         assert_eq!(
             argv(&c).as_deref(),
-            Some("useradd -u 1001 -g k3s -G docker -c K3s service -s /bin/bash -r -M k3s")
+            Some("useradd -u 1001 -g k3s -G docker -c K3s service -s /bin/bash -M -r k3s")
         );
         let c = c.expect("change");
         assert_eq!(c.password.as_deref(), Some("$6$new"));
