@@ -176,6 +176,8 @@ pub struct Account {
     pub shell: String,
     /// Shadow hash, when it was read.
     pub hash: Option<String>,
+    /// Whether the passwd home directory exists.
+    pub home_exists: Option<bool>,
     /// The shadow aging fields, when read: min, max, warn, inactive,
     /// expire (days; `None` where empty).
     pub aging: Option<[Option<i64>; 5]>,
@@ -204,7 +206,8 @@ fn read_script(name: &str, shadow: bool) -> String {
     format!(
         "n={}\nprintf '@@hm %s\\n' \"$HOME\"\n\
          if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
-         printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; {}\
+         printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; \
+         if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}\
          else echo '@@none'; fi\n",
         shell_quote(name),
         if shadow {
@@ -240,6 +243,10 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
             }
         } else if let Some(gs) = line.strip_prefix("@@gs ") {
             all_groups = gs.split_whitespace().map(String::from).collect();
+        } else if let Some(x) = line.strip_prefix("@@hx ") {
+            if let Some(a) = acct.as_mut() {
+                a.home_exists = Some(x.trim() == "1");
+            }
         } else if let Some(h) = line.strip_prefix("@@sh ") {
             // hash:lastchg:min:max:warn:inactive:expire:reserved
             let f: Vec<&str> = h.split(':').collect();
@@ -284,6 +291,23 @@ fn looks_hashed(password: &str) -> bool {
         _ => None,
     };
     want.is_none_or(|n| last.len() == n)
+}
+
+/// Create a missing home as Ansible does: a copy of the skeleton (or an
+/// empty directory), its mode from login.defs (HOME_MODE, else 0777 less
+/// UMASK, else 0755), owned by the account (symlinks themselves, not their
+/// targets).
+fn mkhome_script(home: &str, skeleton: &str, uid: u64, gid: u64) -> String {
+    format!(
+        "{{ h={h}; sk={sk}; if [ \"$sk\" != /dev/null ] && [ -e \"$sk\" ]; then \
+         mkdir -p -- \"$(dirname -- \"$h\")\" && cp -a -- \"$sk\" \"$h\"; \
+         else mkdir -p -- \"$h\"; fi && \
+         m=$(awk '/^HOME_MODE[ \t]+[0-9]+$/ {{ m = \"H\" $2; exit }} /^UMASK[ \t]+[0-9]+$/ {{ m = \"U\" $2 }} END {{ print m }}' /etc/login.defs 2>/dev/null); \
+         case \"$m\" in H*) mode=${{m#H}} ;; U*) mode=$(printf '%o' $(( 0777 & ~0${{m#U}} ))) ;; *) mode=755 ;; esac; \
+         chmod \"$mode\" \"$h\" && chown -R {uid}:{gid} \"$h\"; }}",
+        h = shell_quote(home),
+        sk = shell_quote(skeleton),
+    )
 }
 
 /// `expires` (seconds since the epoch) as useradd's `YYYY-MM-DD` in UTC;
@@ -333,6 +357,8 @@ pub struct UserChange {
     parent: Option<String>,
     /// `chage` argument vector (password aging), if any.
     chage: Option<Vec<String>>,
+    /// A missing home of an existing account to create (path, uid, gid).
+    mkhome: Option<(String, u64, u64)>,
 }
 
 impl std::fmt::Debug for UserChange {
@@ -342,6 +368,7 @@ impl std::fmt::Debug for UserChange {
             .field("password", &self.password.as_ref().map(|_| "********"))
             .field("parent", &self.parent)
             .field("chage", &self.chage)
+            .field("mkhome", &self.mkhome)
             .finish()
     }
 }
@@ -430,6 +457,7 @@ impl User {
                     password: None,
                     parent: None,
                     chage: None,
+                    mkhome: None,
                 })
             }
             (State::Present, None) => {
@@ -493,6 +521,7 @@ impl User {
                     password: self.password.clone(),
                     parent,
                     chage: self.chage_argv(None),
+                    mkhome: None,
                 })
             }
             (State::Present, Some(a)) => {
@@ -572,12 +601,20 @@ impl User {
                     full
                 });
                 let chage = self.chage_argv(Some(&aging));
-                (argv.is_some() || password.is_some() || chage.is_some()).then_some(UserChange {
-                    argv,
-                    password,
-                    parent: None,
-                    chage,
-                })
+                // Ansible creates a missing home of an existing account.
+                let mkhome = (self.create_home
+                    && a.home_exists == Some(false)
+                    && a.home.starts_with('/')
+                    && self.home.as_ref().is_none_or(|h| *h == a.home))
+                .then(|| (a.home.clone(), a.uid, a.gid));
+                (argv.is_some() || password.is_some() || chage.is_some() || mkhome.is_some())
+                    .then_some(UserChange {
+                        argv,
+                        password,
+                        parent: None,
+                        chage,
+                        mkhome,
+                    })
             }
         }
     }
@@ -790,6 +827,14 @@ impl Module for User {
                     .join(" "),
             );
         }
+        if let Some((home, uid, gid)) = &change.mkhome {
+            parts.push(mkhome_script(
+                home,
+                self.skeleton.as_deref().unwrap_or("/etc/skel"),
+                *uid,
+                *gid,
+            ));
+        }
         if self.state == State::Present {
             parts.push(format!("getent passwd {}", shell_quote(&self.name)));
         }
@@ -848,6 +893,7 @@ mod tests {
             shell: "/bin/bash".into(),
             hash: Some("$6$old".into()),
             aging: None,
+            home_exists: None,
         }
     }
 
@@ -933,6 +979,43 @@ mod tests {
         assert_eq!(
             (c.argv, c.chage.map(|a| a.join(" "))),
             (None, Some("chage -W 9 k3s".into()))
+        );
+    }
+
+    /// user target "validate that user home dir is created": a missing
+    /// home of an existing account was left missing (Ansible creates it).
+    #[test]
+    fn creates_a_missing_home_of_an_existing_account() {
+        let gone = Account {
+            home_exists: Some(false),
+            ..k3s()
+        };
+        let c = module(json!({"name": "k3s"}))
+            .decide(Some(&gone))
+            .expect("change");
+        assert_eq!(c.argv, None);
+        assert_eq!(c.mkhome, Some(("/home/k3s".into(), 1001, 1001)));
+        assert_eq!(
+            module(json!({"name": "k3s", "create_home": false})).decide(Some(&gone)),
+            None
+        );
+        let there = Account {
+            home_exists: Some(true),
+            ..k3s()
+        };
+        assert_eq!(module(json!({"name": "k3s"})).decide(Some(&there)), None);
+        let out = "@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s\n@@hx 0\n";
+        assert_eq!(
+            parse_observed("k3s", out)
+                .expect("ok")
+                .expect("a")
+                .home_exists,
+            Some(false)
+        );
+        let script = mkhome_script("/home/k s", "/etc/skel", 5, 6);
+        assert!(
+            script.contains("h='/home/k s'") && script.contains("chown -R 5:6"),
+            "{script}"
         );
     }
 
