@@ -569,7 +569,13 @@ impl User {
                 }
                 let aging = a.aging.unwrap_or_default();
                 if let Some(e) = self.expires {
-                    let current = aging[4].unwrap_or(-1);
+                    // No shadow entry at all counts as day 0, so `-e ''`
+                    // creates one (as Ansible's run does); an empty field
+                    // is "never".
+                    let current = match a.aging {
+                        None => 0,
+                        Some(ag) => ag[4].unwrap_or(-1),
+                    };
                     match expiry_date(e) {
                         None if current >= 0 => v.extend([s("-e"), s("")]),
                         Some(d) if current < 0 || days_date(current) != d => {
@@ -955,6 +961,11 @@ mod tests {
         };
         let never = module(json!({"name": "k3s", "expires": -1}));
         assert_eq!(never.decide(Some(&shadow(""))), None);
+        // user target test_expires_no_shadow: an account without a shadow entry.
+        assert_eq!(
+            argv(&never.decide(Some(&k3s()))).as_deref(),
+            Some("usermod -e  k3s")
+        );
         assert_eq!(
             argv(&never.decide(Some(&shadow("19675")))).as_deref(),
             Some("usermod -e  k3s")
