@@ -166,6 +166,82 @@ fn parse_mode<E: serde::de::Error>(v: &Value) -> Result<Mode, E> {
     })
 }
 
+/// `str(value)` as Python writes it: a string as is, anything else in
+/// Python's literal notation (`{'path': '/tmp/a', 'isdir': False}`).
+pub fn py_str(value: &Value) -> String {
+    fn repr(v: &Value, out: &mut String) {
+        match v {
+            Value::Null => out.push_str("None"),
+            Value::Bool(true) => out.push_str("True"),
+            Value::Bool(false) => out.push_str("False"),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => {
+                let q = if s.contains('\'') && !s.contains('"') {
+                    '"'
+                } else {
+                    '\''
+                };
+                out.push(q);
+                for c in s.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        c if c == q => {
+                            out.push('\\');
+                            out.push(c);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push(q);
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    repr(x, out);
+                }
+                out.push(']');
+            }
+            Value::Object(m) => {
+                out.push('{');
+                for (i, (k, x)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    repr(&Value::String(k.clone()), out);
+                    out.push_str(": ");
+                    repr(x, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    match value {
+        Value::String(s) => s.clone(),
+        other => {
+            let mut out = String::new();
+            repr(other, &mut out);
+            out
+        }
+    }
+}
+
+/// A `path`-typed argument: Ansible turns whatever it is given into a
+/// string with `str()`, so a mapping (a `find` result's file entry passed
+/// whole as `path: "{{ item }}"`) names a path that does not exist rather
+/// than failing.
+pub fn path_ish<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Err(D::Error::custom("path must not be null"));
+    }
+    Ok(py_str(&v))
+}
+
 /// A number given as a number or as a string.
 pub fn loose_f64(value: &Value) -> Option<f64> {
     match value {
@@ -247,6 +323,25 @@ pub fn opt_strings_ish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Str
 /// `#[serde(default = "yes")]` for booleans that default to true.
 pub fn yes() -> bool {
     true
+}
+
+#[cfg(test)]
+mod py_str_tests {
+    use super::*;
+
+    /// user target "Remove temp files": `file: path="{{ item }}"` over
+    /// `find` results failed where Ansible's str() of the mapping is ok.
+    #[test]
+    fn py_str_writes_python_literals() {
+        let v: Value =
+            serde_json::json!({"path": "/tmp/a", "isdir": false, "n": 1, "x": null, "l": ["it's"]});
+        assert_eq!(
+            py_str(&v),
+            r#"{'path': '/tmp/a', 'isdir': False, 'n': 1, 'x': None, 'l': ["it's"]}"#
+        );
+        assert_eq!(py_str(&Value::from("plain")), "plain");
+        assert_eq!(py_str(&Value::from(5)), "5");
+    }
 }
 
 #[cfg(test)]

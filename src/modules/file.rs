@@ -44,7 +44,11 @@ pub enum State {
 #[serde(deny_unknown_fields)]
 pub struct File {
     /// The path to manage.
-    #[serde(alias = "dest", alias = "name")]
+    #[serde(
+        alias = "dest",
+        alias = "name",
+        deserialize_with = "super::args::path_ish"
+    )]
     path: String,
     /// What it should be; default: what it is, else `file` (`directory`
     /// with `recurse`).

@@ -82,6 +82,12 @@ impl Group {
                 self.name
             )));
         }
+        // As Ansible's required_if: a duplicate gid needs the gid.
+        if self.non_unique && self.gid.is_none() {
+            return Err(ModuleError::Args(
+                "non_unique is True but all of the following are missing: gid".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -316,6 +322,13 @@ mod tests {
         assert_eq!(argv(m.decide(Some(&k3s))).as_deref(), Some("groupdel k3s"));
         assert_eq!(argv(m.decide(None)), None);
         assert!(module(json!({"name": "-r"})).validate().is_err());
+        // group target "validate gid required with non_unique": Ansible fails.
+        assert!(module(json!({"name": "g", "non_unique": true}))
+            .validate()
+            .is_err());
+        assert!(module(json!({"name": "g", "non_unique": true, "gid": 5}))
+            .validate()
+            .is_ok());
         assert!(serde_json::from_value::<Group>(json!({"name": "a", "state": "gone"})).is_err());
     }
 

@@ -9,14 +9,14 @@ use async_trait::async_trait;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use super::args::{bool_ish, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
+use super::args::{bool_ish, loose_f64, opt_bool_ish, opt_string_ish, opt_u64_ish, yes};
 use super::safe;
 use super::{Decision, Module, ModuleCtx, ModuleError, Plan, Protocol, ReadCtx, ReadSet, Scope};
 use crate::transport::shell_quote;
 use crate::{Map, Value};
 
 /// Arguments of `user`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Account name.
@@ -70,6 +70,33 @@ pub struct User {
     /// Not supported: accepted only as false.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     generate_ssh_key: Option<bool>,
+    /// Account expiry, seconds since the epoch (negative: never).
+    #[serde(default, deserialize_with = "opt_signed")]
+    expires: Option<f64>,
+    /// Days after password expiry before the account is disabled (`-f`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_account_disable: Option<f64>,
+    /// Minimum days between password changes (`chage -m`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_min: Option<f64>,
+    /// Maximum days a password is valid (`chage -M`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_max: Option<f64>,
+    /// Days of warning before the password expires (`chage -W`).
+    #[serde(default, deserialize_with = "opt_signed")]
+    password_expire_warn: Option<f64>,
+    /// Skeleton directory copied into a new home (`useradd -k`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    skeleton: Option<String>,
+    /// Umask of a new home directory (`useradd -K UMASK=`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    umask: Option<String>,
+    /// Lowest uid for a new account (`useradd -K UID_MIN=`).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    uid_min: Option<u64>,
+    /// Highest uid for a new account (`useradd -K UID_MAX=`).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    uid_max: Option<u64>,
 }
 
 /// Whether the account should exist.
@@ -117,6 +144,19 @@ fn opt_groups<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D:
     ))
 }
 
+/// A number that may be negative (`expires: -1`, aging days), written as a
+/// number or a string; `null` is absent.
+fn opt_signed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    match loose_f64(&v) {
+        Some(x) if x.is_finite() => Ok(Some(x)),
+        _ => Err(D::Error::custom(format!("{v} is not a number"))),
+    }
+}
+
 /// An account as read from the host.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Account {
@@ -136,6 +176,11 @@ pub struct Account {
     pub shell: String,
     /// Shadow hash, when it was read.
     pub hash: Option<String>,
+    /// Whether the passwd home directory exists.
+    pub home_exists: Option<bool>,
+    /// The shadow aging fields, when read: min, max, warn, inactive,
+    /// expire (days; `None` where empty).
+    pub aging: Option<[Option<i64>; 5]>,
 }
 
 /// `name:x:uid:gid:gecos:home:shell` → (name, account without groups).
@@ -159,13 +204,14 @@ pub fn parse_passwd_line(line: &str) -> Option<(String, Account)> {
 
 fn read_script(name: &str, shadow: bool) -> String {
     format!(
-        "n={}\n\
+        "n={}\nprintf '@@hm %s\\n' \"$HOME\"\n\
          if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
-         printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; {}\
+         printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; \
+         if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}\
          else echo '@@none'; fi\n",
         shell_quote(name),
         if shadow {
-            "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2)\"; "
+            "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2-)\"; "
         } else {
             ""
         }
@@ -177,8 +223,11 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
     let mut acct: Option<Account> = None;
     let mut all_groups = Vec::new();
     let mut hash = None;
+    let mut aging = None;
     for line in out.lines() {
-        if line == "@@none" {
+        if line.starts_with("@@hm ") {
+            continue;
+        } else if line == "@@none" {
             return Ok(None);
         } else if let Some(p) = line.strip_prefix("@@pw ") {
             let (n, a) = parse_passwd_line(p)
@@ -194,14 +243,107 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
             }
         } else if let Some(gs) = line.strip_prefix("@@gs ") {
             all_groups = gs.split_whitespace().map(String::from).collect();
+        } else if let Some(x) = line.strip_prefix("@@hx ") {
+            if let Some(a) = acct.as_mut() {
+                a.home_exists = Some(x.trim() == "1");
+            }
         } else if let Some(h) = line.strip_prefix("@@sh ") {
-            hash = Some(h.to_string());
+            // hash:lastchg:min:max:warn:inactive:expire:reserved
+            let f: Vec<&str> = h.split(':').collect();
+            hash = f.first().map(|s| s.to_string());
+            if f.len() >= 7 {
+                let n = |i: usize| f[i].trim().parse::<i64>().ok();
+                aging = Some([n(2), n(3), n(4), n(5), n(6)]);
+            }
         }
     }
     let mut a = acct.ok_or(super::OutputError::Incomplete)?;
     a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
     a.hash = hash.filter(|h| !h.is_empty());
+    a.aging = aging;
     Ok(Some(a))
+}
+
+/// Whether `password` looks like a crypt hash (or a lock marker) rather
+/// than a clear-text password, judged as Ansible does, to warn about it.
+fn looks_hashed(password: &str) -> bool {
+    if ["*", "!", "*************"].contains(&password) {
+        return true;
+    }
+    if password.contains([':', '*', '!']) {
+        return false;
+    }
+    let fields: Vec<&str> = password.split('$').collect();
+    if fields.len() < 3 {
+        return false;
+    }
+    let last = fields[fields.len() - 1];
+    if !last
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "./=".contains(c))
+    {
+        return false;
+    }
+    let want = match fields[1] {
+        "1" => Some(22),
+        "5" | "y" => Some(43),
+        "6" => Some(86),
+        _ => None,
+    };
+    want.is_none_or(|n| last.len() == n)
+}
+
+/// Create a missing home as Ansible does: a copy of the skeleton (or an
+/// empty directory), its mode from login.defs (HOME_MODE, else 0777 less
+/// UMASK, else 0755), owned by the account (symlinks themselves, not their
+/// targets).
+fn mkhome_script(home: &str, skeleton: &str, uid: u64, gid: u64) -> String {
+    format!(
+        "{{ h={h}; sk={sk}; if [ \"$sk\" != /dev/null ] && [ -e \"$sk\" ]; then \
+         mkdir -p -- \"$(dirname -- \"$h\")\" && cp -a -- \"$sk\" \"$h\"; \
+         else mkdir -p -- \"$h\"; fi && \
+         m=$(awk '/^HOME_MODE[ \t]+[0-9]+$/ {{ m = \"H\" $2; exit }} /^UMASK[ \t]+[0-9]+$/ {{ m = \"U\" $2 }} END {{ print m }}' /etc/login.defs 2>/dev/null); \
+         case \"$m\" in H*) mode=${{m#H}} ;; U*) mode=$(printf '%o' $(( 0777 & ~0${{m#U}} ))) ;; *) mode=755 ;; esac; \
+         chmod \"$mode\" \"$h\" && chown -R {uid}:{gid} \"$h\"; }}",
+        h = shell_quote(home),
+        sk = shell_quote(skeleton),
+    )
+}
+
+/// `expires` (seconds since the epoch) as useradd's `YYYY-MM-DD` in UTC;
+/// `None` for a negative value (never expires).
+fn expiry_date(secs: f64) -> Option<String> {
+    if secs < 0.0 {
+        return None;
+    }
+    chrono::DateTime::from_timestamp(secs.floor() as i64, 0)
+        .map(|d| d.date_naive().format("%Y-%m-%d").to_string())
+}
+
+/// A shadow day count (days since the epoch) as `YYYY-MM-DD`.
+fn days_date(days: i64) -> String {
+    expiry_date((days * 86_400) as f64).unwrap_or_default()
+}
+
+/// The home directory of the user the module runs as (`$HOME` in the
+/// read), which `~` in a path argument stands for, as Ansible's `path`
+/// type expands it on the host.
+fn remote_home(out: &str) -> Option<&str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("@@hm "))
+        .filter(|h| h.starts_with('/'))
+}
+
+/// `~` or `~/x` with the home directory `home`.
+fn expand_tilde(path: &str, home: &str) -> String {
+    let home = home.trim_end_matches('/');
+    if path == "~" {
+        home.to_string()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        format!("{home}/{rest}")
+    } else {
+        path.to_string()
+    }
 }
 
 /// What `apply` does. The password is kept out of `Debug`.
@@ -211,6 +353,12 @@ pub struct UserChange {
     argv: Option<Vec<String>>,
     /// Hash to set with `chpasswd -e`.
     password: Option<String>,
+    /// Parent directories of a new home to create first, as Ansible does.
+    parent: Option<String>,
+    /// `chage` argument vector (password aging), if any.
+    chage: Option<Vec<String>>,
+    /// A missing home of an existing account to create (path, uid, gid).
+    mkhome: Option<(String, u64, u64)>,
 }
 
 impl std::fmt::Debug for UserChange {
@@ -218,6 +366,9 @@ impl std::fmt::Debug for UserChange {
         f.debug_struct("UserChange")
             .field("argv", &self.argv)
             .field("password", &self.password.as_ref().map(|_| "********"))
+            .field("parent", &self.parent)
+            .field("chage", &self.chage)
+            .field("mkhome", &self.mkhome)
             .finish()
     }
 }
@@ -304,6 +455,9 @@ impl User {
                 Some(UserChange {
                     argv: Some(v),
                     password: None,
+                    parent: None,
+                    chage: None,
+                    mkhome: None,
                 })
             }
             (State::Present, None) => {
@@ -328,14 +482,46 @@ impl User {
                 if let Some(sh) = &self.shell {
                     v.extend([s("-s"), sh.clone()]);
                 }
+                if let Some(e) = self.expires {
+                    v.extend([s("-e"), expiry_date(e).unwrap_or_default()]);
+                }
+                if let Some(f) = self.password_expire_account_disable {
+                    v.extend([s("-f"), (f as i64).to_string()]);
+                }
+                if self.create_home {
+                    v.push(s("-m"));
+                    if let Some(k) = &self.skeleton {
+                        v.extend([s("-k"), k.clone()]);
+                    }
+                    if let Some(u) = &self.umask {
+                        v.extend([s("-K"), format!("UMASK={u}")]);
+                    }
+                } else {
+                    v.push(s("-M"));
+                }
                 if self.system {
                     v.push(s("-r"));
                 }
-                v.push(s(if self.create_home { "-m" } else { "-M" }));
+                if let Some(n) = self.uid_min {
+                    v.extend([s("-K"), format!("UID_MIN={n}")]);
+                }
+                if let Some(n) = self.uid_max {
+                    v.extend([s("-K"), format!("UID_MAX={n}")]);
+                }
                 v.push(self.name.clone());
+                let parent = self
+                    .home
+                    .as_deref()
+                    .filter(|_| self.create_home)
+                    .and_then(|h| std::path::Path::new(h).parent())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .filter(|p| p.starts_with('/') && p != "/");
                 Some(UserChange {
                     argv: Some(v),
                     password: self.password.clone(),
+                    parent,
+                    chage: self.chage_argv(None),
+                    mkhome: None,
                 })
             }
             (State::Present, Some(a)) => {
@@ -381,6 +567,28 @@ impl User {
                 if let Some(sh) = self.shell.as_ref().filter(|sh| **sh != a.shell) {
                     v.extend([s("-s"), sh.clone()]);
                 }
+                let aging = a.aging.unwrap_or_default();
+                if let Some(e) = self.expires {
+                    // No shadow entry at all counts as day 0, so `-e ''`
+                    // creates one (as Ansible's run does); an empty field
+                    // is "never".
+                    let current = match a.aging {
+                        None => 0,
+                        Some(ag) => ag[4].unwrap_or(-1),
+                    };
+                    match expiry_date(e) {
+                        None if current >= 0 => v.extend([s("-e"), s("")]),
+                        Some(d) if current < 0 || days_date(current) != d => {
+                            v.extend([s("-e"), d]);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(f) = self.password_expire_account_disable {
+                    if aging[3] != Some(f as i64) {
+                        v.extend([s("-f"), (f as i64).to_string()]);
+                    }
+                }
                 let locked = a.hash.as_deref().is_some_and(|h| h.starts_with('!'));
                 match self.password_lock {
                     Some(true) if !locked => v.push(s("-L")),
@@ -398,9 +606,47 @@ impl User {
                     full.push(self.name.clone());
                     full
                 });
-                (argv.is_some() || password.is_some()).then_some(UserChange { argv, password })
+                let chage = self.chage_argv(Some(&aging));
+                // Ansible creates a missing home of an existing account.
+                let mkhome = (self.create_home
+                    && a.home_exists == Some(false)
+                    && a.home.starts_with('/')
+                    && self.home.as_ref().is_none_or(|h| *h == a.home))
+                .then(|| (a.home.clone(), a.uid, a.gid));
+                (argv.is_some() || password.is_some() || chage.is_some() || mkhome.is_some())
+                    .then_some(UserChange {
+                        argv,
+                        password,
+                        parent: None,
+                        chage,
+                        mkhome,
+                    })
             }
         }
+    }
+
+    /// `chage -m/-M/-W` for the aging values that differ from `current`
+    /// (min, max, warn, ...; `None`: a new account, all given ones).
+    fn chage_argv(&self, current: Option<&[Option<i64>; 5]>) -> Option<Vec<String>> {
+        let mut v = Vec::new();
+        for (i, flag, want) in [
+            (0, "-m", self.password_expire_min),
+            (1, "-M", self.password_expire_max),
+            (2, "-W", self.password_expire_warn),
+        ] {
+            let Some(want) = want.map(|w| w as i64) else {
+                continue;
+            };
+            if current.is_none_or(|c| c[i] != Some(want)) {
+                v.extend([flag.to_string(), want.to_string()]);
+            }
+        }
+        (!v.is_empty()).then(|| {
+            let mut full = vec!["chage".to_string()];
+            full.extend(v);
+            full.push(self.name.clone());
+            full
+        })
     }
 
     fn state_str(&self) -> &'static str {
@@ -425,8 +671,17 @@ impl User {
         if let Some(gs) = &self.groups {
             m.insert("groups".into(), Value::from(gs.join(",")));
         }
-        if self.password.is_some() {
+        if let Some(p) = &self.password {
             m.insert("password".into(), Value::from("NOT_LOGGING_PASSWORD"));
+            if !looks_hashed(p) {
+                m.insert(
+                    "warnings".into(),
+                    Value::from(vec![Value::from(
+                        "The input password appears not to have been hashed. \
+                         The 'password' argument must be encrypted for this module to work properly.",
+                    )]),
+                );
+            }
         }
         if let Some(a) = acct {
             m.insert("uid".into(), Value::from(a.uid));
@@ -460,12 +715,17 @@ impl User {
         let current = super::reads::parse_read(out, &format!("user {}", self.name), |text| {
             parse_observed(&self.name, text)
         })?;
-        match self.decide(current.as_ref()) {
-            None => Ok(Plan::Unchanged(self.data(current.as_ref()))),
+        let mut me = self.clone();
+        if let Some(home) = remote_home(&out.stdout_str()) {
+            me.home = me.home.map(|h| expand_tilde(&h, home));
+            me.shell = me.shell.map(|s| expand_tilde(&s, home));
+        }
+        match me.decide(current.as_ref()) {
+            None => Ok(Plan::Unchanged(me.data(current.as_ref()))),
             Some(change) => Ok(Plan::Change {
                 change,
                 diff: None,
-                data: self.data(current.as_ref()),
+                data: me.data(current.as_ref()),
             }),
         }
     }
@@ -493,23 +753,23 @@ impl Module for User {
         "update_password",
         "password_lock",
         "generate_ssh_key",
-    ];
-    // Ansible's user arguments not implemented yet (fail where given).
-    const PENDING: &'static [&'static str] = &[
         "expires",
+        "password_expire_account_disable",
         "password_expire_min",
         "password_expire_max",
         "password_expire_warn",
-        "password_expire_account_disable",
+        "skeleton",
+        "umask",
+        "uid_min",
+        "uid_max",
+    ];
+    // Ansible's user arguments not implemented yet (fail where given).
+    const PENDING: &'static [&'static str] = &[
         "ssh_key_file",
         "ssh_key_passphrase",
         "ssh_key_type",
         "ssh_key_bits",
         "ssh_key_comment",
-        "skeleton",
-        "umask",
-        "uid_min",
-        "uid_max",
         "local",
         "non_unique",
         "seuser",
@@ -525,7 +785,13 @@ impl Module for User {
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         self.validate()?;
         let shadow = self.state == State::Present
-            && (self.password.is_some() || self.password_lock.is_some());
+            && (self.password.is_some()
+                || self.password_lock.is_some()
+                || self.expires.is_some()
+                || self.password_expire_account_disable.is_some()
+                || self.password_expire_min.is_some()
+                || self.password_expire_max.is_some()
+                || self.password_expire_warn.is_some());
         Ok(Protocol::Declared(ReadSet::one(
             read_script(&self.name, shadow),
             Scope::Host,
@@ -543,6 +809,9 @@ impl Module for User {
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: UserChange) -> Result<Map, ModuleError> {
         let mut parts = Vec::new();
+        if let Some(dir) = &change.parent {
+            parts.push(format!("mkdir -p -- {}", shell_quote(dir)));
+        }
         if let Some(argv) = &change.argv {
             parts.push(
                 argv.iter()
@@ -555,6 +824,22 @@ impl Module for User {
         if let Some(p) = &change.password {
             parts.push("chpasswd -e".into());
             stdin = format!("{}:{p}\n", self.name).into_bytes();
+        }
+        if let Some(argv) = &change.chage {
+            parts.push(
+                argv.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        if let Some((home, uid, gid)) = &change.mkhome {
+            parts.push(mkhome_script(
+                home,
+                self.skeleton.as_deref().unwrap_or("/etc/skel"),
+                *uid,
+                *gid,
+            ));
         }
         if self.state == State::Present {
             parts.push(format!("getent passwd {}", shell_quote(&self.name)));
@@ -613,6 +898,8 @@ mod tests {
             home: "/home/k3s".into(),
             shell: "/bin/bash".into(),
             hash: Some("$6$old".into()),
+            aging: None,
+            home_exists: None,
         }
     }
 
@@ -635,6 +922,167 @@ mod tests {
         assert!(read_script("k3s", false).contains("getent passwd"));
         assert!(!read_script("k3s", false).contains("shadow"));
         assert!(read_script("k3s", true).contains("getent shadow"));
+        let out = "@@hm /root\n@@pw root:x:0:0:root:/root:/bin/bash\n@@pg root\n@@gs root\n";
+        assert!(parse_observed("root", out).expect("ok").is_some());
+        assert_eq!(remote_home(out), Some("/root"));
+    }
+
+    /// user target: skeleton, umask, uid_min/uid_max, expires and the
+    /// password aging options were refused as not implemented.
+    #[test]
+    fn plans_expiry_aging_skeleton_and_uid_range() {
+        let m = module(json!({
+            "name": "t", "expires": 1_700_000_000.5, "password_expire_account_disable": 15,
+            "skeleton": "/dev/null", "umask": "0077", "uid_min": 1200, "uid_max": 1299,
+            "home": "/home/deep/t", "password_expire_min": 5, "password_expire_max": 30
+        }));
+        let c = m.decide(None).expect("change");
+        assert_eq!(
+            c.argv.as_ref().map(|a| a.join(" ")).as_deref(),
+            Some("useradd -d /home/deep/t -e 2023-11-14 -f 15 -m -k /dev/null -K UMASK=0077 -K UID_MIN=1200 -K UID_MAX=1299 t")
+        );
+        assert_eq!(c.parent.as_deref(), Some("/home/deep"));
+        assert_eq!(
+            c.chage.map(|a| a.join(" ")).as_deref(),
+            Some("chage -m 5 -M 30 t")
+        );
+        // Existing account: only what differs; an empty expire field is "never".
+        let shadow = |expire: &str| {
+            Account {
+            aging: parse_observed(
+                "k3s",
+                &format!("@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s\n@@sh $6$x:19000:5:30:7:15:{expire}:\n"),
+            )
+            .expect("ok")
+            .expect("account")
+            .aging,
+            ..k3s()
+        }
+        };
+        let never = module(json!({"name": "k3s", "expires": -1}));
+        assert_eq!(never.decide(Some(&shadow(""))), None);
+        // user target test_expires_no_shadow: an account without a shadow entry.
+        assert_eq!(
+            argv(&never.decide(Some(&k3s()))).as_deref(),
+            Some("usermod -e  k3s")
+        );
+        assert_eq!(
+            argv(&never.decide(Some(&shadow("19675")))).as_deref(),
+            Some("usermod -e  k3s")
+        );
+        let m = module(
+            json!({"name": "k3s", "expires": 1_700_000_000, "password_expire_account_disable": 15,
+                              "password_expire_min": 5, "password_expire_max": 30, "password_expire_warn": 7}),
+        );
+        assert_eq!(
+            m.decide(Some(&shadow("19675"))),
+            None,
+            "19675 days is 2023-11-14"
+        );
+        let c = m.decide(Some(&shadow(""))).expect("change");
+        assert_eq!(
+            c.argv.map(|a| a.join(" ")).as_deref(),
+            Some("usermod -e 2023-11-14 k3s")
+        );
+        assert_eq!(c.chage, None);
+        let m = module(json!({"name": "k3s", "password_expire_warn": 9}));
+        let c = m.decide(Some(&shadow(""))).expect("change");
+        assert_eq!(
+            (c.argv, c.chage.map(|a| a.join(" "))),
+            (None, Some("chage -W 9 k3s".into()))
+        );
+    }
+
+    /// user target "validate that user home dir is created": a missing
+    /// home of an existing account was left missing (Ansible creates it).
+    #[test]
+    fn creates_a_missing_home_of_an_existing_account() {
+        let gone = Account {
+            home_exists: Some(false),
+            ..k3s()
+        };
+        let c = module(json!({"name": "k3s"}))
+            .decide(Some(&gone))
+            .expect("change");
+        assert_eq!(c.argv, None);
+        assert_eq!(c.mkhome, Some(("/home/k3s".into(), 1001, 1001)));
+        assert_eq!(
+            module(json!({"name": "k3s", "create_home": false})).decide(Some(&gone)),
+            None
+        );
+        let there = Account {
+            home_exists: Some(true),
+            ..k3s()
+        };
+        assert_eq!(module(json!({"name": "k3s"})).decide(Some(&there)), None);
+        let out = "@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s\n@@hx 0\n";
+        assert_eq!(
+            parse_observed("k3s", out)
+                .expect("ok")
+                .expect("a")
+                .home_exists,
+            Some(false)
+        );
+        let script = mkhome_script("/home/k s", "/etc/skel", 5, 6);
+        assert!(
+            script.contains("h='/home/k s'") && script.contains("chown -R 5:6"),
+            "{script}"
+        );
+    }
+
+    /// user target "there should be a warning complains that the password
+    /// is plaintext": the result carried no warning.
+    #[test]
+    fn warns_about_passwords_that_are_not_hashes() {
+        let sha512 = "$6$rounds=656000$TT4O7jz2M57npccl$33LF6FcUMSW11qrESXL1HX0BS.bsiT6aenFLLiVpsQh6hDtI9pJh5iY7x8J7ePkN4fP8hmElidHXaeD51pbGS.";
+        assert!(looks_hashed(sha512));
+        assert!(looks_hashed("*") && looks_hashed("!"));
+        assert!(!looks_hashed("plaintextpassword"));
+        assert!(!looks_hashed(&sha512.replace("GS.", "G++")));
+        assert!(!looks_hashed("$6$salt$short"));
+        let data = module(json!({"name": "a", "password": "plaintext"})).data(None);
+        assert!(data.contains_key("warnings"));
+        assert!(!serde_json::to_string(&data)
+            .expect("json")
+            .contains("plaintext\""));
+        let data = module(json!({"name": "a", "password": sha512})).data(None);
+        assert!(!data.contains_key("warnings"));
+    }
+
+    /// user target "Create a new user with custom shell to test ~
+    /// expansion": `shell: ~/custom_shell` went to useradd unexpanded.
+    #[test]
+    fn tilde_in_shell_and_home_is_the_remote_home() {
+        assert_eq!(
+            expand_tilde("~/custom_shell", "/root"),
+            "/root/custom_shell"
+        );
+        assert_eq!(expand_tilde("~", "/home/a/"), "/home/a");
+        assert_eq!(expand_tilde("/bin/~x", "/root"), "/bin/~x");
+        assert_eq!(expand_tilde("~bob/x", "/root"), "~bob/x");
+        let m = module(json!({"name": "t", "shell": "~/custom_shell"}));
+        let out = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@hm /root\n@@none\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        match m.plan_from(&out).expect("plan") {
+            Plan::Change { change, .. } => assert_eq!(
+                change.argv.map(|a| a.join(" ")).as_deref(),
+                Some("useradd -s /root/custom_shell -m t")
+            ),
+            _ => panic!("expected a change"),
+        }
+        let out = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@hm /root\n@@pw t:x:5:5::/home/t:/root/custom_shell\n@@pg t\n@@gs t\n"
+                .to_vec(),
+            stderr: Vec::new(),
+        };
+        assert!(matches!(
+            m.plan_from(&out).expect("plan"),
+            Plan::Unchanged(_)
+        ));
     }
 
     #[test]
@@ -662,7 +1110,7 @@ mod tests {
         let c = m.decide(None);
         assert_eq!(
             argv(&c).as_deref(),
-            Some("useradd -u 1001 -g k3s -G docker -c K3s service -s /bin/bash -r -M k3s")
+            Some("useradd -u 1001 -g k3s -G docker -c K3s service -s /bin/bash -M -r k3s")
         );
         let c = c.expect("change");
         assert_eq!(c.password.as_deref(), Some("$6$new"));

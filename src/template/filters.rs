@@ -6,10 +6,11 @@
 //! `ansible.builtin.NAME`. [`pycompat`] adds the Python string, dict and list
 //! methods templates call (`x.split(',')`, `d.items()`).
 //!
-//! Not provided: `shuffle`, `password_hash`, `human_readable`,
+//! Not provided: `shuffle`, `human_readable`,
 //! `human_to_bytes`, `comment`, `strftime`, `to_datetime`, `urlsplit`, vault
 //! filters, and the `pep440` version type.
 
+mod crypt;
 mod datetime;
 mod lookup;
 mod pycompat;
@@ -53,6 +54,7 @@ pub fn register(env: &mut Environment<'static>) {
         "default" => default_filter,
         "d" => default_filter,
         "mandatory" => mandatory,
+        "password_hash" => crypt::password_hash,
         "to_json" => to_json,
         "to_nice_json" => to_nice_json,
         "to_yaml" => to_yaml,

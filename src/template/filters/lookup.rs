@@ -1,6 +1,6 @@
 //! `lookup()` and `query()`/`q()`: Ansible's lookup plugins that read the
 //! control machine (templates render there): `file`, `env`, `template`,
-//! `first_found`, `fileglob`, `pipe`, `sequence`, `together`, `nested`,
+//! `first_found`, `fileglob`, `pipe`, `password`, `sequence`, `together`, `nested`,
 //! `indexed_items`, `items`, `list`, `dict` and `vars`. Relative file names are looked up
 //! along the task's `ansible_search_path` (the role's directories, the
 //! including file's, the playbook's), as Ansible does.
@@ -569,6 +569,15 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
         "pipe" => {
             for term in terms {
                 out.push(pipe(state, &term.to_string())?);
+            }
+        }
+        "password" => {
+            for term in terms {
+                out.push(super::crypt::password_lookup(
+                    state,
+                    &term.to_string(),
+                    kwargs,
+                )?);
             }
         }
         "first_found" => out.extend(first_found(state, terms, kwargs)?.map(Value::from)),
