@@ -707,8 +707,20 @@ fn single_reads(
         (None, None)
     };
     let src = remote_src.map(|s| read_path(&mut batch, diff, s, true));
-    // Who a new file will belong to: the user the task runs as.
-    batch.shell_within("printf '@@x id %s\\n' \"$(id)\"", &[]);
+    // Who a new file will belong to: the user the task runs as. Asked
+    // only when a file would be made (a converged run forks nothing).
+    let q = shell_quote(dest);
+    let missing = match basename {
+        Some(b) => format!(
+            "[ ! -e {q} ] || {{ [ -d {q} ] && [ ! -e {} ]; }}",
+            shell_quote(&join(dest, b))
+        ),
+        None => format!("[ ! -e {q} ]"),
+    };
+    batch.shell_within(
+        &format!("if {missing}; then printf '@@x id %s\\n' \"$(id)\"; fi"),
+        &[],
+    );
     SingleReads {
         batch,
         dest: i_dest,
