@@ -145,18 +145,14 @@ impl Upgrade {
 
 fn upgrade_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Upgrade, D::Error> {
     let v = Value::deserialize(d)?;
-    let word = match &v {
-        Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
-        Value::String(s) => s.trim().to_ascii_lowercase(),
-        Value::Null => "no".into(),
-        other => other.to_string(),
-    };
-    match word.as_str() {
-        "no" | "false" | "n" | "off" | "0" => Ok(Upgrade::No),
-        "yes" | "true" | "y" | "on" | "1" | "safe" => Ok(Upgrade::Safe),
-        "full" | "dist" => Ok(Upgrade::Dist),
+    let word = v.as_str().map(|s| s.trim().to_ascii_lowercase());
+    match (word.as_deref(), super::args::parse_bool(&v)) {
+        (Some("safe"), _) | (_, Some(true)) => Ok(Upgrade::Safe),
+        (Some("full" | "dist"), _) => Ok(Upgrade::Dist),
+        (_, Some(false)) => Ok(Upgrade::No),
+        _ if v.is_null() => Ok(Upgrade::No),
         _ => Err(serde::de::Error::custom(format!(
-            "value of upgrade must be one of: dist, full, no, safe, yes, got: {word}"
+            "value of upgrade must be one of: dist, full, no, safe, yes, got: {v}"
         ))),
     }
 }

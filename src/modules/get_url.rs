@@ -527,6 +527,14 @@ mod tests {
     use super::*;
     use crate::modules::testutil::{assert_args_complete, mode_of, Harness};
 
+    /// The download tests run curl on this machine, as the host would.
+    fn no_curl() -> bool {
+        std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_err()
+    }
+
     fn module(v: Value) -> GetUrl {
         serde_json::from_value(v).expect("args")
     }
@@ -579,11 +587,7 @@ mod tests {
 
     #[tokio::test]
     async fn checksum_urls_are_read_and_checked() {
-        if std::process::Command::new("curl")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if no_curl() {
             return;
         }
         let h = Harness::new();
@@ -656,11 +660,7 @@ mod tests {
 
     #[tokio::test]
     async fn check_mode_asks_the_server_as_ansible_does() {
-        if std::process::Command::new("curl")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if no_curl() {
             return;
         }
         let h = Harness::new();
@@ -713,11 +713,7 @@ mod tests {
 
     #[tokio::test]
     async fn downloads_file_urls_once() {
-        if std::process::Command::new("curl")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if no_curl() {
             return;
         }
         let h = Harness::new();

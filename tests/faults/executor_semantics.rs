@@ -6,16 +6,7 @@
 
 use serde_json::Value;
 
-use crate::harness::Run;
-use crate::local::{local, results};
-
-/// Outcomes of the tasks named `name`, in order (one per host result).
-fn statuses(run: &Run, name: &str) -> Vec<String> {
-    results(run, name)
-        .iter()
-        .map(|e| e["status"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
+use crate::local::{local, statuses};
 
 fn write(dir: &std::path::Path, name: &str, text: &str) {
     let p = dir.join(name);

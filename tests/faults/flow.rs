@@ -6,16 +6,7 @@
 //! machine (`ansible_connection=local`) and change nothing there but their
 //! scratch directory.
 
-use crate::harness::Run;
-use crate::local::{local, results};
-
-/// Outcomes of the tasks named `name`, in order (one per host result).
-fn statuses(run: &Run, name: &str) -> Vec<String> {
-    results(run, name)
-        .iter()
-        .map(|e| e["status"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
+use crate::local::{local, statuses};
 
 #[test]
 fn until_and_retries_count_attempts_as_ansible() {

@@ -41,3 +41,11 @@ pub fn results(run: &Run, name: &str) -> Vec<serde_json::Value> {
         .filter(|e| e["task_id"].as_u64().is_some_and(|i| ids.contains(&i)))
         .collect()
 }
+
+/// Outcomes of the tasks named `name`, in order (one per host result).
+pub fn statuses(run: &Run, name: &str) -> Vec<String> {
+    results(run, name)
+        .iter()
+        .map(|e| e["status"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
