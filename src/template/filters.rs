@@ -8,10 +8,12 @@
 //!
 //! Not provided: `shuffle`, `human_readable`,
 //! `human_to_bytes`, `comment`, `strftime`, `to_datetime`, `urlsplit`, vault
-//! filters, and the `pep440` version type.
+//! filters, and the `pep440` version type. [`ipaddr`] carries the
+//! `ansible.utils` IP filters.
 
 mod crypt;
 mod datetime;
+mod ipaddr;
 mod lookup;
 mod pycompat;
 mod pyjson;
@@ -146,6 +148,28 @@ pub fn register(env: &mut Environment<'static>) {
         "is_same_file" => test_same_file,
         "mount" => test_mount,
         "is_mount" => test_mount,
+    }
+    // ansible.utils' IP filters, by their full names only: ansible-core
+    // 2.19 resolves neither bare `ipaddr` nor `ansible.netcommon.ipaddr`.
+    macro_rules! ip_filters {
+        ($($name:literal => $f:expr),+ $(,)?) => {
+            $(
+                env.add_filter(concat!("ansible.utils.", $name), $f);
+            )+
+        };
+    }
+    ip_filters! {
+        "ipaddr" => ipaddr::ipaddr,
+        "ipv4" => ipaddr::ipv4,
+        "ipv6" => ipaddr::ipv6,
+        "ipwrap" => ipaddr::ipwrap,
+        "ipsubnet" => ipaddr::ipsubnet,
+        "ipmath" => ipaddr::ipmath,
+        "nthhost" => ipaddr::nthhost,
+        "network_in_usable" => ipaddr::network_in_usable,
+        "network_in_network" => ipaddr::network_in_network,
+        "next_nth_usable" => ipaddr::next_nth_usable,
+        "previous_nth_usable" => ipaddr::previous_nth_usable,
     }
     for name in ["defined", "undefined", "none"] {
         if let Some(test) = builtin_test(name) {
@@ -362,7 +386,7 @@ fn truth(state: &State, v: &Value) -> Result<bool, Error> {
     Ok(v.is_true())
 }
 
-fn undefined_error(what: &str) -> Error {
+pub(super) fn undefined_error(what: &str) -> Error {
     Error::new(
         ErrorKind::UndefinedError,
         format!("{what}: the value is undefined"),

@@ -165,5 +165,24 @@ class Compare(unittest.TestCase):
         self.assertFalse(compat.crashed("timeout"))
 
 
+class Filters(unittest.TestCase):
+    def test_play_has_one_ignored_debug_per_expression(self):
+        play = compat.filter_play(["'a' | upper", "x.y"])
+        self.assertEqual(play.count("- debug:"), 2)
+        self.assertEqual(play.count("ignore_errors: true"), 2)
+        self.assertIn('msg: "{{ (\'a\' | upper) | to_json }}"', play)
+
+    def test_outcomes_are_rendered_json_or_none_for_a_failure(self):
+        ansible = [{"event": "task_start", "task_id": 1, "task": "debug"},
+                   {"event": "host_result", "status": "ok", "msg": '"A"'},
+                   {"event": "host_result", "status": "failed", "msg": "boom"}]
+        drover = [{"event": "host_result", "status": "ok", "failed": False,
+                   "result": {"msg": '"A"'}, "msg": None},
+                  {"event": "host_result", "status": "failed", "failed": True,
+                   "result": {"msg": "boom"}, "msg": "boom"}]
+        self.assertEqual(compat.filter_outcomes(ansible), ['"A"', None])
+        self.assertEqual(compat.filter_outcomes(drover), ['"A"', None])
+
+
 if __name__ == "__main__":
     unittest.main()

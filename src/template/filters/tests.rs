@@ -720,3 +720,124 @@ fn contains_test_is_a_substring_check_on_text() {
     assert_eq!(render("{{ {'k': 1} is contains('k') }}"), "True");
     assert_eq!(render("{{ [1, 2] is contains(2) }}"), "True");
 }
+
+// ansible.utils' IP filters (expected values from ansible-playbook with
+// netaddr 1.3.0; `scripts/compat filters` checks many more side by side).
+
+#[test]
+fn ipaddr_queries_like_ansible_utils() {
+    assert_eq!(
+        e("'192.168.1.5/24' | ansible.utils.ipaddr('network')"),
+        json!("192.168.1.0")
+    );
+    assert_eq!(
+        e("'192.168.1.5/24' | ansible.utils.ipaddr('address')"),
+        json!("192.168.1.5")
+    );
+    // A network address asked for its address has none: Python's None.
+    assert_eq!(
+        e("'192.168.1.0/24' | ansible.utils.ipaddr('address')"),
+        json!(null)
+    );
+    assert_eq!(e("'abc' | ansible.utils.ipaddr"), json!(false));
+    assert_eq!(e("3232235777 | ansible.utils.ipaddr"), json!("192.168.1.1"));
+    assert_eq!(
+        e("'192.168.1.5/0.0.0.255' | ansible.utils.ipaddr('network/prefix')"),
+        json!("192.168.1.0/24")
+    );
+    assert_eq!(
+        e("'192.168.1.0/24' | ansible.utils.ipaddr(-1)"),
+        json!("192.168.1.255/24")
+    );
+    assert_eq!(
+        e("'::ffff:192.168.1.5' | ansible.utils.ipaddr('ipv4')"),
+        json!("192.168.1.5/32")
+    );
+    assert_eq!(e("'::1.2.3.4' | ansible.utils.ipaddr"), json!("::1.2.3.4"));
+    assert_eq!(
+        e("'2001:db8::5' | ansible.utils.ipaddr('revdns')"),
+        json!("5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.")
+    );
+    assert_eq!(
+        e("['192.168.1.5', 'x', '10.0.0.1/8', 'fe80::1'] | ansible.utils.ipv4('address')"),
+        json!(["192.168.1.5", "10.0.0.1"])
+    );
+    assert_eq!(
+        e("['192.168.1.5', '8.8.8.8', '100.64.1.1', '224.0.0.1', '192.0.0.9'] | ansible.utils.ipaddr('public')"),
+        json!(["8.8.8.8", "192.0.0.9"])
+    );
+    let unknown = render_err("{{ '1.2.3.4' | ansible.utils.ipaddr('bogus') }}", json!({}));
+    assert!(
+        unknown.contains("ipaddr: unknown filter type: bogus"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn ipwrap_brackets_ipv6_only_and_ignores_a_positional_query() {
+    assert_eq!(e("'fe80::1' | ansible.utils.ipwrap"), json!("[fe80::1]"));
+    assert_eq!(
+        e("'fe80::1/64' | ansible.utils.ipwrap"),
+        json!("[fe80::1]/64")
+    );
+    assert_eq!(
+        e("'fe80::1/64' | ansible.utils.ipwrap('address')"),
+        json!("[fe80::1]/64")
+    );
+    assert_eq!(
+        e("'fe80::1/64' | ansible.utils.ipwrap(query='address')"),
+        json!("[fe80::1]")
+    );
+    assert_eq!(
+        e("'example.com' | ansible.utils.ipwrap"),
+        json!("example.com")
+    );
+    assert_eq!(
+        e("['fe80::1', '1.2.3.4', 'host'] | ansible.utils.ipwrap"),
+        json!(["[fe80::1]", "1.2.3.4", "host"])
+    );
+}
+
+#[test]
+fn ipsubnet_nthhost_and_ranges_like_ansible_utils() {
+    assert_eq!(
+        e("'192.168.0.0/16' | ansible.utils.ipsubnet(20)"),
+        json!("16")
+    );
+    assert_eq!(
+        e("'192.168.0.0/16' | ansible.utils.ipsubnet(20, -1)"),
+        json!("192.168.240.0/20")
+    );
+    assert_eq!(
+        e("'192.168.144.5' | ansible.utils.ipsubnet(18, 1)"),
+        json!("192.168.128.0/19")
+    );
+    assert_eq!(
+        e("'192.168.144.0/20' | ansible.utils.ipsubnet('192.168.0.0/16')"),
+        json!("10")
+    );
+    assert_eq!(
+        e("'192.168.1.5' | ansible.utils.ipmath(-10)"),
+        json!("192.168.0.251")
+    );
+    assert_eq!(
+        e("'192.168.1.7/24' | ansible.utils.nthhost(5)"),
+        json!("192.168.1.5")
+    );
+    assert_eq!(
+        e("'192.168.1.0/24' | ansible.utils.network_in_usable('192.168.1.255')"),
+        json!(false)
+    );
+    assert_eq!(
+        e("'192.168.1.0/24' | ansible.utils.network_in_network('192.168.1.255')"),
+        json!(true)
+    );
+    assert_eq!(
+        e("'192.168.122.1/24' | ansible.utils.next_nth_usable(2)"),
+        json!("192.168.122.3")
+    );
+    assert_eq!(
+        e("'192.168.122.1/24' | ansible.utils.previous_nth_usable(2)"),
+        json!(null)
+    );
+}
