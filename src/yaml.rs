@@ -263,6 +263,11 @@ pub fn parse(
             return Err(err);
         }
         let m = e.marker();
+        if e.info() == QUOTED_INDENT {
+            if let Some(fixed) = reindent_quoted_scalars(text, *m) {
+                return parse(&fixed, path, duplicates);
+            }
+        }
         return Err(InputError::of(
             InputErrorKind::Syntax,
             Pos {
@@ -296,6 +301,111 @@ pub fn parse(
         }
     };
     Ok((node, warnings))
+}
+
+/// yaml-rust2's error for a continuation line of a quoted scalar indented
+/// less than its block, which PyYAML (and so Ansible) accepts.
+const QUOTED_INDENT: &str = "invalid indentation in quoted scalar";
+
+/// `text` with every under-indented continuation line of a quoted scalar
+/// indented past the scalar's opening quote, scalar by scalar from the one
+/// at `mark`, until yaml-rust2 no longer refuses one for that; None if a
+/// scalar cannot be mended. Folding drops a continuation line's leading blanks, so the
+/// scalar's value is unchanged, and no line moves, so positions hold.
+fn reindent_quoted_scalars(text: &str, mut mark: Marker) -> Option<String> {
+    struct Ignore;
+    impl MarkedEventReceiver for Ignore {
+        fn on_event(&mut self, _: Event, _: Marker) {}
+    }
+    let mut fixed = text.to_string();
+    // Each pass mends one scalar; a file has at most as many as lines.
+    for _ in 0..=text.lines().count() {
+        let next = reindent_one(&fixed, mark)?;
+        if next == fixed {
+            return None;
+        }
+        fixed = next;
+        match Parser::new_from_str(&fixed).load(&mut Ignore, true) {
+            Err(e) if e.info() == QUOTED_INDENT => mark = *e.marker(),
+            // Parsed, or another error, which the caller reports.
+            _ => return Some(fixed),
+        }
+    }
+    None
+}
+
+/// Re-indent the continuation lines of the quoted scalar opening at `mark`.
+fn reindent_one(text: &str, mark: Marker) -> Option<String> {
+    let start_line = text
+        .split_inclusive('\n')
+        .nth(mark.line().checked_sub(1)?)?;
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(mark.line() - 1)
+        .map(str::len)
+        .sum();
+    let (quote_at, quote) = start_line.char_indices().nth(mark.col())?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let indent = start_line[..quote_at].chars().count() + 1;
+    let mut out = String::with_capacity(text.len() + 64);
+    out.push_str(&text[..line_start + quote_at + 1]);
+    let mut chars = text[line_start + quote_at + 1..].char_indices().peekable();
+    let base = line_start + quote_at + 1;
+    while let Some((i, c)) = chars.next() {
+        out.push(c);
+        match c {
+            '\\' if quote == '"' => {
+                if let Some((_, next)) = chars.next() {
+                    out.push(next);
+                    if next == '\n' {
+                        reindent_line(&mut out, &mut chars, indent);
+                    }
+                }
+            }
+            '\'' if quote == '\'' => {
+                if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                    chars.next();
+                    out.push('\'');
+                } else {
+                    out.push_str(&text[base + i + 1..]);
+                    return Some(out);
+                }
+            }
+            '"' if quote == '"' => {
+                out.push_str(&text[base + i + 1..]);
+                return Some(out);
+            }
+            '\n' => reindent_line(&mut out, &mut chars, indent),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// After a line break inside a quoted scalar: the next line's leading
+/// blanks, widened to `indent` columns when fewer.
+fn reindent_line(
+    out: &mut String,
+    chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+    indent: usize,
+) {
+    let mut blanks = String::new();
+    while let Some((_, c)) = chars.peek() {
+        if *c == ' ' || *c == '\t' {
+            blanks.push(*c);
+            chars.next();
+        } else {
+            break;
+        }
+    }
+    let line_is_blank = matches!(chars.peek(), None | Some((_, '\n' | '\r')));
+    if !line_is_blank && blanks.chars().count() < indent {
+        out.extend(std::iter::repeat_n(' ', indent));
+    } else {
+        out.push_str(&blanks);
+    }
 }
 
 /// A mapping being built.
@@ -742,5 +852,27 @@ mod tests {
     fn syntax_error_has_position() {
         let err = load_str("a: [1, 2\nb: 3\n", Path::new("bad.yml")).expect_err("invalid");
         assert!(err.to_string().starts_with("bad.yml:"), "{err}");
+    }
+
+    /// PyYAML, and so Ansible, accepts a quoted scalar whose continuation
+    /// lines are indented less than its block; yaml-rust2 refused it.
+    #[test]
+    fn quoted_scalar_with_shallow_continuation_lines_loads_as_pyyaml_does() {
+        let text = "- msg: \"a\n  b \\\nc\"\n  other: 'x''s\n y\n\n z'\n  after: 1\n";
+        let doc = load(text);
+        let item = &doc.as_seq().expect("seq")[0];
+        assert_eq!(item.get("msg").and_then(Node::as_str), Some("a b c"));
+        assert_eq!(item.get("other").and_then(Node::as_str), Some("x's y\nz"));
+        // Positions after the mended scalars are unchanged.
+        let after = item.get("after").expect("after");
+        assert_eq!((after.pos.line, after.pos.col), (8, 10));
+    }
+
+    #[test]
+    fn a_real_error_after_a_mended_scalar_is_reported_where_it_is() {
+        let text = "- a: \"x\ny\"\n  b: \"open\n";
+        let err = load_str(text, Path::new("bad.yml")).expect_err("unterminated");
+        assert!(err.to_string().contains("end of stream"), "{err}");
+        assert!(err.to_string().starts_with("bad.yml:3:"), "{err}");
     }
 }

@@ -628,7 +628,9 @@ fn query_one(input: &Input, query: &str, lookup: Option<Net>, alias: &str) -> Re
             Kind::Address => return not_a_network(),
             Kind::Network => match hb {
                 1 => Out::Text(v.addr(v.ip ^ 1)),
-                2 if v.ip.is_multiple_of(4) => return Err(err("Network address of /30 has no peer")),
+                2 if v.ip.is_multiple_of(4) => {
+                    return Err(err("Network address of /30 has no peer"))
+                }
                 2 if v.ip % 4 == 3 => return Err(err("Broadcast address of /30 has no peer")),
                 2 => Out::Text(v.addr(v.ip ^ 3)),
                 _ => return Err(err("Not a point-to-point network")),
