@@ -68,6 +68,7 @@ pub mod template;
 pub mod testutil;
 mod textedit;
 pub mod timezone;
+pub mod unarchive;
 pub mod uri;
 pub mod user;
 pub mod wait_for;
@@ -405,7 +406,15 @@ pub async fn drive_with<M: Module>(
         result
     };
     match plan {
+        // A module that decided to do nothing may say it skipped the task,
+        // as Ansible's modules do with `skipped: true` (unarchive's creates).
         Plan::Unchanged(data) => Ok(Outcome {
+            skipped: (data.get("skipped") == Some(&Value::Bool(true))).then(|| {
+                data.get("msg")
+                    .and_then(Value::as_str)
+                    .unwrap_or("skipped")
+                    .to_string()
+            }),
             data,
             ..Outcome::default()
         }),
@@ -898,6 +907,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<apt::Apt>(),
     info::<get_url::GetUrl>(),
     info::<reboot::Reboot>(),
+    info::<unarchive::Unarchive>(),
     info::<systemd::Systemd>(),
     info::<systemd::Service>(),
     info::<k8s_apply::K8sApply>(),

@@ -35,5 +35,6 @@ mod redaction;
 mod semantics;
 mod shell;
 mod textedit;
+mod unarchive;
 mod uri;
 mod writes;
