@@ -29,12 +29,16 @@ pub(super) enum TaskError {
         pos: Pos,
         /// The condition.
         cond: String,
-        /// Why it did not evaluate.
-        source: TemplateError,
+        /// Why it did not evaluate (boxed: a task's error stays small).
+        source: Box<TemplateError>,
     },
     /// The loop's items did not render.
     #[error("error in loop: {0}")]
     Loop(TemplateError),
+    /// The loop's terms did not render for another reason than an undefined
+    /// variable (Ansible: "Error rendering template: division by zero").
+    #[error("Error rendering template: {0}")]
+    LoopTerms(TemplateError),
     /// `with_dict` over something else than a mapping.
     #[error("the 'dict' lookup plugin expects a dictionary")]
     DictNotMapping,
@@ -878,7 +882,7 @@ impl RunCtx<'_> {
                         task: task.display_name(),
                         pos: task.pos.clone(),
                         cond: c.clone(),
-                        source,
+                        source: Box::new(source),
                     })
                 }
             }
@@ -917,7 +921,10 @@ impl RunCtx<'_> {
         let value = self
             .templar
             .render_value(&lp.items, scope)
-            .map_err(TaskError::Loop)?;
+            .map_err(|e| match e.undefined {
+                Some(_) => TaskError::Loop(e),
+                None => TaskError::LoopTerms(e),
+            })?;
         if let Some(name) = &lp.lookup {
             // `with_<lookup>: terms` is `query('<lookup>', *terms)`.
             let terms = match value {

@@ -25,6 +25,10 @@ pub struct TemplateError {
     pub msg: String,
     /// The variable that is undefined, if that is the problem.
     pub undefined: Option<String>,
+    /// An undefined value deeper than a variable caused it (`list[1].foo`,
+    /// `map(attribute=)` on an item without it): a template that tests or
+    /// defaults values may still render with undefined values that chain.
+    pub chainable: bool,
 }
 
 impl fmt::Display for TemplateError {
@@ -251,6 +255,7 @@ impl Templar {
         let err = |msg: String| TemplateError {
             msg,
             undefined: None,
+            chainable: false,
         };
         let envs = (syntax.apply(&scope.0.env).map_err(err)?, {
             syntax.apply(&scope.0.chain_env).map_err(err)?
@@ -272,6 +277,7 @@ impl Templar {
         let broken = |msg: String| TemplateError {
             msg,
             undefined: None,
+            chainable: false,
         };
         if expr.is_empty() {
             return Err(broken(
@@ -391,6 +397,7 @@ impl ScopeInner {
             return Err(TemplateError {
                 msg: "recursive loop detected in template (a variable refers to itself)".into(),
                 undefined: None,
+                chainable: false,
             });
         }
         *d += 1;
@@ -406,24 +413,34 @@ impl ScopeInner {
         if let Some(inner) = self.take_error() {
             return inner;
         }
-        if err.kind() == ErrorKind::UndefinedError {
+        let undefined = err.kind() == ErrorKind::UndefinedError;
+        if undefined {
             let missing = names.into_iter().find(|n| !self.resolves(n));
             if let Some(var) = missing {
                 return TemplateError {
                     msg: format!("'{var}' is undefined"),
                     undefined: Some(var),
+                    chainable: false,
                 };
             }
         }
-        let mut msg = err.to_string();
-        if let Some(detail) = err.detail() {
-            if !msg.contains(detail) {
-                msg = format!("{msg}: {detail}");
+        // Python's words where Ansible's message is Python's exception.
+        let msg = match filters::python_error(&err) {
+            Some(python) => python.to_string(),
+            None => {
+                let mut msg = err.to_string();
+                if let Some(detail) = err.detail() {
+                    if !msg.contains(detail) {
+                        msg = format!("{msg}: {detail}");
+                    }
+                }
+                msg
             }
-        }
+        };
         TemplateError {
             msg,
             undefined: None,
+            chainable: undefined,
         }
     }
 
@@ -466,6 +483,7 @@ impl ScopeInner {
                         *slot = Some(TemplateError {
                             msg: format!("in variable '{key}': {e}"),
                             undefined: e.undefined.clone(),
+                            chainable: e.chainable,
                         });
                     }
                     return None;
@@ -540,6 +558,7 @@ impl ScopeInner {
             let tmpl = guarded(|| env.template_from_str(source)).map_err(|e| TemplateError {
                 msg: format!("template error: {e}"),
                 undefined: None,
+                chainable: false,
             })?;
             tmpl.render(self.ctx()).map_err(|e| {
                 let names = sorted(tmpl.undeclared_variables(true));
@@ -564,6 +583,7 @@ impl ScopeInner {
         serde_json::to_value(&v).map_err(|e| TemplateError {
             msg: format!("cannot convert result of '{expr}': {e}"),
             undefined: None,
+            chainable: false,
         })
     }
 
@@ -587,7 +607,7 @@ impl ScopeInner {
     /// value: Ansible's `missing.attr | default(x)` and `missing.attr is
     /// defined`; anything else keeps strict undefined errors.
     fn may_chain<T>(&self, result: &Result<T, TemplateError>, source: &str) -> bool {
-        matches!(result, Err(e) if e.undefined.is_some())
+        matches!(result, Err(e) if e.undefined.is_some() || e.chainable)
             && lock(&self.error).is_none()
             && (source.contains("default")
                 || source.contains("defined")
@@ -604,6 +624,7 @@ impl ScopeInner {
             let compiled = guarded(|| env.compile_expression(expr)).map_err(|e| TemplateError {
                 msg: format!("template error in '{expr}': {e}"),
                 undefined: None,
+                chainable: false,
             })?;
             let names = || sorted(compiled.undeclared_variables(true));
             let v = compiled
@@ -617,6 +638,7 @@ impl ScopeInner {
                 return Err(TemplateError {
                     msg: format!("'{var}' is undefined"),
                     undefined: Some(var),
+                    chainable: false,
                 });
             }
             Ok(v)
@@ -867,6 +889,77 @@ mod tests {
         assert!(r("{{ missing.attr }}").is_err());
         assert!(r("{{ missing.attr }} {{ a.b | default(2) }}").is_err());
         assert!(t.eval("missing.attr", &s).is_err());
+    }
+
+    /// The template target's "Check that nested undefined values return
+    /// Undefined": `list_var.1.foo is not defined` failed with "`list_var[1]`
+    /// is undefined", as the index out of range is not a missing variable.
+    #[test]
+    fn nested_undefined_values_chain_through_an_index() {
+        let t = Templar::new();
+        let s = scope(
+            &t,
+            json!({"list_var": [{"foo": {}}], "dict_var": {"bar": {}}}),
+        );
+        for cond in [
+            "list_var.1 is not defined",
+            "list_var.1.foo is not defined",
+            "list_var.1.foo | default('DEFAULT') == 'DEFAULT'",
+            "list_var[1]['foo'] is not defined",
+            "list_var.0.foo.bar is not defined",
+            "dict_var['baz']['abc'] is not defined",
+        ] {
+            assert_eq!(t.truthy(cond, &s), Ok(true), "{cond}");
+        }
+        assert!(t.render_string("{{ list_var.1.foo }}", &s).is_err());
+        assert!(t.eval("list_var[1].foo", &s).is_err());
+    }
+
+    /// lookup_first_found's "check the result of the template error": Ansible
+    /// words a division by zero as Python does.
+    #[test]
+    fn division_by_zero_is_worded_as_python_does() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"n": 0}));
+        let msg = |src: &str| t.render_string(src, &s).expect_err(src).msg;
+        assert_eq!(msg("{{ 1 / 0 }}"), "division by zero");
+        assert_eq!(msg("{{ 1 / n }}"), "division by zero");
+        assert_eq!(msg("{{ 1.5 / 0 }}"), "float division by zero");
+        assert_eq!(msg("{{ 7 // 0 }}"), "integer division or modulo by zero");
+        assert_eq!(msg("{{ 7 % 0 }}"), "integer modulo by zero");
+        assert_eq!(t.render_string("{{ 1 / 2 }}", &s), Ok("0.5".into()));
+    }
+
+    /// The undefined target: `things | map(attribute="name")` where an item
+    /// has no `name` gave a list with a null in it; Ansible fails.
+    #[test]
+    fn map_attribute_an_item_lacks_is_an_error_unless_tested() {
+        let t = Templar::new();
+        let s = scope(
+            &t,
+            json!({"things": [{"name": "one"}, {"notname": "three"}]}),
+        );
+        let e = t
+            .render_value(&json!("{{ things | map(attribute='name') }}"), &s)
+            .expect_err("missing attribute");
+        assert!(
+            e.to_string()
+                .contains("object of type 'dict' has no attribute 'name'"),
+            "{e:?}"
+        );
+        let r = |src: &str| t.render_value(&json!(src), &s);
+        assert_eq!(
+            r("{{ things | map(attribute='name') | select('defined') | list }}"),
+            Ok(json!(["one"]))
+        );
+        assert_eq!(
+            r("{{ things | map(attribute='name', default='x') | list }}"),
+            Ok(json!(["one", "x"]))
+        );
+        assert_eq!(
+            r("{{ things | map(attribute='notname') | select('defined') | list }}"),
+            Ok(json!(["three"]))
+        );
     }
 
     #[test]
