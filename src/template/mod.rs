@@ -98,6 +98,10 @@ pub struct Syntax {
     /// Directories where `include`, `import` and `extends` find the
     /// templates they name, in order (the template module's search path).
     pub search: Vec<std::path::PathBuf>,
+    /// Lines starting with this are statements (`: if x`); empty: none.
+    pub line_statement_prefix: String,
+    /// Lines starting with this are comments; empty: none.
+    pub line_comment_prefix: String,
 }
 
 impl Default for Syntax {
@@ -110,8 +114,108 @@ impl Default for Syntax {
             trim_blocks: true,
             lstrip_blocks: false,
             search: Vec::new(),
+            line_statement_prefix: String::new(),
+            line_comment_prefix: String::new(),
         }
     }
+}
+
+/// The first line of a template that changes its syntax
+/// (`#jinja2: trim_blocks: False, variable_start_string: '[%'`).
+const OVERRIDE: &str = "#jinja2:";
+
+impl Syntax {
+    /// `source` without its `#jinja2:` first line, and this syntax with
+    /// that line's changes, as Ansible reads them: comma-separated
+    /// `key: value` pairs, each value a Python literal.
+    pub fn overridden<'a>(&self, source: &'a str) -> Result<(&'a str, Syntax), String> {
+        let Some(rest) = source.strip_prefix(OVERRIDE) else {
+            return Ok((source, self.clone()));
+        };
+        let Some((line, body)) = rest.split_once('\n') else {
+            return Err(format!("Missing newline after '{OVERRIDE}' override."));
+        };
+        let mut syntax = self.clone();
+        for pair in line.split(',') {
+            if pair.trim().is_empty() {
+                return Err(format!("Empty '{OVERRIDE}' override pair not allowed."));
+            }
+            let Some((key, value)) = pair.split_once(':') else {
+                return Err(format!(
+                    "Missing key-value separator `:` in '{OVERRIDE}' override pair '{pair}'."
+                ));
+            };
+            let key = key.trim();
+            let value = py_literal(value.trim()).ok_or_else(|| {
+                format!("Invalid '{OVERRIDE}' override value for '{key}': {value}")
+            })?;
+            let text = |v: Override| match v {
+                Override::Text(t) => Ok(t),
+                Override::Bool(_) => Err(format!("'{OVERRIDE}' override '{key}' must be a string")),
+            };
+            let flag = |v: Override| match v {
+                Override::Bool(b) => Ok(b),
+                Override::Text(_) => {
+                    Err(format!("'{OVERRIDE}' override '{key}' must be a boolean"))
+                }
+            };
+            match key {
+                "block_start_string" => syntax.block.0 = text(value)?,
+                "block_end_string" => syntax.block.1 = text(value)?,
+                "variable_start_string" => syntax.variable.0 = text(value)?,
+                "variable_end_string" => syntax.variable.1 = text(value)?,
+                "comment_start_string" => syntax.comment.0 = text(value)?,
+                "comment_end_string" => syntax.comment.1 = text(value)?,
+                "line_statement_prefix" => syntax.line_statement_prefix = text(value)?,
+                "line_comment_prefix" => syntax.line_comment_prefix = text(value)?,
+                "trim_blocks" => syntax.trim_blocks = flag(value)?,
+                "lstrip_blocks" => syntax.lstrip_blocks = flag(value)?,
+                "newline_sequence" | "keep_trailing_newline" => {
+                    return Err(format!(
+                        "'{OVERRIDE}' override '{key}' is not supported by drover (use the template module's argument)"
+                    ))
+                }
+                _ => return Err(format!("Invalid '{OVERRIDE}' override key '{key}'.")),
+            }
+        }
+        Ok((body, syntax))
+    }
+}
+
+/// A `#jinja2:` override's value.
+enum Override {
+    Text(String),
+    Bool(bool),
+}
+
+/// The Python literals a `#jinja2:` override takes: a quoted string (with
+/// backslash escapes), `True`, `False`.
+fn py_literal(v: &str) -> Option<Override> {
+    match v {
+        "True" => return Some(Override::Bool(true)),
+        "False" => return Some(Override::Bool(false)),
+        _ => {}
+    }
+    let quote = v.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = v.strip_prefix(quote)?.strip_suffix(quote)?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return None;
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            other => other,
+        });
+    }
+    Some(Override::Text(out))
 }
 
 impl Syntax {
@@ -123,6 +227,8 @@ impl Syntax {
             .comment_delimiters(self.comment.0.clone(), self.comment.1.clone())
             .trim_blocks(self.trim_blocks)
             .lstrip_blocks(self.lstrip_blocks)
+            .line_statement_prefix(self.line_statement_prefix.clone())
+            .line_comment_prefix(self.line_comment_prefix.clone())
             .keep_trailing_newline(true);
         let config = b
             .build()
@@ -257,6 +363,9 @@ impl Templar {
             undefined: None,
             chainable: false,
         };
+        let (source, syntax) = syntax
+            .overridden(source)
+            .map_err(|e| err(format!("Syntax error in template: {e}")))?;
         let envs = (syntax.apply(&scope.0.env).map_err(err)?, {
             syntax.apply(&scope.0.chain_env).map_err(err)?
         });
@@ -960,6 +1069,63 @@ mod tests {
             r("{{ things | map(attribute='notname') | select('defined') | list }}"),
             Ok(json!(["three"]))
         );
+    }
+
+    /// The template target's override_separator.j2 and
+    /// override_colon_value.j2: drover rendered a `#jinja2:` first line as
+    /// text instead of reading it as syntax changes.
+    #[test]
+    fn jinja2_override_line_changes_the_syntax() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"x": 1}));
+        let r = |src: &str| t.render_string_syntax(src, &s, &Syntax::default());
+        assert_eq!(
+            r("#jinja2: line_statement_prefix:\":\"\n: if true\nfoo\n: endif\n"),
+            Ok("foo\n".into())
+        );
+        assert_eq!(
+            r("#jinja2:variable_start_string:'<<' , variable_end_string:'>>'\n<< x >> {{ x }}"),
+            Ok("1 {{ x }}".into())
+        );
+        assert_eq!(
+            r("#jinja2: trim_blocks: False\n{% if x %}\na{% endif %}"),
+            Ok("\na".into())
+        );
+        let e = r("#jinja2: lstrip_blocks=True\nx").expect_err("no colon");
+        assert_eq!(
+            e.msg,
+            "Syntax error in template: Missing key-value separator `:` in \
+             '#jinja2:' override pair ' lstrip_blocks=True'."
+        );
+        assert!(r("#jinja2: bogus: True\nx").is_err());
+        assert!(r("#jinja2: trim_blocks: 'yes'\nx").is_err());
+        assert_eq!(r(" #jinja2: x\n"), Ok(" #jinja2: x\n".into()));
+    }
+
+    /// The template target's `data_converted: "{{ lookup('template',
+    /// 'json_macro.j2') }}"`: the lookup looked up every variable, this one
+    /// among them, which recursed until "recursive loop detected".
+    #[test]
+    fn template_lookup_in_a_variable_does_not_render_that_variable() {
+        let t = Templar::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("m.j2"),
+            "{% macro m() %}{{ x }}{% endmacro %}{{ m() }}",
+        )
+        .expect("write");
+        let Value::Object(vars) = json!({"x": "ex", "data": "{{ lookup('template', 'm.j2') }}"})
+        else {
+            panic!("object expected")
+        };
+        let s = t.scope(
+            Arc::new(vars),
+            vec![(
+                "ansible_search_path".into(),
+                SearchPath::value(Arc::new(vec![dir.path().to_path_buf()])),
+            )],
+        );
+        assert_eq!(t.render_string("{{ data }}", &s), Ok("ex".into()));
     }
 
     #[test]
