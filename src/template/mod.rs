@@ -125,12 +125,12 @@ impl Default for Syntax {
 const OVERRIDE: &str = "#jinja2:";
 
 impl Syntax {
-    /// `source` without its `#jinja2:` first line, and this syntax with
-    /// that line's changes, as Ansible reads them: comma-separated
-    /// `key: value` pairs, each value a Python literal.
-    pub fn overridden<'a>(&self, source: &'a str) -> Result<(&'a str, Syntax), String> {
+    /// When `source` starts with a `#jinja2:` line: the rest of it, and
+    /// this syntax with that line's changes, as Ansible reads them:
+    /// comma-separated `key: value` pairs, each value a Python literal.
+    pub fn overridden<'a>(&self, source: &'a str) -> Result<Option<(&'a str, Syntax)>, String> {
         let Some(rest) = source.strip_prefix(OVERRIDE) else {
-            return Ok((source, self.clone()));
+            return Ok(None);
         };
         let Some((line, body)) = rest.split_once('\n') else {
             return Err(format!("Missing newline after '{OVERRIDE}' override."));
@@ -178,7 +178,7 @@ impl Syntax {
                 _ => return Err(format!("Invalid '{OVERRIDE}' override key '{key}'.")),
             }
         }
-        Ok((body, syntax))
+        Ok(Some((body, syntax)))
     }
 }
 
@@ -363,9 +363,13 @@ impl Templar {
             undefined: None,
             chainable: false,
         };
-        let (source, syntax) = syntax
+        let overridden = syntax
             .overridden(source)
             .map_err(|e| err(format!("Syntax error in template: {e}")))?;
+        let (source, syntax) = match &overridden {
+            Some((body, changed)) => (*body, changed),
+            None => (source, syntax),
+        };
         let envs = (syntax.apply(&scope.0.env).map_err(err)?, {
             syntax.apply(&scope.0.chain_env).map_err(err)?
         });
