@@ -110,7 +110,7 @@ impl Render for TaskRender<'_> {
     fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {
         match self.templar.eval(expr, self.scope) {
             Ok(v) => Ok(Some(v)),
-            Err(e) if e.undefined.is_some() => Ok(None),
+            Err(e) if e.undefined.is_some() || e.chainable => Ok(None),
             Err(e) => Err(ModuleError::failed(e.to_string())),
         }
     }

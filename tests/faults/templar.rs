@@ -75,3 +75,28 @@ fn with_first_found_term_error_is_an_error_rendering_template() {
         run.all()
     );
 }
+
+/// `debug: var=` of an index past a list's end (`list_var.1.foo`) failed the
+/// task; as for any undefined value, Ansible prints that it is not defined.
+#[test]
+fn debug_var_of_a_nested_undefined_value_is_not_defined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  vars:
+    list_var: [{foo: {}}]
+  tasks:
+    - name: show
+      debug: {var: list_var.1.foo}
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let r = results(&run, "show");
+    assert_eq!(
+        r[0]["result"]["list_var.1.foo"], "VARIABLE IS NOT DEFINED!",
+        "{r:?}"
+    );
+}
