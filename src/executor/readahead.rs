@@ -526,20 +526,20 @@ impl RunCtx<'_> {
 }
 
 /// Does rendering `task` run a command on the control machine (a `pipe`
-/// lookup, or a `with_pipe` loop)? Reading ahead would run it twice.
+/// or `lines` lookup, or a `with_pipe`/`with_lines` loop)? Reading ahead
+/// would run it twice.
 fn runs_a_command_here(task: &Task) -> bool {
     fn has_pipe(v: &Value) -> bool {
         match v {
-            Value::String(s) => s.contains("pipe"),
+            Value::String(s) => s.contains("pipe") || s.contains("lines"),
             Value::Array(a) => a.iter().any(has_pipe),
             Value::Object(m) => m.values().any(has_pipe),
             _ => false,
         }
     }
-    let looped = task
-        .loop_
-        .as_ref()
-        .is_some_and(|lp| lp.lookup.as_deref() == Some("pipe") || has_pipe(&lp.items));
+    let looped = task.loop_.as_ref().is_some_and(|lp| {
+        matches!(lp.lookup.as_deref(), Some("pipe" | "lines")) || has_pipe(&lp.items)
+    });
     looped || matches!(&task.action, Action::Module { args, .. } if has_pipe(args))
 }
 

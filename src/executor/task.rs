@@ -29,12 +29,16 @@ pub(super) enum TaskError {
         pos: Pos,
         /// The condition.
         cond: String,
-        /// Why it did not evaluate.
-        source: TemplateError,
+        /// Why it did not evaluate (boxed: a task's error stays small).
+        source: Box<TemplateError>,
     },
     /// The loop's items did not render.
     #[error("error in loop: {0}")]
     Loop(TemplateError),
+    /// The loop's terms did not render for another reason than an undefined
+    /// variable (Ansible: "Error rendering template: division by zero").
+    #[error("Error rendering template: {0}")]
+    LoopTerms(TemplateError),
     /// `with_dict` over something else than a mapping.
     #[error("the 'dict' lookup plugin expects a dictionary")]
     DictNotMapping,
@@ -106,7 +110,7 @@ impl Render for TaskRender<'_> {
     fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {
         match self.templar.eval(expr, self.scope) {
             Ok(v) => Ok(Some(v)),
-            Err(e) if e.undefined.is_some() => Ok(None),
+            Err(e) if e.undefined.is_some() || e.chainable => Ok(None),
             Err(e) => Err(ModuleError::failed(e.to_string())),
         }
     }
@@ -878,7 +882,7 @@ impl RunCtx<'_> {
                         task: task.display_name(),
                         pos: task.pos.clone(),
                         cond: c.clone(),
-                        source,
+                        source: Box::new(source),
                     })
                 }
             }
@@ -908,16 +912,70 @@ impl RunCtx<'_> {
         std::borrow::Cow::Owned(owned)
     }
 
+    /// `value` rendered, leaving out the strings (in lists and mappings, at
+    /// any depth) that are undefined; `None` when `value` itself is.
+    fn render_defined_terms(
+        &self,
+        value: &Value,
+        scope: &Scope,
+    ) -> Result<Option<Value>, TemplateError> {
+        match value {
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.extend(self.render_defined_terms(item, scope)?);
+                }
+                Ok(Some(Value::Array(out)))
+            }
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    if let Some(v) = self.render_defined_terms(v, scope)? {
+                        out.insert(k.clone(), v);
+                    }
+                }
+                Ok(Some(Value::Object(out)))
+            }
+            other => match self.templar.render_value(other, scope) {
+                Ok(v) => Ok(Some(v)),
+                // A term naming a list or mapping variable: Ansible's
+                // lazy containers drop just its undefined items.
+                Err(e) if e.undefined.is_some() => match other
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("{{")?.strip_suffix("}}"))
+                    .map(str::trim)
+                    .and_then(|name| scope.var(name))
+                {
+                    Some(inner @ (Value::Array(_) | Value::Object(_))) => {
+                        self.render_defined_terms(inner, scope)
+                    }
+                    _ => Ok(None),
+                },
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     pub(super) fn loop_items(
         &self,
         task: &Task,
         lp: &crate::playbook::Loop,
         scope: &Scope,
     ) -> Result<Vec<Value>, TaskError> {
-        let value = self
-            .templar
-            .render_value(&lp.items, scope)
-            .map_err(TaskError::Loop)?;
+        let loop_error = |e: TemplateError| match e.undefined {
+            Some(_) => TaskError::Loop(e),
+            None => TaskError::LoopTerms(e),
+        };
+        let value = if lp.lookup.as_deref() == Some("first_found") {
+            // Ansible drops `with_first_found` terms that are undefined.
+            self.render_defined_terms(&lp.items, scope)
+                .map_err(loop_error)?
+                .unwrap_or(Value::Array(Vec::new()))
+        } else {
+            self.templar
+                .render_value(&lp.items, scope)
+                .map_err(loop_error)?
+        };
         if let Some(name) = &lp.lookup {
             // `with_<lookup>: terms` is `query('<lookup>', *terms)`.
             let terms = match value {

@@ -147,7 +147,7 @@ impl Template {
             ),
             trim_blocks: self.trim_blocks,
             lstrip_blocks: self.lstrip_blocks,
-            search: Vec::new(),
+            ..d
         }
     }
 

@@ -551,6 +551,7 @@ pub const WITH_LOOKUPS: &[&str] = &[
     "file",
     "template",
     "pipe",
+    "lines",
     "env",
 ];
 

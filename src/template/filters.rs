@@ -103,6 +103,7 @@ pub fn register(env: &mut Environment<'static>) {
         "root" => root,
         "split" => split_filter,
         "random" => random_filter,
+        "map" => map_filter,
     }
     tests! {
         "match" => test_match,
@@ -374,6 +375,78 @@ pub(crate) fn py_type(v: &Value) -> &'static str {
         ValueKind::Map => "dict",
         _ => "object",
     }
+}
+
+/// Python's message for an error minijinja words its own way, where
+/// Ansible's message is Python's exception: a division by zero ("Error
+/// rendering template: division by zero").
+pub(crate) fn python_error(err: &Error) -> Option<&'static str> {
+    if err.kind() != ErrorKind::InvalidOperation {
+        return None;
+    }
+    // minijinja: "unable to calculate {lhs} {op} {rhs}".
+    let calc = err.detail()?.strip_prefix("unable to calculate ")?;
+    let mut parts = calc.rsplitn(3, ' ');
+    let (rhs, op, lhs) = (parts.next()?, parts.next()?, parts.next()?);
+    if rhs != "0" && rhs != "0.0" {
+        return None;
+    }
+    let float = rhs.contains('.') || lhs.contains('.');
+    Some(match (op, float) {
+        ("/", false) => "division by zero",
+        ("/", true) => "float division by zero",
+        ("//", false) => "integer division or modulo by zero",
+        ("//", true) => "float floor division by zero",
+        ("%", false) => "integer modulo by zero",
+        ("%", true) => "float modulo",
+        _ => return None,
+    })
+}
+
+/// `map`: minijinja's, except that mapping an attribute some item lacks
+/// (and no `default=`) is an error where undefined values are strict, as
+/// Ansible's finalization of such a list is ("object of type 'dict' has no
+/// attribute 'name'"). Where they chain (a template that tests or defaults
+/// values, `map(attribute='x') | select('defined')`), the items stay
+/// undefined.
+fn map_filter(
+    state: &mut State,
+    value: Value,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let strict = matches!(
+        state.undefined_behavior(),
+        minijinja::UndefinedBehavior::Strict
+    );
+    let attribute = match args.0.last() {
+        Some(last) if strict && last.is_kwargs() => {
+            let kw = <Kwargs as ArgType>::from_value(Some(last))?;
+            match kw.has("default") {
+                true => None,
+                false => kw.peek::<Value>("attribute").ok(),
+            }
+        }
+        _ => None,
+    };
+    let items = if attribute.is_some() {
+        Some(value.clone())
+    } else {
+        None
+    };
+    let out = minijinja::filters::map(state, value, args)?;
+    if let (Some(attr), Some(items)) = (attribute, items) {
+        if let Some(i) = out.iter().position(Value::is_undefined) {
+            let item = items.get_item_by_index(i).unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                format!(
+                    "object of type '{}' has no attribute '{attr}'",
+                    py_type(&item)
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Python truthiness; an undefined value is an error unless the environment

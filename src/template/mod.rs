@@ -25,6 +25,10 @@ pub struct TemplateError {
     pub msg: String,
     /// The variable that is undefined, if that is the problem.
     pub undefined: Option<String>,
+    /// An undefined value deeper than a variable caused it (`list[1].foo`,
+    /// `map(attribute=)` on an item without it): a template that tests or
+    /// defaults values may still render with undefined values that chain.
+    pub chainable: bool,
 }
 
 impl fmt::Display for TemplateError {
@@ -94,6 +98,10 @@ pub struct Syntax {
     /// Directories where `include`, `import` and `extends` find the
     /// templates they name, in order (the template module's search path).
     pub search: Vec<std::path::PathBuf>,
+    /// Lines starting with this are statements (`: if x`); empty: none.
+    pub line_statement_prefix: String,
+    /// Lines starting with this are comments; empty: none.
+    pub line_comment_prefix: String,
 }
 
 impl Default for Syntax {
@@ -106,8 +114,108 @@ impl Default for Syntax {
             trim_blocks: true,
             lstrip_blocks: false,
             search: Vec::new(),
+            line_statement_prefix: String::new(),
+            line_comment_prefix: String::new(),
         }
     }
+}
+
+/// The first line of a template that changes its syntax
+/// (`#jinja2: trim_blocks: False, variable_start_string: '[%'`).
+const OVERRIDE: &str = "#jinja2:";
+
+impl Syntax {
+    /// When `source` starts with a `#jinja2:` line: the rest of it, and
+    /// this syntax with that line's changes, as Ansible reads them:
+    /// comma-separated `key: value` pairs, each value a Python literal.
+    pub fn overridden<'a>(&self, source: &'a str) -> Result<Option<(&'a str, Syntax)>, String> {
+        let Some(rest) = source.strip_prefix(OVERRIDE) else {
+            return Ok(None);
+        };
+        let Some((line, body)) = rest.split_once('\n') else {
+            return Err(format!("Missing newline after '{OVERRIDE}' override."));
+        };
+        let mut syntax = self.clone();
+        for pair in line.split(',') {
+            if pair.trim().is_empty() {
+                return Err(format!("Empty '{OVERRIDE}' override pair not allowed."));
+            }
+            let Some((key, value)) = pair.split_once(':') else {
+                return Err(format!(
+                    "Missing key-value separator `:` in '{OVERRIDE}' override pair '{pair}'."
+                ));
+            };
+            let key = key.trim();
+            let value = py_literal(value.trim()).ok_or_else(|| {
+                format!("Invalid '{OVERRIDE}' override value for '{key}': {value}")
+            })?;
+            let text = |v: Override| match v {
+                Override::Text(t) => Ok(t),
+                Override::Bool(_) => Err(format!("'{OVERRIDE}' override '{key}' must be a string")),
+            };
+            let flag = |v: Override| match v {
+                Override::Bool(b) => Ok(b),
+                Override::Text(_) => {
+                    Err(format!("'{OVERRIDE}' override '{key}' must be a boolean"))
+                }
+            };
+            match key {
+                "block_start_string" => syntax.block.0 = text(value)?,
+                "block_end_string" => syntax.block.1 = text(value)?,
+                "variable_start_string" => syntax.variable.0 = text(value)?,
+                "variable_end_string" => syntax.variable.1 = text(value)?,
+                "comment_start_string" => syntax.comment.0 = text(value)?,
+                "comment_end_string" => syntax.comment.1 = text(value)?,
+                "line_statement_prefix" => syntax.line_statement_prefix = text(value)?,
+                "line_comment_prefix" => syntax.line_comment_prefix = text(value)?,
+                "trim_blocks" => syntax.trim_blocks = flag(value)?,
+                "lstrip_blocks" => syntax.lstrip_blocks = flag(value)?,
+                "newline_sequence" | "keep_trailing_newline" => {
+                    return Err(format!(
+                        "'{OVERRIDE}' override '{key}' is not supported by drover (use the template module's argument)"
+                    ))
+                }
+                _ => return Err(format!("Invalid '{OVERRIDE}' override key '{key}'.")),
+            }
+        }
+        Ok(Some((body, syntax)))
+    }
+}
+
+/// A `#jinja2:` override's value.
+enum Override {
+    Text(String),
+    Bool(bool),
+}
+
+/// The Python literals a `#jinja2:` override takes: a quoted string (with
+/// backslash escapes), `True`, `False`.
+fn py_literal(v: &str) -> Option<Override> {
+    match v {
+        "True" => return Some(Override::Bool(true)),
+        "False" => return Some(Override::Bool(false)),
+        _ => {}
+    }
+    let quote = v.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = v.strip_prefix(quote)?.strip_suffix(quote)?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return None;
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            other => other,
+        });
+    }
+    Some(Override::Text(out))
 }
 
 impl Syntax {
@@ -119,6 +227,8 @@ impl Syntax {
             .comment_delimiters(self.comment.0.clone(), self.comment.1.clone())
             .trim_blocks(self.trim_blocks)
             .lstrip_blocks(self.lstrip_blocks)
+            .line_statement_prefix(self.line_statement_prefix.clone())
+            .line_comment_prefix(self.line_comment_prefix.clone())
             .keep_trailing_newline(true);
         let config = b
             .build()
@@ -251,6 +361,14 @@ impl Templar {
         let err = |msg: String| TemplateError {
             msg,
             undefined: None,
+            chainable: false,
+        };
+        let overridden = syntax
+            .overridden(source)
+            .map_err(|e| err(format!("Syntax error in template: {e}")))?;
+        let (source, syntax) = match &overridden {
+            Some((body, changed)) => (*body, changed),
+            None => (source, syntax),
         };
         let envs = (syntax.apply(&scope.0.env).map_err(err)?, {
             syntax.apply(&scope.0.chain_env).map_err(err)?
@@ -272,6 +390,7 @@ impl Templar {
         let broken = |msg: String| TemplateError {
             msg,
             undefined: None,
+            chainable: false,
         };
         if expr.is_empty() {
             return Err(broken(
@@ -391,6 +510,7 @@ impl ScopeInner {
             return Err(TemplateError {
                 msg: "recursive loop detected in template (a variable refers to itself)".into(),
                 undefined: None,
+                chainable: false,
             });
         }
         *d += 1;
@@ -406,24 +526,34 @@ impl ScopeInner {
         if let Some(inner) = self.take_error() {
             return inner;
         }
-        if err.kind() == ErrorKind::UndefinedError {
+        let undefined = err.kind() == ErrorKind::UndefinedError;
+        if undefined {
             let missing = names.into_iter().find(|n| !self.resolves(n));
             if let Some(var) = missing {
                 return TemplateError {
                     msg: format!("'{var}' is undefined"),
                     undefined: Some(var),
+                    chainable: false,
                 };
             }
         }
-        let mut msg = err.to_string();
-        if let Some(detail) = err.detail() {
-            if !msg.contains(detail) {
-                msg = format!("{msg}: {detail}");
+        // Python's words where Ansible's message is Python's exception.
+        let msg = match filters::python_error(&err) {
+            Some(python) => python.to_string(),
+            None => {
+                let mut msg = err.to_string();
+                if let Some(detail) = err.detail() {
+                    if !msg.contains(detail) {
+                        msg = format!("{msg}: {detail}");
+                    }
+                }
+                msg
             }
-        }
+        };
         TemplateError {
             msg,
             undefined: None,
+            chainable: undefined,
         }
     }
 
@@ -466,6 +596,7 @@ impl ScopeInner {
                         *slot = Some(TemplateError {
                             msg: format!("in variable '{key}': {e}"),
                             undefined: e.undefined.clone(),
+                            chainable: e.chainable,
                         });
                     }
                     return None;
@@ -540,6 +671,7 @@ impl ScopeInner {
             let tmpl = guarded(|| env.template_from_str(source)).map_err(|e| TemplateError {
                 msg: format!("template error: {e}"),
                 undefined: None,
+                chainable: false,
             })?;
             tmpl.render(self.ctx()).map_err(|e| {
                 let names = sorted(tmpl.undeclared_variables(true));
@@ -564,6 +696,7 @@ impl ScopeInner {
         serde_json::to_value(&v).map_err(|e| TemplateError {
             msg: format!("cannot convert result of '{expr}': {e}"),
             undefined: None,
+            chainable: false,
         })
     }
 
@@ -587,7 +720,7 @@ impl ScopeInner {
     /// value: Ansible's `missing.attr | default(x)` and `missing.attr is
     /// defined`; anything else keeps strict undefined errors.
     fn may_chain<T>(&self, result: &Result<T, TemplateError>, source: &str) -> bool {
-        matches!(result, Err(e) if e.undefined.is_some())
+        matches!(result, Err(e) if e.undefined.is_some() || e.chainable)
             && lock(&self.error).is_none()
             && (source.contains("default")
                 || source.contains("defined")
@@ -604,6 +737,7 @@ impl ScopeInner {
             let compiled = guarded(|| env.compile_expression(expr)).map_err(|e| TemplateError {
                 msg: format!("template error in '{expr}': {e}"),
                 undefined: None,
+                chainable: false,
             })?;
             let names = || sorted(compiled.undeclared_variables(true));
             let v = compiled
@@ -617,6 +751,7 @@ impl ScopeInner {
                 return Err(TemplateError {
                     msg: format!("'{var}' is undefined"),
                     undefined: Some(var),
+                    chainable: false,
                 });
             }
             Ok(v)
@@ -867,6 +1002,134 @@ mod tests {
         assert!(r("{{ missing.attr }}").is_err());
         assert!(r("{{ missing.attr }} {{ a.b | default(2) }}").is_err());
         assert!(t.eval("missing.attr", &s).is_err());
+    }
+
+    /// The template target's "Check that nested undefined values return
+    /// Undefined": `list_var.1.foo is not defined` failed with "`list_var[1]`
+    /// is undefined", as the index out of range is not a missing variable.
+    #[test]
+    fn nested_undefined_values_chain_through_an_index() {
+        let t = Templar::new();
+        let s = scope(
+            &t,
+            json!({"list_var": [{"foo": {}}], "dict_var": {"bar": {}}}),
+        );
+        for cond in [
+            "list_var.1 is not defined",
+            "list_var.1.foo is not defined",
+            "list_var.1.foo | default('DEFAULT') == 'DEFAULT'",
+            "list_var[1]['foo'] is not defined",
+            "list_var.0.foo.bar is not defined",
+            "dict_var['baz']['abc'] is not defined",
+        ] {
+            assert_eq!(t.truthy(cond, &s), Ok(true), "{cond}");
+        }
+        assert!(t.render_string("{{ list_var.1.foo }}", &s).is_err());
+        assert!(t.eval("list_var[1].foo", &s).is_err());
+    }
+
+    /// lookup_first_found's "check the result of the template error": Ansible
+    /// words a division by zero as Python does.
+    #[test]
+    fn division_by_zero_is_worded_as_python_does() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"n": 0}));
+        let msg = |src: &str| t.render_string(src, &s).expect_err(src).msg;
+        assert_eq!(msg("{{ 1 / 0 }}"), "division by zero");
+        assert_eq!(msg("{{ 1 / n }}"), "division by zero");
+        assert_eq!(msg("{{ 1.5 / 0 }}"), "float division by zero");
+        assert_eq!(msg("{{ 7 // 0 }}"), "integer division or modulo by zero");
+        assert_eq!(msg("{{ 7 % 0 }}"), "integer modulo by zero");
+        assert_eq!(t.render_string("{{ 1 / 2 }}", &s), Ok("0.5".into()));
+    }
+
+    /// The undefined target: `things | map(attribute="name")` where an item
+    /// has no `name` gave a list with a null in it; Ansible fails.
+    #[test]
+    fn map_attribute_an_item_lacks_is_an_error_unless_tested() {
+        let t = Templar::new();
+        let s = scope(
+            &t,
+            json!({"things": [{"name": "one"}, {"notname": "three"}]}),
+        );
+        let e = t
+            .render_value(&json!("{{ things | map(attribute='name') }}"), &s)
+            .expect_err("missing attribute");
+        assert!(
+            e.to_string()
+                .contains("object of type 'dict' has no attribute 'name'"),
+            "{e:?}"
+        );
+        let r = |src: &str| t.render_value(&json!(src), &s);
+        assert_eq!(
+            r("{{ things | map(attribute='name') | select('defined') | list }}"),
+            Ok(json!(["one"]))
+        );
+        assert_eq!(
+            r("{{ things | map(attribute='name', default='x') | list }}"),
+            Ok(json!(["one", "x"]))
+        );
+        assert_eq!(
+            r("{{ things | map(attribute='notname') | select('defined') | list }}"),
+            Ok(json!(["three"]))
+        );
+    }
+
+    /// The template target's override_separator.j2 and
+    /// override_colon_value.j2: drover rendered a `#jinja2:` first line as
+    /// text instead of reading it as syntax changes.
+    #[test]
+    fn jinja2_override_line_changes_the_syntax() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"x": 1}));
+        let r = |src: &str| t.render_string_syntax(src, &s, &Syntax::default());
+        assert_eq!(
+            r("#jinja2: line_statement_prefix:\":\"\n: if true\nfoo\n: endif\n"),
+            Ok("foo\n".into())
+        );
+        assert_eq!(
+            r("#jinja2:variable_start_string:'<<' , variable_end_string:'>>'\n<< x >> {{ x }}"),
+            Ok("1 {{ x }}".into())
+        );
+        assert_eq!(
+            r("#jinja2: trim_blocks: False\n{% if x %}\na{% endif %}"),
+            Ok("\na".into())
+        );
+        let e = r("#jinja2: lstrip_blocks=True\nx").expect_err("no colon");
+        assert_eq!(
+            e.msg,
+            "Syntax error in template: Missing key-value separator `:` in \
+             '#jinja2:' override pair ' lstrip_blocks=True'."
+        );
+        assert!(r("#jinja2: bogus: True\nx").is_err());
+        assert!(r("#jinja2: trim_blocks: 'yes'\nx").is_err());
+        assert_eq!(r(" #jinja2: x\n"), Ok(" #jinja2: x\n".into()));
+    }
+
+    /// The template target's `data_converted: "{{ lookup('template',
+    /// 'json_macro.j2') }}"`: the lookup looked up every variable, this one
+    /// among them, which recursed until "recursive loop detected".
+    #[test]
+    fn template_lookup_in_a_variable_does_not_render_that_variable() {
+        let t = Templar::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("m.j2"),
+            "{% macro m() %}{{ x }}{% endmacro %}{{ m() }}",
+        )
+        .expect("write");
+        let Value::Object(vars) = json!({"x": "ex", "data": "{{ lookup('template', 'm.j2') }}"})
+        else {
+            panic!("object expected")
+        };
+        let s = t.scope(
+            Arc::new(vars),
+            vec![(
+                "ansible_search_path".into(),
+                SearchPath::value(Arc::new(vec![dir.path().to_path_buf()])),
+            )],
+        );
+        assert_eq!(t.render_string("{{ data }}", &s), Ok("ex".into()));
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod output;
 mod redaction;
 mod semantics;
 mod shell;
+mod templar;
 mod textedit;
 mod unarchive;
 mod uri;

@@ -1,6 +1,6 @@
 //! `lookup()` and `query()`/`q()`: Ansible's lookup plugins that read the
 //! control machine (templates render there): `file`, `env`, `template`,
-//! `first_found`, `fileglob`, `pipe`, `password`, `sequence`, `together`, `nested`,
+//! `first_found`, `fileglob`, `pipe`, `lines`, `password`, `sequence`, `together`, `nested`,
 //! `indexed_items`, `items`, `list`, `dict` and `vars`. Relative file names are looked up
 //! along the task's `ansible_search_path` (the role's directories, the
 //! including file's, the playbook's), as Ansible does.
@@ -72,11 +72,16 @@ fn find_file_under(search: &[PathBuf], subdir: &str, name: &str) -> Option<PathB
         .find(|c| c.is_file())
 }
 
+/// Where `first_found` splits a string of file names, and of paths (a
+/// `PATH`-like `a:b` too), as Ansible does.
+const FILE_SEPS: &[char] = &[',', ';'];
+const PATH_SEPS: &[char] = &[',', ':', ';'];
+
 /// Split `a.yml,b.yml;c.yml` as `first_found` does for its `files`/`paths`.
-fn split_names(v: &Value, out: &mut Vec<String>) {
+fn split_names(v: &Value, seps: &[char], out: &mut Vec<String>) {
     if v.kind() == ValueKind::Seq {
         for x in v.try_iter().into_iter().flatten() {
-            split_names(&x, out);
+            split_names(&x, seps, out);
         }
         return;
     }
@@ -85,7 +90,7 @@ fn split_names(v: &Value, out: &mut Vec<String>) {
     }
     out.extend(
         v.to_string()
-            .split([',', ';'])
+            .split(seps)
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string),
@@ -120,17 +125,17 @@ fn first_found(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Option
     }
     let (mut files, mut paths) = (Vec::new(), Vec::new());
     if let Some(f) = &kw_files {
-        split_names(f, &mut files);
+        split_names(f, FILE_SEPS, &mut files);
     }
     if let Some(p) = &kw_paths {
-        split_names(p, &mut paths);
+        split_names(p, PATH_SEPS, &mut paths);
     }
     for t in &flat {
         if t.kind() == ValueKind::Map {
             let attr = |k: &str| t.get_attr(k).unwrap_or_default();
             let (mut f, mut p) = (Vec::new(), Vec::new());
-            split_names(&attr("files"), &mut f);
-            split_names(&attr("paths"), &mut p);
+            split_names(&attr("files"), FILE_SEPS, &mut f);
+            split_names(&attr("paths"), PATH_SEPS, &mut p);
             let s = attr("skip");
             if !s.is_undefined() && !s.is_none() {
                 skip = s.is_true();
@@ -281,16 +286,23 @@ fn template(state: &State, term: &str) -> Result<Value, Error> {
             path.display()
         ))
     })?;
+    let tmpl = state.env().template_from_str(&text)?;
+    // Only the variables the template reads (and those lookups inside it
+    // read): looking up every variable rendered each one, the variable
+    // holding this very lookup included, which then recursed.
     let mut ctx = std::collections::BTreeMap::new();
-    for name in state.known_variables() {
-        if let Some(v) = state.lookup(&name) {
-            ctx.insert(name.into_owned(), v);
+    let read_by_lookups = [
+        "ansible_search_path",
+        "playbook_dir",
+        crate::template::LOOKUP_SUBDIR,
+    ];
+    let names = tmpl.undeclared_variables(false);
+    for name in names.iter().map(String::as_str).chain(read_by_lookups) {
+        if let Some(v) = state.lookup(name) {
+            ctx.insert(name.to_string(), v);
         }
     }
-    state
-        .env()
-        .render_str(&text, Value::from(ctx))
-        .map(Value::from)
+    tmpl.render(Value::from(ctx)).map(Value::from)
 }
 
 /// `pipe`: a command run by the shell on the control machine, in the
@@ -298,6 +310,13 @@ fn template(state: &State, term: &str) -> Result<Value, Error> {
 /// term is shell text by definition (as in Ansible): nothing else is put
 /// into it.
 fn pipe(state: &State, term: &str) -> Result<Value, Error> {
+    let text = shell_output(state, "pipe", term)?;
+    Ok(Value::from(text.trim_end_matches('\n')))
+}
+
+/// A `pipe` or `lines` term's standard output, run by `/bin/sh` in the
+/// playbook's directory; a non-zero exit is an error.
+fn shell_output(state: &State, lookup: &str, term: &str) -> Result<String, Error> {
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.arg("-c").arg(term);
     if let Some(dir) = state.lookup("playbook_dir").filter(|d| !d.is_undefined()) {
@@ -305,15 +324,14 @@ fn pipe(state: &State, term: &str) -> Result<Value, Error> {
     }
     let out = cmd
         .output()
-        .map_err(|e| err(format!("lookup('pipe'): could not run {term:?}: {e}")))?;
+        .map_err(|e| err(format!("lookup('{lookup}'): could not run {term:?}: {e}")))?;
     if !out.status.success() {
         return Err(err(format!(
-            "lookup_plugin.pipe({term}) returned {}",
+            "lookup_plugin.{lookup}({term}) returned {}",
             out.status.code().unwrap_or(-1)
         )));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(Value::from(text.trim_end_matches('\n')))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A number option of `sequence`. Ansible reads these as integers through
@@ -569,6 +587,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
         "pipe" => {
             for term in terms {
                 out.push(pipe(state, &term.to_string())?);
+            }
+        }
+        "lines" => {
+            for term in terms {
+                let text = shell_output(state, "lines", &term.to_string())?;
+                out.extend(text.lines().map(Value::from));
             }
         }
         "password" => {

@@ -840,4 +840,33 @@ fn ipsubnet_nthhost_and_ranges_like_ansible_utils() {
         e("'192.168.122.1/24' | ansible.utils.previous_nth_usable(2)"),
         json!(null)
     );
+
+/// The template target's macro_using_globals.j2 calls `lookup('lines', ...)`,
+/// which drover did not have.
+#[test]
+fn lines_lookup_gives_a_commands_output_lines() {
+    assert_eq!(
+        render("{{ lookup('lines', 'echo lookedup_bar') }}"),
+        "lookedup_bar"
+    );
+    assert_eq!(
+        eval("query('lines', 'printf \"a\\nb\\n\"')", json!({})),
+        json!(["a", "b"])
+    );
+    assert!(render_err("{{ lookup('lines', 'exit 3') }}", json!({}))
+        .contains("lookup_plugin.lines(exit 3) returned 3"));
+}
+
+/// lookup_first_found's "test legacy formats": `paths: not/a/path:/etc`
+/// was taken as one directory; Ansible splits paths on `:` too.
+#[test]
+fn first_found_splits_paths_on_colons() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::write(tmp.path().join("hosts"), "x").expect("write");
+    let dir = tmp.path().display().to_string();
+    let out = eval(
+        "q('first_found', {'files': 'not/a/file.yaml;hosts', 'paths': 'not/a/path:' + dir})",
+        json!({"dir": dir}),
+    );
+    assert_eq!(out, json!([format!("{dir}/hosts")]));
 }
