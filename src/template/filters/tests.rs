@@ -840,6 +840,7 @@ fn ipsubnet_nthhost_and_ranges_like_ansible_utils() {
         e("'192.168.122.1/24' | ansible.utils.previous_nth_usable(2)"),
         json!(null)
     );
+}
 
 /// The template target's macro_using_globals.j2 calls `lookup('lines', ...)`,
 /// which drover did not have.
