@@ -9,11 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
+mod remote_tree;
+
 use async_trait::async_trait;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_mode, yes, FileAttrs};
+use super::args::{bool_ish, opt_bool_ish, opt_mode, yes, FileAttrs};
 use super::fs::{
     content_for_diff, ensure_attrs, mkdirs_script, parent_dir, resolved_word, sha1_hex,
     write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch, ReadOutput,
@@ -67,9 +69,11 @@ pub struct Copy {
     /// Expected SHA-1 of the source.
     #[serde(default)]
     checksum: Option<String>,
-    /// Follow symlinks in the local source (drover always does).
-    #[serde(default = "yes", deserialize_with = "bool_ish")]
-    local_follow: bool,
+    /// Follow symlinks in the source: a local source always is (the
+    /// default); a directory on the host (`remote_src`) copies its links
+    /// as links unless this is `yes`.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    local_follow: Option<bool>,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
@@ -379,6 +383,11 @@ impl Module for Copy {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<CopyChange>, ModuleError> {
+        if let (true, None, Some(src)) = (self.remote_src, &self.content, &self.src) {
+            if let Some(decision) = remote_tree::decide(self, src, observed, ctx.diff)? {
+                return Ok(decision);
+            }
+        }
         let source = self.source(ctx)?;
         if let (Some(want), Source::Bytes { data, .. }) = (&self.checksum, &source) {
             let have = data.sha1();
@@ -435,7 +444,7 @@ impl Copy {
             }
             (None, Some(src)) if self.remote_src => Source::Remote(src.clone()),
             (None, Some(src)) => {
-                if !self.local_follow {
+                if self.local_follow == Some(false) {
                     return Err(ModuleError::Args(
                         "local_follow: no is not supported; drover follows local symlinks".into(),
                     ));
