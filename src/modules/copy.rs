@@ -241,6 +241,8 @@ pub(crate) enum Source {
         dirs: Vec<String>,
         /// Files, relative.
         files: Vec<TreeFile>,
+        /// Links copied as links: relative path and target.
+        links: Vec<(String, String)>,
     },
 }
 
@@ -365,9 +367,11 @@ impl Module for Copy {
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         let shape = match (&self.content, &self.src) {
-            (None, Some(src)) if !self.remote_src => {
-                local_shape(&ctx.find_local(src)?, src.ends_with('/'))?
-            }
+            (None, Some(src)) if !self.remote_src => local_shape(
+                &ctx.find_local(src)?,
+                src.ends_with('/'),
+                self.local_follow.unwrap_or(true),
+            )?,
             _ => self.source(ctx)?.shape(),
         };
         Ok(Protocol::Declared(copy_reads(
@@ -443,14 +447,11 @@ impl Copy {
                 }
             }
             (None, Some(src)) if self.remote_src => Source::Remote(src.clone()),
-            (None, Some(src)) => {
-                if self.local_follow == Some(false) {
-                    return Err(ModuleError::Args(
-                        "local_follow: no is not supported; drover follows local symlinks".into(),
-                    ));
-                }
-                load_local_blocking(&ctx.find_local(src)?, src.ends_with('/'))?
-            }
+            (None, Some(src)) => load_local_blocking(
+                &ctx.find_local(src)?,
+                src.ends_with('/'),
+                self.local_follow.unwrap_or(true),
+            )?,
         })
     }
 }
@@ -465,7 +466,7 @@ fn content_bytes(content: &Value) -> Vec<u8> {
 }
 
 /// The shape of a local source, without reading any content.
-fn local_shape(path: &Path, contents_only: bool) -> Result<Shape, ModuleError> {
+fn local_shape(path: &Path, contents_only: bool, follow: bool) -> Result<Shape, ModuleError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?;
     if !meta.is_dir() {
@@ -474,17 +475,16 @@ fn local_shape(path: &Path, contents_only: bool) -> Result<Shape, ModuleError> {
             remote_src: None,
         });
     }
-    let mut dirs = Vec::new();
-    let mut paths = Vec::new();
-    walk(path, "", 0, &mut dirs, &mut paths)?;
+    let walked = Walked::of(path, follow)?;
     Ok(Shape::Tree {
         root: if contents_only {
             None
         } else {
             Some(file_name(path)?)
         },
-        dirs,
-        files: paths.into_iter().map(|(rel, _)| rel).collect(),
+        dirs: walked.dirs,
+        files: walked.files.into_iter().map(|(rel, _)| rel).collect(),
+        links: walked.links,
     })
 }
 
@@ -498,7 +498,11 @@ fn file_name(p: &Path) -> Result<String, ModuleError> {
 
 /// Read a local source file or directory tree (directory trees are read and
 /// hashed in parallel).
-fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, ModuleError> {
+fn load_local_blocking(
+    path: &Path,
+    contents_only: bool,
+    follow: bool,
+) -> Result<Source, ModuleError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| ModuleError::failed(format!("{}: {e}", p.display()));
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
@@ -511,10 +515,9 @@ fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, Modul
             mode: Some(meta.permissions().mode() & 0o7777),
         });
     }
-    let mut dirs = Vec::new();
-    let mut paths = Vec::new();
-    walk(path, "", 0, &mut dirs, &mut paths)?;
-    let files = paths
+    let walked = Walked::of(path, follow)?;
+    let files = walked
+        .files
         .into_par_iter()
         .map(|(rel, full)| {
             let meta = std::fs::metadata(&full).map_err(|e| io(&full, e))?;
@@ -529,51 +532,99 @@ fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, Modul
         } else {
             Some(name(path)?)
         },
-        dirs,
+        dirs: walked.dirs,
         files,
+        links: walked.links,
     })
 }
 
-/// Collect directories and files below `dir` (symlinks followed), sorted.
-fn walk(
-    dir: &Path,
-    rel: &str,
-    depth: usize,
-    dirs: &mut Vec<String>,
-    files: &mut Vec<(String, PathBuf)>,
-) -> Result<(), ModuleError> {
-    if depth > 32 {
-        return Err(ModuleError::failed(format!(
-            "{}: directories nested too deep (a symlink loop?)",
-            dir.display()
-        )));
+/// A local directory tree: what is copied as directories, files and links.
+#[derive(Debug, Default)]
+struct Walked {
+    /// Directories, relative, parents first.
+    dirs: Vec<String>,
+    /// Files, relative, with the local path read.
+    files: Vec<(String, PathBuf)>,
+    /// Links copied as links: relative path and target.
+    links: Vec<(String, String)>,
+}
+
+impl Walked {
+    /// Walk `top`, as Ansible's copy action does: with `follow`
+    /// (`local_follow`, the default) a link to a file is copied as the
+    /// file and a link to a directory as the directory, except a link back
+    /// to a directory being copied (a loop), which stays a link, as do
+    /// broken links; without it every link stays a link.
+    fn of(top: &Path, follow: bool) -> Result<Walked, ModuleError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(top)
+            .map_err(|e| ModuleError::failed(format!("{}: {e}", top.display())))?;
+        let mut walked = Walked::default();
+        let mut chain = vec![(meta.dev(), meta.ino())];
+        walked.walk(top, "", follow, &mut chain)?;
+        Ok(walked)
     }
-    let io = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", dir.display()));
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().into_string().map_err(|n| {
-            ModuleError::failed(format!("{}: name {n:?} is not UTF-8", dir.display()))
-        })?;
-        let child_rel = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let full = entry.path();
-        let meta = std::fs::metadata(&full)
-            .map_err(|e| ModuleError::failed(format!("{}: {e}", full.display())))?;
-        if meta.is_dir() {
-            dirs.push(child_rel.clone());
-            walk(&full, &child_rel, depth + 1, dirs, files)?;
-        } else {
-            files.push((child_rel, full));
+
+    /// Collect what is below `dir`, sorted; `chain` holds the directories
+    /// being copied from the top down to `dir` (device and inode).
+    fn walk(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        follow: bool,
+        chain: &mut Vec<(u64, u64)>,
+    ) -> Result<(), ModuleError> {
+        use std::os::unix::fs::MetadataExt as _;
+        if chain.len() > 64 {
+            return Err(ModuleError::failed(format!(
+                "{}: directories nested too deep",
+                dir.display()
+            )));
         }
+        let io = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", dir.display()));
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().into_string().map_err(|n| {
+                ModuleError::failed(format!("{}: name {n:?} is not UTF-8", dir.display()))
+            })?;
+            let child_rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let full = entry.path();
+            let err = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", full.display()));
+            let own = std::fs::symlink_metadata(&full).map_err(err)?;
+            if own.file_type().is_symlink() {
+                let target = std::fs::read_link(&full).map_err(err)?;
+                let target = target.to_str().map(str::to_string).ok_or_else(|| {
+                    ModuleError::failed(format!("{}: link target is not UTF-8", full.display()))
+                })?;
+                match std::fs::metadata(&full) {
+                    Ok(m) if follow && m.is_dir() && !chain.contains(&(m.dev(), m.ino())) => {
+                        self.dirs.push(child_rel.clone());
+                        chain.push((m.dev(), m.ino()));
+                        self.walk(&full, &child_rel, follow, chain)?;
+                        chain.pop();
+                    }
+                    Ok(m) if follow && m.is_file() => self.files.push((child_rel, full)),
+                    _ => self.links.push((child_rel, target)),
+                }
+            } else if own.is_dir() {
+                self.dirs.push(child_rel.clone());
+                chain.push((own.dev(), own.ino()));
+                self.walk(&full, &child_rel, follow, chain)?;
+                chain.pop();
+            } else {
+                self.files.push((child_rel, full));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `a` joined with `b` by exactly one `/`.
@@ -657,6 +708,8 @@ pub(crate) enum Shape {
         dirs: Vec<String>,
         /// Files, relative.
         files: Vec<String>,
+        /// Links: relative path and target.
+        links: Vec<(String, String)>,
     },
 }
 
@@ -675,10 +728,16 @@ impl Source {
                     .map(str::to_string),
                 remote_src: Some(src.clone()),
             },
-            Source::Tree { root, dirs, files } => Shape::Tree {
+            Source::Tree {
+                root,
+                dirs,
+                files,
+                links,
+            } => Shape::Tree {
                 root: root.clone(),
                 dirs: dirs.clone(),
                 files: files.iter().map(|f| f.rel.clone()).collect(),
+                links: links.clone(),
             },
         }
     }
@@ -761,12 +820,14 @@ struct TreeReads {
     base: usize,
     dirs: Vec<usize>,
     files: Vec<usize>,
+    links: Vec<usize>,
 }
 
 fn tree_reads<'a>(
     base: &str,
     dirs: &[String],
     files: impl Iterator<Item = &'a str>,
+    links: &[(String, String)],
     diff: bool,
 ) -> TreeReads {
     let mut batch = ReadBatch::new();
@@ -778,11 +839,16 @@ fn tree_reads<'a>(
     let files = files
         .map(|f| read_path(&mut batch, diff, &join(base, f), false))
         .collect();
+    let links = links
+        .iter()
+        .map(|(l, _)| batch.path(&join(base, l), Read::default(), false))
+        .collect();
     TreeReads {
         batch,
         base: i_base,
         dirs,
         files,
+        links,
     }
 }
 
@@ -803,9 +869,14 @@ pub(crate) fn copy_reads(shape: &Shape, dest: &str, follow: bool, diff: bool) ->
             )
             .batch
         }
-        Shape::Tree { root, dirs, files } => {
+        Shape::Tree {
+            root,
+            dirs,
+            files,
+            links,
+        } => {
             let base = tree_base(dest, root.as_deref());
-            tree_reads(&base, dirs, files.iter().map(String::as_str), diff).batch
+            tree_reads(&base, dirs, files.iter().map(String::as_str), links, diff).batch
         }
     };
     ReadSet {
@@ -1245,11 +1316,23 @@ fn decide_tree(
     observed: &Observed,
     diff: bool,
 ) -> Result<Plan<CopyChange>, ModuleError> {
-    let Source::Tree { root, dirs, files } = &spec.source else {
+    let Source::Tree {
+        root,
+        dirs,
+        files,
+        links,
+    } = &spec.source
+    else {
         return Err(ModuleError::failed("not a directory tree"));
     };
     let base = tree_base(&spec.dest, root.as_deref());
-    let reads = tree_reads(&base, dirs, files.iter().map(|f| f.rel.as_str()), diff);
+    let reads = tree_reads(
+        &base,
+        dirs,
+        files.iter().map(|f| f.rel.as_str()),
+        links,
+        diff,
+    );
     let (i_base, dir_is, file_is) = (reads.base, &reads.dirs, &reads.files);
     let mut out = reads.batch.parse_exec(observed.output(0)?)?;
     take_small_contents(&mut out)?;
@@ -1330,6 +1413,46 @@ fn decide_tree(
             note(&path, &decision.diff_before, &decision.diff_after);
         }
         writes.extend(decision.write);
+    }
+    // Links as links (Ansible's `file: state=link force=yes`), after the
+    // directories they go in.
+    for ((l, target), i) in links.iter().zip(&reads.links) {
+        let path = join(&base, l);
+        let st = &states[*i];
+        let q = shell_quote(&path);
+        match st.kind {
+            FileKind::Link if st.link_target.as_deref() == Some(target.as_str()) => {
+                prepare.push_str(&remote_tree::chown_script(st, &owner_attrs, &path)?);
+                continue;
+            }
+            FileKind::Missing => {
+                prepare.push_str(&format!("ln -s -- {} {q}\n", shell_quote(target)));
+            }
+            FileKind::Directory => {
+                return Err(ModuleError::failed(format!(
+                    "{path} is a directory, cannot make it a link to {target}"
+                )))
+            }
+            _ => prepare.push_str(&format!("ln -sfn -- {} {q}\n", shell_quote(target))),
+        }
+        if spec.attrs.owner.is_some() || spec.attrs.group.is_some() {
+            let mut link = st.clone();
+            link.kind = FileKind::Link;
+            link.uid = u32::MAX;
+            link.gid = u32::MAX;
+            link.owner.clear();
+            link.group.clear();
+            prepare.push_str(&remote_tree::chown_script(&link, &owner_attrs, &path)?);
+        }
+        let before = match st.kind {
+            FileKind::Missing => "(absent)\n".to_string(),
+            FileKind::Link => format!(
+                "(symlink to {})\n",
+                st.link_target.clone().unwrap_or_default()
+            ),
+            _ => "(file)\n".to_string(),
+        };
+        note(&path, &before, &format!("(symlink to {target})\n"));
     }
     let mut data = Map::new();
     data.insert("dest".into(), Value::from(base.clone()));
@@ -1775,6 +1898,43 @@ mod tests {
             .await
             .expect("contents");
         assert!(Path::new(&format!("{flat}/a.py")).is_file());
+    }
+
+    /// copy target: `local_follow: no` was refused, and a link back up
+    /// the tree ("circles: ../") was followed until "nested too deep".
+    /// Ansible keeps links as links without local_follow, and with it
+    /// (the default) keeps a link to a directory being copied.
+    #[tokio::test]
+    async fn local_tree_links_kept_or_followed() {
+        use std::os::unix::fs::symlink;
+        let h = Harness::new();
+        let src = h.root().join("files/tree");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("sub/f"), "f\n").expect("write");
+        symlink("../", src.join("sub/circles")).expect("symlink");
+        symlink("f", src.join("sub/to_f")).expect("symlink");
+        symlink("missing", src.join("sub/broken")).expect("symlink");
+        for (follow, to_f_is_link) in [(false, true), (true, false)] {
+            let dest = h.path(&format!("out-{follow}"));
+            let args = json!({"src": "tree", "dest": dest, "local_follow": follow});
+            let out = h
+                .run::<Copy>(args.clone(), false, false)
+                .await
+                .expect("run");
+            assert!(out.changed);
+            let sub = format!("{dest}/tree/sub");
+            let circles =
+                std::fs::read_link(format!("{sub}/circles")).expect("a loop stays a link");
+            assert_eq!(circles, Path::new("../"));
+            assert!(Path::new(&format!("{sub}/broken")).is_symlink());
+            assert_eq!(Path::new(&format!("{sub}/to_f")).is_symlink(), to_f_is_link);
+            assert_eq!(
+                std::fs::read_to_string(format!("{sub}/to_f")).expect("read"),
+                "f\n"
+            );
+            let again = h.run::<Copy>(args, false, false).await.expect("again");
+            assert!(!again.changed, "links already right: {:?}", again.data);
+        }
     }
 
     fn reading<'a>(render: &'a crate::modules::testutil::TestRender) -> ReadCtx<'a> {

@@ -166,7 +166,11 @@ fn parse_listings(
 
 /// `chown -h` of `path` (a link itself, not what it points to) to what
 /// `attrs` asks, when `state` differs; empty when nothing differs.
-fn chown_script(state: &FileState, attrs: &Attrs, path: &str) -> Result<String, ModuleError> {
+pub(super) fn chown_script(
+    state: &FileState,
+    attrs: &Attrs,
+    path: &str,
+) -> Result<String, ModuleError> {
     let Some(fix) = ensure_attrs(state, attrs)? else {
         return Ok(String::new());
     };
