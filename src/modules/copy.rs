@@ -78,9 +78,9 @@ pub struct Copy {
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: bool,
-    /// Accepted for compatibility; drover has no vault.
+    /// drover has no vault: with this (the default) a vault-encrypted
+    /// source is refused, as Ansible refuses it without a vault password.
     #[serde(default = "yes", deserialize_with = "bool_ish")]
-    #[allow(dead_code)]
     decrypt: bool,
 }
 
@@ -451,6 +451,7 @@ impl Copy {
                 &ctx.find_local(src)?,
                 src.ends_with('/'),
                 self.local_follow.unwrap_or(true),
+                self.decrypt,
             )?,
         })
     }
@@ -502,6 +503,7 @@ fn load_local_blocking(
     path: &Path,
     contents_only: bool,
     follow: bool,
+    decrypt: bool,
 ) -> Result<Source, ModuleError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| ModuleError::failed(format!("{}: {e}", p.display()));
@@ -509,6 +511,9 @@ fn load_local_blocking(
     let name = file_name;
     if !meta.is_dir() {
         let data = Content::of_local(path, meta.len()).map_err(|e| io(path, e))?;
+        if decrypt {
+            refuse_vault(path, &data)?;
+        }
         return Ok(Source::Bytes {
             data,
             basename: Some(name(path)?),
@@ -516,16 +521,47 @@ fn load_local_blocking(
         });
     }
     let walked = Walked::of(path, follow)?;
-    let files = walked
+    let rels: Vec<String> = walked.files.iter().map(|(rel, _)| rel.clone()).collect();
+    let loaded = walked
         .files
         .into_par_iter()
         .map(|(rel, full)| {
             let meta = std::fs::metadata(&full).map_err(|e| io(&full, e))?;
             let data = Content::of_local(&full, meta.len()).map_err(|e| io(&full, e))?;
+            if decrypt {
+                refuse_vault(&full, &data)?;
+            }
             let mode = meta.permissions().mode() & 0o7777;
             Ok(TreeFile { rel, data, mode })
         })
-        .collect::<Result<Vec<_>, ModuleError>>()?;
+        .collect::<Vec<Result<TreeFile, ModuleError>>>();
+    // The failure Ansible reports is the first in its walk's order: a
+    // directory's files before what is in its subdirectories.
+    let walk_order = |rel: &str| -> Vec<(bool, String)> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let last = parts.len() - 1;
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i != last, p.to_string()))
+            .collect()
+    };
+    let mut files = Vec::with_capacity(rels.len());
+    let mut first_err: Option<(Vec<(bool, String)>, ModuleError)> = None;
+    for (rel, result) in rels.iter().zip(loaded) {
+        match result {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                let key = walk_order(rel);
+                if first_err.as_ref().is_none_or(|(k, _)| key < *k) {
+                    first_err = Some((key, e));
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = first_err {
+        return Err(e);
+    }
     Ok(Source::Tree {
         root: if contents_only {
             None
@@ -536,6 +572,33 @@ fn load_local_blocking(
         files,
         links: walked.links,
     })
+}
+
+/// What a vault-encrypted file starts with.
+const VAULT_HEADER: &[u8] = b"$ANSIBLE_VAULT;";
+
+/// Refuse a vault-encrypted local file in Ansible's words: drover has no
+/// vault password to decrypt it with, and copying the ciphertext would
+/// put the wrong content in place.
+fn refuse_vault(path: &Path, data: &Content) -> Result<(), ModuleError> {
+    let encrypted = match data {
+        Content::Bytes(d) => d.starts_with(VAULT_HEADER),
+        Content::File { path, .. } => {
+            use std::io::Read as _;
+            let mut head = [0u8; VAULT_HEADER.len()];
+            std::fs::File::open(path)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .is_ok()
+                && head == VAULT_HEADER
+        }
+    };
+    if encrypted {
+        return Err(ModuleError::failed(format!(
+            "A vault password or secret must be specified to decrypt {}",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A local directory tree: what is copied as directories, files and links.
@@ -1935,6 +1998,41 @@ mod tests {
             let again = h.run::<Copy>(args, false, false).await.expect("again");
             assert!(!again.changed, "links already right: {:?}", again.data);
         }
+    }
+
+    /// copy target: a vault-encrypted source was copied as ciphertext;
+    /// Ansible refuses it without a vault password, naming the first such
+    /// file of its walk (a directory's files before its subdirectories').
+    #[tokio::test]
+    async fn vault_encrypted_source_is_refused_unless_decrypt_no() {
+        let h = Harness::new();
+        let vault = h.root().join("files/vault");
+        std::fs::create_dir_all(vault.join("a_folder")).expect("mkdir");
+        let secret = "$ANSIBLE_VAULT;1.1;AES256\n3132\n";
+        std::fs::write(vault.join("a_folder/nested"), secret).expect("write");
+        std::fs::write(vault.join("z_file"), secret).expect("write");
+        let dest = h.path("out");
+        for src in ["vault/z_file", "vault"] {
+            let err = h
+                .run::<Copy>(json!({"src": src, "dest": dest}), false, false)
+                .await
+                .expect_err("encrypted");
+            let want = format!(
+                "A vault password or secret must be specified to decrypt {}",
+                vault.join("z_file").display()
+            );
+            assert!(err.to_string().ends_with(&want), "{src}: {err}");
+        }
+        assert!(!Path::new(&dest).exists());
+        let out = h
+            .run::<Copy>(
+                json!({"src": "vault/z_file", "dest": dest, "decrypt": false}),
+                false,
+                false,
+            )
+            .await
+            .expect("decrypt: no copies the file as it is");
+        assert!(out.changed);
     }
 
     fn reading<'a>(render: &'a crate::modules::testutil::TestRender) -> ReadCtx<'a> {
