@@ -662,6 +662,8 @@ mod tests {
         .expect("chmod");
         std::fs::write(format!("{src}/sub/deep/file2"), "two, edited\n").expect("write");
         std::fs::write(format!("{src}/sub/new"), "new\n").expect("write");
+        // Python's dircmp leaves these names out of a merge, as Ansible does.
+        std::fs::create_dir(format!("{src}/.git")).expect("mkdir");
         let out = h
             .run::<Copy>(args.clone(), true, false)
             .await
@@ -681,6 +683,7 @@ mod tests {
         );
         assert!(Path::new(&format!("{dest}/sub/new")).is_file());
         assert!(Path::new(&format!("{dest}/extra")).is_file());
+        assert!(!Path::new(&format!("{dest}/.git")).exists());
         assert_eq!(mode_of(&format!("{dest}/sub")), 0o755);
         assert!(
             !h.run::<Copy>(args, false, false)
@@ -719,5 +722,35 @@ mod tests {
             .await
             .expect_err("a file is in the way");
         assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    /// Names with spaces, newlines and quotes travel NUL-separated.
+    #[tokio::test]
+    async fn remote_dir_with_odd_names() {
+        let h = Harness::new();
+        let src = h.path("odd");
+        // The directory's name ends in "  .": its file's sha1sum line
+        // holds "  ./" twice.
+        let name = "a b\n'c\\  .";
+        std::fs::create_dir_all(format!("{src}/{name}")).expect("mkdir");
+        std::fs::write(format!("{src}/{name}/d"), "x\n").expect("write");
+        let dest = h.path("odd_out");
+        let args = json!({"src": format!("{src}/"), "dest": dest, "remote_src": true});
+        assert!(
+            h.run::<Copy>(args.clone(), false, false)
+                .await
+                .expect("run")
+                .changed
+        );
+        assert_eq!(
+            std::fs::read_to_string(format!("{dest}/{name}/d")).expect("read"),
+            "x\n"
+        );
+        assert!(
+            !h.run::<Copy>(args, false, false)
+                .await
+                .expect("again")
+                .changed
+        );
     }
 }
