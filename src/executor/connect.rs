@@ -13,7 +13,7 @@ use crate::inventory::{ssh_args_options, Inventory, SshArgOptions};
 use crate::secret::Secret;
 use crate::template::{Scope, Templar, TemplateError};
 use crate::transport::known_hosts::HostKeyChecking;
-use crate::transport::local::LocalTransport;
+use crate::transport::local::{LocalIn, LocalTransport};
 use crate::transport::ssh::{self, ConnectSpec};
 use crate::transport::{Transport, TransportError};
 use crate::Value;
@@ -48,9 +48,19 @@ type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, ConnectError>>>;
 #[derive(Default)]
 pub struct Pool {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Where local connections run commands (the playbook's directory).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl Pool {
+    /// A pool whose local connections run commands in `dir`.
+    pub fn with_local_dir(dir: std::path::PathBuf) -> Pool {
+        Pool {
+            local_dir: Some(dir),
+            ..Pool::default()
+        }
+    }
+
     /// The connection to `host`, opening it on first use. The error is
     /// the reason the host is unreachable.
     pub async fn get(
@@ -62,9 +72,13 @@ impl Pool {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.entry(host.to_string()).or_default().clone()
         };
+        let local_dir = self.local_dir.clone();
         slot.get_or_init(|| async move {
             match spec()? {
-                Target::Local => Ok(Arc::new(LocalTransport) as Arc<dyn Transport>),
+                Target::Local => Ok(match local_dir {
+                    Some(dir) => Arc::new(LocalIn(dir)) as Arc<dyn Transport>,
+                    None => Arc::new(LocalTransport) as Arc<dyn Transport>,
+                }),
                 Target::Ssh(spec) => ssh::connect(&spec)
                     .await
                     .map(|t| Arc::new(t) as Arc<dyn Transport>)

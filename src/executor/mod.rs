@@ -323,7 +323,7 @@ impl<'a> Runner<'a> {
                 inventory,
                 opts,
                 templar: Templar::new(),
-                pool: Arc::new(Pool::default()),
+                pool: Arc::new(Pool::with_local_dir(playbook.dir.clone())),
                 forks: Arc::new(Semaphore::new(forks)),
                 events,
                 task_id: Default::default(),

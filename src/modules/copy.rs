@@ -9,11 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
+mod remote_tree;
+
 use async_trait::async_trait;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::args::{bool_ish, opt_mode, yes, FileAttrs};
+use super::args::{bool_ish, opt_bool_ish, opt_mode, yes, FileAttrs};
 use super::fs::{
     content_for_diff, ensure_attrs, mkdirs_script, parent_dir, resolved_word, sha1_hex,
     write_files, Attrs, FileKind, FileState, FileWrite, Mode, Read, ReadBatch, ReadOutput,
@@ -67,16 +69,18 @@ pub struct Copy {
     /// Expected SHA-1 of the source.
     #[serde(default)]
     checksum: Option<String>,
-    /// Follow symlinks in the local source (drover always does).
-    #[serde(default = "yes", deserialize_with = "bool_ish")]
-    local_follow: bool,
+    /// Follow symlinks in the source: a local source always is (the
+    /// default); a directory on the host (`remote_src`) copies its links
+    /// as links unless this is `yes`.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    local_follow: Option<bool>,
     /// Accepted for compatibility; writes are always atomic.
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: bool,
-    /// Accepted for compatibility; drover has no vault.
+    /// drover has no vault: with this (the default) a vault-encrypted
+    /// source is refused, as Ansible refuses it without a vault password.
     #[serde(default = "yes", deserialize_with = "bool_ish")]
-    #[allow(dead_code)]
     decrypt: bool,
 }
 
@@ -237,6 +241,8 @@ pub(crate) enum Source {
         dirs: Vec<String>,
         /// Files, relative.
         files: Vec<TreeFile>,
+        /// Links copied as links: relative path and target.
+        links: Vec<(String, String)>,
     },
 }
 
@@ -361,9 +367,11 @@ impl Module for Copy {
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
         let shape = match (&self.content, &self.src) {
-            (None, Some(src)) if !self.remote_src => {
-                local_shape(&ctx.find_local(src)?, src.ends_with('/'))?
-            }
+            (None, Some(src)) if !self.remote_src => local_shape(
+                &ctx.find_local(src)?,
+                src.ends_with('/'),
+                self.local_follow.unwrap_or(true),
+            )?,
             _ => self.source(ctx)?.shape(),
         };
         Ok(Protocol::Declared(copy_reads(
@@ -379,6 +387,11 @@ impl Module for Copy {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<CopyChange>, ModuleError> {
+        if let (true, None, Some(src)) = (self.remote_src, &self.content, &self.src) {
+            if let Some(decision) = remote_tree::decide(self, src, observed, ctx.diff)? {
+                return Ok(decision);
+            }
+        }
         let source = self.source(ctx)?;
         if let (Some(want), Source::Bytes { data, .. }) = (&self.checksum, &source) {
             let have = data.sha1();
@@ -434,14 +447,12 @@ impl Copy {
                 }
             }
             (None, Some(src)) if self.remote_src => Source::Remote(src.clone()),
-            (None, Some(src)) => {
-                if !self.local_follow {
-                    return Err(ModuleError::Args(
-                        "local_follow: no is not supported; drover follows local symlinks".into(),
-                    ));
-                }
-                load_local_blocking(&ctx.find_local(src)?, src.ends_with('/'))?
-            }
+            (None, Some(src)) => load_local_blocking(
+                &ctx.find_local(src)?,
+                src.ends_with('/'),
+                self.local_follow.unwrap_or(true),
+                self.decrypt,
+            )?,
         })
     }
 }
@@ -456,7 +467,7 @@ fn content_bytes(content: &Value) -> Vec<u8> {
 }
 
 /// The shape of a local source, without reading any content.
-fn local_shape(path: &Path, contents_only: bool) -> Result<Shape, ModuleError> {
+fn local_shape(path: &Path, contents_only: bool, follow: bool) -> Result<Shape, ModuleError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?;
     if !meta.is_dir() {
@@ -465,17 +476,16 @@ fn local_shape(path: &Path, contents_only: bool) -> Result<Shape, ModuleError> {
             remote_src: None,
         });
     }
-    let mut dirs = Vec::new();
-    let mut paths = Vec::new();
-    walk(path, "", 0, &mut dirs, &mut paths)?;
+    let walked = Walked::of(path, follow)?;
     Ok(Shape::Tree {
         root: if contents_only {
             None
         } else {
             Some(file_name(path)?)
         },
-        dirs,
-        files: paths.into_iter().map(|(rel, _)| rel).collect(),
+        dirs: walked.dirs,
+        files: walked.files.into_iter().map(|(rel, _)| rel).collect(),
+        links: walked.links,
     })
 }
 
@@ -489,82 +499,195 @@ fn file_name(p: &Path) -> Result<String, ModuleError> {
 
 /// Read a local source file or directory tree (directory trees are read and
 /// hashed in parallel).
-fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, ModuleError> {
+fn load_local_blocking(
+    path: &Path,
+    contents_only: bool,
+    follow: bool,
+    decrypt: bool,
+) -> Result<Source, ModuleError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| ModuleError::failed(format!("{}: {e}", p.display()));
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
     let name = file_name;
     if !meta.is_dir() {
         let data = Content::of_local(path, meta.len()).map_err(|e| io(path, e))?;
+        if decrypt {
+            refuse_vault(path, &data)?;
+        }
         return Ok(Source::Bytes {
             data,
             basename: Some(name(path)?),
             mode: Some(meta.permissions().mode() & 0o7777),
         });
     }
-    let mut dirs = Vec::new();
-    let mut paths = Vec::new();
-    walk(path, "", 0, &mut dirs, &mut paths)?;
-    let files = paths
+    let walked = Walked::of(path, follow)?;
+    let rels: Vec<String> = walked.files.iter().map(|(rel, _)| rel.clone()).collect();
+    let loaded = walked
+        .files
         .into_par_iter()
         .map(|(rel, full)| {
             let meta = std::fs::metadata(&full).map_err(|e| io(&full, e))?;
             let data = Content::of_local(&full, meta.len()).map_err(|e| io(&full, e))?;
+            if decrypt {
+                refuse_vault(&full, &data)?;
+            }
             let mode = meta.permissions().mode() & 0o7777;
             Ok(TreeFile { rel, data, mode })
         })
-        .collect::<Result<Vec<_>, ModuleError>>()?;
+        .collect::<Vec<Result<TreeFile, ModuleError>>>();
+    // The failure Ansible reports is the first in its walk's order: a
+    // directory's files before what is in its subdirectories.
+    let walk_order = |rel: &str| -> Vec<(bool, String)> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let last = parts.len() - 1;
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i != last, p.to_string()))
+            .collect()
+    };
+    let mut files = Vec::with_capacity(rels.len());
+    let mut first_err: Option<(Vec<(bool, String)>, ModuleError)> = None;
+    for (rel, result) in rels.iter().zip(loaded) {
+        match result {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                let key = walk_order(rel);
+                if first_err.as_ref().is_none_or(|(k, _)| key < *k) {
+                    first_err = Some((key, e));
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = first_err {
+        return Err(e);
+    }
     Ok(Source::Tree {
         root: if contents_only {
             None
         } else {
             Some(name(path)?)
         },
-        dirs,
+        dirs: walked.dirs,
         files,
+        links: walked.links,
     })
 }
 
-/// Collect directories and files below `dir` (symlinks followed), sorted.
-fn walk(
-    dir: &Path,
-    rel: &str,
-    depth: usize,
-    dirs: &mut Vec<String>,
-    files: &mut Vec<(String, PathBuf)>,
-) -> Result<(), ModuleError> {
-    if depth > 32 {
+/// What a vault-encrypted file starts with.
+const VAULT_HEADER: &[u8] = b"$ANSIBLE_VAULT;";
+
+/// Refuse a vault-encrypted local file in Ansible's words: drover has no
+/// vault password to decrypt it with, and copying the ciphertext would
+/// put the wrong content in place.
+fn refuse_vault(path: &Path, data: &Content) -> Result<(), ModuleError> {
+    let encrypted = match data {
+        Content::Bytes(d) => d.starts_with(VAULT_HEADER),
+        Content::File { path, .. } => {
+            use std::io::Read as _;
+            let mut head = [0u8; VAULT_HEADER.len()];
+            std::fs::File::open(path)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .is_ok()
+                && head == VAULT_HEADER
+        }
+    };
+    if encrypted {
         return Err(ModuleError::failed(format!(
-            "{}: directories nested too deep (a symlink loop?)",
-            dir.display()
+            "A vault password or secret must be specified to decrypt {}",
+            path.display()
         )));
     }
-    let io = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", dir.display()));
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().into_string().map_err(|n| {
-            ModuleError::failed(format!("{}: name {n:?} is not UTF-8", dir.display()))
-        })?;
-        let child_rel = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let full = entry.path();
-        let meta = std::fs::metadata(&full)
-            .map_err(|e| ModuleError::failed(format!("{}: {e}", full.display())))?;
-        if meta.is_dir() {
-            dirs.push(child_rel.clone());
-            walk(&full, &child_rel, depth + 1, dirs, files)?;
-        } else {
-            files.push((child_rel, full));
-        }
-    }
     Ok(())
+}
+
+/// A local directory tree: what is copied as directories, files and links.
+#[derive(Debug, Default)]
+struct Walked {
+    /// Directories, relative, parents first.
+    dirs: Vec<String>,
+    /// Files, relative, with the local path read.
+    files: Vec<(String, PathBuf)>,
+    /// Links copied as links: relative path and target.
+    links: Vec<(String, String)>,
+}
+
+impl Walked {
+    /// Walk `top`, as Ansible's copy action does: with `follow`
+    /// (`local_follow`, the default) a link to a file is copied as the
+    /// file and a link to a directory as the directory, except a link back
+    /// to a directory being copied (a loop), which stays a link, as do
+    /// broken links; without it every link stays a link.
+    fn of(top: &Path, follow: bool) -> Result<Walked, ModuleError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(top)
+            .map_err(|e| ModuleError::failed(format!("{}: {e}", top.display())))?;
+        let mut walked = Walked::default();
+        let mut chain = vec![(meta.dev(), meta.ino())];
+        walked.walk(top, "", follow, &mut chain)?;
+        Ok(walked)
+    }
+
+    /// Collect what is below `dir`, sorted; `chain` holds the directories
+    /// being copied from the top down to `dir` (device and inode).
+    fn walk(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        follow: bool,
+        chain: &mut Vec<(u64, u64)>,
+    ) -> Result<(), ModuleError> {
+        use std::os::unix::fs::MetadataExt as _;
+        if chain.len() > 64 {
+            return Err(ModuleError::failed(format!(
+                "{}: directories nested too deep",
+                dir.display()
+            )));
+        }
+        let io = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", dir.display()));
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().into_string().map_err(|n| {
+                ModuleError::failed(format!("{}: name {n:?} is not UTF-8", dir.display()))
+            })?;
+            let child_rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let full = entry.path();
+            let err = |e: std::io::Error| ModuleError::failed(format!("{}: {e}", full.display()));
+            let own = std::fs::symlink_metadata(&full).map_err(err)?;
+            if own.file_type().is_symlink() {
+                let target = std::fs::read_link(&full).map_err(err)?;
+                let target = target.to_str().map(str::to_string).ok_or_else(|| {
+                    ModuleError::failed(format!("{}: link target is not UTF-8", full.display()))
+                })?;
+                match std::fs::metadata(&full) {
+                    Ok(m) if follow && m.is_dir() && !chain.contains(&(m.dev(), m.ino())) => {
+                        self.dirs.push(child_rel.clone());
+                        chain.push((m.dev(), m.ino()));
+                        self.walk(&full, &child_rel, follow, chain)?;
+                        chain.pop();
+                    }
+                    Ok(m) if follow && m.is_file() => self.files.push((child_rel, full)),
+                    _ => self.links.push((child_rel, target)),
+                }
+            } else if own.is_dir() {
+                self.dirs.push(child_rel.clone());
+                chain.push((own.dev(), own.ino()));
+                self.walk(&full, &child_rel, follow, chain)?;
+                chain.pop();
+            } else {
+                self.files.push((child_rel, full));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `a` joined with `b` by exactly one `/`.
@@ -648,6 +771,8 @@ pub(crate) enum Shape {
         dirs: Vec<String>,
         /// Files, relative.
         files: Vec<String>,
+        /// Links: relative path and target.
+        links: Vec<(String, String)>,
     },
 }
 
@@ -666,10 +791,16 @@ impl Source {
                     .map(str::to_string),
                 remote_src: Some(src.clone()),
             },
-            Source::Tree { root, dirs, files } => Shape::Tree {
+            Source::Tree {
+                root,
+                dirs,
+                files,
+                links,
+            } => Shape::Tree {
                 root: root.clone(),
                 dirs: dirs.clone(),
                 files: files.iter().map(|f| f.rel.clone()).collect(),
+                links: links.clone(),
             },
         }
     }
@@ -752,12 +883,14 @@ struct TreeReads {
     base: usize,
     dirs: Vec<usize>,
     files: Vec<usize>,
+    links: Vec<usize>,
 }
 
 fn tree_reads<'a>(
     base: &str,
     dirs: &[String],
     files: impl Iterator<Item = &'a str>,
+    links: &[(String, String)],
     diff: bool,
 ) -> TreeReads {
     let mut batch = ReadBatch::new();
@@ -769,11 +902,16 @@ fn tree_reads<'a>(
     let files = files
         .map(|f| read_path(&mut batch, diff, &join(base, f), false))
         .collect();
+    let links = links
+        .iter()
+        .map(|(l, _)| batch.path(&join(base, l), Read::default(), false))
+        .collect();
     TreeReads {
         batch,
         base: i_base,
         dirs,
         files,
+        links,
     }
 }
 
@@ -794,9 +932,14 @@ pub(crate) fn copy_reads(shape: &Shape, dest: &str, follow: bool, diff: bool) ->
             )
             .batch
         }
-        Shape::Tree { root, dirs, files } => {
+        Shape::Tree {
+            root,
+            dirs,
+            files,
+            links,
+        } => {
             let base = tree_base(dest, root.as_deref());
-            tree_reads(&base, dirs, files.iter().map(String::as_str), diff).batch
+            tree_reads(&base, dirs, files.iter().map(String::as_str), links, diff).batch
         }
     };
     ReadSet {
@@ -1236,11 +1379,23 @@ fn decide_tree(
     observed: &Observed,
     diff: bool,
 ) -> Result<Plan<CopyChange>, ModuleError> {
-    let Source::Tree { root, dirs, files } = &spec.source else {
+    let Source::Tree {
+        root,
+        dirs,
+        files,
+        links,
+    } = &spec.source
+    else {
         return Err(ModuleError::failed("not a directory tree"));
     };
     let base = tree_base(&spec.dest, root.as_deref());
-    let reads = tree_reads(&base, dirs, files.iter().map(|f| f.rel.as_str()), diff);
+    let reads = tree_reads(
+        &base,
+        dirs,
+        files.iter().map(|f| f.rel.as_str()),
+        links,
+        diff,
+    );
     let (i_base, dir_is, file_is) = (reads.base, &reads.dirs, &reads.files);
     let mut out = reads.batch.parse_exec(observed.output(0)?)?;
     take_small_contents(&mut out)?;
@@ -1321,6 +1476,46 @@ fn decide_tree(
             note(&path, &decision.diff_before, &decision.diff_after);
         }
         writes.extend(decision.write);
+    }
+    // Links as links (Ansible's `file: state=link force=yes`), after the
+    // directories they go in.
+    for ((l, target), i) in links.iter().zip(&reads.links) {
+        let path = join(&base, l);
+        let st = &states[*i];
+        let q = shell_quote(&path);
+        match st.kind {
+            FileKind::Link if st.link_target.as_deref() == Some(target.as_str()) => {
+                prepare.push_str(&remote_tree::chown_script(st, &owner_attrs, &path)?);
+                continue;
+            }
+            FileKind::Missing => {
+                prepare.push_str(&format!("ln -s -- {} {q}\n", shell_quote(target)));
+            }
+            FileKind::Directory => {
+                return Err(ModuleError::failed(format!(
+                    "{path} is a directory, cannot make it a link to {target}"
+                )))
+            }
+            _ => prepare.push_str(&format!("ln -sfn -- {} {q}\n", shell_quote(target))),
+        }
+        if spec.attrs.owner.is_some() || spec.attrs.group.is_some() {
+            let mut link = st.clone();
+            link.kind = FileKind::Link;
+            link.uid = u32::MAX;
+            link.gid = u32::MAX;
+            link.owner.clear();
+            link.group.clear();
+            prepare.push_str(&remote_tree::chown_script(&link, &owner_attrs, &path)?);
+        }
+        let before = match st.kind {
+            FileKind::Missing => "(absent)\n".to_string(),
+            FileKind::Link => format!(
+                "(symlink to {})\n",
+                st.link_target.clone().unwrap_or_default()
+            ),
+            _ => "(file)\n".to_string(),
+        };
+        note(&path, &before, &format!("(symlink to {target})\n"));
     }
     let mut data = Map::new();
     data.insert("dest".into(), Value::from(base.clone()));
@@ -1766,6 +1961,78 @@ mod tests {
             .await
             .expect("contents");
         assert!(Path::new(&format!("{flat}/a.py")).is_file());
+    }
+
+    /// copy target: `local_follow: no` was refused, and a link back up
+    /// the tree ("circles: ../") was followed until "nested too deep".
+    /// Ansible keeps links as links without local_follow, and with it
+    /// (the default) keeps a link to a directory being copied.
+    #[tokio::test]
+    async fn local_tree_links_kept_or_followed() {
+        use std::os::unix::fs::symlink;
+        let h = Harness::new();
+        let src = h.root().join("files/tree");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("sub/f"), "f\n").expect("write");
+        symlink("../", src.join("sub/circles")).expect("symlink");
+        symlink("f", src.join("sub/to_f")).expect("symlink");
+        symlink("missing", src.join("sub/broken")).expect("symlink");
+        for (follow, to_f_is_link) in [(false, true), (true, false)] {
+            let dest = h.path(&format!("out-{follow}"));
+            let args = json!({"src": "tree", "dest": dest, "local_follow": follow});
+            let out = h
+                .run::<Copy>(args.clone(), false, false)
+                .await
+                .expect("run");
+            assert!(out.changed);
+            let sub = format!("{dest}/tree/sub");
+            let circles =
+                std::fs::read_link(format!("{sub}/circles")).expect("a loop stays a link");
+            assert_eq!(circles, Path::new("../"));
+            assert!(Path::new(&format!("{sub}/broken")).is_symlink());
+            assert_eq!(Path::new(&format!("{sub}/to_f")).is_symlink(), to_f_is_link);
+            assert_eq!(
+                std::fs::read_to_string(format!("{sub}/to_f")).expect("read"),
+                "f\n"
+            );
+            let again = h.run::<Copy>(args, false, false).await.expect("again");
+            assert!(!again.changed, "links already right: {:?}", again.data);
+        }
+    }
+
+    /// copy target: a vault-encrypted source was copied as ciphertext;
+    /// Ansible refuses it without a vault password, naming the first such
+    /// file of its walk (a directory's files before its subdirectories').
+    #[tokio::test]
+    async fn vault_encrypted_source_is_refused_unless_decrypt_no() {
+        let h = Harness::new();
+        let vault = h.root().join("files/vault");
+        std::fs::create_dir_all(vault.join("a_folder")).expect("mkdir");
+        let secret = "$ANSIBLE_VAULT;1.1;AES256\n3132\n";
+        std::fs::write(vault.join("a_folder/nested"), secret).expect("write");
+        std::fs::write(vault.join("z_file"), secret).expect("write");
+        let dest = h.path("out");
+        for src in ["vault/z_file", "vault"] {
+            let err = h
+                .run::<Copy>(json!({"src": src, "dest": dest}), false, false)
+                .await
+                .expect_err("encrypted");
+            let want = format!(
+                "A vault password or secret must be specified to decrypt {}",
+                vault.join("z_file").display()
+            );
+            assert!(err.to_string().ends_with(&want), "{src}: {err}");
+        }
+        assert!(!Path::new(&dest).exists());
+        let out = h
+            .run::<Copy>(
+                json!({"src": "vault/z_file", "dest": dest, "decrypt": false}),
+                false,
+                false,
+            )
+            .await
+            .expect("decrypt: no copies the file as it is");
+        assert!(out.changed);
     }
 
     fn reading<'a>(render: &'a crate::modules::testutil::TestRender) -> ReadCtx<'a> {

@@ -73,6 +73,15 @@ pub fn load_playbook_str(text: &str, path: &Path) -> Result<Playbook, InputError
     playbook_from_node(root, path, &Map::new())
 }
 
+/// The file of a free-form `include_tasks`/`import_tasks`: the text, or
+/// the value of its one `file=...` (Ansible's key=value form).
+fn free_form_file(raw: String) -> String {
+    match crate::modules::cmdargs::parse_kv(&raw, true).as_deref() {
+        Ok([(key, file)]) if key == "file" => file.clone(),
+        _ => raw,
+    }
+}
+
 fn playbook_dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -962,7 +971,7 @@ impl Loader {
                 "import_tasks" | "include_tasks" | "include" => {
                     let file = match value.get("file") {
                         Some(f) => self.ok(string_node(f))?,
-                        None => self.ok(string_node(&value))?,
+                        None => free_form_file(self.ok(string_node(&value))?),
                     };
                     let static_path = !crate::template::Templar::is_template(&file);
                     // An include with a loop or a `when` is dynamic, as all
@@ -1908,6 +1917,17 @@ fn is_one_template(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// copy target: `include_tasks: file=x.yml` was read as a file named
+    /// "file=x.yml".
+    #[test]
+    fn free_form_include_in_key_value_form_names_its_file() {
+        assert_eq!(free_form_file("file=a.yml".into()), "a.yml");
+        assert_eq!(free_form_file("file='a b.yml'".into()), "a b.yml");
+        assert_eq!(free_form_file("a.yml".into()), "a.yml");
+        assert_eq!(free_form_file("x=a.yml".into()), "x=a.yml");
+        assert_eq!(free_form_file("{{ f }}.yml".into()), "{{ f }}.yml");
+    }
 
     #[test]
     fn environment_names_that_are_shell_text_are_refused() {

@@ -18,6 +18,12 @@ const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Debug, Default, Clone)]
 pub struct LocalTransport;
 
+/// Runs commands as local processes in a directory: a play's local tasks
+/// run in the playbook's directory, as Ansible runs modules of a local
+/// connection (relative paths they write are found there by `copy`'s src).
+#[derive(Debug, Clone)]
+pub struct LocalIn(pub std::path::PathBuf);
+
 struct LocalProcess {
     stdin: Option<ChildStdin>,
     events: mpsc::Receiver<ProcessEvent>,
@@ -26,54 +32,75 @@ struct LocalProcess {
 #[async_trait]
 impl Transport for LocalTransport {
     async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError> {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let (tx, rx) = mpsc::channel(16);
-        let stdin = child.stdin.take();
-        let readers = [
-            child
-                .stdout
-                .take()
-                .map(|s| pump(Box::new(s), tx.clone(), ProcessEvent::Stdout)),
-            child
-                .stderr
-                .take()
-                .map(|s| pump(Box::new(s), tx.clone(), ProcessEvent::Stderr)),
-        ];
-        tokio::spawn(async move {
-            let status = match child.wait().await {
-                Ok(s) => s.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    s.signal().map(|n| 128 + n).unwrap_or(-1)
-                }),
-                Err(_) => -1,
-            };
-            // A process it left in the background may hold the pipes open:
-            // like Ansible's run_command, stop reading once the output has
-            // been quiet for a moment after the exit.
-            let mut readers: Vec<_> = readers.into_iter().flatten().collect();
-            let drained = async {
-                for r in readers.iter_mut() {
-                    let _ = r.await;
-                }
-            };
-            if tokio::time::timeout(OUTPUT_GRACE, drained).await.is_err() {
-                for r in &readers {
-                    r.abort();
-                }
-            }
-            let _ = tx.send(ProcessEvent::Exit(status)).await;
-        });
-        Ok(Box::new(LocalProcess { stdin, events: rx }))
+        spawn_local(command, None).await
     }
 
     async fn close(&self) {}
+}
+
+#[async_trait]
+impl Transport for LocalIn {
+    async fn spawn(&self, command: &str) -> Result<Box<dyn RemoteProcess>, TransportError> {
+        spawn_local(command, Some(&self.0)).await
+    }
+
+    async fn close(&self) {}
+}
+
+/// Start `command` with `/bin/sh -c`, in `dir` when given.
+async fn spawn_local(
+    command: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<Box<dyn RemoteProcess>, TransportError> {
+    let mut cmd = Command::new("/bin/sh");
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (tx, rx) = mpsc::channel(16);
+    let stdin = child.stdin.take();
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| pump(Box::new(s), tx.clone(), ProcessEvent::Stdout)),
+        child
+            .stderr
+            .take()
+            .map(|s| pump(Box::new(s), tx.clone(), ProcessEvent::Stderr)),
+    ];
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(s) => s.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                s.signal().map(|n| 128 + n).unwrap_or(-1)
+            }),
+            Err(_) => -1,
+        };
+        // A process it left in the background may hold the pipes open:
+        // like Ansible's run_command, stop reading once the output has
+        // been quiet for a moment after the exit.
+        let mut readers: Vec<_> = readers.into_iter().flatten().collect();
+        let drained = async {
+            for r in readers.iter_mut() {
+                let _ = r.await;
+            }
+        };
+        if tokio::time::timeout(OUTPUT_GRACE, drained).await.is_err() {
+            for r in &readers {
+                r.abort();
+            }
+        }
+        let _ = tx.send(ProcessEvent::Exit(status)).await;
+    });
+    Ok(Box::new(LocalProcess { stdin, events: rx }))
 }
 
 fn pump(
@@ -148,5 +175,20 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_millis(3500));
         assert_eq!(out.stdout, b"before\n");
         assert_eq!(out.status, 0);
+    }
+
+    /// copy target: a file a local task made with a relative path was not
+    /// found by copy's src: Ansible runs local modules in the playbook's
+    /// directory.
+    #[tokio::test]
+    async fn local_tasks_run_in_the_playbook_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let remote = Remote::new(Arc::new(LocalIn(dir.path().to_path_buf())), None);
+        let out = remote.exec("pwd -P", b"").await.expect("exec");
+        let want = dir.path().canonicalize().expect("canonical");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want.to_string_lossy()
+        );
     }
 }

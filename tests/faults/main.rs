@@ -12,6 +12,7 @@ mod apt_repository;
 mod behaviour;
 mod cli_habits;
 mod cluster_modules;
+mod copy_remote_dir;
 mod deb822_repository;
 mod debian_modules;
 mod executor_semantics;
