@@ -95,6 +95,17 @@ pub fn is_encrypted(text: &str) -> bool {
     text.trim_start().starts_with(HEADER)
 }
 
+/// Does a local file start as ansible-vault output? (Only its start is
+/// read.)
+pub fn is_encrypted_file(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64).read_to_end(&mut head))
+        .is_ok()
+        && is_encrypted_bytes(&head)
+}
+
 /// Does raw file content start as ansible-vault output?
 pub fn is_encrypted_bytes(data: &[u8]) -> bool {
     let start = data
@@ -312,23 +323,29 @@ pub fn reveal(text: &str) -> Result<String, VaultError> {
     Ok(plain)
 }
 
-/// Mask `plain` in all output from now on: the whole text, and each of its
-/// lines (a decrypted file's values are printed one at a time).
+/// Mask `plain` in all output from now on: the whole text, and each of
+/// its longer lines (output may show a multi-line secret line by line;
+/// short lines such as `---` would mask ordinary output).
 pub fn remember(plain: &str) {
     let r = crate::secret::run_redactor();
-    r.add(&Secret::new(plain.trim_end_matches(['\n', '\r'])));
-    for line in plain.lines() {
-        r.add(&Secret::new(line.trim()));
+    let whole = plain.trim_end_matches(['\n', '\r']);
+    r.add(&Secret::new(whole));
+    if whole.contains('\n') {
+        for line in whole.lines().map(str::trim).filter(|l| l.len() >= 6) {
+            r.add(&Secret::new(line));
+        }
     }
 }
 
-/// Mask every string inside a value that came out of a decrypted file.
+/// Mask every string inside a value that came out of a decrypted file
+/// (and numbers long enough to be a PIN; never `true` or `null`).
 pub fn remember_value(value: &crate::Value) {
     match value {
         crate::Value::String(s) => remember(s),
         crate::Value::Array(items) => items.iter().for_each(remember_value),
         crate::Value::Object(map) => map.values().for_each(remember_value),
-        other => remember(&other.to_string()),
+        crate::Value::Number(n) if n.to_string().len() >= 4 => remember(&n.to_string()),
+        _ => {}
     }
 }
 

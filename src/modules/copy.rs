@@ -74,9 +74,8 @@ pub struct Copy {
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: bool,
-    /// Accepted for compatibility; drover has no vault.
+    /// Decrypt a vault-encrypted local source (default yes).
     #[serde(default = "yes", deserialize_with = "bool_ish")]
-    #[allow(dead_code)]
     decrypt: bool,
 }
 
@@ -147,8 +146,14 @@ impl Content {
     /// while it stays the same (same inode, size and modification time):
     /// every host copying it, and the read-ahead pass before each, use
     /// that hash; the hash is checked again as the file is sent.
-    fn of_local(path: &Path, size: u64) -> std::io::Result<Content> {
+    fn of_local(path: &Path, size: u64, decrypt: bool) -> std::io::Result<Content> {
         use std::os::unix::fs::MetadataExt as _;
+        if decrypt && crate::vault::is_encrypted_file(path) {
+            // A vault file is decrypted whole (the error names the file).
+            return crate::vault::read_file(path)?
+                .map(Content::Bytes)
+                .map_err(std::io::Error::other);
+        }
         if size < STREAM_FROM {
             return std::fs::read(path).map(Content::Bytes);
         }
@@ -440,7 +445,7 @@ impl Copy {
                         "local_follow: no is not supported; drover follows local symlinks".into(),
                     ));
                 }
-                load_local_blocking(&ctx.find_local(src)?, src.ends_with('/'))?
+                load_local_blocking(&ctx.find_local(src)?, src.ends_with('/'), self.decrypt)?
             }
         })
     }
@@ -489,13 +494,17 @@ fn file_name(p: &Path) -> Result<String, ModuleError> {
 
 /// Read a local source file or directory tree (directory trees are read and
 /// hashed in parallel).
-fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, ModuleError> {
+fn load_local_blocking(
+    path: &Path,
+    contents_only: bool,
+    decrypt: bool,
+) -> Result<Source, ModuleError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| ModuleError::failed(format!("{}: {e}", p.display()));
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
     let name = file_name;
     if !meta.is_dir() {
-        let data = Content::of_local(path, meta.len()).map_err(|e| io(path, e))?;
+        let data = Content::of_local(path, meta.len(), decrypt).map_err(|e| io(path, e))?;
         return Ok(Source::Bytes {
             data,
             basename: Some(name(path)?),
@@ -509,7 +518,7 @@ fn load_local_blocking(path: &Path, contents_only: bool) -> Result<Source, Modul
         .into_par_iter()
         .map(|(rel, full)| {
             let meta = std::fs::metadata(&full).map_err(|e| io(&full, e))?;
-            let data = Content::of_local(&full, meta.len()).map_err(|e| io(&full, e))?;
+            let data = Content::of_local(&full, meta.len(), decrypt).map_err(|e| io(&full, e))?;
             let mode = meta.permissions().mode() & 0o7777;
             Ok(TreeFile { rel, data, mode })
         })

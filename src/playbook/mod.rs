@@ -552,6 +552,7 @@ pub const WITH_LOOKUPS: &[&str] = &[
     "template",
     "pipe",
     "env",
+    "unvault",
 ];
 
 /// `meta:` actions.

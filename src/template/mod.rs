@@ -457,6 +457,23 @@ impl ScopeInner {
             return None;
         }
         let raw = self.raw(key)?;
+        if let Value::Object(map) = raw {
+            if let Some(text) = crate::vault::marker_text(map) {
+                let v = match crate::vault::reveal(text) {
+                    Ok(plain) => minijinja::Value::from(plain),
+                    // Only a use of the value fails (Ansible 2.19): the
+                    // `unvault` filter may still open it with its own
+                    // password.
+                    Err(why) => minijinja::Value::from_object(Undecryptable {
+                        text: text.to_string(),
+                        why,
+                        scope: Arc::downgrade(self),
+                    }),
+                };
+                lock(&self.cache).insert(key.to_string(), v.clone());
+                return Some(v);
+            }
+        }
         let rendered = if contains_template(raw) {
             match self.render_value(raw) {
                 Ok(v) => v,
@@ -503,6 +520,13 @@ impl ScopeInner {
                 .map(|v| self.render_value(v))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
+            Value::Object(map) if crate::vault::marker_text(map).is_some() => {
+                // Decrypted text is the value: never rendered as a template.
+                let text = crate::vault::marker_text(map).unwrap_or_default();
+                crate::vault::reveal(text)
+                    .map(Value::String)
+                    .map_err(|why| undecryptable_error(&why))
+            }
             Value::Object(map) => {
                 let mut out = Map::new();
                 for (k, v) in map {
@@ -561,10 +585,14 @@ impl ScopeInner {
 
     fn eval(self: &Arc<Self>, expr: &str) -> Result<Value, TemplateError> {
         let v = self.eval_raw(expr)?;
-        serde_json::to_value(&v).map_err(|e| TemplateError {
+        let out = serde_json::to_value(&v).map_err(|e| TemplateError {
             msg: format!("cannot convert result of '{expr}': {e}"),
             undefined: None,
-        })
+        });
+        match self.take_error() {
+            Some(e) => Err(e),
+            None => out,
+        }
     }
 
     fn eval_raw(self: &Arc<Self>, expr: &str) -> Result<minijinja::Value, TemplateError> {
@@ -624,6 +652,52 @@ impl ScopeInner {
     }
 }
 
+/// What using a vault value no password opens says.
+fn undecryptable_error(why: &crate::vault::VaultError) -> TemplateError {
+    TemplateError {
+        msg: format!("Attempt to use undecryptable variable: {why}"),
+        undefined: None,
+    }
+}
+
+/// A `!vault` variable that none of the run's passwords opens. Using it
+/// (printing it, serialising it) fails the template it is used in; the
+/// `unvault` filter takes its envelope text to try its own password.
+#[derive(Debug)]
+pub struct Undecryptable {
+    text: String,
+    why: crate::vault::VaultError,
+    scope: std::sync::Weak<ScopeInner>,
+}
+
+impl Undecryptable {
+    /// The vault envelope.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Object for Undecryptable {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, _: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        Self: Sized + 'static,
+    {
+        // A formatting error would panic in `to_string`: record the failure
+        // where the template's result is checked instead.
+        if let Some(scope) = self.scope.upgrade() {
+            let mut slot = lock(&scope.error);
+            if slot.is_none() {
+                *slot = Some(undecryptable_error(&self.why));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn sorted(set: std::collections::HashSet<String>) -> Vec<String> {
     let mut v: Vec<String> = set.into_iter().collect();
     // Longest (most nested) names first, so `a.b` is named rather than `a`
@@ -638,9 +712,12 @@ fn contains_template(v: &Value) -> bool {
     match v {
         Value::String(s) => Templar::is_template(s),
         Value::Array(items) => items.iter().any(contains_template),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| Templar::is_template(k) || contains_template(v)),
+        Value::Object(map) => {
+            crate::vault::marker_text(map).is_some()
+                || map
+                    .iter()
+                    .any(|(k, v)| Templar::is_template(k) || contains_template(v))
+        }
         _ => false,
     }
 }

@@ -36,4 +36,5 @@ mod semantics;
 mod shell;
 mod textedit;
 mod uri;
+mod vault;
 mod writes;
