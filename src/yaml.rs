@@ -570,8 +570,11 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> NodeK
     if let Some(tag) = tag {
         // `!unsafe` and `!!str` keep the text as it is (`!vault` is
         // handled before this).
-        if tag.suffix == "str" || tag.suffix == "unsafe" {
+        if tag.suffix == "str" {
             return NodeKind::Str(text);
+        }
+        if tag.suffix == "unsafe" {
+            return NodeKind::Str(crate::template::literal_text(text));
         }
     }
     if style != TScalarStyle::Plain {
@@ -663,6 +666,19 @@ mod tests {
         assert_eq!(
             load("a: $ANSIBLE_VAULT\n").to_value()["a"],
             "$ANSIBLE_VAULT"
+        );
+    }
+
+    /// `!unsafe '{{ foo }}'` was rendered as a template (the templating
+    /// target's `expected`).
+    #[test]
+    fn unsafe_values_render_as_their_text() {
+        let v = load("a: !unsafe '{{ foo }}'\nb: !unsafe plain\n").to_value();
+        let templar = crate::template::Templar::new();
+        let scope = templar.scope(std::sync::Arc::new(crate::Map::new()), Vec::new());
+        assert_eq!(
+            templar.render_value(&v, &scope).expect("renders"),
+            serde_json::json!({"a": "{{ foo }}", "b": "plain"})
         );
     }
 

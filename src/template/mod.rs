@@ -652,6 +652,33 @@ impl ScopeInner {
     }
 }
 
+/// Text that must never be rendered as a template (`!unsafe` values,
+/// module results, as Ansible 2.19 does not trust them): with template
+/// syntax in it, it is wrapped in a raw block, which renders as the text
+/// itself. Text starting with a newline (trim_blocks would eat it after
+/// the tag) or holding `endraw` stays as it is.
+pub fn literal_text(text: String) -> String {
+    if Templar::is_template(&text) && !text.starts_with('\n') && !text.contains("endraw") {
+        format!("{{% raw %}}{text}{{% endraw %}}")
+    } else {
+        text
+    }
+}
+
+/// [`literal_text`] on every string inside a value (keys as they are).
+pub fn literal_value(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(literal_text(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(literal_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, literal_value(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// What using a vault value no password opens says.
 fn undecryptable_error(why: &crate::vault::VaultError) -> TemplateError {
     TemplateError {
