@@ -58,6 +58,10 @@ pub fn register(env: &mut Environment<'static>) {
         "to_json" => to_json,
         "vault" => vault_filter,
         "unvault" => unvault_filter,
+        "select" => select,
+        "reject" => reject,
+        "selectattr" => selectattr,
+        "rejectattr" => rejectattr,
         "to_nice_json" => to_nice_json,
         "to_yaml" => to_yaml,
         "to_nice_yaml" => to_nice_yaml,
@@ -560,6 +564,63 @@ fn json_text(
         }
     }
     pyjson::dumps(value, &opts).map(Value::from)
+}
+
+/// minijinja's error for a test that does not exist does not name it;
+/// Ansible's does (the templating target checks it).
+fn name_unknown_test(e: Error, test: Option<&str>) -> Error {
+    match (e.kind(), test) {
+        (ErrorKind::UnknownTest, Some(name)) => {
+            Error::new(ErrorKind::UnknownTest, format!("No test named '{name}'."))
+        }
+        _ => e,
+    }
+}
+
+fn select(
+    state: &mut State,
+    value: Value,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::select(state, value, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+fn reject(
+    state: &mut State,
+    value: Value,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::reject(state, value, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+fn selectattr(
+    state: &mut State,
+    value: Value,
+    attr: std::borrow::Cow<'_, str>,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::selectattr(state, value, attr, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+fn rejectattr(
+    state: &mut State,
+    value: Value,
+    attr: std::borrow::Cow<'_, str>,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::rejectattr(state, value, attr, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
 }
 
 /// Ansible's `vault` filter: `data` encrypted with `secret` (vault id
