@@ -27,6 +27,7 @@ pub mod secret;
 pub mod shlex;
 pub mod template;
 pub mod transport;
+pub mod vault;
 pub mod yaml;
 
 /// The data type of variables, facts and module results.

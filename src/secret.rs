@@ -42,6 +42,14 @@ pub const SECRET_VARS: &[&str] = &[
     "ansible_ssh_password",
 ];
 
+/// The redactor of this process's run: the command line's output and logs
+/// use it, and whatever learns a secret outside the executor (a decrypted
+/// vault value) adds to it.
+pub fn run_redactor() -> &'static Redactor {
+    static RUN: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(Redactor::default);
+    &RUN
+}
+
 /// Replaces every occurrence of known secrets in text bound for output.
 /// Clones share one set of secrets: one learned while the run goes on (a
 /// password templated for one host) is masked by every clone.

@@ -211,8 +211,14 @@ pub fn load_file(path: &Path) -> Result<Node, InputError> {
 /// handled as [`set_duplicate_keys`] says; warnings wait in
 /// [`take_warnings`].
 pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
-    refuse_vault_file(text, path)?;
-    let (node, warnings) = parse(text, path, duplicate_keys())?;
+    let plain = decrypt_vault_file(text, path)?;
+    let (node, warnings) = parse(plain.as_deref().unwrap_or(text), path, duplicate_keys())?;
+    // A decrypted mapping is variables (vars files, group_vars, role
+    // vars): each value is a secret. A decrypted playbook or task list is
+    // not masked word by word.
+    if plain.is_some() && matches!(node.kind, NodeKind::Map(_)) {
+        crate::vault::remember_value(&node.to_value());
+    }
     if !warnings.is_empty() {
         WARNINGS
             .lock()
@@ -222,20 +228,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, InputError> {
     Ok(node)
 }
 
-/// What drover says of anything encrypted with Ansible Vault: the
-/// ciphertext must never be used as if it were the value.
-pub const VAULT_UNSUPPORTED: &str = "Ansible Vault is not supported by drover yet";
-
-/// A whole file encrypted with `ansible-vault` starts with this header.
-fn refuse_vault_file(text: &str, path: &Path) -> Result<(), InputError> {
-    if text.trim_start().starts_with("$ANSIBLE_VAULT;") {
-        let pos = Pos::file_start(path);
-        return Err(InputError::new(
-            pos,
-            format!("this file is encrypted with ansible-vault: {VAULT_UNSUPPORTED} (decrypt it, or pass its values with -e)"),
-        ));
+/// A whole file encrypted with `ansible-vault` is decrypted with the run's
+/// vault passwords before it is parsed; every value in it is a secret. A
+/// file no password opens is an error at its start, before anything runs.
+fn decrypt_vault_file(text: &str, path: &Path) -> Result<Option<String>, InputError> {
+    if !crate::vault::is_encrypted(text) {
+        return Ok(None);
     }
-    Ok(())
+    let refuse = |e: crate::vault::VaultError| {
+        InputError::new(
+            Pos::file_start(path),
+            format!("cannot decrypt this ansible-vault file: {e}"),
+        )
+    };
+    let plain = crate::vault::decrypt(text, &crate::vault::secrets()).map_err(refuse)?;
+    let plain = String::from_utf8(plain).map_err(|_| refuse(crate::vault::VaultError::NotText))?;
+    Ok(Some(plain))
 }
 
 /// Parse YAML text with an explicit duplicate-key policy; returns the
@@ -614,16 +622,23 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 if tag.as_ref().is_some_and(|t| t.suffix == "vault") {
-                    // A block scalar is marked where its text starts: name
-                    // the key it is the value of, when there is one.
-                    let key = match self.stack.last() {
-                        Some(Open::Map(f)) => f.pending.as_ref().map(|k| k.pos.clone()),
-                        _ => None,
+                    // Kept encrypted until used (crate::vault::MARKER):
+                    // with no password that opens it, only a use fails.
+                    let pos = self.pos(mark);
+                    let weight = NODE_COST.saturating_add(text.len());
+                    let key = Node {
+                        pos: pos.clone(),
+                        kind: NodeKind::Str(crate::vault::MARKER.to_string()),
                     };
-                    self.error = Some(InputError::new(
-                        key.unwrap_or_else(|| self.pos(mark)),
-                        format!("a `!vault` value: {VAULT_UNSUPPORTED} (its ciphertext would be used as the value)"),
-                    ));
+                    let value = Node {
+                        pos: pos.clone(),
+                        kind: NodeKind::Str(text),
+                    };
+                    let node = Node {
+                        pos,
+                        kind: NodeKind::Map(vec![(key, value)]),
+                    };
+                    self.push_value(node, anchor, weight);
                     return;
                 }
                 let weight = NODE_COST.saturating_add(text.len());
@@ -664,9 +679,12 @@ impl MarkedEventReceiver for Builder {
 fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> NodeKind {
     if let Some(tag) = tag {
         // `!unsafe` and `!!str` keep the text as it is (`!vault` is
-        // refused before this).
-        if tag.suffix == "str" || tag.suffix == "unsafe" {
+        // handled before this).
+        if tag.suffix == "str" {
             return NodeKind::Str(text);
+        }
+        if tag.suffix == "unsafe" {
+            return NodeKind::Str(crate::template::literal_text(text));
         }
     }
     if style != TScalarStyle::Plain {
@@ -735,24 +753,42 @@ mod tests {
     }
 
     /// A `!vault` value used to load as its ciphertext string, and a
-    /// vault-encrypted file as one long string.
+    /// vault-encrypted file as one long string: the value now stays
+    /// encrypted until used, and a file no password opens is refused at
+    /// its start.
     #[test]
-    fn vault_values_and_vault_files_are_refused_at_their_position() {
+    fn vault_values_stay_encrypted_and_unopened_vault_files_are_refused() {
         let text = "a: 1\npw: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6231\n";
-        let err = load_str(text, Path::new("t.yml")).expect_err("refused");
+        assert_eq!(
+            load(text).to_value()["pw"],
+            serde_json::json!({"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n6231\n"})
+        );
+        // Encrypted with a password no test gives.
+        let text =
+            crate::vault::encrypt(b"a: 1\n", &crate::secret::Secret::new("never given"), None);
+        let err = load_str(&text, Path::new("v.yml")).expect_err("refused");
         assert!(
-            err.to_string().starts_with(
-                "t.yml:2:1: a `!vault` value: Ansible Vault is not supported by drover yet"
-            ),
+            err.to_string()
+                .starts_with("v.yml:1:1: cannot decrypt this ansible-vault file: "),
             "{err}"
         );
-        let text = "$ANSIBLE_VAULT;1.1;AES256\n61626364\n";
-        let err = load_str(text, Path::new("v.yml")).expect_err("refused");
-        assert!(err.to_string().starts_with("v.yml:1:1: this file is encrypted with ansible-vault: Ansible Vault is not supported by drover yet"), "{err}");
         // The word alone is data.
         assert_eq!(
             load("a: $ANSIBLE_VAULT\n").to_value()["a"],
             "$ANSIBLE_VAULT"
+        );
+    }
+
+    /// `!unsafe '{{ foo }}'` was rendered as a template (the templating
+    /// target's `expected`).
+    #[test]
+    fn unsafe_values_render_as_their_text() {
+        let v = load("a: !unsafe '{{ foo }}'\nb: !unsafe plain\n").to_value();
+        let templar = crate::template::Templar::new();
+        let scope = templar.scope(std::sync::Arc::new(crate::Map::new()), Vec::new());
+        assert_eq!(
+            templar.render_value(&v, &scope).expect("renders"),
+            serde_json::json!({"a": "{{ foo }}", "b": "plain"})
         );
     }
 

@@ -1,5 +1,5 @@
-//! The command line: `drover apply`, `inventory`, `ping`, `lab` and
-//! `known-hosts`. Every command returns a [`crate::error::Error`], whose
+//! The command line: `drover apply`, `inventory`, `ping`, `lab`,
+//! `known-hosts` and `vault`. Every command returns a [`crate::error::Error`], whose
 //! `code()` is the exit code.
 
 use std::io::IsTerminal;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 mod list;
+mod vault;
 
 use crate::error::Pos;
 use crate::error::{exit, Error, InputError, InputErrors};
@@ -51,6 +52,11 @@ enum Command {
     KnownHosts {
         #[command(subcommand)]
         action: KnownHostsAction,
+    },
+    /// Encrypt and decrypt with Ansible Vault (as ansible-vault).
+    Vault {
+        #[command(subcommand)]
+        action: vault::VaultAction,
     },
 }
 
@@ -96,6 +102,32 @@ struct ConnArgs {
     /// More output (-vvv shows the commands run).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
+    #[command(flatten)]
+    vault: VaultArgs,
+}
+
+/// Where the vault passwords of a run come from (as ansible-playbook).
+#[derive(Args, Debug, Clone, Default)]
+struct VaultArgs {
+    /// Vault password file, or an executable script that prints the password.
+    #[arg(
+        long = "vault-password-file",
+        visible_alias = "vault-pass-file",
+        env = "ANSIBLE_VAULT_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    vault_password_file: Vec<PathBuf>,
+    /// A vault id and where its password comes from: LABEL@FILE,
+    /// LABEL@SCRIPT or LABEL@prompt (or the source alone).
+    #[arg(long = "vault-id", value_name = "ID")]
+    vault_id: Vec<String>,
+    /// Ask for the vault password (not echoed).
+    #[arg(
+        short = 'J',
+        long = "ask-vault-pass",
+        visible_alias = "ask-vault-password"
+    )]
+    ask_vault_pass: bool,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +198,8 @@ struct InventoryArgs {
     /// Show one host's merged variables.
     #[arg(long)]
     host: Option<String>,
+    #[command(flatten)]
+    vault: VaultArgs,
 }
 
 #[derive(Args, Debug)]
@@ -303,19 +337,31 @@ fn run() -> Result<(), Error> {
             Err(e) => return Err(Error::Invalid(format!("{DUPLICATE_KEYS_ENV}: {e}"))),
         }
     }
+    let vault = match &cli.command {
+        Command::Apply(a) => Some(&a.conn.vault),
+        Command::Ping(p) => Some(&p.conn.vault),
+        Command::Inventory(i) => Some(&i.vault),
+        _ => None,
+    };
+    if let Some(v) = vault {
+        // Before anything is loaded: vars files may be encrypted.
+        crate::vault::set_secrets(vault_secrets(v)?);
+    }
     match cli.command {
         Command::Apply(args) => apply(args),
         Command::Inventory(args) => inventory(args),
         Command::Ping(args) => ping(args),
         Command::Lab { action } => lab(action),
         Command::KnownHosts { action } => known_hosts(action),
+        Command::Vault { action } => vault::run(action),
     }
 }
 
 /// The secrets of this run, shared by the log writer and the reporter:
 /// what the executor learns while running (a password templated from a
 /// vault variable) is masked in logs as in output.
-static SECRETS: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(Redactor::default);
+static SECRETS: std::sync::LazyLock<Redactor> =
+    std::sync::LazyLock::new(|| crate::secret::run_redactor().clone());
 
 fn init_tracing(verbosity: u8) {
     let level = match verbosity {
@@ -396,6 +442,45 @@ fn prompt(what: &str) -> Result<Secret, Error> {
             what: what.to_string(),
             source,
         })
+}
+
+/// The run's vault passwords, in the order given: `--vault-id`s, then
+/// `--ask-vault-pass`, then password files.
+fn vault_secrets(args: &VaultArgs) -> Result<Vec<crate::vault::VaultSecret>, Error> {
+    use crate::vault::{password_from, split_vault_id, VaultSecret, DEFAULT_ID};
+    let from_file =
+        |path: &Path, id: &str| password_from(path, id).map_err(|e| Error::Invalid(e.to_string()));
+    let ask = |id: &str| -> Result<VaultSecret, Error> {
+        let what = if id == DEFAULT_ID {
+            "Vault password".to_string()
+        } else {
+            format!("Vault password ({id})")
+        };
+        let password = prompt(&what)?;
+        if password.expose().is_empty() {
+            return Err(Error::Invalid("invalid vault password: empty".into()));
+        }
+        Ok(VaultSecret {
+            id: id.to_string(),
+            password,
+        })
+    };
+    let mut out = Vec::new();
+    for arg in &args.vault_id {
+        let (id, source) = split_vault_id(arg);
+        out.push(if source == "prompt" {
+            ask(id)?
+        } else {
+            from_file(Path::new(source), id)?
+        });
+    }
+    if args.ask_vault_pass {
+        out.push(ask(DEFAULT_ID)?);
+    }
+    for path in &args.vault_password_file {
+        out.push(from_file(path, DEFAULT_ID)?);
+    }
+    Ok(out)
 }
 
 fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {

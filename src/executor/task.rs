@@ -1346,9 +1346,16 @@ impl RunCtx<'_> {
         f: impl FnOnce(&Scope) -> T,
     ) -> T {
         let layer: Map = match &task.register {
-            Some(name) => std::iter::once((name.clone(), Value::Object(data.clone()))).collect(),
+            Some(name) => std::iter::once((
+                name.clone(),
+                crate::template::literal_value(Value::Object(data.clone())),
+            ))
+            .collect(),
             // Result fields (rc, stdout) are visible directly too.
-            None => data.clone(),
+            None => match crate::template::literal_value(Value::Object(data.clone())) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
         };
         f(&scope.with_layer(&self.templar, Arc::new(layer)))
     }
@@ -1736,7 +1743,9 @@ impl RunCtx<'_> {
             if let Some(m) = data.as_object_mut() {
                 m.remove("ansible_facts");
             }
-            st.set_facts_mut().insert(name.clone(), data);
+            // A result's text is data: `{{ x }}` in stdout stays as it is.
+            st.set_facts_mut()
+                .insert(name.clone(), crate::template::literal_value(data));
         }
     }
 }

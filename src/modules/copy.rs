@@ -78,8 +78,7 @@ pub struct Copy {
     #[serde(default, deserialize_with = "bool_ish")]
     #[allow(dead_code)]
     unsafe_writes: bool,
-    /// drover has no vault: with this (the default) a vault-encrypted
-    /// source is refused, as Ansible refuses it without a vault password.
+    /// Decrypt a vault-encrypted local source (default yes).
     #[serde(default = "yes", deserialize_with = "bool_ish")]
     decrypt: bool,
 }
@@ -151,8 +150,14 @@ impl Content {
     /// while it stays the same (same inode, size and modification time):
     /// every host copying it, and the read-ahead pass before each, use
     /// that hash; the hash is checked again as the file is sent.
-    fn of_local(path: &Path, size: u64) -> std::io::Result<Content> {
+    fn of_local(path: &Path, size: u64, decrypt: bool) -> std::io::Result<Content> {
         use std::os::unix::fs::MetadataExt as _;
+        if decrypt && crate::vault::is_encrypted_file(path) {
+            // A vault file is decrypted whole (the error names the file).
+            return crate::vault::read_file(path)?
+                .map(Content::Bytes)
+                .map_err(std::io::Error::other);
+        }
         if size < STREAM_FROM {
             return std::fs::read(path).map(Content::Bytes);
         }
@@ -510,10 +515,7 @@ fn load_local_blocking(
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
     let name = file_name;
     if !meta.is_dir() {
-        let data = Content::of_local(path, meta.len()).map_err(|e| io(path, e))?;
-        if decrypt {
-            refuse_vault(path, &data)?;
-        }
+        let data = Content::of_local(path, meta.len(), decrypt).map_err(|e| io(path, e))?;
         return Ok(Source::Bytes {
             data,
             basename: Some(name(path)?),
@@ -527,10 +529,7 @@ fn load_local_blocking(
         .into_par_iter()
         .map(|(rel, full)| {
             let meta = std::fs::metadata(&full).map_err(|e| io(&full, e))?;
-            let data = Content::of_local(&full, meta.len()).map_err(|e| io(&full, e))?;
-            if decrypt {
-                refuse_vault(&full, &data)?;
-            }
+            let data = Content::of_local(&full, meta.len(), decrypt).map_err(|e| io(&full, e))?;
             let mode = meta.permissions().mode() & 0o7777;
             Ok(TreeFile { rel, data, mode })
         })
@@ -572,33 +571,6 @@ fn load_local_blocking(
         files,
         links: walked.links,
     })
-}
-
-/// What a vault-encrypted file starts with.
-const VAULT_HEADER: &[u8] = b"$ANSIBLE_VAULT;";
-
-/// Refuse a vault-encrypted local file in Ansible's words: drover has no
-/// vault password to decrypt it with, and copying the ciphertext would
-/// put the wrong content in place.
-fn refuse_vault(path: &Path, data: &Content) -> Result<(), ModuleError> {
-    let encrypted = match data {
-        Content::Bytes(d) => d.starts_with(VAULT_HEADER),
-        Content::File { path, .. } => {
-            use std::io::Read as _;
-            let mut head = [0u8; VAULT_HEADER.len()];
-            std::fs::File::open(path)
-                .and_then(|mut f| f.read_exact(&mut head))
-                .is_ok()
-                && head == VAULT_HEADER
-        }
-    };
-    if encrypted {
-        return Err(ModuleError::failed(format!(
-            "A vault password or secret must be specified to decrypt {}",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 /// A local directory tree: what is copied as directories, files and links.

@@ -279,8 +279,10 @@ impl Module for Template {
         let path = ctx.find_local(&self.src)?;
         let (text, mode) = {
             use std::os::unix::fs::PermissionsExt;
-            let text = std::fs::read(&path)
-                .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?;
+            // A vault-encrypted template is decrypted, as Ansible does.
+            let text = crate::vault::read_file(&path)
+                .map_err(|e| ModuleError::failed(format!("{}: {e}", path.display())))?
+                .map_err(|e| ModuleError::failed(e.to_string()))?;
             let text = String::from_utf8(text).map_err(|_| {
                 ModuleError::failed(format!("{}: the template is not UTF-8", path.display()))
             })?;

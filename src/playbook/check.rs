@@ -100,10 +100,17 @@ pub fn check(
                 c.dynamic = true;
                 continue;
             }
-            if let Ok(doc) = crate::yaml::load_file(&play.dir.join(file)) {
-                if let Value::Object(m) = doc.to_value() {
-                    c.known.extend(m.keys().cloned());
+            let path = play.dir.join(file);
+            match crate::yaml::load_file(&path) {
+                Ok(doc) => {
+                    if let Value::Object(m) = doc.to_value() {
+                        c.known.extend(m.keys().cloned());
+                    }
                 }
+                // A vault file no password opens stops the run here,
+                // before any connection, rather than at its play.
+                Err(e) if crate::vault::is_encrypted_file(&path) => c.errors.push(e),
+                Err(_) => {}
             }
         }
         let all = play

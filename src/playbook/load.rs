@@ -1356,6 +1356,15 @@ impl Loader {
         extra: Option<&Node>,
         expects_failure: bool,
     ) -> Option<Value> {
+        if expects_failure {
+            // Ansible finds a broken template when the task runs: one that
+            // expects to fail may test exactly that.
+            if let Some(e) =
+                first_template_error(value).or_else(|| extra.and_then(first_template_error))
+            {
+                return Some(modules::refused(format!("Syntax error in template: {e}")));
+            }
+        }
         let before = self.errors.len();
         self.template_syntax(value, module.name);
         if let Some(extra) = extra {
@@ -1914,6 +1923,20 @@ fn is_one_template(text: &str) -> bool {
     false
 }
 
+/// The first template in `node` that does not compile, and why.
+fn first_template_error(node: &Node) -> Option<String> {
+    match &node.kind {
+        NodeKind::Str(s) if crate::template::Templar::is_template(s) => {
+            crate::template::Templar::syntax_error(s, false).map(|e| e.to_string())
+        }
+        NodeKind::Seq(items) => items.iter().find_map(first_template_error),
+        NodeKind::Map(entries) => entries
+            .iter()
+            .find_map(|(k, v)| first_template_error(k).or_else(|| first_template_error(v))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2234,6 +2257,12 @@ mod tests {
         );
         let err = task_error("command: echo {{ a").expect("refused");
         assert!(err.starts_with("p.yml:3:16: module 'command'"), "{err}");
+        // The templating target: a task that expects to fail fails when
+        // it runs, as in Ansible.
+        assert_eq!(
+            task_error("raw: echo {{ {{ 1 }} }}\n      ignore_errors: true"),
+            None
+        );
     }
 
     #[test]

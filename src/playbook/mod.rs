@@ -553,6 +553,7 @@ pub const WITH_LOOKUPS: &[&str] = &[
     "pipe",
     "lines",
     "env",
+    "unvault",
 ];
 
 /// `meta:` actions.

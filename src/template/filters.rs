@@ -58,6 +58,12 @@ pub fn register(env: &mut Environment<'static>) {
         "mandatory" => mandatory,
         "password_hash" => crypt::password_hash,
         "to_json" => to_json,
+        "vault" => vault_filter,
+        "unvault" => unvault_filter,
+        "select" => select,
+        "reject" => reject,
+        "selectattr" => selectattr,
+        "rejectattr" => rejectattr,
         "to_nice_json" => to_nice_json,
         "to_yaml" => to_yaml,
         "to_nice_yaml" => to_nice_yaml,
@@ -655,6 +661,119 @@ fn json_text(
         }
     }
     pyjson::dumps(value, &opts).map(Value::from)
+}
+
+/// minijinja's error for a test that does not exist does not name it;
+/// Ansible's does (the templating target checks it).
+fn name_unknown_test(e: Error, test: Option<&str>) -> Error {
+    match (e.kind(), test) {
+        (ErrorKind::UnknownTest, Some(name)) => {
+            Error::new(ErrorKind::UnknownTest, format!("No test named '{name}'."))
+        }
+        _ => e,
+    }
+}
+
+fn select(
+    state: &mut State,
+    value: Value,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::select(state, value, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+fn reject(
+    state: &mut State,
+    value: Value,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::reject(state, value, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+fn selectattr(
+    state: &mut State,
+    value: Value,
+    attr: std::borrow::Cow<'_, str>,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::selectattr(state, value, attr, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+fn rejectattr(
+    state: &mut State,
+    value: Value,
+    attr: std::borrow::Cow<'_, str>,
+    test: Option<std::borrow::Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<Value>, Error> {
+    let name = test.as_deref().map(str::to_string);
+    minijinja::filters::rejectattr(state, value, attr, test, args)
+        .map_err(|e| name_unknown_test(e, name.as_deref()))
+}
+
+/// Ansible's `vault` filter: `data` encrypted with `secret` (vault id
+/// `filter_default`, so a 1.2 envelope, as Ansible writes it).
+fn vault_filter(_: &State, data: Value, args: Args) -> Result<Value, Error> {
+    let p = Params::bind(
+        "vault",
+        &args,
+        &["secret", "salt", "vault_id", "wrap_object", "vaultid"],
+    )?;
+    let Some(secret) = p.some("secret").and_then(Value::as_str) else {
+        return Err(err("vault: the secret must be a string"));
+    };
+    let Some(data) = data.as_str() else {
+        return Err(err("vault: can only vault strings"));
+    };
+    let id = p.string("vault_id", "filter_default");
+    let secret = crate::secret::Secret::new(secret);
+    let out = match p.some("salt") {
+        Some(salt) => crate::vault::encrypt_with_salt(
+            data.as_bytes(),
+            &secret,
+            Some(&id),
+            text(salt).as_bytes(),
+        ),
+        None => crate::vault::encrypt(data.as_bytes(), &secret, Some(&id)),
+    };
+    Ok(Value::from(out))
+}
+
+/// Ansible's `unvault` filter: a vault value (a `!vault` variable or
+/// envelope text) decrypted with `secret`; other strings as they are.
+fn unvault_filter(_: &State, vault: Value, args: Args) -> Result<Value, Error> {
+    let p = Params::bind("unvault", &args, &["secret", "vault_id", "vaultid"])?;
+    let Some(secret) = p.some("secret").and_then(Value::as_str) else {
+        return Err(err("unvault: the secret must be a string"));
+    };
+    let text = match vault.downcast_object_ref::<super::Undecryptable>() {
+        Some(u) => u.text().to_string(),
+        None => match vault.as_str() {
+            Some(s) => s.to_string(),
+            None => return Err(err("unvault: the vault must be a string")),
+        },
+    };
+    if !crate::vault::is_encrypted(&text) {
+        return Ok(Value::from(text));
+    }
+    let secrets = [crate::vault::VaultSecret {
+        id: p.string("vault_id", "filter_default"),
+        password: crate::secret::Secret::new(secret),
+    }];
+    let plain = crate::vault::decrypt(&text, &secrets)
+        .map_err(|e| err(format!("Unable to decrypt: {e}")))?;
+    let plain = String::from_utf8_lossy(&plain).into_owned();
+    crate::vault::remember(&plain);
+    Ok(Value::from(plain))
 }
 
 fn to_json(_: &State, value: Value, args: Args) -> Result<Value, Error> {

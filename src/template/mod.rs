@@ -587,6 +587,23 @@ impl ScopeInner {
             return None;
         }
         let raw = self.raw(key)?;
+        if let Value::Object(map) = raw {
+            if let Some(text) = crate::vault::marker_text(map) {
+                let v = match crate::vault::reveal(text) {
+                    Ok(plain) => minijinja::Value::from(plain),
+                    // Only a use of the value fails (Ansible 2.19): the
+                    // `unvault` filter may still open it with its own
+                    // password.
+                    Err(why) => minijinja::Value::from_object(Undecryptable {
+                        text: text.to_string(),
+                        why,
+                        scope: Arc::downgrade(self),
+                    }),
+                };
+                lock(&self.cache).insert(key.to_string(), v.clone());
+                return Some(v);
+            }
+        }
         let rendered = if contains_template(raw) {
             match self.render_value(raw) {
                 Ok(v) => v,
@@ -634,6 +651,13 @@ impl ScopeInner {
                 .map(|v| self.render_value(v))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
+            Value::Object(map) if crate::vault::marker_text(map).is_some() => {
+                // Decrypted text is the value: never rendered as a template.
+                let text = crate::vault::marker_text(map).unwrap_or_default();
+                crate::vault::reveal(text)
+                    .map(Value::String)
+                    .map_err(|why| undecryptable_error(&why))
+            }
             Value::Object(map) => {
                 let mut out = Map::new();
                 for (k, v) in map {
@@ -693,11 +717,15 @@ impl ScopeInner {
 
     fn eval(self: &Arc<Self>, expr: &str) -> Result<Value, TemplateError> {
         let v = self.eval_raw(expr)?;
-        serde_json::to_value(&v).map_err(|e| TemplateError {
+        let out = serde_json::to_value(&v).map_err(|e| TemplateError {
             msg: format!("cannot convert result of '{expr}': {e}"),
             undefined: None,
             chainable: false,
-        })
+        });
+        match self.take_error() {
+            Some(e) => Err(e),
+            None => out,
+        }
     }
 
     fn eval_raw(self: &Arc<Self>, expr: &str) -> Result<minijinja::Value, TemplateError> {
@@ -759,6 +787,80 @@ impl ScopeInner {
     }
 }
 
+/// Text that must never be rendered as a template (`!unsafe` values,
+/// module results, as Ansible 2.19 does not trust them): with template
+/// syntax in it, it is wrapped in a raw block, which renders as the text
+/// itself. Text starting with a newline (trim_blocks would eat it after
+/// the tag) or holding `endraw` stays as it is.
+pub fn literal_text(text: String) -> String {
+    if Templar::is_template(&text) && !text.starts_with('\n') && !text.contains("endraw") {
+        format!("{{% raw %}}{text}{{% endraw %}}")
+    } else {
+        text
+    }
+}
+
+/// [`literal_text`] on every string inside a value (keys as they are).
+pub fn literal_value(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(literal_text(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(literal_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, literal_value(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// What using a vault value no password opens says.
+fn undecryptable_error(why: &crate::vault::VaultError) -> TemplateError {
+    TemplateError {
+        msg: format!("Attempt to use undecryptable variable: {why}"),
+        undefined: None,
+        chainable: false,
+    }
+}
+
+/// A `!vault` variable that none of the run's passwords opens. Using it
+/// (printing it, serialising it) fails the template it is used in; the
+/// `unvault` filter takes its envelope text to try its own password.
+#[derive(Debug)]
+pub struct Undecryptable {
+    text: String,
+    why: crate::vault::VaultError,
+    scope: std::sync::Weak<ScopeInner>,
+}
+
+impl Undecryptable {
+    /// The vault envelope.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Object for Undecryptable {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, _: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        Self: Sized + 'static,
+    {
+        // A formatting error would panic in `to_string`: record the failure
+        // where the template's result is checked instead.
+        if let Some(scope) = self.scope.upgrade() {
+            let mut slot = lock(&scope.error);
+            if slot.is_none() {
+                *slot = Some(undecryptable_error(&self.why));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn sorted(set: std::collections::HashSet<String>) -> Vec<String> {
     let mut v: Vec<String> = set.into_iter().collect();
     // Longest (most nested) names first, so `a.b` is named rather than `a`
@@ -773,9 +875,12 @@ fn contains_template(v: &Value) -> bool {
     match v {
         Value::String(s) => Templar::is_template(s),
         Value::Array(items) => items.iter().any(contains_template),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| Templar::is_template(k) || contains_template(v)),
+        Value::Object(map) => {
+            crate::vault::marker_text(map).is_some()
+                || map
+                    .iter()
+                    .any(|(k, v)| Templar::is_template(k) || contains_template(v))
+        }
         _ => false,
     }
 }

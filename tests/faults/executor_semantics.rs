@@ -257,3 +257,42 @@ fn include_vars_dir_name_and_hash_behaviour_follow_ansible() {
     assert_eq!(statuses(&run, "include_vars").len(), 3, "{}", run.all());
     assert_eq!(statuses(&run, "unknown extension"), ["failed"]);
 }
+
+/// The templating target: a registered result's text and an `!unsafe`
+/// value are data, never templates (they used to be rendered on use, so
+/// `{{ foo }}` in stdout failed as an undefined variable), and a template
+/// that does not compile fails its task when that task expects to fail.
+#[test]
+fn results_and_unsafe_values_are_not_templates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo {% raw %}{{ foo }}{% endraw %}
+      register: result
+    - name: compared
+      assert:
+        that:
+          - result.stdout_lines | first == expected
+          - result.stdout == expected
+      vars:
+        expected: !unsafe '{{ foo }}'
+    - name: broken
+      raw: echo {{ {{ 1 }} }}
+      ignore_errors: true
+      register: broken
+    - name: reported
+      assert:
+        that:
+          - broken is failed
+          - broken.msg is contains("Syntax error")
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    for task in ["compared", "reported"] {
+        assert_eq!(statuses(&run, task), ["ok"], "{task}: {}", run.all());
+    }
+}

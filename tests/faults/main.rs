@@ -39,4 +39,5 @@ mod templar;
 mod textedit;
 mod unarchive;
 mod uri;
+mod vault;
 mod writes;

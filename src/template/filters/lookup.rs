@@ -538,6 +538,24 @@ fn list_of(v: &Value) -> Vec<Value> {
     }
 }
 
+/// A local file's text, decrypted when it is vault-encrypted.
+fn read_text(path: &Path, lookup: &str) -> Result<String, Error> {
+    let data = crate::vault::read_file(path)
+        .map_err(|e| {
+            err(format!(
+                "lookup('{lookup}'): could not read {}: {e}",
+                path.display()
+            ))
+        })?
+        .map_err(|e| err(format!("lookup('{lookup}'): {e}")))?;
+    String::from_utf8(data).map_err(|_| {
+        err(format!(
+            "lookup('{lookup}'): {} is not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
 /// The values of lookup `name` for `terms`.
 fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
     let plugin = name.strip_prefix("ansible.builtin.").unwrap_or(name);
@@ -551,12 +569,8 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 let name = term.to_string();
                 let path =
                     find_file(&search, &name).unwrap_or_else(|| PathBuf::from(home_expand(&name)));
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    err(format!(
-                        "lookup('file'): could not read {}: {e}",
-                        path.display()
-                    ))
-                })?;
+                // Vault-encrypted files are decrypted, as Ansible's loader does.
+                let text = read_text(&path, "file")?;
                 let text = if rstrip.unwrap_or(true) {
                     text.trim_end()
                 } else {
@@ -568,6 +582,18 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                     text
                 };
                 out.push(Value::from(text));
+            }
+        }
+        "unvault" => {
+            let search = search_path(state);
+            for term in terms {
+                let name = term.to_string();
+                let path = find_file(&search, &name).ok_or_else(|| {
+                    err(format!(
+                        "lookup('unvault'): unable to find file matching \"{name}\""
+                    ))
+                })?;
+                out.push(Value::from(read_text(&path, "unvault")?));
             }
         }
         "env" => {

@@ -871,3 +871,19 @@ fn first_found_splits_paths_on_colons() {
     );
     assert_eq!(out, json!([format!("{dir}/hosts")]));
 }
+
+/// The templating target: a select/selectattr test that does not exist is
+/// named in the error, as Ansible names it.
+#[test]
+fn an_unknown_select_test_is_named() {
+    let err = render_err(
+        r#"{{ [{}] | selectattr("failed", "asdf ", true) }}"#,
+        serde_json::json!({}),
+    );
+    assert!(err.contains("No test named 'asdf '"), "{err}");
+    assert_eq!(
+        render(r#"{{ [{"failed": false}] | selectattr("failed", "==", true) | list }}"#),
+        "[]"
+    );
+    assert_eq!(render("{{ [1, 2, 3] | select('odd') | list }}"), "[1, 3]");
+}
