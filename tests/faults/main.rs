@@ -34,6 +34,7 @@ mod output;
 mod redaction;
 mod semantics;
 mod shell;
+mod slurp;
 mod textedit;
 mod uri;
 mod writes;
