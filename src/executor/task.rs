@@ -1667,17 +1667,22 @@ impl RunCtx<'_> {
             delegated: r.delegated.clone(),
             show: is_debug && !no_log,
         });
+        // A module's result `warnings` are printed as Ansible prints them,
+        // after the host's result.
+        if let (false, Some(Value::Array(ws))) = (no_log, r.data.get("warnings")) {
+            for w in ws.iter().filter_map(Value::as_str) {
+                self.emit(Event::Warning(self.redactor.redact(w)));
+            }
+        }
     }
 
     fn register(&self, task: &Task, st: &mut HostState, data: Value, facts: Option<Map>) {
         if let Some(f) = facts {
             st.set_facts_mut().extend(f);
         }
+        // As Ansible: the registered result keeps the facts the task
+        // returned (`include_vars`' `r.ansible_facts.x`, `setup`'s).
         if let Some(name) = &task.register {
-            let mut data = data;
-            if let Some(m) = data.as_object_mut() {
-                m.remove("ansible_facts");
-            }
             st.set_facts_mut().insert(name.clone(), data);
         }
     }
