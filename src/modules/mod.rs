@@ -113,6 +113,45 @@ impl ModuleError {
     }
 }
 
+/// Add Ansible's result `warnings` (printed as `[WARNING]:` by the
+/// engine) to a decision, failed or not: a module's warnings about what it
+/// saw hold whatever it then decides.
+pub fn with_warnings<C>(
+    decided: Result<Decision<C>, ModuleError>,
+    warnings: Vec<String>,
+) -> Result<Decision<C>, ModuleError> {
+    if warnings.is_empty() {
+        return decided;
+    }
+    let add = |data: &mut Map| {
+        let list = data
+            .entry("warnings")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(l) = list {
+            l.extend(warnings.iter().cloned().map(Value::from));
+        }
+    };
+    match decided {
+        Ok(Decision::Plan(Plan::Unchanged(mut data))) => {
+            add(&mut data);
+            Ok(Decision::Plan(Plan::Unchanged(data)))
+        }
+        Ok(Decision::Plan(Plan::Change {
+            change,
+            diff,
+            mut data,
+        })) => {
+            add(&mut data);
+            Ok(Decision::Plan(Plan::Change { change, diff, data }))
+        }
+        Err(ModuleError::Failed { msg, mut data }) => {
+            add(&mut data);
+            Err(ModuleError::Failed { msg, data })
+        }
+        other => other,
+    }
+}
+
 /// A before/after pair for `--diff`.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Diff {

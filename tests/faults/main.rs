@@ -32,6 +32,7 @@ mod new_modules;
 mod omitted_delegation;
 mod output;
 mod redaction;
+mod result_warnings;
 mod semantics;
 mod shell;
 mod slurp;
