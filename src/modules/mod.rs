@@ -9,6 +9,7 @@
 //! flag: in check mode it stops at the plan, otherwise it calls `apply` with
 //! exactly the change that was planned.
 
+pub mod add_host;
 pub mod alternatives;
 pub mod apt;
 mod apt_deb;
@@ -33,6 +34,7 @@ pub mod fs_deferred;
 pub mod get_url;
 pub mod getent;
 pub mod group;
+pub mod group_by;
 pub mod helm;
 pub mod helm_repository;
 pub mod hostname;
@@ -926,6 +928,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<replace::Replace>(),
     info::<blockinfile::BlockInFile>(),
     info::<set_fact::SetFact>(),
+    info::<add_host::AddHost>(),
+    info::<group_by::GroupBy>(),
     info::<assert::Assert>(),
     info::<fail::Fail>(),
     info::<wait_for::WaitFor>(),

@@ -28,6 +28,7 @@ mod known_hosts;
 mod loader_includes;
 mod local;
 mod module_names;
+mod mutable_inventory;
 mod new_modules;
 mod omitted_delegation;
 mod output;
