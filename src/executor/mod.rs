@@ -224,7 +224,8 @@ fn collect_role_defaults(tasks: &[Task], seen: &mut Vec<PathBuf>, out: &mut Map)
 }
 
 /// What every host's task sees of the run; fixed while tasks run (only
-/// `hostvars` is renewed between tasks).
+/// `hostvars`, and the inventory `add_host`/`group_by` changed, are renewed
+/// between tasks).
 pub(crate) struct RunCtx<'a> {
     playbook: &'a Playbook,
     /// The inventory as of the last task: `add_host` and `group_by`
