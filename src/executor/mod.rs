@@ -224,10 +224,16 @@ fn collect_role_defaults(tasks: &[Task], seen: &mut Vec<PathBuf>, out: &mut Map)
 }
 
 /// What every host's task sees of the run; fixed while tasks run (only
-/// `hostvars` is renewed between tasks).
+/// `hostvars`, and the inventory `add_host`/`group_by` changed, are renewed
+/// between tasks).
 pub(crate) struct RunCtx<'a> {
     playbook: &'a Playbook,
-    inventory: &'a Inventory,
+    /// The inventory as of the last task: `add_host` and `group_by`
+    /// change it between tasks.
+    inventory: Arc<Inventory>,
+    /// The inventory being changed by the running task (`add_host`,
+    /// `group_by`), taken as the inventory when the task ends.
+    inventory_changes: std::sync::Mutex<Option<Inventory>>,
     opts: &'a Options,
     templar: Templar,
     pool: Arc<Pool>,
@@ -320,7 +326,8 @@ impl<'a> Runner<'a> {
         Runner {
             cx: RunCtx {
                 playbook,
-                inventory,
+                inventory: Arc::new(inventory.clone()),
+                inventory_changes: std::sync::Mutex::new(None),
                 opts,
                 templar: Templar::new(),
                 pool: Arc::new(Pool::with_local_dir(playbook.dir.clone())),
@@ -379,10 +386,24 @@ impl<'a> Runner<'a> {
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
         self.cx.check_ssh_args(&targets)?;
+        let loaded = self.cx.inventory.clone();
         for (play, hosts) in self.cx.playbook.plays.iter().zip(targets) {
             if crate::interrupt::interrupted() {
                 break;
             }
+            // Hosts and groups added by `add_host` and `group_by` are in
+            // later plays' patterns (and are checked before connecting).
+            let hosts = if Arc::ptr_eq(&loaded, &self.cx.inventory) {
+                hosts
+            } else {
+                let now = self
+                    .cx
+                    .inventory
+                    .select_limited(&play.hosts, self.cx.opts.limit.as_deref())
+                    .unwrap_or(hosts);
+                self.cx.check_ssh_args(std::slice::from_ref(&now))?;
+                now
+            };
             self.run_play(play, hosts).await?;
         }
         // An interrupted run's caller still needs the connections to
@@ -431,7 +452,7 @@ impl<'a> Runner<'a> {
             })
             .collect();
         if added {
-            let inventory = self.cx.inventory;
+            let inventory = &self.cx.inventory;
             let hosts = &self.hosts;
             self.recap_order = (0..hosts.len()).collect();
             self.recap_order.sort_by_key(|&i| {
@@ -1369,7 +1390,7 @@ impl RunCtx<'_> {
             .get(&keywords.key(host), || {
                 connect::target_for(
                     host,
-                    self.inventory,
+                    &self.inventory,
                     &self.templar,
                     scope,
                     self.opts,

@@ -411,7 +411,11 @@ impl Runner<'_> {
         };
         let run_once = flag("run_once").unwrap_or(false);
         let any_errors_fatal = flag("any_errors_fatal");
-        let targets: Vec<HostId> = if run_once {
+        // As Ansible's action: `add_host` runs once (per loop item), on
+        // the first host, without making its result every host's.
+        let bypass = matches!(&task.action,
+            Action::Module { module, .. } if module.name == "add_host");
+        let targets: Vec<HostId> = if run_once || bypass {
             hosts.iter().take(1).copied().collect()
         } else {
             hosts.to_vec()
@@ -459,6 +463,7 @@ impl Runner<'_> {
                 }
             }
         }
+        self.take_inventory_changes();
         self.task_done();
         let fatal = any_errors_fatal.unwrap_or(ctx.play.any_errors_fatal);
         if any_failed && fatal {
@@ -467,7 +472,87 @@ impl Runner<'_> {
     }
 }
 
+impl Runner<'_> {
+    /// The inventory the task changed (`add_host`, `group_by`) becomes the
+    /// run's: `groups`, each host's inventory variables and `group_names`
+    /// follow (hostvars are rebuilt when the task is done).
+    fn take_inventory_changes(&mut self) {
+        let changed = self
+            .cx
+            .inventory_changes
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(inventory) = changed else {
+            return;
+        };
+        self.cx.inventory = Arc::new(inventory);
+        self.cx.groups = crate::template::to_value(Value::Object(self.cx.inventory.groups_var()));
+        for st in &mut self.hosts {
+            let fresh = self.cx.new_host(&st.name);
+            st.vars.inventory = fresh.vars.inventory;
+            if let Some(g) = fresh.vars.names.get("group_names") {
+                Arc::make_mut(&mut st.vars.names).insert("group_names".into(), g.clone());
+            }
+        }
+    }
+}
+
 impl RunCtx<'_> {
+    /// `add_host` and `group_by`: apply the result's request to the
+    /// inventory the next tasks see, and say whether it changed it, as
+    /// Ansible's strategy does before `changed_when` and `failed_when`.
+    fn change_inventory(
+        &self,
+        host: &str,
+        outcome: Result<crate::modules::Outcome, ModuleError>,
+    ) -> Result<crate::modules::Outcome, ModuleError> {
+        let Ok(mut o) = outcome else {
+            return outcome;
+        };
+        let add_host = o.data.get("add_host").and_then(Value::as_object).cloned();
+        let add_group = o
+            .data
+            .get("add_group")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if add_host.is_none() && add_group.is_none() {
+            return Ok(o);
+        }
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|g| g.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut pending = self
+            .inventory_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let inventory = pending.get_or_insert_with(|| (*self.inventory).clone());
+        if let Some(req) = add_host {
+            let name = req
+                .get("host_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let vars = req
+                .get("host_vars")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            o.changed = inventory.add_host(name, &strings(req.get("groups")), &vars);
+        } else if let Some(group) = add_group {
+            let parents = strings(o.data.get("parent_groups"));
+            o.changed = inventory
+                .add_to_group(host, &group, &parents)
+                .map_err(ModuleError::failed)?;
+        }
+        Ok(o)
+    }
+
     /// `throttle`: a semaphore letting that many hosts run the task at
     /// once (none when it is 0 or lets all of them). A template is
     /// rendered with the first host's variables.
@@ -1283,6 +1368,7 @@ impl RunCtx<'_> {
                     }
                 },
             };
+            let outcome = self.change_inventory(&st.name, outcome);
             attempts += 1;
             // Ansible counts attempts only when it may retry, and shows the
             // count to changed_when and failed_when too.
@@ -1439,6 +1525,8 @@ impl RunCtx<'_> {
                 Err(e) => {
                     status = Status::Failed;
                     msg = Some(format!("error in changed_when: {e}"));
+                    // As failed_when's: Ansible keeps the error in the result.
+                    data.insert("changed_when_result".into(), Value::from(e.to_string()));
                 }
             }
         }
@@ -1732,17 +1820,22 @@ impl RunCtx<'_> {
             delegated: r.delegated.clone(),
             show: is_debug && !no_log,
         });
+        // A module's result `warnings` are printed as Ansible prints them,
+        // after the host's result.
+        if let (false, Some(Value::Array(ws))) = (no_log, r.data.get("warnings")) {
+            for w in ws.iter().filter_map(Value::as_str) {
+                self.emit(Event::Warning(self.redactor.redact(w)));
+            }
+        }
     }
 
     fn register(&self, task: &Task, st: &mut HostState, data: Value, facts: Option<Map>) {
         if let Some(f) = facts {
             st.set_facts_mut().extend(f);
         }
+        // As Ansible: the registered result keeps the facts the task
+        // returned (`include_vars`' `r.ansible_facts.x`, `setup`'s).
         if let Some(name) = &task.register {
-            let mut data = data;
-            if let Some(m) = data.as_object_mut() {
-                m.remove("ansible_facts");
-            }
             // A result's text is data: `{{ x }}` in stdout stays as it is.
             st.set_facts_mut()
                 .insert(name.clone(), crate::template::literal_value(data));

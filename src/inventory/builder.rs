@@ -211,7 +211,7 @@ impl Builder {
     }
 
     /// Is `group` under `ancestor` (at any depth)?
-    fn is_descendant(&self, group: &str, ancestor: &str) -> bool {
+    pub(super) fn is_descendant(&self, group: &str, ancestor: &str) -> bool {
         let mut stack = vec![ancestor];
         let mut seen = Vec::new();
         while let Some(g) = stack.pop() {

@@ -10,6 +10,7 @@
 //! and `ungrouped`, depths, ancestors), and the variable layers are merged
 //! into every host's variables.
 
+mod added;
 mod builder;
 mod ini;
 mod literal;

@@ -194,6 +194,8 @@ struct Facts {
     nonempty: bool,
     /// Entries below a directory whose attributes differ (recurse).
     recurse_mismatches: u64,
+    /// Links below a directory that `recurse` follows.
+    recurse_links: bool,
     /// Link source as resolved from the link's directory, followed.
     link_src: Option<FileState>,
     /// The path's attribute flags (`lsattr`), when `attributes` is given
@@ -257,7 +259,7 @@ impl Module for File {
             Stamp::Now,
         )?;
         let recurse = recurse_classes(self.attrs().mode.as_ref())?;
-        let (batch, _) = self.read_batch(recurse.as_deref(), ctx.diff)?;
+        let (batch, _) = self.read_batch(recurse.as_deref(), ctx)?;
         Ok(Protocol::Declared(ReadSet {
             reads: vec![batch.declare()],
         }))
@@ -268,7 +270,17 @@ impl Module for File {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<FileChange>, ModuleError> {
-        self.decide_stage(observed, 0, ctx)
+        let decided = self.decide_stage(observed, 0, ctx);
+        let (warnings, refusal) = self.lookup_warnings(observed, ctx)?;
+        let decided = match (decided, refusal) {
+            (Ok(Decision::Plan(_)), Some(msg)) => {
+                let mut data = Map::new();
+                data.insert("path".into(), Value::from(self.path.clone()));
+                Err(ModuleError::Failed { msg, data })
+            }
+            (decided, _) => decided,
+        };
+        super::with_warnings(decided, warnings)
     }
 
     fn touches(&self, change: &FileChange) -> Touched {
@@ -323,7 +335,7 @@ impl File {
         let mtime_arg = self.modification_time.as_deref();
         let atime_arg = self.access_time.as_deref();
         let recurse = recurse_classes(self.attrs().mode.as_ref())?;
-        let (batch, at) = self.read_batch(recurse.as_deref(), ctx.diff)?;
+        let (batch, at) = self.read_batch(recurse.as_deref(), ctx)?;
         let facts = self.facts(&batch.parse_exec(observed.output(stage)?)?, at)?;
         // Ansible puts a hard link to `src` inside a directory given as the
         // path, under src's name.
@@ -336,7 +348,7 @@ impl File {
                 ..self.clone()
             };
             if observed.len() < 2 {
-                let (batch, _) = inner.read_batch(recurse.as_deref(), ctx.diff)?;
+                let (batch, _) = inner.read_batch(recurse.as_deref(), ctx)?;
                 return Ok(Decision::Read(ReadSet {
                     reads: vec![batch.declare()],
                 }));
@@ -357,14 +369,17 @@ impl File {
             },
         };
         if self.recurse && state != State::Directory {
-            return Err(ModuleError::Args(
-                "recurse option requires state to be 'directory'".into(),
-            ));
+            // Ansible's words, as a failure naming the path.
+            return Err(ModuleError::Failed {
+                msg: "recurse option requires state to be 'directory'".into(),
+                data: path_data(&self.path),
+            });
         }
         if self.src.is_some() && !matches!(state, State::Link | State::Hard) {
-            return Err(ModuleError::Args(
-                "src option requires state to be 'link' or 'hard'".into(),
-            ));
+            return Err(ModuleError::Failed {
+                msg: "src option requires state to be 'link' or 'hard'".into(),
+                data: path_data(&self.path),
+            });
         }
         let default_stamp = if state == State::Touch {
             Stamp::Now
@@ -456,6 +471,10 @@ impl File {
     /// (through links, which `follow` writes through).
     fn touched_paths(&self, facts: &Facts) -> Vec<String> {
         let mut paths = vec![self.path.clone()];
+        if facts.recurse_links {
+            // Followed links below point anywhere.
+            paths.push("/".to_string());
+        }
         if facts.real.path != self.path {
             // Unresolvable (empty): anything.
             paths.push(match facts.real.path.as_str() {
@@ -470,8 +489,9 @@ impl File {
     fn read_batch(
         &self,
         recurse: Option<&[ModeClass]>,
-        diff: bool,
+        ctx: &ReadCtx<'_>,
     ) -> Result<(ReadBatch, ReadsAt), ModuleError> {
+        let diff = ctx.diff;
         let mut batch = ReadBatch::new();
         let i_path = batch.path(&self.path, Read::default(), false);
         let i_real = batch.resolved(&self.path, Read::default(), true);
@@ -517,9 +537,29 @@ impl File {
                 self.attrs.group.as_deref(),
                 recurse,
             );
-            if let Some(m) = mismatch {
+            if let (Some(m), false) = (&mismatch, self.follow) {
                 probe.push_str(&format!(
                     "printf '@@x recurse %s\\n' \"$(find {root} -mindepth 1 \\( {m} \\) -printf . 2>/dev/null | wc -c)\"\n"
+                ));
+            }
+            if let (Some(m), true) = (&mismatch, self.follow) {
+                // As Ansible with `follow`: the links' own owner, then what
+                // each link points to (a directory's tree too).
+                let links = recurse_mismatch(
+                    self.attrs.owner.as_deref(),
+                    self.attrs.group.as_deref(),
+                    None,
+                )
+                .map(|o| format!("find {root} -mindepth 1 -type l \\( {o} \\) -printf .;"))
+                .unwrap_or_default();
+                probe.push_str(&format!(
+                    "printf '@@x recurse %s\\n' \"$({{ find -L {root} -mindepth 1 ! -type l \\( {m} \\) -printf .; {links} }} 2>/dev/null | wc -c)\"\n"
+                ));
+                // Links below: the answer depends on what they point to,
+                // and a change writes there.
+                probe.push_str(&format!(
+                    "if [ -n \"$(find {root} -mindepth 1 -type l -print -quit 2>/dev/null)\" ]; then echo '@@x links'; echo '{}'; fi\n",
+                    super::reads::LINKED_MARK
                 ));
             }
         }
@@ -537,9 +577,15 @@ impl File {
                 "if a=\"$(lsattr -d -- {q} 2>/dev/null)\"; then printf '@@x lsattr %s\\n' \"$a\"; fi\n"
             ));
         }
-        // It reads the path's entries, a date and the tree under the path
-        // (or what it resolves to, which the `resolved` read checks).
-        batch.shell_within(&probe, &[&self.path]);
+        let lookups = self.owner_lookups(ctx);
+        if lookups.is_empty() {
+            // It reads the path's entries, a date and the tree under the path
+            // (or what it resolves to, which the `resolved` read checks).
+            batch.shell_within(&probe, &[&self.path]);
+        } else {
+            // The user database is no path: any write may change it.
+            batch.shell(&format!("{probe}{lookups}"));
+        }
         Ok((
             batch,
             ReadsAt {
@@ -548,6 +594,75 @@ impl File {
                 src: src_reads,
             },
         ))
+    }
+
+    /// In check mode, as Ansible: look the owner and group up (a task
+    /// before may create them in a real run), for [`Self::lookup_warnings`].
+    fn owner_lookups(&self, ctx: &ReadCtx<'_>) -> String {
+        if !ctx.check || self.state == Some(State::Absent) {
+            return String::new();
+        }
+        let mut s = String::new();
+        for (db, name, mark) in [
+            ("passwd", &self.attrs.owner, "nouser"),
+            ("group", &self.attrs.group, "nogroup"),
+        ] {
+            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+                s.push_str(&format!(
+                    "getent {db} {} >/dev/null 2>&1 || echo '@@x {mark}'\n",
+                    shell_quote(n)
+                ));
+            }
+        }
+        s
+    }
+
+    /// Ansible's check-mode warnings for an owner or group the host does
+    /// not know (yet), from the first read; and, when the path is there
+    /// (so Ansible goes on to compare its owner), the failure of a name
+    /// that cannot be looked up (a numeric id needs no lookup).
+    fn lookup_warnings(
+        &self,
+        observed: &Observed,
+        ctx: &ReadCtx<'_>,
+    ) -> Result<(Vec<String>, Option<String>), ModuleError> {
+        if self.owner_lookups(ctx).is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let recurse = recurse_classes(self.attrs().mode.as_ref())?;
+        let (batch, at) = self.read_batch(recurse.as_deref(), ctx)?;
+        let out = batch.parse_exec(observed.output(0)?)?;
+        let exists = out
+            .states
+            .get(at.path)
+            .is_some_and(|st| st.kind != FileKind::Missing);
+        let mut refusal = None;
+        let mut warnings = Vec::new();
+        for (mark, what, id, name) in [
+            ("nouser", "user", "uid", &self.attrs.owner),
+            ("nogroup", "group", "gid", &self.attrs.group),
+        ] {
+            let Some(name) = name.as_deref() else {
+                continue;
+            };
+            if !out.extra.iter().any(|l| l == mark) {
+                continue;
+            }
+            let whom = match name.parse::<u32>() {
+                Ok(n) => format!("{what} with {id} {n}"),
+                Err(_) => {
+                    if exists && refusal.is_none() {
+                        let cmd = if what == "user" { "chown" } else { "chgrp" };
+                        refusal = Some(format!("{cmd} failed: failed to look up {what} {name}"));
+                    }
+                    format!("{what} {name}")
+                }
+            };
+            warnings.push(format!(
+                "failed to look up {whom}. Create {what} up to this point in real play"
+            ));
+        }
+        Ok((warnings, refusal))
     }
 
     /// The facts a read found.
@@ -586,6 +701,7 @@ impl File {
             atime: time("atime ")?,
             nonempty: out.extra.iter().any(|l| l == "nonempty"),
             recurse_mismatches: extra("recurse ").and_then(|v| v.parse().ok()).unwrap_or(0),
+            recurse_links: out.extra.iter().any(|l| l == "links"),
             link_src,
             path_content: (
                 out.extra
@@ -718,6 +834,7 @@ impl File {
                 self.attrs.owner.as_deref(),
                 self.attrs.group.as_deref(),
                 recurse,
+                self.follow,
             ));
             work.note(
                 "recurse",
@@ -787,8 +904,8 @@ impl File {
             // No src: keep the current link, manage its attributes.
             (None, "link") => st.link_target.clone().unwrap_or_default(),
             (None, _) => {
-                return Err(ModuleError::Args(
-                    "src is required for creating new links".into(),
+                return Err(ModuleError::failed(
+                    "src is required for creating new symlinks",
                 ))
             }
         };
@@ -883,8 +1000,8 @@ impl File {
             // An existing hard link needs no src: only its attributes and
             // times are managed.
             if prev_state(&facts.path) != "hard" {
-                return Err(ModuleError::Args(
-                    "src is required for creating new hardlinks".into(),
+                return Err(ModuleError::failed(
+                    "src is required for creating new hardlinks",
                 ));
             }
             self.fix_attrs(&facts.path, &self.path, work, data)?;
@@ -896,7 +1013,16 @@ impl File {
             .link_src
             .as_ref()
             .filter(|s| s.exists())
-            .ok_or_else(|| ModuleError::failed(format!("src does not exist: {src}")))?;
+            .ok_or_else(|| {
+                // Ansible's words, with the paths as fields.
+                let mut data = Map::new();
+                data.insert("dest".into(), Value::from(self.path.clone()));
+                data.insert("src".into(), Value::from(src.clone()));
+                ModuleError::Failed {
+                    msg: "src does not exist".into(),
+                    data,
+                }
+            })?;
         let st = &facts.path;
         let prev = prev_state(st);
         let same_inode = st.exists() && st.inode == src_state.inode && st.dev == src_state.dev;
@@ -1200,11 +1326,15 @@ fn chmod_delta(set: u32, clear: u32) -> String {
 
 /// Commands applying owner, group and mode to everything below `root`
 /// (ownership first, as `chown` clears set-id bits).
+/// With `follow`, as Ansible: links get the owner themselves, and what
+/// they point to (through `find -L`, which descends into linked
+/// directories) gets owner and mode; dangling links are left alone.
 fn recurse_fix(
     root: &str,
     owner: Option<&str>,
     group: Option<&str>,
     classes: Option<&[ModeClass]>,
+    follow: bool,
 ) -> String {
     let mut s = String::new();
     if let Some(m) = recurse_mismatch(owner, group, None) {
@@ -1217,11 +1347,18 @@ fn recurse_fix(
         s.push_str(&format!(
             "find {root} -mindepth 1 \\( {m} \\) -exec {cmd} +\n"
         ));
+        if follow {
+            let cmd = chown_cmd("{}", &attrs, false);
+            s.push_str(&format!(
+                "find -L {root} -mindepth 1 ! -type l \\( {m} \\) -exec {cmd} +\n"
+            ));
+        }
     }
+    let find = if follow { "find -L" } else { "find" };
     for c in classes.unwrap_or_default() {
         if let Some(m) = class_mismatch(c) {
             s.push_str(&format!(
-                "find {root} -mindepth 1 {} {m} -exec chmod -- {} {{}} +\n",
+                "{find} {root} -mindepth 1 {} {m} -exec chmod -- {} {{}} +\n",
                 c.find,
                 chmod_delta(c.set, c.clear)
             ));
@@ -1780,5 +1917,141 @@ mod tests {
                 .expect("into dir again")
                 .changed
         );
+    }
+
+    /// Check mode with an owner or group the host does not know: Ansible
+    /// warns (the result had no `warnings`), and fails when the path is
+    /// there and the name (not an id) cannot be looked up.
+    #[tokio::test]
+    async fn check_mode_warns_about_unknown_owner_and_group() {
+        let h = Harness::new();
+        let missing = h.path("missing");
+        let err = h
+            .run::<File>(
+                json!({ "path": missing, "owner": "no-such-user-x" }),
+                true,
+                false,
+            )
+            .await
+            .expect_err("absent file");
+        let ModuleError::Failed { data, .. } = err else {
+            panic!("not a failure: {err}");
+        };
+        assert_eq!(
+            data["warnings"],
+            json!([
+                "failed to look up user no-such-user-x. Create user up to this point in real play"
+            ])
+        );
+        std::fs::write(h.path("f"), "x").expect("write");
+        let err = h
+            .run::<File>(
+                json!({ "path": h.path("f"), "state": "touch", "group": "no-such-group-x" }),
+                true,
+                false,
+            )
+            .await
+            .expect_err("existing file");
+        assert_eq!(
+            err.to_string(),
+            "chgrp failed: failed to look up group no-such-group-x"
+        );
+        let out = h
+            .run::<File>(
+                json!({ "path": h.path("f"), "state": "touch", "owner": "3999999" }),
+                true,
+                false,
+            )
+            .await
+            .expect("a numeric id needs no lookup");
+        assert_eq!(
+            out.data["warnings"],
+            json!(["failed to look up user with uid 3999999. Create user up to this point in real play"])
+        );
+        let out = h
+            .run::<File>(
+                json!({ "path": h.path("f"), "state": "touch", "owner": "root" }),
+                true,
+                false,
+            )
+            .await
+            .expect("known owner");
+        assert!(out.data.get("warnings").is_none());
+    }
+
+    /// `recurse` with `follow` (the default) left what links below point
+    /// to unchanged; Ansible applies the mode there too, and into a linked
+    /// directory's tree, but never through `follow: false`.
+    #[tokio::test]
+    async fn recurse_follows_links_below_only_with_follow() {
+        let h = Harness::new();
+        for d in ["tree", "target_dir"] {
+            std::fs::create_dir(h.path(d)).expect("mkdir");
+        }
+        for f in ["target_file", "target_dir/foo"] {
+            std::fs::write(h.path(f), "x").expect("write");
+        }
+        for p in ["tree", "target_dir", "target_file", "target_dir/foo"] {
+            std::fs::set_permissions(
+                h.path(p),
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )
+            .expect("chmod");
+        }
+        std::os::unix::fs::symlink("../target_file", h.path("tree/l_file")).expect("link");
+        std::os::unix::fs::symlink("../target_dir", h.path("tree/l_dir")).expect("link");
+        std::os::unix::fs::symlink("does_not_exist", h.path("tree/dangling")).expect("link");
+        let args = |follow: bool| json!({ "path": h.path("tree"), "recurse": true, "mode": "a-x", "follow": follow });
+        h.run::<File>(args(false), false, false)
+            .await
+            .expect("no follow");
+        for p in ["target_dir", "target_file", "target_dir/foo"] {
+            assert_eq!(mode_of(&h.path(p)), 0o700, "{p}");
+        }
+        let out = h
+            .run::<File>(args(true), false, false)
+            .await
+            .expect("follow");
+        assert!(out.changed);
+        for p in ["target_dir", "target_file", "target_dir/foo"] {
+            assert_eq!(mode_of(&h.path(p)), 0o600, "{p}");
+        }
+        let again = h
+            .run::<File>(args(true), false, false)
+            .await
+            .expect("again");
+        assert!(!again.changed);
+    }
+
+    /// Ansible's failures for a hard link without a usable src.
+    #[tokio::test]
+    async fn hard_link_src_failures_say_what_ansible_says() {
+        let h = Harness::new();
+        let err = h
+            .run::<File>(
+                json!({ "path": h.path("hl"), "state": "hard" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("no src");
+        assert_eq!(
+            err.to_string(),
+            "src is required for creating new hardlinks"
+        );
+        let err = h
+            .run::<File>(
+                json!({ "path": h.path("hl"), "state": "hard", "src": "nope.txt" }),
+                false,
+                false,
+            )
+            .await
+            .expect_err("missing src");
+        let ModuleError::Failed { msg, data } = err else {
+            panic!("not a failure: {err}");
+        };
+        assert_eq!(msg, "src does not exist");
+        assert_eq!(data["src"], json!("nope.txt"));
+        assert_eq!(data["dest"], json!(h.path("hl")));
     }
 }

@@ -406,6 +406,17 @@ impl ReadBatch {
         )
     }
 
+    /// Make the batch's answer depend on what kind of thing `path` is,
+    /// without reading it: for a snippet whose answer changes when a
+    /// directory on the way becomes a file (ENOTDIR where ENOENT was).
+    pub fn scope_kind(&mut self, path: &str) -> &mut ReadBatch {
+        self.scope_paths.push(ScopePath {
+            path: path.to_string(),
+            kind_only: true,
+        });
+        self
+    }
+
     /// Read what `path` resolves to (`readlink -f`, through every link):
     /// [`ReadBatch::expr`] of [`resolved_word`], but scoped to `path` once
     /// the answer shows no link on the way.

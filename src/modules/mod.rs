@@ -9,6 +9,7 @@
 //! flag: in check mode it stops at the plan, otherwise it calls `apply` with
 //! exactly the change that was planned.
 
+pub mod add_host;
 pub mod alternatives;
 pub mod apt;
 mod apt_deb;
@@ -33,6 +34,7 @@ pub mod fs_deferred;
 pub mod get_url;
 pub mod getent;
 pub mod group;
+pub mod group_by;
 pub mod helm;
 pub mod helm_repository;
 pub mod hostname;
@@ -111,6 +113,45 @@ impl ModuleError {
             msg: msg.into(),
             data: Map::new(),
         }
+    }
+}
+
+/// Add Ansible's result `warnings` (printed as `[WARNING]:` by the
+/// engine) to a decision, failed or not: a module's warnings about what it
+/// saw hold whatever it then decides.
+pub fn with_warnings<C>(
+    decided: Result<Decision<C>, ModuleError>,
+    warnings: Vec<String>,
+) -> Result<Decision<C>, ModuleError> {
+    if warnings.is_empty() {
+        return decided;
+    }
+    let add = |data: &mut Map| {
+        let list = data
+            .entry("warnings")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(l) = list {
+            l.extend(warnings.iter().cloned().map(Value::from));
+        }
+    };
+    match decided {
+        Ok(Decision::Plan(Plan::Unchanged(mut data))) => {
+            add(&mut data);
+            Ok(Decision::Plan(Plan::Unchanged(data)))
+        }
+        Ok(Decision::Plan(Plan::Change {
+            change,
+            diff,
+            mut data,
+        })) => {
+            add(&mut data);
+            Ok(Decision::Plan(Plan::Change { change, diff, data }))
+        }
+        Err(ModuleError::Failed { msg, mut data }) => {
+            add(&mut data);
+            Err(ModuleError::Failed { msg, data })
+        }
+        other => other,
     }
 }
 
@@ -896,6 +937,8 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<replace::Replace>(),
     info::<blockinfile::BlockInFile>(),
     info::<set_fact::SetFact>(),
+    info::<add_host::AddHost>(),
+    info::<group_by::GroupBy>(),
     info::<assert::Assert>(),
     info::<fail::Fail>(),
     info::<wait_for::WaitFor>(),

@@ -6,6 +6,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::fs::{FileKind, Read, ReadBatch};
+use crate::transport::shell_quote;
+
 use super::{Decision, Module, ModuleCtx, ModuleError, Observed, Plan, Protocol, ReadCtx, ReadSet};
 use crate::{Map, Value};
 
@@ -19,7 +21,9 @@ pub struct Slurp {
 }
 
 impl Slurp {
-    /// The one read: the file's content, through a link.
+    /// The one read: the file's content, through a link, and why Python's
+    /// `open()` would refuse it (a test of what the read user may do, so a
+    /// become user's "not readable" is not taken for "not found").
     fn batch(&self) -> ReadBatch {
         let mut batch = ReadBatch::new();
         batch.path(
@@ -30,7 +34,41 @@ impl Slurp {
             },
             true,
         );
+        let q = shell_quote(&self.src);
+        batch.shell_within(
+            &format!(
+                "if [ -e {q} ]; then if [ ! -r {q} ]; then echo '@@x noread'; \
+                 elif [ -d {q} ]; then echo '@@x isdir'; fi; \
+                 else case $(LC_ALL=C stat -L -c %F -- {q} 2>&1) in \
+                 *'Permission denied'*) echo '@@x noread' ;; \
+                 *'Not a directory'*) echo '@@x notdir' ;; \
+                 *) echo '@@x missing' ;; esac; fi"
+            ),
+            &[&self.src],
+        );
+        // What is missing below a path that becomes a file is no longer
+        // "not found" but "not a directory".
+        let mut dir = self.src.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            batch.scope_kind(parent);
+            dir = parent;
+        }
         batch
+    }
+
+    /// Ansible's message for a source `open()` refuses (`why` as the read
+    /// script classified it, after Python's errno).
+    fn refusal(&self, why: &str) -> String {
+        let src = &self.src;
+        match why {
+            "missing" => format!("File not found: {src}"),
+            "noread" => format!("File is not readable: {src}"),
+            "isdir" => format!("Source is a directory and must be a file: {src}"),
+            _ => format!("Unable to slurp file: {src}: not a directory on the way"),
+        }
     }
 }
 
@@ -51,29 +89,19 @@ impl Module for Slurp {
     }
 
     fn decide(&self, observed: &Observed, _ctx: &ReadCtx<'_>) -> Result<Decision<()>, ModuleError> {
-        let state = self
-            .batch()
-            .parse_exec(observed.output(0)?)?
+        let mut read = self.batch().parse_exec(observed.output(0)?)?;
+        if let Some(why) = read.extra.first() {
+            return Err(ModuleError::failed(self.refusal(why)));
+        }
+        let state = read
             .states
             .pop()
             .ok_or_else(|| ModuleError::failed("no state read"))?;
         let content = match (state.kind, state.content) {
-            (FileKind::Missing, _) => {
-                return Err(ModuleError::failed(format!("file not found: {}", self.src)))
-            }
-            (FileKind::Directory, _) => {
-                return Err(ModuleError::failed(format!(
-                    "source is a directory and must be a file: {}",
-                    self.src
-                )))
-            }
+            (FileKind::Missing, _) => return Err(ModuleError::failed(self.refusal("missing"))),
+            (FileKind::Directory, _) => return Err(ModuleError::failed(self.refusal("isdir"))),
             (_, Some(content)) => content,
-            (_, None) => {
-                return Err(ModuleError::failed(format!(
-                    "file is not readable: {}",
-                    self.src
-                )))
-            }
+            (_, None) => return Err(ModuleError::failed(self.refusal("noread"))),
         };
         let mut data = Map::new();
         data.insert(
@@ -121,11 +149,45 @@ mod tests {
             .run::<Slurp>(json!({ "src": h.path("nope") }), false, false)
             .await
             .expect_err("missing");
-        assert!(err.to_string().contains("file not found"), "{err}");
+        assert!(err.to_string().contains("File not found: "), "{err}");
         let err = h
             .run::<Slurp>(json!({ "src": h.path("") }), false, false)
             .await
             .expect_err("dir");
-        assert!(err.to_string().contains("is a directory"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("Source is a directory and must be a file: "),
+            "{err}"
+        );
+    }
+
+    /// A path through a regular file (ENOTDIR to Python) was "file not found".
+    #[tokio::test]
+    async fn path_through_a_file_is_unable_to_slurp() {
+        let h = Harness::new();
+        let f = h.path("f");
+        std::fs::write(&f, b"x").expect("write");
+        let err = h
+            .run::<Slurp>(json!({ "src": format!("{f}/sub") }), false, false)
+            .await
+            .expect_err("notdir");
+        assert!(err.to_string().contains("Unable to slurp file: "), "{err}");
+    }
+
+    /// A read-ahead "missing" answer outlived the copy that made a directory
+    /// on the way a file: slurp then said "File not found".
+    #[test]
+    fn read_is_stale_when_a_directory_on_the_way_is_written() {
+        let slurp: Slurp = serde_json::from_value(json!({ "src": "/d/f.txt/sub" })).expect("args");
+        let answered = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@ missing\n@@x missing\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        let scope = slurp.batch().declare().scope.settle(&answered);
+        let wrote = |p: &str| crate::modules::Touched::Entries(vec![p.to_string()]);
+        assert!(scope.stale_after(&wrote("/d/f.txt")));
+        assert!(scope.stale_after(&wrote("/d")));
+        assert!(!scope.stale_after(&wrote("/d/other")));
     }
 }

@@ -127,3 +127,15 @@ fn facts_are_gathered_as_the_become_user() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(messages(&run), ["root /root"], "{}", run.all());
 }
+
+/// `register` on `include_vars` (or `set_fact`) dropped `ansible_facts`
+/// from the registered result; Ansible keeps it.
+#[test]
+fn registered_results_keep_their_ansible_facts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("v.yml"), "foo: bar\n").expect("write");
+    let pb = "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_vars: v.yml\n      register: iv\n    - set_fact: x=1\n      register: sf\n    - debug: msg=\"{{ iv.ansible_facts.foo }} {{ sf.ansible_facts.x }} {{ foo }}\"\n";
+    let run = local(dir.path(), pb, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(messages(&run).last(), Some(&Value::from("bar 1 bar")));
+}

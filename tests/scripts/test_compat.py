@@ -80,6 +80,27 @@ class TagTask(unittest.TestCase):
         self.assertEqual(t[1]["register"], "r")
         self.assertEqual(t[2]["tags"], ["compat_skip"])
 
+    def test_an_unnamed_task_is_tagged_by_its_text_and_only_it(self):
+        n, out = self.tagged("""\
+            - assert:
+                that:
+                  - x is defined
+            - block:
+                - assert:
+                    that:
+                      - y is tagged_with("T")
+                - name: named
+                  assert:
+                    that: y is tagged_with("T")
+            """, 'text:tagged_with("T")')
+        self.assertEqual(n, 2)
+        t = self.tasks(out)
+        self.assertNotIn("tags", t[0])
+        self.assertNotIn("tags", t[1])
+        self.assertEqual(t[1]["block"][0]["tags"], ["compat_skip"])
+        self.assertEqual(t[1]["block"][1]["tags"], ["compat_skip"])
+        self.assertEqual(t[1]["block"][1]["assert"], {"that": 'y is tagged_with("T")'})
+
     def test_existing_tags_in_all_three_spellings_keep_theirs(self):
         _, out = self.tagged("""\
             - block:
