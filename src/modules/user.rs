@@ -67,9 +67,29 @@ pub struct User {
     /// Lock (`usermod -L`) or unlock (`usermod -U`) the password.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     password_lock: Option<bool>,
-    /// Not supported: accepted only as false.
-    #[serde(default, deserialize_with = "opt_bool_ish")]
-    generate_ssh_key: Option<bool>,
+    /// Generate an SSH key pair for the account (an existing one is kept
+    /// unless `force`).
+    #[serde(default, deserialize_with = "bool_ish")]
+    generate_ssh_key: bool,
+    /// Bits of the generated key (`ssh-keygen -b`; ssh-keygen's default
+    /// when absent or 0).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    ssh_key_bits: Option<u64>,
+    /// Type of the generated key (`ssh-keygen -t`, default `rsa`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_type: Option<String>,
+    /// Private key path, relative to the account's home unless absolute
+    /// (default `.ssh/id_<type>`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_file: Option<String>,
+    /// Comment of the generated key (default `ansible-generated on
+    /// <hostname>`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_comment: Option<String>,
+    /// Passphrase of the generated key: a secret, fed to ssh-keygen on
+    /// stdin, never on a command line.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_passphrase: Option<String>,
     /// Account expiry, seconds since the epoch (negative: never).
     #[serde(default, deserialize_with = "opt_signed")]
     expires: Option<f64>,
@@ -181,6 +201,25 @@ pub struct Account {
     /// The shadow aging fields, when read: min, max, warn, inactive,
     /// expire (days; `None` where empty).
     pub aging: Option<[Option<i64>; 5]>,
+    /// The SSH key files, when `generate_ssh_key` asked for them.
+    pub key: Option<KeyState>,
+}
+
+/// The SSH key pair of an account as read from the host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeyState {
+    /// The private key's absolute path.
+    pub path: String,
+    /// Whether the directory holding it exists.
+    pub dir: bool,
+    /// Whether the private key exists.
+    pub private: bool,
+    /// Whether the public key (`<path>.pub`) exists.
+    pub public: bool,
+    /// `ssh-keygen -l` of the private key, when it exists.
+    pub fingerprint: String,
+    /// The public key's text, when it exists.
+    pub public_key: Option<String>,
 }
 
 /// `name:x:uid:gid:gecos:home:shell` → (name, account without groups).
@@ -202,19 +241,43 @@ pub fn parse_passwd_line(line: &str) -> Option<(String, Account)> {
     ))
 }
 
-fn read_script(name: &str, shadow: bool) -> String {
+fn read_script(name: &str, shadow: bool, key_file: Option<&str>) -> String {
     format!(
         "n={}\nprintf '@@hm %s\\n' \"$HOME\"\n\
          if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
          printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; \
-         if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}\
+         if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}{}\
          else echo '@@none'; fi\n",
         shell_quote(name),
         if shadow {
             "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2-)\"; "
         } else {
             ""
-        }
+        },
+        key_file.map(key_read_script).unwrap_or_default(),
+    )
+}
+
+/// Sets `$kf` to the key path `file` as Ansible resolves it: absolute as
+/// given, `~` as the home of the user the module runs as, else below the
+/// account's home `$h`.
+fn key_path_script(file: &str) -> String {
+    format!(
+        "kf={}; case $kf in /*) ;; '~') kf=$HOME ;; '~/'*) kf=$HOME/${{kf#'~/'}} ;; *) kf=$h/$kf ;; esac; ",
+        shell_quote(file)
+    )
+}
+
+/// What the read prints about the key pair at `file` (run where `$p` is
+/// the account's passwd line): its path, whether its directory, private
+/// and public files exist, the fingerprint and the public key.
+fn key_read_script(file: &str) -> String {
+    format!(
+        "h=$(printf '%s' \"$p\" | cut -d: -f6); {}printf '@@kf %s\\n' \"$kf\"; \
+         if [ -e \"$(dirname -- \"$kf\")\" ]; then echo '@@kd'; fi; \
+         if [ -e \"$kf\" ]; then echo '@@kk'; printf '@@kF %s\\n' \"$(ssh-keygen -l -f \"$kf\" </dev/null 2>/dev/null | head -n 1)\"; fi; \
+         if [ -e \"$kf.pub\" ]; then echo '@@kp'; printf '@@kP %s\\n' \"$(head -n 1 -- \"$kf.pub\")\"; fi; ",
+        key_path_script(file)
     )
 }
 
@@ -261,7 +324,38 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
     a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
     a.hash = hash.filter(|h| !h.is_empty());
     a.aging = aging;
+    a.key = parse_key_lines(out);
     Ok(Some(a))
+}
+
+/// The key pair as [`key_read_script`] printed it (`None`: not read).
+fn parse_key_lines(out: &str) -> Option<KeyState> {
+    let mut key: Option<KeyState> = None;
+    for line in out.lines() {
+        if let Some(path) = line.strip_prefix("@@kf ") {
+            key = Some(KeyState {
+                path: path.to_string(),
+                ..KeyState::default()
+            });
+            continue;
+        }
+        let Some(k) = key.as_mut() else {
+            continue;
+        };
+        match line {
+            "@@kd" => k.dir = true,
+            "@@kk" => k.private = true,
+            "@@kp" => k.public = true,
+            _ => {
+                if let Some(f) = line.strip_prefix("@@kF ") {
+                    k.fingerprint = f.trim().to_string();
+                } else if let Some(t) = line.strip_prefix("@@kP ") {
+                    k.public_key = Some(t.trim().to_string());
+                }
+            }
+        }
+    }
+    key
 }
 
 /// Whether `password` looks like a crypt hash (or a lock marker) rather
@@ -346,6 +440,19 @@ fn expand_tilde(path: &str, home: &str) -> String {
     }
 }
 
+/// Append `warnings` to a result's `warnings` list.
+fn add_warnings(data: &mut Map, warnings: Vec<String>) {
+    if warnings.is_empty() {
+        return;
+    }
+    let mut all = match data.remove("warnings") {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    all.extend(warnings.into_iter().map(Value::from));
+    data.insert("warnings".into(), Value::Array(all));
+}
+
 /// What `apply` does. The password is kept out of `Debug`.
 #[derive(PartialEq)]
 pub struct UserChange {
@@ -359,6 +466,9 @@ pub struct UserChange {
     chage: Option<Vec<String>>,
     /// A missing home of an existing account to create (path, uid, gid).
     mkhome: Option<(String, u64, u64)>,
+    /// Generate the SSH key pair (`generate_ssh_key`, where no key is
+    /// kept).
+    keygen: bool,
 }
 
 impl std::fmt::Debug for UserChange {
@@ -369,6 +479,7 @@ impl std::fmt::Debug for UserChange {
             .field("parent", &self.parent)
             .field("chage", &self.chage)
             .field("mkhome", &self.mkhome)
+            .field("keygen", &self.keygen)
             .finish()
     }
 }
@@ -413,14 +524,31 @@ impl User {
                 "password must be a crypted hash (no ':' or newline)".into(),
             ));
         }
-        if self.password.is_some() && self.password_lock.is_some() {
-            return Err(ModuleError::Args(
-                "password and password_lock cannot be used together".into(),
-            ));
+        for (arg, v) in [
+            ("ssh_key_file", &self.ssh_key_file),
+            ("ssh_key_comment", &self.ssh_key_comment),
+        ] {
+            if let Some(v) = v {
+                safe::one_line(arg, v)?;
+            }
         }
-        if self.generate_ssh_key == Some(true) {
+        if let Some(t) = &self.ssh_key_type {
+            if t.is_empty()
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-@.".contains(c))
+            {
+                return Err(ModuleError::Args(format!("invalid ssh_key_type {t:?}")));
+            }
+        }
+        // ssh-keygen reads the passphrase as a line.
+        if self
+            .ssh_key_passphrase
+            .as_deref()
+            .is_some_and(|p| p.contains(['\n', '\r', '\0']))
+        {
             return Err(ModuleError::Args(
-                "generate_ssh_key is not supported by drover".into(),
+                "ssh_key_passphrase cannot contain a line break".into(),
             ));
         }
         Ok(())
@@ -458,6 +586,7 @@ impl User {
                     parent: None,
                     chage: None,
                     mkhome: None,
+                    keygen: false,
                 })
             }
             (State::Present, None) => {
@@ -518,10 +647,11 @@ impl User {
                     .filter(|p| p.starts_with('/') && p != "/");
                 Some(UserChange {
                     argv: Some(v),
-                    password: self.password.clone(),
+                    password: self.password.clone().map(|p| self.lock_hash(p)),
                     parent,
                     chage: self.chage_argv(None),
                     mkhome: None,
+                    keygen: self.generate_ssh_key,
                 })
             }
             (State::Present, Some(a)) => {
@@ -589,17 +719,22 @@ impl User {
                         v.extend([s("-f"), (f as i64).to_string()]);
                     }
                 }
-                let locked = a.hash.as_deref().is_some_and(|h| h.starts_with('!'));
-                match self.password_lock {
-                    Some(true) if !locked => v.push(s("-L")),
-                    Some(false) if locked => v.push(s("-U")),
-                    _ => {}
-                }
+                // As Ansible: hashes compare without a lock's '!'; a new
+                // hash is set locked or not as asked, in place of -L/-U.
+                let current = a.hash.as_deref().unwrap_or_default();
                 let password = self
                     .password
                     .clone()
                     .filter(|_| self.update_password == UpdatePassword::Always)
-                    .filter(|p| a.hash.as_deref() != Some(p.as_str()));
+                    .filter(|p| current.trim_start_matches('!') != p.trim_start_matches('!'))
+                    .map(|p| self.lock_hash(p));
+                let locked = current.starts_with('!');
+                match self.password_lock {
+                    _ if password.is_some() => {}
+                    Some(true) if !locked => v.push(s("-L")),
+                    Some(false) if locked => v.push(s("-U")),
+                    _ => {}
+                }
                 let argv = (!v.is_empty()).then(|| {
                     let mut full = vec![s("usermod")];
                     full.extend(v);
@@ -613,16 +748,128 @@ impl User {
                     && a.home.starts_with('/')
                     && self.home.as_ref().is_none_or(|h| *h == a.home))
                 .then(|| (a.home.clone(), a.uid, a.gid));
-                (argv.is_some() || password.is_some() || chage.is_some() || mkhome.is_some())
+                let keygen = self.generate_ssh_key && self.key_wanted(a.key.as_ref());
+                (argv.is_some()
+                    || password.is_some()
+                    || chage.is_some()
+                    || mkhome.is_some()
+                    || keygen)
                     .then_some(UserChange {
                         argv,
                         password,
                         parent: None,
                         chage,
                         mkhome,
+                        keygen,
                     })
             }
         }
+    }
+
+    /// The hash to set: locked (`!` first) with `password_lock: true`.
+    fn lock_hash(&self, hash: String) -> String {
+        if self.password_lock == Some(true) {
+            format!("!{hash}")
+        } else {
+            hash
+        }
+    }
+
+    /// Whether to run ssh-keygen, as Ansible decides: when the key's
+    /// directory is missing, or neither key file exists (or `force`).
+    fn key_wanted(&self, key: Option<&KeyState>) -> bool {
+        key.is_none_or(|k| !k.dir || self.force || (!k.private && !k.public))
+    }
+
+    /// The warnings Ansible gives about key files that exist.
+    fn key_warnings(&self, k: &KeyState) -> Vec<String> {
+        let mut out = Vec::new();
+        if !k.dir {
+            return out;
+        }
+        for (exists, what, path) in [
+            (k.private, "private", k.path.clone()),
+            (k.public, "public", format!("{}.pub", k.path)),
+        ] {
+            if !exists {
+                continue;
+            }
+            if self.force {
+                out.push(format!(
+                    "Overwriting existing ssh key {what} file \"{path}\""
+                ));
+            } else {
+                out.push(format!(
+                    "Found existing ssh key {what} file \"{path}\", no force, so skipping ssh-keygen generation"
+                ));
+                break;
+            }
+        }
+        out
+    }
+
+    /// The key path argument: `ssh_key_file`, else `.ssh/id_<type>`.
+    fn key_file(&self) -> Option<String> {
+        self.generate_ssh_key.then(|| {
+            self.ssh_key_file
+                .clone()
+                .unwrap_or_else(|| format!(".ssh/id_{}", self.key_type()))
+        })
+    }
+
+    fn key_type(&self) -> &str {
+        self.ssh_key_type.as_deref().unwrap_or("rsa")
+    }
+
+    /// The script generating the key pair as Ansible does (run after the
+    /// account exists): the directory made 0700 and owned by the account
+    /// when missing, existing files kept unless `force`, both files owned
+    /// by the account. The passphrase is in `$pp` (read from stdin), never
+    /// on a command line. It prints the pair as [`key_read_script`] does,
+    /// with `@@kw` warnings.
+    fn keygen_script(&self, file: &str) -> String {
+        let mut kg = vec![
+            "ssh-keygen".to_string(),
+            "-q".into(),
+            "-t".into(),
+            shell_quote(self.key_type()),
+        ];
+        if let Some(bits) = self.ssh_key_bits.filter(|b| *b > 0) {
+            kg.extend(["-b".into(), bits.to_string()]);
+        }
+        kg.extend(["-C".into(), "\"$c\"".into(), "-f".into(), "\"$kf\"".into()]);
+        let feed = if self.ssh_key_passphrase.is_some() {
+            "printf '%s\\n%s\\n' \"$pp\" \"$pp\""
+        } else {
+            kg.extend(["-N".into(), "''".into()]);
+            ":"
+        };
+        let comment = match &self.ssh_key_comment {
+            Some(c) => shell_quote(c),
+            None => "\"ansible-generated on $(uname -n)\"".into(),
+        };
+        let relative = !file.starts_with('/') && file != "~" && !file.starts_with("~/");
+        let force = if self.force { "true" } else { "false" };
+        format!(
+            "{{ n={n}; p=$(getent passwd \"$n\") || exit 1; h=$(printf '%s' \"$p\" | cut -d: -f6); \
+             o=$(printf '%s' \"$p\" | cut -d: -f3,4); {path}\
+             if {relative} && [ ! -e \"$h\" ]; then printf 'User %s home directory does not exist\\n' \"$n\" >&2; exit 1; fi; \
+             d=$(dirname -- \"$kf\"); go=1; \
+             if [ ! -e \"$d\" ]; then mkdir -m 700 -- \"$d\" && chown \"$o\" \"$d\" || exit 1; fi; \
+             for x in private:\"$kf\" public:\"$kf.pub\"; do w=${{x%%:*}}; f=${{x#*:}}; \
+             if [ $go = 1 ] && [ -e \"$f\" ]; then if {force}; then \
+             printf '@@kw Overwriting existing ssh key %s file \"%s\"\\n' \"$w\" \"$f\"; rm -f -- \"$f\" || exit 1; \
+             else printf '@@kw Found existing ssh key %s file \"%s\", no force, so skipping ssh-keygen generation\\n' \"$w\" \"$f\"; go=0; fi; fi; done; \
+             if [ $go = 1 ]; then c={comment}; \
+             if ! e=$({feed} | {kg} 2>&1 >/dev/null); then printf '%s\\n' \"$e\" | sed 's/Enter [^:]*: //g' >&2; exit 1; fi; \
+             chown \"$o\" -- \"$kf\" \"$kf.pub\" || exit 1; echo '@@kg'; fi; \
+             {read}}}",
+            n = shell_quote(&self.name),
+            path = key_path_script(file),
+            relative = if relative { "true" } else { "false" },
+            kg = kg.join(" "),
+            read = key_read_script(file),
+        )
     }
 
     /// `chage -m/-M/-W` for the aging values that differ from `current`
@@ -702,6 +949,23 @@ impl User {
         if let Some(uid) = self.uid {
             m.insert("uid".into(), Value::from(uid));
         }
+        if let Some(k) = acct
+            .and_then(|a| a.key.as_ref())
+            .filter(|_| self.generate_ssh_key)
+        {
+            // Ansible reports ssh-keygen's stderr (empty) for a missing key.
+            let fingerprint = if k.private {
+                k.fingerprint.clone()
+            } else {
+                String::new()
+            };
+            m.insert("ssh_fingerprint".into(), Value::from(fingerprint));
+            m.insert("ssh_key_file".into(), Value::from(k.path.clone()));
+            m.insert(
+                "ssh_public_key".into(),
+                k.public_key.clone().map(Value::from).unwrap_or(Value::Null),
+            );
+        }
         m
     }
 }
@@ -720,12 +984,20 @@ impl User {
             me.home = me.home.map(|h| expand_tilde(&h, home));
             me.shell = me.shell.map(|s| expand_tilde(&s, home));
         }
+        let mut data = me.data(current.as_ref());
+        if let Some(k) = current
+            .as_ref()
+            .and_then(|a| a.key.as_ref())
+            .filter(|_| me.generate_ssh_key && me.state == State::Present)
+        {
+            add_warnings(&mut data, me.key_warnings(k));
+        }
         match me.decide(current.as_ref()) {
-            None => Ok(Plan::Unchanged(me.data(current.as_ref()))),
+            None => Ok(Plan::Unchanged(data)),
             Some(change) => Ok(Plan::Change {
                 change,
                 diff: None,
-                data: me.data(current.as_ref()),
+                data,
             }),
         }
     }
@@ -753,6 +1025,11 @@ impl Module for User {
         "update_password",
         "password_lock",
         "generate_ssh_key",
+        "ssh_key_file",
+        "ssh_key_passphrase",
+        "ssh_key_type",
+        "ssh_key_bits",
+        "ssh_key_comment",
         "expires",
         "password_expire_account_disable",
         "password_expire_min",
@@ -765,11 +1042,6 @@ impl Module for User {
     ];
     // Ansible's user arguments not implemented yet (fail where given).
     const PENDING: &'static [&'static str] = &[
-        "ssh_key_file",
-        "ssh_key_passphrase",
-        "ssh_key_type",
-        "ssh_key_bits",
-        "ssh_key_comment",
         "local",
         "non_unique",
         "seuser",
@@ -792,8 +1064,9 @@ impl Module for User {
                 || self.password_expire_min.is_some()
                 || self.password_expire_max.is_some()
                 || self.password_expire_warn.is_some());
+        let key_file = self.key_file().filter(|_| self.state == State::Present);
         Ok(Protocol::Declared(ReadSet::one(
-            read_script(&self.name, shadow),
+            read_script(&self.name, shadow, key_file.as_deref()),
             Scope::Host,
         )))
     }
@@ -821,9 +1094,16 @@ impl Module for User {
             );
         }
         let mut stdin = Vec::new();
+        // The passphrase comes first on stdin, read into a variable of the
+        // script's own shell before chpasswd takes the rest.
+        if let Some(pp) = self.ssh_key_passphrase.as_ref().filter(|_| change.keygen) {
+            parts.insert(0, "IFS= read -r pp".into());
+            stdin.extend_from_slice(pp.as_bytes());
+            stdin.push(b'\n');
+        }
         if let Some(p) = &change.password {
             parts.push("chpasswd -e".into());
-            stdin = format!("{}:{p}\n", self.name).into_bytes();
+            stdin.extend_from_slice(format!("{}:{p}\n", self.name).as_bytes());
         }
         if let Some(argv) = &change.chage {
             parts.push(
@@ -841,6 +1121,9 @@ impl Module for User {
                 *gid,
             ));
         }
+        if let Some(file) = self.key_file().filter(|_| change.keygen) {
+            parts.push(self.keygen_script(&file));
+        }
         if self.state == State::Present {
             parts.push(format!("getent passwd {}", shell_quote(&self.name)));
         }
@@ -850,7 +1133,13 @@ impl Module for User {
                 .argv
                 .as_ref()
                 .and_then(|a| a.first().cloned())
-                .unwrap_or_else(|| "chpasswd".into());
+                .unwrap_or_else(|| {
+                    if change.password.is_some() || !change.keygen {
+                        "chpasswd".into()
+                    } else {
+                        "ssh-keygen".into()
+                    }
+                });
             let mut data = Map::new();
             data.insert("rc".into(), Value::from(out.status));
             return Err(ModuleError::Failed {
@@ -859,12 +1148,25 @@ impl Module for User {
             });
         }
         let stdout = out.stdout_str();
-        let acct = stdout
+        let mut acct = stdout
             .lines()
+            .filter(|l| !l.starts_with("@@"))
             .filter_map(parse_passwd_line)
             .find(|(n, _)| *n == self.name)
             .map(|(_, a)| a);
+        let mut warnings = Vec::new();
+        if change.keygen {
+            if let Some(a) = acct.as_mut() {
+                a.key = parse_key_lines(&stdout);
+            }
+            warnings = stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("@@kw "))
+                .map(String::from)
+                .collect();
+        }
         let mut data = self.data(acct.as_ref());
+        add_warnings(&mut data, warnings);
         data.remove("name");
         data.remove("state");
         Ok(data)
@@ -900,6 +1202,7 @@ mod tests {
             hash: Some("$6$old".into()),
             aging: None,
             home_exists: None,
+            key: None,
         }
     }
 
@@ -919,9 +1222,10 @@ mod tests {
         assert!(a.groups.is_empty());
         assert_eq!(a.hash, None);
         assert!(parse_observed("k3s", "").is_err());
-        assert!(read_script("k3s", false).contains("getent passwd"));
-        assert!(!read_script("k3s", false).contains("shadow"));
-        assert!(read_script("k3s", true).contains("getent shadow"));
+        assert!(read_script("k3s", false, None).contains("getent passwd"));
+        assert!(!read_script("k3s", false, None).contains("shadow"));
+        assert!(read_script("k3s", true, None).contains("getent shadow"));
+        assert!(!read_script("k3s", false, None).contains("ssh-keygen"));
         let out = "@@hm /root\n@@pw root:x:0:0:root:/root:/bin/bash\n@@pg root\n@@gs root\n";
         assert!(parse_observed("root", out).expect("ok").is_some());
         assert_eq!(remote_home(out), Some("/root"));
@@ -1085,6 +1389,99 @@ mod tests {
         ));
     }
 
+    /// user target "Create user with ssh key": `generate_ssh_key` and the
+    /// `ssh_key_*` arguments were refused as not implemented.
+    #[test]
+    fn generates_a_key_only_where_ansible_would() {
+        let key = |dir, private, public| KeyState {
+            path: "/home/k3s/.ssh/id_rsa".into(),
+            dir,
+            private,
+            public,
+            fingerprint: "3072 SHA256:abc c (RSA)".into(),
+            public_key: public.then(|| "ssh-rsa AAAA c".into()),
+        };
+        let with = |k: KeyState| Account {
+            key: Some(k),
+            ..k3s()
+        };
+        let m = module(json!({"name": "k3s", "generate_ssh_key": true}));
+        assert_eq!(m.key_file().as_deref(), Some(".ssh/id_rsa"));
+        assert!(m.decide(None).expect("create").keygen);
+        // Missing directory or no key: generate; the account itself is as asked.
+        let c = m
+            .decide(Some(&with(key(false, false, false))))
+            .expect("change");
+        assert!(c.keygen && c.argv.is_none() && c.password.is_none());
+        assert!(m.decide(Some(&with(key(true, false, false)))).is_some());
+        // An existing private or public key is kept, with Ansible's warning.
+        for (private, public) in [(true, true), (true, false), (false, true)] {
+            let k = key(true, private, public);
+            assert_eq!(m.decide(Some(&with(k.clone()))), None);
+            let w = m.key_warnings(&k);
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(w[0].contains("no force, so skipping"), "{w:?}");
+        }
+        // force: regenerated every time, as Ansible does.
+        let f = module(json!({"name": "k3s", "generate_ssh_key": true, "force": true}));
+        assert!(
+            f.decide(Some(&with(key(true, true, true))))
+                .expect("c")
+                .keygen
+        );
+        assert_eq!(
+            f.key_warnings(&key(true, true, true)),
+            vec![
+                "Overwriting existing ssh key private file \"/home/k3s/.ssh/id_rsa\"".to_string(),
+                "Overwriting existing ssh key public file \"/home/k3s/.ssh/id_rsa.pub\""
+                    .to_string(),
+            ]
+        );
+        // Results: fingerprint, path, public key; an empty fingerprint for
+        // a missing key, as Ansible's ssh-keygen stderr.
+        let d = m.data(Some(&with(key(true, true, true))));
+        assert_eq!(d["ssh_fingerprint"], json!("3072 SHA256:abc c (RSA)"));
+        assert_eq!(d["ssh_key_file"], json!("/home/k3s/.ssh/id_rsa"));
+        assert_eq!(d["ssh_public_key"], json!("ssh-rsa AAAA c"));
+        let d = m.data(Some(&with(key(false, false, false))));
+        assert_eq!(
+            (&d["ssh_fingerprint"], &d["ssh_public_key"]),
+            (&json!(""), &Value::Null)
+        );
+        assert!(!module(json!({"name": "k3s"}))
+            .data(Some(&with(key(true, true, true))))
+            .contains_key("ssh_key_file"));
+        // The read's lines.
+        let out = "@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s\n@@kf /home/k3s/.ssh/id_rsa\n@@kd\n@@kk\n@@kF 3072 SHA256:abc c (RSA)\n@@kp\n@@kP ssh-rsa AAAA c\n";
+        let a = parse_observed("k3s", out).expect("ok").expect("account");
+        assert_eq!(a.key, Some(key(true, true, true)));
+        assert!(read_script("k3s", false, Some(".ssh/x")).contains("ssh-keygen -l"));
+    }
+
+    /// The passphrase is a secret: it reaches ssh-keygen on stdin through
+    /// a shell variable, never as text of the script (a command line, a
+    /// log line).
+    #[test]
+    fn the_key_passphrase_is_never_script_text() {
+        let m = module(json!({
+            "name": "k3s", "generate_ssh_key": true, "ssh_key_passphrase": "s3cret-pp",
+            "ssh_key_bits": 2048, "ssh_key_type": "ed25519", "ssh_key_comment": "it's me",
+            "ssh_key_file": "~/keys/k"
+        }));
+        let script = m.keygen_script(&m.key_file().expect("file"));
+        assert!(!script.contains("s3cret-pp"), "{script}");
+        assert!(script.contains("\"$pp\""), "{script}");
+        assert!(!script.contains("-N"), "{script}");
+        assert!(
+            script.contains("ssh-keygen -q -t ed25519 -b 2048 -C \"$c\" -f \"$kf\""),
+            "{script}"
+        );
+        assert!(script.contains("c='it'\\''s me'"), "{script}");
+        let plain = module(json!({"name": "k3s", "generate_ssh_key": true}));
+        let script = plain.keygen_script(&plain.key_file().expect("file"));
+        assert!(script.contains("-N ''") && script.contains("ansible-generated on $(uname -n)"));
+    }
+
     #[test]
     fn groups_as_list_or_string() {
         let m = module(json!({"name": "a", "groups": "docker, sudo,"}));
@@ -1177,6 +1574,41 @@ mod tests {
         );
     }
 
+    /// user target "Lock account with password parameter": password and
+    /// password_lock together were refused; Ansible sets the hash locked
+    /// (or only locks, when the hash is the same).
+    #[test]
+    fn password_and_password_lock_together() {
+        let both = |lock: bool, pw: &str| {
+            module(json!({"name": "k3s", "password_lock": lock, "password": pw}))
+        };
+        let plain = k3s();
+        let locked = Account {
+            hash: Some("!$6$old".into()),
+            ..k3s()
+        };
+        both(true, "$6$old").validate().expect("valid");
+        let c = both(true, "$6$old").decide(Some(&plain)).expect("lock");
+        assert_eq!((argv(&Some(c)).as_deref()), Some("usermod -L k3s"));
+        assert_eq!(both(true, "$6$old").decide(Some(&locked)), None);
+        assert_eq!(
+            argv(&both(false, "$6$old").decide(Some(&locked))).as_deref(),
+            Some("usermod -U k3s")
+        );
+        assert_eq!(both(false, "$6$old").decide(Some(&plain)), None);
+        let c = both(true, "$6$new").decide(Some(&plain)).expect("new hash");
+        assert_eq!(
+            (c.argv.clone(), c.password.as_deref()),
+            (None, Some("!$6$new"))
+        );
+        // A new account: created with the locked hash.
+        let c = both(true, "$6$new").decide(None).expect("create");
+        assert_eq!(c.password.as_deref(), Some("!$6$new"));
+        // The same hash as a locked one, no lock asked: unchanged, as Ansible.
+        let m = module(json!({"name": "k3s", "password": "$6$old"}));
+        assert_eq!(m.decide(Some(&locked)), None);
+    }
+
     #[test]
     fn plans_userdel_and_rejects_bad_args() {
         let a = k3s();
@@ -1189,10 +1621,14 @@ mod tests {
             .is_err());
         assert!(module(json!({"name": "a", "generate_ssh_key": true}))
             .validate()
-            .is_err());
-        assert!(module(json!({"name": "a", "generate_ssh_key": false}))
-            .validate()
             .is_ok());
+        for bad in [
+            json!({"name": "a", "ssh_key_type": "rsa; id"}),
+            json!({"name": "a", "ssh_key_file": "k\nx"}),
+            json!({"name": "a", "ssh_key_passphrase": "pass\nphrase"}),
+        ] {
+            assert!(module(bad.clone()).validate().is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

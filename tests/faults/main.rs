@@ -36,4 +36,5 @@ mod semantics;
 mod shell;
 mod textedit;
 mod uri;
+mod user_keys;
 mod writes;
