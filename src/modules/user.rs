@@ -117,6 +117,14 @@ pub struct User {
     /// Highest uid for a new account (`useradd -K UID_MAX=`).
     #[serde(default, deserialize_with = "opt_u64_ish")]
     uid_max: Option<u64>,
+    /// Manage the account in the local files with libuser's `luseradd`,
+    /// `lusermod`, `luserdel`, `lgroupmod` and `lchage`, as Ansible does.
+    #[serde(default, deserialize_with = "bool_ish")]
+    local: bool,
+    /// Observed, not an argument: a group named as the account exists
+    /// (a new local account then gets `luseradd -n`).
+    #[serde(skip)]
+    name_group_exists: bool,
 }
 
 /// Whether the account should exist.
@@ -143,6 +151,8 @@ fn opt_groups<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D:
     let joined = match &v {
         Value::Null => return Ok(None),
         Value::String(s) => s.clone(),
+        // `groups: "{{ gid }}"` renders to a number.
+        Value::Number(n) => n.to_string(),
         Value::Array(items) => items
             .iter()
             .map(|i| match i {
@@ -203,6 +213,8 @@ pub struct Account {
     pub aging: Option<[Option<i64>; 5]>,
     /// The SSH key files, when `generate_ssh_key` asked for them.
     pub key: Option<KeyState>,
+    /// Groups listing the account as a member (`local`), primary included.
+    pub members_of: Option<Vec<String>>,
 }
 
 /// The SSH key pair of an account as read from the host.
@@ -241,13 +253,55 @@ pub fn parse_passwd_line(line: &str) -> Option<(String, Account)> {
     ))
 }
 
+#[cfg(test)]
 fn read_script(name: &str, shadow: bool, key_file: Option<&str>) -> String {
+    read_script_with(name, shadow, key_file, false, &[], None)
+}
+
+/// The read of an account; `local`: only an account of /etc/passwd counts,
+/// with its memberships in the group database and whether a group of its
+/// name exists; `gids`: numeric group arguments to name (`@@gn`);
+/// `primary`: a group name to number (`@@gi`: libuser takes gids).
+fn read_script_with(
+    name: &str,
+    shadow: bool,
+    key_file: Option<&str>,
+    local: bool,
+    gids: &[&str],
+    primary: Option<&str>,
+) -> String {
+    let mut pre = String::new();
+    for g in gids {
+        pre.push_str(&format!(
+            "printf '@@gn %s %s\\n' {g} \"$(getent group {g} | cut -d: -f1)\"\n",
+            g = shell_quote(g)
+        ));
+    }
+    if let Some(g) = primary {
+        pre.push_str(&format!(
+            "printf '@@gi %s\\n' \"$(getent group {} | cut -d: -f3)\"\n",
+            shell_quote(g)
+        ));
+    }
+    let (found, local_lines) = if local {
+        (
+            " && awk -F: -v n=\"$n\" '$1 == n {f = 1} END {exit !f}' /etc/passwd",
+            "printf '@@lm %s\\n' \"$(getent group | awk -F: -v n=\"$n\" '{c = split($4, m, \",\"); for (i = 1; i <= c; i++) if (m[i] == n) printf \"%s \", $1}')\"; ",
+        )
+    } else {
+        ("", "")
+    };
+    let absent = if local {
+        "if getent group \"$n\" >/dev/null; then echo '@@ug'; fi; "
+    } else {
+        ""
+    };
     format!(
-        "n={}\nprintf '@@hm %s\\n' \"$HOME\"\n\
-         if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
+        "n={}\n{pre}printf '@@hm %s\\n' \"$HOME\"\n\
+         if p=$(getent passwd \"$n\"){found}; then printf '@@pw %s\\n' \"$p\"; {local_lines}\
          printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; \
          if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}{}\
-         else echo '@@none'; fi\n",
+         else {absent}echo '@@none'; fi\n",
         shell_quote(name),
         if shadow {
             "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2-)\"; "
@@ -306,6 +360,10 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
             }
         } else if let Some(gs) = line.strip_prefix("@@gs ") {
             all_groups = gs.split_whitespace().map(String::from).collect();
+        } else if let Some(m) = line.strip_prefix("@@lm ") {
+            if let Some(a) = acct.as_mut() {
+                a.members_of = Some(m.split_whitespace().map(String::from).collect());
+            }
         } else if let Some(x) = line.strip_prefix("@@hx ") {
             if let Some(a) = acct.as_mut() {
                 a.home_exists = Some(x.trim() == "1");
@@ -469,6 +527,8 @@ pub struct UserChange {
     /// Generate the SSH key pair (`generate_ssh_key`, where no key is
     /// kept).
     keygen: bool,
+    /// Commands run after `argv` (`local`: `lchage`, `lgroupmod`).
+    after: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for UserChange {
@@ -480,6 +540,7 @@ impl std::fmt::Debug for UserChange {
             .field("chage", &self.chage)
             .field("mkhome", &self.mkhome)
             .field("keygen", &self.keygen)
+            .field("after", &self.after)
             .finish()
     }
 }
@@ -572,11 +633,11 @@ impl User {
         match (self.state, current) {
             (State::Absent, None) => None,
             (State::Absent, Some(_)) => {
-                let mut v = vec![s("userdel")];
+                let mut v = vec![s(if self.local { "luserdel" } else { "userdel" })];
                 if self.remove {
                     v.push(s("-r"));
                 }
-                if self.force {
+                if self.force && !self.local {
                     v.push(s("-f"));
                 }
                 v.push(self.name.clone());
@@ -587,18 +648,27 @@ impl User {
                     chage: None,
                     mkhome: None,
                     keygen: false,
+                    after: Vec::new(),
                 })
             }
             (State::Present, None) => {
-                let mut v = vec![s("useradd")];
+                let mut v = vec![s(if self.local { "luseradd" } else { "useradd" })];
+                let mut after = Vec::new();
                 if let Some(uid) = self.uid {
                     v.extend([s("-u"), uid.to_string()]);
                 }
                 if let Some(g) = &self.group {
                     v.extend([s("-g"), g.clone()]);
+                } else if self.local && self.name_group_exists {
+                    // luseradd would try to make the group of that name.
+                    v.push(s("-n"));
                 }
                 if let Some(gs) = self.wanted_groups(self.group.as_deref().unwrap_or_default()) {
-                    if !gs.is_empty() {
+                    if self.local {
+                        for g in gs {
+                            after.push(vec![s("lgroupmod"), s("-M"), self.name.clone(), g]);
+                        }
+                    } else if !gs.is_empty() {
                         v.extend([s("-G"), gs.join(",")]);
                     }
                 }
@@ -612,13 +682,19 @@ impl User {
                     v.extend([s("-s"), sh.clone()]);
                 }
                 if let Some(e) = self.expires {
-                    v.extend([s("-e"), expiry_date(e).unwrap_or_default()]);
+                    if self.local {
+                        after.insert(0, self.lchage(e));
+                    } else {
+                        v.extend([s("-e"), expiry_date(e).unwrap_or_default()]);
+                    }
                 }
                 if let Some(f) = self.password_expire_account_disable {
                     v.extend([s("-f"), (f as i64).to_string()]);
                 }
                 if self.create_home {
-                    v.push(s("-m"));
+                    if !self.local {
+                        v.push(s("-m"));
+                    }
                     if let Some(k) = &self.skeleton {
                         v.extend([s("-k"), k.clone()]);
                     }
@@ -652,10 +728,12 @@ impl User {
                     chage: self.chage_argv(None),
                     mkhome: None,
                     keygen: self.generate_ssh_key,
+                    after,
                 })
             }
             (State::Present, Some(a)) => {
                 let mut v = Vec::new();
+                let mut after = Vec::new();
                 if let Some(uid) = self.uid.filter(|u| *u != a.uid) {
                     v.extend([s("-u"), uid.to_string()]);
                 }
@@ -672,7 +750,9 @@ impl User {
                     }
                     None => a.group.clone(),
                 };
-                if let Some(want) = self.wanted_groups(&primary) {
+                if let (true, Some(want)) = (self.local, &self.groups) {
+                    after.extend(self.lgroupmod(want, a.members_of.as_deref().unwrap_or_default()));
+                } else if let Some(want) = self.wanted_groups(&primary) {
                     if self.append {
                         if want.iter().any(|g| !a.groups.contains(g)) {
                             v.extend([s("-a"), s("-G"), want.join(",")]);
@@ -706,12 +786,15 @@ impl User {
                         None => 0,
                         Some(ag) => ag[4].unwrap_or(-1),
                     };
-                    match expiry_date(e) {
-                        None if current >= 0 => v.extend([s("-e"), s("")]),
-                        Some(d) if current < 0 || days_date(current) != d => {
-                            v.extend([s("-e"), d]);
-                        }
-                        _ => {}
+                    let set = match expiry_date(e) {
+                        None if current >= 0 => Some(String::new()),
+                        Some(d) if current < 0 || days_date(current) != d => Some(d),
+                        _ => None,
+                    };
+                    match set {
+                        Some(_) if self.local => after.insert(0, self.lchage(e)),
+                        Some(d) => v.extend([s("-e"), d]),
+                        None => {}
                     }
                 }
                 if let Some(f) = self.password_expire_account_disable {
@@ -736,7 +819,7 @@ impl User {
                     _ => {}
                 }
                 let argv = (!v.is_empty()).then(|| {
-                    let mut full = vec![s("usermod")];
+                    let mut full = vec![s(if self.local { "lusermod" } else { "usermod" })];
                     full.extend(v);
                     full.push(self.name.clone());
                     full
@@ -753,17 +836,71 @@ impl User {
                     || password.is_some()
                     || chage.is_some()
                     || mkhome.is_some()
-                    || keygen)
-                    .then_some(UserChange {
-                        argv,
-                        password,
-                        parent: None,
-                        chage,
-                        mkhome,
-                        keygen,
-                    })
+                    || keygen
+                    || !after.is_empty())
+                .then_some(UserChange {
+                    argv,
+                    password,
+                    parent: None,
+                    chage,
+                    mkhome,
+                    keygen,
+                    after,
+                })
             }
         }
+    }
+
+    /// `lchage -E` for `expires` (seconds; negative: never), in days.
+    fn lchage(&self, expires: f64) -> Vec<String> {
+        let days = if expires < 0.0 {
+            -1
+        } else {
+            (expires.floor() as i64).div_euclid(86_400)
+        };
+        vec![
+            "lchage".into(),
+            "-E".into(),
+            days.to_string(),
+            self.name.clone(),
+        ]
+    }
+
+    /// `lgroupmod -M/-m` to make the account's memberships `want` (added
+    /// to with `append`), from those it has (`current`), as Ansible's
+    /// local mode compares them: by name, the primary group included.
+    fn lgroupmod(&self, want: &[String], current: &[String]) -> Vec<Vec<String>> {
+        let differs = |g: &String| !current.contains(g);
+        let needed = if want.is_empty() {
+            !current.is_empty() && !self.append
+        } else if self.append {
+            want.iter().any(differs)
+        } else {
+            want.iter().any(differs) || current.iter().any(|g| !want.contains(g))
+        };
+        if !needed {
+            return Vec::new();
+        }
+        let cmd = |flag: &str, g: &String| {
+            vec![
+                "lgroupmod".to_string(),
+                flag.to_string(),
+                self.name.clone(),
+                g.clone(),
+            ]
+        };
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for g in want.iter().filter(|g| differs(g)) {
+            if !out.iter().any(|c| c[3] == *g) {
+                out.push(cmd("-M", g));
+            }
+        }
+        if !self.append {
+            for g in current.iter().filter(|g| !want.contains(g)) {
+                out.push(cmd("-m", g));
+            }
+        }
+        out
     }
 
     /// The hash to set: locked (`!` first) with `password_lock: true`.
@@ -918,15 +1055,24 @@ impl User {
         if let Some(gs) = &self.groups {
             m.insert("groups".into(), Value::from(gs.join(",")));
         }
+        if self.append && self.groups.is_none() {
+            add_warnings(
+                &mut m,
+                vec![
+                    "'append' is set, but no 'groups' are specified. Use 'groups' for \
+                      appending new groups.This will change to an error in Ansible 2.14."
+                        .into(),
+                ],
+            );
+        }
         if let Some(p) = &self.password {
             m.insert("password".into(), Value::from("NOT_LOGGING_PASSWORD"));
             if !looks_hashed(p) {
-                m.insert(
-                    "warnings".into(),
-                    Value::from(vec![Value::from(
-                        "The input password appears not to have been hashed. \
-                         The 'password' argument must be encrypted for this module to work properly.",
-                    )]),
+                add_warnings(
+                    &mut m,
+                    vec!["The input password appears not to have been hashed. \
+                          The 'password' argument must be encrypted for this module to work properly."
+                        .into()],
                 );
             }
         }
@@ -980,9 +1126,32 @@ impl User {
             parse_observed(&self.name, text)
         })?;
         let mut me = self.clone();
-        if let Some(home) = remote_home(&out.stdout_str()) {
+        let text = out.stdout_str();
+        if let Some(home) = remote_home(&text) {
             me.home = me.home.map(|h| expand_tilde(&h, home));
             me.shell = me.shell.map(|s| expand_tilde(&s, home));
+        }
+        me.name_group_exists = text.lines().any(|l| l == "@@ug");
+        if let Some(gid) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("@@gi "))
+            .filter(|g| !g.is_empty() && me.local)
+        {
+            me.group = Some(gid.to_string());
+        }
+        // Groups given by gid compare by name, as Ansible resolves them.
+        let names: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("@@gn "))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, n)| !n.is_empty())
+            .collect();
+        if let Some(gs) = me.groups.as_mut() {
+            for g in gs.iter_mut() {
+                if let Some((_, n)) = names.iter().find(|(gid, _)| *gid == g.as_str()) {
+                    *g = n.to_string();
+                }
+            }
         }
         let mut data = me.data(current.as_ref());
         if let Some(k) = current
@@ -1039,10 +1208,10 @@ impl Module for User {
         "umask",
         "uid_min",
         "uid_max",
+        "local",
     ];
     // Ansible's user arguments not implemented yet (fail where given).
     const PENDING: &'static [&'static str] = &[
-        "local",
         "non_unique",
         "seuser",
         "login_class",
@@ -1064,9 +1233,38 @@ impl Module for User {
                 || self.password_expire_min.is_some()
                 || self.password_expire_max.is_some()
                 || self.password_expire_warn.is_some());
+        if self.local {
+            for (arg, given) in [
+                ("umask", self.umask.is_some()),
+                ("uid_min", self.uid_min.is_some()),
+                ("uid_max", self.uid_max.is_some()),
+            ] {
+                if given {
+                    return Err(ModuleError::failed(format!(
+                        "'{arg}' can not be used with 'local'"
+                    )));
+                }
+            }
+        }
         let key_file = self.key_file().filter(|_| self.state == State::Present);
+        let gids: Vec<&str> = self
+            .groups
+            .iter()
+            .flatten()
+            .filter(|g| g.bytes().all(|b| b.is_ascii_digit()))
+            .map(String::as_str)
+            .collect();
         Ok(Protocol::Declared(ReadSet::one(
-            read_script(&self.name, shadow, key_file.as_deref()),
+            read_script_with(
+                &self.name,
+                shadow,
+                key_file.as_deref(),
+                self.local,
+                &gids,
+                self.group
+                    .as_deref()
+                    .filter(|g| self.local && !g.bytes().all(|b| b.is_ascii_digit())),
+            ),
             Scope::Host,
         )))
     }
@@ -1085,7 +1283,7 @@ impl Module for User {
         if let Some(dir) = &change.parent {
             parts.push(format!("mkdir -p -- {}", shell_quote(dir)));
         }
-        if let Some(argv) = &change.argv {
+        for argv in change.argv.iter().chain(&change.after) {
             parts.push(
                 argv.iter()
                     .map(|a| shell_quote(a))
@@ -1203,6 +1401,7 @@ mod tests {
             aging: None,
             home_exists: None,
             key: None,
+            members_of: None,
         }
     }
 
@@ -1482,6 +1681,91 @@ mod tests {
         assert!(script.contains("-N ''") && script.contains("ansible-generated on $(uname -n)"));
     }
 
+    /// user target test_local.yml: `local` was refused as not
+    /// implemented; Ansible runs libuser's tools and manages memberships
+    /// with lgroupmod.
+    #[test]
+    fn local_accounts_use_libuser() {
+        let all = |c: &UserChange| {
+            c.argv
+                .iter()
+                .chain(&c.after)
+                .map(|a| a.join(" "))
+                .collect::<Vec<_>>()
+        };
+        let mut m = module(
+            json!({"name": "lu", "local": true, "groups": ["g1", "g2"], "expires": 2_529_881_062u64}),
+        );
+        m.name_group_exists = true;
+        let c = m.decide(None).expect("create");
+        assert_eq!(
+            all(&c),
+            [
+                "luseradd -n lu",
+                "lchage -E 29281 lu",
+                "lgroupmod -M lu g1",
+                "lgroupmod -M lu g2"
+            ]
+        );
+        let a = Account {
+            members_of: Some(vec!["g1".into(), "old".into()]),
+            ..k3s()
+        };
+        let m = module(json!({"name": "k3s", "local": true, "groups": ["g1", "g3"]}));
+        assert_eq!(
+            all(&m.decide(Some(&a)).expect("change")),
+            ["lgroupmod -M k3s g3", "lgroupmod -m k3s old"]
+        );
+        let m = module(json!({"name": "k3s", "local": true, "groups": ["g1"], "append": true}));
+        assert_eq!(m.decide(Some(&a)), None);
+        let m = module(json!({"name": "k3s", "local": true, "group": "1002", "expires": -1}));
+        assert_eq!(
+            all(&m.decide(Some(&a)).expect("change")),
+            ["lusermod -g 1002 k3s", "lchage -E -1 k3s"]
+        );
+        let m = module(
+            json!({"name": "k3s", "local": true, "state": "absent", "remove": true, "force": true}),
+        );
+        assert_eq!(
+            argv(&m.decide(Some(&a))).as_deref(),
+            Some("luserdel -r k3s")
+        );
+        // The read: only /etc/passwd counts; memberships and gids are read.
+        let script = read_script_with("lu", false, None, true, &["1005"], Some("g5"));
+        assert!(
+            script.contains("/etc/passwd") && script.contains("@@lm") && script.contains("@@ug")
+        );
+        assert!(script.contains("getent group 1005") && script.contains("getent group g5"));
+        let out = "@@pw lu:x:5:5::/home/lu:/bin/sh\n@@lm g1 g2 \n@@pg lu\n@@gs lu g1 g2\n";
+        let a = parse_observed("lu", out).expect("ok").expect("account");
+        assert_eq!(a.members_of, Some(vec!["g1".into(), "g2".into()]));
+    }
+
+    /// user target "Append groups ... using group id": `groups: 1005` (a
+    /// number) was refused, and a gid never matched the names the host
+    /// reports; "Test append without groups": Ansible's warning was missing.
+    #[test]
+    fn groups_by_gid_and_the_append_warning() {
+        let m = module(json!({"name": "k3s", "groups": 1005, "append": true}));
+        assert_eq!(m.groups, Some(vec!["1005".into()]));
+        let out = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@gn 1005 docker\n@@hm /root\n@@pw k3s:x:1001:1001::/home/k3s:/bin/sh\n@@pg k3s\n@@gs k3s docker\n@@hx 1\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        assert!(matches!(
+            m.plan_from(&out).expect("plan"),
+            Plan::Unchanged(_)
+        ));
+        let d = module(json!({"name": "k3s", "append": true})).data(None);
+        assert!(
+            d["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("'append' is set, but no 'groups'")),
+            "{d:?}"
+        );
+    }
+
     #[test]
     fn groups_as_list_or_string() {
         let m = module(json!({"name": "a", "groups": "docker, sudo,"}));
@@ -1628,6 +1912,29 @@ mod tests {
             json!({"name": "a", "ssh_key_passphrase": "pass\nphrase"}),
         ] {
             assert!(module(bad.clone()).validate().is_err(), "{bad}");
+        }
+    }
+
+    /// user target "Create user with setting both umask and local": it
+    /// must fail as Ansible's module does, at run time, not at load.
+    #[tokio::test]
+    async fn local_refuses_umask_and_uid_ranges_when_run() {
+        let h = Harness::new();
+        for (arg, v) in [
+            ("umask", json!("077")),
+            ("uid_min", json!(1000)),
+            ("uid_max", json!(2000)),
+        ] {
+            let mut args = json!({"name": "drover-no-such-user-x9", "local": true});
+            args[arg] = v;
+            module(args.clone()).validate().expect("loads");
+            let Err(err) = h.run::<User>(args, true, false).await else {
+                panic!("{arg} with local ran");
+            };
+            assert_eq!(
+                err.to_string(),
+                format!("'{arg}' can not be used with 'local'")
+            );
         }
     }
 
