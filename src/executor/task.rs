@@ -412,8 +412,21 @@ impl Runner<'_> {
         } else {
             hosts.to_vec()
         };
-        self.cx
-            .start_task(task.display_name(), &self.names(&targets), handler);
+        // Ansible shows a templated name rendered (an included file's
+        // `{{ item }}`), with the first host's variables; as written when
+        // it does not render.
+        let mut name = task.display_name();
+        if name.contains("{{") {
+            if let Some(&h) = targets.first() {
+                let scope = self
+                    .cx
+                    .host_scope(ctx, &self.hosts[h], Some(task), Vec::new());
+                if let Ok(r) = self.cx.templar.render_string(&name, &scope) {
+                    name = r;
+                }
+            }
+        }
+        self.cx.start_task(name, &self.names(&targets), handler);
         let throttle = self.cx.throttle(
             ctx,
             task,

@@ -83,3 +83,29 @@ fn become_su_answers_the_password_prompt_and_hides_it() {
         run.all()
     );
 }
+
+/// become target: its tasks are named `... ({{ become_test }})`, from the
+/// including task's loop; drover showed the names unrendered.
+#[test]
+fn task_names_render_with_the_include_loop_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("inc.yml"),
+        "- name: \"as {{ cfg.method }} ({{ label }})\"\n  debug: {msg: hi}\n- name: \"{{ undefined_thing }}\"\n  debug: {msg: hi}\n",
+    )
+    .expect("write");
+    let run = crate::local::local(
+        dir.path(),
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - include_tasks: inc.yml\n      vars: {label: \"{{ cfg.method }}-x\"}\n      loop: [{method: su}]\n      loop_control: {loop_var: cfg}\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(statuses(&run, "as su (su-x)"), ["ok"], "{}", run.all());
+    // A name that does not render is shown as written, as Ansible does.
+    assert_eq!(
+        statuses(&run, "{{ undefined_thing }}"),
+        ["ok"],
+        "{}",
+        run.all()
+    );
+}
