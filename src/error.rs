@@ -290,7 +290,7 @@ mod tests {
                 InputErrorKind::Template,
             ),
             (
-                task("{command: id, become: true, become_method: su}"),
+                task("{command: id, become: true, become_method: doas}"),
                 InputErrorKind::Unsupported,
             ),
             (

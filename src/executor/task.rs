@@ -13,7 +13,7 @@ use crate::playbook::{Action, Task};
 use crate::report::{Event, Status};
 use crate::secret::Secret;
 use crate::template::{Scope, Templar, TemplateError};
-use crate::transport::{Become, Remote};
+use crate::transport::{Become, BecomeMethod, Remote};
 use crate::{Map, Value};
 
 /// Why a task could not start on a host (before its module ran): the
@@ -420,8 +420,21 @@ impl Runner<'_> {
         } else {
             hosts.to_vec()
         };
-        self.cx
-            .start_task(task.display_name(), &self.names(&targets), handler);
+        // Ansible shows a templated name rendered (an included file's
+        // `{{ item }}`), with the first host's variables; as written when
+        // it does not render.
+        let mut name = task.display_name();
+        if name.contains("{{") {
+            if let Some(&h) = targets.first() {
+                let scope = self
+                    .cx
+                    .host_scope(ctx, &self.hosts[h], Some(task), Vec::new());
+                if let Ok(r) = self.cx.templar.render_string(&name, &scope) {
+                    name = r;
+                }
+            }
+        }
+        self.cx.start_task(name, &self.names(&targets), handler);
         let throttle = self.cx.throttle(
             ctx,
             task,
@@ -1134,13 +1147,12 @@ impl RunCtx<'_> {
                 .var(n)
                 .map(|v| self.templar.render_value(v, scope).unwrap_or(Value::Null))
         };
-        let on = match keywords.become_ {
-            Some(b) => b,
-            // `--become` is the default a variable overrides, as in Ansible.
-            None => match var("ansible_become") {
-                Some(v) => truthy_value(Some(&v)),
-                None => self.opts.become_,
-            },
+        // Variables win over keywords, as in Ansible: `vars:
+        // {ansible_become: no}` on a task of a `become: true` play runs it
+        // as the connecting user.
+        let on = match var("ansible_become") {
+            Some(v) => truthy_value(Some(&v)),
+            None => keywords.become_.unwrap_or(self.opts.become_),
         };
         if !on {
             return Ok(None);
@@ -1166,7 +1178,26 @@ impl RunCtx<'_> {
         if let Some(p) = &password {
             self.redactor.add(p);
         }
-        Ok(Some(Become { user, password }))
+        let method = keywords
+            .become_method
+            .as_ref()
+            .map(|m| {
+                self.templar
+                    .render_string(m, scope)
+                    .map_err(TaskError::BecomeUser)
+            })
+            .transpose()?
+            .or_else(|| var("ansible_become_method").and_then(|v| v.as_str().map(str::to_string)))
+            .unwrap_or_else(|| "sudo".into());
+        let method = BecomeMethod::parse(&method).ok_or_else(|| TaskError::Keyword {
+            keyword: "become_method",
+            msg: format!("`become_method: {method}` is not supported by drover yet (drover supports sudo, su)"),
+        })?;
+        Ok(Some(Become {
+            user,
+            password,
+            method,
+        }))
     }
 
     /// `async` (seconds, when above 0) and `poll` (Ansible's default 15)

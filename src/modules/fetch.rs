@@ -152,6 +152,11 @@ impl Module for Fetch {
         "fail_on_missing",
         "validate_checksum",
     ];
+
+    // Ansible's fetch expands a leading `~` (`~user`) of `src` on the host.
+    fn host_paths(_args: &Map) -> &'static [&'static str] {
+        &["src"]
+    }
     type Change = FetchChange;
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
@@ -220,6 +225,7 @@ impl Module for Fetch {
 
 #[cfg(test)]
 mod tests {
+
     use serde_json::json;
 
     use super::*;
@@ -227,6 +233,13 @@ mod tests {
 
     fn module(v: Value) -> Fetch {
         serde_json::from_value(v).expect("args")
+    }
+
+    /// become target "fetch a file": `src: ~user/...` was looked up
+    /// literally; Ansible expands it on the host.
+    #[test]
+    fn src_is_a_host_path_expanded_there() {
+        assert_eq!(<Fetch as Module>::host_paths(&Map::new()), &["src"]);
     }
 
     #[test]

@@ -1066,11 +1066,11 @@ mod tests {
         );
         let msg = failure(run_info("assert", json!({SPLAT: "text"})).await);
         assert!(msg.contains("must be a mapping"), "{msg}");
-        // user target: `ssh_key_file` loads, and fails where it is given.
-        let msg = failure(run_info("user", json!({"name": "x", "ssh_key_file": "k"})).await);
+        // user target: a pending argument loads, and fails where it is given.
+        let msg = failure(run_info("user", json!({"name": "x", "seuser": "k"})).await);
         assert_eq!(
             msg,
-            "module 'user': argument 'ssh_key_file' is not implemented by drover yet"
+            "module 'user': argument 'seuser' is not implemented by drover yet"
         );
         // community.sops.install: package with a dnf argument.
         let msg = failure(

@@ -67,9 +67,29 @@ pub struct User {
     /// Lock (`usermod -L`) or unlock (`usermod -U`) the password.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     password_lock: Option<bool>,
-    /// Not supported: accepted only as false.
-    #[serde(default, deserialize_with = "opt_bool_ish")]
-    generate_ssh_key: Option<bool>,
+    /// Generate an SSH key pair for the account (an existing one is kept
+    /// unless `force`).
+    #[serde(default, deserialize_with = "bool_ish")]
+    generate_ssh_key: bool,
+    /// Bits of the generated key (`ssh-keygen -b`; ssh-keygen's default
+    /// when absent or 0).
+    #[serde(default, deserialize_with = "opt_u64_ish")]
+    ssh_key_bits: Option<u64>,
+    /// Type of the generated key (`ssh-keygen -t`, default `rsa`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_type: Option<String>,
+    /// Private key path, relative to the account's home unless absolute
+    /// (default `.ssh/id_<type>`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_file: Option<String>,
+    /// Comment of the generated key (default `ansible-generated on
+    /// <hostname>`).
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_comment: Option<String>,
+    /// Passphrase of the generated key: a secret, fed to ssh-keygen on
+    /// stdin, never on a command line.
+    #[serde(default, deserialize_with = "opt_string_ish")]
+    ssh_key_passphrase: Option<String>,
     /// Account expiry, seconds since the epoch (negative: never).
     #[serde(default, deserialize_with = "opt_signed")]
     expires: Option<f64>,
@@ -97,6 +117,14 @@ pub struct User {
     /// Highest uid for a new account (`useradd -K UID_MAX=`).
     #[serde(default, deserialize_with = "opt_u64_ish")]
     uid_max: Option<u64>,
+    /// Manage the account in the local files with libuser's `luseradd`,
+    /// `lusermod`, `luserdel`, `lgroupmod` and `lchage`, as Ansible does.
+    #[serde(default, deserialize_with = "bool_ish")]
+    local: bool,
+    /// Observed, not an argument: a group named as the account exists
+    /// (a new local account then gets `luseradd -n`).
+    #[serde(skip)]
+    name_group_exists: bool,
 }
 
 /// Whether the account should exist.
@@ -123,6 +151,8 @@ fn opt_groups<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D:
     let joined = match &v {
         Value::Null => return Ok(None),
         Value::String(s) => s.clone(),
+        // `groups: "{{ gid }}"` renders to a number.
+        Value::Number(n) => n.to_string(),
         Value::Array(items) => items
             .iter()
             .map(|i| match i {
@@ -181,6 +211,27 @@ pub struct Account {
     /// The shadow aging fields, when read: min, max, warn, inactive,
     /// expire (days; `None` where empty).
     pub aging: Option<[Option<i64>; 5]>,
+    /// The SSH key files, when `generate_ssh_key` asked for them.
+    pub key: Option<KeyState>,
+    /// Groups listing the account as a member (`local`), primary included.
+    pub members_of: Option<Vec<String>>,
+}
+
+/// The SSH key pair of an account as read from the host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeyState {
+    /// The private key's absolute path.
+    pub path: String,
+    /// Whether the directory holding it exists.
+    pub dir: bool,
+    /// Whether the private key exists.
+    pub private: bool,
+    /// Whether the public key (`<path>.pub`) exists.
+    pub public: bool,
+    /// `ssh-keygen -l` of the private key, when it exists.
+    pub fingerprint: String,
+    /// The public key's text, when it exists.
+    pub public_key: Option<String>,
 }
 
 /// `name:x:uid:gid:gecos:home:shell` → (name, account without groups).
@@ -202,19 +253,85 @@ pub fn parse_passwd_line(line: &str) -> Option<(String, Account)> {
     ))
 }
 
-fn read_script(name: &str, shadow: bool) -> String {
+#[cfg(test)]
+fn read_script(name: &str, shadow: bool, key_file: Option<&str>) -> String {
+    read_script_with(name, shadow, key_file, false, &[], None)
+}
+
+/// The read of an account; `local`: only an account of /etc/passwd counts,
+/// with its memberships in the group database and whether a group of its
+/// name exists; `gids`: numeric group arguments to name (`@@gn`);
+/// `primary`: a group name to number (`@@gi`: libuser takes gids).
+fn read_script_with(
+    name: &str,
+    shadow: bool,
+    key_file: Option<&str>,
+    local: bool,
+    gids: &[&str],
+    primary: Option<&str>,
+) -> String {
+    let mut pre = String::new();
+    for g in gids {
+        pre.push_str(&format!(
+            "printf '@@gn %s %s\\n' {g} \"$(getent group {g} | cut -d: -f1)\"\n",
+            g = shell_quote(g)
+        ));
+    }
+    if let Some(g) = primary {
+        pre.push_str(&format!(
+            "printf '@@gi %s\\n' \"$(getent group {} | cut -d: -f3)\"\n",
+            shell_quote(g)
+        ));
+    }
+    let (found, local_lines) = if local {
+        (
+            " && awk -F: -v n=\"$n\" '$1 == n {f = 1} END {exit !f}' /etc/passwd",
+            "printf '@@lm %s\\n' \"$(getent group | awk -F: -v n=\"$n\" '{c = split($4, m, \",\"); for (i = 1; i <= c; i++) if (m[i] == n) printf \"%s \", $1}')\"; ",
+        )
+    } else {
+        ("", "")
+    };
+    let absent = if local {
+        "if getent group \"$n\" >/dev/null; then echo '@@ug'; fi; "
+    } else {
+        ""
+    };
     format!(
-        "n={}\nprintf '@@hm %s\\n' \"$HOME\"\n\
-         if p=$(getent passwd \"$n\"); then printf '@@pw %s\\n' \"$p\"; \
+        "n={}\n{pre}printf '@@hm %s\\n' \"$HOME\"\n\
+         if p=$(getent passwd \"$n\"){found}; then printf '@@pw %s\\n' \"$p\"; {local_lines}\
          printf '@@pg %s\\n' \"$(id -gn \"$n\")\"; printf '@@gs %s\\n' \"$(id -Gn \"$n\")\"; \
-         if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}\
-         else echo '@@none'; fi\n",
+         if [ -e \"$(printf '%s' \"$p\" | cut -d: -f6)\" ]; then echo '@@hx 1'; else echo '@@hx 0'; fi; {}{}\
+         else {absent}echo '@@none'; fi\n",
         shell_quote(name),
         if shadow {
             "printf '@@sh %s\\n' \"$(getent shadow \"$n\" | cut -d: -f2-)\"; "
         } else {
             ""
-        }
+        },
+        key_file.map(key_read_script).unwrap_or_default(),
+    )
+}
+
+/// Sets `$kf` to the key path `file` as Ansible resolves it: absolute as
+/// given, `~` as the home of the user the module runs as, else below the
+/// account's home `$h`.
+fn key_path_script(file: &str) -> String {
+    format!(
+        "kf={}; case $kf in /*) ;; '~') kf=$HOME ;; '~/'*) kf=$HOME/${{kf#'~/'}} ;; *) kf=$h/$kf ;; esac; ",
+        shell_quote(file)
+    )
+}
+
+/// What the read prints about the key pair at `file` (run where `$p` is
+/// the account's passwd line): its path, whether its directory, private
+/// and public files exist, the fingerprint and the public key.
+fn key_read_script(file: &str) -> String {
+    format!(
+        "h=$(printf '%s' \"$p\" | cut -d: -f6); {}printf '@@kf %s\\n' \"$kf\"; \
+         if [ -e \"$(dirname -- \"$kf\")\" ]; then echo '@@kd'; fi; \
+         if [ -e \"$kf\" ]; then echo '@@kk'; printf '@@kF %s\\n' \"$(ssh-keygen -l -f \"$kf\" </dev/null 2>/dev/null | head -n 1)\"; fi; \
+         if [ -e \"$kf.pub\" ]; then echo '@@kp'; printf '@@kP %s\\n' \"$(head -n 1 -- \"$kf.pub\")\"; fi; ",
+        key_path_script(file)
     )
 }
 
@@ -243,6 +360,10 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
             }
         } else if let Some(gs) = line.strip_prefix("@@gs ") {
             all_groups = gs.split_whitespace().map(String::from).collect();
+        } else if let Some(m) = line.strip_prefix("@@lm ") {
+            if let Some(a) = acct.as_mut() {
+                a.members_of = Some(m.split_whitespace().map(String::from).collect());
+            }
         } else if let Some(x) = line.strip_prefix("@@hx ") {
             if let Some(a) = acct.as_mut() {
                 a.home_exists = Some(x.trim() == "1");
@@ -261,7 +382,38 @@ fn parse_observed(name: &str, out: &str) -> Result<Option<Account>, super::Outpu
     a.groups = all_groups.into_iter().filter(|g| *g != a.group).collect();
     a.hash = hash.filter(|h| !h.is_empty());
     a.aging = aging;
+    a.key = parse_key_lines(out);
     Ok(Some(a))
+}
+
+/// The key pair as [`key_read_script`] printed it (`None`: not read).
+fn parse_key_lines(out: &str) -> Option<KeyState> {
+    let mut key: Option<KeyState> = None;
+    for line in out.lines() {
+        if let Some(path) = line.strip_prefix("@@kf ") {
+            key = Some(KeyState {
+                path: path.to_string(),
+                ..KeyState::default()
+            });
+            continue;
+        }
+        let Some(k) = key.as_mut() else {
+            continue;
+        };
+        match line {
+            "@@kd" => k.dir = true,
+            "@@kk" => k.private = true,
+            "@@kp" => k.public = true,
+            _ => {
+                if let Some(f) = line.strip_prefix("@@kF ") {
+                    k.fingerprint = f.trim().to_string();
+                } else if let Some(t) = line.strip_prefix("@@kP ") {
+                    k.public_key = Some(t.trim().to_string());
+                }
+            }
+        }
+    }
+    key
 }
 
 /// Whether `password` looks like a crypt hash (or a lock marker) rather
@@ -346,6 +498,19 @@ fn expand_tilde(path: &str, home: &str) -> String {
     }
 }
 
+/// Append `warnings` to a result's `warnings` list.
+fn add_warnings(data: &mut Map, warnings: Vec<String>) {
+    if warnings.is_empty() {
+        return;
+    }
+    let mut all = match data.remove("warnings") {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    all.extend(warnings.into_iter().map(Value::from));
+    data.insert("warnings".into(), Value::Array(all));
+}
+
 /// What `apply` does. The password is kept out of `Debug`.
 #[derive(PartialEq)]
 pub struct UserChange {
@@ -359,6 +524,11 @@ pub struct UserChange {
     chage: Option<Vec<String>>,
     /// A missing home of an existing account to create (path, uid, gid).
     mkhome: Option<(String, u64, u64)>,
+    /// Generate the SSH key pair (`generate_ssh_key`, where no key is
+    /// kept).
+    keygen: bool,
+    /// Commands run after `argv` (`local`: `lchage`, `lgroupmod`).
+    after: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for UserChange {
@@ -369,6 +539,8 @@ impl std::fmt::Debug for UserChange {
             .field("parent", &self.parent)
             .field("chage", &self.chage)
             .field("mkhome", &self.mkhome)
+            .field("keygen", &self.keygen)
+            .field("after", &self.after)
             .finish()
     }
 }
@@ -413,14 +585,31 @@ impl User {
                 "password must be a crypted hash (no ':' or newline)".into(),
             ));
         }
-        if self.password.is_some() && self.password_lock.is_some() {
-            return Err(ModuleError::Args(
-                "password and password_lock cannot be used together".into(),
-            ));
+        for (arg, v) in [
+            ("ssh_key_file", &self.ssh_key_file),
+            ("ssh_key_comment", &self.ssh_key_comment),
+        ] {
+            if let Some(v) = v {
+                safe::one_line(arg, v)?;
+            }
         }
-        if self.generate_ssh_key == Some(true) {
+        if let Some(t) = &self.ssh_key_type {
+            if t.is_empty()
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-@.".contains(c))
+            {
+                return Err(ModuleError::Args(format!("invalid ssh_key_type {t:?}")));
+            }
+        }
+        // ssh-keygen reads the passphrase as a line.
+        if self
+            .ssh_key_passphrase
+            .as_deref()
+            .is_some_and(|p| p.contains(['\n', '\r', '\0']))
+        {
             return Err(ModuleError::Args(
-                "generate_ssh_key is not supported by drover".into(),
+                "ssh_key_passphrase cannot contain a line break".into(),
             ));
         }
         Ok(())
@@ -444,11 +633,11 @@ impl User {
         match (self.state, current) {
             (State::Absent, None) => None,
             (State::Absent, Some(_)) => {
-                let mut v = vec![s("userdel")];
+                let mut v = vec![s(if self.local { "luserdel" } else { "userdel" })];
                 if self.remove {
                     v.push(s("-r"));
                 }
-                if self.force {
+                if self.force && !self.local {
                     v.push(s("-f"));
                 }
                 v.push(self.name.clone());
@@ -458,18 +647,28 @@ impl User {
                     parent: None,
                     chage: None,
                     mkhome: None,
+                    keygen: false,
+                    after: Vec::new(),
                 })
             }
             (State::Present, None) => {
-                let mut v = vec![s("useradd")];
+                let mut v = vec![s(if self.local { "luseradd" } else { "useradd" })];
+                let mut after = Vec::new();
                 if let Some(uid) = self.uid {
                     v.extend([s("-u"), uid.to_string()]);
                 }
                 if let Some(g) = &self.group {
                     v.extend([s("-g"), g.clone()]);
+                } else if self.local && self.name_group_exists {
+                    // luseradd would try to make the group of that name.
+                    v.push(s("-n"));
                 }
                 if let Some(gs) = self.wanted_groups(self.group.as_deref().unwrap_or_default()) {
-                    if !gs.is_empty() {
+                    if self.local {
+                        for g in gs {
+                            after.push(vec![s("lgroupmod"), s("-M"), self.name.clone(), g]);
+                        }
+                    } else if !gs.is_empty() {
                         v.extend([s("-G"), gs.join(",")]);
                     }
                 }
@@ -483,13 +682,19 @@ impl User {
                     v.extend([s("-s"), sh.clone()]);
                 }
                 if let Some(e) = self.expires {
-                    v.extend([s("-e"), expiry_date(e).unwrap_or_default()]);
+                    if self.local {
+                        after.insert(0, self.lchage(e));
+                    } else {
+                        v.extend([s("-e"), expiry_date(e).unwrap_or_default()]);
+                    }
                 }
                 if let Some(f) = self.password_expire_account_disable {
                     v.extend([s("-f"), (f as i64).to_string()]);
                 }
                 if self.create_home {
-                    v.push(s("-m"));
+                    if !self.local {
+                        v.push(s("-m"));
+                    }
                     if let Some(k) = &self.skeleton {
                         v.extend([s("-k"), k.clone()]);
                     }
@@ -518,14 +723,17 @@ impl User {
                     .filter(|p| p.starts_with('/') && p != "/");
                 Some(UserChange {
                     argv: Some(v),
-                    password: self.password.clone(),
+                    password: self.password.clone().map(|p| self.lock_hash(p)),
                     parent,
                     chage: self.chage_argv(None),
                     mkhome: None,
+                    keygen: self.generate_ssh_key,
+                    after,
                 })
             }
             (State::Present, Some(a)) => {
                 let mut v = Vec::new();
+                let mut after = Vec::new();
                 if let Some(uid) = self.uid.filter(|u| *u != a.uid) {
                     v.extend([s("-u"), uid.to_string()]);
                 }
@@ -542,7 +750,9 @@ impl User {
                     }
                     None => a.group.clone(),
                 };
-                if let Some(want) = self.wanted_groups(&primary) {
+                if let (true, Some(want)) = (self.local, &self.groups) {
+                    after.extend(self.lgroupmod(want, a.members_of.as_deref().unwrap_or_default()));
+                } else if let Some(want) = self.wanted_groups(&primary) {
                     if self.append {
                         if want.iter().any(|g| !a.groups.contains(g)) {
                             v.extend([s("-a"), s("-G"), want.join(",")]);
@@ -576,12 +786,15 @@ impl User {
                         None => 0,
                         Some(ag) => ag[4].unwrap_or(-1),
                     };
-                    match expiry_date(e) {
-                        None if current >= 0 => v.extend([s("-e"), s("")]),
-                        Some(d) if current < 0 || days_date(current) != d => {
-                            v.extend([s("-e"), d]);
-                        }
-                        _ => {}
+                    let set = match expiry_date(e) {
+                        None if current >= 0 => Some(String::new()),
+                        Some(d) if current < 0 || days_date(current) != d => Some(d),
+                        _ => None,
+                    };
+                    match set {
+                        Some(_) if self.local => after.insert(0, self.lchage(e)),
+                        Some(d) => v.extend([s("-e"), d]),
+                        None => {}
                     }
                 }
                 if let Some(f) = self.password_expire_account_disable {
@@ -589,19 +802,24 @@ impl User {
                         v.extend([s("-f"), (f as i64).to_string()]);
                     }
                 }
-                let locked = a.hash.as_deref().is_some_and(|h| h.starts_with('!'));
-                match self.password_lock {
-                    Some(true) if !locked => v.push(s("-L")),
-                    Some(false) if locked => v.push(s("-U")),
-                    _ => {}
-                }
+                // As Ansible: hashes compare without a lock's '!'; a new
+                // hash is set locked or not as asked, in place of -L/-U.
+                let current = a.hash.as_deref().unwrap_or_default();
                 let password = self
                     .password
                     .clone()
                     .filter(|_| self.update_password == UpdatePassword::Always)
-                    .filter(|p| a.hash.as_deref() != Some(p.as_str()));
+                    .filter(|p| current.trim_start_matches('!') != p.trim_start_matches('!'))
+                    .map(|p| self.lock_hash(p));
+                let locked = current.starts_with('!');
+                match self.password_lock {
+                    _ if password.is_some() => {}
+                    Some(true) if !locked => v.push(s("-L")),
+                    Some(false) if locked => v.push(s("-U")),
+                    _ => {}
+                }
                 let argv = (!v.is_empty()).then(|| {
-                    let mut full = vec![s("usermod")];
+                    let mut full = vec![s(if self.local { "lusermod" } else { "usermod" })];
                     full.extend(v);
                     full.push(self.name.clone());
                     full
@@ -613,16 +831,182 @@ impl User {
                     && a.home.starts_with('/')
                     && self.home.as_ref().is_none_or(|h| *h == a.home))
                 .then(|| (a.home.clone(), a.uid, a.gid));
-                (argv.is_some() || password.is_some() || chage.is_some() || mkhome.is_some())
-                    .then_some(UserChange {
-                        argv,
-                        password,
-                        parent: None,
-                        chage,
-                        mkhome,
-                    })
+                let keygen = self.generate_ssh_key && self.key_wanted(a.key.as_ref());
+                (argv.is_some()
+                    || password.is_some()
+                    || chage.is_some()
+                    || mkhome.is_some()
+                    || keygen
+                    || !after.is_empty())
+                .then_some(UserChange {
+                    argv,
+                    password,
+                    parent: None,
+                    chage,
+                    mkhome,
+                    keygen,
+                    after,
+                })
             }
         }
+    }
+
+    /// `lchage -E` for `expires` (seconds; negative: never), in days.
+    fn lchage(&self, expires: f64) -> Vec<String> {
+        let days = if expires < 0.0 {
+            -1
+        } else {
+            (expires.floor() as i64).div_euclid(86_400)
+        };
+        vec![
+            "lchage".into(),
+            "-E".into(),
+            days.to_string(),
+            self.name.clone(),
+        ]
+    }
+
+    /// `lgroupmod -M/-m` to make the account's memberships `want` (added
+    /// to with `append`), from those it has (`current`), as Ansible's
+    /// local mode compares them: by name, the primary group included.
+    fn lgroupmod(&self, want: &[String], current: &[String]) -> Vec<Vec<String>> {
+        let differs = |g: &String| !current.contains(g);
+        let needed = if want.is_empty() {
+            !current.is_empty() && !self.append
+        } else if self.append {
+            want.iter().any(differs)
+        } else {
+            want.iter().any(differs) || current.iter().any(|g| !want.contains(g))
+        };
+        if !needed {
+            return Vec::new();
+        }
+        let cmd = |flag: &str, g: &String| {
+            vec![
+                "lgroupmod".to_string(),
+                flag.to_string(),
+                self.name.clone(),
+                g.clone(),
+            ]
+        };
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for g in want.iter().filter(|g| differs(g)) {
+            if !out.iter().any(|c| c[3] == *g) {
+                out.push(cmd("-M", g));
+            }
+        }
+        if !self.append {
+            for g in current.iter().filter(|g| !want.contains(g)) {
+                out.push(cmd("-m", g));
+            }
+        }
+        out
+    }
+
+    /// The hash to set: locked (`!` first) with `password_lock: true`.
+    fn lock_hash(&self, hash: String) -> String {
+        if self.password_lock == Some(true) {
+            format!("!{hash}")
+        } else {
+            hash
+        }
+    }
+
+    /// Whether to run ssh-keygen, as Ansible decides: when the key's
+    /// directory is missing, or neither key file exists (or `force`).
+    fn key_wanted(&self, key: Option<&KeyState>) -> bool {
+        key.is_none_or(|k| !k.dir || self.force || (!k.private && !k.public))
+    }
+
+    /// The warnings Ansible gives about key files that exist.
+    fn key_warnings(&self, k: &KeyState) -> Vec<String> {
+        let mut out = Vec::new();
+        if !k.dir {
+            return out;
+        }
+        for (exists, what, path) in [
+            (k.private, "private", k.path.clone()),
+            (k.public, "public", format!("{}.pub", k.path)),
+        ] {
+            if !exists {
+                continue;
+            }
+            if self.force {
+                out.push(format!(
+                    "Overwriting existing ssh key {what} file \"{path}\""
+                ));
+            } else {
+                out.push(format!(
+                    "Found existing ssh key {what} file \"{path}\", no force, so skipping ssh-keygen generation"
+                ));
+                break;
+            }
+        }
+        out
+    }
+
+    /// The key path argument: `ssh_key_file`, else `.ssh/id_<type>`.
+    fn key_file(&self) -> Option<String> {
+        self.generate_ssh_key.then(|| {
+            self.ssh_key_file
+                .clone()
+                .unwrap_or_else(|| format!(".ssh/id_{}", self.key_type()))
+        })
+    }
+
+    fn key_type(&self) -> &str {
+        self.ssh_key_type.as_deref().unwrap_or("rsa")
+    }
+
+    /// The script generating the key pair as Ansible does (run after the
+    /// account exists): the directory made 0700 and owned by the account
+    /// when missing, existing files kept unless `force`, both files owned
+    /// by the account. The passphrase is in `$pp` (read from stdin), never
+    /// on a command line. It prints the pair as [`key_read_script`] does,
+    /// with `@@kw` warnings.
+    fn keygen_script(&self, file: &str) -> String {
+        let mut kg = vec![
+            "ssh-keygen".to_string(),
+            "-q".into(),
+            "-t".into(),
+            shell_quote(self.key_type()),
+        ];
+        if let Some(bits) = self.ssh_key_bits.filter(|b| *b > 0) {
+            kg.extend(["-b".into(), bits.to_string()]);
+        }
+        kg.extend(["-C".into(), "\"$c\"".into(), "-f".into(), "\"$kf\"".into()]);
+        let feed = if self.ssh_key_passphrase.is_some() {
+            "printf '%s\\n%s\\n' \"$pp\" \"$pp\""
+        } else {
+            kg.extend(["-N".into(), "''".into()]);
+            ":"
+        };
+        let comment = match &self.ssh_key_comment {
+            Some(c) => shell_quote(c),
+            None => "\"ansible-generated on $(uname -n)\"".into(),
+        };
+        let relative = !file.starts_with('/') && file != "~" && !file.starts_with("~/");
+        let force = if self.force { "true" } else { "false" };
+        format!(
+            "{{ n={n}; p=$(getent passwd \"$n\") || exit 1; h=$(printf '%s' \"$p\" | cut -d: -f6); \
+             o=$(printf '%s' \"$p\" | cut -d: -f3,4); {path}\
+             if {relative} && [ ! -e \"$h\" ]; then printf 'User %s home directory does not exist\\n' \"$n\" >&2; exit 1; fi; \
+             d=$(dirname -- \"$kf\"); go=1; \
+             if [ ! -e \"$d\" ]; then mkdir -m 700 -- \"$d\" && chown \"$o\" \"$d\" || exit 1; fi; \
+             for x in private:\"$kf\" public:\"$kf.pub\"; do w=${{x%%:*}}; f=${{x#*:}}; \
+             if [ $go = 1 ] && [ -e \"$f\" ]; then if {force}; then \
+             printf '@@kw Overwriting existing ssh key %s file \"%s\"\\n' \"$w\" \"$f\"; rm -f -- \"$f\" || exit 1; \
+             else printf '@@kw Found existing ssh key %s file \"%s\", no force, so skipping ssh-keygen generation\\n' \"$w\" \"$f\"; go=0; fi; fi; done; \
+             if [ $go = 1 ]; then c={comment}; \
+             if ! e=$({feed} | {kg} 2>&1 >/dev/null); then printf '%s\\n' \"$e\" | sed 's/Enter [^:]*: //g' >&2; exit 1; fi; \
+             chown \"$o\" -- \"$kf\" \"$kf.pub\" || exit 1; echo '@@kg'; fi; \
+             {read}}}",
+            n = shell_quote(&self.name),
+            path = key_path_script(file),
+            relative = if relative { "true" } else { "false" },
+            kg = kg.join(" "),
+            read = key_read_script(file),
+        )
     }
 
     /// `chage -m/-M/-W` for the aging values that differ from `current`
@@ -671,15 +1055,24 @@ impl User {
         if let Some(gs) = &self.groups {
             m.insert("groups".into(), Value::from(gs.join(",")));
         }
+        if self.append && self.groups.is_none() {
+            add_warnings(
+                &mut m,
+                vec![
+                    "'append' is set, but no 'groups' are specified. Use 'groups' for \
+                      appending new groups.This will change to an error in Ansible 2.14."
+                        .into(),
+                ],
+            );
+        }
         if let Some(p) = &self.password {
             m.insert("password".into(), Value::from("NOT_LOGGING_PASSWORD"));
             if !looks_hashed(p) {
-                m.insert(
-                    "warnings".into(),
-                    Value::from(vec![Value::from(
-                        "The input password appears not to have been hashed. \
-                         The 'password' argument must be encrypted for this module to work properly.",
-                    )]),
+                add_warnings(
+                    &mut m,
+                    vec!["The input password appears not to have been hashed. \
+                          The 'password' argument must be encrypted for this module to work properly."
+                        .into()],
                 );
             }
         }
@@ -702,6 +1095,23 @@ impl User {
         if let Some(uid) = self.uid {
             m.insert("uid".into(), Value::from(uid));
         }
+        if let Some(k) = acct
+            .and_then(|a| a.key.as_ref())
+            .filter(|_| self.generate_ssh_key)
+        {
+            // Ansible reports ssh-keygen's stderr (empty) for a missing key.
+            let fingerprint = if k.private {
+                k.fingerprint.clone()
+            } else {
+                String::new()
+            };
+            m.insert("ssh_fingerprint".into(), Value::from(fingerprint));
+            m.insert("ssh_key_file".into(), Value::from(k.path.clone()));
+            m.insert(
+                "ssh_public_key".into(),
+                k.public_key.clone().map(Value::from).unwrap_or(Value::Null),
+            );
+        }
         m
     }
 }
@@ -716,16 +1126,47 @@ impl User {
             parse_observed(&self.name, text)
         })?;
         let mut me = self.clone();
-        if let Some(home) = remote_home(&out.stdout_str()) {
+        let text = out.stdout_str();
+        if let Some(home) = remote_home(&text) {
             me.home = me.home.map(|h| expand_tilde(&h, home));
             me.shell = me.shell.map(|s| expand_tilde(&s, home));
         }
+        me.name_group_exists = text.lines().any(|l| l == "@@ug");
+        if let Some(gid) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("@@gi "))
+            .filter(|g| !g.is_empty() && me.local)
+        {
+            me.group = Some(gid.to_string());
+        }
+        // Groups given by gid compare by name, as Ansible resolves them.
+        let names: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("@@gn "))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, n)| !n.is_empty())
+            .collect();
+        if let Some(gs) = me.groups.as_mut() {
+            for g in gs.iter_mut() {
+                if let Some((_, n)) = names.iter().find(|(gid, _)| *gid == g.as_str()) {
+                    *g = n.to_string();
+                }
+            }
+        }
+        let mut data = me.data(current.as_ref());
+        if let Some(k) = current
+            .as_ref()
+            .and_then(|a| a.key.as_ref())
+            .filter(|_| me.generate_ssh_key && me.state == State::Present)
+        {
+            add_warnings(&mut data, me.key_warnings(k));
+        }
         match me.decide(current.as_ref()) {
-            None => Ok(Plan::Unchanged(me.data(current.as_ref()))),
+            None => Ok(Plan::Unchanged(data)),
             Some(change) => Ok(Plan::Change {
                 change,
                 diff: None,
-                data: me.data(current.as_ref()),
+                data,
             }),
         }
     }
@@ -753,6 +1194,11 @@ impl Module for User {
         "update_password",
         "password_lock",
         "generate_ssh_key",
+        "ssh_key_file",
+        "ssh_key_passphrase",
+        "ssh_key_type",
+        "ssh_key_bits",
+        "ssh_key_comment",
         "expires",
         "password_expire_account_disable",
         "password_expire_min",
@@ -762,15 +1208,10 @@ impl Module for User {
         "umask",
         "uid_min",
         "uid_max",
+        "local",
     ];
     // Ansible's user arguments not implemented yet (fail where given).
     const PENDING: &'static [&'static str] = &[
-        "ssh_key_file",
-        "ssh_key_passphrase",
-        "ssh_key_type",
-        "ssh_key_bits",
-        "ssh_key_comment",
-        "local",
         "non_unique",
         "seuser",
         "login_class",
@@ -792,8 +1233,38 @@ impl Module for User {
                 || self.password_expire_min.is_some()
                 || self.password_expire_max.is_some()
                 || self.password_expire_warn.is_some());
+        if self.local {
+            for (arg, given) in [
+                ("umask", self.umask.is_some()),
+                ("uid_min", self.uid_min.is_some()),
+                ("uid_max", self.uid_max.is_some()),
+            ] {
+                if given {
+                    return Err(ModuleError::failed(format!(
+                        "'{arg}' can not be used with 'local'"
+                    )));
+                }
+            }
+        }
+        let key_file = self.key_file().filter(|_| self.state == State::Present);
+        let gids: Vec<&str> = self
+            .groups
+            .iter()
+            .flatten()
+            .filter(|g| g.bytes().all(|b| b.is_ascii_digit()))
+            .map(String::as_str)
+            .collect();
         Ok(Protocol::Declared(ReadSet::one(
-            read_script(&self.name, shadow),
+            read_script_with(
+                &self.name,
+                shadow,
+                key_file.as_deref(),
+                self.local,
+                &gids,
+                self.group
+                    .as_deref()
+                    .filter(|g| self.local && !g.bytes().all(|b| b.is_ascii_digit())),
+            ),
             Scope::Host,
         )))
     }
@@ -812,7 +1283,7 @@ impl Module for User {
         if let Some(dir) = &change.parent {
             parts.push(format!("mkdir -p -- {}", shell_quote(dir)));
         }
-        if let Some(argv) = &change.argv {
+        for argv in change.argv.iter().chain(&change.after) {
             parts.push(
                 argv.iter()
                     .map(|a| shell_quote(a))
@@ -821,9 +1292,16 @@ impl Module for User {
             );
         }
         let mut stdin = Vec::new();
+        // The passphrase comes first on stdin, read into a variable of the
+        // script's own shell before chpasswd takes the rest.
+        if let Some(pp) = self.ssh_key_passphrase.as_ref().filter(|_| change.keygen) {
+            parts.insert(0, "IFS= read -r pp".into());
+            stdin.extend_from_slice(pp.as_bytes());
+            stdin.push(b'\n');
+        }
         if let Some(p) = &change.password {
             parts.push("chpasswd -e".into());
-            stdin = format!("{}:{p}\n", self.name).into_bytes();
+            stdin.extend_from_slice(format!("{}:{p}\n", self.name).as_bytes());
         }
         if let Some(argv) = &change.chage {
             parts.push(
@@ -841,6 +1319,9 @@ impl Module for User {
                 *gid,
             ));
         }
+        if let Some(file) = self.key_file().filter(|_| change.keygen) {
+            parts.push(self.keygen_script(&file));
+        }
         if self.state == State::Present {
             parts.push(format!("getent passwd {}", shell_quote(&self.name)));
         }
@@ -850,7 +1331,13 @@ impl Module for User {
                 .argv
                 .as_ref()
                 .and_then(|a| a.first().cloned())
-                .unwrap_or_else(|| "chpasswd".into());
+                .unwrap_or_else(|| {
+                    if change.password.is_some() || !change.keygen {
+                        "chpasswd".into()
+                    } else {
+                        "ssh-keygen".into()
+                    }
+                });
             let mut data = Map::new();
             data.insert("rc".into(), Value::from(out.status));
             return Err(ModuleError::Failed {
@@ -859,12 +1346,25 @@ impl Module for User {
             });
         }
         let stdout = out.stdout_str();
-        let acct = stdout
+        let mut acct = stdout
             .lines()
+            .filter(|l| !l.starts_with("@@"))
             .filter_map(parse_passwd_line)
             .find(|(n, _)| *n == self.name)
             .map(|(_, a)| a);
+        let mut warnings = Vec::new();
+        if change.keygen {
+            if let Some(a) = acct.as_mut() {
+                a.key = parse_key_lines(&stdout);
+            }
+            warnings = stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("@@kw "))
+                .map(String::from)
+                .collect();
+        }
         let mut data = self.data(acct.as_ref());
+        add_warnings(&mut data, warnings);
         data.remove("name");
         data.remove("state");
         Ok(data)
@@ -900,6 +1400,8 @@ mod tests {
             hash: Some("$6$old".into()),
             aging: None,
             home_exists: None,
+            key: None,
+            members_of: None,
         }
     }
 
@@ -919,9 +1421,10 @@ mod tests {
         assert!(a.groups.is_empty());
         assert_eq!(a.hash, None);
         assert!(parse_observed("k3s", "").is_err());
-        assert!(read_script("k3s", false).contains("getent passwd"));
-        assert!(!read_script("k3s", false).contains("shadow"));
-        assert!(read_script("k3s", true).contains("getent shadow"));
+        assert!(read_script("k3s", false, None).contains("getent passwd"));
+        assert!(!read_script("k3s", false, None).contains("shadow"));
+        assert!(read_script("k3s", true, None).contains("getent shadow"));
+        assert!(!read_script("k3s", false, None).contains("ssh-keygen"));
         let out = "@@hm /root\n@@pw root:x:0:0:root:/root:/bin/bash\n@@pg root\n@@gs root\n";
         assert!(parse_observed("root", out).expect("ok").is_some());
         assert_eq!(remote_home(out), Some("/root"));
@@ -1085,6 +1588,184 @@ mod tests {
         ));
     }
 
+    /// user target "Create user with ssh key": `generate_ssh_key` and the
+    /// `ssh_key_*` arguments were refused as not implemented.
+    #[test]
+    fn generates_a_key_only_where_ansible_would() {
+        let key = |dir, private, public| KeyState {
+            path: "/home/k3s/.ssh/id_rsa".into(),
+            dir,
+            private,
+            public,
+            fingerprint: "3072 SHA256:abc c (RSA)".into(),
+            public_key: public.then(|| "ssh-rsa AAAA c".into()),
+        };
+        let with = |k: KeyState| Account {
+            key: Some(k),
+            ..k3s()
+        };
+        let m = module(json!({"name": "k3s", "generate_ssh_key": true}));
+        assert_eq!(m.key_file().as_deref(), Some(".ssh/id_rsa"));
+        assert!(m.decide(None).expect("create").keygen);
+        // Missing directory or no key: generate; the account itself is as asked.
+        let c = m
+            .decide(Some(&with(key(false, false, false))))
+            .expect("change");
+        assert!(c.keygen && c.argv.is_none() && c.password.is_none());
+        assert!(m.decide(Some(&with(key(true, false, false)))).is_some());
+        // An existing private or public key is kept, with Ansible's warning.
+        for (private, public) in [(true, true), (true, false), (false, true)] {
+            let k = key(true, private, public);
+            assert_eq!(m.decide(Some(&with(k.clone()))), None);
+            let w = m.key_warnings(&k);
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(w[0].contains("no force, so skipping"), "{w:?}");
+        }
+        // force: regenerated every time, as Ansible does.
+        let f = module(json!({"name": "k3s", "generate_ssh_key": true, "force": true}));
+        assert!(
+            f.decide(Some(&with(key(true, true, true))))
+                .expect("c")
+                .keygen
+        );
+        assert_eq!(
+            f.key_warnings(&key(true, true, true)),
+            vec![
+                "Overwriting existing ssh key private file \"/home/k3s/.ssh/id_rsa\"".to_string(),
+                "Overwriting existing ssh key public file \"/home/k3s/.ssh/id_rsa.pub\""
+                    .to_string(),
+            ]
+        );
+        // Results: fingerprint, path, public key; an empty fingerprint for
+        // a missing key, as Ansible's ssh-keygen stderr.
+        let d = m.data(Some(&with(key(true, true, true))));
+        assert_eq!(d["ssh_fingerprint"], json!("3072 SHA256:abc c (RSA)"));
+        assert_eq!(d["ssh_key_file"], json!("/home/k3s/.ssh/id_rsa"));
+        assert_eq!(d["ssh_public_key"], json!("ssh-rsa AAAA c"));
+        let d = m.data(Some(&with(key(false, false, false))));
+        assert_eq!(
+            (&d["ssh_fingerprint"], &d["ssh_public_key"]),
+            (&json!(""), &Value::Null)
+        );
+        assert!(!module(json!({"name": "k3s"}))
+            .data(Some(&with(key(true, true, true))))
+            .contains_key("ssh_key_file"));
+        // The read's lines.
+        let out = "@@pw k3s:x:1001:1001:K3s:/home/k3s:/bin/bash\n@@pg k3s\n@@gs k3s\n@@kf /home/k3s/.ssh/id_rsa\n@@kd\n@@kk\n@@kF 3072 SHA256:abc c (RSA)\n@@kp\n@@kP ssh-rsa AAAA c\n";
+        let a = parse_observed("k3s", out).expect("ok").expect("account");
+        assert_eq!(a.key, Some(key(true, true, true)));
+        assert!(read_script("k3s", false, Some(".ssh/x")).contains("ssh-keygen -l"));
+    }
+
+    /// The passphrase is a secret: it reaches ssh-keygen on stdin through
+    /// a shell variable, never as text of the script (a command line, a
+    /// log line).
+    #[test]
+    fn the_key_passphrase_is_never_script_text() {
+        let m = module(json!({
+            "name": "k3s", "generate_ssh_key": true, "ssh_key_passphrase": "s3cret-pp",
+            "ssh_key_bits": 2048, "ssh_key_type": "ed25519", "ssh_key_comment": "it's me",
+            "ssh_key_file": "~/keys/k"
+        }));
+        let script = m.keygen_script(&m.key_file().expect("file"));
+        assert!(!script.contains("s3cret-pp"), "{script}");
+        assert!(script.contains("\"$pp\""), "{script}");
+        assert!(!script.contains("-N"), "{script}");
+        assert!(
+            script.contains("ssh-keygen -q -t ed25519 -b 2048 -C \"$c\" -f \"$kf\""),
+            "{script}"
+        );
+        assert!(script.contains("c='it'\\''s me'"), "{script}");
+        let plain = module(json!({"name": "k3s", "generate_ssh_key": true}));
+        let script = plain.keygen_script(&plain.key_file().expect("file"));
+        assert!(script.contains("-N ''") && script.contains("ansible-generated on $(uname -n)"));
+    }
+
+    /// user target test_local.yml: `local` was refused as not
+    /// implemented; Ansible runs libuser's tools and manages memberships
+    /// with lgroupmod.
+    #[test]
+    fn local_accounts_use_libuser() {
+        let all = |c: &UserChange| {
+            c.argv
+                .iter()
+                .chain(&c.after)
+                .map(|a| a.join(" "))
+                .collect::<Vec<_>>()
+        };
+        let mut m = module(
+            json!({"name": "lu", "local": true, "groups": ["g1", "g2"], "expires": 2_529_881_062u64}),
+        );
+        m.name_group_exists = true;
+        let c = m.decide(None).expect("create");
+        assert_eq!(
+            all(&c),
+            [
+                "luseradd -n lu",
+                "lchage -E 29281 lu",
+                "lgroupmod -M lu g1",
+                "lgroupmod -M lu g2"
+            ]
+        );
+        let a = Account {
+            members_of: Some(vec!["g1".into(), "old".into()]),
+            ..k3s()
+        };
+        let m = module(json!({"name": "k3s", "local": true, "groups": ["g1", "g3"]}));
+        assert_eq!(
+            all(&m.decide(Some(&a)).expect("change")),
+            ["lgroupmod -M k3s g3", "lgroupmod -m k3s old"]
+        );
+        let m = module(json!({"name": "k3s", "local": true, "groups": ["g1"], "append": true}));
+        assert_eq!(m.decide(Some(&a)), None);
+        let m = module(json!({"name": "k3s", "local": true, "group": "1002", "expires": -1}));
+        assert_eq!(
+            all(&m.decide(Some(&a)).expect("change")),
+            ["lusermod -g 1002 k3s", "lchage -E -1 k3s"]
+        );
+        let m = module(
+            json!({"name": "k3s", "local": true, "state": "absent", "remove": true, "force": true}),
+        );
+        assert_eq!(
+            argv(&m.decide(Some(&a))).as_deref(),
+            Some("luserdel -r k3s")
+        );
+        // The read: only /etc/passwd counts; memberships and gids are read.
+        let script = read_script_with("lu", false, None, true, &["1005"], Some("g5"));
+        assert!(
+            script.contains("/etc/passwd") && script.contains("@@lm") && script.contains("@@ug")
+        );
+        assert!(script.contains("getent group 1005") && script.contains("getent group g5"));
+        let out = "@@pw lu:x:5:5::/home/lu:/bin/sh\n@@lm g1 g2 \n@@pg lu\n@@gs lu g1 g2\n";
+        let a = parse_observed("lu", out).expect("ok").expect("account");
+        assert_eq!(a.members_of, Some(vec!["g1".into(), "g2".into()]));
+    }
+
+    /// user target "Append groups ... using group id": `groups: 1005` (a
+    /// number) was refused, and a gid never matched the names the host
+    /// reports; "Test append without groups": Ansible's warning was missing.
+    #[test]
+    fn groups_by_gid_and_the_append_warning() {
+        let m = module(json!({"name": "k3s", "groups": 1005, "append": true}));
+        assert_eq!(m.groups, Some(vec!["1005".into()]));
+        let out = crate::transport::ExecOutput {
+            status: 0,
+            stdout: b"@@gn 1005 docker\n@@hm /root\n@@pw k3s:x:1001:1001::/home/k3s:/bin/sh\n@@pg k3s\n@@gs k3s docker\n@@hx 1\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        assert!(matches!(
+            m.plan_from(&out).expect("plan"),
+            Plan::Unchanged(_)
+        ));
+        let d = module(json!({"name": "k3s", "append": true})).data(None);
+        assert!(
+            d["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("'append' is set, but no 'groups'")),
+            "{d:?}"
+        );
+    }
+
     #[test]
     fn groups_as_list_or_string() {
         let m = module(json!({"name": "a", "groups": "docker, sudo,"}));
@@ -1177,6 +1858,41 @@ mod tests {
         );
     }
 
+    /// user target "Lock account with password parameter": password and
+    /// password_lock together were refused; Ansible sets the hash locked
+    /// (or only locks, when the hash is the same).
+    #[test]
+    fn password_and_password_lock_together() {
+        let both = |lock: bool, pw: &str| {
+            module(json!({"name": "k3s", "password_lock": lock, "password": pw}))
+        };
+        let plain = k3s();
+        let locked = Account {
+            hash: Some("!$6$old".into()),
+            ..k3s()
+        };
+        both(true, "$6$old").validate().expect("valid");
+        let c = both(true, "$6$old").decide(Some(&plain)).expect("lock");
+        assert_eq!((argv(&Some(c)).as_deref()), Some("usermod -L k3s"));
+        assert_eq!(both(true, "$6$old").decide(Some(&locked)), None);
+        assert_eq!(
+            argv(&both(false, "$6$old").decide(Some(&locked))).as_deref(),
+            Some("usermod -U k3s")
+        );
+        assert_eq!(both(false, "$6$old").decide(Some(&plain)), None);
+        let c = both(true, "$6$new").decide(Some(&plain)).expect("new hash");
+        assert_eq!(
+            (c.argv.clone(), c.password.as_deref()),
+            (None, Some("!$6$new"))
+        );
+        // A new account: created with the locked hash.
+        let c = both(true, "$6$new").decide(None).expect("create");
+        assert_eq!(c.password.as_deref(), Some("!$6$new"));
+        // The same hash as a locked one, no lock asked: unchanged, as Ansible.
+        let m = module(json!({"name": "k3s", "password": "$6$old"}));
+        assert_eq!(m.decide(Some(&locked)), None);
+    }
+
     #[test]
     fn plans_userdel_and_rejects_bad_args() {
         let a = k3s();
@@ -1189,10 +1905,37 @@ mod tests {
             .is_err());
         assert!(module(json!({"name": "a", "generate_ssh_key": true}))
             .validate()
-            .is_err());
-        assert!(module(json!({"name": "a", "generate_ssh_key": false}))
-            .validate()
             .is_ok());
+        for bad in [
+            json!({"name": "a", "ssh_key_type": "rsa; id"}),
+            json!({"name": "a", "ssh_key_file": "k\nx"}),
+            json!({"name": "a", "ssh_key_passphrase": "pass\nphrase"}),
+        ] {
+            assert!(module(bad.clone()).validate().is_err(), "{bad}");
+        }
+    }
+
+    /// user target "Create user with setting both umask and local": it
+    /// must fail as Ansible's module does, at run time, not at load.
+    #[tokio::test]
+    async fn local_refuses_umask_and_uid_ranges_when_run() {
+        let h = Harness::new();
+        for (arg, v) in [
+            ("umask", json!("077")),
+            ("uid_min", json!(1000)),
+            ("uid_max", json!(2000)),
+        ] {
+            let mut args = json!({"name": "drover-no-such-user-x9", "local": true});
+            args[arg] = v;
+            module(args.clone()).validate().expect("loads");
+            let Err(err) = h.run::<User>(args, true, false).await else {
+                panic!("{arg} with local ran");
+            };
+            assert_eq!(
+                err.to_string(),
+                format!("'{arg}' can not be used with 'local'")
+            );
+        }
     }
 
     #[tokio::test]

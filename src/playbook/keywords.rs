@@ -158,8 +158,8 @@ pub static KEYWORDS: &[Keyword] = &[
         "become_method",
         Levels::ALL,
         Support::Only {
-            values: &["sudo"],
-            run: false,
+            values: &["sudo", "su"],
+            run: true,
         },
         true,
     ),

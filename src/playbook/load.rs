@@ -351,6 +351,7 @@ impl Loader {
         kw.run_once = b(self, "run_once");
         kw.any_errors_fatal = b(self, "any_errors_fatal");
         kw.become_user = s(self, "become_user");
+        kw.become_method = s(self, "become_method");
         kw.delegate_to = s(self, "delegate_to");
         kw.remote_user = s(self, "remote_user");
         kw.connection = s(self, "connection");

@@ -95,6 +95,8 @@ pub struct Keywords {
     pub become_: Option<bool>,
     /// `become_user`.
     pub become_user: Option<String>,
+    /// `become_method` (may be templated).
+    pub become_method: Option<String>,
     /// `environment`, a mapping (may be templated).
     pub environment: Option<Value>,
     /// `no_log`.
@@ -203,6 +205,10 @@ impl Keywords {
                 .become_user
                 .clone()
                 .or_else(|| self.become_user.clone()),
+            become_method: child
+                .become_method
+                .clone()
+                .or_else(|| self.become_method.clone()),
             environment: match (&self.environment, &child.environment) {
                 (Some(Value::Object(a)), Some(Value::Object(b))) => {
                     let mut m = a.clone();

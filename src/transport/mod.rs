@@ -303,13 +303,54 @@ impl ExecOutput {
     }
 }
 
-/// Privilege escalation settings (sudo).
+/// Privilege escalation settings (sudo or su).
 #[derive(Debug, Clone)]
 pub struct Become {
     /// Target user (`ansible_become_user`, default root).
     pub user: String,
-    /// Password for sudo's prompt, if sudo asks.
+    /// Password for sudo's or su's prompt, if it asks.
     pub password: Option<Secret>,
+    /// How to become (`become_method`).
+    pub method: BecomeMethod,
+}
+
+/// The become methods drover has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BecomeMethod {
+    /// `sudo -u USER`: the connecting user's password.
+    #[default]
+    Sudo,
+    /// `su USER`: the target user's password.
+    Su,
+}
+
+impl BecomeMethod {
+    /// The method named `name` (`become_method`), if drover has it.
+    pub fn parse(name: &str) -> Option<BecomeMethod> {
+        match name {
+            "sudo" => Some(BecomeMethod::Sudo),
+            "su" => Some(BecomeMethod::Su),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BecomeMethod::Sudo => "sudo",
+            BecomeMethod::Su => "su",
+        }
+    }
+}
+
+impl Become {
+    /// The key of this user's kept shell: a shell started through su is
+    /// not one started through sudo (each proves its own password).
+    fn shell_key(&self) -> String {
+        match self.method {
+            BecomeMethod::Sudo => self.user.clone(),
+            BecomeMethod::Su => format!("su\0{}", self.user),
+        }
+    }
 }
 
 /// Quote a string for a POSIX shell.
@@ -662,9 +703,8 @@ impl Remote {
         if command.len() > shell::MAX_SCRIPT || stdin.len() > shell::MAX_STDIN {
             return None;
         }
-        let slot = shells
-            .slot(self.become_.as_ref().map(|b| b.user.as_str()))
-            .await?;
+        let key = self.become_.as_ref().map(Become::shell_key);
+        let slot = shells.slot(key.as_deref()).await?;
         let mut slot = slot.try_lock().ok()?;
         slot.drop_dead();
         if matches!(*slot, shell::Slot::Empty) {
@@ -736,8 +776,9 @@ impl Remote {
         shell::Shell::ready(proc, token, seen, shells, self.become_.clone()).await
     }
 
-    /// Start `command` through sudo and answer its password prompt; the
-    /// process once sudo let it run, with what it printed so far.
+    /// Start `command` through sudo (or su) and answer its password
+    /// prompt; the process once sudo let it run, with what it printed so
+    /// far.
     async fn spawn_become(
         &self,
         command: &str,
@@ -745,14 +786,30 @@ impl Remote {
     ) -> Result<(Box<dyn RemoteProcess>, ExecOutput), TransportError> {
         let token: u64 = rand::rng().random();
         let marker = format!("DROVER-BECOME-OK-{token:016x}");
-        let prompt = format!("[drover-sudo-{token:016x}] ");
         let inner = format!("echo {marker}; {command}");
-        let wrapped = format!(
-            "LC_ALL=C sudo -H -S -p {} -u {} /bin/sh -c {}",
-            shell_quote(&prompt),
-            shell_quote(&b.user),
-            shell_quote(&inner)
-        );
+        let (wrapped, prompt) = match b.method {
+            BecomeMethod::Sudo => {
+                let prompt = format!("[drover-sudo-{token:016x}] ");
+                let wrapped = format!(
+                    "LC_ALL=C sudo -H -S -p {} -u {} /bin/sh -c {}",
+                    shell_quote(&prompt),
+                    shell_quote(&b.user),
+                    shell_quote(&inner)
+                );
+                (wrapped, prompt)
+            }
+            // su has no prompt of our choosing: with no terminal it asks
+            // on stderr ("Password: ") and reads the answer from stdin.
+            BecomeMethod::Su => {
+                let wrapped = format!(
+                    "LC_ALL=C su {} -c {}",
+                    shell_quote(&b.user),
+                    shell_quote(&format!("/bin/sh -c {}", shell_quote(&inner)))
+                );
+                (wrapped, String::new())
+            }
+        };
+        let method = b.method.name();
         let mut proc = self.transport.spawn(&wrapped).await?;
         let mut out = ExecOutput::default();
         let mut prompts = 0usize;
@@ -769,19 +826,23 @@ impl Remote {
                 }
                 Some(ProcessEvent::Stderr(d)) => {
                     out.stderr.extend_from_slice(&d);
-                    let seen = count(&out.stderr, prompt.as_bytes());
+                    let seen = if prompt.is_empty() {
+                        su_prompts(&out.stderr)
+                    } else {
+                        count(&out.stderr, prompt.as_bytes())
+                    };
                     if seen > prompts {
                         prompts = seen;
                         match (&b.password, prompts) {
                             (None, _) => {
-                                return Err(TransportError::Become(
-                                    "sudo asks for a password; give one with --ask-become-pass or ansible_become_password".into(),
-                                ))
+                                return Err(TransportError::Become(format!(
+                                    "{method} asks for a password; give one with --ask-become-pass or ansible_become_password"
+                                )))
                             }
                             (Some(_), n) if n > 1 => {
-                                return Err(TransportError::Become(
-                                    "incorrect sudo password".into(),
-                                ))
+                                return Err(TransportError::Become(format!(
+                                    "incorrect {method} password"
+                                )))
                             }
                             (Some(pw), _) => {
                                 let mut line = pw.expose().as_bytes().to_vec();
@@ -792,16 +853,20 @@ impl Remote {
                     }
                 }
                 Some(ProcessEvent::Exit(status)) => {
-                    let err = strip_all(&out.stderr, prompt.as_bytes());
+                    let err = strip_prompts(&out.stderr, &prompt);
                     return Err(TransportError::Become(format!(
-                        "sudo exited with status {status}: {}",
+                        "{method} exited with status {status}: {}",
                         String::from_utf8_lossy(&err).trim()
                     )));
                 }
-                None => return Err(TransportError::Disconnected("sudo ended early".into())),
+                None => {
+                    return Err(TransportError::Disconnected(format!(
+                        "{method} ended early"
+                    )))
+                }
             }
         }
-        out.stderr = strip_all(&out.stderr, prompt.as_bytes());
+        out.stderr = strip_prompts(&out.stderr, &prompt);
         Ok((proc, out))
     }
 }
@@ -871,6 +936,24 @@ fn find_line_end(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let at = hay.windows(needle.len()).position(|w| w == needle)?;
     let nl = hay[at..].iter().position(|&c| c == b'\n')?;
     Some(at + nl + 1)
+}
+
+/// su's password prompt as PAM words it in the C locale.
+const SU_PROMPT: &[u8] = b"Password: ";
+
+/// How many password prompts su printed on `stderr` (it prints none
+/// when the connecting user may become the target without one).
+fn su_prompts(stderr: &[u8]) -> usize {
+    count(stderr, SU_PROMPT)
+}
+
+/// `stderr` without the become prompts (`prompt`: sudo's own; empty: su's).
+fn strip_prompts(stderr: &[u8], prompt: &str) -> Vec<u8> {
+    if prompt.is_empty() {
+        strip_all(stderr, SU_PROMPT)
+    } else {
+        strip_all(stderr, prompt.as_bytes())
+    }
 }
 
 fn count(hay: &[u8], needle: &[u8]) -> usize {
@@ -952,6 +1035,36 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    /// become target "test becoming user (su from admin to ...)": su was
+    /// refused; its prompt is PAM's, counted to tell a wrong password.
+    #[test]
+    fn su_prompts_are_counted_and_stripped() {
+        assert_eq!(su_prompts(b""), 0);
+        assert_eq!(su_prompts(b"Password: "), 1);
+        assert_eq!(
+            su_prompts(b"Password: \nsu: Authentication failure\nPassword: "),
+            2
+        );
+        assert_eq!(
+            strip_prompts(b"Password: su: Authentication failure\n", ""),
+            b"su: Authentication failure\n"
+        );
+        assert_eq!(strip_prompts(b"[p] x", "[p] "), b"x");
+        let su = |user: &str| Become {
+            user: user.into(),
+            password: None,
+            method: BecomeMethod::Su,
+        };
+        let sudo = Become {
+            method: BecomeMethod::Sudo,
+            ..su("u")
+        };
+        assert_ne!(su("u").shell_key(), sudo.shell_key());
+        assert_eq!(sudo.shell_key(), "u");
+        assert_eq!(BecomeMethod::parse("su"), Some(BecomeMethod::Su));
+        assert_eq!(BecomeMethod::parse("doas"), None);
     }
 
     #[test]

@@ -933,7 +933,7 @@ mod tests {
 
     use super::tests_support::*;
     use super::*;
-    use crate::transport::{Become, Remote};
+    use crate::transport::{Become, BecomeMethod, Remote};
 
     #[test]
     fn signals_map_to_shell_statuses() {
@@ -1145,6 +1145,7 @@ mod tests {
         let root = Become {
             user: "root".into(),
             password: None,
+            method: BecomeMethod::Sudo,
         };
         let remote = Remote::new(t.clone(), Some(root));
         let out = run(&remote, "id -u; cat", b"via sudo").await;
@@ -1157,6 +1158,7 @@ mod tests {
         let nobody = remote.with_become(Some(Become {
             user: "nobody".into(),
             password: None,
+            method: BecomeMethod::Sudo,
         }));
         let out = run(&nobody, "id -un; exit 4", b"").await;
         assert_eq!((out.status, out.stdout_str().as_str()), (4, "nobody\n"));
@@ -1172,6 +1174,7 @@ mod tests {
         let root = Become {
             user: "root".into(),
             password: None,
+            method: BecomeMethod::Sudo,
         };
         let remote = Remote::new(t.clone(), Some(root));
         let plain = remote.with_become(None);

@@ -9,6 +9,7 @@
 
 mod apt_key;
 mod apt_repository;
+mod become_su;
 mod behaviour;
 mod cli_habits;
 mod cluster_modules;
@@ -43,4 +44,5 @@ mod textedit;
 mod unarchive;
 mod uri;
 mod vault;
+mod user_keys;
 mod writes;
