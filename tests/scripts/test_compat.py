@@ -186,6 +186,14 @@ class Compare(unittest.TestCase):
         self.assertFalse(compat.crashed("timeout"))
 
 
+class Names(unittest.TestCase):
+    def test_a_temporary_directory_in_a_name_does_not_tell_runs_apart(self):
+        a = compat.norm_name("Create /tmp/ansible.nilpodiu.test/exclude directory")
+        b = compat.norm_name("Create /tmp/ansible.Ab3_x9Zq.test/exclude directory")
+        self.assertEqual(a, b)
+        self.assertEqual(compat.norm_name("role : ansible.builtin.copy"), "copy")
+
+
 class Filters(unittest.TestCase):
     def test_play_has_one_ignored_debug_per_expression(self):
         play = compat.filter_play(["'a' | upper", "x.y"])
