@@ -195,18 +195,25 @@ impl Mode {
     }
 }
 
+/// How Ansible words a symbolic mode it cannot read (its details).
+pub const BAD_SYMBOLIC: &str = "bad symbolic permission for mode: ";
+
 /// Apply a symbolic mode (`u=rw,g+r,o-w,a+X`, `g=u`, `u+r-w`) to `current`
 /// the way Ansible does: clauses left to right, each `who` in turn, `X` and
 /// the copy forms (`g=u`) looking at the mode as changed so far.
 fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Result<u32, ModuleError> {
-    let bad = || ModuleError::Args(format!("invalid symbolic mode {spec:?}"));
     let mut mode = current & 0o7777;
     for clause in spec.split(',') {
+        // Ansible names the clause it could not read.
+        let bad = || ModuleError::Args(format!("{BAD_SYMBOLIC}{clause}"));
         let who_end = clause.find(|c: char| !"ugoa".contains(c)).ok_or_else(bad)?;
         let (who, mut rest) = clause.split_at(who_end);
         let use_umask = who.is_empty();
-        let users: Vec<char> = if who.is_empty() || who.contains('a') {
+        // `a` stands alone: `ao=r` is refused, as Ansible refuses it.
+        let users: Vec<char> = if who.is_empty() || who == "a" {
             vec!['u', 'g', 'o']
+        } else if who.contains('a') {
+            return Err(bad());
         } else {
             who.chars().collect()
         };

@@ -633,6 +633,22 @@ fn unsplat<M: Module>(args: Value) -> Result<Value, ModuleError> {
     Ok(Value::Object(map))
 }
 
+/// Arguments a module refused when it was about to run. A mode that is
+/// not one fails as Ansible's file attribute code fails, with its details.
+fn args_error(msg: String) -> ModuleError {
+    match msg.find(fs::BAD_SYMBOLIC) {
+        Some(at) => {
+            let mut data = Map::new();
+            data.insert("details".into(), Value::from(msg[at..].to_string()));
+            ModuleError::Failed {
+                msg: "mode must be in octal or symbolic form".into(),
+                data,
+            }
+        }
+        None => ModuleError::Args(msg),
+    }
+}
+
 fn run_json<'a, M: Module>(
     args: Value,
     ctx: &'a ModuleCtx<'a>,
@@ -641,8 +657,7 @@ fn run_json<'a, M: Module>(
     Box::pin(async move {
         let args = unsplat::<M>(args)?;
         let args = expand_host_paths::<M>(args, ctx.remote).await?;
-        let module: M =
-            serde_json::from_value(args).map_err(|e| ModuleError::Args(e.to_string()))?;
+        let module: M = serde_json::from_value(args).map_err(|e| args_error(e.to_string()))?;
         module.validate().map_err(|e| ModuleError::Args(e.msg))?;
         drive_with(&module, ctx, observer).await
     })

@@ -170,6 +170,7 @@ fn read_script(u: &Unarchive, upload: bool, check: bool) -> String {
     }
     s.push_str(
         "if [ ! -d \"$dest\" ]; then echo @@dest-not-dir; exit 0; fi\n\
+         case $dest in /*) ;; *) dest=\"$PWD/$dest\"; echo \"@@absdest $dest\";; esac\n\
          case $src in /*) ;; *) src=\"$PWD/$src\";; esac\n\
          if [ ! -e \"$src\" ]; then echo @@src-missing; exit 0; fi\n\
          if [ ! -r \"$src\" ]; then echo @@src-unreadable; exit 0; fi\n\
@@ -230,10 +231,11 @@ fn read_script(u: &Unarchive, upload: bool, check: bool) -> String {
              \x20 d=$(cd \"$dest\" && \"$tar\" --diff {diff} 2>&1); echo \"@@diff-rc $?\"\n\
              \x20 echo @@diff; [ -z \"$d\" ] || printf '%s\\n' \"$d\"\n\
              \x20 exit 0\n\
-             fi\n"
+             fi\n\
+             e=$(cd \"$dest\" && \"$tar\" --list {list} 2>&1 >/dev/null | head -n 1)\n\
+             echo \"@@reason Command \\\"$tar\\\" could not handle archive: Unable to list files in the archive: $e\"\n"
         ));
     }
-    s.push_str("echo \"@@reason Command \\\"$tar\\\" could not handle archive\"\n");
     s
 }
 
@@ -241,6 +243,8 @@ fn read_script(u: &Unarchive, upload: bool, check: bool) -> String {
 #[derive(Debug, Default)]
 struct Read {
     tmp: Option<String>,
+    /// `dest` made absolute, when it was relative.
+    absdest: Option<String>,
     problem: Option<&'static str>,
     src: String,
     who: Who,
@@ -270,6 +274,7 @@ fn parse_read(out: &str) -> Read {
             let (key, val) = rest.split_once(' ').unwrap_or((rest, ""));
             match key {
                 "tmp" => r.tmp = Some(val.to_string()),
+                "absdest" => r.absdest = Some(val.to_string()),
                 "dest-not-dir" => r.problem = Some("dest-not-dir"),
                 "src-missing" => r.problem = Some("src-missing"),
                 "src-unreadable" => r.problem = Some("src-unreadable"),
@@ -479,6 +484,8 @@ fn zip_entry_differs(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     tmp: Option<String>,
+    /// The absolute destination.
+    dest: String,
     src: String,
     extract: Option<String>,
     /// The entries to give mode/owner/group (none: nothing asked).
@@ -488,7 +495,7 @@ pub struct Change {
 
 /// Set mode/owner/group on each unpacked entry and its top folder,
 /// printing `@@attr` for each one that changed.
-fn attrs_script(u: &Unarchive, files: &[String]) -> String {
+fn attrs_script(u: &Unarchive, dest: &str, files: &[String]) -> String {
     let mut s = String::new();
     let mut paths: Vec<String> = files.to_vec();
     for f in files {
@@ -499,7 +506,7 @@ fn attrs_script(u: &Unarchive, files: &[String]) -> String {
         }
     }
     for p in paths {
-        let f = shell_quote(&format!("{}/{}", u.dest.trim_end_matches('/'), p));
+        let f = shell_quote(&format!("{}/{}", dest.trim_end_matches('/'), p));
         s.push_str(&format!("b=$(stat -c '%a %U %G' -- {f} 2>/dev/null)\n"));
         if let Some(o) = &u.attrs.owner {
             s.push_str(&format!("chown -h -- {} {f} || exit 1\n", shell_quote(o)));
@@ -676,6 +683,15 @@ impl Module for Unarchive {
         }
         let mut result = Map::new();
         result.insert("dest".into(), Value::from(self.dest.clone()));
+        if let Some(abs) = &read.absdest {
+            result.insert(
+                "warnings".into(),
+                Value::Array(vec![Value::from(format!(
+                    "Relative destination path '{}' was resolved to absolute path '{abs}'.",
+                    self.dest
+                ))]),
+            );
+        }
         result.insert("src".into(), Value::from(shown_src.clone()));
         if read.tar_check {
             cleanup(ctx, &tmp).await;
@@ -730,7 +746,7 @@ impl Module for Unarchive {
             let files: Vec<String> = read
                 .list
                 .iter()
-                .map(|f| f.trim_start_matches('/').to_string())
+                .map(|f| unescape_tar(f).trim_start_matches('/').to_string())
                 .filter(|f| !self.excludes().iter().any(|e| glob_match(e, f)))
                 .collect();
             let tar = format!(
@@ -754,6 +770,7 @@ impl Module for Unarchive {
                 Plan::Change {
                     change: Change {
                         tmp: None,
+                        dest: self.dest.clone(),
                         src: shown_src,
                         extract: None,
                         attr_files: Vec::new(),
@@ -772,6 +789,7 @@ impl Module for Unarchive {
         // Unpacked or not, the attribute pass decides the rest in apply.
         Ok(Plan::Run(Change {
             tmp,
+            dest: read.absdest.clone().unwrap_or_else(|| self.dest.clone()),
             src: read.src.clone(),
             extract: (!unarchived).then_some(extract),
             attr_files,
@@ -784,7 +802,7 @@ impl Module for Unarchive {
         let mut script = String::from("export LANG=C LC_ALL=C LC_MESSAGES=C LANGUAGE=C\n");
         script.push_str(&format!(
             "dest={}; src={}\n",
-            shell_quote(&self.dest),
+            shell_quote(&change.dest),
             shell_quote(&change.src)
         ));
         if let Some(cmd) = &change.extract {
@@ -797,7 +815,7 @@ impl Module for Unarchive {
         }
         if !change.attr_files.is_empty() {
             script.push_str("(\n");
-            script.push_str(&attrs_script(self, &change.attr_files));
+            script.push_str(&attrs_script(self, &change.dest, &change.attr_files));
             script.push_str(") || echo @@attr-failed\n");
         }
         if let Some(t) = &change.tmp {
@@ -825,7 +843,7 @@ impl Module for Unarchive {
                     "cd \"$dest\" && \"$(command -v gtar || command -v tar)\"",
                     "tar",
                 )
-                .replace("\"$dest\"", &shell_quote(&self.dest))
+                .replace("\"$dest\"", &shell_quote(&change.dest))
                 .replace("\"$src\"", &shell_quote(&change.src));
             let mut x = Map::new();
             x.insert("cmd".into(), Value::from(shown));
@@ -853,6 +871,46 @@ impl Module for Unarchive {
         result.insert("changed".into(), Value::Bool(changed));
         Ok(result)
     }
+}
+
+/// A name as GNU tar lists it, its escapes decoded (`\303\244` is `ä`), as
+/// Ansible decodes them (`codecs.escape_decode`).
+fn unescape_tar(name: &str) -> String {
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let octal = b[i + 1..]
+            .iter()
+            .take(3)
+            .take_while(|c| (b'0'..=b'7').contains(c))
+            .count();
+        if octal > 0 {
+            let v = b[i + 1..i + 1 + octal]
+                .iter()
+                .fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+            out.push((v & 0xFF) as u8);
+            i += 1 + octal;
+            continue;
+        }
+        out.push(match b[i + 1] {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'a' => 0x07,
+            b'b' => 0x08,
+            b'f' => 0x0C,
+            b'v' => 0x0B,
+            other => other,
+        });
+        i += 2;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Python's `fnmatch`: `*`, `?` and `[...]` over the whole name.
@@ -936,6 +994,13 @@ mod tests {
             true
         ));
         assert!(!d("something else entirely"));
+    }
+
+    #[test]
+    fn tar_listing_escapes_are_decoded() {
+        assert_eq!(unescape_tar("caf\\303\\251.txt"), "café.txt");
+        assert_eq!(unescape_tar("a\\\\b"), "a\\b");
+        assert_eq!(unescape_tar("tab\\there"), "tab\there");
     }
 
     #[test]

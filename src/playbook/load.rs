@@ -2061,6 +2061,7 @@ mod tests {
                 "throttle" | "timeout" | "port" => "3",
                 "remote_user" | "become_user" | "delegate_to" | "tags" | "when" | "notify" => "x",
                 "connection" => "local",
+                "become_method" => "su",
                 // drover resolves its modules whatever the list says.
                 "collections" => return None,
                 // Merged into the task's arguments, not kept as a keyword:
@@ -2220,7 +2221,7 @@ mod tests {
             // at load (lineinfile's mode used to be read on the host).
             (
                 "lineinfile: {path: /x, line: a, mode: 'q+z'}",
-                "p.yml:3:39: module 'lineinfile', argument 'mode': invalid symbolic mode",
+                "p.yml:3:39: module 'lineinfile', argument 'mode': bad symbolic permission for mode: q+z",
             ),
             (
                 "copy: {dest: /x, content: a, mode: 10000}",
