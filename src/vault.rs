@@ -448,14 +448,37 @@ pub fn split_vault_id(arg: &str) -> (&str, &str) {
     }
 }
 
-/// A vault-encrypted file that could not be decrypted.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}: cannot decrypt this ansible-vault file: {source}", path.display())]
+/// A vault-encrypted file that could not be decrypted: in Ansible's words
+/// where Ansible has them (copy's and template's tests check them).
+#[derive(Debug, Clone)]
 pub struct FileError {
     /// The file.
     pub path: PathBuf,
     /// Why.
     pub source: VaultError,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        match &self.source {
+            VaultError::NoSecret => write!(
+                f,
+                "A vault password or secret must be specified to decrypt {path}"
+            ),
+            VaultError::Mismatch => write!(
+                f,
+                "Decryption failed (no vault secrets were found that could decrypt) on {path}"
+            ),
+            other => write!(f, "{path}: cannot decrypt this ansible-vault file: {other}"),
+        }
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 /// The content of a local file, decrypted when it is vault-encrypted.
