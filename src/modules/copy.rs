@@ -152,14 +152,21 @@ impl Content {
     /// that hash; the hash is checked again as the file is sent.
     fn of_local(path: &Path, size: u64, decrypt: bool) -> std::io::Result<Content> {
         use std::os::unix::fs::MetadataExt as _;
-        if decrypt && crate::vault::is_encrypted_file(path) {
-            // A vault file is decrypted whole (the error names the file).
-            return crate::vault::read_file(path)?
+        if size < STREAM_FROM {
+            // One read serves both: a vault file is decrypted whole (the
+            // error names the file), any other is its bytes.
+            let data = std::fs::read(path)?;
+            if !decrypt {
+                return Ok(Content::Bytes(data));
+            }
+            return crate::vault::decrypt_file_content(data, path)
                 .map(Content::Bytes)
                 .map_err(std::io::Error::other);
         }
-        if size < STREAM_FROM {
-            return std::fs::read(path).map(Content::Bytes);
+        if decrypt && crate::vault::is_encrypted_file(path) {
+            return crate::vault::read_file(path)?
+                .map(Content::Bytes)
+                .map_err(std::io::Error::other);
         }
         let meta = std::fs::metadata(path)?;
         let key = (

@@ -83,7 +83,8 @@ impl FileState {
         format!("{:04o}", self.mode)
     }
 
-    fn missing(path: String) -> FileState {
+    /// The state of a path that does not exist.
+    pub(crate) fn missing(path: String) -> FileState {
         FileState {
             path,
             kind: FileKind::Missing,

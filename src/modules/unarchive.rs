@@ -228,7 +228,7 @@ fn read_script(u: &Unarchive, upload: bool, check: bool) -> String {
         s.push_str(&format!(
             "if l=$(cd \"$dest\" && \"$tar\" --list {list} 2>/dev/null) && [ -n \"$l\" ]; then\n\
              \x20 echo '@@handler {HANDLER_TAR} {name} {flag}'; echo @@list; printf '%s\\n' \"$l\"\n\
-             \x20 d=$(cd \"$dest\" && \"$tar\" --diff {diff} 2>&1); echo \"@@diff-rc $?\"\n\
+             \x20 d=$(cd \"$dest\" && \"$tar\" --diff {diff} 2>&1)\n\
              \x20 echo @@diff; [ -z \"$d\" ] || printf '%s\\n' \"$d\"\n\
              \x20 exit 0\n\
              fi\n\
@@ -798,7 +798,7 @@ impl Module for Unarchive {
     }
 
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: Change) -> Result<Map, ModuleError> {
-        let mut result = change.result.clone();
+        let mut result = change.result;
         let mut script = String::from("export LANG=C LC_ALL=C LC_MESSAGES=C LANGUAGE=C\n");
         script.push_str(&format!(
             "dest={}; src={}\n",

@@ -674,50 +674,30 @@ fn name_unknown_test(e: Error, test: Option<&str>) -> Error {
     }
 }
 
-fn select(
-    state: &mut State,
-    value: Value,
-    test: Option<std::borrow::Cow<'_, str>>,
-    args: Rest<ValueOrKwargs>,
-) -> Result<Vec<Value>, Error> {
-    let name = test.as_deref().map(str::to_string);
-    minijinja::filters::select(state, value, test, args)
-        .map_err(|e| name_unknown_test(e, name.as_deref()))
+/// minijinja's `select` family, the unknown test named as Ansible names it.
+macro_rules! naming_unknown_tests {
+    ($($name:ident($($arg:ident: $ty:ty),*);)+) => {
+        $(
+            fn $name(
+                state: &mut State,
+                value: Value,
+                $($arg: $ty,)*
+                test: Option<std::borrow::Cow<'_, str>>,
+                args: Rest<ValueOrKwargs>,
+            ) -> Result<Vec<Value>, Error> {
+                let name = test.clone();
+                minijinja::filters::$name(state, value, $($arg,)* test, args)
+                    .map_err(|e| name_unknown_test(e, name.as_deref()))
+            }
+        )+
+    };
 }
 
-fn reject(
-    state: &mut State,
-    value: Value,
-    test: Option<std::borrow::Cow<'_, str>>,
-    args: Rest<ValueOrKwargs>,
-) -> Result<Vec<Value>, Error> {
-    let name = test.as_deref().map(str::to_string);
-    minijinja::filters::reject(state, value, test, args)
-        .map_err(|e| name_unknown_test(e, name.as_deref()))
-}
-
-fn selectattr(
-    state: &mut State,
-    value: Value,
-    attr: std::borrow::Cow<'_, str>,
-    test: Option<std::borrow::Cow<'_, str>>,
-    args: Rest<ValueOrKwargs>,
-) -> Result<Vec<Value>, Error> {
-    let name = test.as_deref().map(str::to_string);
-    minijinja::filters::selectattr(state, value, attr, test, args)
-        .map_err(|e| name_unknown_test(e, name.as_deref()))
-}
-
-fn rejectattr(
-    state: &mut State,
-    value: Value,
-    attr: std::borrow::Cow<'_, str>,
-    test: Option<std::borrow::Cow<'_, str>>,
-    args: Rest<ValueOrKwargs>,
-) -> Result<Vec<Value>, Error> {
-    let name = test.as_deref().map(str::to_string);
-    minijinja::filters::rejectattr(state, value, attr, test, args)
-        .map_err(|e| name_unknown_test(e, name.as_deref()))
+naming_unknown_tests! {
+    select();
+    reject();
+    selectattr(attr: std::borrow::Cow<'_, str>);
+    rejectattr(attr: std::borrow::Cow<'_, str>);
 }
 
 /// Ansible's `vault` filter: `data` encrypted with `secret` (vault id

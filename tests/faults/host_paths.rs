@@ -5,60 +5,7 @@
 //! $HOME/.ssh/authorized_keys`, `remote_src: yes`) failed with "not found".
 //! These run on the control machine (`ansible_connection: local`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use crate::harness::Run;
-
-/// A scratch directory with an inventory of the control machine.
-struct Local {
-    dir: tempfile::TempDir,
-}
-
-impl Local {
-    fn new() -> Local {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let l = Local { dir };
-        l.write(
-            "inventory.yml",
-            "all:\n  hosts:\n    localhost: {ansible_connection: local}\n",
-        );
-        l
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Write a file under the scratch directory, `@D@` standing for it.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        let text = text.replace("@D@", self.dir.path().to_str().expect("utf8"));
-        std::fs::write(&p, text).expect("write");
-        p
-    }
-
-    fn apply(&self, playbook: &Path, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_drover"))
-            .arg("apply")
-            .arg(playbook)
-            .arg("-i")
-            .arg(self.path("inventory.yml"))
-            .args(["--output", "json"])
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run drover");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
+use crate::local::Local;
 
 #[test]
 fn tilde_and_env_vars_in_path_arguments_expand_on_the_host() {

@@ -2,7 +2,7 @@
 //! (`ansible_connection=local`), for tests of playbook semantics that need
 //! no lab node.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::Run;
@@ -48,4 +48,65 @@ pub fn statuses(run: &Run, name: &str) -> Vec<String> {
         .iter()
         .map(|e| e["status"].as_str().unwrap_or("?").to_string())
         .collect()
+}
+
+/// A scratch directory with an inventory of the control machine.
+pub struct Local {
+    dir: tempfile::TempDir,
+}
+
+impl Local {
+    pub fn new() -> Local {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = Local { dir };
+        l.write(
+            "inventory.yml",
+            "all:\n  hosts:\n    localhost: {ansible_connection: local}\n",
+        );
+        l
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        // `@D@` stands for the scratch directory.
+        let text = text.replace("@D@", self.dir.path().to_str().expect("utf8"));
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    pub fn apply(&self, playbook: &Path, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+            .arg("apply")
+            .arg(playbook)
+            .arg("-i")
+            .arg(self.path("inventory.yml"))
+            .args(["--output", "json"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run drover");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Apply and insist on success.
+    pub fn ok(&self, playbook: &Path, args: &[&str]) -> Run {
+        let run = self.apply(playbook, args);
+        assert_eq!(run.code, 0, "drover failed:\n{}", run.all());
+        run
+    }
 }

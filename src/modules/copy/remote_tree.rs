@@ -318,27 +318,13 @@ impl Work<'_> {
     }
 }
 
-/// A missing path's state, for attributes of what a copy makes.
+/// A missing path's state, for attributes of what a copy makes: no owner
+/// yet, so any wanted owner or group is a change.
 fn missing(path: &str) -> FileState {
     FileState {
-        path: path.to_string(),
-        kind: FileKind::Missing,
-        type_name: String::new(),
-        mode: 0,
-        owner: String::new(),
-        group: String::new(),
         uid: u32::MAX,
         gid: u32::MAX,
-        size: 0,
-        nlink: 0,
-        inode: 0,
-        dev: 0,
-        atime: 0.0,
-        mtime: 0.0,
-        ctime: 0.0,
-        link_target: None,
-        checksum: None,
-        content: None,
+        ..FileState::missing(path.to_string())
     }
 }
 

@@ -102,6 +102,20 @@ impl Net {
         }
     }
 
+    /// netaddr's `network[i]`: the i-th address from the first, or from
+    /// the last when negative (`-1` is the last).
+    fn nth(self, i: i128) -> Option<u128> {
+        if i < 0 {
+            let back = u128::try_from(-i)
+                .ok()
+                .filter(|b| *b - 1 <= self.hostmask())?;
+            Some(self.last() - (back - 1))
+        } else {
+            let n = u128::try_from(i).ok().filter(|n| *n <= self.hostmask())?;
+            Some(self.first() + n)
+        }
+    }
+
     fn contains(self, other: Net) -> bool {
         self.v6 == other.v6 && other.first() >= self.first() && other.last() <= self.last()
     }
@@ -715,16 +729,7 @@ fn nth_query(input: &Input, query: &str, alias: &str) -> Result<Out, Error> {
     let Some(i) = py_int(query) else {
         return Ok(Out::False);
     };
-    let at = if i < 0 {
-        let back = u128::try_from(-i).ok().filter(|b| *b - 1 <= v.hostmask());
-        back.map(|b| v.last() - (b - 1))
-    } else {
-        u128::try_from(i)
-            .ok()
-            .filter(|n| *n <= v.hostmask())
-            .map(|n| v.first() + n)
-    };
-    Ok(match at {
+    Ok(match v.nth(i) {
         Some(a) => Out::Text(format!("{}/{}", v.addr(a), v.prefix)),
         None => Out::False,
     })
@@ -1100,18 +1105,9 @@ pub(super) fn nthhost(_: &State, value: Value, args: Args) -> Result<Value, Erro
     let Some(n) = py_int(&query) else {
         return Ok(Value::from(false));
     };
-    let at = if n < 0 {
-        u128::try_from(-n)
-            .ok()
-            .filter(|b| *b - 1 <= net.hostmask())
-            .map(|b| net.last() - (b - 1))
-    } else {
-        u128::try_from(n)
-            .ok()
-            .filter(|n| *n <= net.hostmask())
-            .map(|n| net.first() + n)
-    };
-    Ok(at.map_or(Value::from(false), |a| Value::from(net.addr(a))))
+    Ok(net
+        .nth(n)
+        .map_or(Value::from(false), |a| Value::from(net.addr(a))))
 }
 
 /// The range network_in_usable and network_in_network compare: the ends
