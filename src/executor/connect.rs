@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use super::Options;
-use crate::inventory::{ssh_args_options, Inventory, SshArgOptions};
+use crate::inventory::{ssh_args_options, Inventory, ProxyOpt, SshArgOptions};
 use crate::secret::Secret;
 use crate::template::{Scope, Templar, TemplateError};
 use crate::transport::known_hosts::HostKeyChecking;
 use crate::transport::local::{LocalIn, LocalTransport};
-use crate::transport::ssh::{self, ConnectSpec};
+use crate::transport::ssh::{self, ConnectSpec, Proxy};
 use crate::transport::{Transport, TransportError};
 use crate::Value;
 
@@ -37,9 +37,9 @@ pub enum ConnectError {
     /// connection gets the same error.
     #[error(transparent)]
     Transport(Arc<TransportError>),
-    /// The host's SSH arguments name a jump host or proxy command.
-    #[error("{}", proxy_refusal(.0))]
-    Proxy(String),
+    /// A `ProxyJump` value that names no host.
+    #[error("ProxyJump: not a [user@]host[:port] list: {0}")]
+    Jump(String),
 }
 
 type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, ConnectError>>>;
@@ -222,9 +222,6 @@ pub(super) fn target_for(
         return Ok(Target::Local);
     }
     let ssh_opts = ssh_args_of(templar, scope)?;
-    if let Some(proxy) = &ssh_opts.proxy {
-        return Err(ConnectError::Proxy(proxy.clone()));
-    }
     let address = get("ansible_host")?
         .or_else(|| get("ansible_ssh_host").ok().flatten())
         .unwrap_or_else(|| host.to_string());
@@ -282,19 +279,105 @@ pub(super) fn target_for(
             Some("accept-new") | Some("no") | Some("off") => HostKeyChecking::AcceptNew,
             _ => HostKeyChecking::Strict,
         });
-    Ok(Target::Ssh(Box::new(ConnectSpec {
+    let mut spec = ConnectSpec {
         name: host.to_string(),
         address,
         port,
         user,
         private_keys,
-        use_agent: std::env::var_os("SSH_AUTH_SOCK").is_some(),
+        agent: ssh::AgentSource::Env,
+        identities_only: false,
+        proxy: None,
+        host_key_alias: None,
         password,
         known_hosts,
         checking,
         connect_timeout: opts.connect_timeout,
         keepalive: Duration::from_secs(15),
-    })))
+    };
+    spec.proxy = match &ssh_opts.proxy {
+        None => None,
+        Some(ProxyOpt::Command(cmd)) => Some(Proxy::Command(expand_tokens(cmd, host, &spec))),
+        Some(ProxyOpt::Jump(hops)) => Some(Proxy::Jump(jump_hops(hops, &spec)?)),
+    };
+    Ok(Target::Ssh(Box::new(spec)))
+}
+
+/// The hops of a `ProxyJump` value (`[user@]host[:port]` or
+/// `ssh://[user@]host[:port]`, comma-separated). Each hop is connected to
+/// with the target's keys, agent, known_hosts and checking; a hop without
+/// a user logs in as the local user, as ssh does.
+fn jump_hops(value: &str, target: &ConnectSpec) -> Result<Vec<ConnectSpec>, ConnectError> {
+    let bad = || ConnectError::Jump(value.to_string());
+    value
+        .split(',')
+        .map(|hop| {
+            let hop = hop.trim();
+            let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
+            let (user, rest) = match hop.rsplit_once('@') {
+                Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+                Some(_) => return Err(bad()),
+                None => (None, hop),
+            };
+            let (address, port) = split_host_port(rest).ok_or_else(bad)?;
+            Ok(ConnectSpec {
+                name: address.clone(),
+                address,
+                port,
+                user: user.unwrap_or_else(current_user),
+                proxy: None,
+                host_key_alias: None,
+                ..target.clone()
+            })
+        })
+        .collect()
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => 22,
+            None => return None,
+        };
+        return (!host.is_empty()).then(|| (host.to_string(), port));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()?),
+        Some(_) => (s, 22),
+        None => (s, 22),
+    };
+    let ok = !host.is_empty() && !host.contains(char::is_whitespace);
+    ok.then(|| (host.to_string(), port))
+}
+
+/// ssh's `%` tokens in a `ProxyCommand`: `%h` the address, `%p` the port,
+/// `%r` the user, `%n` the name as given (the inventory name), `%%`.
+/// Unknown tokens are kept as written.
+fn expand_tokens(cmd: &str, name: &str, spec: &ConnectSpec) -> String {
+    let mut out = String::with_capacity(cmd.len());
+    let mut chars = cmd.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => out.push_str(&spec.address),
+            Some('p') => out.push_str(&spec.port.to_string()),
+            Some('r') => out.push_str(&spec.user),
+            Some('n') => out.push_str(name),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 fn expand_home(path: &str, home: &std::path::Path) -> PathBuf {
@@ -312,7 +395,7 @@ fn current_user() -> String {
 
 /// Why a host whose SSH arguments go through a jump host is not connected
 /// to: connecting directly would reach another machine, or none.
-pub(crate) fn proxy_refusal(option: &str) -> String {
+pub(crate) fn proxy_refusal(option: &ProxyOpt) -> String {
     format!(
         "`{option}` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet (connecting directly would reach a different host)"
     )
@@ -354,6 +437,68 @@ mod tests {
             matches!(&e, ConnectError::Var { name, source } if name == "ansible_host" && source.undefined.as_deref() == Some("nowhere")),
             "{e:?}"
         );
+    }
+
+    fn spec_of(vars: &[(&str, &str)]) -> ConnectSpec {
+        let templar = Templar::new();
+        let vars: Map = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        let scope = templar.scope(Arc::new(vars), Vec::new());
+        let (inv, opts) = (Inventory::default(), Options::default());
+        let keywords = ConnKeywords::default();
+        match target_for("web1", &inv, &templar, &scope, &opts, &keywords) {
+            Ok(Target::Ssh(spec)) => *spec,
+            Ok(Target::Local) => panic!("local"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn proxy_jump_hops_inherit_the_targets_keys_and_checking() {
+        let spec = spec_of(&[
+            ("ansible_host", "10.1.1.5"),
+            ("ansible_user", "pi"),
+            ("ansible_ssh_private_key_file", "/k/pi"),
+            (
+                "ansible_ssh_common_args",
+                "-o ProxyJump=admin@gw:2222,ssh://[::1]:23,inner",
+            ),
+        ]);
+        let Some(Proxy::Jump(hops)) = &spec.proxy else {
+            panic!("{:?}", spec.proxy)
+        };
+        let got: Vec<_> = hops
+            .iter()
+            .map(|h| (h.address.as_str(), h.port, h.user == "admin"))
+            .collect();
+        assert_eq!(
+            got,
+            [("gw", 2222, true), ("::1", 23, false), ("inner", 22, false)]
+        );
+        assert!(hops.iter().all(|h| h.private_keys == spec.private_keys));
+        assert!(hops.iter().all(|h| h.proxy.is_none()));
+        let e = target_error(&[("ansible_ssh_common_args", "-J 'a b'")]);
+        assert!(matches!(e, ConnectError::Jump(_)), "{e:?}");
+        let e = target_error(&[("ansible_ssh_common_args", "-J @gw")]);
+        assert!(matches!(e, ConnectError::Jump(_)), "{e:?}");
+    }
+
+    #[test]
+    fn proxy_command_tokens_are_expanded() {
+        let spec = spec_of(&[
+            ("ansible_host", "10.1.1.5"),
+            ("ansible_user", "pi"),
+            (
+                "ansible_ssh_common_args",
+                "-o 'ProxyCommand=nc -x %%h %h %p # %r %n %z'",
+            ),
+        ]);
+        let Some(Proxy::Command(cmd)) = &spec.proxy else {
+            panic!("{:?}", spec.proxy)
+        };
+        assert_eq!(cmd, "nc -x %h 10.1.1.5 22 # pi web1 %z");
     }
 
     #[tokio::test]

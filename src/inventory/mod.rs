@@ -33,7 +33,7 @@ use crate::{Map, Value};
 
 use builder::Builder;
 pub use pattern::PatternError;
-pub use ssh_args::{ssh_args_options, SshArgOptions};
+pub use ssh_args::{ssh_args_options, ProxyOpt, SshArgOptions};
 use vars_files::VarsDir;
 
 /// The names Ansible treats as the control machine when they are not in the

@@ -19,12 +19,32 @@ pub struct SshArgOptions {
     pub identity: Option<PathBuf>,
     /// `-l USER` or `-o User=USER`.
     pub user: Option<String>,
-    /// `-J HOST`, `-o ProxyJump=...` or `-o ProxyCommand=...` as written:
-    /// the host is reached through another one, which drover cannot do.
-    pub proxy: Option<String>,
+    /// `-J HOSTS`, `-o ProxyJump=HOSTS` or `-o ProxyCommand=COMMAND`: the
+    /// host is reached through another one (the first given wins, as in
+    /// ssh; `none` is a direct connection).
+    pub proxy: Option<ProxyOpt>,
     /// Everything else (`-F`, `-C`, `-o ControlMaster=...`, unknown words),
     /// as written, so that the caller can warn that it is ignored.
     pub ignored: Vec<String>,
+}
+
+/// A way to reach a host through another one, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyOpt {
+    /// `ProxyJump` / `-J`: `[user@]host[:port]` hops (or `ssh://` URIs),
+    /// separated by commas.
+    Jump(String),
+    /// `ProxyCommand`, with its `%` tokens not yet expanded.
+    Command(String),
+}
+
+impl std::fmt::Display for ProxyOpt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyOpt::Jump(hosts) => write!(f, "ProxyJump={hosts}"),
+            ProxyOpt::Command(cmd) => write!(f, "ProxyCommand={cmd}"),
+        }
+    }
 }
 
 /// ssh flags that take an argument (from ssh(1)).
@@ -84,8 +104,8 @@ pub fn ssh_args_options(args: &str) -> SshArgOptions {
                     }
                 }
                 'J' => {
-                    if out.proxy.is_none() {
-                        out.proxy = Some(format!("-J {arg}"));
+                    if out.proxy.is_none() && !arg.eq_ignore_ascii_case("none") {
+                        out.proxy = Some(ProxyOpt::Jump(arg));
                     }
                 }
                 other => out.ignored.push(format!("-{other} {arg}")),
@@ -143,9 +163,14 @@ fn option(arg: &str, out: &mut SshArgOptions) {
                 out.user = Some(value.to_string());
             }
         }
-        "proxyjump" | "proxycommand" if !value.eq_ignore_ascii_case("none") => {
+        "proxyjump" if !value.eq_ignore_ascii_case("none") => {
             if out.proxy.is_none() {
-                out.proxy = Some(format!("-o {arg}"));
+                out.proxy = Some(ProxyOpt::Jump(value.to_string()));
+            }
+        }
+        "proxycommand" if !value.eq_ignore_ascii_case("none") => {
+            if out.proxy.is_none() {
+                out.proxy = Some(ProxyOpt::Command(value.to_string()));
             }
         }
         // `none` is the direct connection drover makes anyway.
@@ -207,10 +232,10 @@ mod tests {
         assert_eq!(o.port, Some(2200));
         // The first way to a jump host is the one named; flags without
         // an argument are ignored too, and said so.
-        assert_eq!(o.proxy.as_deref(), Some("-J bastion"));
+        assert_eq!(o.proxy, Some(ProxyOpt::Jump("bastion".into())));
         assert_eq!(o.ignored, ["-C", "-t", "-t", "-4", "-o ControlMaster=auto"]);
         let o = ssh_args_options("-o ProxyJump=none -o ProxyCommand='ssh -W %h:%p gw'");
-        assert_eq!(o.proxy.as_deref(), Some("-o ProxyCommand=ssh -W %h:%p gw"));
+        assert_eq!(o.proxy, Some(ProxyOpt::Command("ssh -W %h:%p gw".into())));
     }
 
     #[test]

@@ -53,8 +53,17 @@ pub struct ConnectSpec {
     pub user: String,
     /// Private key files to try, in order.
     pub private_keys: Vec<PathBuf>,
-    /// Try keys from ssh-agent (`SSH_AUTH_SOCK`).
-    pub use_agent: bool,
+    /// Which ssh-agent to try keys from.
+    pub agent: AgentSource,
+    /// Only the keys of `private_keys` (and agent keys matching them) may
+    /// be offered (`IdentitiesOnly yes`).
+    pub identities_only: bool,
+    /// The host is reached through another one (`ProxyJump`,
+    /// `ProxyCommand`); `None`: a direct TCP connection.
+    pub proxy: Option<Proxy>,
+    /// The name the host key is looked up and learnt under in known_hosts
+    /// instead of the address (`HostKeyAlias`).
+    pub host_key_alias: Option<String>,
     /// Password for password authentication (first contact).
     pub password: Option<Secret>,
     /// known_hosts file to check and learn into.
@@ -66,6 +75,42 @@ pub struct ConnectSpec {
     /// Interval of SSH keepalives (zero: none); the connection is dropped
     /// after 3 unanswered ones.
     pub keepalive: Duration,
+}
+
+/// Where the keys of an ssh-agent come from (`IdentityAgent`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AgentSource {
+    /// No agent (`IdentityAgent none`).
+    None,
+    /// The socket named by `SSH_AUTH_SOCK`, if it is set (ssh's default).
+    #[default]
+    Env,
+    /// This socket.
+    Socket(PathBuf),
+}
+
+impl AgentSource {
+    /// The socket to use, if any.
+    pub fn socket(&self) -> Option<PathBuf> {
+        match self {
+            AgentSource::None => None,
+            AgentSource::Env => std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
+            AgentSource::Socket(p) => Some(p.clone()),
+        }
+    }
+}
+
+/// How a host that is not reached directly is reached.
+#[derive(Debug, Clone)]
+pub enum Proxy {
+    /// Through these jump hosts, in order (`ProxyJump a,b`): the first is
+    /// connected to as this spec says (it may have its own proxy), each
+    /// next one and the target through a `direct-tcpip` channel of the one
+    /// before.
+    Jump(Vec<ConnectSpec>),
+    /// A local command whose stdin and stdout carry the connection
+    /// (`ProxyCommand`), its `%` tokens already expanded; run with `sh -c`.
+    Command(String),
 }
 
 impl ConnectSpec {
@@ -112,10 +157,7 @@ impl std::fmt::Debug for SshTransport {
 /// Connect, check the host key and authenticate, all within
 /// `spec.connect_timeout`.
 pub async fn connect(spec: &ConnectSpec) -> Result<SshTransport, TransportError> {
-    let agent = match spec.use_agent {
-        true => std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
-        false => None,
-    };
+    let agent = spec.agent.socket();
     connect_with_agent(spec, agent.as_deref()).await
 }
 
@@ -152,6 +194,16 @@ async fn open(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, Transpor
 
 async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, TransportError> {
     let addr = spec.addr();
+    if let Some(proxy) = &spec.proxy {
+        let how = match proxy {
+            Proxy::Jump(_) => "ProxyJump",
+            Proxy::Command(_) => "ProxyCommand",
+        };
+        return Err(TransportError::Connect {
+            addr,
+            reason: format!("{how}: jump hosts and proxy commands are not supported by drover yet"),
+        });
+    }
     let started = tokio::time::Instant::now();
     let stream = TcpStream::connect((spec.address.as_str(), spec.port))
         .await
@@ -1397,7 +1449,7 @@ mod tests {
         assert!(added.success());
         let mut spec = sshd.spec();
         spec.private_keys.clear();
-        spec.use_agent = true;
+        spec.agent = AgentSource::Socket(sock.clone());
         let t = connect_with_agent(&spec, Some(&sock))
             .await
             .expect("agent auth");
@@ -1592,7 +1644,7 @@ pub(crate) mod tests_support {
     use std::sync::{Arc, OnceLock};
     use std::time::{Duration, Instant};
 
-    use super::{connect, ConnectSpec, HostKeyChecking, SshTransport};
+    use super::{connect, AgentSource, ConnectSpec, HostKeyChecking, SshTransport};
 
     pub(crate) fn test_spec(address: &str, port: u16, known_hosts: PathBuf) -> ConnectSpec {
         ConnectSpec {
@@ -1601,7 +1653,10 @@ pub(crate) mod tests_support {
             port,
             user: "root".into(),
             private_keys: Vec::new(),
-            use_agent: false,
+            agent: AgentSource::None,
+            identities_only: false,
+            proxy: None,
+            host_key_alias: None,
             password: None,
             known_hosts,
             checking: HostKeyChecking::Strict,
