@@ -271,7 +271,7 @@ fn unsupported_keywords_vault_and_jump_hosts_are_refused_at_their_position() {
     let run = refused(d, "ok.yml", "jump.yml");
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stderr.contains("jump.yml:3:5: host 'web': `-o ProxyJump=bastion.example` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet"),
+        run.stderr.contains("jump.yml:3:5: host 'web': `ProxyJump=bastion.example` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet"),
         "{}",
         run.all()
     );
