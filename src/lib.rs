@@ -12,6 +12,7 @@
 //! `drover apply`.
 
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod executor;
 #[cfg(test)]

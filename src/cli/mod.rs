@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod config;
 mod list;
 mod vault;
 
@@ -58,14 +59,18 @@ enum Command {
         #[command(subcommand)]
         action: vault::VaultAction,
     },
+    /// Show the settings taken from ansible.cfg and ANSIBLE_* variables,
+    /// and where each came from.
+    Config(config::ConfigArgs),
 }
 
 /// Connection options shared by `apply` and `ping`.
 #[derive(Args, Debug, Clone)]
 struct ConnArgs {
-    /// Inventory file or directory.
-    #[arg(short = 'i', long = "inventory", default_value = "inventory/hosts.yml")]
-    inventory: PathBuf,
+    /// Inventory file or directory [default: ansible.cfg's inventory, or
+    /// inventory/hosts.yml].
+    #[arg(short = 'i', long = "inventory")]
+    inventory: Option<PathBuf>,
     /// Only hosts matching this pattern.
     #[arg(short = 'l', long)]
     limit: Option<String>,
@@ -90,9 +95,9 @@ struct ConnArgs {
     /// Ask for the SSH password (first contact with a new node).
     #[arg(short = 'k', long = "ask-pass")]
     ask_pass: bool,
-    /// Connection timeout in seconds.
-    #[arg(short = 'T', long = "timeout", default_value_t = 10)]
-    timeout: u64,
+    /// Connection timeout in seconds [default: ansible.cfg's timeout, or 10].
+    #[arg(short = 'T', long = "timeout")]
+    timeout: Option<u64>,
     /// Extra variables: KEY=VALUE, YAML/JSON text, or @file.yml.
     #[arg(short = 'e', long = "extra-vars")]
     extra_vars: Vec<String>,
@@ -104,6 +109,23 @@ struct ConnArgs {
     verbose: u8,
     #[command(flatten)]
     vault: VaultArgs,
+    /// ansible.cfg's `remote_user` (no flag: `-u` overrides every host's).
+    #[arg(skip)]
+    remote_user: Option<String>,
+    /// ansible.cfg's `ssh_args`.
+    #[arg(skip)]
+    ssh_args: Option<String>,
+}
+
+/// The inventory read when neither `-i` nor ansible.cfg names one.
+const DEFAULT_INVENTORY: &str = "inventory/hosts.yml";
+
+impl ConnArgs {
+    fn inventory(&self) -> &Path {
+        self.inventory
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_INVENTORY))
+    }
 }
 
 /// Where the vault passwords of a run come from (as ansible-playbook).
@@ -179,16 +201,17 @@ struct ApplyArgs {
     /// The user to become (default root).
     #[arg(long = "become-user", value_name = "USER")]
     become_user: Option<String>,
-    /// How to become: only sudo.
+    /// How to become: sudo or su.
     #[arg(long = "become-method", value_name = "METHOD")]
     become_method: Option<String>,
 }
 
 #[derive(Args, Debug)]
 struct InventoryArgs {
-    /// Inventory file or directory.
-    #[arg(short = 'i', long = "inventory", default_value = "inventory/hosts.yml")]
-    inventory: PathBuf,
+    /// Inventory file or directory [default: ansible.cfg's inventory, or
+    /// inventory/hosts.yml].
+    #[arg(short = 'i', long = "inventory")]
+    inventory: Option<PathBuf>,
     /// Print the JSON of `ansible-inventory --list` (the default).
     #[arg(long, conflicts_with_all = ["host", "graph"])]
     list: bool,
@@ -314,7 +337,7 @@ pub fn main() -> i32 {
 }
 
 fn run() -> Result<(), Error> {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -337,6 +360,10 @@ fn run() -> Result<(), Error> {
             Err(e) => return Err(Error::Invalid(format!("{DUPLICATE_KEYS_ENV}: {e}"))),
         }
     }
+    let settings = config::load(&cli.command)?;
+    if let Some(s) = &settings {
+        config::complete(&mut cli.command, s);
+    }
     let vault = match &cli.command {
         Command::Apply(a) => Some(&a.conn.vault),
         Command::Ping(p) => Some(&p.conn.vault),
@@ -354,6 +381,7 @@ fn run() -> Result<(), Error> {
         Command::Lab { action } => lab(action),
         Command::KnownHosts { action } => known_hosts(action),
         Command::Vault { action } => vault::run(action),
+        Command::Config(args) => config::show(&args, &settings.unwrap_or_default()),
     }
 }
 
@@ -507,7 +535,9 @@ fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {
         } else {
             None
         },
-        connect_timeout: Duration::from_secs(conn.timeout.max(1)),
+        connect_timeout: Duration::from_secs(conn.timeout.unwrap_or(10).max(1)),
+        remote_user: conn.remote_user.clone(),
+        ssh_args: conn.ssh_args.clone(),
         ..Options::default()
     })
 }
@@ -653,9 +683,13 @@ async fn run_interruptible(
 }
 
 fn apply(args: ApplyArgs) -> Result<(), Error> {
-    if let Some(m) = args.become_method.as_deref().filter(|m| *m != "sudo") {
+    if let Some(m) = args
+        .become_method
+        .as_deref()
+        .filter(|m| crate::transport::BecomeMethod::parse(m).is_none())
+    {
         return Err(Error::Invalid(format!(
-            "--become-method {m} is not supported by drover (it becomes with sudo only)"
+            "--become-method {m} is not supported by drover (it becomes with sudo or su)"
         )));
     }
     let step = if args.step {
@@ -669,19 +703,19 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
         None
     };
     let extra = extra_vars(&args.conn.extra_vars)?;
-    if args.syntax_check && !args.conn.inventory.exists() {
+    if args.syntax_check && !args.conn.inventory().exists() {
         // A role's test playbook is often checked without an inventory:
         // load it; variables an inventory would define cannot be checked.
         playbook::load_playbook_with(&args.playbook, &extra)?;
         say_load_warnings();
         say_err(&format!(
             "[WARNING]: no inventory at {}: undefined variables not checked",
-            args.conn.inventory.display()
+            args.conn.inventory().display()
         ));
         say(&format!("\nplaybook: {}", args.playbook.display()));
         return Ok(());
     }
-    let mut inv = Inventory::load(&args.conn.inventory)?;
+    let mut inv = Inventory::load(args.conn.inventory())?;
     let pb = playbook::load_playbook_with(&args.playbook, &extra)?;
     inv.add_playbook_vars(&pb.dir)?;
     for w in playbook::check::check(&pb, &inv, &extra)? {
@@ -722,6 +756,7 @@ fn apply(args: ApplyArgs) -> Result<(), Error> {
     opts.skip_tags = args.skip_tags;
     opts.become_ = args.become_;
     opts.become_user = args.become_user;
+    opts.become_method = args.become_method;
     opts.start_at_task = args.start_at_task;
     opts.step = step;
     let view = View {
@@ -808,7 +843,7 @@ const PING_PLAYBOOK: &str = r#"
 
 fn ping(args: PingArgs) -> Result<(), Error> {
     let extra = extra_vars(&args.conn.extra_vars)?;
-    let inv = Inventory::load(&args.conn.inventory)?;
+    let inv = Inventory::load(args.conn.inventory())?;
     let pb = playbook::load_playbook_str(PING_PLAYBOOK, Path::new("<ping>"))?;
     let opts = options(&args.conn, extra)?;
     let view = View {
@@ -819,7 +854,10 @@ fn ping(args: PingArgs) -> Result<(), Error> {
 }
 
 fn inventory(args: InventoryArgs) -> Result<(), Error> {
-    let inv = Inventory::load(&args.inventory)?;
+    let path = args
+        .inventory
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_INVENTORY));
+    let inv = Inventory::load(&path)?;
     say_load_warnings();
     if args.list {
         say(&serde_json::to_string_pretty(&inv.to_json()).unwrap_or_default());
@@ -831,7 +869,7 @@ fn inventory(args: InventoryArgs) -> Result<(), Error> {
             None => {
                 return Err(Error::Invalid(format!(
                     "no host '{h}' in {}",
-                    args.inventory.display()
+                    path.display()
                 )));
             }
         }
@@ -980,11 +1018,11 @@ mod tests {
     }
 
     #[test]
-    fn become_methods_other_than_sudo_are_refused() {
-        let err = apply(apply_args(&["--become-method", "su"])).expect_err("refused");
+    fn become_methods_other_than_sudo_and_su_are_refused() {
+        let err = apply(apply_args(&["--become-method", "doas"])).expect_err("refused");
         assert!(
             err.to_string()
-                .contains("--become-method su is not supported"),
+                .contains("--become-method doas is not supported"),
             "{err}"
         );
         assert_eq!(err.code(), exit::INVALID);

@@ -184,16 +184,25 @@ fn var_str(templar: &Templar, scope: &Scope, name: &str) -> Result<Option<String
     }
 }
 
-/// The OpenSSH options in a host's `ansible_ssh_args`,
+/// The OpenSSH options in a host's `ansible_ssh_args` (or ansible.cfg's
+/// `ssh_args`, `config_ssh_args`, where the host sets none),
 /// `ansible_ssh_common_args` and `ansible_ssh_extra_args`.
-pub(crate) fn ssh_args_of(templar: &Templar, scope: &Scope) -> Result<SshArgOptions, ConnectError> {
+pub(crate) fn ssh_args_of(
+    templar: &Templar,
+    scope: &Scope,
+    config_ssh_args: Option<&str>,
+) -> Result<SshArgOptions, ConnectError> {
     let mut all = String::new();
     for n in [
         "ansible_ssh_args",
         "ansible_ssh_common_args",
         "ansible_ssh_extra_args",
     ] {
-        if let Some(a) = var_str(templar, scope, n)? {
+        let value = match var_str(templar, scope, n)? {
+            None if n == "ansible_ssh_args" => config_ssh_args.map(str::to_string),
+            v => v,
+        };
+        if let Some(a) = value {
             all.push(' ');
             all.push_str(&a);
         }
@@ -221,7 +230,7 @@ pub(super) fn target_for(
     if local {
         return Ok(Target::Local);
     }
-    let ssh_opts = ssh_args_of(templar, scope)?;
+    let ssh_opts = ssh_args_of(templar, scope, opts.ssh_args.as_deref())?;
     let address = get("ansible_host")?
         .or_else(|| get("ansible_ssh_host").ok().flatten())
         .unwrap_or_else(|| host.to_string());
@@ -237,6 +246,7 @@ pub(super) fn target_for(
             .or_else(|| get("ansible_ssh_user").ok().flatten())
             .or(keywords.user.clone())
             .or(ssh_opts.user.clone())
+            .or(opts.remote_user.clone())
             .unwrap_or_else(current_user),
     };
     let home = std::env::var_os("HOME")

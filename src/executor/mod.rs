@@ -69,6 +69,14 @@ pub struct Options {
     pub start_at_task: Option<String>,
     /// `--step`: asked before each task whether to run it.
     pub step: Option<Step>,
+    /// `remote_user` of ansible.cfg: the user where no `-u`, variable or
+    /// keyword names one.
+    pub remote_user: Option<String>,
+    /// `ssh_args` of ansible.cfg: a host's `ansible_ssh_args` where it
+    /// sets none.
+    pub ssh_args: Option<String>,
+    /// `--become-method` (or ansible.cfg's): where no keyword or variable names one.
+    pub become_method: Option<String>,
 }
 
 /// Asks, before a task runs, whether to run it (`--step`); given the
@@ -1077,7 +1085,9 @@ impl RunCtx<'_> {
             };
             let scope = self.templar.scope(Arc::new(h.vars.clone()), Vec::new());
             // A template that cannot render yet is judged when connecting.
-            let Ok(opts) = connect::ssh_args_of(&self.templar, &scope) else {
+            let Ok(opts) =
+                connect::ssh_args_of(&self.templar, &scope, self.opts.ssh_args.as_deref())
+            else {
                 continue;
             };
             if let Some(proxy) = &opts.proxy {

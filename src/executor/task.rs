@@ -1188,6 +1188,7 @@ impl RunCtx<'_> {
             })
             .transpose()?
             .or_else(|| var("ansible_become_method").and_then(|v| v.as_str().map(str::to_string)))
+            .or_else(|| self.opts.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
         let method = BecomeMethod::parse(&method).ok_or_else(|| TaskError::Keyword {
             keyword: "become_method",

@@ -14,9 +14,21 @@ pub struct RolePaths {
     collections: Vec<PathBuf>,
 }
 
+/// The roles path of ansible.cfg or `ANSIBLE_ROLES_PATH` as the CLI
+/// resolved it (relative entries made absolute); when unset, the variable
+/// is read as it stands.
+static CONFIGURED_ROLES_PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Set the run's roles path (`roles_path` of ansible.cfg, or
+/// `ANSIBLE_ROLES_PATH`), once, before playbooks load.
+pub fn set_roles_path(paths: &[PathBuf]) {
+    let joined: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let _ = CONFIGURED_ROLES_PATH.set(joined.join(":"));
+}
+
 impl RolePaths {
     /// The search paths for a playbook in `playbook_dir`, from the
-    /// environment as Ansible reads it.
+    /// configured roles path or the environment as Ansible reads it.
     pub fn from_env(playbook_dir: &Path) -> RolePaths {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let var = |names: &[&str]| {
@@ -24,9 +36,13 @@ impl RolePaths {
                 .iter()
                 .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
         };
+        let roles_path = CONFIGURED_ROLES_PATH
+            .get()
+            .cloned()
+            .or_else(|| var(&["ANSIBLE_ROLES_PATH"]));
         RolePaths::new(
             playbook_dir,
-            var(&["ANSIBLE_ROLES_PATH"]).as_deref(),
+            roles_path.as_deref(),
             var(&["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"]).as_deref(),
             home.as_deref(),
         )
