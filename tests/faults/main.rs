@@ -7,6 +7,7 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod ansible_cfg;
 mod apt_key;
 mod apt_repository;
 mod become_su;
