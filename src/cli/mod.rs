@@ -416,9 +416,18 @@ fn say_err(msg: &str) {
     eprintln!("{msg}");
 }
 
-#[allow(clippy::print_stdout)]
+/// A line on stdout. When the reader has gone (`drover config | head -3`)
+/// the command stops quietly, as a program killed by SIGPIPE would (exit
+/// 141), instead of panicking as `println!` does.
 fn say(msg: &str) {
-    println!("{msg}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{msg}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        say_err(&format!("drover: cannot write to stdout: {e}"));
+    }
 }
 
 /// Warnings found while reading input, for commands without a reporter.

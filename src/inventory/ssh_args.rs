@@ -47,6 +47,11 @@ impl std::fmt::Display for ProxyOpt {
     }
 }
 
+/// ssh flags without an argument that drover accepts without a word:
+/// compression (`-C`, in Ansible's default `ssh_args`), which changes
+/// nothing a task sees.
+const QUIET_FLAGS: &str = "C";
+
 /// ssh flags that take an argument (from ssh(1)).
 const FLAGS_WITH_ARG: &str = "BbcDEeFIiJLlmOopQRSWw";
 
@@ -73,7 +78,9 @@ pub fn ssh_args_options(args: &str) -> SshArgOptions {
         };
         for (at, flag) in flags.char_indices() {
             if !FLAGS_WITH_ARG.contains(flag) {
-                out.ignored.push(format!("-{flag}"));
+                if !QUIET_FLAGS.contains(flag) {
+                    out.ignored.push(format!("-{flag}"));
+                }
                 continue;
             }
             // The argument is the rest of this word, or the next word.
@@ -173,6 +180,10 @@ fn option(arg: &str, out: &mut SshArgOptions) {
                 out.proxy = Some(ProxyOpt::Command(value.to_string()));
             }
         }
+        // OpenSSH's connection sharing, in Ansible's default `ssh_args`
+        // (`-C -o ControlMaster=auto -o ControlPersist=60s`): drover keeps
+        // one connection per host for the whole run anyway.
+        "controlmaster" | "controlpersist" | "controlpath" | "compression" => {}
         // `none` is the direct connection drover makes anyway.
         "proxyjump" | "proxycommand" => {}
         _ => out.ignored.push(format!("-o {arg}")),
@@ -233,9 +244,17 @@ mod tests {
         // The first way to a jump host is the one named; flags without
         // an argument are ignored too, and said so.
         assert_eq!(o.proxy, Some(ProxyOpt::Jump("bastion".into())));
-        assert_eq!(o.ignored, ["-C", "-t", "-t", "-4", "-o ControlMaster=auto"]);
+        assert_eq!(o.ignored, ["-t", "-t", "-4"]);
         let o = ssh_args_options("-o ProxyJump=none -o ProxyCommand='ssh -W %h:%p gw'");
         assert_eq!(o.proxy, Some(ProxyOpt::Command("ssh -W %h:%p gw".into())));
+    }
+
+    #[test]
+    fn ansibles_default_ssh_args_are_accepted_without_a_warning() {
+        let o = ssh_args_options("-C -o ControlMaster=auto -o ControlPersist=60s");
+        assert!(o.ignored.is_empty(), "{:?}", o.ignored);
+        let o = ssh_args_options("-o ControlPath=/tmp/%C -o Compression=yes");
+        assert!(o.ignored.is_empty(), "{:?}", o.ignored);
     }
 
     #[test]
