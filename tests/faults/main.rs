@@ -45,4 +45,5 @@ mod unarchive;
 mod uri;
 mod user_keys;
 mod vault;
+mod vault_interop;
 mod writes;
