@@ -27,6 +27,7 @@ mod inject;
 mod input;
 mod keywords;
 mod known_hosts;
+mod kubeconfig_local;
 mod loader_includes;
 mod local;
 mod module_names;
