@@ -14,6 +14,7 @@ mod behaviour;
 mod cli_habits;
 mod cluster_modules;
 mod copy_remote_dir;
+mod crlf_input;
 mod deb822_repository;
 mod debian_modules;
 mod executor_semantics;
