@@ -183,7 +183,8 @@ pub(super) fn run(action: VaultAction) -> Result<(), Error> {
 }
 
 /// The password that encrypts: the one of `--encrypt-vault-id`, else the
-/// first given, else asked for twice.
+/// only one given, else asked for twice. Several without
+/// `--encrypt-vault-id` are refused, as ansible-vault refuses them.
 fn encrypting_secret(args: &VaultArgs, id: Option<&str>) -> Result<VaultSecret, Error> {
     let secrets = vault_secrets(args)?;
     if let Some(id) = id {
@@ -191,6 +192,13 @@ fn encrypting_secret(args: &VaultArgs, id: Option<&str>) -> Result<VaultSecret, 
             .into_iter()
             .find(|s| s.id == id)
             .ok_or_else(|| Error::Invalid(format!("no vault password given for vault id '{id}'")));
+    }
+    if secrets.len() > 1 {
+        let ids: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
+        return Err(Error::Invalid(format!(
+            "the vault ids {} can all encrypt: choose one with --encrypt-vault-id",
+            ids.join(",")
+        )));
     }
     if let Some(first) = secrets.into_iter().next() {
         return Ok(first);

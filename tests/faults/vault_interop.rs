@@ -356,6 +356,32 @@ fn drover_vault_rekey_results_open_in_ansible_vault_and_refusals_name_the_file()
         "x: rekeyed-plain\n"
     );
 
+    // Two passwords and no --encrypt-vault-id: both tools refuse to pick.
+    b.write("z.yml", "z: 1\n");
+    let two = [
+        "encrypt",
+        "--vault-id",
+        "one@old",
+        "--vault-id",
+        "two@new",
+        "z.yml",
+    ];
+    assert!(b.av_fails(&two));
+    let out = b.drover_env(&two, &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--encrypt-vault-id"),
+        "{out:?}"
+    );
+    assert_eq!(b.read("z.yml"), "z: 1\n");
+    let mut chosen = two.to_vec();
+    chosen.extend(["--encrypt-vault-id", "two"]);
+    b.drover(&chosen);
+    assert!(b
+        .read("z.yml")
+        .starts_with("$ANSIBLE_VAULT;1.2;AES256;two\n"));
+    assert_eq!(b.av(&["view", "--vault-id", "two@new", "z.yml"]), "z: 1\n");
+
     // ansible-vault's rekey, read by drover.
     b.av(&[
         "rekey",
