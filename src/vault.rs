@@ -199,6 +199,19 @@ impl Envelope {
     /// Decrypt with the first of `secrets` that opens it; the one whose id
     /// matches the envelope's is tried first, as ansible-vault does.
     pub fn decrypt(&self, secrets: &[VaultSecret]) -> Result<Vec<u8>, VaultError> {
+        self.decrypt_with(secrets).map(|(plain, _)| plain)
+    }
+
+    /// [`Envelope::decrypt`], also giving the password that opened it
+    /// (`vault edit` encrypts the edited text again with it).
+    ///
+    /// ansible-vault's outcome is the same: its HMAC lets only the right
+    /// password through, whatever the order; trying the labelled one first
+    /// saves the other PBKDF2 rounds.
+    pub fn decrypt_with<'a>(
+        &self,
+        secrets: &'a [VaultSecret],
+    ) -> Result<(Vec<u8>, &'a VaultSecret), VaultError> {
         if secrets.is_empty() {
             return Err(VaultError::NoSecret);
         }
@@ -206,7 +219,7 @@ impl Envelope {
         let rest = secrets.iter().filter(|s| Some(&s.id) != self.id.as_ref());
         first
             .chain(rest)
-            .find_map(|s| self.open(&s.password))
+            .find_map(|s| self.open(&s.password).map(|plain| (plain, s)))
             .ok_or(VaultError::Mismatch)
     }
 }
@@ -599,6 +612,26 @@ mod tests {
             },
         ];
         assert!(decrypt(V12, &secrets).is_ok());
+    }
+
+    #[test]
+    fn a_labelled_envelope_is_opened_with_its_own_label_first() {
+        let secrets = vec![
+            VaultSecret {
+                id: "other".into(),
+                password: Secret::new("correct horse"),
+            },
+            VaultSecret {
+                id: "lab".into(),
+                password: Secret::new("correct horse"),
+            },
+        ];
+        let env = Envelope::parse(V12).expect("parses");
+        let (_, used) = env.decrypt_with(&secrets).expect("opens");
+        assert_eq!(used.id, "lab");
+        let env = Envelope::parse(V11).expect("parses");
+        let (_, used) = env.decrypt_with(&secrets).expect("opens");
+        assert_eq!(used.id, "other", "no label: the order given");
     }
 
     #[test]

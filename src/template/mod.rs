@@ -471,10 +471,24 @@ impl fmt::Debug for ScopeInner {
 fn single_expression(s: &str) -> Option<&str> {
     // No trimming: `"{{ x }} "` is text, not the value of x.
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") {
-        return None;
+    // As Jinja's lexer: a `}}` inside brackets or a string literal does not
+    // end the block (`{{ [{'a': {'b': 1}}] }}` is one list).
+    let b = inner.as_bytes();
+    let (mut depth, mut quote, mut i) = (0usize, None, 0);
+    while i < b.len() {
+        match (quote, b[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, c @ (b'\'' | b'"')) => quote = Some(c),
+            (None, b'{') if depth == 0 && b.get(i + 1) == Some(&b'{') => return None,
+            (None, b'(' | b'[' | b'{') => depth += 1,
+            (None, b')' | b']' | b'}') => depth = depth.checked_sub(1)?,
+            (None, _) => {}
+        }
+        i += 1;
     }
-    Some(inner.trim())
+    (depth == 0 && quote.is_none()).then(|| inner.trim())
 }
 
 /// Compile a user-written string. minijinja 2 panicked in its lexer on
@@ -1022,6 +1036,31 @@ mod tests {
     /// rendered to text, so the loop-until target's next `+` on it failed
     /// ("unsupported types sequence and string"). Jinja drops that newline
     /// before rendering, and Ansible restores it only on a text result.
+    /// `{{ [{'name': x, 'user': {'cluster': n}}] }}` rendered to text (a
+    /// Python repr), not a list: the check for one expression took the
+    /// inner `}}` for the end of the block. Jinja's lexer balances brackets.
+    #[test]
+    fn single_expression_with_closing_braces_inside_keeps_its_type() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"n": "c"}));
+        assert_eq!(
+            t.render_value(&json!("{{ [{'a': {'b': n}}] }}"), &s),
+            Ok(json!([{"a": {"b": "c"}}]))
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ {'a': '}}'} }}"), &s),
+            Ok(json!({"a": "}}"}))
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ n }}{{ n }}"), &s),
+            Ok(json!("cc"))
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ n }} and {{ [1] }}"), &s),
+            Ok(json!("c and [1]"))
+        );
+    }
+
     #[test]
     fn single_expression_with_a_trailing_newline_keeps_its_type() {
         let t = Templar::new();

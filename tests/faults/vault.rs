@@ -5,13 +5,13 @@
 //!
 //! The interoperability tests run the real `ansible-vault` of the compat
 //! venv (`.venv/compat`, which `scripts/compat --venv` installs); without
-//! it they say so and pass.
+//! it they say so and pass, except under CI, where they fail.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::Env;
 use crate::local::{local, results, statuses};
+use crate::vault_interop::ansible_vault;
 
 /// `secrets.yml` (`vault_secret: Vault-s3cret-value`) as ansible-vault
 /// 2.19 encrypted it with password `correct horse`.
@@ -26,22 +26,6 @@ const SECRETS_YML: &str = "$ANSIBLE_VAULT;1.1;AES256\n\
 
 /// `Inline-s3cret-value` from `ansible-vault encrypt_string`, same password.
 const INLINE: &str = "$ANSIBLE_VAULT;1.1;AES256\n          31333162383863656665396339666663633334366439386465663035343565393265633065646132\n          3061356136313563613334663431336235326432663037370a626562316633623966316137336563\n          62346362646233663037303038663936633734643161653834353661613364326263336431313733\n          3036313163353431370a653435306463316430386561343238353830323935363335393032363538\n          61313132653764633865333036333130343439666531636564353837656237313237";
-
-// The skip must be visible in the test output: cargo test shows a test's
-// stderr.
-#[allow(clippy::print_stderr)]
-fn ansible_vault() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/compat/bin/ansible-vault");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is missing (scripts/compat --venv installs it)",
-            p.display()
-        );
-        None
-    }
-}
 
 fn playbook(tasks: &str) -> String {
     format!(
