@@ -213,4 +213,28 @@ mod tests {
             json!({"scalar_ref": "i am a scalar"})
         );
     }
+
+    #[test]
+    fn vars_is_every_variable_unless_one_is_named_vars() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"a": 1, "b": "{{ a + 1 }}"}));
+        assert_eq!(
+            t.eval("vars", &s).expect("a value"),
+            json!({"a": 1, "b": 2})
+        );
+        assert_eq!(t.eval("vars.b", &s).expect("a value"), json!(2));
+        let s = scope(&t, json!({"vars": "mine"}));
+        assert_eq!(t.eval("vars", &s).expect("a value"), json!("mine"));
+    }
+
+    #[test]
+    fn recursion_error_is_worded_as_ansible_words_it() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"cycle": "{{ cycle }}"}));
+        let err = t.render_string("x {{ cycle }}", &s).expect_err("an error");
+        assert!(
+            err.msg.contains("Recursive loop detected in template"),
+            "{err}"
+        );
+    }
 }
