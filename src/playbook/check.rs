@@ -20,6 +20,7 @@ use crate::{Map, Value};
 /// Names Ansible (and drover) define for every task.
 const MAGIC: &[&str] = &[
     "hostvars",
+    "vars",
     "groups",
     "group_names",
     "inventory_hostname",

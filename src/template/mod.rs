@@ -4,7 +4,10 @@
 //! that is one `{{ expression }}` keeping the expression's type, and
 //! Ansible's filters and tests ([`filters`]).
 
+mod embedded;
 pub mod filters;
+mod jinja_rules;
+mod lazy;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -522,7 +525,7 @@ impl ScopeInner {
         let mut d = lock(&self.depth);
         if *d >= MAX_DEPTH {
             return Err(TemplateError {
-                msg: "recursive loop detected in template (a variable refers to itself)".into(),
+                msg: "Recursive loop detected in template (a variable refers to itself)".into(),
                 undefined: None,
                 chainable: false,
             });
@@ -600,7 +603,11 @@ impl ScopeInner {
             // A variable already failed to render: stop, report that one.
             return None;
         }
-        let raw = self.raw(key)?;
+        let Some(raw) = self.raw(key) else {
+            // Ansible's `vars`: every variable this template sees, unless
+            // a variable of that name hides it.
+            return (key == "vars").then(|| self.ctx());
+        };
         if let Value::Object(map) = raw {
             if let Some(text) = crate::vault::marker_text(map) {
                 let v = match crate::vault::reveal(text) {
@@ -618,25 +625,20 @@ impl ScopeInner {
                 return Some(v);
             }
         }
-        let rendered = if contains_template(raw) {
-            match self.render_value(raw) {
-                Ok(v) => v,
-                Err(e) => {
-                    let mut slot = lock(&self.error);
-                    if slot.is_none() {
-                        *slot = Some(TemplateError {
-                            msg: format!("in variable '{key}': {e}"),
-                            undefined: e.undefined.clone(),
-                            chainable: e.chainable,
-                        });
-                    }
-                    return None;
+        let v = match self.materialize(raw, key) {
+            Ok(v) => v,
+            Err(e) => {
+                let mut slot = lock(&self.error);
+                if slot.is_none() {
+                    *slot = Some(TemplateError {
+                        msg: format!("in variable '{key}': {e}"),
+                        undefined: e.undefined.clone(),
+                        chainable: e.chainable,
+                    });
                 }
+                return None;
             }
-        } else {
-            raw.clone()
         };
-        let v = crate::template::to_value(&rendered);
         lock(&self.cache).insert(key.to_string(), v.clone());
         Some(v)
     }
@@ -706,12 +708,22 @@ impl ScopeInner {
     ) -> Result<String, TemplateError> {
         self.enter()?;
         let render = |env: &Environment<'static>| {
-            let tmpl = guarded(|| env.template_from_str(source)).map_err(|e| TemplateError {
+            let compile_error = |e| TemplateError {
                 msg: format!("template error: {e}"),
                 undefined: None,
                 chainable: false,
-            })?;
-            tmpl.render(self.ctx()).map_err(|e| {
+            };
+            let tmpl = guarded(|| env.template_from_str(source)).map_err(compile_error)?;
+            jinja_rules::check(source, false, env)?;
+            let embedded = self.embedded(source, false, env.syntax())?;
+            let (tmpl, ctx) = match &embedded {
+                Some((text, ctx)) => (
+                    guarded(|| env.template_from_str(text)).map_err(compile_error)?,
+                    ctx.clone(),
+                ),
+                None => (tmpl, self.ctx()),
+            };
+            tmpl.render(ctx).map_err(|e| {
                 let names = sorted(tmpl.undeclared_variables(true));
                 self.convert_error(e, names)
             })
@@ -731,7 +743,12 @@ impl ScopeInner {
 
     fn eval(self: &Arc<Self>, expr: &str) -> Result<Value, TemplateError> {
         let v = self.eval_raw(expr)?;
-        let out = serde_json::to_value(&v).map_err(|e| TemplateError {
+        self.plain(&v, expr)
+    }
+
+    /// `v` (the value of `expr`) as plain data: lazy values rendered.
+    fn plain(self: &Arc<Self>, v: &minijinja::Value, expr: &str) -> Result<Value, TemplateError> {
+        let out = serde_json::to_value(v).map_err(|e| TemplateError {
             msg: format!("cannot convert result of '{expr}': {e}"),
             undefined: None,
             chainable: false,
@@ -781,9 +798,22 @@ impl ScopeInner {
                 undefined: None,
                 chainable: false,
             })?;
+            jinja_rules::check(expr, true, env)?;
+            let embedded = self.embedded(expr, true, env.syntax())?;
+            let (compiled, ctx) = match &embedded {
+                Some((text, ctx)) => (
+                    guarded(|| env.compile_expression(text)).map_err(|e| TemplateError {
+                        msg: format!("template error in '{expr}': {e}"),
+                        undefined: None,
+                        chainable: false,
+                    })?,
+                    ctx.clone(),
+                ),
+                None => (compiled, self.ctx()),
+            };
             let names = || sorted(compiled.undeclared_variables(true));
             let v = compiled
-                .eval(self.ctx())
+                .eval(ctx)
                 .map_err(|e| self.convert_error(e, names()))?;
             if v.is_undefined() {
                 let var = names()
@@ -876,7 +906,10 @@ impl Object for Undecryptable {
 }
 
 fn sorted(set: std::collections::HashSet<String>) -> Vec<String> {
-    let mut v: Vec<String> = set.into_iter().collect();
+    let mut v: Vec<String> = set
+        .into_iter()
+        .filter(|n| !n.starts_with(embedded::PREFIX))
+        .collect();
     // Longest (most nested) names first, so `a.b` is named rather than `a`
     // when `a` exists.
     v.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
