@@ -90,9 +90,10 @@ struct ConnArgs {
     /// Ask for the SSH password (first contact with a new node).
     #[arg(short = 'k', long = "ask-pass")]
     ask_pass: bool,
-    /// Connection timeout in seconds.
-    #[arg(short = 'T', long = "timeout", default_value_t = 10)]
-    timeout: u64,
+    /// Connection timeout in seconds [default: 10, or ConnectTimeout from
+    /// ~/.ssh/config].
+    #[arg(short = 'T', long = "timeout")]
+    timeout: Option<u64>,
     /// Extra variables: KEY=VALUE, YAML/JSON text, or @file.yml.
     #[arg(short = 'e', long = "extra-vars")]
     extra_vars: Vec<String>,
@@ -367,7 +368,9 @@ fn init_tracing(verbosity: u8) {
     let level = match verbosity {
         0 => "warn",
         // -v says what drover removed that an earlier run left behind.
-        1..=2 => "warn,drover::cleanup=info",
+        1 => "warn,drover::cleanup=info",
+        // -vv also says where each host's SSH settings came from.
+        2 => "warn,drover::cleanup=info,drover::ssh_config=info",
         3 => "drover=debug",
         _ => "drover=trace,russh=debug",
     };
@@ -507,7 +510,8 @@ fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {
         } else {
             None
         },
-        connect_timeout: Duration::from_secs(conn.timeout.max(1)),
+        connect_timeout: Duration::from_secs(conn.timeout.unwrap_or(10).max(1)),
+        connect_timeout_set: conn.timeout.is_some(),
         ..Options::default()
     })
 }

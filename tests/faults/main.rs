@@ -39,6 +39,7 @@ mod result_warnings;
 mod semantics;
 mod shell;
 mod slurp;
+mod ssh_config;
 mod templar;
 mod textedit;
 mod unarchive;
