@@ -95,7 +95,8 @@ struct ConnArgs {
     /// Ask for the SSH password (first contact with a new node).
     #[arg(short = 'k', long = "ask-pass")]
     ask_pass: bool,
-    /// Connection timeout in seconds [default: ansible.cfg's timeout, or 10].
+    /// Connection timeout in seconds [default: ansible.cfg's timeout, or
+    /// ConnectTimeout from ~/.ssh/config, or 10].
     #[arg(short = 'T', long = "timeout")]
     timeout: Option<u64>,
     /// Extra variables: KEY=VALUE, YAML/JSON text, or @file.yml.
@@ -395,7 +396,9 @@ fn init_tracing(verbosity: u8) {
     let level = match verbosity {
         0 => "warn",
         // -v says what drover removed that an earlier run left behind.
-        1..=2 => "warn,drover::cleanup=info",
+        1 => "warn,drover::cleanup=info",
+        // -vv also says where each host's SSH settings came from.
+        2 => "warn,drover::cleanup=info,drover::ssh_config=info",
         3 => "drover=debug",
         _ => "drover=trace,russh=debug",
     };
@@ -547,6 +550,7 @@ fn options(conn: &ConnArgs, extra: Map) -> Result<Options, Error> {
         connect_timeout: Duration::from_secs(conn.timeout.unwrap_or(10).max(1)),
         remote_user: conn.remote_user.clone(),
         ssh_args: conn.ssh_args.clone(),
+        connect_timeout_set: conn.timeout.is_some(),
         ..Options::default()
     })
 }

@@ -59,6 +59,9 @@ pub struct Options {
     pub ssh_password: Option<Secret>,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// The user chose the connect timeout (`-T`): it wins over
+    /// `ConnectTimeout` in the SSH client configuration.
+    pub connect_timeout_set: bool,
     /// `--no-read-ahead`: every task reads the host on its own.
     pub no_read_ahead: bool,
     /// `--become`: become where no keyword or variable says otherwise.
@@ -394,6 +397,7 @@ impl<'a> Runner<'a> {
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
         self.cx.check_ssh_args(&targets)?;
+        self.cx.check_ssh_config(&targets)?;
         let loaded = self.cx.inventory.clone();
         for (play, hosts) in self.cx.playbook.plays.iter().zip(targets) {
             if crate::interrupt::interrupted() {
@@ -1405,6 +1409,7 @@ impl RunCtx<'_> {
                     scope,
                     self.opts,
                     keywords,
+                    self.pool.ssh_configs(),
                 )
             })
             .await

@@ -23,7 +23,10 @@ pub struct SshArgOptions {
     /// host is reached through another one (the first given wins, as in
     /// ssh; `none` is a direct connection).
     pub proxy: Option<ProxyOpt>,
-    /// Everything else (`-F`, `-C`, `-o ControlMaster=...`, unknown words),
+    /// `-F FILE`: the OpenSSH client configuration read instead of
+    /// `~/.ssh/config` and `/etc/ssh/ssh_config` (`none`: no file).
+    pub config_file: Option<PathBuf>,
+    /// Everything else (`-C`, `-o ControlMaster=...`, unknown words),
     /// as written, so that the caller can warn that it is ignored.
     pub ignored: Vec<String>,
 }
@@ -108,6 +111,11 @@ pub fn ssh_args_options(args: &str) -> SshArgOptions {
                 'l' => {
                     if out.user.is_none() {
                         out.user = Some(arg);
+                    }
+                }
+                'F' => {
+                    if out.config_file.is_none() {
+                        out.config_file = Some(expand_tilde(&arg));
                     }
                 }
                 'J' => {
@@ -255,6 +263,15 @@ mod tests {
         assert!(o.ignored.is_empty(), "{:?}", o.ignored);
         let o = ssh_args_options("-o ControlPath=/tmp/%C -o Compression=yes");
         assert!(o.ignored.is_empty(), "{:?}", o.ignored);
+    }
+
+    #[test]
+    fn dash_f_names_the_ssh_config_file() {
+        let o = ssh_args_options("-F /etc/drover/ssh_config -F /other");
+        assert_eq!(o.config_file, Some(PathBuf::from("/etc/drover/ssh_config")));
+        assert!(o.ignored.is_empty(), "{:?}", o.ignored);
+        let o = ssh_args_options("-Fnone");
+        assert_eq!(o.config_file, Some(PathBuf::from("none")));
     }
 
     #[test]

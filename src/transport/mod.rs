@@ -8,6 +8,7 @@ pub mod local;
 pub mod prefetch;
 pub mod shell;
 pub mod ssh;
+pub mod ssh_config;
 
 use std::path::Path;
 use std::sync::Arc;

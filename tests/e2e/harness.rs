@@ -91,6 +91,16 @@ impl Env {
     }
 
     pub fn with(nodes: usize, sudo_password: Option<&str>) -> Env {
+        Env::start(nodes, sudo_password, 22)
+    }
+
+    /// A lab whose nodes' sshd listen on `port` instead of 22.
+    #[allow(dead_code)] // used by the fault tests only
+    pub fn with_port(nodes: usize, port: u16) -> Env {
+        Env::start(nodes, None, port)
+    }
+
+    fn start(nodes: usize, sudo_password: Option<&str>, port: u16) -> Env {
         require_root();
         let dir = tempfile::tempdir().expect("tempdir");
         let block = next_block();
@@ -100,6 +110,7 @@ impl Env {
             nodes,
             sudo_password: sudo_password.map(Secret::new),
             authorize_caller_keys: false,
+            port,
             ..LabConfig::default()
         };
         let lab = Lab::start(cfg).expect("lab starts");

@@ -42,6 +42,7 @@ mod result_warnings;
 mod semantics;
 mod shell;
 mod slurp;
+mod ssh_config;
 mod templar;
 mod textedit;
 mod unarchive;
