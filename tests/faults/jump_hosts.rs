@@ -690,3 +690,76 @@ fn a_key_passphrase_is_asked_once_on_the_terminal_for_all_hosts() {
     );
     assert!(all.contains("pi-worker-01"), "{all}");
 }
+
+fn root_spec(site: &Site, addr: &str, known_hosts: &Path) -> ConnectSpec {
+    ConnectSpec {
+        name: addr.to_string(),
+        address: addr.to_string(),
+        port: 22,
+        user: "root".into(),
+        private_keys: vec![site.path("id_ed25519")],
+        agent: AgentSource::None,
+        identities_only: false,
+        proxy: None,
+        host_key_alias: None,
+        password: None,
+        known_hosts: known_hosts.to_path_buf(),
+        checking: HostKeyChecking::Strict,
+        connect_timeout: Duration::from_secs(20),
+        keepalive: Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn a_reconnection_goes_through_the_jump_host_again_and_each_hop_key_is_checked() {
+    use drover::transport::ssh::Proxy;
+    use drover::transport::Remote;
+
+    let site = Site::new();
+    let b = block();
+    let (jump_addr, web) = (format!("{b}.201"), format!("{b}.213"));
+    let targets = site.start_targets(std::slice::from_ref(&web));
+    let jump = site.start_jump(&jump_addr);
+    let kh = site.known_hosts(&[&jump_addr, &web]);
+    let mut spec = root_spec(&site, &web, &kh);
+    spec.proxy = Some(Proxy::Jump(vec![root_spec(&site, &jump_addr, &kh)]));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let t = drover::transport::ssh::connect(&spec)
+            .await
+            .expect("connects through the jump host");
+        let remote = Remote::new(Arc::new(t) as Arc<dyn drover::transport::Transport>, None);
+        let out = remote.exec("echo one", b"").await.expect("runs");
+        assert_eq!(out.stdout_str(), "one\n");
+        // After a reboot the target is connected to anew, through the
+        // jump host's connection, which is still up.
+        remote.reconnect().await.expect("reconnects");
+        let out = remote.exec("echo two", b"").await.expect("runs");
+        assert_eq!(out.stdout_str(), "two\n");
+    });
+    let target_logins = targets.log().matches("Accepted publickey for root").count();
+    assert_eq!(target_logins, 2, "{}", targets.log());
+    assert_eq!(jump.logins(), 1);
+
+    // The jump host's key is checked like the target's, under its name.
+    let other = site.path("other_host");
+    keygen(&other, "");
+    let public = fs::read_to_string(other.with_extension("pub")).expect("read");
+    let good = fs::read_to_string(&kh).expect("read");
+    let bad: String = good
+        .lines()
+        .map(|l| match l.starts_with(&format!("{jump_addr} ")) {
+            true => format!("{jump_addr} {}\n", public.trim()),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    fs::write(&kh, bad).expect("write");
+    let err = rt
+        .block_on(drover::transport::ssh::connect(&spec))
+        .expect_err("a changed jump host key is refused");
+    let err = err.to_string();
+    assert!(
+        err.contains(&format!("host key verification failed for {jump_addr}")),
+        "{err}"
+    );
+}
