@@ -64,14 +64,10 @@ impl Jumps {
                     let conn = Arc::new(match &prev {
                         None => Box::pin(super::ssh::open_via(hop, agent.as_deref(), self)).await,
                         Some(p) => {
+                            let started = tokio::time::Instant::now();
                             let stream = tunnel(p, hop).await?;
-                            super::ssh::open_over(
-                                hop,
-                                agent.as_deref(),
-                                stream,
-                                Via::Hop(p.clone()),
-                            )
-                            .await
+                            let via = Via::Hop(p.clone());
+                            super::ssh::open_over(hop, agent.as_deref(), stream, via, started).await
                         }
                     }?);
                     tracing::debug!("{}: jump host connected", hop.addr());

@@ -230,13 +230,15 @@ pub(super) async fn open_via(
     match &spec.proxy {
         None => connect_inner(spec, agent).await,
         Some(Proxy::Jump(hops)) => {
+            let started = tokio::time::Instant::now();
             let hop = jumps.through(hops).await?;
             let stream = proxy::tunnel(&hop, spec).await?;
-            open_over(spec, agent, stream, Via::Hop(hop)).await
+            open_over(spec, agent, stream, Via::Hop(hop), started).await
         }
         Some(Proxy::Command(cmd)) => {
+            let started = tokio::time::Instant::now();
             let (stream, guard) = proxy::spawn_command(cmd, &spec.addr())?;
-            open_over(spec, agent, stream, Via::Command(Box::new(guard))).await
+            open_over(spec, agent, stream, Via::Command(Box::new(guard)), started).await
         }
     }
 }
@@ -257,18 +259,20 @@ async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn,
     handshake(spec, agent, QuickAck(stream), Via::Direct, started, tcp).await
 }
 
-/// Key exchange and authentication over a stream a proxy provides.
+/// Key exchange and authentication over a stream a proxy provides
+/// (obtained since `started`: the jump hosts' connections and channel).
 pub(super) async fn open_over<S>(
     spec: &ConnectSpec,
     agent: Option<&Path>,
     stream: S,
     via: Via,
+    started: tokio::time::Instant,
 ) -> Result<Conn, TransportError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let started = tokio::time::Instant::now();
-    handshake(spec, agent, stream, via, started, Duration::ZERO).await
+    let proxied = started.elapsed();
+    handshake(spec, agent, stream, via, started, proxied).await
 }
 
 async fn handshake<S>(
