@@ -288,6 +288,7 @@ fn drover(dir: &Path, args: &[&str], agent: Option<&Path>) -> Run {
 const CONVERGE: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        content: \"converged {{ inventory_hostname }}\\n\"\n        dest: \"{{ out_dir }}/{{ inventory_hostname }}.txt\"\n";
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn targets_only_a_jump_host_reaches_are_converged_through_its_one_connection() {
     let site = Site::new();
     let b = block();
@@ -352,6 +353,7 @@ fn targets_only_a_jump_host_reaches_are_converged_through_its_one_connection() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_proxy_command_carries_the_connection_and_its_early_exit_is_explained() {
     let site = Site::new();
     let b = block();
@@ -489,6 +491,7 @@ fn connect(spec: &ConnectSpec) -> Result<(), String> {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn agent_keys_identity_agent_identities_only_and_refusals() {
     let env = Env::new(1);
     let agent = Agent::start(env.dir.path());
@@ -549,6 +552,7 @@ fn lab_inventory(env: &Env, key: &Path) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_key_others_can_read_is_refused_naming_the_wsl_fix() {
     let env = Env::new(1);
     let key = env.path("open_key");
@@ -594,6 +598,7 @@ fn a_key_others_can_read_is_refused_naming_the_wsl_fix() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_key_passphrase_is_asked_once_on_the_terminal_for_all_hosts() {
     let env = Env::new(2);
     let key = env.path("locked_key");
@@ -711,6 +716,7 @@ fn root_spec(site: &Site, addr: &str, known_hosts: &Path) -> ConnectSpec {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_reconnection_goes_through_the_jump_host_again_and_each_hop_key_is_checked() {
     use drover::transport::ssh::Proxy;
     use drover::transport::Remote;
