@@ -57,6 +57,8 @@ pub struct Pool {
     local_dir: Option<std::path::PathBuf>,
     /// The OpenSSH client configuration files, parsed once per run.
     ssh_configs: Configs,
+    /// Jump host connections, shared by every host behind them.
+    jumps: Arc<ssh::Jumps>,
 }
 
 impl Pool {
@@ -85,13 +87,14 @@ impl Pool {
             slots.entry(host.to_string()).or_default().clone()
         };
         let local_dir = self.local_dir.clone();
+        let jumps = self.jumps.clone();
         slot.get_or_init(|| async move {
             match spec()? {
                 Target::Local => Ok(match local_dir {
                     Some(dir) => Arc::new(LocalIn(dir)) as Arc<dyn Transport>,
                     None => Arc::new(LocalTransport) as Arc<dyn Transport>,
                 }),
-                Target::Ssh(spec) => ssh::connect(&spec)
+                Target::Ssh(spec) => ssh::connect_in(&spec, jumps)
                     .await
                     .map(|t| Arc::new(t) as Arc<dyn Transport>)
                     .map_err(|e| ConnectError::Transport(Arc::new(e))),
@@ -132,6 +135,7 @@ impl Pool {
                 t.close().await;
             }
         }
+        self.jumps.close_all().await;
     }
 }
 
@@ -861,14 +865,6 @@ fn current_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "root".into())
-}
-
-/// Why a host whose SSH arguments go through a jump host is not connected
-/// to: connecting directly would reach another machine, or none.
-pub(crate) fn proxy_refusal(option: &ProxyOpt) -> String {
-    format!(
-        "`{option}` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet (connecting directly would reach a different host)"
-    )
 }
 
 #[cfg(test)]

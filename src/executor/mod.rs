@@ -396,7 +396,7 @@ impl<'a> Runner<'a> {
     /// Run every play; returns the recap.
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
-        self.cx.check_ssh_args(&targets)?;
+        self.cx.check_ssh_args(&targets);
         self.cx.check_ssh_config(&targets)?;
         let loaded = self.cx.inventory.clone();
         for (play, hosts) in self.cx.playbook.plays.iter().zip(targets) {
@@ -413,7 +413,7 @@ impl<'a> Runner<'a> {
                     .inventory
                     .select_limited(&play.hosts, self.cx.opts.limit.as_deref())
                     .unwrap_or(hosts);
-                self.cx.check_ssh_args(std::slice::from_ref(&now))?;
+                self.cx.check_ssh_args(std::slice::from_ref(&now));
                 now
             };
             self.run_play(play, hosts).await?;
@@ -1074,12 +1074,10 @@ impl RunCtx<'_> {
         }
     }
 
-    /// Before anything connects: refuse hosts reached through a jump host
-    /// (a direct connection would reach another machine), and say which
-    /// of their SSH options drover ignores.
-    fn check_ssh_args(&self, targets: &[Vec<String>]) -> Result<(), InputErrors> {
+    /// Before anything connects: say which of the hosts' SSH options
+    /// drover ignores.
+    fn check_ssh_args(&self, targets: &[Vec<String>]) {
         let mut seen = std::collections::HashSet::new();
-        let mut errors = Vec::new();
         for host in targets.iter().flatten() {
             if !seen.insert(host.as_str()) {
                 continue;
@@ -1094,27 +1092,12 @@ impl RunCtx<'_> {
             else {
                 continue;
             };
-            if let Some(proxy) = &opts.proxy {
-                let pos = h
-                    .defined_at
-                    .clone()
-                    .unwrap_or_else(|| self.playbook.plays[0].pos.clone());
-                errors.push(crate::error::InputError::new(
-                    pos,
-                    format!("host '{host}': {}", connect::proxy_refusal(proxy)),
-                ));
-            }
             if !opts.ignored.is_empty() {
                 self.emit(Event::Warning(format!(
                     "{host}: drover ignores these options of its SSH arguments: {}",
                     opts.ignored.join(", ")
                 )));
             }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(InputErrors(errors))
         }
     }
 

@@ -3,9 +3,11 @@
 //! (sudo, with the password written to its stdin after its prompt) and
 //! collects output. Modules never see SSH: they get a `Remote`.
 
+pub(crate) mod keys;
 pub mod known_hosts;
 pub mod local;
 pub mod prefetch;
+pub mod proxy;
 pub mod shell;
 pub mod ssh;
 pub mod ssh_config;

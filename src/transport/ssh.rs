@@ -28,7 +28,10 @@ use russh::{ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf, M
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::keys;
 use super::known_hosts::{self, HostKeyChecking};
+pub use super::proxy::Jumps;
+use super::proxy::{self, Via};
 use super::{ProcessEvent, RemoteProcess, Transport, TransportError};
 use crate::secret::Secret;
 
@@ -131,6 +134,8 @@ pub struct SshTransport {
     /// How the connection was made, to make it again.
     spec: ConnectSpec,
     agent: Option<PathBuf>,
+    /// The run's jump host connections, for a reconnection.
+    jumps: Arc<Jumps>,
     addr: String,
     closed: AtomicBool,
     /// Shells kept open on this connection.
@@ -138,12 +143,14 @@ pub struct SshTransport {
 }
 
 /// One SSH connection and its session slots.
-struct Conn {
-    handle: client::Handle<Client>,
+pub(super) struct Conn {
+    pub(super) handle: client::Handle<Client>,
     sessions: Arc<Semaphore>,
     /// Signalled whenever one of our channels has been closed.
     freed: Arc<Notify>,
-    addr: String,
+    pub(super) addr: String,
+    /// What carries the connection, kept alive with it.
+    _via: Via,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -157,8 +164,17 @@ impl std::fmt::Debug for SshTransport {
 /// Connect, check the host key and authenticate, all within
 /// `spec.connect_timeout`.
 pub async fn connect(spec: &ConnectSpec) -> Result<SshTransport, TransportError> {
+    connect_in(spec, Arc::new(Jumps::default())).await
+}
+
+/// [`connect`], sharing the jump host connections of `jumps` with the
+/// run's other hosts.
+pub async fn connect_in(
+    spec: &ConnectSpec,
+    jumps: Arc<Jumps>,
+) -> Result<SshTransport, TransportError> {
     let agent = spec.agent.socket();
-    connect_with_agent(spec, agent.as_deref()).await
+    connect_with(spec, agent.as_deref(), jumps).await
 }
 
 /// [`connect`], with the ssh-agent socket given instead of read from the
@@ -167,23 +183,36 @@ pub async fn connect_with_agent(
     spec: &ConnectSpec,
     agent: Option<&Path>,
 ) -> Result<SshTransport, TransportError> {
-    let conn = open(spec, agent).await?;
+    connect_with(spec, agent, Arc::new(Jumps::default())).await
+}
+
+async fn connect_with(
+    spec: &ConnectSpec,
+    agent: Option<&Path>,
+    jumps: Arc<Jumps>,
+) -> Result<SshTransport, TransportError> {
+    let conn = open(spec, agent, &jumps).await?;
     Ok(SshTransport {
         addr: conn.addr.clone(),
         conn: Mutex::new(Arc::new(conn)),
         spec: spec.clone(),
         agent: agent.map(Path::to_path_buf),
+        jumps,
         closed: AtomicBool::new(false),
         shells: super::shell::Shells::new(),
     })
 }
 
 /// One connection, within `spec.connect_timeout`.
-async fn open(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, TransportError> {
+async fn open(
+    spec: &ConnectSpec,
+    agent: Option<&Path>,
+    jumps: &Jumps,
+) -> Result<Conn, TransportError> {
     if spec.connect_timeout.is_zero() {
-        return connect_inner(spec, agent).await;
+        return open_via(spec, agent, jumps).await;
     }
-    match tokio::time::timeout(spec.connect_timeout, connect_inner(spec, agent)).await {
+    match tokio::time::timeout(spec.connect_timeout, open_via(spec, agent, jumps)).await {
         Ok(result) => result,
         Err(_) => Err(TransportError::Timeout {
             addr: spec.addr(),
@@ -192,18 +221,30 @@ async fn open(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, Transpor
     }
 }
 
+/// One connection, directly or through the spec's proxy.
+pub(super) async fn open_via(
+    spec: &ConnectSpec,
+    agent: Option<&Path>,
+    jumps: &Jumps,
+) -> Result<Conn, TransportError> {
+    match &spec.proxy {
+        None => connect_inner(spec, agent).await,
+        Some(Proxy::Jump(hops)) => {
+            let started = tokio::time::Instant::now();
+            let hop = jumps.through(hops).await?;
+            let stream = proxy::tunnel(&hop, spec).await?;
+            open_over(spec, agent, stream, Via::Hop(hop), started).await
+        }
+        Some(Proxy::Command(cmd)) => {
+            let started = tokio::time::Instant::now();
+            let (stream, guard) = proxy::spawn_command(cmd, &spec.addr())?;
+            open_over(spec, agent, stream, Via::Command(Box::new(guard)), started).await
+        }
+    }
+}
+
 async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn, TransportError> {
     let addr = spec.addr();
-    if let Some(proxy) = &spec.proxy {
-        let how = match proxy {
-            Proxy::Jump(_) => "ProxyJump",
-            Proxy::Command(_) => "ProxyCommand",
-        };
-        return Err(TransportError::Connect {
-            addr,
-            reason: format!("{how}: jump hosts and proxy commands are not supported by drover yet"),
-        });
-    }
     let started = tokio::time::Instant::now();
     let stream = TcpStream::connect((spec.address.as_str(), spec.port))
         .await
@@ -215,6 +256,37 @@ async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn,
         tracing::debug!("{addr}: cannot set TCP_NODELAY: {e}");
     }
     let tcp = started.elapsed();
+    handshake(spec, agent, QuickAck(stream), Via::Direct, started, tcp).await
+}
+
+/// Key exchange and authentication over a stream a proxy provides
+/// (obtained since `started`: the jump hosts' connections and channel).
+pub(super) async fn open_over<S>(
+    spec: &ConnectSpec,
+    agent: Option<&Path>,
+    stream: S,
+    via: Via,
+    started: tokio::time::Instant,
+) -> Result<Conn, TransportError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let proxied = started.elapsed();
+    handshake(spec, agent, stream, via, started, proxied).await
+}
+
+async fn handshake<S>(
+    spec: &ConnectSpec,
+    agent: Option<&Path>,
+    stream: S,
+    mut via: Via,
+    started: tokio::time::Instant,
+    tcp: Duration,
+) -> Result<Conn, TransportError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let addr = spec.addr();
     let refusal = Arc::new(Mutex::new(None));
     let handler = Client {
         host: spec.address.clone(),
@@ -223,12 +295,16 @@ async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn,
         checking: spec.checking,
         refusal: refusal.clone(),
     };
-    let stream = QuickAck(stream);
     let mut handle =
         match client::connect_stream(Arc::new(client_config(spec)), stream, handler).await {
             Ok(h) => h,
             Err(e) => {
                 let refused = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let (None, Via::Command(guard)) = (&refused, &mut via) {
+                    if let Some(why) = guard.failure().await {
+                        return Err(TransportError::Connect { addr, reason: why });
+                    }
+                }
                 return Err(match refused {
                     Some(detail) => TransportError::HostKey {
                         host: spec.name.clone(),
@@ -254,6 +330,7 @@ async fn connect_inner(spec: &ConnectSpec, agent: Option<&Path>) -> Result<Conn,
         sessions: Arc::new(Semaphore::new(MAX_OPEN_SESSIONS)),
         freed: Arc::new(Notify::new()),
         addr,
+        _via: via,
     })
 }
 
@@ -338,7 +415,7 @@ fn client_config(spec: &ConnectSpec) -> client::Config {
 
 /// The russh handler: checks the host key; a refusal is kept for
 /// [`connect`] to report, since russh only says "unknown key".
-struct Client {
+pub(super) struct Client {
     host: String,
     port: u16,
     known_hosts: PathBuf,
@@ -408,16 +485,32 @@ async fn authenticate(
         accepts: None,
         rsa_hash: None,
     };
+    // Keys with a passphrase wait until the agent has been tried: it may
+    // hold them, and then nothing is asked.
+    let mut locked = Vec::new();
     for path in &spec.private_keys {
         if !auth.allows(MethodKind::PublicKey) {
             break;
         }
-        if auth.key_file(path).await? {
+        match auth.key_file(path).await? {
+            KeyFile::Accepted => return Ok(()),
+            KeyFile::Locked => locked.push(path),
+            KeyFile::Unused => {}
+        }
+    }
+    let mut held = Vec::new();
+    if let Some(sock) = agent {
+        if auth.allows(MethodKind::PublicKey) && auth.agent(sock, spec, &mut held).await? {
             return Ok(());
         }
     }
-    if let Some(sock) = agent {
-        if auth.allows(MethodKind::PublicKey) && auth.agent(sock).await? {
+    for path in locked {
+        if !auth.allows(MethodKind::PublicKey) {
+            break;
+        }
+        let offered = keys::public_of(path)
+            .is_some_and(|p| held.iter().any(|h| h.key_data() == p.key_data()));
+        if !offered && auth.locked_key(path).await? {
             return Ok(());
         }
     }
@@ -430,6 +523,15 @@ async fn authenticate(
         }
     }
     Err(auth.failure(spec))
+}
+
+/// What became of one key file.
+enum KeyFile {
+    Accepted,
+    /// It has a passphrase: tried after the agent.
+    Locked,
+    /// Refused, unreadable, or not accepted.
+    Unused,
 }
 
 struct Auth<'a> {
@@ -484,21 +586,46 @@ impl Auth<'_> {
         Ok(h)
     }
 
-    async fn key_file(&mut self, path: &Path) -> Result<bool, TransportError> {
+    async fn key_file(&mut self, path: &Path) -> Result<KeyFile, TransportError> {
         let shown = path.display();
+        if let Some(why) = keys::too_open(path) {
+            tracing::debug!("skipping key {shown}: {why}");
+            self.tried.push(format!("key {shown} (refused: {why})"));
+            return Ok(KeyFile::Unused);
+        }
         let key = match russh::keys::load_secret_key(path, None) {
             Ok(k) => k,
-            Err(russh::keys::Error::KeyIsEncrypted) => {
-                tracing::debug!("skipping {shown}: it is encrypted and drover has no passphrase");
-                self.tried.push(format!("key {shown} (skipped: encrypted)"));
-                return Ok(false);
-            }
+            Err(russh::keys::Error::KeyIsEncrypted) => return Ok(KeyFile::Locked),
             Err(e) => {
                 tracing::debug!("skipping key {shown}: {e}");
                 self.tried.push(format!("key {shown} (skipped: {e})"));
-                return Ok(false);
+                return Ok(KeyFile::Unused);
             }
         };
+        Ok(match self.offer_key(key, path).await? {
+            true => KeyFile::Accepted,
+            false => KeyFile::Unused,
+        })
+    }
+
+    /// A key with a passphrase, unlocked with the run's passphrase for it
+    /// (asked on the terminal once).
+    async fn locked_key(&mut self, path: &Path) -> Result<bool, TransportError> {
+        match keys::unlock(path).await {
+            Ok(key) => self.offer_key(key, path).await,
+            Err(why) => {
+                self.tried
+                    .push(format!("key {} (skipped: {why})", path.display()));
+                Ok(false)
+            }
+        }
+    }
+
+    async fn offer_key(
+        &mut self,
+        key: russh::keys::PrivateKey,
+        path: &Path,
+    ) -> Result<bool, TransportError> {
         let hash = self.hash_for(&key.algorithm()).await?;
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
         let result = self
@@ -506,11 +633,25 @@ impl Auth<'_> {
             .authenticate_publickey(self.user, key)
             .await
             .map_err(|e| self.lost(e))?;
-        self.tried.push(format!("key {shown}"));
+        self.tried.push(format!("key {}", path.display()));
         Ok(self.outcome(result))
     }
 
-    async fn agent(&mut self, sock: &Path) -> Result<bool, TransportError> {
+    /// The agent's keys (only those of `spec`'s key files with
+    /// `IdentitiesOnly`); `held` gets every key it offered.
+    async fn agent(
+        &mut self,
+        sock: &Path,
+        spec: &ConnectSpec,
+        held: &mut Vec<russh::keys::PublicKey>,
+    ) -> Result<bool, TransportError> {
+        if !sock.exists() {
+            self.tried.push(format!(
+                "ssh-agent (its socket {} does not exist: SSH_AUTH_SOCK or IdentityAgent names no running agent; under WSL, is the agent bridge running?)",
+                sock.display()
+            ));
+            return Ok(false);
+        }
         let mut agent = match AgentClient::connect_uds(sock).await {
             Ok(a) => a,
             Err(e) => {
@@ -532,15 +673,28 @@ impl Auth<'_> {
                 return Ok(false);
             }
         };
+        let only: Option<Vec<russh::keys::PublicKey>> = spec.identities_only.then(|| {
+            spec.private_keys
+                .iter()
+                .filter_map(|p| keys::public_of(p))
+                .collect()
+        });
         let mut offered = 0;
+        let mut refusals = Vec::new();
         for id in identities {
-            let AgentIdentity::PublicKey { key, .. } = id else {
+            let AgentIdentity::PublicKey { key, comment } = id else {
                 continue;
             };
+            if let Some(only) = &only {
+                if !only.iter().any(|k| k.key_data() == key.key_data()) {
+                    continue;
+                }
+            }
             if !self.allows(MethodKind::PublicKey) {
                 break;
             }
             offered += 1;
+            held.push(key.clone());
             let hash = self.hash_for(&key.algorithm()).await?;
             match self
                 .handle
@@ -552,10 +706,27 @@ impl Auth<'_> {
                         return Ok(true);
                     }
                 }
-                Err(e) => tracing::debug!("ssh-agent could not sign: {e}"),
+                Err(e) => {
+                    tracing::debug!("ssh-agent could not sign with {comment}: {e}");
+                    refusals.push(format!(
+                        "the agent refused to sign with key '{comment}' ({e}; is the agent locked, or waiting for a confirmation?)"
+                    ));
+                }
             }
         }
-        self.tried.push(format!("ssh-agent ({offered} keys)"));
+        let filtered = match &only {
+            Some(_) => ", IdentitiesOnly: only those of the key files",
+            None => "",
+        };
+        match refusals.is_empty() {
+            true => self
+                .tried
+                .push(format!("ssh-agent ({offered} keys{filtered})")),
+            false => self.tried.push(format!(
+                "ssh-agent ({offered} keys{filtered}; {})",
+                refusals.join("; ")
+            )),
+        }
         Ok(false)
     }
 
@@ -758,7 +929,7 @@ impl Transport for SshTransport {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.current().gone());
         }
-        let new = Arc::new(open(&self.spec, self.agent.as_deref()).await?);
+        let new = Arc::new(open(&self.spec, self.agent.as_deref(), &self.jumps).await?);
         let old = std::mem::replace(
             &mut *self.conn.lock().unwrap_or_else(|p| p.into_inner()),
             new,
@@ -770,7 +941,7 @@ impl Transport for SshTransport {
 }
 
 impl Conn {
-    async fn close(&self) {
+    pub(super) async fn close(&self) {
         self.sessions.close();
         let _ = self
             .handle

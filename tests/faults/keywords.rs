@@ -211,7 +211,7 @@ fn refused(dir: &Path, playbook: &str, inventory: &str) -> Run {
 }
 
 #[test]
-fn unsupported_keywords_vault_and_jump_hosts_are_refused_at_their_position() {
+fn unsupported_keywords_and_vault_are_refused_at_their_position_jump_hosts_are_used() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     // 127.0.0.1 port 9 would refuse a connection: none may be tried.
@@ -258,9 +258,12 @@ fn unsupported_keywords_vault_and_jump_hosts_are_refused_at_their_position() {
     );
     assert!(!run.all().contains("UNREACHABLE"), "{}", run.all());
 
+    // A jump host is no longer refused up front: the connection goes
+    // through it (here a jump host that refuses connections; the target's
+    // name does not resolve, so a direct connection would fail otherwise).
     std::fs::write(
         d.join("jump.yml"),
-        "all:\n  hosts:\n    web:\n      ansible_host: 127.0.0.1\n      ansible_port: 9\n      ansible_ssh_common_args: '-o ProxyJump=bastion.example'\n",
+        "all:\n  hosts:\n    web:\n      ansible_host: web.invalid\n      ansible_ssh_common_args: '-o ProxyJump=127.0.0.1:9'\n",
     )
     .expect("write");
     std::fs::write(
@@ -269,11 +272,11 @@ fn unsupported_keywords_vault_and_jump_hosts_are_refused_at_their_position() {
     )
     .expect("write");
     let run = refused(d, "ok.yml", "jump.yml");
-    assert_eq!(run.code, 1, "{}", run.all());
+    assert_ne!(run.code, 0, "{}", run.all());
     assert!(
-        run.stderr.contains("jump.yml:3:5: host 'web': `ProxyJump=bastion.example` in the host's SSH arguments: jump hosts and proxy commands are not supported by drover yet"),
+        !run.all().contains("not supported by drover yet"),
         "{}",
         run.all()
     );
-    assert!(!run.all().contains("UNREACHABLE"), "{}", run.all());
+    assert!(run.all().contains("127.0.0.1:9"), "{}", run.all());
 }
