@@ -5,6 +5,7 @@
 //! Ansible's filters and tests ([`filters`]).
 
 pub mod filters;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -386,35 +387,8 @@ impl Templar {
     /// `{{ x }}` is accepted; when it gives a string, that string is the
     /// expression (indirection).
     pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
-        let expr = expr.trim();
-        let broken = |msg: String| TemplateError {
-            msg,
-            undefined: None,
-            chainable: false,
-        };
-        if expr.is_empty() {
-            return Err(broken(
-                "Empty conditional expressions are not allowed.".into(),
-            ));
-        }
-        let v = match single_expression(expr) {
-            Some(inner) => match scope.0.eval_raw(inner)? {
-                v if v.kind() == minijinja::value::ValueKind::String => {
-                    scope.0.eval_raw(v.as_str().unwrap_or_default().trim())?
-                }
-                v => v,
-            },
-            None => scope.0.eval_raw(expr)?,
-        };
-        if v.kind() == minijinja::value::ValueKind::Bool {
-            return Ok(v.is_true());
-        }
-        Err(broken(format!(
-            "Conditional result ({}) was derived from value of type '{}' at '{expr}'. \
-             Conditionals must have a boolean result.",
-            if v.is_true() { "True" } else { "False" },
-            filters::py_type(&v)
-        )))
+        self.condition_text(expr, &trust::Origin::Source, scope)
+            .map(|v| v.value)
     }
 }
 
@@ -678,8 +652,9 @@ impl ScopeInner {
         if !Templar::is_template(source) {
             return Ok(source.to_string());
         }
+        let source = trust::lookup_terms(source, false, self)?;
         let (env, chain_env) = (self.env.clone(), self.chain_env.clone());
-        self.render_in(source, &env, &chain_env)
+        self.render_in(&source, &env, &chain_env)
     }
 
     /// Render with these environments (the scope's own, or with another
@@ -762,6 +737,7 @@ impl ScopeInner {
         expr: &str,
     ) -> Result<minijinja::Value, TemplateError> {
         {
+            let expr = &*trust::lookup_terms(expr, true, self)?;
             let compiled = guarded(|| env.compile_expression(expr)).map_err(|e| TemplateError {
                 msg: format!("template error in '{expr}': {e}"),
                 undefined: None,
