@@ -873,7 +873,13 @@ impl Object for ScopeInner {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut names = indexmap::IndexSet::new();
         for layer in &self.layers {
-            names.extend(layer.keys().map(String::as_str));
+            // The trust marks are drover's, not a variable of the play.
+            names.extend(
+                layer
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| *k != trust::MARKS),
+            );
         }
         let mut keys: Vec<minijinja::Value> =
             names.into_iter().map(minijinja::Value::from).collect();

@@ -723,6 +723,14 @@ mod tests {
     fn string_constants_holding_templates_render_in_expressions() {
         assert!(holds(json!({}), r#""dude" == "du{{'de'}}""#));
         assert!(holds(json!({"x": "de"}), r#""dude" == 'du{{ x }}'"#));
+        assert!(holds(
+            json!({}),
+            r#"dict({"dude": "{{ 'dude' }}"})["dude"] == "dude""#
+        ));
+        assert!(holds(
+            json!({}),
+            r#"{{ dict({"dude": "{{ 'dude' }}"})["dude"] == "{" + "{ 'dude' }}" }}"#
+        ));
     }
 
     #[test]
@@ -770,6 +778,15 @@ mod tests {
         let items = vec![json!({"that": "x == '1'"}), json!({"that": "1 == 1"})];
         let marks = rendered_marks(&raw, &items, "item");
         assert_eq!(marks, vec![vec!["item.that".to_string()], vec![]]);
+        // Drover's marks are not among the play's variable names.
+        let (_, s) = scope(json!({"item": items[0], MARKS: marks[0]}));
+        let names: Vec<String> = s
+            .to_jinja()
+            .try_iter()
+            .expect("a mapping")
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(names, vec!["item".to_string()]);
         let vars = json!({"item": items[0], MARKS: marks[0]});
         let e =
             cond(vars, json!("x == '1'"), Origin::Var("item.that".into())).expect_err("untrusted");
