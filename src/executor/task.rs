@@ -107,6 +107,14 @@ impl Render for TaskRender<'_> {
             .map_err(|e| ModuleError::failed(e.to_string()))
     }
 
+    fn condition(
+        &self,
+        cond: &Value,
+        origin: &crate::template::trust::Origin,
+    ) -> Result<crate::template::trust::Verdict, crate::template::TemplateError> {
+        self.templar.condition(cond, origin, self.scope)
+    }
+
     fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {
         match self.templar.eval(expr, self.scope) {
             Ok(v) => Ok(Some(v)),
@@ -707,6 +715,13 @@ impl RunCtx<'_> {
                 return;
             }
         };
+        // Strings the loop rendered are data, not expressions.
+        let marks = match (&lp.lookup, lp.flatten, lp.dict) {
+            (None, false, false) => {
+                crate::template::trust::rendered_marks(&lp.items, &items, &lp.loop_var)
+            }
+            _ => Vec::new(),
+        };
         let mut results = Vec::new();
         let (mut changed, mut failed, mut all_skipped) = (false, false, true);
         // As Ansible, the registered name holds the last item's result
@@ -717,6 +732,9 @@ impl RunCtx<'_> {
                 tokio::time::sleep(Duration::from_secs_f64(lp.pause)).await;
             }
             let mut extra = lp.item_vars(&items, index);
+            if let Some(m) = marks.get(index).filter(|m| !m.is_empty()) {
+                extra.push((crate::template::trust::MARKS.into(), Value::from(m.clone())));
+            }
             let loop_info = extra
                 .iter()
                 .find(|(k, _)| k == "ansible_loop")
@@ -1241,6 +1259,20 @@ impl RunCtx<'_> {
         let Action::Module { module, args } = &task.action else {
             return ItemResult::skipped("not a module");
         };
+        let args_written = args;
+        let is_assert =
+            module.name == <crate::modules::assert::Assert as crate::modules::Module>::NAME;
+        // `assert` evaluates each `that` itself, as a conditional.
+        let untemplated;
+        let args = match args {
+            Value::Object(m) if is_assert && m.contains_key("that") => {
+                let mut m = m.clone();
+                m.remove("that");
+                untemplated = Value::Object(m);
+                &untemplated
+            }
+            _ => args,
+        };
         let mut args = match self.templar.render_value(args, scope) {
             Ok(a) => a,
             Err(e) => {
@@ -1262,6 +1294,9 @@ impl RunCtx<'_> {
                 ));
             }
         };
+        if is_assert {
+            self.templar.assert_args(args_written, &mut args, scope);
+        }
         strip_omit(&mut args, &self.omit);
         let become_ = match self.become_for(task, scope) {
             Ok(b) => b,

@@ -215,6 +215,39 @@ pub trait Render: Send + Sync {
     }
     /// Evaluate a bare Jinja2 expression (`assert`'s `that`, `debug`'s `var`).
     fn eval(&self, expr: &str) -> Result<Value, ModuleError>;
+    /// Evaluate a conditional (`assert`'s `that`) as Ansible 2.19 does,
+    /// its text trusted as `origin` says. By default a bare expression
+    /// that must give a boolean.
+    fn condition(
+        &self,
+        cond: &Value,
+        origin: &crate::template::trust::Origin,
+    ) -> Result<crate::template::trust::Verdict, crate::template::TemplateError> {
+        let _ = origin;
+        let broken = |msg: String| crate::template::TemplateError {
+            msg,
+            undefined: None,
+            chainable: false,
+        };
+        let value = match cond {
+            Value::Null => {
+                return Err(broken(
+                    "Empty conditional expressions are not allowed.".into(),
+                ))
+            }
+            Value::String(s) => self.eval(s).map_err(|e| broken(e.to_string()))?,
+            other => other.clone(),
+        };
+        match value {
+            Value::Bool(value) => Ok(crate::template::trust::Verdict {
+                value,
+                deprecated: false,
+            }),
+            other => Err(broken(format!(
+                "Conditionals must have a boolean result, not {other}"
+            ))),
+        }
+    }
     /// Evaluate an expression; `None` when it is undefined (`debug`'s
     /// `var`, which reports that rather than failing).
     fn eval_defined(&self, expr: &str) -> Result<Option<Value>, ModuleError> {

@@ -14,6 +14,7 @@
 mod crypt;
 mod datetime;
 mod ipaddr;
+mod joiner;
 mod lookup;
 mod pycompat;
 mod pyjson;
@@ -187,6 +188,7 @@ pub fn register(env: &mut Environment<'static>) {
         env.add_function(name, lookup::lookup);
     }
     env.add_function("now", datetime::now);
+    env.add_function("joiner", joiner::joiner);
     for name in ["query", "q"] {
         env.add_function(name, lookup::query);
     }

@@ -8,6 +8,7 @@ mod embedded;
 pub mod filters;
 mod jinja_rules;
 mod lazy;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -389,35 +390,8 @@ impl Templar {
     /// `{{ x }}` is accepted; when it gives a string, that string is the
     /// expression (indirection).
     pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
-        let expr = expr.trim();
-        let broken = |msg: String| TemplateError {
-            msg,
-            undefined: None,
-            chainable: false,
-        };
-        if expr.is_empty() {
-            return Err(broken(
-                "Empty conditional expressions are not allowed.".into(),
-            ));
-        }
-        let v = match single_expression(expr) {
-            Some(inner) => match scope.0.eval_raw(inner)? {
-                v if v.kind() == minijinja::value::ValueKind::String => {
-                    scope.0.eval_raw(v.as_str().unwrap_or_default().trim())?
-                }
-                v => v,
-            },
-            None => scope.0.eval_raw(expr)?,
-        };
-        if v.kind() == minijinja::value::ValueKind::Bool {
-            return Ok(v.is_true());
-        }
-        Err(broken(format!(
-            "Conditional result ({}) was derived from value of type '{}' at '{expr}'. \
-             Conditionals must have a boolean result.",
-            if v.is_true() { "True" } else { "False" },
-            filters::py_type(&v)
-        )))
+        self.condition_text(expr, &trust::Origin::Source, scope)
+            .map(|v| v.value)
     }
 }
 
@@ -944,7 +918,13 @@ impl Object for ScopeInner {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut names = indexmap::IndexSet::new();
         for layer in &self.layers {
-            names.extend(layer.keys().map(String::as_str));
+            // The trust marks are drover's, not a variable of the play.
+            names.extend(
+                layer
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| *k != trust::MARKS),
+            );
         }
         let mut keys: Vec<minijinja::Value> =
             names.into_iter().map(minijinja::Value::from).collect();

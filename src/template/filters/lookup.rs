@@ -727,7 +727,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 }
             }
         }
-        other => return Err(err(format!("lookup plugin '{other}' is not supported"))),
+        // Ansible's words, which playbooks test for.
+        other => {
+            return Err(err(format!(
+                "The lookup plugin '{other}' was not found (drover has no such lookup)."
+            )))
+        }
     }
     kwargs.assert_all_used()?;
     Ok(out)
