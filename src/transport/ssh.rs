@@ -289,7 +289,11 @@ where
     let addr = spec.addr();
     let refusal = Arc::new(Mutex::new(None));
     let handler = Client {
-        host: spec.address.clone(),
+        // `HostKeyAlias`: the key is looked up and learnt under the alias.
+        host: spec
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| spec.address.clone()),
         port: spec.port,
         known_hosts: spec.known_hosts.clone(),
         checking: spec.checking,
@@ -1435,6 +1439,22 @@ mod tests {
             t.reconnect().await.is_err(),
             "a closed transport stays closed"
         );
+        sshd.stop().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs root: run scripts/test"]
+    async fn host_key_alias_names_the_known_hosts_entry() {
+        let sshd = Sshd::start("");
+        let mut spec = sshd.spec();
+        // The key is known only under the alias.
+        let line = sshd.host_key_line();
+        let aliased = line.replacen(&format!("[{}]", sshd.address), "[pi-alias]", 1);
+        fs::write(&spec.known_hosts, &aliased).expect("write known_hosts");
+        assert!(connect(&spec).await.is_err(), "not known under the address");
+        spec.host_key_alias = Some("pi-alias".into());
+        let t = connect(&spec).await.expect("known under the alias");
+        t.close().await;
         sshd.stop().await;
     }
 
