@@ -271,6 +271,13 @@ const ROLES_PATH: Def = Def {
     ini: &[("defaults", "roles_path")],
     env: &["ANSIBLE_ROLES_PATH"],
 };
+const COLLECTIONS_PATH: Def = Def {
+    ini: &[
+        ("defaults", "collections_path"),
+        ("defaults", "collections_paths"),
+    ],
+    env: &["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"],
+};
 const VAULT_PASSWORD_FILE: Def = Def {
     ini: &[("defaults", "vault_password_file")],
     env: &["ANSIBLE_VAULT_PASSWORD_FILE"],
@@ -338,6 +345,8 @@ pub struct Settings {
     pub timeout: Option<Setting<u64>>,
     /// `roles_path` / `ANSIBLE_ROLES_PATH`.
     pub roles_path: Option<Setting<Vec<PathBuf>>>,
+    /// `collections_path` / `ANSIBLE_COLLECTIONS_PATH`.
+    pub collections_path: Option<Setting<Vec<PathBuf>>>,
     /// `vault_password_file` / `ANSIBLE_VAULT_PASSWORD_FILE`.
     pub vault_password_file: Option<Setting<PathBuf>>,
     /// `vault_identity_list` / `ANSIBLE_VAULT_IDENTITY_LIST`: `label@source` entries.
@@ -672,7 +681,7 @@ impl Settings {
                 origin: n.origin,
             });
         s.timeout = raw(&TIMEOUT).map(|r| number("timeout", r)).transpose()?;
-        s.roles_path = raw(&ROLES_PATH).map(|r| {
+        let path_list = |r: Raw| {
             let paths = r
                 .text
                 .split(':')
@@ -680,7 +689,9 @@ impl Settings {
                 .map(|p| cx.resolve_path(p, r.base.as_deref()))
                 .collect();
             r.setting(paths)
-        });
+        };
+        s.roles_path = raw(&ROLES_PATH).map(path_list);
+        s.collections_path = raw(&COLLECTIONS_PATH).map(path_list);
         s.vault_password_file = raw(&VAULT_PASSWORD_FILE).map(path);
         s.vault_identity_list = raw(&VAULT_IDENTITY_LIST).map(|r| {
             let ids = r
@@ -764,6 +775,17 @@ impl Settings {
                         .join(":")
                 },
                 "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles",
+            ),
+            row(
+                "collections_path",
+                &self.collections_path,
+                |v| {
+                    v.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":")
+                },
+                "~/.ansible/collections:/usr/share/ansible/collections",
             ),
             row(
                 "vault_password_file",
@@ -890,6 +912,7 @@ mod tests {
         let i = ini(
             "[defaults]\nforks = 3\nremote_user = \"pi\"\nprivate_key_file = keys/pi\n\
              inventory = inv/hosts.yml\nroles_path = roles:~/more\n\
+             collections_paths = cols\n\
              [ssh_connection]\nhost_key_checking = no\ntimeout = 30\n",
         );
         let env = |n: &str| match n {
@@ -921,6 +944,10 @@ mod tests {
             s.roles_path.expect("roles").value,
             [PathBuf::from("/p/roles"), PathBuf::from("/home/u/more")]
         );
+        // The old plural spelling counts.
+        let cols = s.collections_path.expect("collections");
+        assert_eq!(cols.value, [PathBuf::from("/p/cols")]);
+        assert_eq!(cols.origin.to_string(), "/p/ansible.cfg:7");
         // The [ssh_connection] spelling, and the later env name, count.
         assert_eq!(s.host_key_checking.map(|h| h.value), Some(false));
         assert_eq!(s.timeout.map(|t| t.value), Some(4));

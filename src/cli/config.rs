@@ -55,6 +55,9 @@ pub(super) fn complete(cmd: &mut Command, s: &Settings) {
             if let Some(r) = &s.roles_path {
                 crate::playbook::roles::set_roles_path(&r.value);
             }
+            if let Some(c) = &s.collections_path {
+                crate::playbook::roles::set_collections_path(&c.value);
+            }
         }
         Command::Ping(p) => complete_conn(&mut p.conn, s),
         Command::Inventory(i) => {

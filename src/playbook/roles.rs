@@ -26,6 +26,17 @@ pub fn set_roles_path(paths: &[PathBuf]) {
     let _ = CONFIGURED_ROLES_PATH.set(joined.join(":"));
 }
 
+/// The collections path of ansible.cfg or `ANSIBLE_COLLECTIONS_PATH` as
+/// the CLI resolved it; when unset, the variables are read as they stand.
+static CONFIGURED_COLLECTIONS_PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Set the run's collections path (`collections_path` of ansible.cfg, or
+/// `ANSIBLE_COLLECTIONS_PATH`), once, before playbooks load.
+pub fn set_collections_path(paths: &[PathBuf]) {
+    let joined: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let _ = CONFIGURED_COLLECTIONS_PATH.set(joined.join(":"));
+}
+
 impl RolePaths {
     /// The search paths for a playbook in `playbook_dir`, from the
     /// configured roles path or the environment as Ansible reads it.
@@ -43,7 +54,11 @@ impl RolePaths {
         RolePaths::new(
             playbook_dir,
             roles_path.as_deref(),
-            var(&["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"]).as_deref(),
+            CONFIGURED_COLLECTIONS_PATH
+                .get()
+                .cloned()
+                .or_else(|| var(&["ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"]))
+                .as_deref(),
             home.as_deref(),
         )
     }
