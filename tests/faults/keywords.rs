@@ -186,7 +186,7 @@ fn formerly_ignored_keywords_take_effect_on_the_lab_nodes() {
     for node in &nodes {
         let warned = run.events().iter().any(|e| {
             e.to_string().contains(&format!(
-                "{node}: drover ignores these options of its SSH arguments: -C, -o ServerAliveInterval=5"
+                "{node}: drover ignores these options of its SSH arguments: -o ServerAliveInterval=5"
             ))
         });
         assert!(warned, "no warning for {node}:\n{}", run.all());

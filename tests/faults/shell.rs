@@ -356,8 +356,11 @@ fn sigint_mid_copy_exits_within_seconds_and_leaves_no_temp_file() {
     assert_eq!(status.code(), Some(130), "{stdout}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(stdout.contains("\"recap\""), "a recap: {stdout}");
+    // The node removes the temp file itself once the dropped connection
+    // reaches the writing shell (sshd, sudo, sh, each a hop): seconds on a
+    // loaded machine, where the suite's nodes share two cores with it.
     assert!(
-        wait_for(Duration::from_secs(5), || temps().is_empty()),
+        wait_for(Duration::from_secs(30), || temps().is_empty()),
         "left {:?}",
         temps()
     );
