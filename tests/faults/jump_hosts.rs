@@ -350,6 +350,33 @@ fn targets_only_a_jump_host_reaches_are_converged_through_its_one_connection() {
     );
     assert_ne!(run.code, 0, "{}", run.all());
     assert_eq!(run.total("unreachable"), 2, "{}", run.all());
+
+    // The same inventory, with the way in written once in ~/.ssh/config
+    // (the jump host under an alias, looked up in the file too).
+    let ssh_dir = site.dir.path().join(".ssh");
+    fs::create_dir_all(&ssh_dir).expect("mkdir");
+    fs::write(
+        ssh_dir.join("config"),
+        format!(
+            "Host jumpbox\n  HostName {jump_addr}\n  User root\n\
+             Host {b}.21?\n  ProxyJump jumpbox\n"
+        ),
+    )
+    .expect("write");
+    let run = drover(
+        site.dir.path(),
+        &["apply", "site.yml", "-i", "direct.yml", "--output", "json"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.total("unreachable"), 0, "{}", run.all());
+    assert_eq!(run.total("ok"), 2, "converged already: {}", run.all());
+    assert_eq!(
+        jump.logins(),
+        2,
+        "one more jump connection, for both targets: {}",
+        fs::read_to_string(&jump.log).unwrap_or_default()
+    );
 }
 
 #[test]
