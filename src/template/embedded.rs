@@ -32,34 +32,60 @@ fn constants_in_lookup_terms(
     {
         return found;
     }
-    // One entry per open bracket: is it a lookup call's parentheses?
-    let mut open: Vec<bool> = Vec::new();
-    let mut previous_is_lookup = false;
+    // One entry per open bracket: is it a lookup call's parentheses, and
+    // is its current argument past the first (the lookup's name)?
+    let mut tokens = Vec::new();
     for token in tokenize(source, expr, syntax.clone()) {
-        let Ok((token, span)) = token else {
+        let Ok(token) = token else {
             return Vec::new();
         };
-        let text = match &token {
+        tokens.push(token);
+    }
+    let mut open: Vec<(bool, usize)> = Vec::new();
+    for (i, (token, span)) in tokens.iter().enumerate() {
+        let text = match token {
             Token::Str(s) => Some(*s),
             Token::String(s) => Some(&**s),
             _ => None,
         };
         match token {
-            Token::ParenOpen => open.push(previous_is_lookup),
-            Token::BracketOpen | Token::BraceOpen => open.push(false),
+            Token::ParenOpen => {
+                let lookup =
+                    i > 0 && matches!(tokens[i - 1].0, Token::Ident("lookup" | "query" | "q"));
+                open.push((lookup, 0));
+            }
+            Token::BracketOpen | Token::BraceOpen => open.push((false, 0)),
             Token::ParenClose | Token::BracketClose | Token::BraceClose => {
                 open.pop();
+            }
+            Token::Comma => {
+                if let Some(top) = open.last_mut() {
+                    top.1 += 1;
+                }
             }
             Token::VariableEnd | Token::BlockEnd => open.clear(),
             _ => {}
         }
-        if let Some(text) = text {
-            if open.iter().any(|lookup| *lookup) && Templar::is_template(text) {
-                let range = span.start_offset as usize..span.end_offset as usize;
-                found.push((range, text.to_string()));
-            }
+        let Some(text) = text else { continue };
+        // A term's whole value (not part of a concatenation, not a
+        // keyword argument's value), inside a lookup's terms.
+        let before = i.checked_sub(1).map(|j| &tokens[j].0);
+        let after = tokens.get(i + 1).map(|t| &t.0);
+        let whole = matches!(
+            before,
+            Some(Token::ParenOpen | Token::Comma | Token::BracketOpen | Token::Colon)
+        ) && matches!(
+            after,
+            Some(Token::Comma | Token::ParenClose | Token::BracketClose | Token::BraceClose)
+        );
+        let in_terms = open
+            .iter()
+            .rposition(|(lookup, _)| *lookup)
+            .is_some_and(|at| open[at].1 >= 1 || at + 1 < open.len());
+        if whole && in_terms && Templar::is_template(text) {
+            let range = span.start_offset as usize..span.end_offset as usize;
+            found.push((range, text.to_string()));
         }
-        previous_is_lookup = matches!(token, Token::Ident("lookup" | "query" | "q"));
     }
     found
 }

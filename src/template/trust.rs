@@ -118,11 +118,18 @@ impl Templar {
                 (v, from)
             }
             // `{{ a }} == {{ b }}`: text made by rendering, never an
-            // expression (meta-templating).
-            None => (
-                minijinja::Value::from(scope.0.render_string(text)?),
-                Origin::Computed,
-            ),
+            // expression (meta-templating). A template whose only output is
+            // one boolean (`{% set a = 1 %}{{ a == 1 }}`) gives that boolean,
+            // as Jinja's native rendering returns a lone output's value.
+            None => {
+                let out = scope.0.render_string(text)?;
+                let value = match out.trim() {
+                    "True" => minijinja::Value::from(true),
+                    "False" => minijinja::Value::from(false),
+                    _ => minijinja::Value::from(out),
+                };
+                (value, Origin::Computed)
+            }
         };
         if value.kind() != ValueKind::String {
             return judge(&value, text).map(|value| Verdict {
@@ -663,6 +670,17 @@ mod tests {
     }
 
     #[test]
+    fn a_template_conditional_whose_only_output_is_a_boolean_gives_it() {
+        let text = "{% set a = '{{ 1 }}' %}\n{% set b = '{{ 2 }}' %}\n\
+                    {{ a + b == (\"{\" ~ \"{ 1 }}{\" ~ \"{ 2 }}\") }}";
+        let v = cond(json!({}), json!(text), Origin::Source).expect("a boolean");
+        assert!(v.value);
+        let e = cond(json!({}), json!("{{ 'a' }} == {{ 'b' }}"), Origin::Source)
+            .expect_err("meta-templating");
+        assert!(e.msg.contains("untrusted"), "{}", e.msg);
+    }
+
+    #[test]
     fn conditionals_must_give_booleans() {
         let e = cond(json!({"n": [1]}), json!("n"), Origin::Source).expect_err("a list");
         assert!(
@@ -673,12 +691,18 @@ mod tests {
     }
 
     #[test]
-    fn template_lookup_terms_render_and_other_constants_stay_text() {
+    fn template_lookup_terms_render_but_not_the_lookup_name_or_a_concatenation() {
         let (t, s) = scope(json!({"x": "dude"}));
+        // Part of a concatenation: text (Ansible looks up `x{{ '' }}`).
+        t.render_string("{{ lookup('vars', 'x' ~ '{{ \\'\\' }}') }}", &s)
+            .expect_err("no variable named x{{ '' }}");
         let out = t
             .render_string("{{ query('vars', '{{ \"x\" }}') | first }}", &s)
             .expect("renders");
         assert_eq!(out, "dude");
+        // The lookup's name is not a term: text.
+        t.render_string("{{ lookup('{{ \"vars\" }}', 'x') }}", &s)
+            .expect_err("no such lookup");
         // Not a lookup term: text.
         let out = t.render_string("{{ 'a{{ x }}' }}", &s).expect("renders");
         assert_eq!(out, "a{{ x }}");
