@@ -140,10 +140,11 @@ impl Pool {
 }
 
 impl super::RunCtx<'_> {
-    /// Before anything connects: the OpenSSH client configuration files
-    /// the targeted hosts read must be usable (ssh refuses a bad one
-    /// outright), reported as `file:line`.
-    pub(super) fn check_ssh_config(&self, targets: &[Vec<String>]) -> Result<(), InputErrors> {
+    /// Before anything connects, once per targeted host: say which of its
+    /// SSH arguments' options drover ignores, and check that the OpenSSH
+    /// client configuration files it reads are usable (ssh refuses a bad
+    /// one outright), reported as `file:line`.
+    pub(super) fn check_ssh(&self, targets: &[Vec<String>]) -> Result<(), InputErrors> {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default();
@@ -157,15 +158,23 @@ impl super::RunCtx<'_> {
                 continue;
             };
             let scope = self.templar.scope(Arc::new(h.vars.clone()), Vec::new());
+            // A template that cannot render yet is judged when connecting.
+            let Ok(opts) = ssh_args_of(&self.templar, &scope, self.opts.ssh_args.as_deref()) else {
+                continue;
+            };
+            if !opts.ignored.is_empty() {
+                self.emit(super::Event::Warning(format!(
+                    "{host}: drover ignores these options of its SSH arguments: {}",
+                    opts.ignored.join(", ")
+                )));
+            }
             let local = var_str(&self.templar, &scope, "ansible_connection")
                 .ok()
                 .flatten()
                 .is_some_and(|c| c == "local");
-            // A template that cannot render yet is judged when connecting.
-            let ssh_args = ssh_args_of(&self.templar, &scope, self.opts.ssh_args.as_deref());
-            let (false, Ok(opts)) = (local, ssh_args) else {
+            if local {
                 continue;
-            };
+            }
             if let Err(e) = self
                 .pool
                 .ssh_configs()

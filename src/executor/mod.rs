@@ -396,8 +396,7 @@ impl<'a> Runner<'a> {
     /// Run every play; returns the recap.
     pub async fn run(mut self) -> Result<Summary, InputErrors> {
         let targets = self.resolve_hosts()?;
-        self.cx.check_ssh_args(&targets);
-        self.cx.check_ssh_config(&targets)?;
+        self.cx.check_ssh(&targets)?;
         let loaded = self.cx.inventory.clone();
         for (play, hosts) in self.cx.playbook.plays.iter().zip(targets) {
             if crate::interrupt::interrupted() {
@@ -413,7 +412,9 @@ impl<'a> Runner<'a> {
                     .inventory
                     .select_limited(&play.hosts, self.cx.opts.limit.as_deref())
                     .unwrap_or(hosts);
-                self.cx.check_ssh_args(std::slice::from_ref(&now));
+                // Warnings only: plays have run, so an added host's bad
+                // SSH configuration is its own failure when it connects.
+                let _ = self.cx.check_ssh(std::slice::from_ref(&now));
                 now
             };
             self.run_play(play, hosts).await?;
@@ -1071,33 +1072,6 @@ impl RunCtx<'_> {
     fn emit_yaml_warnings(&self) {
         for w in crate::yaml::take_warnings() {
             self.emit(Event::Warning(w));
-        }
-    }
-
-    /// Before anything connects: say which of the hosts' SSH options
-    /// drover ignores.
-    fn check_ssh_args(&self, targets: &[Vec<String>]) {
-        let mut seen = std::collections::HashSet::new();
-        for host in targets.iter().flatten() {
-            if !seen.insert(host.as_str()) {
-                continue;
-            }
-            let Some(h) = self.inventory.get(host) else {
-                continue;
-            };
-            let scope = self.templar.scope(Arc::new(h.vars.clone()), Vec::new());
-            // A template that cannot render yet is judged when connecting.
-            let Ok(opts) =
-                connect::ssh_args_of(&self.templar, &scope, self.opts.ssh_args.as_deref())
-            else {
-                continue;
-            };
-            if !opts.ignored.is_empty() {
-                self.emit(Event::Warning(format!(
-                    "{host}: drover ignores these options of its SSH arguments: {}",
-                    opts.ignored.join(", ")
-                )));
-            }
         }
     }
 
