@@ -882,22 +882,7 @@ mod tests {
     use crate::Map;
 
     fn target_error(vars: &[(&str, &str)]) -> ConnectError {
-        let templar = Templar::new();
-        let vars: Map = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
-            .collect();
-        let scope = templar.scope(Arc::new(vars), Vec::new());
-        let (inv, opts) = (Inventory::default(), Options::default());
-        match target_for(
-            "web1",
-            &inv,
-            &templar,
-            &scope,
-            &opts,
-            &ConnKeywords::default(),
-            &Configs::fixed(Vec::new()),
-        ) {
+        match target_with("web1", vars, "") {
             Ok(_) => panic!("expected an error"),
             Err(e) => e,
         }
@@ -919,9 +904,13 @@ mod tests {
         spec_with("web1", vars, "")
     }
 
-    /// The spec of `host` with these variables and this `~/.ssh/config`
-    /// (the machine's own files are never read).
-    fn spec_with(host: &str, vars: &[(&str, &str)], config: &str) -> ConnectSpec {
+    /// How `host` is reached with these variables and this
+    /// `~/.ssh/config` (the machine's own files are never read).
+    fn target_with(
+        host: &str,
+        vars: &[(&str, &str)],
+        config: &str,
+    ) -> Result<Target, ConnectError> {
         let templar = Templar::new();
         let vars: Map = vars
             .iter()
@@ -929,7 +918,6 @@ mod tests {
             .collect();
         let scope = templar.scope(Arc::new(vars), Vec::new());
         let (inv, opts) = (Inventory::default(), Options::default());
-        let keywords = ConnKeywords::default();
         let file = ConfigFile::parse(
             std::path::Path::new("/u/.ssh/config"),
             config,
@@ -938,7 +926,13 @@ mod tests {
         )
         .expect("config parses");
         let configs = Configs::fixed(vec![Arc::new(file)]);
-        match target_for(host, &inv, &templar, &scope, &opts, &keywords, &configs) {
+        let keywords = ConnKeywords::default();
+        target_for(host, &inv, &templar, &scope, &opts, &keywords, &configs)
+    }
+
+    /// The SSH spec of `host`, as [`target_with`] finds it.
+    fn spec_with(host: &str, vars: &[(&str, &str)], config: &str) -> ConnectSpec {
+        match target_with(host, vars, config) {
             Ok(Target::Ssh(spec)) => *spec,
             Ok(Target::Local) => panic!("local"),
             Err(e) => panic!("{e}"),

@@ -590,16 +590,16 @@ fn a_key_others_can_read_is_refused_naming_the_wsl_fix() {
         "ping.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: id\n",
     );
-    let run = drover(
-        env.dir.path(),
-        &[
+    let apply = || {
+        let args = [
             "apply",
             play.to_str().expect("utf8"),
             "-i",
             inv.to_str().expect("utf8"),
-        ],
-        None,
-    );
+        ];
+        drover(env.dir.path(), &args, None)
+    };
+    let run = apply();
     assert_ne!(run.code, 0, "{}", run.all());
     for want in [
         "UNPROTECTED PRIVATE KEY FILE",
@@ -611,16 +611,7 @@ fn a_key_others_can_read_is_refused_naming_the_wsl_fix() {
         assert!(run.all().contains(want), "{want}:\n{}", run.all());
     }
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
-    let run = drover(
-        env.dir.path(),
-        &[
-            "apply",
-            play.to_str().expect("utf8"),
-            "-i",
-            inv.to_str().expect("utf8"),
-        ],
-        None,
-    );
+    let run = apply();
     assert_eq!(run.code, 0, "{}", run.all());
 }
 

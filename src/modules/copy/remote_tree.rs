@@ -117,29 +117,20 @@ fn parse_listings(
                     }
                     let rel = f[7].clone();
                     let state = FileState {
-                        path: join(root, &rel),
                         kind: match f[0].as_str() {
                             "f" => FileKind::File,
                             "d" => FileKind::Directory,
                             "l" => FileKind::Link,
                             _ => FileKind::Other,
                         },
-                        type_name: String::new(),
                         mode: u32::from_str_radix(&f[1], 8).unwrap_or(0) & 0o7777,
                         uid: f[2].parse().unwrap_or(0),
                         gid: f[3].parse().unwrap_or(0),
                         owner: f[4].clone(),
                         group: f[5].clone(),
                         size: f[6].parse().unwrap_or(0),
-                        nlink: 0,
-                        inode: 0,
-                        dev: 0,
-                        atime: 0.0,
-                        mtime: 0.0,
-                        ctime: 0.0,
                         link_target: (f[0] == "l").then(|| f[8].clone()),
-                        checksum: None,
-                        content: None,
+                        ..FileState::missing(join(root, &rel))
                     };
                     list.entries.insert(rel, state);
                 }
