@@ -44,7 +44,8 @@ enum Command {
     Inventory(InventoryArgs),
     /// Connect, authenticate and check sudo on each host.
     Ping(PingArgs),
-    /// Start or stop local lab nodes (real OpenSSH servers on 127.0.2.x).
+    /// Start or stop local lab nodes (real OpenSSH servers on 127.0.x.y: the
+    /// `--block` of `lab up`, 127.0.2 unless given).
     Lab {
         #[command(subcommand)]
         action: LabAction,
@@ -242,7 +243,8 @@ enum LabAction {
         /// Lab directory.
         #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
         dir: PathBuf,
-        /// Address block (first three octets).
+        /// Address block: the first three octets of the node addresses (node K
+        /// listens on BLOCK.K).
         #[arg(long, default_value = crate::lab::DEFAULT_BLOCK)]
         block: String,
     },
@@ -914,10 +916,7 @@ fn lab(action: LabAction) -> Result<(), Error> {
                 ));
                 say(&format!("key:         {}", lab.key_path().display()));
                 let dir = lab.keep_running();
-                say(&format!(
-                    "stop with:   drover lab down --dir {}",
-                    dir.display()
-                ));
+                say(&format!("stop with:   {}", crate::lab::down_command(&dir)));
             })
         }
         LabAction::Down { dir } => Lab::attach(&dir).and_then(Lab::stop),

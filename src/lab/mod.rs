@@ -142,7 +142,7 @@ pub enum LabError {
     #[error("lab configuration: {0}")]
     Config(String),
     /// `start` found live nodes of an earlier lab in the directory.
-    #[error("a lab is already running in {}: {nodes}; stop it first (`drover lab down`)", dir.display())]
+    #[error("a lab is already running in {}: {nodes}; stop it first (`{}`)", dir.display(), down_command(dir))]
     AlreadyRunning {
         /// The lab directory.
         dir: PathBuf,
@@ -219,6 +219,19 @@ impl<T> IoContext<T> for io::Result<T> {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+/// The command that stops the lab in `dir`: `--dir` is named unless it is
+/// the default directory.
+pub fn down_command(dir: &Path) -> String {
+    if dir == Path::new(DEFAULT_DIR) {
+        "drover lab down".to_string()
+    } else {
+        format!(
+            "drover lab down --dir {}",
+            crate::shlex::quote(&dir.to_string_lossy())
+        )
     }
 }
 

@@ -373,8 +373,11 @@ fn a_kept_lab_is_found_and_stopped_from_its_state() {
     assert!(TcpStream::connect_timeout(&master_addr, Duration::from_secs(2)).is_ok());
 
     match Lab::start(cfg) {
-        Err(LabError::AlreadyRunning { nodes, .. }) => {
-            assert_eq!(nodes, "pi-master, pi-worker-01")
+        Err(e @ LabError::AlreadyRunning { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(": pi-master, pi-worker-01;"), "{msg}");
+            let down = format!("`drover lab down --dir {}`", dir.display());
+            assert!(msg.contains(&down), "{msg}");
         }
         other => panic!("expected AlreadyRunning, got {other:?}"),
     }
@@ -899,4 +902,13 @@ fn nfs_exports_of_one_node_mount_on_another() {
             .starts_with("exportfs: /etc/exports.d/bad.exports:1: "));
     }
     lab.stop().expect("lab stops");
+}
+
+#[test]
+fn the_down_command_names_a_directory_other_than_the_default() {
+    assert_eq!(down_command(Path::new(DEFAULT_DIR)), "drover lab down");
+    assert_eq!(
+        down_command(Path::new("/tmp/my lab")),
+        "drover lab down --dir '/tmp/my lab'"
+    );
 }
