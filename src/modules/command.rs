@@ -454,10 +454,7 @@ struct Times {
 
 fn parse_report(out: ExecOutput, marker: &str) -> Report {
     let needle = format!("\n{marker} ");
-    let at = out
-        .stdout
-        .windows(needle.len())
-        .rposition(|w| w == needle.as_bytes());
+    let at = memchr::memmem::rfind(&out.stdout, needle.as_bytes());
     let Some(at) = at else {
         // The wrapper itself ended (a signal, or `exec` replaced it).
         return Report::Ran {

@@ -936,8 +936,8 @@ async fn collect(
 
 /// Index just past the line holding `needle`, once that line is complete.
 fn find_line_end(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let at = hay.windows(needle.len()).position(|w| w == needle)?;
-    let nl = hay[at..].iter().position(|&c| c == b'\n')?;
+    let at = memchr::memmem::find(hay, needle)?;
+    let nl = memchr::memchr(b'\n', &hay[at..])?;
     Some(at + nl + 1)
 }
 
@@ -960,7 +960,7 @@ fn strip_prompts(stderr: &[u8], prompt: &str) -> Vec<u8> {
 }
 
 fn count(hay: &[u8], needle: &[u8]) -> usize {
-    hay.windows(needle.len()).filter(|w| *w == needle).count()
+    memchr::memmem::find_iter(hay, needle).count()
 }
 
 fn strip_all(hay: &[u8], needle: &[u8]) -> Vec<u8> {

@@ -78,18 +78,13 @@ pub fn batch_script(commands: &[String], token: &str, deferred: Option<&dyn Defe
 /// command: the epilogue's output.
 pub fn tail<'a>(out: &'a [u8], token: &str) -> Option<&'a [u8]> {
     let mark = format!("{token} T\n");
-    let at = out
-        .windows(mark.len())
-        .rposition(|w| w == mark.as_bytes())?;
+    let at = memchr::memmem::rfind(out, mark.as_bytes())?;
     Some(&out[at + mark.len()..])
 }
 
 /// Where `needle` first occurs in `hay` at or after `from`.
 pub(super) fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| p + from)
 }
 
 /// Parse what [`batch_script`] printed: one output per command, by index.
