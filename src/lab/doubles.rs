@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
@@ -26,6 +26,11 @@ const K3S: &str = include_str!("../../tests/doubles/k3s/k3s");
 const K3S_INSTALL: &str = include_str!("../../tests/doubles/k3s/install.sh");
 const EXPORTFS: &str = include_str!("../../tests/doubles/nfs/exportfs");
 const MOUNT_NFS: &str = include_str!("../../tests/doubles/nfs/mount.nfs");
+const NFS_SERVER: &str = include_str!("../../tests/doubles/nfs/nfs-server");
+/// The LD_PRELOAD shim mount.nfs runs libnfs with, compiled at lab start.
+const SOURCE_ADDR_C: &str = include_str!("../../tests/doubles/nfs/source-addr.c");
+/// Where the nfs-common package installs the compiled shim.
+const SOURCE_ADDR_SO: &str = "usr/lib/drover-lab/source-addr.so";
 
 /// The apt source line every node gets, and the only one it has.
 pub(super) const APT_SOURCE: &str = "deb [trusted=yes] file:/var/lib/drover-lab/network/apt ./\n";
@@ -48,6 +53,7 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
         )],
         &[
             ("usr/sbin/exportfs", EXPORTFS, 0o755),
+            ("usr/lib/drover-lab/nfs-server", NFS_SERVER, 0o755),
             (
                 "lib/systemd/system/nfs-kernel-server.service",
                 include_str!(
@@ -63,15 +69,6 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
         ],
     ),
     (
-        "nfs-common",
-        include_str!("../../tests/doubles/packages/nfs-common/control"),
-        &[],
-        &[
-            ("sbin/mount.nfs", MOUNT_NFS, 0o755),
-            ("sbin/mount.nfs4", MOUNT_NFS, 0o755),
-        ],
-    ),
-    (
         "drover-lab-hello",
         include_str!("../../tests/doubles/packages/drover-lab-hello/control"),
         &[],
@@ -80,6 +77,15 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
             include_str!("../../tests/doubles/packages/drover-lab-hello/drover-lab-hello"),
             0o755,
         )],
+    ),
+    (
+        "nfs-common",
+        include_str!("../../tests/doubles/packages/nfs-common/control"),
+        &[],
+        &[
+            ("sbin/mount.nfs", MOUNT_NFS, 0o755),
+            ("sbin/mount.nfs4", MOUNT_NFS, 0o755),
+        ],
     ),
 ];
 
@@ -99,10 +105,17 @@ pub(super) fn write_lab_wide(dir: &Path) -> Result<(), LabError> {
 
 /// Build every package with dpkg-deb into `apt`, then its index.
 fn build_repo(build: &Path, apt: &Path) -> Result<(), LabError> {
+    make_dirs(build)?;
+    let mut shim = compile_shim(build)?;
     let mut debs = Vec::new();
     for (name, control, scripts, files) in PACKAGES {
         let root = build.join(name);
         make_dirs(&root.join("DEBIAN"))?;
+        if name == "nfs-common" {
+            if let Some((so, child)) = shim.take() {
+                add_shim(&so, child, &root)?;
+            }
+        }
         write(&root.join("DEBIAN/control"), control, 0o644)?;
         for (script, text, mode) in scripts {
             write(&root.join("DEBIAN").join(script), text, *mode)?;
@@ -164,6 +177,44 @@ fn build_repo(build: &Path, apt: &Path) -> Result<(), LabError> {
         packages.len()
     );
     write(&apt.join("Release"), &release, 0o644)
+}
+
+/// Start compiling mount.nfs's source-address shim with the machine's cc,
+/// if there is one (without it, mount.nfs says why it cannot mount).
+fn compile_shim(build: &Path) -> Result<Option<(PathBuf, Child)>, LabError> {
+    if !super::in_path("cc") {
+        tracing::warn!("lab: no cc, so no source-address shim: NFS mounts in the lab will fail");
+        return Ok(None);
+    }
+    let src = build.join("source-addr.c");
+    let so = build.join("source-addr.so");
+    write(&src, SOURCE_ADDR_C, 0o644)?;
+    let child = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .at(Path::new("cc"))?;
+    Ok(Some((so, child)))
+}
+
+/// Put the compiled shim into the package tree `root` (a failed compile is
+/// a warning: only NFS mounts need it).
+fn add_shim(so: &Path, child: Child, root: &Path) -> Result<(), LabError> {
+    if let Err(e) = super::finish("cc", child) {
+        tracing::warn!(error = %e, "lab: the source-address shim did not compile");
+        return Ok(());
+    }
+    let dest = root.join(SOURCE_ADDR_SO);
+    if let Some(parent) = dest.parent() {
+        make_dirs(parent)?;
+    }
+    fs::copy(so, &dest).at(&dest)?;
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).at(&dest)
 }
 
 /// The current time as Release files date themselves
@@ -317,7 +368,7 @@ mod tests {
 
     #[test]
     fn every_double_says_it_is_one() {
-        for text in [SYSTEMCTL, REBOOT, EXPORTFS, MOUNT_NFS] {
+        for text in [SYSTEMCTL, REBOOT, EXPORTFS, MOUNT_NFS, NFS_SERVER, SOURCE_ADDR_C] {
             assert!(text
                 .lines()
                 .nth(1)
