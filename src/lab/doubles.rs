@@ -368,7 +368,14 @@ mod tests {
 
     #[test]
     fn every_double_says_it_is_one() {
-        for text in [SYSTEMCTL, REBOOT, EXPORTFS, MOUNT_NFS, NFS_SERVER, SOURCE_ADDR_C] {
+        for text in [
+            SYSTEMCTL,
+            REBOOT,
+            EXPORTFS,
+            MOUNT_NFS,
+            NFS_SERVER,
+            SOURCE_ADDR_C,
+        ] {
             assert!(text
                 .lines()
                 .nth(1)
