@@ -112,8 +112,8 @@ fn build_repo(build: &Path, apt: &Path) -> Result<(), LabError> {
         let root = build.join(name);
         make_dirs(&root.join("DEBIAN"))?;
         if name == "nfs-common" {
-            if let Some((so, child)) = shim.take() {
-                add_shim(&so, child, &root)?;
+            if let Some(shim) = shim.take() {
+                add_shim(shim, &root)?;
             }
         }
         write(&root.join("DEBIAN/control"), control, 0o644)?;
@@ -179,9 +179,29 @@ fn build_repo(build: &Path, apt: &Path) -> Result<(), LabError> {
     write(&apt.join("Release"), &release, 0o644)
 }
 
-/// Start compiling mount.nfs's source-address shim with the machine's cc,
-/// if there is one (without it, mount.nfs says why it cannot mount).
-fn compile_shim(build: &Path) -> Result<Option<(PathBuf, Child)>, LabError> {
+/// mount.nfs's source-address shim, for the nfs-common package: compiled
+/// once per version of its source and kept in [`SHIM_CACHE`] (compiling
+/// takes longer than building the whole repository), or being compiled.
+enum Shim {
+    Cached(PathBuf),
+    Compiling {
+        so: PathBuf,
+        cached: PathBuf,
+        cc: Child,
+    },
+}
+
+/// Where compiled shims are kept between labs (root's, as the lab is).
+const SHIM_CACHE: &str = "/var/cache/drover-lab";
+
+/// The cached shim, or its compilation started with the machine's cc if
+/// there is one (without it, mount.nfs says why it cannot mount).
+fn compile_shim(build: &Path) -> Result<Option<Shim>, LabError> {
+    let digest = hex(&Sha256::digest(SOURCE_ADDR_C.as_bytes()));
+    let cached = Path::new(SHIM_CACHE).join(format!("source-addr-{}.so", &digest[..16]));
+    if cached.is_file() {
+        return Ok(Some(Shim::Cached(cached)));
+    }
     if !super::in_path("cc") {
         tracing::warn!("lab: no cc, so no source-address shim: NFS mounts in the lab will fail");
         return Ok(None);
@@ -189,7 +209,7 @@ fn compile_shim(build: &Path) -> Result<Option<(PathBuf, Child)>, LabError> {
     let src = build.join("source-addr.c");
     let so = build.join("source-addr.so");
     write(&src, SOURCE_ADDR_C, 0o644)?;
-    let child = Command::new("cc")
+    let cc = Command::new("cc")
         .args(["-shared", "-fPIC", "-O2", "-o"])
         .arg(&so)
         .arg(&src)
@@ -199,21 +219,33 @@ fn compile_shim(build: &Path) -> Result<Option<(PathBuf, Child)>, LabError> {
         .stderr(Stdio::piped())
         .spawn()
         .at(Path::new("cc"))?;
-    Ok(Some((so, child)))
+    Ok(Some(Shim::Compiling { so, cached, cc }))
 }
 
-/// Put the compiled shim into the package tree `root` (a failed compile is
-/// a warning: only NFS mounts need it).
-fn add_shim(so: &Path, child: Child, root: &Path) -> Result<(), LabError> {
-    if let Err(e) = super::finish("cc", child) {
-        tracing::warn!(error = %e, "lab: the source-address shim did not compile");
-        return Ok(());
-    }
+/// Put the shim into the package tree `root`, and a freshly compiled one
+/// into the cache too. A failed compile is a warning: only NFS mounts need
+/// the shim.
+fn add_shim(shim: Shim, root: &Path) -> Result<(), LabError> {
+    let so = match shim {
+        Shim::Cached(so) => so,
+        Shim::Compiling { so, cached, cc } => {
+            if let Err(e) = super::finish("cc", cc) {
+                tracing::warn!(error = %e, "lab: the source-address shim did not compile");
+                return Ok(());
+            }
+            // Best effort: a lab without the cache only compiles again.
+            let tmp = cached.with_extension(format!("{}.tmp", std::process::id()));
+            if fs::create_dir_all(SHIM_CACHE).is_ok() && fs::copy(&so, &tmp).is_ok() {
+                let _ = fs::rename(&tmp, &cached);
+            }
+            so
+        }
+    };
     let dest = root.join(SOURCE_ADDR_SO);
     if let Some(parent) = dest.parent() {
         make_dirs(parent)?;
     }
-    fs::copy(so, &dest).at(&dest)?;
+    fs::copy(&so, &dest).at(&dest)?;
     fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).at(&dest)
 }
 
