@@ -6,7 +6,9 @@
 //!
 //! The doubles live under `tests/doubles/` in the source tree and are
 //! compiled into drover, so that `drover lab up` works from an installed
-//! binary.
+//! binary. The NFS server behind the `exportfs` double is the real
+//! NFS-Ganesha, unpacked on the machine by `scripts/setup`; mount.nfs's
+//! source-address shim is C, compiled here with the machine's cc.
 
 use std::fmt::Write as _;
 use std::fs;
