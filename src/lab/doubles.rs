@@ -6,13 +6,15 @@
 //!
 //! The doubles live under `tests/doubles/` in the source tree and are
 //! compiled into drover, so that `drover lab up` works from an installed
-//! binary.
+//! binary. The NFS server behind the `exportfs` double is the real
+//! NFS-Ganesha, unpacked on the machine by `scripts/setup`; mount.nfs's
+//! source-address shim is C, compiled here with the machine's cc.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
@@ -26,6 +28,11 @@ const K3S: &str = include_str!("../../tests/doubles/k3s/k3s");
 const K3S_INSTALL: &str = include_str!("../../tests/doubles/k3s/install.sh");
 const EXPORTFS: &str = include_str!("../../tests/doubles/nfs/exportfs");
 const MOUNT_NFS: &str = include_str!("../../tests/doubles/nfs/mount.nfs");
+const NFS_SERVER: &str = include_str!("../../tests/doubles/nfs/nfs-server");
+/// The LD_PRELOAD shim mount.nfs runs libnfs with, compiled at lab start.
+const SOURCE_ADDR_C: &str = include_str!("../../tests/doubles/nfs/source-addr.c");
+/// Where the nfs-common package installs the compiled shim.
+const SOURCE_ADDR_SO: &str = "usr/lib/drover-lab/source-addr.so";
 
 /// The apt source line every node gets, and the only one it has.
 pub(super) const APT_SOURCE: &str = "deb [trusted=yes] file:/var/lib/drover-lab/network/apt ./\n";
@@ -48,6 +55,7 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
         )],
         &[
             ("usr/sbin/exportfs", EXPORTFS, 0o755),
+            ("usr/lib/drover-lab/nfs-server", NFS_SERVER, 0o755),
             (
                 "lib/systemd/system/nfs-kernel-server.service",
                 include_str!(
@@ -63,15 +71,6 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
         ],
     ),
     (
-        "nfs-common",
-        include_str!("../../tests/doubles/packages/nfs-common/control"),
-        &[],
-        &[
-            ("sbin/mount.nfs", MOUNT_NFS, 0o755),
-            ("sbin/mount.nfs4", MOUNT_NFS, 0o755),
-        ],
-    ),
-    (
         "drover-lab-hello",
         include_str!("../../tests/doubles/packages/drover-lab-hello/control"),
         &[],
@@ -80,6 +79,15 @@ const PACKAGES: [(&str, &str, &[PkgFile], &[PkgFile]); 3] = [
             include_str!("../../tests/doubles/packages/drover-lab-hello/drover-lab-hello"),
             0o755,
         )],
+    ),
+    (
+        "nfs-common",
+        include_str!("../../tests/doubles/packages/nfs-common/control"),
+        &[],
+        &[
+            ("sbin/mount.nfs", MOUNT_NFS, 0o755),
+            ("sbin/mount.nfs4", MOUNT_NFS, 0o755),
+        ],
     ),
 ];
 
@@ -99,10 +107,17 @@ pub(super) fn write_lab_wide(dir: &Path) -> Result<(), LabError> {
 
 /// Build every package with dpkg-deb into `apt`, then its index.
 fn build_repo(build: &Path, apt: &Path) -> Result<(), LabError> {
+    make_dirs(build)?;
+    let mut shim = compile_shim(build)?;
     let mut debs = Vec::new();
     for (name, control, scripts, files) in PACKAGES {
         let root = build.join(name);
         make_dirs(&root.join("DEBIAN"))?;
+        if name == "nfs-common" {
+            if let Some(shim) = shim.take() {
+                add_shim(shim, &root)?;
+            }
+        }
         write(&root.join("DEBIAN/control"), control, 0o644)?;
         for (script, text, mode) in scripts {
             write(&root.join("DEBIAN").join(script), text, *mode)?;
@@ -164,6 +179,76 @@ fn build_repo(build: &Path, apt: &Path) -> Result<(), LabError> {
         packages.len()
     );
     write(&apt.join("Release"), &release, 0o644)
+}
+
+/// mount.nfs's source-address shim, for the nfs-common package: compiled
+/// once per version of its source and kept in [`SHIM_CACHE`] (compiling
+/// takes longer than building the whole repository), or being compiled.
+enum Shim {
+    Cached(PathBuf),
+    Compiling {
+        so: PathBuf,
+        cached: PathBuf,
+        cc: Child,
+    },
+}
+
+/// Where compiled shims are kept between labs (root's, as the lab is).
+const SHIM_CACHE: &str = "/var/cache/drover-lab";
+
+/// The cached shim, or its compilation started with the machine's cc if
+/// there is one (without it, mount.nfs says why it cannot mount).
+fn compile_shim(build: &Path) -> Result<Option<Shim>, LabError> {
+    let digest = hex(&Sha256::digest(SOURCE_ADDR_C.as_bytes()));
+    let cached = Path::new(SHIM_CACHE).join(format!("source-addr-{}.so", &digest[..16]));
+    if cached.is_file() {
+        return Ok(Some(Shim::Cached(cached)));
+    }
+    if !super::in_path("cc") {
+        tracing::warn!("lab: no cc, so no source-address shim: NFS mounts in the lab will fail");
+        return Ok(None);
+    }
+    let src = build.join("source-addr.c");
+    let so = build.join("source-addr.so");
+    write(&src, SOURCE_ADDR_C, 0o644)?;
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .at(Path::new("cc"))?;
+    Ok(Some(Shim::Compiling { so, cached, cc }))
+}
+
+/// Put the shim into the package tree `root`, and a freshly compiled one
+/// into the cache too. A failed compile is a warning: only NFS mounts need
+/// the shim.
+fn add_shim(shim: Shim, root: &Path) -> Result<(), LabError> {
+    let so = match shim {
+        Shim::Cached(so) => so,
+        Shim::Compiling { so, cached, cc } => {
+            if let Err(e) = super::finish("cc", cc) {
+                tracing::warn!(error = %e, "lab: the source-address shim did not compile");
+                return Ok(());
+            }
+            // Best effort: a lab without the cache only compiles again.
+            let tmp = cached.with_extension(format!("{}.tmp", std::process::id()));
+            if fs::create_dir_all(SHIM_CACHE).is_ok() && fs::copy(&so, &tmp).is_ok() {
+                let _ = fs::rename(&tmp, &cached);
+            }
+            so
+        }
+    };
+    let dest = root.join(SOURCE_ADDR_SO);
+    if let Some(parent) = dest.parent() {
+        make_dirs(parent)?;
+    }
+    fs::copy(&so, &dest).at(&dest)?;
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).at(&dest)
 }
 
 /// The current time as Release files date themselves
@@ -317,7 +402,14 @@ mod tests {
 
     #[test]
     fn every_double_says_it_is_one() {
-        for text in [SYSTEMCTL, REBOOT, EXPORTFS, MOUNT_NFS] {
+        for text in [
+            SYSTEMCTL,
+            REBOOT,
+            EXPORTFS,
+            MOUNT_NFS,
+            NFS_SERVER,
+            SOURCE_ADDR_C,
+        ] {
             assert!(text
                 .lines()
                 .nth(1)

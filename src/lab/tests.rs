@@ -845,6 +845,8 @@ fn nfs_exports_of_one_node_mount_on_another() {
          && printf '/srv/share 127.0.65.0/24(rw,sync,no_subtree_check)\\n/srv/one 127.0.65.3(ro) pi-none(rw)\\n' >> /etc/exports \
          && exportfs -ra && echo shared > /srv/share/file",
     ));
+    // The real NFS server (Ganesha) listens on the server node's address.
+    assert!(TcpStream::connect("127.0.65.1:2049").is_ok());
     let published =
         fs::read_to_string(lab.dir().join("network/nfs/127.0.65.1/exports")).expect("exports");
     assert!(published.contains("/srv/share\t127.0.65.0/24(rw,sync,no_subtree_check)\n"));
@@ -876,6 +878,13 @@ fn nfs_exports_of_one_node_mount_on_another() {
         &other,
         "mount -t nfs 127.0.65.1:/srv/one /mnt/one && umount /mnt/one",
     ));
+    // A path the server does not export.
+    let out = root(&lab, &worker, "mount -t nfs pi-master:/srv/none /mnt/one");
+    assert_eq!(out.status.code(), Some(32));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mount.nfs: mounting pi-master:/srv/none failed, reason given by server: No such file or directory\n"
+    );
     // As the mount module does it: an fstab entry, then `mount DIR`.
     assert_eq!(
         stdout(&root(
@@ -901,7 +910,22 @@ fn nfs_exports_of_one_node_mount_on_another() {
         assert!(String::from_utf8_lossy(&out.stderr)
             .starts_with("exportfs: /etc/exports.d/bad.exports:1: "));
     }
+    stdout(&root(&lab, &master, "rm /etc/exports.d/bad.exports"));
+
+    // A stopped server: refused connections until retry= (minutes) runs out.
+    stdout(&root(&lab, &master, "systemctl stop nfs-kernel-server"));
+    assert!(TcpStream::connect("127.0.65.1:2049").is_err());
+    let out = root(&lab, &other, "mount -o retry=0 pi-master:/srv/one /mnt/one");
+    assert_eq!(out.status.code(), Some(32));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mount.nfs: Connection timed out\n"
+    );
+    stdout(&root(&lab, &master, "systemctl start nfs-kernel-server"));
+    assert!(TcpStream::connect("127.0.65.1:2049").is_ok());
+    // Stopping the lab stops the server with its node.
     lab.stop().expect("lab stops");
+    assert!(TcpStream::connect("127.0.65.1:2049").is_err());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 mod cluster;
 mod harness;
 mod manifests;
+mod nfs;
 mod readahead;
 
 use std::io::BufRead;
