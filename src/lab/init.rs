@@ -67,9 +67,12 @@ done
 /// /proc/sys read-only (so systemd leaves the host's sysctls alone) and
 /// those files over it (regular files bind-mounted over proc files, as lxcfs
 /// does), /sys read-only with the node's cgroups, a minimal /dev, /run and
-/// the shared network directory, set the hostname, then become systemd.
-/// Arguments: upper, work, merged, hostname, node directory, network
-/// directory.
+/// the shared network directory, set the hostname, then become systemd,
+/// without the capabilities to set the clock (the kernel's clock and
+/// timezone are the host's: the first `timedatectl set-timezone` after the
+/// kernel booted would shift the host's clock by the zone's offset) or to
+/// load kernel modules. Arguments: upper, work, merged, hostname, node
+/// directory, network directory.
 pub(super) const NODE_BOOT: &str = r#"set -e
 r=$3
 nd=$5
@@ -111,7 +114,8 @@ mount -t tmpfs -o mode=1777,nosuid,nodev shm "$r/dev/shm"
 mount -t tmpfs -o mode=0755,nosuid,nodev run "$r/run"
 mount --bind "$6" "$r/var/lib/drover-lab/network"
 printf '%s' "$4" > /proc/sys/kernel/hostname
-exec chroot "$r" /usr/bin/env -i container=lab /lib/systemd/systemd --system
+exec setpriv --bounding-set -sys_time,-sys_module \
+    chroot "$r" /usr/bin/env -i container=lab /lib/systemd/systemd --system
 "#;
 
 /// The node's cgroup, relative to a hierarchy's root: named by its address,

@@ -1,10 +1,19 @@
-//! The lab: real OpenSSH servers on loopback addresses, one per node.
+//! The lab: machines on loopback addresses, one per node, each booting real
+//! systemd and its OpenSSH server.
 //!
-//! Node K is an `sshd` listening on `<block>.K:22` (127.0.2.K by default),
-//! started by `unshare --mount --uts` inside its own mount and UTS namespace
-//! and chrooted into an overlay of the host's root file system. The overlay's
-//! upper directory belongs to the node: everything the node writes lands
-//! there, where tests can inspect it ([`Lab::node_root`]).
+//! Node K boots `/lib/systemd/systemd` as PID 1 of its own PID, mount, UTS
+//! and cgroup namespaces (see [`init`]), on an overlay of the host's root
+//! file system; its `ssh.service` listens on `<block>.K:22` (127.0.2.K by
+//! default) only. The overlay's upper directory belongs to the node:
+//! everything the node writes lands there, where tests can inspect it
+//! ([`Lab::node_root`]). `reboot` in a node powers it off and its supervisor
+//! boots it again on the same files.
+//!
+//! Nodes share the host's kernel and network. Units enabled on the host are
+//! hidden from them and kernel-facing units masked; memory limits are not
+//! enforced (no controller is delegated to a node); a daemon a node starts
+//! on another address than its own collides with the same daemon elsewhere
+//! ([`Lab::foreign_listeners`] finds them).
 //!
 //! Layout of a lab directory (a tmpfs mounted by the lab: overlayfs refuses
 //! an upper directory on the file system of its lower `/`):
@@ -14,25 +23,27 @@
 //! <dir>/known_hosts                  every node's host keys, for strict checking
 //! <dir>/inventory.yml                Ansible inventory (k3s_server, k3s_agents, k3s_cluster)
 //! <dir>/state.json                   what `Lab::attach` needs to find the nodes again
-//! <dir>/nodes/<name>/{upper,work,merged,sshd.log}
+//! <dir>/nodes/<name>/{upper,work,merged,console.log}
 //! <dir>/nodes/<name>/proc/           files bind-mounted over the node's /proc/cgroups,
-//!                                    boot_id, ip_forward, ipv6 forwarding
+//!                                    boot_id (both rewritten at each boot), ip_forward,
+//!                                    ipv6 forwarding
 //! <dir>/network/                     shared by all nodes at /var/lib/drover-lab/network:
 //!                                    apt/ (the lab's Debian repository), nfs/, k3s/
 //! <dir>/k3s-airgap/{k3s,install.sh}  the k3s doubles, for an air-gapped install
 //! ```
 //!
 //! Each node also has /etc/drover-lab/node.json (its name and address),
-//! /boot/firmware/cmdline.txt, the systemctl, reboot and shutdown doubles in
-//! /usr/local/sbin and apt sources naming only the lab's repository (see
-//! [`doubles`]).
+//! /boot/firmware/cmdline.txt, its own machine id, a drop-in making
+//! ssh.service use the lab's sshd configuration, and apt sources naming
+//! only the lab's repository (see [`doubles`] and [`seed`]).
 //!
 //! Node 1 is `pi-master`, node K ≥ 2 is `pi-worker-(K-1)`, as on the real
 //! cluster. Every node has the user `admin` (sudo, password `admin` unless
 //! configured otherwise), fresh host keys and its own hostname.
 //!
-//! A node's processes are found through their mount namespace, so stopping
-//! a node kills its sshd and every session on it, like a node failing.
+//! A node's processes are found through its cgroup: stopping a node powers
+//! it off (SIGRTMIN+4 to its systemd), then kills whatever is left, its open
+//! sessions with it.
 //!
 //! Everything here blocks (it waits for processes and ports): from async
 //! code, call it through `tokio::task::spawn_blocking` or before the runtime
@@ -107,7 +118,7 @@ const CONSOLE_LOG: &str = "console.log";
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// The lab mounts file systems and creates namespaces.
-    #[error("the lab needs root: it mounts file systems and starts sshd in namespaces")]
+    #[error("the lab needs root: it mounts file systems and boots systemd in namespaces")]
     NotRoot,
     /// A program or file the lab relies on is absent.
     #[error("{what} not found; {hint}")]
@@ -147,14 +158,14 @@ pub enum LabError {
         "{0} already accepts connections (another sshd?); choose another address block or port"
     )]
     AddressInUse(SocketAddr),
-    /// A node's sshd did not come up.
+    /// A node did not boot (its sshd did not come up).
     #[error("lab node {node} did not start: {reason}; end of {}:\n{tail}", log.display())]
     NodeStart {
         /// The node.
         node: String,
         /// What went wrong.
         reason: String,
-        /// Its sshd log.
+        /// Its console log.
         log: PathBuf,
         /// The last lines of that log.
         tail: String,
@@ -254,7 +265,7 @@ pub struct Node {
     pub address: Ipv4Addr,
     /// The port its sshd listens on.
     pub port: u16,
-    /// PID of its sshd listener while it runs.
+    /// PID of its supervisor (which boots its systemd) while it runs.
     pub pid: Option<u32>,
     /// Its overlay's upper directory: every file the node has written.
     pub upper: PathBuf,
@@ -398,9 +409,10 @@ impl Lab {
     }
 
     /// Find the lab running in `dir` from its state file (for `drover lab
-    /// down` and `status` in another process). A node whose listener is no
-    /// longer the sshd the lab started shows `pid: None`. Dropping the
-    /// result leaves the lab running; call [`Lab::stop`] to stop it.
+    /// down` and `status` in another process). A node whose supervisor is no
+    /// longer the one the lab started (it was stopped or powered itself off)
+    /// shows `pid: None`. Dropping the result leaves the lab running; call
+    /// [`Lab::stop`] to stop it.
     pub fn attach(dir: &Path) -> Result<Lab, LabError> {
         let dir = std::path::absolute(dir).at(dir)?;
         let path = dir.join(STATE_FILE);
@@ -502,6 +514,37 @@ impl Lab {
             &init::cgroup_of(n.address),
             n.address,
         ))
+    }
+
+    /// The PID, seen from here, of node `name`'s systemd (PID 1 inside the
+    /// node) while it runs: its /proc entry shows the node's mounts.
+    pub fn init_pid(&self, name: &str) -> Result<Option<u32>, LabError> {
+        let i = self.index_of(name)?;
+        Ok(init::init_pid(&init::cgroup_of(self.nodes[i].address)))
+    }
+
+    /// What node `name`'s journal holds for `unit` (all units when `None`),
+    /// message text only, read from its upper directory with the host's
+    /// journalctl. Empty when the node has written no journal yet.
+    pub fn journal(&self, name: &str, unit: Option<&str>) -> Result<String, LabError> {
+        self.index_of(name)?;
+        let dir = self.node_root(name).join("var/log/journal");
+        if !dir.exists() {
+            return Ok(String::new());
+        }
+        let mut cmd = Command::new("journalctl");
+        cmd.arg("--directory")
+            .arg(&dir)
+            .args(["--output=cat", "--no-pager", "--quiet"]);
+        if let Some(unit) = unit {
+            cmd.arg("--unit").arg(unit);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .at(Path::new("journalctl"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Power node `name` off: its systemd stops its units (sshd and the

@@ -204,8 +204,9 @@ const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
 /// Units a node never runs: they would act on the host (its clock, kernel
 /// modules and file systems, binfmt registrations, consoles) through the
 /// kernel the nodes share.
-const MASKED_UNITS: [&str; 19] = [
+const MASKED_UNITS: [&str; 20] = [
     "systemd-timesyncd.service",
+    "binfmt-support.service",
     "modprobe@.service",
     "systemd-modules-load.service",
     "kmod-static-nodes.service",

@@ -627,6 +627,11 @@ fn nodes_have_their_own_identity_proc_files_and_a_shared_network() {
             Vec::<String>::new()
         );
     }
+    // The clock is the host's: a node cannot set it, nor the kernel's
+    // timezone (whose first setting shifts the clock).
+    let out = root(&lab, &master, "date -s @0");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
     for f in ["k3s", "install.sh"] {
         let m = fs::metadata(lab.dir().join("k3s-airgap").join(f)).expect("airgap file");
         assert_eq!(m.permissions().mode() & 0o777, 0o755);
@@ -703,6 +708,35 @@ fn systemd_enables_starts_restarts_and_shows_units() {
                  && systemctl kill -s KILL flaky && sleep 1 && systemctl is-active flaky \
                  && systemctl show -p NRestarts --value flaky";
     assert_eq!(stdout(&root(&lab, &master, flaky)), "active\n1\n");
+    // A daemon on another address than the node's is found.
+    assert_eq!(
+        lab.foreign_listeners("pi-master").expect("node"),
+        Vec::<String>::new()
+    );
+    stdout(&root(
+        &lab,
+        &master,
+        "systemd-run --quiet --unit=leak python3 -m http.server --bind 127.0.0.1 0",
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let found = lab.foreign_listeners("pi-master").expect("node");
+        if !found.is_empty() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        found.len() == 1
+            && found[0].starts_with("tcp 127.0.0.1:")
+            && found[0].ends_with(" (python3)"),
+        "{found:?}"
+    );
+    stdout(&root(&lab, &master, "systemctl stop leak"));
+    assert_eq!(
+        lab.foreign_listeners("pi-master").expect("node"),
+        Vec::<String>::new()
+    );
     // A loaded unit changed on disk: systemd's warning until daemon-reload.
     let out = root(
         &lab,
@@ -813,7 +847,7 @@ fn reboot_boots_the_node_again_with_the_cgroup_flag_of_its_cmdline() {
     // A poweroff from inside stays off.
     let _ = root(&lab, &worker, "poweroff");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while lab.nodes()[1].pid.is_some_and(|p| procs::alive(p)) {
+    while lab.nodes()[1].pid.is_some_and(procs::alive) {
         assert!(Instant::now() < deadline, "the worker did not power off");
         std::thread::sleep(Duration::from_millis(200));
     }
