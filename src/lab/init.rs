@@ -100,9 +100,12 @@ mkdir "$r/sys/fs/cgroup/systemd" "$r/sys/fs/cgroup/unified"
 mount -t cgroup -o none,name=systemd,nosuid,nodev,noexec cgroup "$r/sys/fs/cgroup/systemd"
 mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$r/sys/fs/cgroup/unified"
 mount -t tmpfs -o mode=0755,nosuid dev "$r/dev"
-for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
-    mknod -m 666 "$r/dev/${d%%:*}" c $(echo "${d#*:}" | tr : ' ')
-done
+mknod -m 666 "$r/dev/null" c 1 3
+mknod -m 666 "$r/dev/zero" c 1 5
+mknod -m 666 "$r/dev/full" c 1 7
+mknod -m 666 "$r/dev/random" c 1 8
+mknod -m 666 "$r/dev/urandom" c 1 9
+mknod -m 666 "$r/dev/tty" c 5 0
 mkdir "$r/dev/pts" "$r/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$r/dev/pts"
 ln -s pts/ptmx "$r/dev/ptmx"

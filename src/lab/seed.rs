@@ -160,6 +160,10 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         }));
         mkdir_like_host(up, &rel)?;
     }
+    // A fresh machine's /tmp is empty (systemd-tmpfiles would otherwise
+    // empty it at every boot, one copy-up at a time).
+    hide.extend(host_entries("tmp", |_| true));
+    mkdir_like_host(up, "tmp")?;
     // A container image's policy-rc.d forbids package scripts to start
     // services; a node is a whole machine.
     if Path::new("/").join(POLICY_RC_D).exists() {
@@ -203,9 +207,11 @@ const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
 
 /// Units a node never runs: they would act on the host (its clock, kernel
 /// modules and file systems, binfmt registrations, consoles) through the
-/// kernel the nodes share.
-const MASKED_UNITS: [&str; 20] = [
+/// kernel the nodes share, or have nothing to do (the root is the lab's
+/// overlay, not an fstab entry).
+const MASKED_UNITS: [&str; 21] = [
     "systemd-timesyncd.service",
+    "systemd-remount-fs.service",
     "binfmt-support.service",
     "modprobe@.service",
     "systemd-modules-load.service",
@@ -227,6 +233,21 @@ const MASKED_UNITS: [&str; 20] = [
     "systemd-networkd.service",
 ];
 
+/// Generators a node does without: what they look for (encrypted or
+/// verity volumes, GPT partitions, hibernation images, the host's
+/// PostgreSQL clusters) is the host's, and each costs every boot a process.
+const MASKED_GENERATORS: [&str; 9] = [
+    "postgresql-generator",
+    "systemd-cryptsetup-generator",
+    "systemd-gpt-auto-generator",
+    "systemd-hibernate-resume-generator",
+    "systemd-integritysetup-generator",
+    "systemd-veritysetup-generator",
+    "systemd-debug-generator",
+    "systemd-system-update-generator",
+    "systemd-getty-generator",
+];
+
 /// The node's sshd is the distribution's ssh.service, on the lab's
 /// configuration (its address only, the lab's keys).
 fn ssh_dropin() -> String {
@@ -243,8 +264,8 @@ fn ssh_dropin() -> String {
     )
 }
 
-/// The node's systemd setup: its own machine id, the masked units, sshd's
-/// drop-in.
+/// The node's systemd setup: its own machine id, the masked units and
+/// generators, sshd's drop-in.
 fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
     let up = seed.upper;
     let root = (0, 0);
@@ -254,6 +275,12 @@ fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
     mkdir_like_host(up, "etc/systemd/system")?;
     for unit in MASKED_UNITS {
         let link = units.join(unit);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/null", &link).at(&link)?;
+    }
+    mkdir_like_host(up, "etc/systemd/system-generators")?;
+    for g in MASKED_GENERATORS {
+        let link = up.join("etc/systemd/system-generators").join(g);
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink("/dev/null", &link).at(&link)?;
     }
@@ -268,21 +295,7 @@ fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
          [Journal]\nSystemMaxUse=8M\nSystemMaxFileSize=2M\nRuntimeMaxUse=8M\nRuntimeMaxFileSize=2M\n",
         0o644,
         root,
-    )?;
-    // A fresh machine's /tmp is empty: an opaque directory hides the
-    // host's (systemd-tmpfiles would otherwise empty it at every boot, one
-    // copy-up at a time). std has no setxattr and the crate has no unsafe.
-    let tmp = up.join("tmp");
-    make_dir(&tmp, 0o1777, root)?;
-    super::run(
-        Command::new("python3")
-            .args([
-                "-c",
-                "import os, sys; os.setxattr(sys.argv[1], 'trusted.overlay.opaque', b'y')",
-            ])
-            .arg(&tmp),
     )
-    .map(|_| ())
 }
 
 /// apt's package lists, and the directory of its update-success stamp.
