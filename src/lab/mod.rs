@@ -727,7 +727,8 @@ impl Lab {
     }
 
     /// Write the seeds of nodes `idx` (their upper directories are empty),
-    /// two at a time: most of the work is ssh-keygen.
+    /// four per core: most of the time goes to waiting for ssh-keygen and
+    /// mknod, whose start-up dominates on a busy machine.
     fn seed_nodes(&self, idx: &[usize]) -> Result<(), LabError> {
         let hosts: Vec<(String, Ipv4Addr)> = self
             .nodes
@@ -750,7 +751,7 @@ impl Lab {
             })
         };
         let seed_one = &seed_one;
-        let workers = thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = thread::available_parallelism().map_or(2, |n| n.get()) * 4;
         for chunk in idx.chunks(workers) {
             thread::scope(|s| {
                 let handles: Vec<_> = chunk
