@@ -260,8 +260,16 @@ enum LabAction {
         #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
         dir: PathBuf,
     },
-    /// Stop one node (simulates a failure).
+    /// Power one node off (its files stay; `drover lab start` boots it again).
     Stop {
+        /// Node name.
+        node: String,
+        /// Lab directory.
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Boot a stopped node again, on the files it had.
+    Start {
         /// Node name.
         node: String,
         /// Lab directory.
@@ -929,11 +937,28 @@ fn lab(action: LabAction) -> Result<(), Error> {
                 };
                 say(&format!("{:<14} {}:{} {state}", n.name, n.address, n.port));
             }
-            drop(lab);
+            warn_foreign_listeners(&lab);
         }),
         LabAction::Stop { node, dir } => Lab::attach(&dir).and_then(|mut lab| lab.stop_node(&node)),
+        LabAction::Start { node, dir } => {
+            Lab::attach(&dir).and_then(|mut lab| lab.start_node(&node))
+        }
     };
     Ok(result?)
+}
+
+/// Nodes share the machine's network: a daemon in a node listening on
+/// another address (127.0.0.1, 0.0.0.0) collides with the same daemon in
+/// the next node, or with the machine's own.
+fn warn_foreign_listeners(lab: &crate::lab::Lab) {
+    for n in lab.nodes().iter().filter(|n| n.pid.is_some()) {
+        for l in lab.foreign_listeners(&n.name).unwrap_or_default() {
+            say_err(&format!(
+                "WARNING: lab node {} listens outside its address {}: {l}",
+                n.name, n.address
+            ));
+        }
+    }
 }
 
 fn known_hosts(action: KnownHostsAction) -> Result<(), Error> {

@@ -1,8 +1,8 @@
-//! What a lab node has besides sshd and its accounts: the test doubles of
-//! programs a Raspberry Pi cluster would run (systemctl, reboot, the k3s
-//! binary and install script, the NFS tools), the lab's local Debian
-//! repository built from them, and the per-node files bind-mounted over
-//! /proc entries that must not be shared with the host.
+//! What a lab node has besides its systemd, sshd and accounts: the test
+//! doubles of programs a Raspberry Pi cluster would run (the k3s binary and
+//! install script, the NFS tools), the lab's local Debian repository built
+//! from them, and the per-node files bind-mounted over /proc entries that
+//! must not be shared with the host.
 //!
 //! The doubles live under `tests/doubles/` in the source tree and are
 //! compiled into drover, so that `drover lab up` works from an installed
@@ -20,10 +20,6 @@ use sha2::{Digest, Sha256};
 
 use super::{IoContext, LabError};
 
-/// The systemd double, installed as /usr/local/sbin/systemctl.
-pub(super) const SYSTEMCTL: &str = include_str!("../../tests/doubles/systemd/systemctl");
-/// The reboot double, installed as /usr/local/sbin/reboot and shutdown.
-pub(super) const REBOOT: &str = include_str!("../../tests/doubles/systemd/reboot");
 const K3S: &str = include_str!("../../tests/doubles/k3s/k3s");
 const K3S_INSTALL: &str = include_str!("../../tests/doubles/k3s/install.sh");
 const EXPORTFS: &str = include_str!("../../tests/doubles/nfs/exportfs");
@@ -287,39 +283,13 @@ fn rfc2822(secs: u64) -> String {
     )
 }
 
-/// (Re)create node `nd`'s per-node /proc files: the memory controller
-/// disabled (as on a fresh Pi), a new boot id, forwarding off.
+/// Create node `nd`'s per-node /proc files: forwarding off. Each boot
+/// writes its own boot_id and cgroups there (see [`super::init`]).
 pub(super) fn write_proc_files(nd: &Path) -> Result<(), LabError> {
     let dir = nd.join("proc");
     make_dir_0755(&dir)?;
-    let host = fs::read_to_string("/proc/cgroups").unwrap_or_default();
-    write(&dir.join("cgroups"), &cgroups_without_memory(&host), 0o644)?;
-    write(&dir.join("boot_id"), &format!("{}\n", new_uuid()), 0o644)?;
     write(&dir.join("ip_forward"), "0\n", 0o644)?;
     write(&dir.join("ipv6_forwarding"), "0\n", 0o644)
-}
-
-/// /proc/cgroups with the memory controller's `enabled` column at 0 (a
-/// line added when the host has none).
-pub(super) fn cgroups_without_memory(host: &str) -> String {
-    let mut out = String::new();
-    let mut seen = false;
-    for line in host.lines() {
-        let mut fields: Vec<&str> = line.split('\t').collect();
-        if fields.first() == Some(&"memory") && fields.len() == 4 {
-            fields[3] = "0";
-            seen = true;
-        }
-        out.push_str(&fields.join("\t"));
-        out.push('\n');
-    }
-    if out.is_empty() {
-        out.push_str("#subsys_name\thierarchy\tnum_cgroups\tenabled\n");
-    }
-    if !seen {
-        out.push_str("memory\t0\t1\t0\n");
-    }
-    out
 }
 
 /// A random (version 4) UUID, as the kernel's boot_id prints it.
@@ -377,15 +347,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cgroups_memory_is_disabled_or_added() {
-        let host =
-            "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t1\t1\nmemory\t4\t25\t1\n";
-        assert!(cgroups_without_memory(host).ends_with("\nmemory\t4\t25\t0\n"));
-        let none = cgroups_without_memory("#subsys_name\thierarchy\tnum_cgroups\tenabled\n");
-        assert!(none.ends_with("\nmemory\t0\t1\t0\n"));
-    }
-
-    #[test]
     fn release_dates_are_rfc2822() {
         assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 UTC");
         assert_eq!(rfc2822(1_795_314_600), "Sun, 22 Nov 2026 02:30:00 UTC");
@@ -402,14 +363,7 @@ mod tests {
 
     #[test]
     fn every_double_says_it_is_one() {
-        for text in [
-            SYSTEMCTL,
-            REBOOT,
-            EXPORTFS,
-            MOUNT_NFS,
-            NFS_SERVER,
-            SOURCE_ADDR_C,
-        ] {
+        for text in [EXPORTFS, MOUNT_NFS, NFS_SERVER, SOURCE_ADDR_C] {
             assert!(text
                 .lines()
                 .nth(1)

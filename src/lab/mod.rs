@@ -1,10 +1,19 @@
-//! The lab: real OpenSSH servers on loopback addresses, one per node.
+//! The lab: machines on loopback addresses, one per node, each booting real
+//! systemd and its OpenSSH server.
 //!
-//! Node K is an `sshd` listening on `<block>.K:22` (127.0.2.K by default),
-//! started by `unshare --mount --uts` inside its own mount and UTS namespace
-//! and chrooted into an overlay of the host's root file system. The overlay's
-//! upper directory belongs to the node: everything the node writes lands
-//! there, where tests can inspect it ([`Lab::node_root`]).
+//! Node K boots `/lib/systemd/systemd` as PID 1 of its own PID, mount, UTS
+//! and cgroup namespaces (see [`init`]), on an overlay of the host's root
+//! file system; its `ssh.service` listens on `<block>.K:22` (127.0.2.K by
+//! default) only. The overlay's upper directory belongs to the node:
+//! everything the node writes lands there, where tests can inspect it
+//! ([`Lab::node_root`]). `reboot` in a node powers it off and its supervisor
+//! boots it again on the same files.
+//!
+//! Nodes share the host's kernel and network. Units enabled on the host are
+//! hidden from them and kernel-facing units masked; memory limits are not
+//! enforced (no controller is delegated to a node); a daemon a node starts
+//! on another address than its own collides with the same daemon elsewhere
+//! ([`Lab::foreign_listeners`] finds them).
 //!
 //! Layout of a lab directory (a tmpfs mounted by the lab: overlayfs refuses
 //! an upper directory on the file system of its lower `/`):
@@ -14,25 +23,27 @@
 //! <dir>/known_hosts                  every node's host keys, for strict checking
 //! <dir>/inventory.yml                Ansible inventory (k3s_server, k3s_agents, k3s_cluster)
 //! <dir>/state.json                   what `Lab::attach` needs to find the nodes again
-//! <dir>/nodes/<name>/{upper,work,merged,sshd.log}
+//! <dir>/nodes/<name>/{upper,work,merged,console.log}
 //! <dir>/nodes/<name>/proc/           files bind-mounted over the node's /proc/cgroups,
-//!                                    boot_id, ip_forward, ipv6 forwarding
+//!                                    boot_id (both rewritten at each boot), ip_forward,
+//!                                    ipv6 forwarding
 //! <dir>/network/                     shared by all nodes at /var/lib/drover-lab/network:
 //!                                    apt/ (the lab's Debian repository), nfs/, k3s/
 //! <dir>/k3s-airgap/{k3s,install.sh}  the k3s doubles, for an air-gapped install
 //! ```
 //!
 //! Each node also has /etc/drover-lab/node.json (its name and address),
-//! /boot/firmware/cmdline.txt, the systemctl, reboot and shutdown doubles in
-//! /usr/local/sbin and apt sources naming only the lab's repository (see
-//! [`doubles`]).
+//! /boot/firmware/cmdline.txt, its own machine id, a drop-in making
+//! ssh.service use the lab's sshd configuration, and apt sources naming
+//! only the lab's repository (see [`doubles`] and [`seed`]).
 //!
 //! Node 1 is `pi-master`, node K ≥ 2 is `pi-worker-(K-1)`, as on the real
 //! cluster. Every node has the user `admin` (sudo, password `admin` unless
 //! configured otherwise), fresh host keys and its own hostname.
 //!
-//! A node's processes are found through their mount namespace, so stopping
-//! a node kills its sshd and every session on it, like a node failing.
+//! A node's processes are found through its cgroup: stopping a node powers
+//! it off (SIGRTMIN+4 to its systemd), then kills whatever is left, its open
+//! sessions with it.
 //!
 //! Everything here blocks (it waits for processes and ports): from async
 //! code, call it through `tokio::task::spawn_blocking` or before the runtime
@@ -56,6 +67,7 @@
 //! ```
 
 mod doubles;
+mod init;
 mod inventory;
 mod procs;
 mod seed;
@@ -90,45 +102,23 @@ const STATE_FILE: &str = "state.json";
 const AUTHORIZED_KEYS_FILE: &str = "authorized_keys";
 /// Marks a tmpfs as made by the lab, so a crashed lab's mount can be cleaned.
 const MARKER_FILE: &str = ".drover-lab";
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
 
 /// How long a node may take to accept TCP connections (2 slow cores, tests
 /// in parallel).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node's processes may take to die after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Shell run in the node's fresh namespaces: mount its overlay, the kernel
-/// file systems, the shared network directory and its own files over some
-/// /proc entries (regular files bind-mounted over proc files, as lxcfs
-/// does), set its hostname, then become its sshd (`exec`, so the PID that
-/// was spawned is the listener's). Arguments: upper, work, merged,
-/// hostname, sshd config path, node directory, network directory.
-const NODE_SCRIPT: &str = r#"set -e
-mount -t overlay drover-lab-node -o "lowerdir=/,upperdir=$1,workdir=$2,index=off" "$3"
-mount -t proc proc "$3/proc"
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$3/sys"
-mount --rbind /dev "$3/dev"
-mount -t tmpfs -o mode=1777,nosuid,nodev shm "$3/dev/shm"
-mount -t tmpfs -o mode=0755,nosuid,nodev run "$3/run"
-mount --bind "$7" "$3/var/lib/drover-lab/network"
-mount --bind "$6/proc/cgroups" "$3/proc/cgroups"
-mount --bind "$6/proc/boot_id" "$3/proc/sys/kernel/random/boot_id"
-mount --bind "$6/proc/ip_forward" "$3/proc/sys/net/ipv4/ip_forward"
-if [ -e "$3/proc/sys/net/ipv6/conf/all/forwarding" ]; then
-    mount --bind "$6/proc/ipv6_forwarding" "$3/proc/sys/net/ipv6/conf/all/forwarding"
-fi
-mkdir -p "$3/run/sshd" "$3/run/lock"
-chmod 1777 "$3/run/lock"
-printf '%s' "$4" > /proc/sys/kernel/hostname
-exec chroot "$3" /usr/sbin/sshd -D -e -f "$5"
-"#;
+/// How long a node's systemd may take to power off before it is killed.
+const POWEROFF_TIMEOUT: Duration = Duration::from_secs(10);
+/// A node's console: what its supervisor and systemd print.
+const CONSOLE_LOG: &str = "console.log";
 
 /// Errors of the lab.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// The lab mounts file systems and creates namespaces.
-    #[error("the lab needs root: it mounts file systems and starts sshd in namespaces")]
+    #[error("the lab needs root: it mounts file systems and boots systemd in namespaces")]
     NotRoot,
     /// A program or file the lab relies on is absent.
     #[error("{what} not found; {hint}")]
@@ -168,14 +158,14 @@ pub enum LabError {
         "{0} already accepts connections (another sshd?); choose another address block or port"
     )]
     AddressInUse(SocketAddr),
-    /// A node's sshd did not come up.
+    /// A node did not boot (its sshd did not come up).
     #[error("lab node {node} did not start: {reason}; end of {}:\n{tail}", log.display())]
     NodeStart {
         /// The node.
         node: String,
         /// What went wrong.
         reason: String,
-        /// Its sshd log.
+        /// Its console log.
         log: PathBuf,
         /// The last lines of that log.
         tail: String,
@@ -288,7 +278,7 @@ pub struct Node {
     pub address: Ipv4Addr,
     /// The port its sshd listens on.
     pub port: u16,
-    /// PID of its sshd listener while it runs.
+    /// PID of its supervisor (which boots its systemd) while it runs.
     pub pid: Option<u32>,
     /// Its overlay's upper directory: every file the node has written.
     pub upper: PathBuf,
@@ -344,18 +334,15 @@ struct State {
 #[derive(Serialize, Deserialize)]
 struct NodeRecord {
     node: Node,
-    /// The node's mount namespace while it runs.
-    ns: Option<String>,
-    /// Start time of its listener, which with the PID identifies it.
+    /// Start time of its supervisor, which with the PID identifies it.
     start: Option<u64>,
 }
 
 /// What the lab knows about a node's processes.
 #[derive(Debug, Default)]
 struct Proc {
-    ns: Option<String>,
     start: Option<u64>,
-    /// The listener, when this process spawned it.
+    /// The supervisor, when this process spawned it.
     child: Option<Child>,
 }
 
@@ -385,6 +372,7 @@ impl Lab {
         }
         require_root()?;
         require_tools()?;
+        init::require_host()?;
         let dir = std::path::absolute(&cfg.dir).at(&cfg.dir)?;
         check_dir_name(&dir)?;
         let password = cfg.sudo_password.as_ref().unwrap_or(&cfg.password);
@@ -434,9 +422,10 @@ impl Lab {
     }
 
     /// Find the lab running in `dir` from its state file (for `drover lab
-    /// down` and `status` in another process). A node whose listener is no
-    /// longer the sshd the lab started shows `pid: None`. Dropping the
-    /// result leaves the lab running; call [`Lab::stop`] to stop it.
+    /// down` and `status` in another process). A node whose supervisor is no
+    /// longer the one the lab started (it was stopped or powered itself off)
+    /// shows `pid: None`. Dropping the result leaves the lab running; call
+    /// [`Lab::stop`] to stop it.
     pub fn attach(dir: &Path) -> Result<Lab, LabError> {
         let dir = std::path::absolute(dir).at(dir)?;
         let path = dir.join(STATE_FILE);
@@ -464,12 +453,11 @@ impl Lab {
         for rec in state.nodes {
             let mut node = rec.node;
             node.pid = match (node.pid, rec.start) {
-                (Some(pid), Some(start)) if is_listener(pid, start) => Some(pid),
+                (Some(pid), Some(start)) if is_supervisor(pid, start) => Some(pid),
                 _ => None,
             };
             nodes.push(node);
             procs.push(Proc {
-                ns: rec.ns,
                 start: rec.start,
                 child: None,
             });
@@ -528,24 +516,69 @@ impl Lab {
         seed::public_host_keys(&self.node_root(name))
     }
 
-    /// Make node `name` fail: SIGKILL its sshd and every process in its
-    /// namespace, so its open sessions die too. Its files stay. Stopping a
-    /// stopped node does nothing.
+    /// What node `name`'s processes listen on (TCP) or are bound to (UDP)
+    /// outside the node's own address, as `proto address:port (command)`.
+    /// Nodes share the machine's network, so such a daemon collides with
+    /// the same daemon in another node; a lab's nodes should have none.
+    pub fn foreign_listeners(&self, name: &str) -> Result<Vec<String>, LabError> {
+        let i = self.index_of(name)?;
+        let n = &self.nodes[i];
+        Ok(init::foreign_listeners(
+            &init::cgroup_of(n.address),
+            n.address,
+        ))
+    }
+
+    /// The PID, seen from here, of node `name`'s systemd (PID 1 inside the
+    /// node) while it runs: its /proc entry shows the node's mounts.
+    pub fn init_pid(&self, name: &str) -> Result<Option<u32>, LabError> {
+        let i = self.index_of(name)?;
+        Ok(init::init_pid(&init::cgroup_of(self.nodes[i].address)))
+    }
+
+    /// What node `name`'s journal holds for `unit` (all units when `None`),
+    /// message text only, read from its upper directory with the host's
+    /// journalctl. Empty when the node has written no journal yet.
+    pub fn journal(&self, name: &str, unit: Option<&str>) -> Result<String, LabError> {
+        self.index_of(name)?;
+        let dir = self.node_root(name).join("var/log/journal");
+        if !dir.exists() {
+            return Ok(String::new());
+        }
+        let mut cmd = Command::new("journalctl");
+        cmd.arg("--directory")
+            .arg(&dir)
+            .args(["--output=cat", "--no-pager", "--quiet"]);
+        if let Some(unit) = unit {
+            cmd.arg("--unit").arg(unit);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .at(Path::new("journalctl"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Power node `name` off: its systemd stops its units (sshd and the
+    /// open sessions with it) and ends; whatever is left after
+    /// [`POWEROFF_TIMEOUT`] is killed. Its files stay. Stopping a stopped
+    /// node does nothing.
     pub fn stop_node(&mut self, name: &str) -> Result<(), LabError> {
         let i = self.index_of(name)?;
-        let result = self.stop_proc(i);
+        let result = self.stop_proc(i, true);
         self.save_state()?;
         result
     }
 
-    /// Start node `name` again on the files it had (a reboot: its /run is
-    /// fresh). Starting a running node does nothing.
+    /// Boot node `name` again on the files it had (its /run is fresh, its
+    /// boot id new). Starting a running node does nothing.
     pub fn start_node(&mut self, name: &str) -> Result<(), LabError> {
         let i = self.index_of(name)?;
         if self.is_running(i) {
             return Ok(());
         }
-        self.stop_proc(i)?;
+        self.stop_proc(i, false)?;
         let result = self.boot(&[i]);
         self.save_state()?;
         result
@@ -557,7 +590,7 @@ impl Lab {
     /// would) until [`Lab::rewrite_known_hosts`].
     pub fn wipe_node(&mut self, name: &str) -> Result<(), LabError> {
         let i = self.index_of(name)?;
-        self.stop_proc(i)?;
+        self.stop_proc(i, false)?;
         let nd = self.node_dir(name);
         for sub in ["upper", "work"] {
             let p = nd.join(sub);
@@ -627,7 +660,8 @@ impl Lab {
         self.done = true;
         let mut first_err = None;
         for i in 0..self.nodes.len() {
-            if let Err(e) = self.stop_proc(i) {
+            // The lab goes with its files: no need for a clean poweroff.
+            if let Err(e) = self.stop_proc(i, false) {
                 tracing::warn!(node = %self.nodes[i].name, error = %e, "lab: stopping node");
                 first_err.get_or_insert(e);
             }
@@ -663,7 +697,7 @@ impl Lab {
 
     fn is_running(&self, i: usize) -> bool {
         match (self.nodes[i].pid, self.procs[i].start) {
-            (Some(pid), Some(start)) => is_listener(pid, start),
+            (Some(pid), Some(start)) => is_supervisor(pid, start),
             _ => false,
         }
     }
@@ -706,7 +740,8 @@ impl Lab {
     }
 
     /// Write the seeds of nodes `idx` (their upper directories are empty),
-    /// two at a time: most of the work is ssh-keygen.
+    /// four per core: most of the time goes to waiting for ssh-keygen and
+    /// mknod, whose start-up dominates on a busy machine.
     fn seed_nodes(&self, idx: &[usize]) -> Result<(), LabError> {
         let hosts: Vec<(String, Ipv4Addr)> = self
             .nodes
@@ -729,7 +764,7 @@ impl Lab {
             })
         };
         let seed_one = &seed_one;
-        let workers = thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = thread::available_parallelism().map_or(2, |n| n.get()) * 4;
         for chunk in idx.chunks(workers) {
             thread::scope(|s| {
                 let handles: Vec<_> = chunk
@@ -754,7 +789,7 @@ impl Lab {
             .and_then(|()| self.await_ready(idx));
         if result.is_err() {
             for &i in idx {
-                if let Err(e) = self.stop_proc(i) {
+                if let Err(e) = self.stop_proc(i, false) {
                     tracing::warn!(node = %self.nodes[i].name, error = %e, "lab: cleaning up a failed start");
                 }
             }
@@ -769,24 +804,24 @@ impl Lab {
             return Err(LabError::AddressInUse(addr));
         }
         let nd = self.node_dir(&node.name);
-        let log_path = nd.join("sshd.log");
+        let log_path = nd.join(CONSOLE_LOG);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .at(&log_path)?;
         let log2 = log.try_clone().at(&log_path)?;
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--uts", "--propagation", "private", "--"])
-            .args(["sh", "-c", NODE_SCRIPT, "drover-lab-node"])
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", init::SUPERVISOR, init::SUPERVISOR_NAME])
+            .arg(init::cgroup_of(node.address))
             .arg(nd.join("upper"))
             .arg(nd.join("work"))
             .arg(nd.join("merged"))
             .arg(&node.name)
-            .arg(seed::SSHD_CONFIG)
             .arg(&nd)
             .arg(self.dir.join("network"))
             .env_clear()
+            .env("NODE_BOOT", init::NODE_BOOT)
             .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -797,11 +832,10 @@ impl Lab {
         if self.settings.background {
             cmd.process_group(0);
         }
-        let child = cmd.spawn().at(Path::new("unshare"))?;
+        let child = cmd.spawn().at(Path::new("sh"))?;
         tracing::debug!(node = %node.name, pid = child.id(), %addr, "lab: node spawned");
         self.nodes[i].pid = Some(child.id());
         self.procs[i] = Proc {
-            ns: None,
             start: None,
             child: Some(child),
         };
@@ -809,7 +843,6 @@ impl Lab {
     }
 
     fn await_ready(&mut self, idx: &[usize]) -> Result<(), LabError> {
-        let own_ns = procs::mount_ns("self");
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut pending = idx.to_vec();
         while !pending.is_empty() {
@@ -838,17 +871,17 @@ impl Lab {
                     still.push(i);
                     continue;
                 }
-                // Listening means sshd runs, which means it is in its own
-                // namespace by now.
-                let ns = procs::mount_ns(&pid.to_string());
-                if ns.is_none() || ns == own_ns {
-                    return Err(
-                        self.start_error(i, "its sshd is not in a namespace of its own".into())
-                    );
+                // Something accepts connections: it must be the sshd of the
+                // node's own systemd.
+                let cgroup = init::cgroup_of(self.nodes[i].address);
+                if init::init_pid(&cgroup).is_none() {
+                    return Err(self.start_error(
+                        i,
+                        format!("{addr} accepts connections but the node's systemd does not run"),
+                    ));
                 }
-                proc.ns = ns;
                 proc.start = procs::start_time(pid);
-                tracing::debug!(node = %name, pid, ns = ?proc.ns, "lab: node ready");
+                tracing::debug!(node = %name, pid, "lab: node ready");
             }
             pending = still;
             if pending.is_empty() {
@@ -867,7 +900,7 @@ impl Lab {
 
     fn start_error(&self, i: usize, reason: String) -> LabError {
         let name = &self.nodes[i].name;
-        let log = self.node_dir(name).join("sshd.log");
+        let log = self.node_dir(name).join(CONSOLE_LOG);
         let text = fs::read_to_string(&log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(15)..].join("\n");
@@ -879,41 +912,42 @@ impl Lab {
         }
     }
 
-    /// Kill every process of node `i`: its listener first (no new sessions),
-    /// then whatever else lives in its namespace, until nothing does.
-    fn stop_proc(&mut self, i: usize) -> Result<(), LabError> {
+    /// Stop node `i`: its supervisor first (so that nothing boots it
+    /// again), then, if `poweroff`, ask its systemd to power off and give it
+    /// [`POWEROFF_TIMEOUT`]; then SIGKILL whatever is left in its cgroup,
+    /// until nothing is, and remove its cgroups.
+    fn stop_proc(&mut self, i: usize, poweroff: bool) -> Result<(), LabError> {
         let name = self.nodes[i].name.clone();
-        let merged = self.node_dir(&name).join("merged");
+        let cgroup = init::cgroup_of(self.nodes[i].address);
         let pid = self.nodes[i].pid.take();
         let mut proc = std::mem::take(&mut self.procs[i]);
         if let Some(child) = proc.child.as_mut() {
-            if proc.ns.is_none() {
-                // Stopped before it was ready: it may already have its namespace.
-                proc.ns = procs::mount_ns(&child.id().to_string())
-                    .filter(|ns| Some(ns) != procs::mount_ns("self").as_ref());
-            }
             let _ = child.kill();
         } else if let (Some(pid), Some(start)) = (pid, proc.start) {
-            if is_listener(pid, start) {
+            if is_supervisor(pid, start) {
                 procs::kill(&[pid]);
             }
         }
-        let deadline = Instant::now() + KILL_TIMEOUT;
-        if let Some(ns) = &proc.ns {
-            loop {
-                let pids = procs::members(ns, &merged);
-                if pids.is_empty() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(LabError::Unkillable { node: name, pids });
-                }
-                procs::kill(&pids);
-                thread::sleep(Duration::from_millis(10));
+        if poweroff && init::request_poweroff(&cgroup) {
+            let deadline = Instant::now() + POWEROFF_TIMEOUT;
+            while init::init_pid(&cgroup).is_some() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
             }
         }
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        loop {
+            let pids = init::members(&cgroup);
+            if pids.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Unkillable { node: name, pids });
+            }
+            procs::kill(&pids);
+            thread::sleep(Duration::from_millis(10));
+        }
         if let Some(mut child) = proc.child {
-            child.wait().at(Path::new("sshd"))?;
+            child.wait().at(Path::new("sh"))?;
         } else if let Some(pid) = pid {
             while proc
                 .start
@@ -929,6 +963,7 @@ impl Lab {
                 thread::sleep(Duration::from_millis(10));
             }
         }
+        init::remove_cgroups(&cgroup);
         if pid.is_some() {
             tracing::debug!(node = %name, "lab: node stopped");
         }
@@ -971,7 +1006,6 @@ impl Lab {
                 .zip(&self.procs)
                 .map(|(n, p)| NodeRecord {
                     node: n.clone(),
-                    ns: p.ns.clone(),
                     start: p.start,
                 })
                 .collect(),
@@ -1008,11 +1042,11 @@ impl Drop for Lab {
     }
 }
 
-/// Whether `pid` is still the sshd listener the lab started at `start`.
-fn is_listener(pid: u32, start: u64) -> bool {
+/// Whether `pid` is still the node supervisor the lab started at `start`.
+fn is_supervisor(pid: u32, start: u64) -> bool {
     procs::alive(pid)
         && procs::start_time(pid) == Some(start)
-        && procs::cmdline(pid).is_some_and(|c| c.contains("sshd") && c.contains(seed::SSHD_CONFIG))
+        && procs::cmdline(pid).is_some_and(|c| c.contains(init::SUPERVISOR_NAME))
 }
 
 /// Most nodes a lab has: 254 to an address block, and the nodes past the

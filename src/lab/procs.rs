@@ -1,12 +1,8 @@
-//! Finding and killing a node's processes through /proc.
-//!
-//! A node's processes are recognised by two facts together: their mount
-//! namespace is the node's, and their root directory lies under the node's
-//! merged directory. A namespace id alone could be reused after the node's
-//! namespace is gone; the root path alone could be faked by any chroot.
+//! Processes seen through /proc: identifying, killing, and the lab's mounts.
+//! (A node's processes are found through its cgroup: see [`super::init`].)
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Start time of `pid` in clock ticks since boot (field 22 of
@@ -30,13 +26,6 @@ pub(super) fn alive(pid: u32) -> bool {
     !matches!(state, None | Some("Z") | Some("X"))
 }
 
-/// The mount namespace of `pid`, as the kernel names it (`mnt:[4026532177]`).
-pub(super) fn mount_ns(pid: &str) -> Option<String> {
-    fs::read_link(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
 /// The command line of `pid`, arguments joined by spaces.
 pub(super) fn cmdline(pid: u32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -46,36 +35,6 @@ pub(super) fn cmdline(pid: u32) -> Option<String> {
             .trim()
             .to_string(),
     )
-}
-
-fn root_dir(pid: &str) -> Option<PathBuf> {
-    fs::read_link(format!("/proc/{pid}/root")).ok()
-}
-
-/// Every live process in mount namespace `ns` whose root lies under
-/// `merged`. Never includes a process of our own namespace.
-pub(super) fn members(ns: &str, merged: &Path) -> Vec<u32> {
-    let own = mount_ns("self");
-    if own.as_deref() == Some(ns) {
-        return Vec::new();
-    }
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Ok(pid) = name.parse::<u32>() else {
-            continue;
-        };
-        if mount_ns(name).as_deref() == Some(ns)
-            && root_dir(name).is_some_and(|r| r.starts_with(merged))
-        {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// Send SIGKILL to `pids` (with the `kill` utility: the crate has no unsafe
@@ -124,12 +83,5 @@ mod tests {
         let me = std::process::id();
         assert!(alive(me));
         assert!(start_time(me).is_some());
-        assert!(mount_ns("self").is_some_and(|ns| ns.starts_with("mnt:[")));
-    }
-
-    #[test]
-    fn members_never_lists_our_own_namespace() {
-        let ns = mount_ns("self").expect("own ns");
-        assert!(members(&ns, Path::new("/")).is_empty());
     }
 }

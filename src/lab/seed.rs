@@ -2,8 +2,9 @@
 //! before the overlay is mounted (editing an upper directory under a live
 //! overlay is undefined). Users, sudoers, authorized_keys, hostname, hosts,
 //! fresh host keys, the node's own sshd configuration, and the lab's node
-//! environment: node.json, cmdline.txt, the systemd and reboot doubles and
-//! apt sources naming only the lab's repository.
+//! environment: node.json, cmdline.txt, its systemd setup (host units
+//! hidden, sshd as ssh.service) and apt sources naming only the lab's
+//! repository.
 //!
 //! The account files are edited as text by pure functions so that they can
 //! be unit-tested without root.
@@ -110,9 +111,8 @@ pub(super) fn write(seed: &Seed<'_>) -> Result<(), LabError> {
 }
 
 /// The lab's additions to a node (see [`super::doubles`]): node.json, the
-/// mount point of the shared network directory, a fresh cmdline.txt, the
-/// systemd and reboot doubles, and apt sources naming only the lab's
-/// repository.
+/// mount point of the shared network directory, a fresh cmdline.txt, its
+/// systemd setup, and apt sources naming only the lab's repository.
 fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
     let up = seed.upper;
     let root = (0, 0);
@@ -140,35 +140,36 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         0o755,
         root,
     )?;
-    // Also over the host's real programs (systemctl in /usr/bin, reboot and
-    // shutdown in /usr/sbin), for callers that use an absolute path or a
-    // PATH without /usr/local/sbin (non-root users).
-    for dir in ["usr/local/sbin", "usr/sbin", "usr/bin"] {
-        mkdir_like_host(up, dir)?;
-    }
-    for (rel, text) in [
-        ("usr/local/sbin/systemctl", doubles::SYSTEMCTL),
-        ("usr/bin/systemctl", doubles::SYSTEMCTL),
-        ("usr/local/sbin/reboot", doubles::REBOOT),
-        ("usr/local/sbin/shutdown", doubles::REBOOT),
-        ("usr/sbin/reboot", doubles::REBOOT),
-        ("usr/sbin/shutdown", doubles::REBOOT),
-    ] {
-        let path = up.join(rel);
-        // The host's may be a symlink (reboot -> /bin/systemctl): replace it.
-        let _ = fs::remove_file(&path);
-        write_file(&path, text, 0o755, root)?;
-    }
+    write_systemd_config(seed)?;
 
-    // Only the lab's repository, and none of the host's enabled services
-    // (the systemd double would start them at a reboot): the host's files
-    // are hidden by overlay whiteouts.
+    // Only the lab's repository, and none of the host's enabled units (nodes
+    // share the host's network: its postgresql, cron, timers would run once
+    // more in every node): the host's files are hidden by overlay whiteouts.
     write_file(&up.join("etc/apt/sources.list"), "", 0o644, root)?;
     // apt reads only these two suffixes; other files need no hiding.
     let mut hide = host_entries("etc/apt/sources.list.d", |n| {
         n.ends_with(".list") || n.ends_with(".sources")
     });
-    hide.extend(host_entries(WANTS, |_| true));
+    let wants = host_entries("etc/systemd/system", |n| {
+        n.ends_with(".wants") || n.ends_with(".requires")
+    });
+    for dir in &wants {
+        let rel = dir.to_string_lossy();
+        hide.extend(host_entries(&rel, |n| {
+            !(rel.as_ref() == WANTS && n == "ssh.service")
+        }));
+        mkdir_like_host(up, &rel)?;
+    }
+    // A fresh machine's /tmp is empty (systemd-tmpfiles would otherwise
+    // empty it at every boot, one copy-up at a time).
+    hide.extend(host_entries("tmp", |_| true));
+    mkdir_like_host(up, "tmp")?;
+    // A container image's policy-rc.d forbids package scripts to start
+    // services; a node is a whole machine.
+    if Path::new("/").join(POLICY_RC_D).exists() {
+        mkdir_like_host(up, "usr/sbin")?;
+        hide.push(PathBuf::from(POLICY_RC_D));
+    }
     // Nor the host's package lists: a node starts with none, last updated
     // at the epoch, so that `apt: update_cache` with a `cache_valid_time`
     // reads the lab's repository whenever the host itself updated lately
@@ -179,7 +180,7 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
             .chain(host_entries(APT_PERIODIC, |n| n == "update-success-stamp"))
             .collect();
     hide.extend(lists);
-    for dir in [WANTS, APT_LISTS, APT_PERIODIC] {
+    for dir in [APT_LISTS, APT_PERIODIC] {
         mkdir_like_host(up, dir)?;
     }
     if !hide.is_empty() {
@@ -198,8 +199,104 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
     )
 }
 
-/// Where systemd (and its double) find enabled units.
+/// Where systemd finds the units enabled for multi-user.target.
 const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
+
+/// A container image's veto on service starts in package scripts.
+const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
+
+/// Units a node never runs: they would act on the host (its clock, kernel
+/// modules and file systems, binfmt registrations, consoles) through the
+/// kernel the nodes share, or have nothing to do (the root is the lab's
+/// overlay, not an fstab entry).
+const MASKED_UNITS: [&str; 21] = [
+    "systemd-timesyncd.service",
+    "systemd-remount-fs.service",
+    "binfmt-support.service",
+    "modprobe@.service",
+    "systemd-modules-load.service",
+    "kmod-static-nodes.service",
+    "dev-hugepages.mount",
+    "dev-mqueue.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "systemd-pcrphase.service",
+    "systemd-pcrphase-sysinit.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "console-getty.service",
+    "container-getty@.service",
+    "getty@.service",
+    "serial-getty@.service",
+    "systemd-networkd.service",
+];
+
+/// Generators a node does without: what they look for (encrypted or
+/// verity volumes, GPT partitions, hibernation images, the host's
+/// PostgreSQL clusters) is the host's, and each costs every boot a process.
+const MASKED_GENERATORS: [&str; 9] = [
+    "postgresql-generator",
+    "systemd-cryptsetup-generator",
+    "systemd-gpt-auto-generator",
+    "systemd-hibernate-resume-generator",
+    "systemd-integritysetup-generator",
+    "systemd-veritysetup-generator",
+    "systemd-debug-generator",
+    "systemd-system-update-generator",
+    "systemd-getty-generator",
+];
+
+/// The node's sshd is the distribution's ssh.service, on the lab's
+/// configuration (its address only, the lab's keys).
+fn ssh_dropin() -> String {
+    format!(
+        "# drover lab: the node's sshd uses the lab's configuration.\n\
+         [Service]\n\
+         ExecStartPre=\n\
+         ExecStartPre=/usr/sbin/sshd -t -f {SSHD_CONFIG}\n\
+         ExecStart=\n\
+         ExecStart=/usr/sbin/sshd -D -e -f {SSHD_CONFIG}\n\
+         ExecReload=\n\
+         ExecReload=/usr/sbin/sshd -t -f {SSHD_CONFIG}\n\
+         ExecReload=/bin/kill -HUP $MAINPID\n"
+    )
+}
+
+/// The node's systemd setup: its own machine id, the masked units and
+/// generators, sshd's drop-in.
+fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
+    let up = seed.upper;
+    let root = (0, 0);
+    let id = doubles::new_uuid().replace('-', "");
+    write_file(&up.join("etc/machine-id"), &format!("{id}\n"), 0o444, root)?;
+    let units = up.join("etc/systemd/system");
+    mkdir_like_host(up, "etc/systemd/system")?;
+    for unit in MASKED_UNITS {
+        let link = units.join(unit);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/null", &link).at(&link)?;
+    }
+    mkdir_like_host(up, "etc/systemd/system-generators")?;
+    for g in MASKED_GENERATORS {
+        let link = up.join("etc/systemd/system-generators").join(g);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/null", &link).at(&link)?;
+    }
+    let dropin = units.join("ssh.service.d");
+    make_dir(&dropin, 0o755, root)?;
+    write_file(&dropin.join("drover-lab.conf"), &ssh_dropin(), 0o644, root)?;
+    // Eight journals in the lab's memory: small ones.
+    mkdir_like_host(up, "etc/systemd/journald.conf.d")?;
+    write_file(
+        &up.join("etc/systemd/journald.conf.d/drover-lab.conf"),
+        "# drover lab: nodes keep their journals in the lab's memory.\n\
+         [Journal]\nSystemMaxUse=8M\nSystemMaxFileSize=2M\nRuntimeMaxUse=8M\nRuntimeMaxFileSize=2M\n",
+        0o644,
+        root,
+    )
+}
 
 /// apt's package lists, and the directory of its update-success stamp.
 const APT_LISTS: &str = "var/lib/apt/lists";

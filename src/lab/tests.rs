@@ -98,18 +98,15 @@ fn refuses(n: &Node) -> bool {
     TcpStream::connect_timeout(&n.socket_addr(), Duration::from_secs(2)).is_err()
 }
 
-/// Every process of the lab in `dir` with one of the namespaces `nss` (a
-/// namespace id alone may be reused by another test's node once freed).
-fn processes_in(nss: &[String], dir: &Path) -> Vec<u32> {
-    nss.iter()
-        .flat_map(|ns| procs::members(ns, &dir.join("nodes")))
-        .collect()
+/// Every process in the cgroups `cgs` (the lab's nodes').
+fn processes_in(cgs: &[String]) -> Vec<u32> {
+    cgs.iter().flat_map(|cg| init::members(cg)).collect()
 }
 
-fn namespaces(lab: &Lab) -> Vec<String> {
+fn cgroups(lab: &Lab) -> Vec<String> {
     lab.nodes()
         .iter()
-        .map(|n| procs::mount_ns(&n.pid.expect("running").to_string()).expect("ns"))
+        .map(|n| init::cgroup_of(n.address))
         .collect()
 }
 
@@ -335,13 +332,10 @@ fn dropping_a_lab_leaves_no_process_and_no_mount() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.94", 2);
     let dir = lab.dir().to_path_buf();
-    let nss = namespaces(&lab);
+    let cgs = cgroups(&lab);
     let worker = node(&lab, "pi-worker-01");
     let mut session = open_session(&lab, &worker);
-    assert!(
-        processes_in(&nss, &dir).len() >= 3,
-        "listeners and a session"
-    );
+    assert!(processes_in(&cgs).len() >= 3, "listeners and a session");
     assert_eq!(procs::mounts_at(&dir), ["tmpfs"]);
 
     // A test that panics drops its lab while unwinding.
@@ -351,7 +345,7 @@ fn dropping_a_lab_leaves_no_process_and_no_mount() {
     }));
     assert!(result.is_err());
 
-    assert_eq!(processes_in(&nss, &dir), Vec::<u32>::new());
+    assert_eq!(processes_in(&cgs), Vec::<u32>::new());
     assert!(procs::mounts_at(&dir).is_empty());
     assert!(!dir.exists(), "the lab removes the directory it made");
     assert!(refuses(&worker));
@@ -367,7 +361,7 @@ fn a_kept_lab_is_found_and_stopped_from_its_state() {
         ..config(&tmp, "127.0.95", 2)
     };
     let lab = Lab::start(cfg.clone()).expect("starts");
-    let nss = namespaces(&lab);
+    let cgs = cgroups(&lab);
     let dir = lab.keep_running();
     let master_addr = SocketAddr::from((Ipv4Addr::new(127, 0, 95, 1), 22));
     assert!(TcpStream::connect_timeout(&master_addr, Duration::from_secs(2)).is_ok());
@@ -386,12 +380,12 @@ fn a_kept_lab_is_found_and_stopped_from_its_state() {
     assert!(attached.nodes().iter().all(|n| n.pid.is_some()));
     drop(attached);
     assert!(
-        processes_in(&nss, &dir).len() >= 2,
+        processes_in(&cgs).len() >= 2,
         "dropping an attached lab leaves it running"
     );
 
     Lab::attach(&dir).expect("attaches").stop().expect("stops");
-    assert_eq!(processes_in(&nss, &dir), Vec::<u32>::new());
+    assert_eq!(processes_in(&cgs), Vec::<u32>::new());
     assert!(procs::mounts_at(&dir).is_empty());
     assert!(matches!(Lab::attach(&dir), Err(LabError::NoLab(_))));
 }
@@ -458,7 +452,7 @@ fn add_node_joins_known_hosts_and_inventory() {
             &lab,
             &added,
             "cat /etc/drover-lab/node.json; ls /var/lib/drover-lab/network; \
-             test -x /usr/local/sbin/systemctl && grep -c ^memory /proc/cgroups"
+             test -d /run/systemd/system && grep -c ^memory /proc/cgroups"
         )),
         "{\"name\":\"pi-worker-01\",\"address\":\"127.0.97.2\"}\napt\nk3s\nnfs\n1\n"
     );
@@ -619,13 +613,28 @@ fn nodes_have_their_own_identity_proc_files_and_a_shared_network() {
             .success()
     );
 
-    // The doubles are there; k3s's are ready for an air-gapped install.
-    let head = stdout(&ssh(
-        &lab,
-        &worker,
-        "for f in systemctl reboot shutdown; do sed -n 2p /usr/local/sbin/$f; done",
-    ));
-    assert_eq!(head.matches("TEST DOUBLE").count(), 3, "{head}");
+    // systemd is the nodes' init, sshd one of its units; nothing listens
+    // outside the node's address. k3s's doubles are ready for an air-gapped
+    // install.
+    assert_eq!(
+        stdout(&ssh(
+            &lab,
+            &worker,
+            "ps -o comm= -p 1; systemctl is-active ssh; systemctl is-system-running --wait"
+        )),
+        "systemd\nactive\nrunning\n"
+    );
+    for n in lab.nodes() {
+        assert_eq!(
+            lab.foreign_listeners(&n.name).expect("node"),
+            Vec::<String>::new()
+        );
+    }
+    // The clock is the host's: a node cannot set it, nor the kernel's
+    // timezone (whose first setting shifts the clock).
+    let out = root(&lab, &master, "date -s @0");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
     for f in ["k3s", "install.sh"] {
         let m = fs::metadata(lab.dir().join("k3s-airgap").join(f)).expect("airgap file");
         assert_eq!(m.permissions().mode() & 0o777, 0o755);
@@ -636,13 +645,15 @@ fn nodes_have_their_own_identity_proc_files_and_a_shared_network() {
 }
 
 /// A unit whose ExecStart writes the node's boot id to /var/tmp/demo.
-const DEMO_UNIT: &str = "[Unit]\nDescription=demo\n\n[Service]\nEnvironment=WHO=demo\n\
-ExecStart=/bin/sh -c 'echo $WHO $DROVER_LAB_ONESHOT $(cat /proc/sys/kernel/random/boot_id) > /var/tmp/demo'\n\n\
+const DEMO_UNIT: &str =
+    "[Unit]\nDescription=demo\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
+Environment=WHO=demo\n\
+ExecStart=/bin/sh -c 'echo $WHO $(cat /proc/sys/kernel/random/boot_id) > /var/tmp/demo'\n\n\
 [Install]\nWantedBy=multi-user.target\n";
 
 #[test]
 #[ignore = "needs root: run scripts/test"]
-fn systemctl_double_enables_starts_and_shows_units() {
+fn systemd_enables_starts_restarts_and_shows_units() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.62", 1);
     let master = node(&lab, "pi-master");
@@ -661,10 +672,10 @@ fn systemctl_double_enables_starts_and_shows_units() {
             &lab,
             &master,
             "systemctl is-active demo; systemctl is-enabled demo.service; \
-             systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState demo; cut -d' ' -f1,2 /var/tmp/demo"
+             systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState demo; cut -d' ' -f1 /var/tmp/demo"
         )),
         "active\nenabled\nId=demo.service\nLoadState=loaded\nActiveState=active\n\
-         SubState=running\nUnitFileState=enabled\ndemo 1\n"
+         SubState=exited\nUnitFileState=enabled\ndemo\n"
     );
     assert!(lab
         .node_root("pi-master")
@@ -680,19 +691,54 @@ fn systemctl_double_enables_starts_and_shows_units() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "not-found\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unit nope.service not found."));
 
-    // A failing ExecStart fails the unit and keeps its stderr.
-    let bad = "printf '[Service]\\nExecStart=/bin/sh -c \"echo boom >&2; exit 3\"\\n' > /etc/systemd/system/bad.service";
+    // A failing start fails the unit; its output is in the journal.
+    let bad = "printf '[Service]\\nType=oneshot\\nExecStart=/bin/sh -c \"echo boom >&2; exit 3\"\\n' > /etc/systemd/system/bad.service";
     stdout(&root(&lab, &master, bad));
     let out = root(&lab, &master, "systemctl start bad");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Job for bad.service failed"));
     assert_eq!(
-        stdout(&ssh(
+        stdout(&root(
             &lab,
             &master,
-            "systemctl is-failed bad; cat /var/log/drover-lab/bad.service.log"
+            "systemctl is-failed bad; journalctl -u bad -o cat --no-pager | grep -x boom"
         )),
         "failed\nboom\n"
+    );
+    // Restart=on-failure: a daemon that dies is started again.
+    let flaky = "printf '[Service]\\nExecStart=/bin/sleep 600\\nRestart=on-failure\\nRestartSec=100ms\\n' \
+                 > /etc/systemd/system/flaky.service && systemctl daemon-reload && systemctl start flaky \
+                 && systemctl kill -s KILL flaky && sleep 1 && systemctl is-active flaky \
+                 && systemctl show -p NRestarts --value flaky";
+    assert_eq!(stdout(&root(&lab, &master, flaky)), "active\n1\n");
+    // A daemon on another address than the node's is found.
+    assert_eq!(
+        lab.foreign_listeners("pi-master").expect("node"),
+        Vec::<String>::new()
+    );
+    stdout(&root(
+        &lab,
+        &master,
+        "systemd-run --quiet --unit=leak python3 -m http.server --bind 127.0.0.1 0",
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let found = lab.foreign_listeners("pi-master").expect("node");
+        if !found.is_empty() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        found.len() == 1
+            && found[0].starts_with("tcp 127.0.0.1:")
+            && found[0].ends_with(" (python3)"),
+        "{found:?}"
+    );
+    stdout(&root(&lab, &master, "systemctl stop leak"));
+    assert_eq!(
+        lab.foreign_listeners("pi-master").expect("node"),
+        Vec::<String>::new()
     );
     // A loaded unit changed on disk: systemd's warning until daemon-reload.
     let out = root(
@@ -701,7 +747,7 @@ fn systemctl_double_enables_starts_and_shows_units() {
         "echo '# edited' >> /etc/systemd/system/demo.service && systemctl restart demo",
     );
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Run 'systemctl daemon-reload'"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("systemctl daemon-reload"));
     let out = root(
         &lab,
         &master,
@@ -725,7 +771,7 @@ fn systemctl_double_enables_starts_and_shows_units() {
 
 #[test]
 #[ignore = "needs root: run scripts/test"]
-fn reboot_double_drops_sessions_and_boots_the_node_again() {
+fn reboot_boots_the_node_again_with_the_cgroup_flag_of_its_cmdline() {
     let tmp = TempDir::new().expect("tempdir");
     let lab = start(&tmp, "127.0.63", 2);
     let master = node(&lab, "pi-master");
@@ -737,7 +783,12 @@ fn reboot_double_drops_sessions_and_boots_the_node_again() {
         shell_quote(DEMO_UNIT)
     );
     stdout(&root(&lab, &master, &put));
-    let before = stdout(&ssh(&lab, &master, "cat /proc/sys/kernel/random/boot_id"));
+    let before = stdout(&ssh(
+        &lab,
+        &master,
+        "cat /proc/sys/kernel/random/boot_id; grep ^memory /proc/cgroups | cut -f4",
+    ));
+    assert!(before.ends_with("\n0\n"), "{before}");
     let mut session = open_session(&lab, &master);
 
     let t0 = Instant::now();
@@ -755,24 +806,28 @@ fn reboot_double_drops_sessions_and_boots_the_node_again() {
         &lab,
         &master,
         "cat /proc/sys/kernel/random/boot_id; grep ^memory /proc/cgroups | cut -f4; \
-         systemctl is-active demo; cut -d' ' -f3 /var/tmp/demo",
+         systemctl is-active demo; cut -d' ' -f2 /var/tmp/demo; journalctl --list-boots --no-pager | wc -l",
     ));
     let lines: Vec<&str> = after.lines().collect();
-    assert_eq!(lines.len(), 4, "{after}");
-    assert_ne!(format!("{}\n", lines[0]), before);
-    assert_eq!(lines[1], "1");
+    assert_eq!(lines.len(), 5, "{after}");
+    assert_ne!(lines[0], before.lines().next().unwrap_or_default());
+    assert_eq!(
+        lines[1], "1",
+        "cmdline.txt's cgroup flags took effect at boot"
+    );
     assert_eq!(lines[2], "active");
     assert_eq!(lines[3], lines[0], "the enabled unit ran during the boot");
+    assert_eq!(lines[4], "3", "the journal has both boots (and its header)");
     // Only the node's own enabled units: none of the host's.
     assert_eq!(
         stdout(&ssh(
             &lab,
             &master,
-            "ls /etc/systemd/system/multi-user.target.wants/ /run/systemd-double/"
+            "ls /etc/systemd/system/multi-user.target.wants/"
         )),
-        "/etc/systemd/system/multi-user.target.wants/:\ndemo.service\n\n/run/systemd-double/:\ndemo.service\n"
+        "demo.service\nssh.service\n"
     );
-    // Only the rebooted node was touched; the lab still owns the listener.
+    // Only the rebooted node was touched; the lab still runs it.
     assert_eq!(
         stdout(&ssh(&lab, &worker, "cat /proc/sys/kernel/random/boot_id")),
         worker_boot
@@ -792,10 +847,17 @@ fn reboot_double_drops_sessions_and_boots_the_node_again() {
         assert!(Instant::now() < deadline, "the worker did not reboot");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let dir = lab.dir().to_path_buf();
-    let nss = namespaces(&lab);
+    // A poweroff from inside stays off.
+    let _ = root(&lab, &worker, "poweroff");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lab.nodes()[1].pid.is_some_and(procs::alive) {
+        assert!(Instant::now() < deadline, "the worker did not power off");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(refuses(&worker));
+    let cgs = cgroups(&lab);
     lab.stop().expect("lab stops");
-    assert_eq!(processes_in(&nss, &dir), Vec::<u32>::new());
+    assert_eq!(processes_in(&cgs), Vec::<u32>::new());
 }
 
 #[test]

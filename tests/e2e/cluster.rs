@@ -1,5 +1,6 @@
-//! The shipped cluster playbooks against an eight-node lab with the test
-//! doubles of tests/doubles (systemctl, reboot, k3s and its kubectl, NFS):
+//! The shipped cluster playbooks against an eight-node lab (real systemd,
+//! real reboots) with the test doubles of tests/doubles (k3s and its
+//! kubectl, NFS):
 //! site.yml from fresh nodes to Airflow applied, converged re-run, --check;
 //! then recovery of a wiped node and bootstrap of a ninth one. One lab for
 //! the whole story, as a user's cluster lives through it.
@@ -60,9 +61,9 @@ fn mode(env: &Env, node: &str, path: &str) -> u32 {
         & 0o7777
 }
 
-/// Mount points of a node, from its sshd's mount namespace.
+/// Mount points of a node, from its systemd's mount namespace.
 fn mounts(env: &Env, node: &str) -> String {
-    let pid = env.lab.node(node).and_then(|n| n.pid).expect("running");
+    let pid = env.lab.init_pid(node).expect("node").expect("running");
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo")
 }
 
@@ -173,6 +174,21 @@ fn cluster_converges_recovers_a_node_and_bootstraps_another() {
             let t = env.node_file(&node, AGENT_TOKEN).expect("agent token");
             assert_eq!(t.trim(), token, "{node}: wrong token");
         }
+        // k3s runs as a unit of the node's systemd, started by install.sh.
+        let (unit, up) = if agent {
+            ("k3s-agent.service", "k3s agent is up and running")
+        } else {
+            ("k3s.service", "k3s is up and running")
+        };
+        let journal = env.lab.journal(&node, Some(unit)).expect("journal");
+        assert!(journal.contains(up), "{node}: {unit}: {journal}");
+        // Nodes share the machine's network: what site.yml installed must
+        // listen on the node's own address only.
+        assert_eq!(
+            env.lab.foreign_listeners(&node).expect("node"),
+            Vec::<String>::new(),
+            "{node} listens outside its address"
+        );
     }
     let exports = env.node_file("pi-master", "/etc/exports").expect("exports");
     for share in ["dags", "logs"] {

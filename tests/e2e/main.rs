@@ -189,8 +189,13 @@ fn a_changed_host_key_is_refused_before_authentication() {
     );
     assert_eq!(env.apply(&pb, &[]).code, 0);
     env.lab.wipe_node("pi-worker-01").expect("wipe");
-    let log = env.lab.dir().join("nodes/pi-worker-01/sshd.log");
-    let before = std::fs::read_to_string(&log).unwrap_or_default();
+    let sshd_log = |env: &Env| {
+        env.lab
+            .journal("pi-worker-01", Some("ssh.service"))
+            .expect("journal")
+    };
+    let before = sshd_log(&env);
+    assert!(before.contains("Server listening on"), "{before}");
     let run = env.apply(&pb, &[]);
     assert_eq!(run.code, 4, "{}", run.all());
     assert_eq!(run.recap()["pi-worker-01"]["unreachable"], 1);
@@ -201,7 +206,7 @@ fn a_changed_host_key_is_refused_before_authentication() {
         out.contains("line"),
         "the message names the known_hosts line: {out}"
     );
-    let after = std::fs::read_to_string(&log).unwrap_or_default();
+    let after = sshd_log(&env);
     let new_log = after.strip_prefix(before.as_str()).unwrap_or(&after);
     assert!(
         !new_log.contains("Accepted"),

@@ -2,8 +2,6 @@
 //! each runs on a lab node, converges (a second run changes nothing) and a
 //! `--check` run afterwards changes nothing, on the node or in the report.
 
-use std::path::Path;
-
 use crate::harness::Env;
 use crate::new_modules::converges;
 
@@ -29,7 +27,7 @@ fn setup_and_service_facts_set_facts_as_ansible_does() {
           [Unit]
           Description=facts test
           [Service]
-          ExecStart=/bin/true
+          ExecStart=/bin/sleep infinity
           [Install]
           WantedBy=multi-user.target
     - systemd:
@@ -233,7 +231,7 @@ fn cron_edits_crontabs_and_cron_files_as_ansible_writes_them() {
 
 #[test]
 #[ignore = "needs root: run scripts/test"]
-fn timezone_sets_the_debian_files_without_systemd() {
+fn timezone_sets_the_zone_through_timedatectl() {
     let env = Env::new(1);
     let node = env.node_names()[0].clone();
     let pb = env.write(
@@ -254,12 +252,15 @@ fn timezone_sets_the_debian_files_without_systemd() {
 "#,
     );
     converges(&env, &pb);
-    assert_eq!(
-        env.node_file(&node, "/etc/timezone").as_deref(),
-        Some("Europe/Paris\n")
-    );
+    // The lab's nodes run systemd: timedated made the link (relative, as it
+    // writes them). Without systemd the module writes the Debian files: see
+    // its unit tests.
     let link = std::fs::read_link(env.node_path(&node, "/etc/localtime")).expect("a link");
-    assert_eq!(link, Path::new("/usr/share/zoneinfo/Europe/Paris"));
+    assert!(
+        link.ends_with("usr/share/zoneinfo/Europe/Paris"),
+        "{}",
+        link.display()
+    );
 }
 
 #[test]
