@@ -28,7 +28,8 @@ fn failed(run: &Run, host: &str) -> u64 {
 
 /// Mount points of a node, from its sshd's mount namespace.
 fn mounts(env: &Env, node: &str) -> String {
-    let pid = env.lab.node(node).and_then(|n| n.pid).expect("running");
+    // The node's init: its mount namespace is the node's.
+    let pid = env.lab.init_pid(node).ok().flatten().expect("running");
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo")
 }
 
