@@ -1141,6 +1141,13 @@ fn decide_single(
                         "remote_src with a directory as src is not supported",
                     ))
                 }
+                // A device, fifo or socket: Ansible's words.
+                FileKind::Other => {
+                    return Err(ModuleError::failed(format!(
+                        "Cannot copy invalid source '{}': not a file",
+                        remote_src.unwrap_or_default()
+                    )))
+                }
                 _ => {}
             }
             if s.checksum.is_none() {
@@ -2133,5 +2140,20 @@ mod tests {
             .await
             .expect("no diff mode");
         assert!(plain.changed && plain.data.get("diff").is_none());
+    }
+
+    /// copy target: `src: /dev/null` with `remote_src` was read as an empty
+    /// file; Ansible refuses a source that is neither file nor directory.
+    #[tokio::test]
+    async fn remote_src_device_is_not_a_file() {
+        let h = Harness::new();
+        let dest = h.path("whocares");
+        let args = json!({"src": "/dev/null", "dest": dest, "remote_src": true});
+        let err = h
+            .run::<Copy>(args, false, false)
+            .await
+            .expect_err("a device is refused");
+        assert!(err.to_string().contains("not a file"), "{err}");
+        assert!(!Path::new(&dest).exists());
     }
 }
