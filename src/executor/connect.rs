@@ -429,14 +429,22 @@ pub(super) fn target_for(
             local_user.clone()
         }
     };
-    let host_key_alias = cfg.host_key_alias.as_ref().map(|a| {
-        src.add(
-            "host key alias",
-            &a.value,
-            from_file("HostKeyAlias", &a.origin),
-        );
-        a.value.clone()
-    });
+    // As ssh: an option on the command line comes before the files.
+    let host_key_alias = match (&ssh_opts.host_key_alias, &cfg.host_key_alias) {
+        (Some(a), _) => {
+            src.add("host key alias", a, "SSH arguments");
+            Some(a.clone())
+        }
+        (None, Some(a)) => {
+            src.add(
+                "host key alias",
+                &a.value,
+                from_file("HostKeyAlias", &a.origin),
+            );
+            Some(a.value.clone())
+        }
+        (None, None) => None,
+    };
     let tokens = ssh_config::Tokens {
         host: &address,
         original: &lookup,
@@ -480,21 +488,33 @@ pub(super) fn target_for(
             }
         }
     }
-    let identities_only = cfg.identities_only.as_ref().is_some_and(|i| {
-        src.add(
-            "identities only",
-            i.value,
-            from_file("IdentitiesOnly", &i.origin),
-        );
-        i.value
-    });
-    let agent = match &cfg.identity_agent {
-        Some(a) => {
+    let identities_only = match (ssh_opts.identities_only, &cfg.identities_only) {
+        (Some(i), _) => {
+            src.add("identities only", i, "SSH arguments");
+            i
+        }
+        (None, Some(i)) => {
+            src.add(
+                "identities only",
+                i.value,
+                from_file("IdentitiesOnly", &i.origin),
+            );
+            i.value
+        }
+        (None, None) => false,
+    };
+    let agent = match (&ssh_opts.identity_agent, &cfg.identity_agent) {
+        (Some(a), _) => {
+            let agent = agent_source(a, &tokens, &args_origin())?;
+            src.add("agent", a, "SSH arguments");
+            agent
+        }
+        (None, Some(a)) => {
             let agent = agent_source(&a.value, &tokens, &a.origin)?;
             src.add("agent", &a.value, from_file("IdentityAgent", &a.origin));
             agent
         }
-        None => ssh::AgentSource::Env,
+        (None, None) => ssh::AgentSource::Env,
     };
     let password = match &opts.ssh_password {
         Some(p) => Some(p.clone()),
@@ -618,6 +638,15 @@ pub(super) fn target_for(
         src.lines.join("\n")
     );
     Ok(Target::Ssh(Box::new(spec)))
+}
+
+/// Where an option from `ansible_ssh_*_args` is said to come from in an
+/// error about it (as a file and line are for the config files').
+fn args_origin() -> Origin {
+    Origin {
+        file: std::sync::Arc::new(PathBuf::from("ansible_ssh_args")),
+        line: 1,
+    }
 }
 
 /// `IdentityAgent`: `none`, `SSH_AUTH_SOCK`, `$VAR` (the socket named by
@@ -1009,6 +1038,38 @@ Host inner
         );
         assert_eq!(spec.known_hosts, PathBuf::from("/inv/kh"));
         assert!(matches!(&spec.proxy, Some(Proxy::Command(c)) if c == "nc pi-worker-01 22"));
+    }
+
+    /// IdentitiesOnly, IdentityAgent and HostKeyAlias in the SSH
+    /// arguments were warned about as ignored: they are honoured, before
+    /// the ssh config's (as ssh takes the command line first).
+    #[test]
+    fn identities_only_agent_and_alias_from_the_ssh_arguments() {
+        let args = "-o IdentitiesOnly=no -o IdentityAgent=/run/a.sock -o HostKeyAlias=%h-key";
+        let spec = spec_with(
+            "pi-worker-01",
+            &[("ansible_ssh_extra_args", args)],
+            PI_CONFIG,
+        );
+        assert!(
+            !spec.identities_only,
+            "the arguments' no beats the file's yes"
+        );
+        assert_eq!(
+            spec.agent,
+            ssh::AgentSource::Socket(PathBuf::from("/run/a.sock"))
+        );
+        assert_eq!(spec.host_key_alias.as_deref(), Some("%h-key"));
+        let args = "-o IdentitiesOnly=yes -o IdentityAgent=none -o HostKeyAlias=pi";
+        let spec = spec_with("web1", &[("ansible_ssh_common_args", args)], "");
+        assert!(spec.identities_only);
+        assert_eq!(spec.agent, ssh::AgentSource::None);
+        assert_eq!(spec.host_key_alias.as_deref(), Some("pi"));
+        let bad = "-o IdentityAgent=${DROVER_TEST_UNSET_AGENT}";
+        let Err(err) = target_with("web1", &[("ansible_ssh_args", bad)], "") else {
+            panic!("an unset variable in IdentityAgent is an error")
+        };
+        assert!(err.to_string().contains("DROVER_TEST_UNSET_AGENT"), "{err}");
     }
 
     #[test]

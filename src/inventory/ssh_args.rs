@@ -1,6 +1,7 @@
 //! What drover honours from `ansible_ssh_common_args` and
 //! `ansible_ssh_extra_args`: the OpenSSH command-line options that map onto
-//! its own SSH client (known hosts file, host key checking, port, key, user).
+//! its own SSH client (known hosts file, host key checking, host key alias,
+//! port, key, agent, user, proxy).
 
 use std::path::PathBuf;
 
@@ -23,6 +24,15 @@ pub struct SshArgOptions {
     /// host is reached through another one (the first given wins, as in
     /// ssh; `none` is a direct connection).
     pub proxy: Option<ProxyOpt>,
+    /// `-o IdentitiesOnly=yes|no`: only the identities named (files, or
+    /// their agent keys), not every key the agent holds.
+    pub identities_only: Option<bool>,
+    /// `-o IdentityAgent=SOCKET` (`none`, `SSH_AUTH_SOCK`, `$VAR` or a
+    /// path), unexpanded.
+    pub identity_agent: Option<String>,
+    /// `-o HostKeyAlias=NAME`: the name the host's key is looked up and
+    /// recorded under in known_hosts.
+    pub host_key_alias: Option<String>,
     /// `-F FILE`: the OpenSSH client configuration read instead of
     /// `~/.ssh/config` and `/etc/ssh/ssh_config` (`none`: no file).
     pub config_file: Option<PathBuf>,
@@ -178,6 +188,25 @@ fn option(arg: &str, out: &mut SshArgOptions) {
                 out.user = Some(value.to_string());
             }
         }
+        "identitiesonly" => match value.to_ascii_lowercase().as_str() {
+            "yes" | "true" => {
+                out.identities_only.get_or_insert(true);
+            }
+            "no" | "false" => {
+                out.identities_only.get_or_insert(false);
+            }
+            _ => out.ignored.push(format!("-o {arg}")),
+        },
+        "identityagent" => {
+            if out.identity_agent.is_none() {
+                out.identity_agent = Some(value.to_string());
+            }
+        }
+        "hostkeyalias" => {
+            if out.host_key_alias.is_none() {
+                out.host_key_alias = Some(value.to_string());
+            }
+        }
         "proxyjump" if !value.eq_ignore_ascii_case("none") => {
             if out.proxy.is_none() {
                 out.proxy = Some(ProxyOpt::Jump(value.to_string()));
@@ -263,6 +292,23 @@ mod tests {
         assert!(o.ignored.is_empty(), "{:?}", o.ignored);
         let o = ssh_args_options("-o ControlPath=/tmp/%C -o Compression=yes");
         assert!(o.ignored.is_empty(), "{:?}", o.ignored);
+    }
+
+    /// IdentitiesOnly, IdentityAgent and HostKeyAlias were reported as
+    /// ignored in the arguments while honoured from ~/.ssh/config.
+    #[test]
+    fn identities_only_agent_and_host_key_alias() {
+        let o = ssh_args_options(
+            "-o IdentitiesOnly=yes -o IdentitiesOnly=no -o IdentityAgent=none \
+             -o 'HostKeyAlias pi-key' -o IdentityAgent=/run/agent",
+        );
+        assert_eq!(o.identities_only, Some(true));
+        assert_eq!(o.identity_agent.as_deref(), Some("none"));
+        assert_eq!(o.host_key_alias.as_deref(), Some("pi-key"));
+        assert!(o.ignored.is_empty(), "{:?}", o.ignored);
+        let o = ssh_args_options("-o IdentitiesOnly=maybe");
+        assert_eq!(o.identities_only, None);
+        assert_eq!(o.ignored, ["-o IdentitiesOnly=maybe"]);
     }
 
     #[test]

@@ -1141,6 +1141,13 @@ fn decide_single(
                         "remote_src with a directory as src is not supported",
                     ))
                 }
+                // A device, fifo or socket: Ansible's words.
+                FileKind::Other => {
+                    return Err(ModuleError::failed(format!(
+                        "Cannot copy invalid source '{}': not a file",
+                        remote_src.unwrap_or_default()
+                    )))
+                }
                 _ => {}
             }
             if s.checksum.is_none() {
@@ -1304,12 +1311,19 @@ fn decide_single(
         prepare.push_str(fix);
         prepare.push('\n');
     }
+    // As Ansible's copy: `content` is labelled with the destination.
     let shown = diff.then(|| Diff {
         before_header: path.clone(),
-        after_header: spec.src_label.clone().unwrap_or_else(|| "(content)".into()),
+        after_header: spec.src_label.clone().unwrap_or_else(|| path.clone()),
         before: decision.diff_before,
         after: decision.diff_after,
     });
+    if let (Some(d), true) = (&shown, decision.write.is_some()) {
+        data.insert(
+            "diff".into(),
+            Value::Array(vec![registered_diff(d, state.exists())]),
+        );
+    }
     touched.push(path);
     let entries_only = matches!(states[state_i].kind, FileKind::Missing | FileKind::File);
     Ok(Plan::Change {
@@ -1324,6 +1338,19 @@ fn decide_single(
         diff: shown,
         data,
     })
+}
+
+/// A content diff as Ansible's copy registers it (`result.diff[0]`): no
+/// `before_header` for a file that did not exist.
+fn registered_diff(d: &Diff, existed: bool) -> Value {
+    let mut m = Map::new();
+    if existed {
+        m.insert("before_header".into(), Value::from(d.before_header.clone()));
+    }
+    m.insert("before".into(), Value::from(d.before.clone()));
+    m.insert("after_header".into(), Value::from(d.after_header.clone()));
+    m.insert("after".into(), Value::from(d.after.clone()));
+    Value::Object(m)
 }
 
 /// The user and primary group `id` names.
@@ -2081,5 +2108,52 @@ mod tests {
             Touched::Entries(vec!["/etc/x".into(), "/etc/x".into()]),
             "a regular file rewritten: nothing below it changes"
         );
+    }
+
+    /// copy target: `diff: yes` registered no `diff`; Ansible's copy
+    /// registers a list of one diff per written file, `content` labelled
+    /// with the destination, and none when nothing is written.
+    #[tokio::test]
+    async fn registered_diff_of_content_in_diff_mode() {
+        let h = Harness::new();
+        let dest = h.path("file.txt");
+        let args = json!({"content": "Ansible managed\n", "dest": dest});
+        let out = h.run::<Copy>(args.clone(), false, true).await.expect("run");
+        assert_eq!(
+            out.data["diff"],
+            json!([{"before": "", "after": "Ansible managed\n", "after_header": dest}])
+        );
+        let again = h
+            .run::<Copy>(args.clone(), false, true)
+            .await
+            .expect("again");
+        assert!(!again.changed && again.data.get("diff").is_none());
+        std::fs::write(&dest, "old\n").expect("write");
+        let out = h
+            .run::<Copy>(args.clone(), true, true)
+            .await
+            .expect("check");
+        assert_eq!(out.data["diff"][0]["before_header"], json!(dest));
+        assert_eq!(out.data["diff"][0]["before"], json!("old\n"));
+        let plain = h
+            .run::<Copy>(args, true, false)
+            .await
+            .expect("no diff mode");
+        assert!(plain.changed && plain.data.get("diff").is_none());
+    }
+
+    /// copy target: `src: /dev/null` with `remote_src` was read as an empty
+    /// file; Ansible refuses a source that is neither file nor directory.
+    #[tokio::test]
+    async fn remote_src_device_is_not_a_file() {
+        let h = Harness::new();
+        let dest = h.path("whocares");
+        let args = json!({"src": "/dev/null", "dest": dest, "remote_src": true});
+        let err = h
+            .run::<Copy>(args, false, false)
+            .await
+            .expect_err("a device is refused");
+        assert!(err.to_string().contains("not a file"), "{err}");
+        assert!(!Path::new(&dest).exists());
     }
 }

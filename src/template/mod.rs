@@ -8,6 +8,7 @@ mod embedded;
 pub mod filters;
 mod jinja_rules;
 mod lazy;
+pub(crate) mod native;
 pub mod trust;
 
 use std::collections::HashMap;
@@ -445,7 +446,7 @@ impl fmt::Debug for ScopeInner {
 }
 
 /// The expression inside `{{ ... }}` when that is all the string holds.
-fn single_expression(s: &str) -> Option<&str> {
+pub(crate) fn single_expression(s: &str) -> Option<&str> {
     // No trimming: `"{{ x }} "` is text, not the value of x.
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     // As Jinja's lexer: a `}}` inside brackets or a string literal does not
@@ -633,7 +634,11 @@ impl ScopeInner {
                         v @ (Value::Array(_) | Value::Object(_)) => Ok(v),
                         _ => self.render_string(s).map(Value::String),
                     },
-                    None => self.render_string(s).map(Value::String),
+                    // Macros and one expression: its value (Ansible 2.19).
+                    None => match native::analyse(s, self.env.syntax()) {
+                        Some(n) => self.eval_native(&n),
+                        None => self.render_string(s).map(Value::String),
+                    },
                 }
             }
             Value::Array(items) => items
@@ -718,6 +723,25 @@ impl ScopeInner {
     fn eval(self: &Arc<Self>, expr: &str) -> Result<Value, TemplateError> {
         let v = self.eval_raw(expr)?;
         self.plain(&v, expr)
+    }
+
+    /// The value of a template of macros and one expression.
+    fn eval_native(self: &Arc<Self>, n: &native::NativeTemplate) -> Result<Value, TemplateError> {
+        self.enter()?;
+        let result = n.eval(&self.env, self.ctx());
+        self.leave();
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        let v = result.map_err(|e| {
+            let names = self
+                .env
+                .compile_expression(&n.expr)
+                .map(|c| sorted(c.undeclared_variables(true)))
+                .unwrap_or_default();
+            self.convert_error(e, names)
+        })?;
+        self.plain(&v, &n.expr)
     }
 
     /// `v` (the value of `expr`) as plain data: lazy values rendered.
@@ -1287,6 +1311,48 @@ mod tests {
             )],
         );
         assert_eq!(t.render_string("{{ data }}", &s), Ok("ex".into()));
+    }
+
+    /// template target: `data_converted['foo']` of json_macro.j2 was
+    /// undefined: the lookup gave the macro's text. In Ansible 2.19 a
+    /// template of one expression (macros aside) gives its value, a string
+    /// keeping the file's trailing newline; so does a templated value.
+    #[test]
+    fn template_of_one_expression_gives_its_value() {
+        let t = Templar::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let files = [
+            (
+                "json_macro.j2",
+                "{% macro m() %}{{ {\"foo\":\"bar\"} }}{% endmacro %}\n{{ m() }}\n",
+            ),
+            ("n.j2", "{{ n }}\n"),
+            ("s.j2", "{# c #}{{ 'abc' }}\n"),
+            ("text.j2", "n={{ n }}\n"),
+        ];
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        }
+        let Value::Object(vars) = json!({
+            "n": 42,
+            "data_converted": "{{ lookup('template', 'json_macro.j2') }}",
+            "inline": "{% macro m(k) %}{{ {k: n} }}{% endmacro %}{{ m('a') }}",
+        }) else {
+            panic!("object expected")
+        };
+        let s = t.scope(
+            Arc::new(vars),
+            vec![(
+                "ansible_search_path".into(),
+                SearchPath::value(Arc::new(vec![dir.path().to_path_buf()])),
+            )],
+        );
+        let eval = |e: &str| t.eval(e, &s).expect(e);
+        assert_eq!(eval("data_converted['foo']"), json!("bar"));
+        assert_eq!(eval("lookup('template', 'n.j2')"), json!(42));
+        assert_eq!(eval("lookup('template', 's.j2')"), json!("abc\n"));
+        assert_eq!(eval("lookup('template', 'text.j2')"), json!("n=42\n"));
+        assert_eq!(eval("inline"), json!({"a": 42}));
     }
 
     #[test]

@@ -563,6 +563,55 @@ fn agent_keys_identity_agent_identities_only_and_refusals() {
     assert!(err.contains("the agent refused to sign"), "{err}");
 }
 
+/// `-o IdentityAgent`, `-o IdentitiesOnly` and `-o HostKeyAlias` in
+/// `ansible_ssh_common_args` were warned about as ignored (and the agent
+/// of SSH_AUTH_SOCK used); they are honoured as ~/.ssh/config's are.
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn identity_agent_identities_only_and_host_key_alias_from_the_ssh_arguments() {
+    let env = Env::new(1);
+    let agent = Agent::start(env.dir.path());
+    agent.add(&env.lab.key_path(), &[]);
+    let node = &env.lab.nodes()[0];
+    let play = env.write(
+        "id.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: id\n",
+    );
+    let apply = |options: &str| {
+        let inv = env.write(
+            "args.yml",
+            &format!(
+                "all:\n  vars:\n    ansible_user: admin\n    ansible_ssh_common_args: '-o UserKnownHostsFile={} -o IdentityAgent={} {options}'\n  hosts:\n    {}:\n      ansible_host: {}\n",
+                env.lab.known_hosts_path().display(),
+                agent.sock.display(),
+                node.name,
+                node.address
+            ),
+        );
+        let args = [
+            "apply",
+            play.to_str().expect("utf8"),
+            "-i",
+            inv.to_str().expect("utf8"),
+        ];
+        drover(env.dir.path(), &args, None)
+    };
+    let run = apply("");
+    assert_eq!(run.code, 0, "the named agent's key is used:\n{}", run.all());
+    assert!(!run.all().contains("drover ignores"), "{}", run.all());
+    let run = apply("-o IdentitiesOnly=yes");
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(run.all().contains("IdentitiesOnly"), "{}", run.all());
+    let run = apply("-o HostKeyAlias=elsewhere");
+    assert_ne!(
+        run.code,
+        0,
+        "no key is known under the alias:\n{}",
+        run.all()
+    );
+    assert!(run.all().contains("elsewhere"), "{}", run.all());
+}
+
 fn lab_inventory(env: &Env, key: &Path) -> PathBuf {
     let mut text = format!(
         "all:\n  vars:\n    ansible_user: admin\n    ansible_ssh_private_key_file: {}\n    ansible_ssh_common_args: '-o UserKnownHostsFile={}'\n  hosts:\n",

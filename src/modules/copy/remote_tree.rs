@@ -50,17 +50,30 @@ struct Listing {
 /// The script listing the tree at `root` under `tag` (`A` or `B`): one
 /// NUL-separated record per entry, then the SHA-1 of every file (or link
 /// to one), then `E`; `ERR` when something could not be read.
+///
+/// Without `follow`, a link that leads nowhere (dangling, or a loop such as
+/// `invalid -> invalid`) is listed as the link it is, as Ansible's
+/// `copytree(symlinks=True)` copies it: the files to hash are picked by
+/// `[ -f ]`, which is false for such a link, rather than by find's
+/// `-xtype f`, which fails on a loop ("Too many levels of symbolic links").
+/// With `follow`, such a link cannot be copied and the listing fails, as
+/// Ansible's copy does.
 fn listing_script(root: &str, tag: char, follow: bool) -> String {
     let q = shell_quote(root);
-    let (opt, files) = if follow {
-        ("-L ", "-type f")
+    let (opt, hash) = if follow {
+        ("-L ", "-type f -exec sha1sum -z -- {} +")
     } else {
-        ("", "-xtype f")
+        (
+            "",
+            "\\( -type f -o -type l \\) -exec sh -c \
+             'for p do shift; [ -f \"$p\" ] && set -- \"$@\" \"$p\"; done; \
+             [ $# -eq 0 ] || exec sha1sum -z -- \"$@\"' sh {} +",
+        )
     };
     format!(
         "if [ -d {q} ]; then ( cd -- {q} && printf '{tag}\\0' && \
          find {opt}. -mindepth 1 -printf 'R\\0%y\\0%m\\0%U\\0%G\\0%u\\0%g\\0%s\\0%P\\0%l\\0' && \
-         printf 'S\\0' && find {opt}. -mindepth 1 {files} -exec sha1sum -z -- {{}} + && \
+         printf 'S\\0' && find {opt}. -mindepth 1 {hash} && \
          printf 'E\\0' ) || printf 'ERR\\0'; fi\n"
     )
 }
@@ -729,5 +742,62 @@ mod tests {
                 .expect("again")
                 .changed
         );
+    }
+
+    /// copy target: a tree holding a link to itself (`invalid -> invalid`)
+    /// and a dangling one failed to list ("Too many levels of symbolic
+    /// links"); Ansible copies them as the links they are.
+    #[tokio::test]
+    async fn remote_dir_with_a_link_loop_copies_it_as_a_link() {
+        let h = Harness::new();
+        let src = tree(&h);
+        symlink("loop", format!("{src}/sub/loop")).expect("symlink");
+        symlink("../nowhere", format!("{src}/sub/dangling")).expect("symlink");
+        let dest = h.path("looped/");
+        let args = json!({"src": format!("{src}/"), "dest": dest, "remote_src": true,
+                          "follow": true});
+        let out = h
+            .run::<Copy>(args.clone(), true, false)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(&dest).exists(), "check mode writes nothing");
+        let out = h
+            .run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        for (name, target) in [("loop", "loop"), ("dangling", "../nowhere")] {
+            let link = format!("{dest}sub/{name}");
+            assert_eq!(
+                std::fs::read_link(&link).expect("a link"),
+                Path::new(target),
+                "{name}"
+            );
+        }
+        assert!(
+            !h.run::<Copy>(args, true, false)
+                .await
+                .expect("again")
+                .changed,
+            "merged into itself: nothing to do"
+        );
+    }
+
+    /// With `local_follow: yes` a link that leads nowhere cannot be copied:
+    /// a clear failure, not a panic or a half-made tree.
+    #[tokio::test]
+    async fn remote_dir_followed_through_a_link_loop_fails() {
+        let h = Harness::new();
+        let src = tree(&h);
+        symlink("loop", format!("{src}/loop")).expect("symlink");
+        let dest = h.path("followed");
+        let args = json!({"src": src, "dest": dest, "remote_src": true, "local_follow": true});
+        let err = h
+            .run::<Copy>(args, false, false)
+            .await
+            .expect_err("a loop cannot be followed");
+        assert!(err.to_string().contains("symbolic links"), "{err}");
+        assert!(!Path::new(&dest).exists());
     }
 }

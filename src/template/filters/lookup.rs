@@ -302,7 +302,35 @@ fn template(state: &State, term: &str) -> Result<Value, Error> {
             ctx.insert(name.to_string(), v);
         }
     }
-    tmpl.render(Value::from(ctx)).map(Value::from)
+    let ctx = Value::from(ctx);
+    // Ansible 2.19: a template whose output is one expression, or macros
+    // and one expression, gives that expression's value, a string padded
+    // with the template's trailing newlines.
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    let native = match crate::template::single_expression(body) {
+        Some(expr) => Some(
+            state
+                .env()
+                .compile_expression_owned(expr.to_string())?
+                .eval(ctx.clone())?,
+        ),
+        None => crate::template::native::shape(&text, state.env().syntax())
+            .map(|n| n.eval(state.env(), ctx.clone()))
+            .transpose()?,
+    };
+    match native {
+        // Undefined: rendering it gives the error.
+        Some(v) if v.is_undefined() => tmpl.render(ctx).map(Value::from),
+        Some(v) => Ok(match v.as_str() {
+            Some(s) => {
+                let trailing = |s: &str| s.len() - s.trim_end_matches('\n').len();
+                let pad = trailing(&text).saturating_sub(trailing(s));
+                Value::from(format!("{s}{}", "\n".repeat(pad)))
+            }
+            None => v,
+        }),
+        None => tmpl.render(ctx).map(Value::from),
+    }
 }
 
 /// `pipe`: a command run by the shell on the control machine, in the
