@@ -55,6 +55,7 @@
 //! # Ok::<(), drover::lab::LabError>(())
 //! ```
 
+pub mod arm64;
 mod doubles;
 mod inventory;
 mod procs;
@@ -73,6 +74,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+
+pub use arm64::Arch;
 
 /// The lab directory used when none is given.
 pub const DEFAULT_DIR: &str = "/tmp/drover-lab";
@@ -130,6 +133,10 @@ pub enum LabError {
     /// The lab mounts file systems and creates namespaces.
     #[error("the lab needs root: it mounts file systems and starts sshd in namespaces")]
     NotRoot,
+    /// This machine cannot run arm64 nodes (no binfmt_misc, no qemu, the
+    /// Debian archive out of reach for the first build…).
+    #[error("arm64 lab nodes cannot run on this machine: {0}")]
+    Arm64Unavailable(String),
     /// A program or file the lab relies on is absent.
     #[error("{what} not found; {hint}")]
     Missing {
@@ -247,6 +254,9 @@ pub struct LabConfig {
     /// hang-up of the starting terminal does not stop them (`drover lab
     /// up`). Tests leave it off so that interrupting them stops their nodes.
     pub background: bool,
+    /// The nodes' architecture: this machine's own, or arm64 under qemu
+    /// (see [`arm64`]; registers an interpreter machine-wide).
+    pub arch: Arch,
 }
 
 impl Default for LabConfig {
@@ -260,6 +270,7 @@ impl Default for LabConfig {
             sudo_password: None,
             authorize_caller_keys: true,
             background: false,
+            arch: Arch::Native,
         }
     }
 }
@@ -319,6 +330,9 @@ struct Settings {
     background: bool,
     /// The lab created its directory, so removes it when it stops.
     created_dir: bool,
+    /// The arm64 root, the lower layer of every node of an arm64 lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arm64_root: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -376,6 +390,10 @@ impl Lab {
         check_dir_name(&dir)?;
         let password = cfg.sudo_password.as_ref().unwrap_or(&cfg.password);
         let password_hash = hash_password(password)?;
+        let arm64_root = match cfg.arch {
+            Arch::Arm64 => Some(arm64::prepare()?),
+            Arch::Native => None,
+        };
 
         let created_dir = prepare_dir(&dir)?;
         let dir = dir.canonicalize().at(&dir)?;
@@ -392,6 +410,7 @@ impl Lab {
                 sudo_nopasswd: cfg.sudo_password.is_none(),
                 background: cfg.background,
                 created_dir,
+                arm64_root,
             },
             nodes: Vec::new(),
             procs: Vec::new(),
@@ -637,6 +656,14 @@ impl Lab {
         }
     }
 
+    /// The lower layer of every node's overlay.
+    fn lower(&self) -> &Path {
+        self.settings
+            .arm64_root
+            .as_deref()
+            .unwrap_or(Path::new("/"))
+    }
+
     fn node_dir(&self, name: &str) -> PathBuf {
         self.dir.join("nodes").join(name)
     }
@@ -707,13 +734,18 @@ impl Lab {
             doubles::write_proc_files(&self.node_dir(&n.name))?;
             seed::write(&seed::Seed {
                 upper: &n.upper,
+                lower: self.lower(),
                 name: &n.name,
                 listen: n.socket_addr(),
                 hosts: &hosts,
                 password_hash: &self.settings.password_hash,
                 sudo_nopasswd: self.settings.sudo_nopasswd,
                 authorized_keys: &authorized_keys,
-            })
+            })?;
+            if self.settings.arm64_root.is_some() {
+                arm64::seed(&n.upper, &n.name, n.socket_addr())?;
+            }
+            Ok(())
         };
         let seed_one = &seed_one;
         let workers = thread::available_parallelism().map_or(2, |n| n.get());
@@ -763,9 +795,13 @@ impl Lab {
             .open(&log_path)
             .at(&log_path)?;
         let log2 = log.try_clone().at(&log_path)?;
+        let script = match self.settings.arm64_root {
+            Some(_) => arm64::NODE_SCRIPT,
+            None => NODE_SCRIPT,
+        };
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--uts", "--propagation", "private", "--"])
-            .args(["sh", "-c", NODE_SCRIPT, "drover-lab-node"])
+            .args(["sh", "-c", script, "drover-lab-node"])
             .arg(nd.join("upper"))
             .arg(nd.join("work"))
             .arg(nd.join("merged"))
@@ -773,6 +809,7 @@ impl Lab {
             .arg(seed::SSHD_CONFIG)
             .arg(&nd)
             .arg(self.dir.join("network"))
+            .args(&self.settings.arm64_root)
             .env_clear()
             .env(
                 "PATH",
