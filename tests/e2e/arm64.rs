@@ -82,7 +82,9 @@ fn site_prerequisites_and_facts_on_an_arm64_node() {
         .node_file("pi-master", "/boot/firmware/cmdline.txt")
         .expect("cmdline.txt");
     assert!(
-        cmdline.contains(" cgroup_memory=1 cgroup_enable=memory\n"),
+        cmdline
+            .trim_end()
+            .ends_with(" cgroup_memory=1 cgroup_enable=memory"),
         "{cmdline}"
     );
     let reboots = env
