@@ -64,6 +64,8 @@ fn assert_ok(run: &Run, what: &str) {
 
 #[test]
 #[ignore = "needs root: run scripts/test"]
+// A skip says why, on the test's stderr (shown with --nocapture).
+#[allow(clippy::print_stderr)]
 fn site_prerequisites_and_facts_on_an_arm64_node() {
     let env = match Env::arm64(1) {
         Ok(env) => env,
