@@ -1308,4 +1308,6 @@ fn finish(what: &str, child: Child) -> Result<Output, LabError> {
 }
 
 #[cfg(test)]
+mod arm64_tests;
+#[cfg(test)]
 mod tests;
