@@ -27,6 +27,10 @@
 //! /usr/local/sbin and apt sources naming only the lab's repository (see
 //! [`doubles`]).
 //!
+//! With [`LabConfig::arch`] set to [`Arch::Arm64`] the overlay's lower
+//! layer is a Debian arm64 root run under qemu-user instead of the host's
+//! `/`, and sshd serves the node from outside it (see [`arm64`]).
+//!
 //! Node 1 is `pi-master`, node K ≥ 2 is `pi-worker-(K-1)`, as on the real
 //! cluster. Every node has the user `admin` (sudo, password `admin` unless
 //! configured otherwise), fresh host keys and its own hostname.
