@@ -235,14 +235,18 @@ fn ensure_entry(dir: &Path) -> Result<(), LabError> {
     }
     let line = format!(":{BINFMT_NAME}:M::{MAGIC}:{MASK}:{QEMU}:{BINFMT_FLAGS}");
     let register = dir.join("register");
-    fs::write(&register, line).map_err(|e| {
-        unavailable(format!(
+    match fs::write(&register, line) {
+        Ok(()) => {
+            tracing::info!(entry = %entry.display(), "lab: qemu registered for aarch64 executables");
+            Ok(())
+        }
+        // Another lab starting at the same time registered it first.
+        Err(_) if entry.exists() => Ok(()),
+        Err(e) => Err(unavailable(format!(
             "registering qemu for aarch64 in {} failed: {e}",
             register.display()
-        ))
-    })?;
-    tracing::info!(entry = %entry.display(), "lab: qemu registered for aarch64 executables");
-    Ok(())
+        ))),
+    }
 }
 
 /// Build the arm64 root unless it is there. Built beside its final place and
@@ -257,10 +261,9 @@ fn build_root() -> Result<PathBuf, LabError> {
     fs::create_dir_all(cache).at(cache)?;
     fs::set_permissions(cache, fs::Permissions::from_mode(0o700)).at(cache)?;
     let home = root.parent().map(Path::to_path_buf).unwrap_or_default();
+    remove_dead_builds(&home)?;
     let partial = home.with_extension(format!("partial-{}", std::process::id()));
-    if partial.exists() {
-        fs::remove_dir_all(&partial).at(&partial)?;
-    }
+    remove_build(&partial)?;
     fs::create_dir(&partial).at(&partial)?;
     tracing::info!(root = %root.display(), "lab: building the arm64 root (once; a few minutes)");
     let built = super::run(
@@ -275,7 +278,9 @@ fn build_root() -> Result<PathBuf, LabError> {
             .arg(partial.join("root")),
     );
     if let Err(e) = built {
-        let _ = fs::remove_dir_all(&partial);
+        if let Err(e) = remove_build(&partial) {
+            tracing::warn!(error = %e, "lab: removing a failed arm64 build");
+        }
         return Err(match e {
             LabError::Command { stderr, .. } if archive_unreachable(&stderr) => {
                 unavailable(format!(
@@ -299,7 +304,7 @@ fn build_root() -> Result<PathBuf, LabError> {
         Ok(()) => Ok(root),
         // Another lab finished first: use its root.
         Err(_) if root_is_built() => {
-            fs::remove_dir_all(&partial).at(&partial)?;
+            remove_build(&partial)?;
             Ok(root)
         }
         Err(e) => Err(LabError::Io {
@@ -307,6 +312,50 @@ fn build_root() -> Result<PathBuf, LabError> {
             source: e,
         }),
     }
+}
+
+/// Remove the partial builds of `home` whose builder is gone (a lab killed
+/// while building).
+fn remove_dead_builds(home: &Path) -> Result<(), LabError> {
+    let (Some(parent), Some(name)) = (home.parent(), home.file_name()) else {
+        return Ok(());
+    };
+    let prefix = format!("{}.partial-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(parent) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !super::procs::alive(pid) {
+            remove_build(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove a partial build, unless something is still mounted in it
+/// (mmdebstrap mounts /proc, /sys and /dev there; a builder killed outright
+/// leaves them): deleting through those would delete the host's files.
+fn remove_build(partial: &Path) -> Result<(), LabError> {
+    if !partial.exists() {
+        return Ok(());
+    }
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let inside = info.lines().any(|l| {
+        l.split_whitespace().nth(4).is_some_and(|p| {
+            Path::new(&crate::modules::mount::unescape_field(p)).starts_with(partial)
+        })
+    });
+    if inside {
+        return Err(LabError::Config(format!(
+            "{} is a cut-short arm64 build with file systems still mounted in it; unmount them (umount -R) and remove it",
+            partial.display()
+        )));
+    }
+    fs::remove_dir_all(partial).at(partial)
 }
 
 fn archive_unreachable(stderr: &str) -> bool {
@@ -437,6 +486,22 @@ mod tests {
     fn the_node_script_chroots_where_the_config_says() {
         assert!(NODE_SCRIPT.contains(&format!("r=\"$3{CHROOT}\"")));
         assert!(NODE_SCRIPT.contains(&format!("-f \"{CHROOT}$5\"")));
+    }
+
+    #[test]
+    fn builds_of_dead_builders_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::TempDir::new().expect("tempdir");
+        let home = tmp.path().join("arm64-bookworm-0123");
+        // PIDs stay below 2^22 on Linux.
+        let dead = home.with_extension("partial-4294967");
+        let live = home.with_extension(format!("partial-{}", std::process::id()));
+        let other = tmp.path().join("arm64-bookworm-4567.partial-4294967");
+        for d in [&dead, &live, &other] {
+            fs::create_dir_all(d.join("root/etc")).expect("mkdir");
+        }
+        remove_dead_builds(&home).expect("removes");
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[test]
