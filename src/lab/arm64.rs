@@ -249,9 +249,10 @@ fn ensure_entry(dir: &Path) -> Result<(), LabError> {
     }
 }
 
-/// Build the arm64 root unless it is there. Built beside its final place and
-/// renamed into it, so a build cut short leaves no half root behind and two
-/// labs building at once both end up using one.
+/// Build the arm64 root unless it is there. One build at a time (labs
+/// starting together, as tests do, wait for the first one's root), built
+/// beside its final place and renamed into it, so that a build cut short
+/// leaves no half root behind.
 fn build_root() -> Result<PathBuf, LabError> {
     let root = root_path();
     if root_is_built() {
@@ -260,6 +261,12 @@ fn build_root() -> Result<PathBuf, LabError> {
     let cache = Path::new(CACHE_DIR);
     fs::create_dir_all(cache).at(cache)?;
     fs::set_permissions(cache, fs::Permissions::from_mode(0o700)).at(cache)?;
+    let lock_path = cache.join("arm64-build.lock");
+    let lock = fs::File::create(&lock_path).at(&lock_path)?;
+    lock.lock().at(&lock_path)?;
+    if root_is_built() {
+        return Ok(root);
+    }
     let home = root.parent().map(Path::to_path_buf).unwrap_or_default();
     remove_dead_builds(&home)?;
     let partial = home.with_extension(format!("partial-{}", std::process::id()));
