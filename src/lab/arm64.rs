@@ -153,9 +153,21 @@ exec chroot "$3" /usr/sbin/sshd -D -e -f "/run/drover-lab-node$5"
 /// and runs. [`LabError::Arm64Unavailable`] when the machine cannot.
 pub(super) fn prepare() -> Result<PathBuf, LabError> {
     require_tools()?;
-    register_binfmt()?;
+    register_binfmt(false)?;
     let root = build_root()?;
-    probe(&root)?;
+    if !probe(&root)? {
+        // An aarch64 entry without the C flag was registered after the
+        // lab's and takes precedence: register the lab's again, newest.
+        tracing::info!(
+            "lab: another aarch64 binfmt entry took precedence; registering {BINFMT_NAME} again"
+        );
+        register_binfmt(true)?;
+        if !probe(&root)? {
+            return Err(unavailable(format!(
+                "setuid arm64 programs (sudo) do not get root even with {BINFMT_DIR}/{BINFMT_NAME} registered last"
+            )));
+        }
+    }
     Ok(root)
 }
 
@@ -197,7 +209,8 @@ fn require_tools() -> Result<(), LabError> {
 }
 
 /// Register qemu for aarch64 executables, machine-wide, unless the lab's
-/// entry is there already. binfmt_misc is mounted for that if it is not,
+/// entry is there already (`renew`: register it again all the same, so that
+/// it is the newest). binfmt_misc is mounted for that if it is not,
 /// and stays mounted: the kernel drops its entries with the mount (as
 /// systemd's automount would leave it).
 ///
@@ -207,18 +220,18 @@ fn require_tools() -> Result<(), LabError> {
 /// variables its caller controls: only root may reach the arm64 root
 /// ([`CACHE_DIR`] is 0700) and a node's users have sudo anyway. Entries
 /// registered later take precedence: if qemu-user-static's is registered
-/// again after ours, [`probe`] finds sudo broken and says so.
-fn register_binfmt() -> Result<(), LabError> {
+/// again after ours, [`probe`] finds sudo broken and ours is renewed.
+fn register_binfmt(renew: bool) -> Result<(), LabError> {
     let dir = Path::new(BINFMT_DIR);
     if !dir.join("register").exists() {
         super::run(Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]))
             .map_err(|e| unavailable(format!("binfmt_misc cannot be mounted ({e}): this kernel or container cannot run foreign executables")))?;
         tracing::info!("lab: binfmt_misc mounted on {BINFMT_DIR}");
     }
-    ensure_entry(dir)
+    ensure_entry(dir, renew)
 }
 
-fn ensure_entry(dir: &Path) -> Result<(), LabError> {
+fn ensure_entry(dir: &Path, renew: bool) -> Result<(), LabError> {
     let entry = dir.join(BINFMT_NAME);
     if let Ok(text) = fs::read_to_string(&entry) {
         let flags = text
@@ -227,10 +240,10 @@ fn ensure_entry(dir: &Path) -> Result<(), LabError> {
             .unwrap_or("");
         let fine = text.lines().next() == Some("enabled")
             && ['O', 'C', 'F'].iter().all(|f| flags.contains(*f));
-        if fine {
+        if fine && !renew {
             return Ok(());
         }
-        // Ours, but not as this drover registers it: replace it.
+        // Ours, but not as this drover registers it, or to be renewed.
         fs::write(&entry, "-1").at(&entry)?;
     }
     let line = format!(":{BINFMT_NAME}:M::{MAGIC}:{MASK}:{QEMU}:{BINFMT_FLAGS}");
@@ -384,10 +397,10 @@ fn last_lines(text: &str, n: usize) -> String {
 }
 
 /// Run the root's `uname -m`, and its sudo as an ordinary user (`-V` only
-/// prints the version, writing nothing): a setuid program that does not get
-/// root means another aarch64 registration without the C flag took
+/// prints the version, writing nothing). Whether setuid programs get root:
+/// not when another aarch64 registration without the C flag took
 /// precedence over the lab's.
-fn probe(root: &Path) -> Result<(), LabError> {
+fn probe(root: &Path) -> Result<bool, LabError> {
     let out = super::run(Command::new("chroot").arg(root).args(["uname", "-m"]))
         .map_err(|e| unavailable(format!("arm64 programs do not run under qemu here: {e}")))?;
     let machine = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -403,12 +416,7 @@ fn probe(root: &Path) -> Result<(), LabError> {
         .output()
         .at(Path::new("chroot"))?;
     let stderr = String::from_utf8_lossy(&sudo.stderr);
-    if stderr.contains("effective uid is not 0") {
-        return Err(unavailable(format!(
-            "setuid arm64 programs (sudo) do not get root: an aarch64 binfmt entry without the C flag takes precedence over {BINFMT_NAME} (registered after it?); remove it (echo -1 > {BINFMT_DIR}/qemu-aarch64) or disable it (echo 0 > …), then start the lab again"
-        )));
-    }
-    Ok(())
+    Ok(!stderr.contains("effective uid is not 0"))
 }
 
 /// What an arm64 node's seed has on top of a native node's: the sshd
