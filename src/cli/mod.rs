@@ -247,6 +247,14 @@ enum LabAction {
         /// listens on BLOCK.K).
         #[arg(long, default_value = crate::lab::DEFAULT_BLOCK)]
         block: String,
+        /// Nodes' architecture: `native` (this machine's userland) or
+        /// `arm64` (Debian bookworm arm64 under qemu-user, as on the
+        /// Raspberry Pis; sshd only, no init system). arm64 registers qemu
+        /// for aarch64 executables machine-wide and builds its root once
+        /// into /var/cache/drover-lab (needs qemu-user-static, mmdebstrap,
+        /// arch-test and the Debian archive).
+        #[arg(long, default_value = "native")]
+        arch: crate::lab::Arch,
     },
     /// Stop every node and remove the lab.
     Down {
@@ -905,11 +913,23 @@ fn inventory(args: InventoryArgs) -> Result<(), Error> {
 fn lab(action: LabAction) -> Result<(), Error> {
     use crate::lab::{Lab, LabConfig};
     let result = match action {
-        LabAction::Up { nodes, dir, block } => {
+        LabAction::Up {
+            nodes,
+            dir,
+            block,
+            arch,
+        } => {
+            if arch == crate::lab::Arch::Arm64 && !crate::lab::arm64::root_is_built() {
+                say(&format!(
+                    "building the arm64 root into {} (once; several minutes)",
+                    crate::lab::arm64::root_path().display()
+                ));
+            }
             let cfg = LabConfig {
                 dir,
                 block,
                 nodes,
+                arch,
                 background: true,
                 ..LabConfig::default()
             };

@@ -37,6 +37,10 @@
 //! ssh.service use the lab's sshd configuration, and apt sources naming
 //! only the lab's repository (see [`doubles`] and [`seed`]).
 //!
+//! With [`LabConfig::arch`] set to [`Arch::Arm64`] the overlay's lower
+//! layer is a Debian arm64 root run under qemu-user instead of the host's
+//! `/`, and sshd serves the node from outside it (see [`arm64`]).
+//!
 //! Node 1 is `pi-master`, node K ≥ 2 is `pi-worker-(K-1)`, as on the real
 //! cluster. Every node has the user `admin` (sudo, password `admin` unless
 //! configured otherwise), fresh host keys and its own hostname.
@@ -66,6 +70,7 @@
 //! # Ok::<(), drover::lab::LabError>(())
 //! ```
 
+pub mod arm64;
 mod doubles;
 mod init;
 mod inventory;
@@ -85,6 +90,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+
+pub use arm64::Arch;
 
 /// The lab directory used when none is given.
 pub const DEFAULT_DIR: &str = "/tmp/drover-lab";
@@ -120,6 +127,10 @@ pub enum LabError {
     /// The lab mounts file systems and creates namespaces.
     #[error("the lab needs root: it mounts file systems and boots systemd in namespaces")]
     NotRoot,
+    /// This machine cannot run arm64 nodes (no binfmt_misc, no qemu, the
+    /// Debian archive out of reach for the first build…).
+    #[error("arm64 lab nodes cannot run on this machine: {0}")]
+    Arm64Unavailable(String),
     /// A program or file the lab relies on is absent.
     #[error("{what} not found; {hint}")]
     Missing {
@@ -250,6 +261,9 @@ pub struct LabConfig {
     /// hang-up of the starting terminal does not stop them (`drover lab
     /// up`). Tests leave it off so that interrupting them stops their nodes.
     pub background: bool,
+    /// The nodes' architecture: this machine's own, or arm64 under qemu
+    /// (see [`arm64`]; registers an interpreter machine-wide).
+    pub arch: Arch,
 }
 
 impl Default for LabConfig {
@@ -263,6 +277,7 @@ impl Default for LabConfig {
             sudo_password: None,
             authorize_caller_keys: true,
             background: false,
+            arch: Arch::Native,
         }
     }
 }
@@ -322,6 +337,9 @@ struct Settings {
     background: bool,
     /// The lab created its directory, so removes it when it stops.
     created_dir: bool,
+    /// The arm64 root, the lower layer of every node of an arm64 lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arm64_root: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -377,6 +395,10 @@ impl Lab {
         check_dir_name(&dir)?;
         let password = cfg.sudo_password.as_ref().unwrap_or(&cfg.password);
         let password_hash = hash_password(password)?;
+        let arm64_root = match cfg.arch {
+            Arch::Arm64 => Some(arm64::prepare()?),
+            Arch::Native => None,
+        };
 
         let created_dir = prepare_dir(&dir)?;
         let dir = dir.canonicalize().at(&dir)?;
@@ -393,6 +415,7 @@ impl Lab {
                 sudo_nopasswd: cfg.sudo_password.is_none(),
                 background: cfg.background,
                 created_dir,
+                arm64_root,
             },
             nodes: Vec::new(),
             procs: Vec::new(),
@@ -684,6 +707,14 @@ impl Lab {
         }
     }
 
+    /// The lower layer of every node's overlay.
+    fn lower(&self) -> &Path {
+        self.settings
+            .arm64_root
+            .as_deref()
+            .unwrap_or(Path::new("/"))
+    }
+
     fn node_dir(&self, name: &str) -> PathBuf {
         self.dir.join("nodes").join(name)
     }
@@ -755,13 +786,18 @@ impl Lab {
             doubles::write_proc_files(&self.node_dir(&n.name))?;
             seed::write(&seed::Seed {
                 upper: &n.upper,
+                lower: self.lower(),
                 name: &n.name,
                 listen: n.socket_addr(),
                 hosts: &hosts,
                 password_hash: &self.settings.password_hash,
                 sudo_nopasswd: self.settings.sudo_nopasswd,
                 authorized_keys: &authorized_keys,
-            })
+            })?;
+            if self.settings.arm64_root.is_some() {
+                arm64::seed(&n.upper, &n.name, n.socket_addr())?;
+            }
+            Ok(())
         };
         let seed_one = &seed_one;
         let workers = thread::available_parallelism().map_or(2, |n| n.get()) * 4;
@@ -811,6 +847,17 @@ impl Lab {
             .open(&log_path)
             .at(&log_path)?;
         let log2 = log.try_clone().at(&log_path)?;
+        // Every node runs under the supervisor, in its own cgroup and
+        // namespaces; a native node boots systemd, an arm64 node runs the
+        // host's sshd chrooted into its tree (its arguments also name the
+        // arm64 root and the sshd configuration).
+        let (boot, arm64_args) = match &self.settings.arm64_root {
+            Some(root) => (
+                arm64::NODE_BOOT,
+                vec![root.clone(), PathBuf::from(seed::SSHD_CONFIG)],
+            ),
+            None => (init::NODE_BOOT, Vec::new()),
+        };
         let mut cmd = Command::new("sh");
         cmd.args(["-c", init::SUPERVISOR, init::SUPERVISOR_NAME])
             .arg(init::cgroup_of(node.address))
@@ -820,8 +867,9 @@ impl Lab {
             .arg(&node.name)
             .arg(&nd)
             .arg(self.dir.join("network"))
+            .args(&arm64_args)
             .env_clear()
-            .env("NODE_BOOT", init::NODE_BOOT)
+            .env("NODE_BOOT", boot)
             .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -1317,5 +1365,7 @@ fn finish(what: &str, child: Child) -> Result<Output, LabError> {
     }
 }
 
+#[cfg(test)]
+mod arm64_tests;
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,9 @@ const HOST_KEY_TYPES: [&str; 2] = ["ed25519", "ecdsa"];
 pub(super) struct Seed<'a> {
     /// The node's upper directory (created by the caller, empty).
     pub upper: &'a Path,
+    /// Its overlay's lower layer (`/`, or the arm64 root): the seed edits
+    /// its account files and copies its modes.
+    pub lower: &'a Path,
     /// Hostname.
     pub name: &'a str,
     /// Where its sshd listens.
@@ -46,24 +49,33 @@ pub(super) struct Seed<'a> {
     pub authorized_keys: &'a str,
 }
 
+impl Seed<'_> {
+    /// A node on this machine's userland boots its systemd; an arm64 node
+    /// (another lower layer) runs sshd only.
+    fn boots_systemd(&self) -> bool {
+        self.lower == Path::new("/")
+    }
+}
+
 /// Write the whole seed of one node.
 pub(super) fn write(seed: &Seed<'_>) -> Result<(), LabError> {
-    let up = seed.upper;
-    let passwd = read_host("etc/passwd")?;
-    let group = read_host("etc/group")?;
+    let (up, lo) = (seed.upper, seed.lower);
+    let passwd = read_host(lo, "etc/passwd")?;
+    let group = read_host(lo, "etc/group")?;
     let id = free_id(&passwd, &group);
 
     for rel in ["etc/ssh", "etc/sudoers.d", "home"] {
-        mkdir_like_host(up, rel)?;
+        mkdir_like_host(lo, up, rel)?;
     }
 
-    write_like_host(up, "etc/passwd", &edit_passwd(&passwd, id))?;
-    write_like_host(up, "etc/group", &edit_group(&group, id))?;
-    let gshadow = read_host("etc/gshadow")?;
-    write_like_host(up, "etc/gshadow", &edit_gshadow(&gshadow))?;
-    let shadow = read_host("etc/shadow")?;
+    write_like_host(lo, up, "etc/passwd", &edit_passwd(&passwd, id))?;
+    write_like_host(lo, up, "etc/group", &edit_group(&group, id))?;
+    let gshadow = read_host(lo, "etc/gshadow")?;
+    write_like_host(lo, up, "etc/gshadow", &edit_gshadow(&gshadow))?;
+    let shadow = read_host(lo, "etc/shadow")?;
     let day = days_since_epoch();
     write_like_host(
+        lo,
         up,
         "etc/shadow",
         &edit_shadow(&shadow, seed.password_hash, day),
@@ -114,7 +126,7 @@ pub(super) fn write(seed: &Seed<'_>) -> Result<(), LabError> {
 /// mount point of the shared network directory, a fresh cmdline.txt, its
 /// systemd setup, and apt sources naming only the lab's repository.
 fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
-    let up = seed.upper;
+    let (up, lo) = (seed.upper, seed.lower);
     let root = (0, 0);
     for rel in [
         "etc/drover-lab",
@@ -122,7 +134,7 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         "boot/firmware",
         "etc/apt/sources.list.d",
     ] {
-        mkdir_like_host(up, rel)?;
+        mkdir_like_host(lo, up, rel)?;
     }
     let addr = match seed.listen.ip() {
         std::net::IpAddr::V4(a) => a,
@@ -140,48 +152,61 @@ fn write_node_environment(seed: &Seed<'_>) -> Result<(), LabError> {
         0o755,
         root,
     )?;
-    write_systemd_config(seed)?;
+    if seed.boots_systemd() {
+        write_systemd_config(seed)?;
+    } else {
+        super::arm64::install_reboot_double(lo, up)?;
+    }
 
     // Only the lab's repository, and none of the host's enabled units (nodes
     // share the host's network: its postgresql, cron, timers would run once
     // more in every node): the host's files are hidden by overlay whiteouts.
     write_file(&up.join("etc/apt/sources.list"), "", 0o644, root)?;
     // apt reads only these two suffixes; other files need no hiding.
-    let mut hide = host_entries("etc/apt/sources.list.d", |n| {
+    let mut hide = host_entries(lo, "etc/apt/sources.list.d", |n| {
         n.ends_with(".list") || n.ends_with(".sources")
     });
-    let wants = host_entries("etc/systemd/system", |n| {
-        n.ends_with(".wants") || n.ends_with(".requires")
-    });
-    for dir in &wants {
-        let rel = dir.to_string_lossy();
-        hide.extend(host_entries(&rel, |n| {
-            !(rel.as_ref() == WANTS && n == "ssh.service")
-        }));
-        mkdir_like_host(up, &rel)?;
-    }
-    // A fresh machine's /tmp is empty (systemd-tmpfiles would otherwise
-    // empty it at every boot, one copy-up at a time).
-    hide.extend(host_entries("tmp", |_| true));
-    mkdir_like_host(up, "tmp")?;
-    // A container image's policy-rc.d forbids package scripts to start
-    // services; a node is a whole machine.
-    if Path::new("/").join(POLICY_RC_D).exists() {
-        mkdir_like_host(up, "usr/sbin")?;
-        hide.push(PathBuf::from(POLICY_RC_D));
+    if seed.boots_systemd() {
+        let wants = host_entries(lo, "etc/systemd/system", |n| {
+            n.ends_with(".wants") || n.ends_with(".requires")
+        });
+        for dir in &wants {
+            let rel = dir.to_string_lossy();
+            hide.extend(host_entries(lo, &rel, |n| {
+                !(rel.as_ref() == WANTS && n == "ssh.service")
+            }));
+            mkdir_like_host(lo, up, &rel)?;
+        }
+        // A fresh machine's /tmp is empty (systemd-tmpfiles would otherwise
+        // empty it at every boot, one copy-up at a time).
+        hide.extend(host_entries(lo, "tmp", |_| true));
+        mkdir_like_host(lo, up, "tmp")?;
+        // A container image's policy-rc.d forbids package scripts to start
+        // services; a node is a whole machine.
+        if lo.join(POLICY_RC_D).exists() {
+            mkdir_like_host(lo, up, "usr/sbin")?;
+            hide.push(PathBuf::from(POLICY_RC_D));
+        }
+    } else {
+        // No init runs there: no unit is started, and policy-rc.d stays.
+        hide.extend(host_entries(lo, WANTS, |_| true));
+        mkdir_like_host(lo, up, WANTS)?;
     }
     // Nor the host's package lists: a node starts with none, last updated
     // at the epoch, so that `apt: update_cache` with a `cache_valid_time`
     // reads the lab's repository whenever the host itself updated lately
     // (as CI's setup does).
-    let lists: Vec<PathBuf> =
-        host_entries(APT_LISTS, |n| !matches!(n, "lock" | "partial" | "auxfiles"))
-            .into_iter()
-            .chain(host_entries(APT_PERIODIC, |n| n == "update-success-stamp"))
-            .collect();
+    let lists: Vec<PathBuf> = host_entries(lo, APT_LISTS, |n| {
+        !matches!(n, "lock" | "partial" | "auxfiles")
+    })
+    .into_iter()
+    .chain(host_entries(lo, APT_PERIODIC, |n| {
+        n == "update-success-stamp"
+    }))
+    .collect();
     hide.extend(lists);
     for dir in [APT_LISTS, APT_PERIODIC] {
-        mkdir_like_host(up, dir)?;
+        mkdir_like_host(lo, up, dir)?;
     }
     if !hide.is_empty() {
         whiteouts(up, &hide)?;
@@ -272,13 +297,13 @@ fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
     let id = doubles::new_uuid().replace('-', "");
     write_file(&up.join("etc/machine-id"), &format!("{id}\n"), 0o444, root)?;
     let units = up.join("etc/systemd/system");
-    mkdir_like_host(up, "etc/systemd/system")?;
+    mkdir_like_host(seed.lower, up, "etc/systemd/system")?;
     for unit in MASKED_UNITS {
         let link = units.join(unit);
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink("/dev/null", &link).at(&link)?;
     }
-    mkdir_like_host(up, "etc/systemd/system-generators")?;
+    mkdir_like_host(seed.lower, up, "etc/systemd/system-generators")?;
     for g in MASKED_GENERATORS {
         let link = up.join("etc/systemd/system-generators").join(g);
         let _ = fs::remove_file(&link);
@@ -288,7 +313,7 @@ fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
     make_dir(&dropin, 0o755, root)?;
     write_file(&dropin.join("drover-lab.conf"), &ssh_dropin(), 0o644, root)?;
     // Eight journals in the lab's memory: small ones.
-    mkdir_like_host(up, "etc/systemd/journald.conf.d")?;
+    mkdir_like_host(seed.lower, up, "etc/systemd/journald.conf.d")?;
     write_file(
         &up.join("etc/systemd/journald.conf.d/drover-lab.conf"),
         "# drover lab: nodes keep their journals in the lab's memory.\n\
@@ -302,10 +327,10 @@ fn write_systemd_config(seed: &Seed<'_>) -> Result<(), LabError> {
 const APT_LISTS: &str = "var/lib/apt/lists";
 const APT_PERIODIC: &str = "var/lib/apt/periodic";
 
-/// The entries of the host's directory `/rel` whose names pass `keep`, as
-/// relative paths.
-fn host_entries(rel: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(Path::new("/").join(rel)) else {
+/// The entries of the lower layer's directory `rel` whose names pass
+/// `keep`, as relative paths.
+fn host_entries(lower: &Path, rel: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(lower.join(rel)) else {
         return Vec::new();
     };
     entries
@@ -516,16 +541,16 @@ fn days_since_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-fn read_host(rel: &str) -> Result<String, LabError> {
-    let path = Path::new("/").join(rel);
+fn read_host(lower: &Path, rel: &str) -> Result<String, LabError> {
+    let path = lower.join(rel);
     fs::read_to_string(&path).at(&path)
 }
 
-/// Create `upper/rel` and its parents with the mode and owner of the host's
-/// `/rel` (root 0755 when the host has none), so that the merged view keeps
-/// the host's permissions.
-fn mkdir_like_host(upper: &Path, rel: &str) -> Result<(), LabError> {
-    let mut host = PathBuf::from("/");
+/// Create `upper/rel` and its parents with the mode and owner of the lower
+/// layer's `rel` (root 0755 when it has none), so that the merged view keeps
+/// the lower layer's permissions.
+pub(super) fn mkdir_like_host(lower: &Path, upper: &Path, rel: &str) -> Result<(), LabError> {
+    let mut host = lower.to_path_buf();
     let mut dir = upper.to_path_buf();
     for part in Path::new(rel).components() {
         host.push(part);
@@ -542,9 +567,9 @@ fn mkdir_like_host(upper: &Path, rel: &str) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Write `upper/rel` with the mode and owner of the host's `/rel`.
-fn write_like_host(upper: &Path, rel: &str, text: &str) -> Result<(), LabError> {
-    let host = Path::new("/").join(rel);
+/// Write `upper/rel` with the mode and owner of the lower layer's `rel`.
+fn write_like_host(lower: &Path, upper: &Path, rel: &str, text: &str) -> Result<(), LabError> {
+    let host = lower.join(rel);
     let m = fs::metadata(&host).at(&host)?;
     write_file(
         &upper.join(rel),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use drover::lab::{Lab, LabConfig};
+use drover::lab::{Arch, Lab, LabConfig, LabError};
 use drover::secret::Secret;
 use serde_json::Value;
 
@@ -115,6 +115,27 @@ impl Env {
         };
         let lab = Lab::start(cfg).expect("lab starts");
         Env { lab, dir }
+    }
+
+    /// A lab of arm64 nodes (Debian arm64 under qemu), or why this machine
+    /// cannot run one: the caller then skips, saying so.
+    pub fn arm64(nodes: usize) -> Result<Env, String> {
+        require_root();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let block = next_block();
+        let cfg = LabConfig {
+            dir: dir.path().join("lab"),
+            block: format!("127.0.{block}"),
+            nodes,
+            authorize_caller_keys: false,
+            arch: Arch::Arm64,
+            ..LabConfig::default()
+        };
+        match Lab::start(cfg) {
+            Ok(lab) => Ok(Env { lab, dir }),
+            Err(LabError::Arm64Unavailable(why)) => Err(why),
+            Err(e) => panic!("arm64 lab starts: {e}"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -5,6 +5,7 @@
 // sibling modules use.
 #![allow(unreachable_pub)]
 
+mod arm64;
 mod cluster;
 mod harness;
 mod manifests;
