@@ -212,14 +212,22 @@ fn script(target: &Target, marker: &str, timeout: u64, delay: u64, sleep: f64, c
     } else {
         format!("{found}; ")
     };
-    let mut s = format!("start=$(date +%s); end=$((start + {timeout})); ");
+    // `elapsed` is whole seconds of the time that passed, as Ansible's
+    // timedelta gives it (not a difference of clock seconds, which says 1
+    // for a few milliseconds across a second's edge); in nanoseconds where
+    // date has %N.
+    let mut s = format!(
+        "__ns() {{ __n=$(date +%s%N); case $__n in *[!0-9]*) echo $(($(date +%s) * 1000000000));; \
+         *) echo \"$__n\";; esac; }}; t0=$(__ns); \
+         start=$(date +%s); end=$((start + {timeout})); "
+    );
     if delay > 0 {
         s.push_str(&format!("sleep {delay}; "));
     }
     s.push_str(&format!(
         "while [ \"$(date +%s)\" -lt \"$end\" ]; do \
-         if {cond}; then echo \"{marker} ok $(($(date +%s) - start))\"; {found}exit 0; fi; \
-         sleep {}; done; echo \"{marker} timeout $(($(date +%s) - start))\"",
+         if {cond}; then echo \"{marker} ok $((($(__ns) - t0) / 1000000000))\"; {found}exit 0; fi; \
+         sleep {}; done; echo \"{marker} timeout $((($(__ns) - t0) / 1000000000))\"",
         seconds(sleep)
     ));
     s
