@@ -148,21 +148,14 @@ const POLICY_RC_D: &str = "#!/bin/sh\n# drover lab arm64 node: no init system, s
 /// directory), then the arm64 root and the sshd configuration. `merged`
 /// becomes sshd's view of the host, the node's tree is at
 /// `$3/run/drover-lab-node`, and the host's sshd, chrooted into it for
-/// sessions, is the namespace's PID 1. Its /proc files are written as the
-/// native boot writes them (a new boot id, the memory cgroup line from
-/// cmdline.txt); the reboot double rewrites them at its reboots.
+/// sessions, is the namespace's PID 1. The supervisor writes its /proc
+/// files before the boot; the reboot double rewrites them at its reboots.
 pub(super) const NODE_BOOT: &str = r#"set -e
 mount --rbind / "$3"
 mount -t tmpfs -o mode=0755,nosuid,nodev drover-lab-view "$3/run"
 mkdir -m 0755 "$3/run/sshd" "$3/run/drover-lab-node"
 r="$3/run/drover-lab-node"
 mount -t overlay drover-lab-node -o "lowerdir=$7,upperdir=$1,workdir=$2,index=off" "$r"
-cat /proc/sys/kernel/random/uuid > "$5/proc/boot_id"
-mem=0
-grep -qw cgroup_memory=1 "$r/boot/firmware/cmdline.txt" 2>/dev/null \
-    && grep -qw cgroup_enable=memory "$r/boot/firmware/cmdline.txt" && mem=1
-awk -v m="$mem" 'BEGIN { FS = OFS = "\t" } $1 == "memory" && NF == 4 { $4 = m; s = 1 } { print }
-                 END { if (!s) print "memory", 0, 1, m }' /proc/cgroups > "$5/proc/cgroups"
 mount -t proc proc "$r/proc"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys"
 mount --rbind /dev "$r/dev"

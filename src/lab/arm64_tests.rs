@@ -2,42 +2,16 @@
 //! what `drover lab up --arch arm64` needs; where this machine cannot run
 //! arm64 nodes they pass after saying why on stderr.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use tempfile::TempDir;
 
+use super::tests::stdout;
 use super::*;
 
-/// The system ssh client, strict about host keys, with the lab's key.
+/// The lab tests' ssh, by node name.
 fn ssh(lab: &Lab, name: &str, cmd: &str) -> Output {
-    let node = lab.node(name).expect("node exists");
-    Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
-        .args(["-o", "StrictHostKeyChecking=yes"])
-        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts_path().display()
-        ))
-        .arg("-i")
-        .arg(lab.key_path())
-        .arg(format!("admin@{}", node.address))
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh runs")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "ssh failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    super::tests::ssh(lab, &super::tests::node(lab, name), cmd)
 }
 
 #[test]

@@ -38,13 +38,25 @@ pub(super) const SUPERVISOR_NAME: &str = "drover-lab-supervisor";
 /// The supervisor, run by `sh -c` in the host's namespaces. Arguments: the
 /// node's cgroup (relative to a hierarchy's root), then [`NODE_BOOT`]'s
 /// arguments. `$NODE_BOOT` holds that script. Exits with the status of the
-/// last boot (129: rebooted while nothing could boot it again).
+/// last boot (129: rebooted while nothing could boot it again). Before each
+/// boot it writes the node's /proc files, which the boot mounts.
 pub(super) const SUPERVISOR: &str = r#"cg=$1
 shift
 for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
     mkdir -p "$h/$cg" && echo $$ > "$h/$cg/cgroup.procs" || exit 1
 done
 while :; do
+    # This boot's /proc files: a new boot id, and /proc/cgroups' memory line
+    # from cmdline.txt (the node's, always in its upper directory), as the
+    # Pi kernel reads its flags at boot.
+    cat /proc/sys/kernel/random/uuid > "$5/proc/boot_id"
+    mem=0
+    if [ -f "$1/boot/firmware/cmdline.txt" ]; then
+        mem=$(awk '{ for (i = 1; i <= NF; i++) { if ($i == "cgroup_memory=1") a = 1; if ($i == "cgroup_enable=memory") b = 1 } }
+                   END { print (a && b) ? 1 : 0 }' "$1/boot/firmware/cmdline.txt")
+    fi
+    awk -v m="$mem" 'BEGIN { FS = OFS = "\t" } $1 == "memory" && NF == 4 { $4 = m; s = 1 } { print }
+                     END { if (!s) print "memory", 0, 1, m }' /proc/cgroups > "$5/proc/cgroups"
     unshare --pid --fork --mount --uts --cgroup --propagation private -- \
         sh -c "$NODE_BOOT" drover-lab-node "$@"
     rc=$?
@@ -62,8 +74,7 @@ done
 "#;
 
 /// One boot, as PID 1 of the node's fresh namespaces: mount its overlay,
-/// write this boot's /proc files (a new boot id; /proc/cgroups' memory line
-/// from cmdline.txt, as the Pi kernel reads its flags), mount /proc with
+/// mount /proc with
 /// /proc/sys read-only (so systemd leaves the host's sysctls alone) and
 /// those files over it (regular files bind-mounted over proc files, as lxcfs
 /// does), /sys read-only with the node's cgroups, a minimal /dev, /run and
@@ -77,14 +88,6 @@ pub(super) const NODE_BOOT: &str = r#"set -e
 r=$3
 nd=$5
 mount -t overlay drover-lab-node -o "lowerdir=/,upperdir=$1,workdir=$2,index=off" "$r"
-cat /proc/sys/kernel/random/uuid > "$nd/proc/boot_id"
-mem=0
-if [ -f "$r/boot/firmware/cmdline.txt" ]; then
-    mem=$(awk '{ for (i = 1; i <= NF; i++) { if ($i == "cgroup_memory=1") a = 1; if ($i == "cgroup_enable=memory") b = 1 } }
-               END { print (a && b) ? 1 : 0 }' "$r/boot/firmware/cmdline.txt")
-fi
-awk -v m="$mem" 'BEGIN { FS = OFS = "\t" } $1 == "memory" && NF == 4 { $4 = m; s = 1 } { print }
-                 END { if (!s) print "memory", 0, 1, m }' /proc/cgroups > "$nd/proc/cgroups"
 mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
 mount --bind "$r/proc/sys" "$r/proc/sys"
 mount -o remount,bind,ro "$r/proc/sys"

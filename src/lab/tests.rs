@@ -46,11 +46,11 @@ fn ssh_cmd(lab: &Lab, node: &Node, cmd: &str) -> Command {
     c
 }
 
-fn ssh(lab: &Lab, node: &Node, cmd: &str) -> Output {
+pub(super) fn ssh(lab: &Lab, node: &Node, cmd: &str) -> Output {
     ssh_cmd(lab, node, cmd).output().expect("ssh runs")
 }
 
-fn stdout(out: &Output) -> String {
+pub(super) fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),
         "ssh failed ({}): {}",
@@ -60,7 +60,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn node(lab: &Lab, name: &str) -> Node {
+pub(super) fn node(lab: &Lab, name: &str) -> Node {
     lab.node(name).expect("node exists").clone()
 }
 
