@@ -1287,6 +1287,20 @@ mod tests {
         assert_eq!(r(" #jinja2: x\n"), Ok(" #jinja2: x\n".into()));
     }
 
+    /// A scope of `vars` (a mapping) whose lookups search `dir`.
+    fn scope_searching(t: &Templar, vars: Value, dir: &std::path::Path) -> Scope {
+        let Value::Object(vars) = vars else {
+            panic!("object expected")
+        };
+        t.scope(
+            Arc::new(vars),
+            vec![(
+                "ansible_search_path".into(),
+                SearchPath::value(Arc::new(vec![dir.to_path_buf()])),
+            )],
+        )
+    }
+
     /// The template target's `data_converted: "{{ lookup('template',
     /// 'json_macro.j2') }}"`: the lookup looked up every variable, this one
     /// among them, which recursed until "recursive loop detected".
@@ -1299,16 +1313,10 @@ mod tests {
             "{% macro m() %}{{ x }}{% endmacro %}{{ m() }}",
         )
         .expect("write");
-        let Value::Object(vars) = json!({"x": "ex", "data": "{{ lookup('template', 'm.j2') }}"})
-        else {
-            panic!("object expected")
-        };
-        let s = t.scope(
-            Arc::new(vars),
-            vec![(
-                "ansible_search_path".into(),
-                SearchPath::value(Arc::new(vec![dir.path().to_path_buf()])),
-            )],
+        let s = scope_searching(
+            &t,
+            json!({"x": "ex", "data": "{{ lookup('template', 'm.j2') }}"}),
+            dir.path(),
         );
         assert_eq!(t.render_string("{{ data }}", &s), Ok("ex".into()));
     }
@@ -1333,20 +1341,12 @@ mod tests {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write");
         }
-        let Value::Object(vars) = json!({
+        let vars = json!({
             "n": 42,
             "data_converted": "{{ lookup('template', 'json_macro.j2') }}",
             "inline": "{% macro m(k) %}{{ {k: n} }}{% endmacro %}{{ m('a') }}",
-        }) else {
-            panic!("object expected")
-        };
-        let s = t.scope(
-            Arc::new(vars),
-            vec![(
-                "ansible_search_path".into(),
-                SearchPath::value(Arc::new(vec![dir.path().to_path_buf()])),
-            )],
-        );
+        });
+        let s = scope_searching(&t, vars, dir.path());
         let eval = |e: &str| t.eval(e, &s).expect(e);
         assert_eq!(eval("data_converted['foo']"), json!("bar"));
         assert_eq!(eval("lookup('template', 'n.j2')"), json!(42));

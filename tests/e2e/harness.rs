@@ -101,41 +101,40 @@ impl Env {
     }
 
     fn start(nodes: usize, sudo_password: Option<&str>, port: u16) -> Env {
-        require_root();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let block = next_block();
         let cfg = LabConfig {
-            dir: dir.path().join("lab"),
-            block: format!("127.0.{block}"),
-            nodes,
             sudo_password: sudo_password.map(Secret::new),
-            authorize_caller_keys: false,
             port,
             ..LabConfig::default()
         };
-        let lab = Lab::start(cfg).expect("lab starts");
-        Env { lab, dir }
+        Env::try_start(nodes, cfg).expect("lab starts")
     }
 
     /// A lab of arm64 nodes (Debian arm64 under qemu), or why this machine
     /// cannot run one: the caller then skips, saying so.
     pub fn arm64(nodes: usize) -> Result<Env, String> {
-        require_root();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let block = next_block();
         let cfg = LabConfig {
-            dir: dir.path().join("lab"),
-            block: format!("127.0.{block}"),
-            nodes,
-            authorize_caller_keys: false,
             arch: Arch::Arm64,
             ..LabConfig::default()
         };
-        match Lab::start(cfg) {
-            Ok(lab) => Ok(Env { lab, dir }),
+        match Env::try_start(nodes, cfg) {
+            Ok(env) => Ok(env),
             Err(LabError::Arm64Unavailable(why)) => Err(why),
             Err(e) => panic!("arm64 lab starts: {e}"),
         }
+    }
+
+    /// `cfg` with this test's directory, block and node count.
+    fn try_start(nodes: usize, cfg: LabConfig) -> Result<Env, LabError> {
+        require_root();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LabConfig {
+            dir: dir.path().join("lab"),
+            block: format!("127.0.{}", next_block()),
+            nodes,
+            authorize_caller_keys: false,
+            ..cfg
+        };
+        Lab::start(cfg).map(|lab| Env { lab, dir })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -520,8 +520,10 @@ mod tests {
 
     use serde_json::json;
 
+    use super::Value;
     use crate::modules::copy::Copy;
     use crate::modules::testutil::{mode_of, Harness};
+    use crate::modules::Outcome;
 
     /// A source tree: a file, an empty and a deeper directory, a link.
     fn tree(h: &Harness) -> String {
@@ -542,6 +544,23 @@ mod tests {
     }
 
     /// copy target: "remote_src with a directory as src is not supported";
+    /// Copy `args` in check mode (changed, nothing written at `dest`), then
+    /// for real (changed); the real run's output.
+    async fn check_then_copy(h: &Harness, args: &Value, dest: &str, diff: bool) -> Outcome {
+        let out = h
+            .run::<Copy>(args.clone(), true, diff)
+            .await
+            .expect("check");
+        assert!(out.changed);
+        assert!(!Path::new(dest).exists(), "check mode writes nothing");
+        let out = h
+            .run::<Copy>(args.clone(), false, false)
+            .await
+            .expect("run");
+        assert!(out.changed);
+        out
+    }
+
     /// Ansible copies the contents (src ending in `/`) into a dest it makes.
     #[tokio::test]
     async fn remote_dir_contents_into_a_new_dest_then_unchanged() {
@@ -550,17 +569,7 @@ mod tests {
         let dest = h.path("out/");
         let args = json!({"src": format!("{src}/"), "dest": dest, "remote_src": true,
                           "directory_mode": "0750"});
-        let out = h
-            .run::<Copy>(args.clone(), true, true)
-            .await
-            .expect("check");
-        assert!(out.changed);
-        assert!(!Path::new(&dest).exists(), "check mode writes nothing");
-        let out = h
-            .run::<Copy>(args.clone(), false, false)
-            .await
-            .expect("run");
-        assert!(out.changed);
+        let out = check_then_copy(&h, &args, &dest, true).await;
         assert_eq!(out.data["dest"], json!(dest));
         assert_eq!(
             std::fs::read_to_string(format!("{dest}sub/deep/file2")).expect("read"),
@@ -756,17 +765,7 @@ mod tests {
         let dest = h.path("looped/");
         let args = json!({"src": format!("{src}/"), "dest": dest, "remote_src": true,
                           "follow": true});
-        let out = h
-            .run::<Copy>(args.clone(), true, false)
-            .await
-            .expect("check");
-        assert!(out.changed);
-        assert!(!Path::new(&dest).exists(), "check mode writes nothing");
-        let out = h
-            .run::<Copy>(args.clone(), false, false)
-            .await
-            .expect("run");
-        assert!(out.changed);
+        check_then_copy(&h, &args, &dest, false).await;
         for (name, target) in [("loop", "loop"), ("dangling", "../nowhere")] {
             let link = format!("{dest}sub/{name}");
             assert_eq!(
