@@ -24,6 +24,10 @@ const ENV: &str = "wait; printf '@env\\n'; env -0 2>/dev/null; printf '\\n@enden
 const USER: &str = r#"ids=$(id); u=${ids#*(}; u=${u%%)*}; echo "user=$u"; echo "ids=$ids"; echo "pw=$(getent passwd "$u" 2>/dev/null)"; echo "home=$HOME"
 "#;
 const HARDWARE: &str = r#"echo "cpus=$(nproc 2>/dev/null || echo 1)"
+if [ -d /run/systemd/system ] && v=$(systemctl --version 2>/dev/null); then l=${v%%"
+"*}; r=${v#*"
+"}; echo "systemd_ver=$l"; echo "systemd_features=${r%%"
+"*}"; fi
 awk '/^MemTotal:/{print "memtotal_kb=" $2} /^MemFree:/{print "memfree_kb=" $2} /^(Buffers|Cached|SwapTotal|SwapFree|SwapCached):/{sub(":","",$1); print "kb_" $1 "=" $2}' /proc/meminfo 2>/dev/null
 "#;
 const DISTRIBUTION: &str = r#"[ -r /etc/os-release ] && sed -n 's/^\([A-Z_]*\)=/os_\1=/p' /etc/os-release
@@ -97,7 +101,11 @@ fn group_of(fact: &str, value: &Value) -> FactGroups {
         | "interfaces" => FactGroups::NETWORK,
         // An interface's own facts (`ansible_eth0`).
         _ if value.get("device").is_some() => FactGroups::NETWORK,
-        f if f.starts_with("processor_") || f.starts_with("mem") || f.starts_with("swap") => {
+        f if f.starts_with("processor_")
+            || f.starts_with("mem")
+            || f.starts_with("swap")
+            || f == "systemd" =>
+        {
             FactGroups::HARDWARE
         }
         f if f.starts_with("distribution") || f == "os_family" || f == "lsb" => {
@@ -292,6 +300,18 @@ fn other_facts(f: &mut Map, get: &dyn Fn(&str) -> String, env: Map) {
     f.insert("user_uid".into(), Value::from(id_of("uid=")));
     f.insert("user_gid".into(), Value::from(id_of("gid=")));
     f.insert("service_mgr".into(), Value::from(get("service_mgr")));
+    // Ansible's `systemd` fact: `systemctl --version`'s number (the
+    // first line's second word) and its feature line.
+    if let Some(version) = get("systemd_ver")
+        .split(' ')
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        f.insert(
+            "systemd".into(),
+            serde_json::json!({"version": version, "features": get("systemd_features")}),
+        );
+    }
     // Ansible's `fips`: the kernel runs in FIPS mode.
     f.insert("fips".into(), Value::Bool(get("fips") == "1"));
     let pkg = get("pkg_mgr");
@@ -601,6 +621,19 @@ mod tests {
         assert_eq!(f["memory_mb"]["real"]["total"], 2000);
         assert_eq!(f["memory_mb"]["nocache"]["free"], 1100);
         assert_eq!(f["service_mgr"], "systemd");
+        assert!(
+            f.get("systemd").is_none(),
+            "no systemctl --version, no fact"
+        );
+        let sd = parse(
+            "systemd_ver=systemd 252 (252.39-1~deb12u1)\nsystemd_features=+PAM +AUDIT -APPARMOR\n",
+            FactGroups::ALL,
+        );
+        assert_eq!(sd["systemd"]["version"], 252);
+        assert_eq!(sd["systemd"]["features"], "+PAM +AUDIT -APPARMOR");
+        assert!(parse("systemd_ver=systemd 252\n", FactGroups::MIN)
+            .get("systemd")
+            .is_none());
         assert_eq!(f["pkg_mgr"], "apt");
         assert_eq!(f["virtualization_type"], "kvm");
         assert_eq!(f["python_version"], "3.11.2");

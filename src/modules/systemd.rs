@@ -82,8 +82,17 @@ pub struct SystemdChange {
     verbs: Vec<&'static str>,
 }
 
+/// Printed to stderr between the `systemctl` calls of one apply, to tell
+/// the failing call's message from the earlier ones'.
+const VERB_MARK: &str = "@drover-next-verb\n";
+const VERB_MARK_SH: &str = "echo @drover-next-verb >&2; ";
+
 /// Properties read with `systemctl show`.
 const PROPS: &str = "Id,LoadState,ActiveState,SubState,UnitFileState";
+
+/// The read's key for the first enablement symlink `systemctl is-enabled
+/// -l` lists (not a property of the unit: taken out of its status).
+const LINKS: &str = "@enabled-by";
 
 /// `systemctl show` output (`Key=value` lines) as a map.
 fn parse_show(out: &str) -> Map {
@@ -112,17 +121,18 @@ fn is_running(status: &Map) -> bool {
 
 /// Does the unit count as enabled? What `systemctl is-enabled` answers 0
 /// for, except the states Ansible enables anyway (runtime-only, indirect,
-/// alias).
-fn is_enabled(status: &Map) -> bool {
-    matches!(
-        prop(status, "UnitFileState"),
-        "enabled" | "static" | "generated" | "transient"
-    )
+/// alias) unless enablement symlinks are listed for them (`linked`).
+fn is_enabled(status: &Map, linked: bool) -> bool {
+    match prop(status, "UnitFileState") {
+        "enabled" | "static" | "generated" | "transient" => true,
+        "indirect" | "enabled-runtime" | "alias" => linked,
+        _ => false,
+    }
 }
 
 impl Systemd {
     /// Decide from the unit's properties.
-    fn decide(&self, status: &Map) -> Result<Option<SystemdChange>, ModuleError> {
+    fn decide(&self, status: &Map, linked: bool) -> Result<Option<SystemdChange>, ModuleError> {
         let Some(name) = &self.name else {
             return Ok(None);
         };
@@ -140,7 +150,7 @@ impl Systemd {
             )));
         }
         if let Some(want) = self.enabled {
-            if want != is_enabled(status) {
+            if want != is_enabled(status, linked) {
                 // `static` units cannot be disabled; systemctl says so.
                 verbs.push(if want { "enable" } else { "disable" });
             }
@@ -165,23 +175,66 @@ impl Systemd {
                 "systemctl daemon-reload >&2 || { echo 'daemon-reload failed' >&2; exit 90; }\n",
             );
         }
-        if let Some(name) = &self.name {
-            s.push_str(&format!(
-                "systemctl show -p {PROPS} {}\n",
-                shell_quote(name)
-            ));
+        let Some(name) = &self.name else {
+            return s;
+        };
+        let name = shell_quote(name);
+        if self.enabled.is_none() {
+            s.push_str(&format!("systemctl show -p {PROPS} {name}\n"));
+            return s;
         }
+        // Ansible asks `systemctl is-enabled -l` and counts `indirect`,
+        // `enabled-runtime` and `alias` as not enabled only when no
+        // enablement symlink is listed under the state: read them then.
+        s.push_str(&format!(
+            "s=$(systemctl show -p {PROPS} {name}) || exit $?\nprintf '%s\\n' \"$s\"\n\
+             case \"$s\" in *UnitFileState=indirect*|*UnitFileState=enabled-runtime*|*UnitFileState=alias*) \
+             systemctl is-enabled -l {name} 2>/dev/null | {{ read -r _; read -r l && echo \"{LINKS}=$l\"; }};; esac\ntrue\n"
+        ));
         s
     }
 
+    /// The verbs in order, each as its own `systemctl` call; the first
+    /// that fails ends the script with 100 + its index, and each call's
+    /// stderr starts after a `VERB_MARK` line.
     fn apply_script(&self, change: &SystemdChange) -> String {
         let name = shell_quote(self.name.as_deref().unwrap_or_default());
         change
             .verbs
             .iter()
-            .map(|v| format!("systemctl {v} {name}"))
-            .collect::<Vec<_>>()
-            .join(" && ")
+            .enumerate()
+            .map(|(i, v)| {
+                let mark = if i == 0 { "" } else { VERB_MARK_SH };
+                format!("{mark}systemctl {v} {name} || exit {}\n", 100 + i)
+            })
+            .collect()
+    }
+
+    /// Ansible's message for a failed `systemctl` call: masking names the
+    /// unit in parentheses, enabling shows the command's whole output,
+    /// the run state its stderr.
+    fn apply_failure(&self, change: &SystemdChange, out: &ExecOutput) -> ModuleError {
+        let unit = self.name.as_deref().unwrap_or("");
+        let stderr = out.stderr_str();
+        let index = usize::try_from(out.status - 100).ok();
+        let Some(verb) = index.and_then(|i| change.verbs.get(i)) else {
+            return ModuleError::failed(format!(
+                "Unable to {} service {unit}: {}",
+                change.verbs.join("/"),
+                stderr.trim()
+            ));
+        };
+        let err = stderr.rsplit(VERB_MARK).next().unwrap_or_default();
+        let msg = match *verb {
+            "mask" | "unmask" => format!("Failed to {verb} the service ({unit}): {}", err.trim()),
+            "enable" | "disable" => {
+                format!("Unable to {verb} service {unit}: {}{err}", out.stdout_str())
+            }
+            _ => format!("Unable to {verb} service {unit}: {err}"),
+        };
+        let mut data = Map::new();
+        data.insert("rc".into(), Value::from(out.status));
+        ModuleError::Failed { msg, data }
     }
 
     fn data(&self, status: Map) -> Map {
@@ -232,8 +285,9 @@ impl Systemd {
                 data,
             });
         }
-        let status = parse_show(&out.stdout_str());
-        match self.decide(&status)? {
+        let mut status = parse_show(&out.stdout_str());
+        let linked = status.remove(LINKS).is_some();
+        match self.decide(&status, linked)? {
             None => Ok(Plan::Unchanged(self.data(status))),
             Some(change) => Ok(Plan::Change {
                 change,
@@ -307,20 +361,7 @@ impl Module for Systemd {
     async fn apply(&self, ctx: &ModuleCtx<'_>, change: SystemdChange) -> Result<Map, ModuleError> {
         let out = ctx.remote.exec(&self.apply_script(&change), b"").await?;
         if out.status != 0 {
-            let mut data = Map::new();
-            data.insert("rc".into(), Value::from(out.status));
-            data.insert("stdout".into(), Value::from(out.stdout_str()));
-            data.insert("stderr".into(), Value::from(out.stderr_str()));
-            let err = out.stderr_str();
-            return Err(ModuleError::Failed {
-                msg: format!(
-                    "Unable to {} service {}: {}",
-                    change.verbs.join("/"),
-                    self.name.as_deref().unwrap_or(""),
-                    err.trim()
-                ),
-                data,
-            });
+            return Err(self.apply_failure(&change, &out));
         }
         Ok(Map::new())
     }
@@ -390,7 +431,7 @@ mod tests {
     }
 
     fn verbs(m: &Systemd, s: &Map) -> Vec<&'static str> {
-        m.decide(s)
+        m.decide(s, false)
             .expect("ok")
             .map(|c| c.verbs)
             .unwrap_or_default()
@@ -468,10 +509,42 @@ mod tests {
     }
 
     #[test]
+    fn indirect_units_count_as_enabled_once_is_enabled_lists_their_links() {
+        let m = module(json!({"name": "dummy", "enabled": true}));
+        let unlinked = status("inactive", "indirect");
+        assert_eq!(verbs(&m, &unlinked), vec!["enable"]);
+        assert!(m.decide(&unlinked, true).expect("ok").is_none());
+        let off = module(json!({"name": "dummy", "enabled": false}));
+        assert!(verbs(&off, &unlinked).is_empty());
+        assert_eq!(
+            off.decide(&status("inactive", "enabled-runtime"), true)
+                .expect("ok")
+                .map(|c| c.verbs),
+            Some(vec!["disable"])
+        );
+        let out = ExecOutput {
+            status: 0,
+            stdout: format!(
+                "Id=dummy.service\nLoadState=loaded\nActiveState=inactive\nUnitFileState=indirect\n{LINKS}=/etc/systemd/system/sockets.target.wants/dummy.socket\n"
+            )
+            .into_bytes(),
+            stderr: Vec::new(),
+        };
+        match m.plan_from(&out).expect("plan") {
+            Plan::Unchanged(data) => assert!(data["status"].get(LINKS).is_none(), "{data:?}"),
+            Plan::Change { change, .. } => panic!("changed: {change:?}"),
+            Plan::Run(_) => panic!("no plan"),
+        }
+        assert!(m.read_script(false).contains("is-enabled -l dummy"));
+        let no_enable = module(json!({"name": "dummy", "state": "started"}));
+        assert!(!no_enable.read_script(false).contains("is-enabled"));
+    }
+
+    #[test]
     fn unknown_units_fail_like_ansible() {
         let s = parse_show("Id=nope.service\nLoadState=not-found\nActiveState=inactive\n");
         let err = module(json!({"name": "nope", "state": "started"}))
-            .decide(&s)
+            .decide(&s, false)
             .expect_err("unknown");
         assert!(
             err.to_string()
@@ -479,8 +552,36 @@ mod tests {
             "{err}"
         );
         assert!(module(json!({"name": "nope", "enabled": false}))
-            .decide(&s)
+            .decide(&s, false)
             .is_err());
+    }
+
+    #[test]
+    fn failures_name_the_failing_call_as_ansible_does() {
+        let m = module(json!({"name": "mask_me.service", "masked": true, "enabled": true}));
+        let change = SystemdChange {
+            verbs: vec!["mask", "enable"],
+        };
+        let out = |status, stderr: &str| ExecOutput {
+            status,
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        let err = m.apply_failure(&change, &out(100, "Failed to mask unit: File exists\n"));
+        assert_eq!(
+            err.to_string(),
+            "Failed to mask the service (mask_me.service): Failed to mask unit: File exists"
+        );
+        let err = m.apply_failure(
+            &change,
+            &out(101, "Created symlink x\n@drover-next-verb\nno such unit\n"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "Unable to enable service mask_me.service: no such unit\n"
+        );
+        let err = m.apply_failure(&change, &out(255, "lost\n"));
+        assert!(err.to_string().contains("mask/enable"), "{err}");
     }
 
     #[test]
@@ -495,7 +596,8 @@ mod tests {
             m.apply_script(&SystemdChange {
                 verbs: vec!["enable", "start"]
             }),
-            "systemctl enable k3s-agent && systemctl start k3s-agent"
+            "systemctl enable k3s-agent || exit 100\n\
+             echo @drover-next-verb >&2; systemctl start k3s-agent || exit 101\n"
         );
         let s: Service =
             serde_json::from_value(json!({"name": "ssh", "state": "restarted"})).expect("args");

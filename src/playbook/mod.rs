@@ -444,7 +444,10 @@ fn fact_group(name: &str) -> Result<Option<FactGroups>, String> {
         | "distribution_version"
         | "os_family" => FactGroups::DISTRIBUTION,
         "user" | "user_id" => FactGroups::USER,
-        "hardware" | "processor" | "processor_cores" | "processor_count" => FactGroups::HARDWARE,
+        // `systemd` (the version fact) is read with the hardware part.
+        "hardware" | "processor" | "processor_cores" | "processor_count" | "systemd" => {
+            FactGroups::HARDWARE
+        }
         "network" | "default_ipv4" => FactGroups::NETWORK,
         "all_ipv4_addresses" | "all_ipv6_addresses" | "apparmor" | "caps" | "chroot"
         | "cmdline" | "date_time" | "default_ipv6" | "devices" | "dns" | "effective_group_ids"
@@ -452,7 +455,7 @@ fn fact_group(name: &str) -> Result<Option<FactGroups>, String> {
         | "iscsi" | "local" | "lsb" | "machine_id" | "mounts" | "ohai" | "pkg_mgr"
         | "python" | "python_version" | "real_user_id" | "selinux" | "service_mgr"
         | "ssh_host_pub_keys" | "ssh_pub_keys" | "system_capabilities"
-        | "system_capabilities_enforced" | "systemd" | "user_dir" | "user_gecos"
+        | "system_capabilities_enforced" | "user_dir" | "user_gecos"
         | "user_gid" | "user_shell" | "user_uid" | "virtual" | "virtualization_role"
         | "virtualization_type" | "loadavg" | "nvme" | "fibre_channel_wwn" | "dmi" => {
             return Ok(None)
