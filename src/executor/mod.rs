@@ -796,15 +796,39 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// A `meta` action acts for the hosts whose `when` holds (end_play,
+    /// clear_facts: for the whole play once one does); as in Ansible, the
+    /// others are reported skipped and nothing is counted.
     async fn run_meta(&mut self, ctx: &PlayCtx<'_>, task: &Task, meta: &Meta, active: &[HostId]) {
+        let (holds, skipped): (Vec<HostId>, Vec<HostId>) = active
+            .iter()
+            .partition(|&&h| task.when.is_empty() || self.when_holds(ctx, task, h));
+        if !skipped.is_empty() {
+            self.cx
+                .start_task(task.display_name(), &self.names(&skipped), false);
+            for &h in &skipped {
+                let name = &self.hosts[h].name;
+                self.cx.emit(host_event(
+                    self.cx.task_id(),
+                    name,
+                    Status::Skipped,
+                    None,
+                    None,
+                    None,
+                ));
+                self.cx.host_done(name);
+            }
+            self.task_done();
+        }
+        if holds.is_empty() {
+            return;
+        }
         match meta {
-            Meta::FlushHandlers => self.run_handlers(ctx, active).await,
+            Meta::FlushHandlers => self.run_handlers(ctx, &holds).await,
             Meta::EndPlay => self.end_play(&ctx.hosts),
             Meta::EndHost => {
-                for &h in active {
-                    if self.when_holds(ctx, task, h) {
-                        self.hosts[h].standing = Standing::Ended;
-                    }
+                for &h in &holds {
+                    self.hosts[h].standing = Standing::Ended;
                 }
             }
             Meta::ClearFacts => {

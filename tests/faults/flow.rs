@@ -193,3 +193,45 @@ fn loop_label_sees_the_item_result_and_fails_the_item_when_undefined() {
         run.all()
     );
 }
+
+#[test]
+fn meta_actions_honour_when_and_report_the_hosts_they_skip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: not the end of this host
+      meta: end_host
+      when: false
+    - name: not the end of the play
+      meta: end_play
+      when: inventory_hostname == 'elsewhere'
+    - name: facts kept
+      meta: clear_facts
+      when: false
+    - name: still running
+      debug: msg=here
+    - name: the end of the play
+      meta: end_play
+      when: true
+    - name: after the end
+      debug: msg=gone
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    for name in [
+        "not the end of this host",
+        "not the end of the play",
+        "facts kept",
+    ] {
+        assert_eq!(statuses(&run, name), ["skipped"], "{name}: {}", run.all());
+    }
+    assert_eq!(statuses(&run, "still running"), ["ok"], "{}", run.all());
+    assert!(statuses(&run, "the end of the play").is_empty());
+    assert!(statuses(&run, "after the end").is_empty(), "{}", run.all());
+    // As in Ansible, a skipped meta task is not counted in the recap.
+    assert!(run.stdout.contains("\"skipped\":0"), "{}", run.stdout);
+}
