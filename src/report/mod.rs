@@ -406,9 +406,17 @@ impl Reporter {
                     _ => {
                         if *show || self.view.verbosity > 0 {
                             if let Some(r) = result {
+                                // Ansible's output leaves out the `failed:
+                                // false` every registered result carries.
+                                let mut r = r.clone();
+                                if let Value::Object(m) = &mut r {
+                                    if m.get("failed") == Some(&Value::Bool(false)) {
+                                        m.remove("failed");
+                                    }
+                                }
                                 text.push_str(&format!(
                                     " => {}",
-                                    serde_json::to_string_pretty(r).unwrap_or_default()
+                                    serde_json::to_string_pretty(&r).unwrap_or_default()
                                 ));
                             }
                         }
