@@ -59,9 +59,9 @@ pub struct Unarchive {
     /// Mode, owner and group of every unpacked entry.
     #[serde(flatten)]
     attrs: FileAttrs,
-    /// Accepted: certificates are checked for URL sources (not supported yet).
-    #[serde(default, rename = "validate_certs")]
-    _validate_certs: Option<Value>,
+    /// Check the server's certificate when `src` is a URL.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    validate_certs: Option<bool>,
     /// Accepted: tar and unzip choose their buffers.
     #[serde(default, rename = "io_buffer_size")]
     _io_buffer_size: Option<Value>,
@@ -92,6 +92,10 @@ impl Unarchive {
             (Some(copy), None) => Ok(!copy),
             (None, r) => Ok(r.unwrap_or(false)),
         }
+    }
+
+    fn validate_certs(&self) -> bool {
+        self.validate_certs.unwrap_or(true)
     }
 
     fn excludes(&self) -> Vec<String> {
@@ -157,16 +161,59 @@ fn tar_args(u: &Unarchive, zflag: &str, with_attrs: bool) -> String {
 
 /// The first exec: put a local archive in place, check `dest` and `src`,
 /// pick the handler and read what it needs to decide.
-fn read_script(u: &Unarchive, upload: bool, check: bool) -> String {
+/// Where the archive the read script looks at comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// Sent from the control machine on stdin.
+    Upload,
+    /// A path on the host.
+    Host,
+    /// Downloaded on the host (curl's config, with the URL, on stdin).
+    Url,
+}
+
+/// The file name a download keeps: the URL path's last part (Ansible
+/// keeps its extension too), or `archive`.
+fn download_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if !last.is_empty()
+        && last != "."
+        && last != ".."
+        && last
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    {
+        last.to_string()
+    } else {
+        "archive".to_string()
+    }
+}
+
+fn read_script(u: &Unarchive, source: Source, check: bool) -> String {
     let mut s = String::from("export LANG=C LC_ALL=C LC_MESSAGES=C LANGUAGE=C\n");
     s.push_str(&format!("dest={}\n", shell_quote(&u.dest)));
-    if upload {
-        s.push_str(
-            "t=$(mktemp -d \"${TMPDIR:-/tmp}/drover-unarchive.XXXXXXXX\") || exit 1\n\
-             src=\"$t/source\"; cat > \"$src\" || exit 1; echo \"@@tmp $t\"\n",
-        );
-    } else {
-        s.push_str(&format!("src={}\n", shell_quote(&u.src)));
+    let tmp = "t=$(mktemp -d \"${TMPDIR:-/tmp}/drover-unarchive.XXXXXXXX\") || exit 1; echo \"@@tmp $t\"\n";
+    match source {
+        Source::Upload => {
+            s.push_str(tmp);
+            s.push_str("src=\"$t/source\"; cat > \"$src\" || exit 1\n");
+        }
+        Source::Host => s.push_str(&format!("src={}\n", shell_quote(&u.src))),
+        Source::Url => {
+            // As Ansible's fetch_file: downloaded into a temporary file
+            // before anything else, in check mode too. curl reads the URL
+            // from its config on stdin, so it is on no command line.
+            let insecure = if u.validate_certs() { "" } else { " -k" };
+            s.push_str(tmp);
+            s.push_str(&format!(
+                "src=\"$t\"/{name}\n\
+                 if command -v curl >/dev/null 2>&1; then\n\
+                 \x20 e=$(curl -fsSL{insecure} --connect-timeout 10 -K - -o \"$src\" 2>&1) || {{ echo \"@@download-failed $(printf %s \"$e\" | tr '\\n' ' ')\"; exit 0; }}\n\
+                 else echo '@@download-failed unarchive needs curl on the host to download a URL'; exit 0; fi\n",
+                name = shell_quote(&download_name(&u.src)),
+            ));
+        }
     }
     s.push_str(
         "if [ ! -d \"$dest\" ]; then echo @@dest-not-dir; exit 0; fi\n\
@@ -279,6 +326,10 @@ fn parse_read(out: &str) -> Read {
                 "src-missing" => r.problem = Some("src-missing"),
                 "src-unreadable" => r.problem = Some("src-unreadable"),
                 "src-empty" => r.problem = Some("src-empty"),
+                "download-failed" => {
+                    r.problem = Some("download-failed");
+                    r.reasons.push(val.to_string());
+                }
                 "src" => r.src = val.to_string(),
                 "who" => {
                     let f: Vec<&str> = val.split_whitespace().collect();
@@ -622,19 +673,24 @@ impl Module for Unarchive {
                 return Ok(Plan::Unchanged(data));
             }
         }
-        if self.src.contains("://") {
-            if !remote_src {
-                return Err(ModuleError::failed(format!(
-                    "Unsupported option, an URI src ({}) is only supported when remote_src is True",
-                    self.src
-                )));
-            }
-            return Err(ModuleError::failed(
-                "unarchive from a URL is not implemented by drover yet (download it with get_url first)",
-            ));
+        if self.src.contains("://") && !remote_src {
+            return Err(ModuleError::failed(format!(
+                "Unsupported option, an URI src ({}) is only supported when remote_src is True",
+                self.src
+            )));
         }
-        let script = read_script(self, !remote_src, ctx.check);
-        let out = if remote_src {
+        let source = if self.src.contains("://") {
+            Source::Url
+        } else if remote_src {
+            Source::Host
+        } else {
+            Source::Upload
+        };
+        let script = read_script(self, source, ctx.check);
+        let out = if source == Source::Url {
+            let config = format!("url = {}\n", super::get_url::curl_quote(&self.src));
+            ctx.remote.exec(&script, config.as_bytes()).await?
+        } else if remote_src {
             ctx.remote.exec(&script, b"").await?
         } else {
             let local = ctx.find_local(&self.src)?;
@@ -668,6 +724,11 @@ impl Module for Unarchive {
             }
             Some("src-missing") => Some(format!("Source '{}' failed to transfer", self.src)),
             Some("src-unreadable") => Some(format!("Source '{shown_src}' not readable")),
+            Some("download-failed") => Some(format!(
+                "Failure downloading {}, {}",
+                self.src,
+                read.reasons.join(" ").trim()
+            )),
             Some(_) => Some(format!(
                 "Invalid archive '{shown_src}', the file is 0 bytes"
             )),
@@ -954,6 +1015,30 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downloads_keep_the_url_file_name_when_it_is_plain() {
+        assert_eq!(
+            download_name("https://h/a/helm-v3.tar.gz?x=1"),
+            "helm-v3.tar.gz"
+        );
+        assert_eq!(download_name("https://h/a/"), "archive");
+        assert_eq!(download_name("https://h/a/b c;.zip"), "archive");
+        assert_eq!(download_name("https://h/.."), "archive");
+        let u: Unarchive = serde_json::from_value(serde_json::json!({
+            "src": "https://h/x.tgz", "dest": "/srv", "remote_src": true, "validate_certs": "no"
+        }))
+        .expect("args");
+        let s = read_script(&u, Source::Url, false);
+        assert!(
+            s.contains("curl -fsSL -k --connect-timeout 10 -K - -o"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("https://h"),
+            "the URL stays off the command line: {s}"
+        );
+    }
 
     #[test]
     fn zipinfo_lines_parse_as_ansible_reads_them() {

@@ -28,6 +28,21 @@ fn archives(env: &Env) {
     assert!(zip.success());
 }
 
+/// How many of unarchive's temporary directories are left in the node's /tmp.
+fn temporaries_left(env: &Env, node: &str) -> usize {
+    std::fs::read_dir(env.node_path(node, "/tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("drover-unarchive")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 #[ignore = "needs root: run scripts/test"]
 fn unarchive_tar_and_zip_from_the_control_machine_converge() {
@@ -117,16 +132,72 @@ fn unarchive_refuses_a_missing_dest_and_a_file_that_is_no_archive() {
     assert_eq!(run.code, 0, "{}", run.all());
     // The temporary copies are gone.
     let node = &env.node_names()[0];
-    let tmp = std::fs::read_dir(env.node_path(node, "/tmp"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with("drover-unarchive")
-                })
-                .count()
-        })
-        .unwrap_or(0);
+    let tmp = temporaries_left(&env, node);
     assert_eq!(tmp, 0, "temporary archives left on the node");
+}
+
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn unarchive_downloads_a_url_on_the_node_then_converges() {
+    let env = Env::new(1);
+    archives(&env);
+    let www = env.path("files");
+    let address = env.lab.nodes()[0].address.to_string();
+    let server = crate::uri::Server::start(&address, &www, &env.path("port"));
+    let base = format!("http://{address}:{}", server.port);
+    let pb = env.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - file: path=/srv/u state=directory
+    - file: path=/srv/z state=directory
+    - unarchive:
+        src: "{base}/t.tgz?x=1"
+        dest: /srv/u
+        remote_src: true
+      register: u
+    - assert:
+        that:
+          - u.handler == 'TgzArchive'
+      when: not ansible_check_mode
+    - unarchive:
+        src: "{base}/t.zip"
+        dest: /srv/z
+        remote_src: true
+    - unarchive:
+        src: "{base}/missing.tgz"
+        dest: /srv/u
+        remote_src: true
+      register: missing
+      ignore_errors: true
+    - unarchive:
+        src: "{base}/t.tgz"
+        dest: /srv/u
+      register: local_url
+      ignore_errors: true
+    - assert:
+        that:
+          - missing is failed
+          - missing.msg.startswith('Failure downloading {base}/missing.tgz, ')
+          - "'404' in missing.msg"
+          - local_url is failed
+          - "'is only supported when remote_src is True' in local_url.msg"
+"#
+        ),
+    );
+    let first = converges(&env, &pb);
+    assert_eq!(first.total("changed"), 4, "{}", first.all());
+    let node = &env.node_names()[0];
+    assert_eq!(
+        env.node_file(node, "/srv/u/sub/b.txt").as_deref(),
+        Some("beta\n")
+    );
+    // The downloads are removed, and the URL was on no command line
+    // (curl read it from stdin).
+    let left = temporaries_left(&env, node);
+    assert_eq!(left, 0, "temporary downloads left on the node");
+    drop(server);
 }
