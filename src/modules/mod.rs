@@ -39,6 +39,7 @@ pub mod helm;
 pub mod helm_repository;
 pub mod hostname;
 pub mod ini_file;
+pub mod iptables;
 pub mod k8s;
 pub mod k8s_apply;
 pub mod k8s_info;
@@ -1029,6 +1030,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<apt_repository::AptRepository>(),
     info::<deb822_repository::Deb822Repository>(),
     info::<apt_key::AptKey>(),
+    info::<iptables::Iptables>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

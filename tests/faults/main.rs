@@ -27,6 +27,7 @@ mod harness;
 mod host_paths;
 mod inject;
 mod input;
+mod iptables;
 mod jump_hosts;
 mod keywords;
 mod known_hosts;

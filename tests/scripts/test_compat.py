@@ -213,5 +213,30 @@ class Filters(unittest.TestCase):
         self.assertEqual(compat.filter_outcomes(drover), ['"A"', None])
 
 
+class Targets(unittest.TestCase):
+    def lists(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "targets.txt"
+            p.write_text(textwrap.dedent(text))
+            return compat.read_targets(p), compat.read_marks(p)
+
+    def test_marks_say_where_a_target_runs_and_are_not_what_it_covers(self):
+        covers, marks = self.lists("""\
+            # comment
+            copy      copy
+            iptables  iptables @netns  # firewall
+            """)
+        self.assertEqual(covers, {"copy": ["copy"], "iptables": ["iptables"]})
+        self.assertEqual(marks, {"copy": set(), "iptables": {"@netns"}})
+
+    def test_an_unknown_mark_is_a_harness_error(self):
+        with self.assertRaises(compat.HarnessError):
+            self.lists("iptables iptables @netsn\n")
+
+    def test_the_repository_list_parses(self):
+        marks = compat.read_marks()
+        self.assertIn("@netns", marks["iptables"])
+
+
 if __name__ == "__main__":
     unittest.main()
