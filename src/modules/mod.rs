@@ -70,6 +70,7 @@ pub mod template;
 pub mod testutil;
 mod textedit;
 pub mod timezone;
+pub mod ufw;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
@@ -1029,6 +1030,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<apt_repository::AptRepository>(),
     info::<deb822_repository::Deb822Repository>(),
     info::<apt_key::AptKey>(),
+    info::<ufw::Ufw>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may
