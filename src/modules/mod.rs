@@ -71,6 +71,7 @@ pub mod template;
 pub mod testutil;
 mod textedit;
 pub mod timezone;
+pub mod ufw;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
@@ -1031,6 +1032,7 @@ pub static MODULES: &[ModuleInfo] = &[
     info::<deb822_repository::Deb822Repository>(),
     info::<apt_key::AptKey>(),
     info::<iptables::Iptables>(),
+    info::<ufw::Ufw>(),
 ];
 
 /// The collections whose names drover's modules answer to (a task may

@@ -47,6 +47,7 @@ mod slurp;
 mod ssh_config;
 mod templar;
 mod textedit;
+mod ufw;
 mod unarchive;
 mod uri;
 mod user_keys;
