@@ -705,7 +705,7 @@ impl<'a> Runner<'a> {
                     Action::Meta(meta) => {
                         // Tags never filter notified handlers, as in Ansible.
                         if handler || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
-                            self.run_meta(ctx, task, meta, &active).await;
+                            self.run_meta(ctx, task, meta, &active, handler).await;
                         }
                     }
                     Action::IncludeTasks { .. } => {
@@ -796,15 +796,45 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn run_meta(&mut self, ctx: &PlayCtx<'_>, task: &Task, meta: &Meta, active: &[HostId]) {
+    async fn run_meta(
+        &mut self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        meta: &Meta,
+        active: &[HostId],
+        handler: bool,
+    ) {
         match meta {
             Meta::FlushHandlers => self.run_handlers(ctx, active).await,
             Meta::EndPlay => self.end_play(&ctx.hosts),
             Meta::EndHost => {
+                let mut go_on = Vec::new();
                 for &h in active {
                     if self.when_holds(ctx, task, h) {
                         self.hosts[h].standing = Standing::Ended;
+                    } else {
+                        go_on.push(h);
                     }
+                }
+                // Ansible reports the hosts whose condition is false as
+                // skipped (and nothing for the hosts it ends); the recap
+                // does not count them.
+                if !go_on.is_empty() && !task.when.is_empty() {
+                    self.cx
+                        .start_task(task.display_name(), &self.names(&go_on), handler);
+                    for &h in &go_on {
+                        let st = &self.hosts[h];
+                        self.cx.emit(host_event(
+                            self.cx.task_id(),
+                            &st.name,
+                            Status::Skipped,
+                            None,
+                            None,
+                            None,
+                        ));
+                        self.cx.host_done(&st.name);
+                    }
+                    self.task_done();
                 }
             }
             Meta::ClearFacts => {
