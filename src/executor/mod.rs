@@ -705,7 +705,7 @@ impl<'a> Runner<'a> {
                     Action::Meta(meta) => {
                         // Tags never filter notified handlers, as in Ansible.
                         if handler || task.selected(&self.cx.opts.tags, &self.cx.opts.skip_tags) {
-                            self.run_meta(ctx, task, meta, &active).await;
+                            self.run_meta(ctx, task, meta, &active, handler).await;
                         }
                     }
                     Action::IncludeTasks { .. } => {
@@ -799,13 +799,20 @@ impl<'a> Runner<'a> {
     /// A `meta` action acts for the hosts whose `when` holds (end_play,
     /// clear_facts: for the whole play once one does); as in Ansible, the
     /// others are reported skipped and nothing is counted.
-    async fn run_meta(&mut self, ctx: &PlayCtx<'_>, task: &Task, meta: &Meta, active: &[HostId]) {
+    async fn run_meta(
+        &mut self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        meta: &Meta,
+        active: &[HostId],
+        handler: bool,
+    ) {
         let (holds, skipped): (Vec<HostId>, Vec<HostId>) = active
             .iter()
             .partition(|&&h| task.when.is_empty() || self.when_holds(ctx, task, h));
         if !skipped.is_empty() {
             self.cx
-                .start_task(task.display_name(), &self.names(&skipped), false);
+                .start_task(task.display_name(), &self.names(&skipped), handler);
             for &h in &skipped {
                 let name = &self.hosts[h].name;
                 self.cx.emit(host_event(

@@ -230,6 +230,13 @@ pub fn py_str(value: &Value) -> String {
     }
 }
 
+/// `repr(text)` as Python writes it (`'a b'`, `"it's"`): how Ansible's
+/// messages quote a value (`got {prefix!r}`).
+pub fn py_repr(text: &str) -> String {
+    let list = py_str(&Value::Array(vec![Value::from(text)]));
+    list[1..list.len() - 1].to_string()
+}
+
 /// A `path`-typed argument: Ansible turns whatever it is given into a
 /// string with `str()`, so a mapping (a `find` result's file entry passed
 /// whole as `path: "{{ item }}"`) names a path that does not exist rather

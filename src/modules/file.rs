@@ -130,12 +130,14 @@ fn stamp(value: Option<&str>, format: Option<&str>, default: Stamp) -> Result<St
     }
     let bad = || ModuleError::Args(format!("time {v:?} does not match {DEFAULT_TIME_FORMAT}"));
     let (main, secs) = v.split_once('.').ok_or_else(bad)?;
+    // Python's strptime reads one or two digits for %S (`...1200.0`).
     if main.len() != 12
-        || secs.len() != 2
+        || !(1..=2).contains(&secs.len())
         || !format!("{main}{secs}").bytes().all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
+    let secs = format!("{secs:0>2}");
     Ok(Stamp::At(format!(
         "{}-{}-{} {}:{}:{secs}",
         &main[0..4],
@@ -1407,6 +1409,12 @@ mod tests {
         assert_eq!(stamp(None, None, Stamp::Now).expect("ok"), Stamp::Now);
         assert!(stamp(Some("yesterday"), None, Stamp::Now).is_err());
         assert!(stamp(Some("2024"), Some("%Y"), Stamp::Now).is_err());
+        // find target: one digit of seconds, as Python's strptime reads it.
+        assert_eq!(
+            stamp(Some("202001011200.0"), None, Stamp::Now).expect("ok"),
+            Stamp::At("2020-01-01 12:00:00".into())
+        );
+        assert!(stamp(Some("202001011200.123"), None, Stamp::Now).is_err());
     }
 
     #[tokio::test]

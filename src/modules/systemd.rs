@@ -37,18 +37,49 @@ pub struct Systemd {
     masked: Option<bool>,
 }
 
-/// Arguments of `service` (the subset drover supports; runs as `systemd`).
+/// Arguments of `service`. Ansible's `service` action runs the host's
+/// service manager's module; drover manages systemd hosts, so it runs as
+/// `systemd` and takes `systemd`'s arguments too, as Ansible passes them
+/// on. The arguments only other managers use are left out with Ansible's
+/// warning.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Unit name.
-    name: String,
+    #[serde(default, deserialize_with = "super::args::opt_string_ish")]
+    name: Option<String>,
     /// Wanted run state.
     #[serde(default)]
     state: Option<RunState>,
     /// Start at boot.
     #[serde(default, deserialize_with = "opt_bool_ish")]
     enabled: Option<bool>,
+    /// `systemd`'s: run `systemctl daemon-reload` first.
+    #[serde(default, alias = "daemon-reload", deserialize_with = "bool_ish")]
+    daemon_reload: bool,
+    /// `systemd`'s: mask (true) or unmask (false) the unit.
+    #[serde(default, deserialize_with = "opt_bool_ish")]
+    masked: Option<bool>,
+    /// Which service manager's module to run: `auto` (default) or
+    /// `systemd`, the one drover has.
+    #[serde(
+        default,
+        rename = "use",
+        deserialize_with = "super::args::opt_string_ish"
+    )]
+    use_: Option<String>,
+    /// Other managers' (a process name to look for): unused with systemd.
+    #[serde(default)]
+    pattern: Option<Value>,
+    /// Other managers' (seconds between stop and start): unused with systemd.
+    #[serde(default)]
+    sleep: Option<Value>,
+    /// Other managers' (the runlevel): unused with systemd.
+    #[serde(default)]
+    runlevel: Option<Value>,
+    /// Other managers' (the init script's arguments): unused with systemd.
+    #[serde(default, alias = "args")]
+    arguments: Option<Value>,
 }
 
 /// The run state a task asks for.
@@ -243,7 +274,12 @@ impl Systemd {
             m.insert("name".into(), Value::from(n.clone()));
         }
         if let Some(s) = self.state {
-            m.insert("state".into(), Value::from(s.as_str()));
+            // A restarted or reloaded unit is, afterwards, started.
+            let after = match s {
+                RunState::Restarted | RunState::Reloaded => "started",
+                other => other.as_str(),
+            };
+            m.insert("state".into(), Value::from(after));
         }
         if let Some(e) = self.enabled {
             m.insert("enabled".into(), Value::Bool(e));
@@ -370,19 +406,47 @@ impl Module for Systemd {
 impl Service {
     fn as_systemd(&self) -> Systemd {
         Systemd {
-            name: Some(self.name.clone()),
+            name: self.name.clone(),
             state: self.state,
             enabled: self.enabled,
-            daemon_reload: false,
-            masked: None,
+            daemon_reload: self.daemon_reload,
+            masked: self.masked,
         }
+    }
+
+    /// Ansible's warnings for the arguments systemd does not use, in its
+    /// order.
+    fn warnings(&self) -> Vec<String> {
+        [
+            ("pattern", &self.pattern),
+            ("runlevel", &self.runlevel),
+            ("sleep", &self.sleep),
+            ("arguments", &self.arguments),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(arg, _)| format!("Ignoring \"{arg}\" as it is not used in \"systemd\""))
+        .collect()
     }
 }
 
 #[async_trait]
 impl Module for Service {
     const NAME: &'static str = "service";
-    const ARGS: &'static [&'static str] = &["name", "state", "enabled"];
+    const ARGS: &'static [&'static str] = &[
+        "name",
+        "state",
+        "enabled",
+        "daemon_reload",
+        "daemon-reload",
+        "masked",
+        "use",
+        "pattern",
+        "sleep",
+        "runlevel",
+        "arguments",
+        "args",
+    ];
     type Change = SystemdChange;
 
     fn validate(&self) -> Result<(), super::ArgError> {
@@ -390,6 +454,16 @@ impl Module for Service {
     }
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
+        // Refused where it runs, not at load: a task for another service
+        // manager may sit behind a `when` that never holds here.
+        match self.use_.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("auto" | "systemd" | "ansible.builtin.systemd" | "ansible.legacy.systemd") => {}
+            Some(other) => {
+                return Err(ModuleError::Args(format!(
+                    "use: {other:?} is a service manager drover does not drive (it runs service as systemd: use auto or systemd)"
+                )))
+            }
+        }
         self.as_systemd().reads(ctx)
     }
 
@@ -398,7 +472,10 @@ impl Module for Service {
         observed: &Observed,
         ctx: &ReadCtx<'_>,
     ) -> Result<Decision<SystemdChange>, ModuleError> {
-        Module::decide(&self.as_systemd(), observed, ctx)
+        super::with_warnings(
+            Module::decide(&self.as_systemd(), observed, ctx),
+            self.warnings(),
+        )
     }
 
     async fn run_imperative(
@@ -602,5 +679,56 @@ mod tests {
         let s: Service =
             serde_json::from_value(json!({"name": "ssh", "state": "restarted"})).expect("args");
         assert_eq!(s.as_systemd().state, Some(RunState::Restarted));
+    }
+
+    /// service target: `pattern` and `sleep` (other service managers'
+    /// arguments) were refused, `daemon-reload` too, and a restarted unit
+    /// reported `state: restarted` where Ansible reports `started`.
+    #[test]
+    fn service_passes_systemd_arguments_and_warns_of_the_others() {
+        let s: Service = serde_json::from_value(json!({
+            "name": "ansible_test", "state": "restarted", "sleep": 2,
+            "pattern": "ansible_test_ser", "daemon-reload": true, "use": "auto"
+        }))
+        .expect("args");
+        assert!(s.validate().is_ok());
+        let d = s.as_systemd();
+        assert!(d.daemon_reload);
+        assert_eq!(
+            s.warnings(),
+            [
+                "Ignoring \"pattern\" as it is not used in \"systemd\"",
+                "Ignoring \"sleep\" as it is not used in \"systemd\""
+            ]
+        );
+        assert_eq!(d.data(Map::new())["state"], json!("started"));
+        let observed = crate::modules::reads::observed_stdout(&[
+            "Id=ansible_test.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n",
+        ]);
+        let render = crate::modules::testutil::TestRender::new(json!({}));
+        let ctx = ReadCtx {
+            host: "h",
+            check: false,
+            diff: false,
+            render: &render,
+            search: &[],
+        };
+        let warned = s.warnings();
+        match Module::decide(&s, &observed, &ctx) {
+            Ok(Decision::Plan(Plan::Change { data, .. })) => {
+                assert_eq!(data["warnings"], json!(warned));
+                assert_eq!(data["state"], json!("started"));
+            }
+            other => panic!("a restart expected: {:?}", other.err()),
+        }
+        let s: Service =
+            serde_json::from_value(json!({"name": "x", "use": "sysvinit"})).expect("args");
+        assert!(s.validate().is_ok(), "refused where it runs only");
+        assert!(s.reads(&ctx).is_err());
+        let err = serde_json::from_value::<Service>(json!({"name": "x", "stat": "started"}))
+            .expect_err("an unknown argument");
+        assert!(err.to_string().contains("stat"), "{err}");
+        let s: Service = serde_json::from_value(json!({"name": "x"})).expect("args");
+        assert!(s.warnings().is_empty());
     }
 }

@@ -43,10 +43,15 @@ impl Tempfile {
         };
         let prefix = self.prefix.as_deref().unwrap_or("ansible.");
         let suffix = self.suffix.as_deref().unwrap_or("");
-        if prefix.contains('/') || suffix.contains('/') {
-            return Err(ModuleError::Args(
-                "prefix and suffix are parts of a name: they may not contain '/'".into(),
-            ));
+        // Ansible's words (the task's tests look for them): a name part
+        // that is not its own base name holds a '/'.
+        for (arg, part) in [("prefix", prefix), ("suffix", suffix)] {
+            if part.contains('/') {
+                return Err(ModuleError::Args(format!(
+                    "{arg} must be a valid file name component, got {}",
+                    super::args::py_repr(part)
+                )));
+            }
         }
         let dir = match &self.path {
             Some(p) => shell_quote(p),
@@ -128,7 +133,16 @@ mod tests {
             "mktemp -d -p '/tmp/a b' --suffix='' 'x'\\''yXXXXXXXX'"
         );
         let m: Tempfile = serde_json::from_value(json!({"suffix": "../x"})).expect("args");
-        assert!(m.validate().is_err());
+        assert_eq!(
+            m.validate().expect_err("a path in suffix").msg,
+            "suffix must be a valid file name component, got '../x'"
+        );
+        let m: Tempfile =
+            serde_json::from_value(json!({"prefix": "a/", "suffix": "/b"})).expect("args");
+        assert_eq!(
+            m.validate().expect_err("a path in prefix").msg,
+            "prefix must be a valid file name component, got 'a/'"
+        );
         let m: Tempfile = serde_json::from_value(json!({"state": "link"})).expect("args");
         assert!(m.validate().is_err());
     }

@@ -984,7 +984,15 @@ impl Loader {
                             true => file,
                             false => self.load_time_template(&file, &value, &inherit, &short)?,
                         };
-                        let path = inherit.base.join(&file);
+                        let mut path = inherit.base.join(&file);
+                        // In a role, Ansible also looks in the role's
+                        // tasks/ (a handler including a task file).
+                        if let (false, Some(role)) = (path.is_file(), &inherit.role) {
+                            let in_tasks = role.dir.join("tasks").join(&file);
+                            if in_tasks.is_file() {
+                                path = in_tasks;
+                            }
+                        }
                         let tasks = self.load_task_file(&path, &value, &inherit);
                         if short != "import_tasks" {
                             include = Some("include_tasks");
@@ -1132,7 +1140,8 @@ impl Loader {
                 _ if crate::template::Templar::is_template(&name) => {
                     // The module is known when the task runs.
                     let module = &modules::DYNAMIC;
-                    let mut args = self.module_args(module, &value, node.get("args"), false)?;
+                    let mut args =
+                        self.module_args(module, &value, node.get("args"), false, Map::new())?;
                     if let Value::Object(m) = &mut args {
                         m.insert(modules::DYNAMIC_NAME.into(), Value::String(name.clone()));
                     }
@@ -1148,15 +1157,25 @@ impl Loader {
                                 matches!(&n.kind, NodeKind::Str(s) if crate::template::Templar::is_template(s))
                             })
                             || node.get("failed_when").is_some();
-                        let mut args =
-                            self.module_args(module, &value, node.get("args"), expects_failure)?;
                         // `module_defaults` go under the task's own arguments.
-                        let defaults = keywords.defaults_for(module);
-                        if let (false, Value::Object(own)) = (defaults.is_empty(), &mut args) {
-                            let mut merged = defaults;
-                            merged.extend(std::mem::take(own));
-                            *own = merged;
+                        let mut defaults = keywords.defaults_for(module);
+                        // Ansible's `service` action then runs the service
+                        // manager's module (systemd, for drover) with that
+                        // module's defaults under what it has.
+                        if module.name == "service" {
+                            if let Some(systemd) = modules::lookup("systemd") {
+                                let mut under = keywords.defaults_for(systemd);
+                                under.extend(defaults);
+                                defaults = under;
+                            }
                         }
+                        let args = self.module_args(
+                            module,
+                            &value,
+                            node.get("args"),
+                            expects_failure,
+                            defaults,
+                        )?;
                         Action::Module { module, args }
                     }
                     None => {
@@ -1356,6 +1375,7 @@ impl Loader {
         value: &Node,
         extra: Option<&Node>,
         expects_failure: bool,
+        defaults: Map,
     ) -> Option<Value> {
         if expects_failure {
             // Ansible finds a broken template when the task runs: one that
@@ -1374,7 +1394,9 @@ impl Loader {
         if self.errors.len() > before {
             return None;
         }
-        let mut args = Map::new();
+        // `module_defaults` first: the task's own arguments override them,
+        // and the checks below see what the module will get.
+        let mut args = defaults;
         let mut key_pos: Vec<(String, &Node)> = Vec::new();
         match &value.kind {
             NodeKind::Map(entries) => {
@@ -2450,6 +2472,24 @@ mod tests {
         );
     }
 
+    /// service target: `service` with no arguments of its own took only
+    /// `service`'s defaults; Ansible's service action runs systemd with
+    /// `systemd`'s defaults under what the task and `service`'s gave.
+    #[test]
+    fn service_takes_systemd_defaults_under_its_own() {
+        let text = "- hosts: all\n  tasks:\n    - service:\n      module_defaults:\n        systemd: {name: a, enabled: true, masked: false}\n        sysvinit: {name: b}\n    - service: {state: started}\n      module_defaults:\n        service: {name: c}\n        systemd: {name: a, enabled: true}\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        let a = args_of(&tasks[0]);
+        assert_eq!(a["name"], Value::from("a"));
+        assert_eq!(a["enabled"], Value::Bool(true));
+        assert_eq!(a["masked"], Value::Bool(false));
+        let a = args_of(&tasks[1]);
+        assert_eq!(a["name"], Value::from("c"));
+        assert_eq!(a["enabled"], Value::Bool(true));
+        assert_eq!(a["state"], Value::from("started"));
+    }
+
     /// group and user targets: a templated module name and arguments of
     /// Ansible's modules that drover lacks were load errors.
     #[test]
@@ -2495,6 +2535,29 @@ mod tests {
         std::fs::write(&main, "- test_other:\n").expect("write");
         let err = load_playbook(&pb).expect_err("unknown").to_string();
         assert!(err.contains("unknown module 'test_other'"), "{err}");
+    }
+
+    /// service_facts target: a role handler's `include_tasks` named a file
+    /// of the role's tasks/, and drover looked for it beside the handlers.
+    #[test]
+    fn a_role_handler_includes_a_file_of_the_roles_tasks() {
+        let dir = tree(&[
+            (
+                "roles/r/tasks/main.yml",
+                "- debug: msg=x\n  notify: clean\n",
+            ),
+            ("roles/r/tasks/cleanup.yml", "- debug: msg=cleaned\n"),
+            (
+                "roles/r/handlers/main.yml",
+                "- name: clean\n  include_tasks: cleanup.yml\n",
+            ),
+            ("p.yml", "- hosts: all\n  roles: [r]\n"),
+        ]);
+        let pb = load_playbook(&dir.path().join("p.yml")).expect("loads");
+        let Action::Block { block, .. } = &pb.plays[0].handlers[0].action else {
+            panic!("a static include is a block");
+        };
+        assert_eq!(block.len(), 1);
     }
 
     #[test]

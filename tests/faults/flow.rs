@@ -235,3 +235,38 @@ fn meta_actions_honour_when_and_report_the_hosts_they_skip() {
     // As in Ansible, a skipped meta task is not counted in the recap.
     assert!(run.stdout.contains("\"skipped\":0"), "{}", run.stdout);
 }
+
+/// service target: `meta: end_host` whose `when` is false left no result,
+/// where Ansible reports the host skipped (and nothing for a host it ends).
+#[test]
+fn end_host_with_a_false_condition_is_reported_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: skip unsupported distros
+      meta: end_host
+      when: 1 == 2
+    - name: still here
+      command: "true"
+    - name: the end
+      meta: end_host
+      when: 1 == 1
+    - name: never
+      command: "true"
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        statuses(&run, "skip unsupported distros"),
+        ["skipped"],
+        "{}",
+        run.all()
+    );
+    assert_eq!(statuses(&run, "still here"), ["changed"]);
+    assert!(statuses(&run, "the end").is_empty(), "{}", run.all());
+    assert!(statuses(&run, "never").is_empty(), "{}", run.all());
+}
