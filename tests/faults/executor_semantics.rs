@@ -362,3 +362,32 @@ fn hostvars_of_an_added_host_have_its_group_names() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
 }
+
+/// package_facts target: `environment: {PATH: "${PATH}:/dir"}` is taken
+/// literally (Ansible quotes it), so the task's PATH names no real
+/// directory; Ansible's package_facts reads apt's database through Python
+/// and does not care, nor may drover's. (Needs dpkg: drover's hosts are
+/// Debian-family.)
+#[test]
+fn package_facts_reads_packages_whatever_path_the_task_sets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: facts
+      package_facts:
+        manager: [rpm, apt]
+      environment:
+        PATH: "${PATH}:/nowhere"
+    - assert:
+        that:
+          - ansible_facts.packages | length > 0
+          - "'dpkg' in ansible_facts.packages"
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(statuses(&run, "facts"), ["ok"]);
+}
