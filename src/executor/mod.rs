@@ -1358,8 +1358,18 @@ impl RunCtx<'_> {
                         {
                             vars.extend(f.clone());
                         }
+                        // A host no play has targeted yet (one `add_host`
+                        // made) has the per-host magic variables too.
                         let mut names = Map::new();
                         names.insert("inventory_hostname".into(), Value::from(name.clone()));
+                        names.insert(
+                            "inventory_hostname_short".into(),
+                            Value::from(name.split('.').next().unwrap_or_default()),
+                        );
+                        names.insert(
+                            "group_names".into(),
+                            serde_json::json!(self.inventory.group_names(name)),
+                        );
                         self.templar
                             .layered(vec![Arc::new(vars), Arc::new(names)], Vec::new())
                     }

@@ -170,6 +170,30 @@ impl ItemResult {
 }
 
 /// An `async` task still running when its time is up, in Ansible's words.
+/// Modules that are action plugins in Ansible which refuse `async` (their
+/// work is done by the controller, or they move files): the task fails.
+const NO_ASYNC_ACTIONS: &[&str] = &[
+    "add_host",
+    "assemble",
+    "assert",
+    "copy",
+    "debug",
+    "fail",
+    "fetch",
+    "gather_facts",
+    "group_by",
+    "pause",
+    "raw",
+    "reboot",
+    "script",
+    "set_fact",
+    "set_stats",
+    "template",
+    "unarchive",
+    "validate_argument_spec",
+    "wait_for_connection",
+];
+
 fn async_timed_out(secs: u64) -> ModuleError {
     let mut data = Map::new();
     data.insert("finished".into(), Value::from(0));
@@ -1349,6 +1373,12 @@ impl RunCtx<'_> {
             Ok(a) => a,
             Err(e) => return ItemResult::failed(e.to_string()),
         };
+        if async_secs.is_some() && NO_ASYNC_ACTIONS.contains(&module.name) {
+            return ItemResult::failed(format!(
+                "This action ({}) does not support async.",
+                module.name
+            ));
+        }
         // Check mode plans without running anything in the background.
         let check = task.keywords.check_mode.unwrap_or(self.opts.check);
         let background = async_secs.is_some() && poll == 0 && !check;

@@ -572,6 +572,16 @@ pub fn refused(msg: String) -> Value {
     Value::Object(m)
 }
 
+/// Modules that are action plugins in Ansible with a fixed list of options
+/// (`_VALID_ARGS`), which word their refusal of another one differently.
+const FIXED_ARG_ACTIONS: &[&str] = &[
+    "fail",
+    "group_by",
+    "reboot",
+    "set_stats",
+    "wait_for_connection",
+];
+
 /// Ansible's message for arguments a module does not take.
 pub fn unsupported_message(module: &ModuleInfo, names: &[&str]) -> String {
     if module.name == "shell" && names == ["expand_argument_vars"] {
@@ -580,6 +590,11 @@ pub fn unsupported_message(module: &ModuleInfo, names: &[&str]) -> String {
     }
     let mut names: Vec<&str> = names.to_vec();
     names.sort_unstable();
+    if FIXED_ARG_ACTIONS.contains(&module.name) {
+        // Ansible's action plugins with a fixed list of options refuse the
+        // others themselves, in these words.
+        return format!("Invalid options for {}: {}", module.name, names.join(","));
+    }
     let mut accepted: Vec<&str> = module
         .args
         .iter()
@@ -1164,6 +1179,21 @@ mod tests {
         assert_eq!(
             unsupported_message(shell, &["expand_argument_vars"]),
             "Unsupported parameters for (shell) module: expand_argument_vars"
+        );
+    }
+
+    /// wait_for_connection target: an action plugin with a fixed option
+    /// list refuses another option in its own words.
+    #[test]
+    fn fixed_option_actions_refuse_in_ansibles_words() {
+        let wfc = lookup("wait_for_connection").expect("wait_for_connection");
+        assert_eq!(
+            unsupported_message(wfc, &["foo", "bar"]),
+            "Invalid options for wait_for_connection: bar,foo"
+        );
+        let debug = lookup("debug").expect("debug");
+        assert!(
+            unsupported_message(debug, &["foo"]).starts_with("Unsupported parameters for (debug)")
         );
     }
 }

@@ -17,7 +17,10 @@ use crate::{Map, Value};
 #[serde(try_from = "WithBackend")]
 pub struct Package {
     /// Packages (with a version as the manager writes it: `name=1.2*`).
-    #[serde(deserialize_with = "strings")]
+    /// Documented as required, but Ansible's action hands the task to the
+    /// backend as written (`package: {update_cache: true}` is apt's), and
+    /// `name` may come from the backend's `module_defaults`.
+    #[serde(default, deserialize_with = "strings")]
     name: Vec<String>,
     /// `present`/`installed`, `absent`/`removed` or `latest`. Documented as
     /// required, but Ansible's action hands the task to the backend as
@@ -35,7 +38,7 @@ pub struct Package {
 /// `package`'s arguments as written: its own, and the rest for the backend.
 #[derive(Deserialize)]
 struct WithBackend {
-    #[serde(deserialize_with = "strings")]
+    #[serde(default, deserialize_with = "strings")]
     name: Vec<String>,
     #[serde(default, deserialize_with = "opt_string_ish")]
     state: Option<String>,
@@ -74,16 +77,20 @@ fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 }
 
 impl Package {
-    /// The manager: `use`, else the `pkg_mgr` fact when gathered, else apt.
+    /// The manager, as Ansible's action picks it: `use`, else the variable
+    /// `ansible_package_use`, else the `pkg_mgr` fact when gathered, else apt.
     fn manager(&self, ctx: &ReadCtx<'_>) -> String {
-        match self.use_.as_deref() {
-            Some(u) if u != "auto" => u.to_string(),
-            _ => ctx
-                .render
-                .eval("ansible_facts['pkg_mgr'] | default('auto')")
+        let named = |expr: &str| {
+            ctx.render
+                .eval(expr)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .filter(|m| !m.is_empty() && m != "auto" && m != "unknown")
+        };
+        match self.use_.as_deref() {
+            Some(u) if u != "auto" => u.to_string(),
+            _ => named("ansible_package_use | default('')")
+                .or_else(|| named("ansible_facts['pkg_mgr'] | default('auto')"))
                 .unwrap_or_else(|| "apt".into()),
         }
     }
@@ -91,13 +98,20 @@ impl Package {
     /// The `apt` task this one stands for.
     fn apt(&self, ctx: &ReadCtx<'_>) -> Result<Apt, ModuleError> {
         let manager = self.manager(ctx);
+        if manager != "apt" && super::known::resolve(&manager, &[]).is_none() {
+            return Err(ModuleError::failed(format!(
+                "Could not find a matching action for the \"{manager}\" package manager."
+            )));
+        }
         if manager != "apt" {
             return Err(ModuleError::failed(format!(
                 "package: drover manages packages with apt only; this host's manager is {manager:?}"
             )));
         }
         let mut args = self.backend.clone();
-        args.insert("name".into(), serde_json::json!(self.name));
+        if !self.name.is_empty() {
+            args.insert("name".into(), serde_json::json!(self.name));
+        }
         if let Some(state) = &self.state {
             args.insert("state".into(), Value::from(state.clone()));
         }
@@ -216,6 +230,17 @@ mod tests {
             serde_json::from_value(json!({"name": "vim", "state": "present", "use": "yum"}))
                 .expect("args");
         assert!(m.apt(&ctx.reading()).is_err());
+        // package target: a manager that is no module at all, named by
+        // the variable Ansible reads.
+        let lola = Harness::with_vars(json!({"ansible_package_use": "lola"}));
+        let lctx = lola.ctx(false, false);
+        let m: Package = serde_json::from_value(json!({"name": "x"})).expect("args");
+        let err = m.apt(&lctx.reading()).expect_err("lola");
+        assert!(
+            err.to_string()
+                .contains("Could not find a matching action for the \"lola\" package manager."),
+            "{err}"
+        );
         let m: Package = serde_json::from_value(json!({"name": "vim"})).expect("args");
         let apt = m.apt(&ctx.reading()).expect("apt");
         assert_eq!(
@@ -239,6 +264,15 @@ mod tests {
         .expect("apt's arguments are package's too");
         let apt = format!("{:?}", m.apt(&ctx.reading()).expect("apt"));
         assert!(apt.contains("3600"), "{apt}");
+        // package target: no name (it may come from the backend's
+        // module_defaults) loads, and apt gets the task as written.
+        let m: Package = serde_json::from_value(json!({"update_cache": true})).expect("no name");
+        let apt = format!("{:?}", m.apt(&ctx.reading()).expect("apt"));
+        let want = format!(
+            "{:?}",
+            serde_json::from_value::<Apt>(json!({"update_cache": true})).expect("apt args")
+        );
+        assert_eq!(apt, want);
         let err = serde_json::from_value::<Package>(
             json!({"name": "vim", "state": "present", "enablerepo": "x"}),
         )

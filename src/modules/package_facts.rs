@@ -24,9 +24,31 @@ pub struct PackageFacts {
     _strategy: Option<Value>,
 }
 
-/// Installed packages, one per line: name, version, architecture.
+/// The manager names Ansible's package_facts takes (its managers and
+/// their aliases).
+const MANAGERS: &[&str] = &[
+    "apk",
+    "apt",
+    "pacman",
+    "pkg",
+    "pkg_info",
+    "portage",
+    "rpm",
+    "dnf",
+    "dnf5",
+    "yum",
+    "zypper",
+    "pkg5",
+    "pkgng",
+    "openbsd_pkg",
+];
+
+/// Installed packages, one per line: name, version, architecture. dpkg's
+/// own directories follow the task's `PATH`, since Ansible's module reads
+/// apt's database through Python, whatever `PATH` a task's `environment`
+/// gives (package_facts target: `PATH: "${PATH}:/dir"`, taken literally).
 const READ: &str =
-    "dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n'";
+    "PATH=\"$PATH:/usr/bin:/bin\" dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n'";
 
 /// The `packages` fact from the read's output.
 fn packages(out: &str) -> Map {
@@ -62,12 +84,30 @@ impl Module for PackageFacts {
     type Change = ();
 
     fn reads(&self, _ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
-        for m in self.manager.iter().flatten() {
-            if m != "auto" && m != "apt" {
-                return Err(ModuleError::failed(format!(
-                    "package_facts: drover reads apt's (dpkg's) packages only, not {m:?}"
-                )));
-            }
+        let asked: Vec<String> = match &self.manager {
+            Some(list) if !list.is_empty() => list.iter().map(|m| m.to_lowercase()).collect(),
+            _ => vec!["auto".into()],
+        };
+        let mut unsupported: Vec<&str> = asked
+            .iter()
+            .map(String::as_str)
+            .filter(|m| *m != "auto" && !MANAGERS.contains(m))
+            .collect();
+        if !unsupported.is_empty() {
+            unsupported.sort_unstable();
+            unsupported.dedup();
+            return Err(ModuleError::failed(format!(
+                "Unsupported package managers requested: {}",
+                unsupported.join(", ")
+            )));
+        }
+        // Other managers (rpm on a Debian host) are taken to list nothing,
+        // as Ansible finds them there: apt's list is the answer.
+        if !asked.iter().any(|m| m == "auto" || m == "apt") {
+            return Err(ModuleError::failed(format!(
+                "package_facts: drover reads apt's (dpkg's) packages only, not {}",
+                asked.join(", ")
+            )));
         }
         Ok(Protocol::Declared(ReadSet::one(READ.into(), Scope::Host)))
     }
@@ -112,5 +152,31 @@ mod tests {
         );
         assert_eq!(m["libc6"].as_array().map(Vec::len), Some(2));
         assert!(!m.contains_key("old"), "removed packages are not listed");
+    }
+
+    #[test]
+    fn takes_ansibles_manager_names() {
+        let render = crate::modules::testutil::TestRender::new(json!({}));
+        let ctx = ReadCtx {
+            host: "h",
+            check: false,
+            diff: false,
+            render: &render,
+            search: &[],
+        };
+        let reads = |v: Value| {
+            serde_json::from_value::<PackageFacts>(v)
+                .expect("args")
+                .reads(&ctx)
+                .map_err(|e| e.to_string())
+        };
+        // package_facts target: rpm tried first finds nothing on a Debian host.
+        assert!(reads(json!({"manager": ["rpm", "apt"]})).is_ok());
+        assert!(reads(json!({"manager": "auto"})).is_ok());
+        assert!(reads(json!({})).is_ok());
+        let err = reads(json!({"manager": ["apt", "nope"]})).expect_err("unknown");
+        assert_eq!(err, "Unsupported package managers requested: nope");
+        let err = reads(json!({"manager": "rpm"})).expect_err("rpm only");
+        assert!(err.contains("apt's (dpkg's) packages only"), "{err}");
     }
 }

@@ -44,7 +44,9 @@ impl Module for Ping {
         }
         let data = self.data.clone().unwrap_or_else(|| "pong".into());
         if data == "crash" {
-            return Err(ModuleError::failed("boom"));
+            // Ansible's ping raises an exception; Ansible reports the crash
+            // of a module in these words.
+            return Err(ModuleError::failed("Task failed: Module failed: boom"));
         }
         let mut m = Map::new();
         m.insert("ping".into(), Value::from(data));
@@ -94,7 +96,11 @@ mod tests {
         };
         assert_eq!(d["ping"], json!("hi"));
         let m: Ping = serde_json::from_value(json!({"data": "crash"})).expect("args");
-        assert!(m.decide(&observed_stdout(&["pong\n"]), &ctx).is_err());
+        let Err(ModuleError::Failed { msg, .. }) = m.decide(&observed_stdout(&["pong\n"]), &ctx)
+        else {
+            panic!("crash fails")
+        };
+        assert_eq!(msg, "Task failed: Module failed: boom");
         assert!(m.decide(&observed_stdout(&["nope"]), &ctx).is_err());
     }
 

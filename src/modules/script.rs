@@ -64,7 +64,7 @@ impl Script {
         let (inline, text) = match (&self.raw_params, &self.cmd) {
             (Some(_), Some(_)) => {
                 return Err(ModuleError::Args(
-                    "give the script as free form or as cmd, not both".into(),
+                    "parameters are mutually exclusive: _raw_params|cmd".into(),
                 ))
             }
             (Some(t), None) => extract_kv(t, INLINE_KEYS),
@@ -72,15 +72,19 @@ impl Script {
             (None, None) => (Vec::new(), String::new()),
         };
         let text = text.trim();
-        let (first, rest) = match text.find(char::is_whitespace) {
-            Some(i) => (&text[..i], text[i..].trim_start()),
-            None => (text, ""),
-        };
-        let src = crate::shlex::words(first)
-            .ok()
-            .and_then(|w| w.into_iter().next())
+        // The script is the first shell word (`'space path/s.sh' a b`, as
+        // Ansible's shlex.split takes it); the rest is passed on as written.
+        let words = crate::shlex::split(text, false).map_err(|e| {
+            ModuleError::Args(format!("cannot split the script's command line: {e}"))
+        })?;
+        let src = words
+            .first()
+            .map(|w| w.text.clone())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ModuleError::Args("script needs the path of a local script".into()))?;
+            .ok_or_else(|| {
+                ModuleError::Args("one of the following is required: _raw_params, cmd".into())
+            })?;
+        let rest = words.get(1).map_or("", |w| &text[w.offset..]);
         let mut p = Prepared {
             src,
             args: rest.to_string(),
@@ -123,33 +127,33 @@ fn guard_script(p: &Prepared) -> String {
     s
 }
 
+/// The result of a run the guard ruled out: skipped, as Ansible's action
+/// skips it, with its reason.
 fn skipped(msg: String) -> Map {
     let mut m = Map::new();
     m.insert("msg".into(), Value::from(msg));
-    m.insert("rc".into(), Value::from(0));
-    m.insert("stdout".into(), Value::from(""));
-    m.insert("stdout_lines".into(), Value::Array(Vec::new()));
-    m.insert("stderr".into(), Value::from(""));
-    m.insert("stderr_lines".into(), Value::Array(Vec::new()));
+    m.insert("skipped".into(), Value::Bool(true));
+    m.insert("changed".into(), Value::Bool(false));
     m
 }
 
-/// The plan from the guard's output (`None`: no guard was read).
+/// The plan from the guard's output (`None`: no guard was read). In check
+/// mode a script the guard lets run is reported changed, not run (Ansible:
+/// with `creates`/`removes` check mode is supported that far).
 fn plan_from(p: Prepared, guard: Option<&str>, check: bool) -> Result<Plan<Prepared>, ModuleError> {
-    let shoulda = if check { "Would" } else { "Did" };
     if let Some(out) = guard {
         for line in out.lines().map(str::trim) {
             match line {
                 "@@creates" => {
                     let c = p.creates.clone().unwrap_or_default();
                     return Ok(Plan::Unchanged(skipped(format!(
-                        "{shoulda} not run script since '{c}' exists"
+                        "{c} exists, matching creates option"
                     ))));
                 }
                 "@@removes" => {
                     let r = p.removes.clone().unwrap_or_default();
                     return Ok(Plan::Unchanged(skipped(format!(
-                        "{shoulda} not run script since '{r}' does not exist"
+                        "{r} does not exist, matching removes option"
                     ))));
                 }
                 "@@ok" => {}
@@ -159,6 +163,13 @@ fn plan_from(p: Prepared, guard: Option<&str>, check: bool) -> Result<Plan<Prepa
                     )))
                 }
             }
+        }
+        if check {
+            return Ok(Plan::Change {
+                change: p,
+                diff: None,
+                data: Map::new(),
+            });
         }
     }
     Ok(Plan::Run(p))
@@ -180,7 +191,10 @@ impl Module for Script {
     type Change = Prepared;
 
     fn validate(&self) -> Result<(), super::ArgError> {
-        self.prepare().map(|_| ()).map_err(|e| e.to_string().into())
+        self.prepare().map(|_| ()).map_err(|e| match e {
+            ModuleError::Args(m) => m.into(),
+            other => other.to_string().into(),
+        })
     }
 
     fn reads(&self, ctx: &ReadCtx<'_>) -> Result<Protocol, ModuleError> {
@@ -293,10 +307,20 @@ mod tests {
         assert_eq!(p.chdir.as_deref(), Some("/tmp"));
         let p = prepared(json!({"cmd": "s.sh", "removes": "/y"}));
         assert_eq!((p.src.as_str(), p.args.as_str()), ("s.sh", ""));
-        assert!(serde_json::from_value::<Script>(json!({}))
-            .expect("args")
-            .validate()
-            .is_err());
+        // A quoted script path with a space is one word.
+        let p = prepared(json!({"_raw_params": "'space path/test.sh' -a \"b c\""}));
+        assert_eq!(p.src, "space path/test.sh");
+        assert_eq!(p.args, "-a \"b c\"");
+        let refused = |v: Value| {
+            serde_json::from_value::<Script>(v)
+                .expect("args")
+                .validate()
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(json!({})).contains("one of the following is required: _raw_params, cmd"));
+        assert!(refused(json!({"_raw_params": "a.sh", "cmd": "b.sh"}))
+            .contains("parameters are mutually exclusive: _raw_params|cmd"));
     }
 
     #[test]
@@ -307,13 +331,24 @@ mod tests {
             "{}",
             guard_script(&p)
         );
+        // A satisfied guard skips the task, in both modes, as Ansible does.
+        for check in [false, true] {
+            let Plan::Unchanged(d) =
+                plan_from(p.clone(), Some("@@creates\n"), check).expect("plan")
+            else {
+                panic!("unchanged expected")
+            };
+            assert_eq!(d["skipped"], json!(true));
+            assert_eq!(d["msg"], json!("/x* exists, matching creates option"));
+        }
         assert!(matches!(
-            plan_from(p.clone(), Some("@@creates\n"), false).expect("plan"),
-            Plan::Unchanged(_)
+            plan_from(p.clone(), Some("@@ok\n"), false).expect("plan"),
+            Plan::Run(_)
         ));
+        // In check mode a guarded script that would run is reported changed.
         assert!(matches!(
             plan_from(p.clone(), Some("@@ok\n"), true).expect("plan"),
-            Plan::Run(_)
+            Plan::Change { .. }
         ));
         assert!(plan_from(p, Some("junk\n"), false).is_err());
         let p = prepared(json!({"_raw_params": "s.sh", "removes": "/y"}));
@@ -322,7 +357,7 @@ mod tests {
         };
         assert_eq!(
             d["msg"],
-            json!("Would not run script since '/y' does not exist")
+            json!("/y does not exist, matching removes option")
         );
     }
 
@@ -346,8 +381,16 @@ mod tests {
             .await
             .expect("check");
         assert!(
-            out.skipped.is_some(),
-            "check mode skips a script that would run"
+            out.changed && out.skipped.is_none(),
+            "check mode reports a guarded script that would run as changed"
+        );
+        let out = h
+            .run::<Script>(json!({"_raw_params": "s.sh 'a b' c"}), true, false)
+            .await
+            .expect("check, unguarded");
+        assert!(
+            out.skipped.is_some() && !out.changed,
+            "check mode skips a script without creates/removes"
         );
         let out = h
             .run::<Script>(args.clone(), false, false)
@@ -364,7 +407,10 @@ mod tests {
         );
         std::fs::write(&marker, "").expect("marker");
         let out = h.run::<Script>(args, false, false).await.expect("again");
-        assert!(!out.changed);
+        assert!(
+            !out.changed && out.skipped.is_some(),
+            "creates met: skipped"
+        );
         let err = h
             .run::<Script>(json!({"_raw_params": "nope.sh"}), false, false)
             .await

@@ -1426,6 +1426,15 @@ impl Loader {
                                 args.insert(k, Value::String(v));
                             }
                         }
+                        Err(KvError::NotKv(_)) if expects_failure && module.name == "add_host" => {
+                            // Ansible's add_host takes text that is not
+                            // key=value as raw parameters, and refuses them
+                            // when it runs.
+                            return Some(modules::refused(
+                                "Invalid raw parameters passed, requires a dictionary/mapping got a string"
+                                    .into(),
+                            ));
+                        }
                         Err(KvError::NotKv(_)) => {
                             self.errors.push(value.error(format!(
                                 "module '{}' takes key=value arguments or a mapping",
@@ -2418,7 +2427,18 @@ mod tests {
             args_of(&tasks[2]),
             &modules::refused("missing required arguments: src".into())
         );
+        // add_host target: text that is not key=value fails when it runs.
+        let text =
+            "- hosts: all\n  tasks:\n    - add_host: namex groupsy\n      ignore_errors: true\n";
+        let pb = load_playbook_str(text, Path::new("p.yml")).expect("loads");
+        let msg = args_of(&pb.plays[0].tasks[0])["_refused"]
+            .as_str()
+            .expect("refused")
+            .to_string();
+        assert!(msg.starts_with("Invalid raw parameters passed"), "{msg}");
         // Without the expectation they stay load errors.
+        let text = "- hosts: all\n  tasks:\n    - add_host: namex groupsy\n";
+        assert!(load_playbook_str(text, Path::new("p.yml")).is_err());
         let text = "- hosts: all\n  tasks:\n    - file: {state: hard}\n";
         let err = load_playbook_str(text, Path::new("p.yml"))
             .expect_err("refused")

@@ -167,6 +167,48 @@ fn async_with_poll_zero_runs_in_the_background_and_async_bounds_a_polled_task() 
     assert_eq!(statuses(&run, "too slow"), ["failed"]);
 }
 
+/// script target: actions Ansible runs on the controller or that move
+/// files refuse `async` (the task fails), while modules take it.
+#[test]
+fn actions_without_async_support_refuse_async() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let run = local(
+        dir.path(),
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: script with async
+      script: /some/script.sh
+      async: 2
+      ignore_errors: true
+      register: script_async
+    - name: copy with async
+      copy: {{content: "x", dest: "{d}/copied"}}
+      async: 10
+      ignore_errors: true
+      register: copy_async
+    - name: command with async
+      command: touch {d}/touched
+      async: 10
+      register: command_async
+    - assert:
+        that:
+          - script_async is failed
+          - script_async.msg == "This action (script) does not support async."
+          - copy_async is failed
+          - copy_async.msg == "This action (copy) does not support async."
+          - command_async is changed
+"#
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!dir.path().join("copied").exists(), "{}", run.all());
+    assert!(dir.path().join("touched").exists(), "{}", run.all());
+}
+
 #[test]
 fn a_successful_result_says_it_did_not_fail() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -295,4 +337,57 @@ fn results_and_unsafe_values_are_not_templates() {
     for task in ["compared", "reported"] {
         assert_eq!(statuses(&run, task), ["ok"], "{task}: {}", run.all());
     }
+}
+
+/// add_host target: the hostvars of a host `add_host` made, which no play
+/// has targeted, hold its per-host magic variables (`group_names`).
+#[test]
+fn hostvars_of_an_added_host_have_its_group_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - add_host: {hostname: lone.example, a_var: x}
+    - add_host: {name: grouped, groups: newgroup}
+    - assert:
+        that:
+          - hostvars['lone.example'].group_names == ['ungrouped']
+          - hostvars['lone.example'].inventory_hostname_short == 'lone'
+          - hostvars['lone.example'].a_var == 'x'
+          - "'newgroup' in hostvars['grouped'].group_names"
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+/// package_facts target: `environment: {PATH: "${PATH}:/dir"}` is taken
+/// literally (Ansible quotes it), so the task's PATH names no real
+/// directory; Ansible's package_facts reads apt's database through Python
+/// and does not care, nor may drover's. (Needs dpkg: drover's hosts are
+/// Debian-family.)
+#[test]
+fn package_facts_reads_packages_whatever_path_the_task_sets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = local(
+        dir.path(),
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: facts
+      package_facts:
+        manager: [rpm, apt]
+      environment:
+        PATH: "${PATH}:/nowhere"
+    - assert:
+        that:
+          - ansible_facts.packages | length > 0
+          - "'dpkg' in ansible_facts.packages"
+"#,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(statuses(&run, "facts"), ["ok"]);
 }
