@@ -118,10 +118,17 @@ fn fetch_and_find_converge_and_fetch_lays_out_host_dirs() {
     - find:
         paths: [/srv/f]
         contains: "{{ inventory_hostname }} c"
-        file_type: any
       register: found
     - assert:
         that: found.files | map(attribute='path') | list == ['/srv/f/c.txt']
+    # As in Ansible, contains only filters regular files of file_type file.
+    - find:
+        paths: [/srv/f]
+        contains: "{{ inventory_hostname }} c"
+        file_type: any
+      register: found
+    - assert:
+        that: found.matched == 3
 "#,
     );
     let first = converges(&env, &pb);
