@@ -41,4 +41,7 @@ step delete delete.yml
 step delete-again delete.yml
 step check-reset reset.yml --check
 step reset reset.yml
+# ufw names its backups of the rules by the second and refuses a reset
+# whose backup name exists: a second reset within the same second fails.
+sleep 1
 step reset-again reset.yml
