@@ -50,6 +50,13 @@ pub fn register(env: &mut Environment<'static>) {
             )+
         };
     }
+    // Python's `%` on a string literal, which the templar rewrites
+    // (`"%s" % x` to `"%s" | __drover_percent(x)`): minijinja's `%` is
+    // only arithmetic.
+    env.add_filter(
+        crate::template::percent::FILTER,
+        |fmt: String, args: Value| pycompat::py_percent(&fmt, &args),
+    );
     filters! {
         "bool" => bool_filter,
         "int" => int_filter,

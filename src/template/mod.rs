@@ -9,6 +9,7 @@ pub mod filters;
 mod jinja_rules;
 mod lazy;
 pub(crate) mod native;
+pub(crate) mod percent;
 pub mod trust;
 
 use std::collections::HashMap;
@@ -692,6 +693,8 @@ impl ScopeInner {
                 undefined: None,
                 chainable: false,
             };
+            let rewritten = percent::rewrite(source, false, env.syntax());
+            let source = rewritten.as_deref().unwrap_or(source);
             let tmpl = guarded(|| env.template_from_str(source)).map_err(compile_error)?;
             jinja_rules::check(source, false, env)?;
             let embedded = self.embedded(source, false, env.syntax())?;
@@ -791,22 +794,29 @@ impl ScopeInner {
         expr: &str,
     ) -> Result<minijinja::Value, TemplateError> {
         {
-            let compiled = guarded(|| env.compile_expression(expr)).map_err(|e| TemplateError {
-                msg: format!("template error in '{expr}': {e}"),
-                undefined: None,
-                chainable: false,
-            })?;
+            // `text` is `expr` or a rewriting of it; errors name `expr`.
+            fn compile<'s>(
+                env: &'s Environment<'static>,
+                text: &'s str,
+                expr: &str,
+            ) -> Result<minijinja::Expression<'s, 's>, TemplateError> {
+                guarded(|| env.compile_expression(text)).map_err(|e| TemplateError {
+                    msg: format!("template error in '{expr}': {e}"),
+                    undefined: None,
+                    chainable: false,
+                })
+            }
+            let compiled = compile(env, expr, expr)?;
             jinja_rules::check(expr, true, env)?;
-            let embedded = self.embedded(expr, true, env.syntax())?;
+            let rewritten = percent::rewrite(expr, true, env.syntax());
+            let compiled = match &rewritten {
+                Some(text) => compile(env, text, expr)?,
+                None => compiled,
+            };
+            let embedded =
+                self.embedded(rewritten.as_deref().unwrap_or(expr), true, env.syntax())?;
             let (compiled, ctx) = match &embedded {
-                Some((text, ctx)) => (
-                    guarded(|| env.compile_expression(text)).map_err(|e| TemplateError {
-                        msg: format!("template error in '{expr}': {e}"),
-                        undefined: None,
-                        chainable: false,
-                    })?,
-                    ctx.clone(),
-                ),
+                Some((text, ctx)) => (compile(env, text, expr)?, ctx.clone()),
                 None => (compiled, self.ctx()),
             };
             let names = || sorted(compiled.undeclared_variables(true));
@@ -1211,6 +1221,31 @@ mod tests {
 
     /// lookup_first_found's "check the result of the template error": Ansible
     /// words a division by zero as Python does.
+    #[test]
+    fn percent_on_a_string_constant_formats_as_python_does() {
+        let t = Templar::new();
+        let s = scope(&t, json!({"d": "/tmp/x", "n": 5, "m": {"k": "v"}}));
+        let out = |src: &str| t.render_string(src, &s).expect(src);
+        assert_eq!(out("{{ 'Failed %s/a.gbk' % (d) }}"), "Failed /tmp/x/a.gbk");
+        assert_eq!(
+            out("{{ '%s-%03d|%-4s|%5.1f' % ('a', n, 'b', 2.25) }}"),
+            "a-005|b   |  2.2"
+        );
+        assert_eq!(out("{{ '%(k)s%%' % m }}"), "v%");
+        assert_eq!(out("{{ '%x %+d %d' % (255, n, 3.9) }}"), "ff +5 3");
+        assert_eq!(
+            out("{% if n %}{{ '[%s]' % d | upper }}{% endif %}"),
+            "[/TMP/X]"
+        );
+        assert_eq!(t.eval("'%s:%s' % (n, d)", &s), Ok(json!("5:/tmp/x")));
+        // Arithmetic stays arithmetic.
+        assert_eq!(out("{{ n % 3 }}"), "2");
+        let msg = |src: &str| t.render_string(src, &s).expect_err(src).msg;
+        assert!(msg("{{ '%s' % (1, 2) }}").contains("not all arguments converted"));
+        assert!(msg("{{ '%s %s' % (1,) }}").contains("not enough arguments"));
+        assert!(msg("{{ '%d' % d }}").contains("a real number is required, not str"));
+    }
+
     #[test]
     fn division_by_zero_is_worded_as_python_does() {
         let t = Templar::new();

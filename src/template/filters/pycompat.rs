@@ -531,6 +531,116 @@ pub(super) fn py_format(template: &str, args: &[Value]) -> Result<String, Error>
     Ok(out)
 }
 
+/// Python's `%` on a string (`"%s-%02d" % (name, n)`, `"%(a)s" % d`):
+/// `args` is a tuple (a sequence), a mapping for `%(key)` fields, or one
+/// value. Each field is formatted as `format()` would with the same flags.
+pub(super) fn py_percent(template: &str, args: &Value) -> Result<String, Error> {
+    let positional: Vec<Value> = match args.kind() {
+        ValueKind::Seq => args.try_iter()?.collect(),
+        _ => vec![args.clone()],
+    };
+    let mut next = positional.iter();
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    let mut keyed = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut key = None;
+        if chars.peek() == Some(&'(') {
+            chars.next();
+            let name: String = chars.by_ref().take_while(|c| *c != ')').collect();
+            key = Some(name);
+        }
+        let mut flags = String::new();
+        while let Some(&f) = chars.peek().filter(|f| "-+ 0#".contains(**f)) {
+            flags.push(f);
+            chars.next();
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit() || **d == '.') {
+            width.push(d);
+            chars.next();
+        }
+        let conv = chars
+            .next()
+            .ok_or_else(|| err("incomplete format".into()))?;
+        if conv == '%' && key.is_none() {
+            out.push('%');
+            continue;
+        }
+        let value = match &key {
+            Some(name) => {
+                keyed = true;
+                if args.kind() != ValueKind::Map {
+                    return Err(err("format requires a mapping".into()));
+                }
+                let v = args.get_item(&Value::from(name.as_str()))?;
+                if v.is_undefined() {
+                    return Err(err(format!("KeyError: '{name}'")));
+                }
+                v
+            }
+            None => next
+                .next()
+                .cloned()
+                .ok_or_else(|| err("not enough arguments for format string".into()))?,
+        };
+        out.push_str(&percent_field(&value, &flags, &width, conv)?);
+    }
+    if !keyed && next.next().is_some() {
+        return Err(err(
+            "not all arguments converted during string formatting".into()
+        ));
+    }
+    Ok(out)
+}
+
+/// One `%` field: `value` with the field's flags, width and precision and
+/// its conversion, as Python formats it (right-aligned unless `-`).
+fn percent_field(value: &Value, flags: &str, width: &str, conv: char) -> Result<String, Error> {
+    let left = flags.contains('-');
+    let align = if left { "<" } else { ">" };
+    match conv {
+        's' | 'r' | 'a' => {
+            let text = match (conv, value.as_str()) {
+                ('s', Some(s)) => s.to_string(),
+                (_, Some(s)) => format!("'{s}'"),
+                _ => value.to_string(),
+            };
+            format_spec(&Value::from(text), &format!("{align}{width}"))
+        }
+        'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F' | 'e' | 'E' => {
+            if !matches!(value.kind(), ValueKind::Number | ValueKind::Bool) {
+                return Err(err(format!(
+                    "%{conv} format: a real number is required, not {}",
+                    super::py_type(value)
+                )));
+            }
+            let integral = matches!(conv, 'd' | 'i' | 'u' | 'x' | 'X' | 'o');
+            let value = match f64::try_from(value.clone()) {
+                Ok(f) if integral && value.as_i64().is_none() => Value::from(f.trunc() as i64),
+                _ => value.clone(),
+            };
+            let sign = ["+", " "]
+                .into_iter()
+                .find(|s| flags.contains(s))
+                .unwrap_or("");
+            let zero = flags.contains('0') && !left;
+            let spec = match (left, zero) {
+                (true, _) => format!("<{sign}{width}"),
+                (false, true) => format!("{sign}0{width}"),
+                (false, false) => format!(">{sign}{width}"),
+            };
+            let ty = if matches!(conv, 'i' | 'u') { 'd' } else { conv };
+            format_spec(&value, &format!("{spec}{ty}"))
+        }
+        other => Err(err(format!("unsupported format character '{other}'"))),
+    }
+}
+
 fn format_spec(v: &Value, spec: &str) -> Result<String, Error> {
     let mut chars: Vec<char> = spec.chars().collect();
     let mut fill = ' ';
