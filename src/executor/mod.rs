@@ -1107,12 +1107,9 @@ impl RunCtx<'_> {
     }
 
     /// A host's state when a play first targets it.
-    fn new_host(&self, name: &str) -> HostState {
-        let inventory = self
-            .inventory
-            .get(name)
-            .map(|c| c.into_owned())
-            .unwrap_or_default();
+    /// The magic variables that name a host: `inventory_hostname`, its
+    /// short form and `group_names`.
+    fn host_names(&self, name: &str) -> Map {
         let mut names = Map::new();
         names.insert("inventory_hostname".into(), Value::from(name));
         names.insert(
@@ -1123,6 +1120,16 @@ impl RunCtx<'_> {
             "group_names".into(),
             serde_json::json!(self.inventory.group_names(name)),
         );
+        names
+    }
+
+    fn new_host(&self, name: &str) -> HostState {
+        let inventory = self
+            .inventory
+            .get(name)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        let mut names = self.host_names(name);
         names.insert(
             "playbook_dir".into(),
             Value::from(self.playbook.dir.display().to_string()),
@@ -1360,16 +1367,7 @@ impl RunCtx<'_> {
                         }
                         // A host no play has targeted yet (one `add_host`
                         // made) has the per-host magic variables too.
-                        let mut names = Map::new();
-                        names.insert("inventory_hostname".into(), Value::from(name.clone()));
-                        names.insert(
-                            "inventory_hostname_short".into(),
-                            Value::from(name.split('.').next().unwrap_or_default()),
-                        );
-                        names.insert(
-                            "group_names".into(),
-                            serde_json::json!(self.inventory.group_names(name)),
-                        );
+                        let names = self.host_names(name);
                         self.templar
                             .layered(vec![Arc::new(vars), Arc::new(names)], Vec::new())
                     }

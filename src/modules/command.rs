@@ -1180,13 +1180,7 @@ mod tests {
     #[test]
     fn a_guard_is_a_declared_read_and_decided_from_its_output() {
         let render = crate::modules::testutil::TestRender::new(json!({}));
-        let ctx = ReadCtx {
-            host: "h",
-            check: false,
-            diff: false,
-            render: &render,
-            search: &[],
-        };
+        let ctx = render.read_ctx();
         let plain: Command =
             serde_json::from_value(json!({"_raw_params": "touch /x"})).expect("args");
         assert_eq!(plain.reads(&ctx).expect("reads"), Protocol::Imperative);

@@ -1035,13 +1035,7 @@ mod tests {
     fn decide(args: Value, out: &[String]) -> Result<Decision<IptablesChange>, ModuleError> {
         let out: Vec<&str> = out.iter().map(String::as_str).collect();
         let render = TestRender::new(json!({}));
-        let ctx = ReadCtx {
-            host: "h",
-            check: false,
-            diff: false,
-            render: &render,
-            search: &[],
-        };
+        let ctx = render.read_ctx();
         m(args).decide(&observed_stdout(&out), &ctx)
     }
 

@@ -198,13 +198,7 @@ mod tests {
 
     fn decide(m: &K8sInfo, obs: &Observed) -> Result<Map, ModuleError> {
         let r = TestRender::new(json!({}));
-        let ctx = ReadCtx {
-            host: "h",
-            check: false,
-            diff: false,
-            render: &r,
-            search: &[],
-        };
+        let ctx = r.read_ctx();
         match m.decide(obs, &ctx)? {
             Decision::Plan(Plan::Unchanged(d)) => Ok(d),
             _ => panic!("unchanged"),

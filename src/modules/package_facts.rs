@@ -157,13 +157,7 @@ mod tests {
     #[test]
     fn takes_ansibles_manager_names() {
         let render = crate::modules::testutil::TestRender::new(json!({}));
-        let ctx = ReadCtx {
-            host: "h",
-            check: false,
-            diff: false,
-            render: &render,
-            search: &[],
-        };
+        let ctx = render.read_ctx();
         let reads = |v: Value| {
             serde_json::from_value::<PackageFacts>(v)
                 .expect("args")

@@ -74,13 +74,7 @@ mod tests {
     #[test]
     fn answers_pong_or_the_data_and_crash_fails() {
         let render = TestRender::new(json!({}));
-        let ctx = ReadCtx {
-            host: "h",
-            check: false,
-            diff: false,
-            render: &render,
-            search: &[],
-        };
+        let ctx = render.read_ctx();
         let m: Ping = serde_json::from_value(json!({})).expect("args");
         let Decision::Plan(Plan::Unchanged(d)) =
             m.decide(&observed_stdout(&["pong\n"]), &ctx).expect("ok")

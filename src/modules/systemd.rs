@@ -706,13 +706,7 @@ mod tests {
             "Id=ansible_test.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n",
         ]);
         let render = crate::modules::testutil::TestRender::new(json!({}));
-        let ctx = ReadCtx {
-            host: "h",
-            check: false,
-            diff: false,
-            render: &render,
-            search: &[],
-        };
+        let ctx = render.read_ctx();
         let warned = s.warnings();
         match Module::decide(&s, &observed, &ctx) {
             Ok(Decision::Plan(Plan::Change { data, .. })) => {

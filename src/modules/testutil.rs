@@ -29,6 +29,18 @@ impl TestRender {
         crate::template::set_ansible_whitespace(&mut env);
         TestRender { env, vars }
     }
+
+    /// A read context for host `h` with this renderer: not in check or
+    /// diff mode, no search path.
+    pub fn read_ctx(&self) -> crate::modules::ReadCtx<'_> {
+        crate::modules::ReadCtx {
+            host: "h",
+            check: false,
+            diff: false,
+            render: self,
+            search: &[],
+        }
+    }
 }
 
 impl Render for TestRender {
