@@ -76,22 +76,8 @@ impl Netns {
 
     /// drover with a local connection, inside the namespace.
     fn drover(&self, dir: &Path, playbook: &str, args: &[&str]) -> Run {
-        std::fs::write(dir.join("hosts"), "localhost ansible_connection=local\n").expect("write");
-        std::fs::write(dir.join("site.yml"), playbook).expect("write");
-        let out = self
-            .command(env!("CARGO_BIN_EXE_drover"))
-            .args(["apply", "site.yml", "-i", "hosts", "--output", "json"])
-            .args(args)
-            .current_dir(dir)
-            .env("HOME", dir)
-            .env_remove("SSH_AUTH_SOCK")
-            .output()
-            .expect("drover runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let drover = self.command(env!("CARGO_BIN_EXE_drover"));
+        crate::local::local_through(drover, dir, playbook, args)
     }
 }
 

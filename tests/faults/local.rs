@@ -10,9 +10,20 @@ use crate::harness::Run;
 /// Run `playbook` (text) against localhost with a local connection, from
 /// `dir` (also its HOME), with JSON output.
 pub fn local(dir: &Path, playbook: &str, args: &[&str]) -> Run {
+    local_through(
+        Command::new(env!("CARGO_BIN_EXE_drover")),
+        dir,
+        playbook,
+        args,
+    )
+}
+
+/// [`local`] with `drover` the command that starts drover (inside a
+/// namespace, say).
+pub fn local_through(mut drover: Command, dir: &Path, playbook: &str, args: &[&str]) -> Run {
     std::fs::write(dir.join("hosts"), "localhost ansible_connection=local\n").expect("write");
     std::fs::write(dir.join("site.yml"), playbook).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+    let out = drover
         .args(["apply", "site.yml", "-i", "hosts", "--output", "json"])
         .args(args)
         .current_dir(dir)
