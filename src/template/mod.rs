@@ -1238,6 +1238,9 @@ mod tests {
             "[/TMP/X]"
         );
         assert_eq!(t.eval("'%s:%s' % (n, d)", &s), Ok(json!("5:/tmp/x")));
+        // In a macro evaluated for its value, too.
+        let native = "{% macro m(x) %}{{ ['%s!' % x] }}{% endmacro %}{{ m(d) }}";
+        assert_eq!(t.render_value(&json!(native), &s), Ok(json!(["/tmp/x!"])));
         // Arithmetic stays arithmetic.
         assert_eq!(out("{{ n % 3 }}"), "2");
         let msg = |src: &str| t.render_string(src, &s).expect_err(src).msg;

@@ -69,10 +69,11 @@ pub(crate) fn shape(source: &str, syntax: &SyntaxConfig) -> Option<NativeTemplat
     let Stmt::Template(t) = parsed else {
         return None;
     };
+    // Each expression's text, with Python's `%` on strings rewritten as
+    // the templar rewrites it everywhere else.
     let text = |span: minijinja::machinery::Span| {
-        source
-            .get(span.start_offset as usize..span.end_offset as usize)
-            .map(str::to_string)
+        let expr = source.get(span.start_offset as usize..span.end_offset as usize)?;
+        Some(super::percent::rewrite(expr, true, syntax).unwrap_or_else(|| expr.to_string()))
     };
     let mut expr = None;
     let mut macros = Vec::new();
