@@ -50,13 +50,10 @@ pub fn register(env: &mut Environment<'static>) {
             )+
         };
     }
-    // Python's `%` on a string literal, which the templar rewrites
-    // (`"%s" % x` to `"%s" | __drover_percent(x)`): minijinja's `%` is
-    // only arithmetic.
-    env.add_filter(
-        crate::template::percent::FILTER,
-        |fmt: String, args: Value| pycompat::py_percent(&fmt, &args),
-    );
+    // Every `%` operation, which the templar rewrites (`a % b` to
+    // `(a) | __drover_percent(b)`): Python's formatting on a string,
+    // minijinja's own remainder otherwise.
+    env.add_filter(crate::template::percent::FILTER, percent_filter);
     filters! {
         "bool" => bool_filter,
         "int" => int_filter,
@@ -390,6 +387,22 @@ pub(crate) fn py_type(v: &Value) -> &'static str {
         ValueKind::Map => "dict",
         _ => "object",
     }
+}
+
+/// `left % right` as Jinja2 evaluates it in Ansible: Python's string
+/// formatting when `left` is a string, minijinja's remainder (its own
+/// operator, so its errors) for anything else.
+fn percent_filter(state: &State, left: Value, right: Value) -> Result<Value, Error> {
+    if left.is_undefined() || right.is_undefined() {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
+    if let Some(fmt) = left.as_str() {
+        return pycompat::py_percent(fmt, &right).map(Value::from);
+    }
+    state
+        .env()
+        .compile_expression("left % right")?
+        .eval(minijinja::context! { left, right })
 }
 
 /// Python's message for an error minijinja words its own way, where

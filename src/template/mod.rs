@@ -1224,7 +1224,10 @@ mod tests {
     #[test]
     fn percent_on_a_string_constant_formats_as_python_does() {
         let t = Templar::new();
-        let s = scope(&t, json!({"d": "/tmp/x", "n": 5, "m": {"k": "v"}}));
+        let s = scope(
+            &t,
+            json!({"d": "/tmp/x", "n": 5, "m": {"k": "v"}, "f": "%s=%s", "x": 2.5}),
+        );
         let out = |src: &str| t.render_string(src, &s).expect(src);
         assert_eq!(out("{{ 'Failed %s/a.gbk' % (d) }}"), "Failed /tmp/x/a.gbk");
         assert_eq!(
@@ -1241,8 +1244,21 @@ mod tests {
         // In a macro evaluated for its value, too.
         let native = "{% macro m(x) %}{{ ['%s!' % x] }}{% endmacro %}{{ m(d) }}";
         assert_eq!(t.render_value(&json!(native), &s), Ok(json!(["/tmp/x!"])));
-        // Arithmetic stays arithmetic.
-        assert_eq!(out("{{ n % 3 }}"), "2");
+        // A format held in a variable, too.
+        assert_eq!(out("{{ f % ('k', n) }}"), "k=5");
+        assert_eq!(t.truthy("f % (1, 2) == '1=2'", &s), Ok(true));
+        // Arithmetic stays minijinja's (Python's floor remainder).
+        assert_eq!(
+            out("{{ n % 3 }}|{{ -7 % 3 }}|{{ x % 1 }}|{{ n * 3 % 4 }}"),
+            "2|2|0.5|3"
+        );
+        assert_eq!(t.truthy("n % 2 == 1", &s), Ok(true));
+        assert_eq!(
+            t.render_string("{{ missing % 2 }}", &s)
+                .expect_err("undefined")
+                .msg,
+            "'missing' is undefined"
+        );
         let msg = |src: &str| t.render_string(src, &s).expect_err(src).msg;
         assert!(msg("{{ '%s' % (1, 2) }}").contains("not all arguments converted"));
         assert!(msg("{{ '%s %s' % (1,) }}").contains("not enough arguments"));

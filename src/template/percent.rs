@@ -1,21 +1,24 @@
-//! Python's string formatting operator, `"%s-%02d" % (name, n)`, which
-//! Ansible's templates use and minijinja does not have (its `%` is the
-//! remainder of numbers). The source is rewritten before it is compiled:
-//! a string constant followed by `%` and an operand becomes a filter call,
-//! `"%s-%02d" | __drover_percent((name, n))`. A filter binds tighter than
-//! any operator, as `%`'s operand does in Python's grammar and Jinja's, so
-//! the rewritten expression means what the original did. Only a constant
-//! on the left is rewritten: `fmt % x` with a variable stays minijinja's.
+//! Python's `%` on strings, `"%s-%02d" % (name, n)` or `fmt % args`,
+//! which Ansible's templates use and minijinja does not have (its `%` is
+//! only the remainder of numbers). Before a template or expression that
+//! holds one is compiled, each `a % b` is rewritten from the parsed
+//! expression tree as `(a) | __drover_percent(b)`: a filter that formats
+//! when `a` is a string and takes minijinja's own remainder otherwise. The
+//! tree gives each operation's extent, so precedence is kept (`a * b % c`
+//! is `(a * b) | __drover_percent(c)`, `'%s' % x | upper` formats
+//! `x | upper`, as Jinja2 reads them).
 
-use minijinja::machinery::{tokenize, Token};
+use minijinja::machinery::ast::{BinOpKind, CallArg, Expr, Stmt};
+use minijinja::machinery::{parse, parse_expr, tokenize, Token};
 use minijinja::syntax::SyntaxConfig;
 
 /// The name of the filter a rewritten `%` calls.
 pub(crate) const FILTER: &str = "__drover_percent";
 
-/// `source` (a template, or with `expr` a bare expression) with each
-/// string constant's `%` rewritten; None when it has none (nearly always,
-/// decided without tokenizing when no `%` is outside the block tags).
+/// `source` (a template, or with `expr` a bare expression) with each `%`
+/// operation rewritten; None when it has none (nearly always, decided
+/// without parsing when no `%` is outside the block tags) or does not
+/// parse (its compilation reports that).
 pub(super) fn rewrite(source: &str, expr: bool, syntax: &SyntaxConfig) -> Option<String> {
     let (open, close) = syntax.block_delimiters();
     let tags = source.matches(open).count() * open.matches('%').count()
@@ -23,107 +26,188 @@ pub(super) fn rewrite(source: &str, expr: bool, syntax: &SyntaxConfig) -> Option
     if source.matches('%').count() <= tags {
         return None;
     }
-    let mut tokens = Vec::new();
-    for token in tokenize(source, expr, syntax.clone()) {
-        tokens.push(token.ok()?);
+    // Each `%` operation: where it starts, where its left operand ends,
+    // where it ends.
+    let mut ops = Vec::new();
+    if expr {
+        expr_ops(&parse_expr(source).ok()?, &mut ops);
+    } else {
+        let tree = std::panic::catch_unwind(|| parse(source, "<template>", syntax.clone()))
+            .ok()?
+            .ok()?;
+        stmt_ops(&tree, &mut ops);
     }
-    // Edits: (offset, length replaced, text), applied in order.
-    let mut edits: Vec<(usize, usize, &str)> = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        let constant = matches!(tokens[i].0, Token::Str(_) | Token::String(_));
-        if !constant || !matches!(tokens.get(i + 1), Some((Token::Mod, _))) {
-            i += 1;
-            continue;
-        }
-        // A chain (`"%s" % a % b`) groups to the left, as filters do.
-        let mut at = i + 1;
-        while let Some((Token::Mod, span)) = tokens.get(at) {
-            let Some(end) = operand_end(&tokens, at + 1) else {
-                break;
-            };
-            let start = span.start_offset as usize;
-            let operand = tokens[at + 1].1.start_offset as usize;
-            let stop = tokens[end - 1].1.end_offset as usize;
-            edits.push((start, operand - start, "| __drover_percent("));
-            edits.push((stop, 0, ")"));
-            at = end;
-        }
-        i = at.max(i + 1);
-    }
-    if edits.is_empty() {
+    if ops.is_empty() {
         return None;
     }
-    edits.sort_by_key(|e| e.0);
-    let mut out = String::with_capacity(source.len() + edits.len() * 12);
+    // The operators: the first `%` token after each left operand.
+    let mut operators = Vec::new();
+    for token in tokenize(source, expr, syntax.clone()) {
+        if let (Token::Mod, span) = token.ok()? {
+            operators.push(span.start_offset as usize..span.end_offset as usize);
+        }
+    }
+    // Edits: (offset, order at one offset, length replaced, text).
+    let mut edits: Vec<(usize, u8, usize, &str)> = Vec::new();
+    for (start, left_end, end) in ops {
+        let op = operators.iter().find(|r| r.start >= left_end)?;
+        edits.push((start, 1, 0, "("));
+        edits.push((op.start, 1, op.len(), ") | __drover_percent("));
+        edits.push((end, 0, 0, ")"));
+    }
+    edits.sort_by_key(|e| (e.0, e.1));
+    let mut out = String::with_capacity(source.len() + edits.len() * 8);
     let mut from = 0;
-    for (offset, len, text) in edits {
-        out.push_str(&source[from..offset]);
+    for (offset, _, len, text) in edits {
+        out.push_str(source.get(from..offset)?);
         out.push_str(text);
         from = offset + len;
     }
-    out.push_str(&source[from..]);
+    out.push_str(source.get(from..)?);
     Some(out)
 }
 
-/// The index after the operand starting at `start`: a constant, a name or
-/// a bracketed group, then any attributes, subscripts, calls and filters.
-fn operand_end(tokens: &[(Token<'_>, minijinja::machinery::Span)], start: usize) -> Option<usize> {
-    let mut i = start;
-    match &tokens.get(i)?.0 {
-        Token::Str(_)
-        | Token::String(_)
-        | Token::Int(_)
-        | Token::Int128(_)
-        | Token::Float(_)
-        | Token::Ident(_) => i += 1,
-        Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => i = group_end(tokens, i)?,
-        _ => return None,
+type Ops = Vec<(usize, usize, usize)>;
+
+fn stmts_ops(stmts: &[Stmt<'_>], ops: &mut Ops) {
+    for s in stmts {
+        stmt_ops(s, ops);
     }
-    loop {
-        match tokens.get(i).map(|t| &t.0) {
-            Some(Token::Dot) => match tokens.get(i + 1).map(|t| &t.0) {
-                Some(Token::Ident(_) | Token::Int(_)) => i += 2,
-                _ => return None,
-            },
-            Some(Token::BracketOpen | Token::ParenOpen) => i = group_end(tokens, i)?,
-            Some(Token::Pipe) => {
-                let Some(Token::Ident(_)) = tokens.get(i + 1).map(|t| &t.0) else {
-                    return None;
-                };
-                i += 2;
-                // A dotted filter name (`ansible.builtin.quote`).
-                while let (Some(Token::Dot), Some(Token::Ident(_))) =
-                    (tokens.get(i).map(|t| &t.0), tokens.get(i + 1).map(|t| &t.0))
-                {
-                    i += 2;
-                }
-                if let Some(Token::ParenOpen) = tokens.get(i).map(|t| &t.0) {
-                    i = group_end(tokens, i)?;
-                }
+}
+
+fn stmt_ops(stmt: &Stmt<'_>, ops: &mut Ops) {
+    match stmt {
+        Stmt::Template(t) => stmts_ops(&t.children, ops),
+        Stmt::EmitExpr(e) => expr_ops(&e.expr, ops),
+        Stmt::ForLoop(f) => {
+            expr_ops(&f.iter, ops);
+            if let Some(e) = &f.filter_expr {
+                expr_ops(e, ops);
             }
-            _ => return Some(i),
+            stmts_ops(&f.body, ops);
+            stmts_ops(&f.else_body, ops);
+        }
+        Stmt::IfCond(c) => {
+            expr_ops(&c.expr, ops);
+            stmts_ops(&c.true_body, ops);
+            stmts_ops(&c.false_body, ops);
+        }
+        Stmt::WithBlock(w) => {
+            for (_, value) in &w.assignments {
+                expr_ops(value, ops);
+            }
+            stmts_ops(&w.body, ops);
+        }
+        Stmt::Set(set) => expr_ops(&set.expr, ops),
+        Stmt::SetBlock(b) => {
+            if let Some(e) = &b.filter {
+                expr_ops(e, ops);
+            }
+            stmts_ops(&b.body, ops);
+        }
+        Stmt::AutoEscape(a) => stmts_ops(&a.body, ops),
+        Stmt::FilterBlock(f) => {
+            expr_ops(&f.filter, ops);
+            stmts_ops(&f.body, ops);
+        }
+        Stmt::Block(b) => stmts_ops(&b.body, ops),
+        Stmt::Include(i) => expr_ops(&i.name, ops),
+        Stmt::Macro(m) => {
+            for d in &m.defaults {
+                expr_ops(d, ops);
+            }
+            stmts_ops(&m.body, ops);
+        }
+        Stmt::CallBlock(c) => {
+            args_ops(&c.call.args, ops);
+            stmts_ops(&c.macro_decl.body, ops);
+        }
+        Stmt::Do(d) => {
+            expr_ops(&d.call.expr, ops);
+            args_ops(&d.call.args, ops);
+        }
+        _ => {}
+    }
+}
+
+fn args_ops(args: &[CallArg<'_>], ops: &mut Ops) {
+    for a in args {
+        match a {
+            CallArg::Pos(e)
+            | CallArg::Kwarg(_, e)
+            | CallArg::PosSplat(e)
+            | CallArg::KwargSplat(e) => expr_ops(e, ops),
         }
     }
 }
 
-/// The index after the bracket closing the one opened at `open`.
-fn group_end(tokens: &[(Token<'_>, minijinja::machinery::Span)], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, (token, _)) in tokens.iter().enumerate().skip(open) {
-        match token {
-            Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => depth += 1,
-            Token::ParenClose | Token::BracketClose | Token::BraceClose => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            Token::VariableEnd | Token::BlockEnd => return None,
-            _ => {}
-        }
+fn exprs_ops(exprs: &[Expr<'_>], ops: &mut Ops) {
+    for e in exprs {
+        expr_ops(e, ops);
     }
-    None
+}
+
+fn expr_ops(expr: &Expr<'_>, ops: &mut Ops) {
+    match expr {
+        Expr::BinOp(b) => {
+            if matches!(b.op, BinOpKind::Rem) {
+                let span = expr.span();
+                ops.push((
+                    span.start_offset as usize,
+                    b.left.span().end_offset as usize,
+                    span.end_offset as usize,
+                ));
+            }
+            expr_ops(&b.left, ops);
+            expr_ops(&b.right, ops);
+        }
+        Expr::Slice(s) => {
+            expr_ops(&s.expr, ops);
+            for e in [&s.start, &s.stop, &s.step].into_iter().flatten() {
+                expr_ops(e, ops);
+            }
+        }
+        Expr::UnaryOp(u) => expr_ops(&u.expr, ops),
+        Expr::Compare(c) => {
+            expr_ops(&c.expr, ops);
+            for op in &c.ops {
+                expr_ops(&op.expr, ops);
+            }
+        }
+        Expr::IfExpr(i) => {
+            expr_ops(&i.test_expr, ops);
+            expr_ops(&i.true_expr, ops);
+            if let Some(e) = &i.false_expr {
+                expr_ops(e, ops);
+            }
+        }
+        Expr::Filter(f) => {
+            if let Some(e) = &f.expr {
+                expr_ops(e, ops);
+            }
+            args_ops(&f.args, ops);
+        }
+        Expr::Test(t) => {
+            expr_ops(&t.expr, ops);
+            args_ops(&t.args, ops);
+        }
+        Expr::GetAttr(g) => expr_ops(&g.expr, ops),
+        Expr::GetItem(g) => {
+            expr_ops(&g.expr, ops);
+            expr_ops(&g.subscript_expr, ops);
+        }
+        Expr::Call(c) => {
+            expr_ops(&c.expr, ops);
+            args_ops(&c.args, ops);
+        }
+        Expr::List(l) => exprs_ops(&l.items, ops),
+        Expr::Tuple(t) => exprs_ops(&t.items, ops),
+        Expr::Map(m) => {
+            exprs_ops(&m.keys, ops);
+            exprs_ops(&m.values, ops);
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -135,45 +219,46 @@ mod tests {
     }
 
     #[test]
-    fn a_constant_left_of_percent_becomes_a_filter_call() {
-        assert_eq!(
-            expr("'%s/x' % (d)").as_deref(),
-            Some("'%s/x' | __drover_percent((d))")
-        );
-        assert_eq!(
-            expr("\"%s-%d\" % (a.b, c[0]) ~ 'z'").as_deref(),
-            Some("\"%s-%d\" | __drover_percent((a.b, c[0])) ~ 'z'")
-        );
-        assert_eq!(
-            expr("'%s' % x | upper + 'y'").as_deref(),
-            Some("'%s' | __drover_percent(x | upper) + 'y'")
-        );
-        assert_eq!(
-            expr("'%s%s' % 'a' % b").as_deref(),
-            Some("'%s%s' | __drover_percent('a') | __drover_percent(b)")
-        );
-        assert_eq!(
-            expr("f('%d' % n, 2)").as_deref(),
-            Some("f('%d' | __drover_percent(n), 2)")
-        );
+    fn each_percent_operation_becomes_a_filter_call_on_its_left_operand() {
+        let f = "| __drover_percent(";
+        for (source, want) in [
+            ("'%s/x' % (d)", format!("('%s/x' ) {f} (d))")),
+            (
+                "fmt % (a.b, c[0]) ~ 'z'",
+                format!("(fmt ) {f} (a.b, c[0])) ~ 'z'"),
+            ),
+            (
+                "'%s' % x | upper + 'y'",
+                format!("('%s' ) {f} x | upper) + 'y'"),
+            ),
+            ("a * b % c", format!("(a * b ) {f} c)")),
+            ("a % b % c", format!("((a ) {f} b) ) {f} c)")),
+            ("1 + (a) % -b", format!("1 + ((a) ) {f} -b)")),
+            ("f('%d' % n, 2)", format!("f(('%d' ) {f} n), 2)")),
+            ("x | f('%') % 2", format!("(x | f('%') ) {f} 2)")),
+        ] {
+            assert_eq!(expr(source).as_deref(), Some(want.as_str()), "{source}");
+        }
     }
 
     #[test]
-    fn arithmetic_and_block_tags_are_left_alone() {
-        assert_eq!(expr("n % 2"), None);
-        assert_eq!(expr("'50%'"), None);
-        let t = "{% if a %}{{ '%s' % a }}{% endif %}";
+    fn templates_are_rewritten_in_every_statement_and_left_alone_without_percent() {
+        let syntax = SyntaxConfig::default();
+        let t = "{% if n % 2 %}{{ '%s' % a }}{% endif %}{% set x = f % y %}";
         assert_eq!(
-            rewrite(t, false, &SyntaxConfig::default()).as_deref(),
-            Some("{% if a %}{{ '%s' | __drover_percent(a) }}{% endif %}")
+            rewrite(t, false, &syntax).as_deref(),
+            Some(
+                "{% if (n ) | __drover_percent( 2) %}{{ ('%s' ) | __drover_percent( a) }}\
+                 {% endif %}{% set x = (f ) | __drover_percent( y) %}"
+            )
         );
         assert_eq!(
-            rewrite(
-                "{% if a %}{{ a }}{% endif %}",
-                false,
-                &SyntaxConfig::default()
-            ),
+            rewrite("{% if a %}{{ a }}{% endif %}", false, &syntax),
             None
         );
+        assert_eq!(rewrite("100% {{ a }}", false, &syntax), None);
+        assert_eq!(expr("'50%'"), None);
+        // A template that does not parse is left to its compilation.
+        assert_eq!(rewrite("{{ a % }}", false, &syntax), None);
     }
 }
