@@ -641,6 +641,9 @@ fn percent_field(value: &Value, flags: &str, width: &str, conv: char) -> Result<
     }
 }
 
+/// The largest width or precision a format takes (1 MiB of padding).
+const MAX_WIDTH: usize = 1 << 20;
+
 fn format_spec(v: &Value, spec: &str) -> Result<String, Error> {
     let mut chars: Vec<char> = spec.chars().collect();
     let mut fill = ' ';
@@ -671,7 +674,7 @@ fn format_spec(v: &Value, spec: &str) -> Result<String, Error> {
         .last()
         .filter(|c| c.is_alphabetic() || *c == '%');
     let body = match ty {
-        Some(_) => &rest[..rest.len() - 1],
+        Some(c) => &rest[..rest.len() - c.len_utf8()],
         None => rest.as_str(),
     };
     let (width, precision) = match body.split_once('.') {
@@ -691,6 +694,11 @@ fn format_spec(v: &Value, spec: &str) -> Result<String, Error> {
             .parse()
             .map_err(|_| err(format!("bad format spec '{spec}'")))?
     };
+    // A width or precision that would fill memory is refused, as Python
+    // refuses what it cannot allocate (MemoryError), instead of aborting.
+    if width.max(precision.unwrap_or(0)) > MAX_WIDTH {
+        return Err(err(format!("width or precision too big in '{spec}'")));
+    }
     let num =
         || f64::try_from(v.clone()).map_err(|_| err(format!("cannot format {v} with '{spec}'")));
     let int = || {
@@ -790,6 +798,16 @@ mod tests {
         assert_eq!(py_split("", None, -1).expect("ok"), Vec::<String>::new());
         assert_eq!(py_rsplit("a.b.c", Some("."), 1).expect("ok"), ["a.b", "c"]);
         assert!(py_split("a", Some(""), -1).is_err());
+    }
+
+    #[test]
+    fn formats_that_cannot_be_made_are_errors_not_crashes() {
+        let one = [Value::from(1)];
+        assert!(py_format("{:é}", &one).is_err());
+        assert!(py_format("{:99999999}", &one).is_err());
+        assert!(py_format("{:.99999999f}", &one).is_err());
+        assert!(py_percent("%99999999d", &Value::from(1)).is_err());
+        assert_eq!(py_format("{:>6}", &one).expect("fits"), "     1");
     }
 
     #[test]
