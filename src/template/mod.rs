@@ -694,10 +694,10 @@ impl ScopeInner {
                 chainable: false,
             };
             let rewritten = percent::rewrite(source, false, env.syntax());
-            let source = rewritten.as_deref().unwrap_or(source);
-            let tmpl = guarded(|| env.template_from_str(source)).map_err(compile_error)?;
+            let text = rewritten.as_deref().unwrap_or(source);
+            let tmpl = guarded(|| env.template_from_str(text)).map_err(compile_error)?;
             jinja_rules::check(source, false, env)?;
-            let embedded = self.embedded(source, false, env.syntax())?;
+            let embedded = self.embedded(text, false, env.syntax())?;
             let (tmpl, ctx) = match &embedded {
                 Some((text, ctx)) => (
                     guarded(|| env.template_from_str(text)).map_err(compile_error)?,
@@ -806,15 +806,13 @@ impl ScopeInner {
                     chainable: false,
                 })
             }
-            let compiled = compile(env, expr, expr)?;
-            jinja_rules::check(expr, true, env)?;
+            // A `%` rewritten (only in an expression that parses: one that
+            // does not is compiled as written, for its error).
             let rewritten = percent::rewrite(expr, true, env.syntax());
-            let compiled = match &rewritten {
-                Some(text) => compile(env, text, expr)?,
-                None => compiled,
-            };
-            let embedded =
-                self.embedded(rewritten.as_deref().unwrap_or(expr), true, env.syntax())?;
+            let text = rewritten.as_deref().unwrap_or(expr);
+            let compiled = compile(env, text, expr)?;
+            jinja_rules::check(expr, true, env)?;
+            let embedded = self.embedded(text, true, env.syntax())?;
             let (compiled, ctx) = match &embedded {
                 Some((text, ctx)) => (compile(env, text, expr)?, ctx.clone()),
                 None => (compiled, self.ctx()),
@@ -1219,10 +1217,8 @@ mod tests {
         assert!(t.eval("list_var[1].foo", &s).is_err());
     }
 
-    /// lookup_first_found's "check the result of the template error": Ansible
-    /// words a division by zero as Python does.
     #[test]
-    fn percent_on_a_string_constant_formats_as_python_does() {
+    fn percent_formats_strings_as_python_does_and_numbers_as_before() {
         let t = Templar::new();
         let s = scope(
             &t,
@@ -1265,6 +1261,8 @@ mod tests {
         assert!(msg("{{ '%d' % d }}").contains("a real number is required, not str"));
     }
 
+    /// lookup_first_found's "check the result of the template error": Ansible
+    /// words a division by zero as Python does.
     #[test]
     fn division_by_zero_is_worded_as_python_does() {
         let t = Templar::new();
