@@ -1106,7 +1106,6 @@ impl RunCtx<'_> {
         }
     }
 
-    /// A host's state when a play first targets it.
     /// The magic variables that name a host: `inventory_hostname`, its
     /// short form and `group_names`.
     fn host_names(&self, name: &str) -> Map {
@@ -1123,6 +1122,7 @@ impl RunCtx<'_> {
         names
     }
 
+    /// A host's state when a play first targets it.
     fn new_host(&self, name: &str) -> HostState {
         let inventory = self
             .inventory

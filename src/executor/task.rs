@@ -169,7 +169,6 @@ impl ItemResult {
     }
 }
 
-/// An `async` task still running when its time is up, in Ansible's words.
 /// Modules that are action plugins in Ansible which refuse `async` (their
 /// work is done by the controller, or they move files): the task fails.
 const NO_ASYNC_ACTIONS: &[&str] = &[
@@ -194,6 +193,7 @@ const NO_ASYNC_ACTIONS: &[&str] = &[
     "wait_for_connection",
 ];
 
+/// An `async` task still running when its time is up, in Ansible's words.
 fn async_timed_out(secs: u64) -> ModuleError {
     let mut data = Map::new();
     data.insert("finished".into(), Value::from(0));

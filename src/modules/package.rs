@@ -98,15 +98,19 @@ impl Package {
     /// The `apt` task this one stands for.
     fn apt(&self, ctx: &ReadCtx<'_>) -> Result<Apt, ModuleError> {
         let manager = self.manager(ctx);
-        if manager != "apt" && super::known::resolve(&manager, &[]).is_none() {
-            return Err(ModuleError::failed(format!(
-                "Could not find a matching action for the \"{manager}\" package manager."
-            )));
-        }
         if manager != "apt" {
-            return Err(ModuleError::failed(format!(
-                "package: drover manages packages with apt only; this host's manager is {manager:?}"
-            )));
+            // Ansible's words for a manager that is no module at all.
+            return Err(ModuleError::failed(
+                if super::known::resolve(&manager, &[]).is_none() {
+                    format!(
+                        "Could not find a matching action for the \"{manager}\" package manager."
+                    )
+                } else {
+                    format!(
+                        "package: drover manages packages with apt only; this host's manager is {manager:?}"
+                    )
+                },
+            ));
         }
         let mut args = self.backend.clone();
         if !self.name.is_empty() {

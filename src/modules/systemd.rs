@@ -116,7 +116,6 @@ pub struct SystemdChange {
 /// Printed to stderr between the `systemctl` calls of one apply, to tell
 /// the failing call's message from the earlier ones'.
 const VERB_MARK: &str = "@drover-next-verb\n";
-const VERB_MARK_SH: &str = "echo @drover-next-verb >&2; ";
 
 /// Properties read with `systemctl show`.
 const PROPS: &str = "Id,LoadState,ActiveState,SubState,UnitFileState";
@@ -230,15 +229,14 @@ impl Systemd {
     /// stderr starts after a `VERB_MARK` line.
     fn apply_script(&self, change: &SystemdChange) -> String {
         let name = shell_quote(self.name.as_deref().unwrap_or_default());
-        change
-            .verbs
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let mark = if i == 0 { "" } else { VERB_MARK_SH };
-                format!("{mark}systemctl {v} {name} || exit {}\n", 100 + i)
-            })
-            .collect()
+        let mut s = String::new();
+        for (i, v) in change.verbs.iter().enumerate() {
+            if i > 0 {
+                s.push_str(&format!("echo {} >&2; ", VERB_MARK.trim_end()));
+            }
+            s.push_str(&format!("systemctl {v} {name} || exit {}\n", 100 + i));
+        }
+        s
     }
 
     /// Ansible's message for a failed `systemctl` call: masking names the

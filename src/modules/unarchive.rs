@@ -159,8 +159,6 @@ fn tar_args(u: &Unarchive, zflag: &str, with_attrs: bool) -> String {
     a
 }
 
-/// The first exec: put a local archive in place, check `dest` and `src`,
-/// pick the handler and read what it needs to decide.
 /// Where the archive the read script looks at comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Source {
@@ -190,6 +188,8 @@ fn download_name(url: &str) -> String {
     }
 }
 
+/// The first exec: put the archive in place (sent, or downloaded), check
+/// `dest` and `src`, pick the handler and read what it needs to decide.
 fn read_script(u: &Unarchive, source: Source, check: bool) -> String {
     let mut s = String::from("export LANG=C LC_ALL=C LC_MESSAGES=C LANGUAGE=C\n");
     s.push_str(&format!("dest={}\n", shell_quote(&u.dest)));
@@ -687,28 +687,30 @@ impl Module for Unarchive {
             Source::Upload
         };
         let script = read_script(self, source, ctx.check);
-        let out = if source == Source::Url {
-            let config = format!("url = {}\n", super::get_url::curl_quote(&self.src));
-            ctx.remote.exec(&script, config.as_bytes()).await?
-        } else if remote_src {
-            ctx.remote.exec(&script, b"").await?
-        } else {
-            let local = ctx.find_local(&self.src)?;
-            let len = std::fs::metadata(&local)
-                .map_err(|e| {
-                    ModuleError::failed(format!("Could not read {}: {e}", local.display()))
-                })?
-                .len();
-            ctx.remote
-                .exec_parts(
-                    &script,
-                    &[StdinPart::File {
-                        path: &local,
-                        len,
-                        sha1: None,
-                    }],
-                )
-                .await?
+        let out = match source {
+            Source::Url => {
+                let config = format!("url = {}\n", super::get_url::curl_quote(&self.src));
+                ctx.remote.exec(&script, config.as_bytes()).await?
+            }
+            Source::Host => ctx.remote.exec(&script, b"").await?,
+            Source::Upload => {
+                let local = ctx.find_local(&self.src)?;
+                let len = std::fs::metadata(&local)
+                    .map_err(|e| {
+                        ModuleError::failed(format!("Could not read {}: {e}", local.display()))
+                    })?
+                    .len();
+                ctx.remote
+                    .exec_parts(
+                        &script,
+                        &[StdinPart::File {
+                            path: &local,
+                            len,
+                            sha1: None,
+                        }],
+                    )
+                    .await?
+            }
         };
         let read = parse_read(&out.stdout_str());
         let tmp = read.tmp.clone();
