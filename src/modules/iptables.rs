@@ -614,8 +614,9 @@ impl Iptables {
                 Mode::Policy(p) => {
                     if rc != 0 {
                         return Err(tool_failed(
-                            self.command(path, "-L", false, wait),
+                            &self.command(path, "-L", false, wait),
                             rc,
+                            None,
                             &f.out,
                         ));
                     }
@@ -679,10 +680,14 @@ fn missing(tool: &str) -> ModuleError {
 }
 
 /// A command that failed, as Ansible's `run_command(check_rc=True)` fails.
-fn tool_failed(cmd: Vec<String>, rc: i32, output: &str) -> ModuleError {
+/// `stdout` when the command's own output was kept apart.
+fn tool_failed(cmd: &[String], rc: i32, stdout: Option<&str>, output: &str) -> ModuleError {
     let mut data = Map::new();
     data.insert("cmd".into(), Value::from(cmd.join(" ")));
     data.insert("rc".into(), Value::from(rc));
+    if let Some(stdout) = stdout {
+        data.insert("stdout".into(), Value::from(stdout));
+    }
     data.insert("stderr".into(), Value::from(output));
     ModuleError::Failed {
         msg: output.trim_end().to_string(),
@@ -935,9 +940,12 @@ impl Module for Iptables {
         _ctx: &ReadCtx<'_>,
     ) -> Result<Decision<IptablesChange>, ModuleError> {
         let tools = self.ip_version.tools();
-        let found = super::reads::parse_read(observed.output(0)?, "the iptables rules", |o| {
-            parse(o, tools)
-        })?;
+        let read = |i| {
+            super::reads::parse_read(observed.output(i)?, "the iptables rules", |o| {
+                parse(o, tools)
+            })
+        };
+        let found = read(0)?;
         // An iptables older than 1.6.0 takes no `-w SECONDS`: check again
         // without it (read 1), as Ansible runs it.
         let old = self.wait.is_some()
@@ -951,10 +959,7 @@ impl Module for Iptables {
                     Scope::Host,
                 )));
             }
-            let again = super::reads::parse_read(observed.output(1)?, "the iptables rules", |o| {
-                parse(o, tools)
-            })?;
-            return self.plan(&again).map(Decision::Plan);
+            return self.plan(&read(1)?).map(Decision::Plan);
         }
         self.plan(&found).map(Decision::Plan)
     }
@@ -974,15 +979,12 @@ impl Module for Iptables {
             let line: Vec<String> = cmd.iter().map(|w| shell_quote(w)).collect();
             let out = ctx.remote.exec(&line.join(" "), b"").await?;
             if out.status != 0 {
-                let mut data = Map::new();
-                data.insert("cmd".into(), Value::from(cmd.join(" ")));
-                data.insert("rc".into(), Value::from(out.status));
-                data.insert("stdout".into(), Value::from(out.stdout_str()));
-                data.insert("stderr".into(), Value::from(out.stderr_str()));
-                return Err(ModuleError::Failed {
-                    msg: out.stderr_str().trim_end().to_string(),
-                    data,
-                });
+                return Err(tool_failed(
+                    &cmd,
+                    out.status,
+                    Some(&out.stdout_str()),
+                    &out.stderr_str(),
+                ));
             }
         }
         Ok(Map::new())
