@@ -318,6 +318,19 @@ pub struct UfwRun {
     logging: Option<Logging>,
 }
 
+impl UfwRun {
+    /// The steps of the run, in order: the state before, the commands,
+    /// the state after.
+    fn steps(&self) -> Vec<Cmd> {
+        let status = Ufw::status_cmd(&self.ufw);
+        let rules = Ufw::rules_cmd(&self.grep);
+        let mut steps = vec![status.clone(), rules.clone()];
+        steps.extend(self.commands.iter().cloned());
+        steps.extend([status, rules]);
+        steps
+    }
+}
+
 /// The executables found on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Bins {
@@ -885,13 +898,9 @@ fn run_script(run: &UfwRun) -> String {
         }
         s.push('\n');
     };
-    line(&Ufw::status_cmd(&run.ufw));
-    line(&Ufw::rules_cmd(&run.grep));
-    for c in &run.commands {
+    for c in &run.steps() {
         line(c);
     }
-    line(&Ufw::status_cmd(&run.ufw));
-    line(&Ufw::rules_cmd(&run.grep));
     s.push_str("end\n)");
     s
 }
@@ -931,15 +940,7 @@ fn parse_steps(out: &str) -> Result<Vec<ExecOutput>, super::OutputError> {
 
 /// The result of a run from its steps, as Ansible's module reports it.
 fn run_result(run: &UfwRun, steps: &[ExecOutput]) -> Result<Map, ModuleError> {
-    let mut cmds: Vec<&Cmd> = Vec::new();
-    let status_pre = Ufw::status_cmd(&run.ufw);
-    let status_post = Ufw::status_cmd(&run.ufw);
-    let rules = Ufw::rules_cmd(&run.grep);
-    cmds.push(&status_pre);
-    cmds.push(&rules);
-    cmds.extend(run.commands.iter());
-    cmds.push(&status_post);
-    cmds.push(&rules);
+    let cmds = run.steps();
     let mut shown: Vec<String> = Vec::new();
     for (cmd, out) in cmds.iter().zip(steps) {
         shown.push(cmd.shown.clone());
